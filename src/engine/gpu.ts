@@ -1,0 +1,209 @@
+// The GPU context every kernel receives: one GPUDevice, the WGSL sources, a pipeline cache and typed errors.
+// Platform-neutral: src/engine/device.ts makes one in the browser, src/engine/node/device-node.ts in Node.
+
+/** A WebGPU error turned into a typed exception. `kind` follows the GPUError subclasses. */
+export class GpuError extends Error {
+  constructor(
+    readonly kind: 'validation' | 'out-of-memory' | 'internal',
+    message: string,
+  ) {
+    super(`GPU ${kind} error: ${message}`);
+    this.name = 'GpuError';
+  }
+}
+
+/** Thrown by work submitted after the device was lost. `reason` is WebGPU's ('destroyed' or 'unknown'). */
+export class GpuDeviceLostError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(`GPU device lost (${reason}): ${message}`);
+    this.name = 'GpuDeviceLostError';
+  }
+}
+
+export interface GpuFeatures {
+  /** 'timestamp-query': per-pass GPU timings (src/engine/profiler.ts). */
+  timestampQuery: boolean;
+  /** 'subgroups': subgroup reductions in WGSL (`enable subgroups;`). */
+  subgroups: boolean;
+}
+
+export interface GpuAdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+}
+
+/** Resolves a shader name (`matmul` for shaders/matmul.wgsl) to its WGSL source. */
+export type ShaderSource = (name: string) => string;
+
+export class Gpu {
+  readonly features: GpuFeatures;
+  /** Rejected work after loss throws this; null while the device is alive. */
+  lostError: GpuDeviceLostError | null = null;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private readonly errorListeners = new Set<(e: GpuError) => void>();
+  private readonly lostListeners = new Set<(e: GpuDeviceLostError) => void>();
+  /** Uncaptured errors seen so far (most recent last, at most 32 kept). */
+  readonly recentErrors: GpuError[] = [];
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapter: GpuAdapterSummary,
+    private readonly source: ShaderSource,
+  ) {
+    this.features = {
+      timestampQuery: device.features.has('timestamp-query'),
+      subgroups: device.features.has('subgroups'),
+    };
+    device.addEventListener('uncapturederror', (event) => {
+      const err = toGpuError((event as GPUUncapturedErrorEvent).error);
+      this.recentErrors.push(err);
+      if (this.recentErrors.length > 32) this.recentErrors.shift();
+      for (const fn of this.errorListeners) fn(err);
+    });
+    void device.lost.then((info) => {
+      this.lostError = new GpuDeviceLostError(info.reason, info.message || 'no message');
+      for (const fn of this.lostListeners) fn(this.lostError);
+    });
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  get isLost(): boolean {
+    return this.lostError !== null;
+  }
+
+  /** Throws the device-lost error if the device is gone; call before encoding work. */
+  assertAlive(): void {
+    if (this.lostError) throw this.lostError;
+  }
+
+  onError(fn: (e: GpuError) => void): () => void {
+    this.errorListeners.add(fn);
+    return () => this.errorListeners.delete(fn);
+  }
+
+  onLost(fn: (e: GpuDeviceLostError) => void): () => void {
+    this.lostListeners.add(fn);
+    if (this.lostError) fn(this.lostError);
+    return () => this.lostListeners.delete(fn);
+  }
+
+  /** WGSL source of shaders/<name>.wgsl, with `// #include "lib/x"` lines replaced by shaders/lib/x.wgsl. */
+  shader(name: string): string {
+    return resolveIncludes(name, this.source);
+  }
+
+  module(name: string): GPUShaderModule {
+    let m = this.modules.get(name);
+    if (!m) {
+      m = this.device.createShaderModule({ label: `shader.${name}`, code: this.shader(name) });
+      this.modules.set(name, m);
+    }
+    return m;
+  }
+
+  /**
+   * A compute pipeline, created once per (shader, entry point, override constants, layout) and cached.
+   * `constants` are the WGSL `override`s; the host uses the same object to size its dispatches.
+   */
+  pipeline(
+    shaderName: string,
+    entryPoint: string,
+    constants: Record<string, number>,
+    layout: GPUPipelineLayout,
+    layoutKey: string,
+  ): GPUComputePipeline {
+    const key = `${shaderName}:${entryPoint}:${layoutKey}:${JSON.stringify(constants)}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      p = this.device.createComputePipeline({
+        label: `${shaderName}.${entryPoint}`,
+        layout,
+        compute: { module: this.module(shaderName), entryPoint, constants },
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Runs `fn` inside validation and out-of-memory error scopes and throws a GpuError if either caught one.
+   * For load-time work (uploads, pipeline creation), where a clear error beats an uncaptured event.
+   */
+  async checked<T>(fn: () => T): Promise<T> {
+    this.assertAlive();
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      const validation = await this.device.popErrorScope();
+      const oom = await this.device.popErrorScope();
+      const err = validation ?? oom;
+      if (err) throw toGpuError(err);
+    }
+    return result;
+  }
+
+  destroy(): void {
+    this.device.destroy();
+  }
+}
+
+const INCLUDE = /^\/\/ #include "([\w/.-]+)"\s*$/gm;
+
+/** Inlines `// #include "lib/x"` lines (WGSL has no includes); each file at most once. */
+export function resolveIncludes(name: string, source: ShaderSource, seen = new Set<string>()): string {
+  seen.add(name);
+  return source(name).replace(INCLUDE, (_line, dep: string) => {
+    if (seen.has(dep)) return `// (${dep} already included)`;
+    return resolveIncludes(dep, source, seen);
+  });
+}
+
+export function toGpuError(error: GPUError): GpuError {
+  const name = error.constructor?.name ?? '';
+  const kind = name.includes('OutOfMemory') ? 'out-of-memory' : name.includes('Internal') ? 'internal' : 'validation';
+  return new GpuError(kind, error.message);
+}
+
+/** Features the engine uses when the adapter offers them. */
+export const OPTIONAL_FEATURES: GPUFeatureName[] = ['timestamp-query', 'subgroups'];
+
+/** Ask for the adapter's full limits (defaults are far smaller, e.g. 128 MiB storage bindings). */
+export function deviceDescriptor(adapter: GPUAdapter, label: string): GPUDeviceDescriptor {
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
+  const requiredLimits: Record<string, number> = {};
+  for (const name of [
+    'maxBufferSize',
+    'maxStorageBufferBindingSize',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxComputeWorkgroupSizeY',
+    'maxComputeWorkgroupsPerDimension',
+    'maxStorageBuffersPerShaderStage',
+  ] as const) {
+    requiredLimits[name] = adapter.limits[name];
+  }
+  return { label, requiredFeatures, requiredLimits };
+}
+
+export function summarizeAdapter(adapter: GPUAdapter): GpuAdapterSummary {
+  const info = adapter.info;
+  return {
+    vendor: info?.vendor ?? '',
+    architecture: info?.architecture ?? '',
+    device: info?.device ?? '',
+    description: info?.description ?? '',
+  };
+}

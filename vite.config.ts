@@ -1,0 +1,23 @@
+import { defineConfig } from 'vitest/config';
+import { existsSync } from 'node:fs';
+
+// Without a GPU, Dawn (npm `webgpu`) runs on SwiftShader, the CPU Vulkan driver that Debian's chromium ships.
+// Point the Vulkan loader at it unless the environment already names a driver (as on a GPU machine).
+const swiftshaderIcd = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const vulkanEnv: Record<string, string> =
+  !process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(swiftshaderIcd)
+    ? { VK_ICD_FILENAMES: swiftshaderIcd }
+    : {};
+
+export default defineConfig({
+  server: { port: 5173 },
+  build: { target: 'es2022', chunkSizeWarningLimit: 2000 },
+  test: {
+    include: ['tests/**/*.test.ts'],
+    env: vulkanEnv,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: 'forks',
+    maxWorkers: 2,
+  },
+});

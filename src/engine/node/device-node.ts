@@ -5,7 +5,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Gpu, deviceDescriptor, summarizeAdapter } from '../gpu';
 
-export const SHADER_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shaders');
+/** shaders/ of the project: $MOESCOPE_SHADERS, else the nearest `shaders` folder above this module (works bundled too). */
+export const SHADER_DIR = findShaderDir();
+
+function findShaderDir(): string {
+  if (process.env.MOESCOPE_SHADERS) return process.env.MOESCOPE_SHADERS;
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'shaders', 'lib', 'weights.wgsl'))) return join(dir, 'shaders');
+    const parent = dirname(dir);
+    if (parent === dir) return join(process.cwd(), 'shaders');
+    dir = parent;
+  }
+}
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 const shaderCache = new Map<string, string>();

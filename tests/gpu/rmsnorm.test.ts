@@ -5,11 +5,13 @@ import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
 import { rmsnormRef } from '../../src/reference/rmsnorm';
 import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { AWKWARD_SIZES, randomF32 } from '../support/random';
+import { mutantGpu } from '../support/mutant';
+import type { Gpu } from '../../src/engine/gpu';
 
 const TOL = { atol: 1e-5, rtol: 1e-5 };
 
-async function check(rows: number, cols: number, dtype: WeightDtype, seed: number) {
-  const gpu = await testGpu();
+async function check(rows: number, cols: number, dtype: WeightDtype, seed: number, gpu?: Gpu) {
+  gpu ??= await testGpu();
   const x = randomF32(rows * cols, seed, 2);
   const w = packWeights(randomF32(cols, seed + 1), dtype);
   const kernel = new RmsNormKernel(gpu, dtype);
@@ -30,6 +32,10 @@ describe('rmsnorm', () => {
   for (const dtype of ['f16', 'bf16'] as const) {
     it(`33x257 ${dtype} weights`, () => check(33, 257, dtype, 5));
   }
+  it('a broken kernel fails the check', async () => {
+    const broken = await mutantGpu('rmsnorm', 'partial[0] / f32(params.cols)', 'partial[0] / f32(params.cols + 1u)');
+    await expect(check(7, 33, 'f32', 3, broken)).rejects.toThrow(/outside atol/);
+  });
   it('pinned: a constant row normalises to the weight', async () => {
     const gpu = await testGpu();
     const kernel = new RmsNormKernel(gpu, 'f32');

@@ -29,6 +29,9 @@ export interface RoutingBuffers {
   /** u32 [layers, experts]: assignments re-routed to this expert from a full one. */
   rerouted: GPUBuffer;
 
+  /** f32 [layers]: summed (logsumexp of router logits)² over tokens, for the router z-loss (÷ tokens). */
+  zLossSum: GPUBuffer;
+
   /** u32 [ringCapacity, layers, K_MAX]: the router's chosen experts per slot (NO_EXPERT past k). */
   ringChosen: GPUBuffer;
   /** u32 [ringCapacity, layers, K_MAX]: the expert that processed the slot (≠ chosen if re-routed; NO_EXPERT if dropped). */

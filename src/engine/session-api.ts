@@ -1,0 +1,84 @@
+// What the dashboard, the CLI and tests drive: one loaded model with its routing record on the GPU.
+// Implemented by src/engine/model/session.ts.
+import type { Gpu } from './gpu';
+import type { MoeConfig, ParameterCounts } from './model/config';
+import type { RoutingBuffers } from './routing/buffers';
+
+/** Live what-if routing controls; applied through uniforms (no pipeline rebuild). */
+export interface RoutingPolicy {
+  /** Experts per token; null keeps the model's own k. At most K_MAX (8). */
+  topK: number | null;
+  /** σ of seeded Gaussian noise added to router logits (noisy top-k); 0 = off. */
+  noiseStd: number;
+  noiseSeed: number;
+  /** Router logits are divided by this before scoring; 1 = as trained. */
+  temperature: number;
+  /** capacity = ceil(capacityFactor · tokens · k / experts) per expert per step; 0 = unlimited. */
+  capacityFactor: number;
+  /** What happens to an assignment whose expert is full. */
+  overflow: 'drop' | 'reroute';
+  /** u8 [layers, experts]: 1 = expert ablated (never chosen). */
+  ablated: Uint8Array;
+}
+
+/** Per-layer load-balance figures derived from a routing snapshot. */
+export interface LayerMetrics {
+  /** Coefficient of variation (std/mean) of per-expert load. */
+  cv: number;
+  /** Switch aux loss E·Σ fᵢ·Pᵢ (fᵢ share of assignments, Pᵢ mean router probability). */
+  auxLoss: number;
+  /** Router z-loss: mean over tokens of logsumexp(logits)². */
+  zLoss: number;
+  /** Entropy (nats) of the load distribution over experts. */
+  entropy: number;
+  /** mean load / max load (1 = perfectly balanced). */
+  balancedness: number;
+  /** Experts with zero load. */
+  deadExperts: number;
+  dropped: number;
+  rerouted: number;
+}
+
+/** A small CPU copy of the routing record, read asynchronously (never on the per-frame path). */
+export interface RoutingSnapshot {
+  position: number;
+  numLayers: number;
+  numExperts: number;
+  counts: Uint32Array; // [layers, experts]
+  stepCounts: Uint32Array; // [layers, experts]
+  probMass: Float32Array; // [layers, experts]
+  gateSum: Float32Array; // [layers, experts]
+  dropped: Uint32Array; // [layers, experts]
+  rerouted: Uint32Array; // [layers, experts]
+  zLossSum: Float32Array; // [layers]
+  /** Ring rows for positions [0, min(position, ringCapacity)): [tokens, layers, K_MAX]. */
+  chosen: Uint32Array;
+  assigned: Uint32Array;
+  weights: Float32Array;
+  metrics: LayerMetrics[];
+}
+
+export interface KernelTiming {
+  name: string;
+  /** Mean GPU time per step, microseconds. */
+  micros: number;
+}
+
+export interface ModelSession {
+  readonly config: MoeConfig;
+  readonly gpu: Gpu;
+  readonly routing: RoutingBuffers;
+  readonly parameters: ParameterCounts;
+  /** Token ids processed so far; position = tokens.length. */
+  readonly tokens: readonly number[];
+  setPolicy(policy: RoutingPolicy): void;
+  /** Teacher-forced: run these tokens through the model, recording their routing. */
+  feed(ids: number[]): Promise<void>;
+  /** Sample the next token from the last logits, run it, and return its id. */
+  generate(sampling?: { temperature: number; topP: number; seed: number }): Promise<number>;
+  /** Rewind n tokens: the KV cache is truncated and the routing record rebuilt from the ring. */
+  back(n: number): Promise<void>;
+  reset(): Promise<void>;
+  snapshot(): Promise<RoutingSnapshot>;
+  destroy(): void;
+}

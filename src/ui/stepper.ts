@@ -1,0 +1,181 @@
+// Token stepping over a ModelSession: scan (teacher-forced over a text) or generate (decode), forward, back,
+// play/pause, reset. Engine calls are serialised through one queue so play, clicks and tests never interleave.
+// Each processed position keeps the text it shows and the domain label it came from (for the load-bar split).
+import type { ModelSession } from '../engine/session-api';
+
+export interface TokenInfo {
+  id: number;
+  /** Text the token stands for, as the tokenizer decodes it (shown with textContent, never as HTML). */
+  text: string;
+  /** Domain label of the text it came from ('prompt' for typed text, 'generated' for decoded tokens). */
+  domain: string;
+}
+
+export interface TokenTexts {
+  encode(text: string): number[];
+  /** Display text of one token id (byte-level pieces decoded; control characters made visible). */
+  tokenText(id: number): string;
+}
+
+export interface Sampling {
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+
+export type StepListener = (kind: 'forward' | 'back' | 'reset' | 'plan') => void;
+
+export class TokenStepper {
+  /** Tokens of the current text (scan mode's plan). */
+  private plan: TokenInfo[] = [];
+  /** Tokens the session has processed, in order (position = processed.length). */
+  readonly processed: TokenInfo[] = [];
+  private queue: Promise<unknown> = Promise.resolve();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private listeners = new Set<StepListener>();
+  playing = false;
+  mode: 'scan' | 'generate' = 'scan';
+  speed = 4;
+  sampling: Sampling = { temperature: 0.8, topP: 0.95, seed: 7 };
+  /** Set when an engine call failed; playing stops. */
+  onError: (e: unknown) => void = () => {};
+
+  constructor(
+    private readonly session: ModelSession,
+    private readonly tokenizer: TokenTexts,
+  ) {}
+
+  get position(): number {
+    return this.processed.length;
+  }
+
+  /** Tokens planned for scan mode (the whole text), processed or not. */
+  get planned(): readonly TokenInfo[] {
+    return this.plan;
+  }
+
+  onChange(fn: StepListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit(kind: Parameters<StepListener>[0]): void {
+    for (const fn of this.listeners) fn(kind);
+  }
+
+  /** Run `fn` after every earlier engine call has finished. */
+  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Waits for queued engine calls. */
+  idle(): Promise<void> {
+    return this.queue.then(() => undefined);
+  }
+
+  /** Set the text to scan; resets the session (routing record and KV cache). */
+  setText(text: string, domain: string): Promise<void> {
+    this.pause();
+    return this.enqueue(async () => {
+      const ids = this.tokenizer.encode(text);
+      this.plan = ids.map((id) => ({ id, text: this.tokenizer.tokenText(id), domain }));
+      await this.session.reset();
+      this.processed.length = 0;
+      this.emit('plan');
+    });
+  }
+
+  /** Process `n` more tokens: the next tokens of the text (scan) or newly sampled ones (generate). */
+  forward(n = 1): Promise<number> {
+    return this.enqueue(async () => {
+      let done = 0;
+      if (this.mode === 'scan') {
+        const ids = this.plan.slice(this.position, this.position + n);
+        if (ids.length === 0) return 0;
+        const limit = this.session.config.maxPositions;
+        const room = Math.max(0, limit - this.position);
+        const take = ids.slice(0, room);
+        if (take.length === 0) throw new Error(`the model's context (${limit} tokens) is full`);
+        await this.session.feed(take.map((t) => t.id));
+        this.processed.push(...take);
+        done = take.length;
+      } else {
+        for (let i = 0; i < n; i++) {
+          if (this.position === 0) throw new Error('generate mode needs at least one token of text first');
+          const id = await this.session.generate({ ...this.sampling, seed: this.sampling.seed + this.position });
+          const info = { id, text: this.tokenizer.tokenText(id), domain: 'generated' };
+          this.processed.push(info);
+          // Generated text continues the plan, so stepping back and forward again replays it.
+          this.plan = [...this.processed];
+          done++;
+        }
+      }
+      this.emit('forward');
+      return done;
+    });
+  }
+
+  /** Rewind `n` tokens (KV cache truncated, routing record rebuilt by the engine). */
+  back(n = 1): Promise<number> {
+    return this.enqueue(async () => {
+      const k = Math.min(n, this.position);
+      if (k === 0) return 0;
+      await this.session.back(k);
+      this.processed.length -= k;
+      this.emit('back');
+      return k;
+    });
+  }
+
+  /** Back to position 0 (the text stays). */
+  reset(): Promise<void> {
+    this.pause();
+    return this.enqueue(async () => {
+      await this.session.reset();
+      this.processed.length = 0;
+      this.emit('reset');
+    });
+  }
+
+  /** Step to an exact position (forward through the plan or back). */
+  async seek(position: number): Promise<void> {
+    const target = Math.max(0, Math.min(position, this.mode === 'scan' ? this.plan.length : this.position));
+    if (target > this.position) await this.forward(target - this.position);
+    else if (target < this.position) await this.back(this.position - target);
+  }
+
+  play(): void {
+    if (this.playing) return;
+    this.playing = true;
+    this.emit('forward');
+    const tick = async () => {
+      if (!this.playing) return;
+      const started = performance.now();
+      try {
+        const moved = await this.forward(1);
+        if (moved === 0) {
+          this.pause();
+          return;
+        }
+      } catch (e) {
+        this.pause();
+        this.onError(e);
+        return;
+      }
+      if (!this.playing) return;
+      const wait = Math.max(0, 1000 / this.speed - (performance.now() - started));
+      this.timer = setTimeout(tick, wait);
+    };
+    void tick();
+  }
+
+  pause(): void {
+    const was = this.playing;
+    this.playing = false;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (was) this.emit('forward');
+  }
+}

@@ -1,0 +1,111 @@
+// Routing record -> per-instance values of the 3D grid, run every frame on the GPU (no CPU readback).
+//
+// Algorithm: one workgroup per layer. Its threads stride over the layer's experts to reduce the sum and the maximum
+// of the displayed quantity, then write each routed-expert instance's values. Thread 0 also writes the layer's
+// shared-expert and dense-layer instances (always-on parts of the model, drawn at a fixed height, colour t = -1
+// for a shared expert, -2 for a dense layer: neutral colours chosen by the material).
+//
+// Displayed quantity v per (layer, expert), by mode:
+//   0 cumulative load   counts (u32)                height ∝ v / layer mean (1 = fair share), t = r / (1 + r)
+//   1 current token     stepCounts (u32)            height ∝ v / layer max,                  t = v / max
+//   2 probability mass  probMass (f32 bits)         like mode 0
+//   3 dropped/re-routed dropped + rerouted (u32)    height ∝ v / layer max, t = rerouted / v (0 all dropped)
+//
+// Bindings (group 0):
+//   0 uniform  Params
+//   1 storage  srcA   [layers, experts] u32 (counts / stepCounts / probMass bits / dropped)
+//   2 storage  srcB   [layers, experts] u32 (rerouted in mode 3; unused otherwise)
+//   3 storage  rows   [layers] vec4<u32>: first routed-expert instance, shared instance, dense instance (NONE if
+//                     absent), visible (0/1)
+//   4 storage  out    [instances] vec4<f32>: height (world units), colour t (< 0 = neutral), raw v, visible (0/1)
+
+const NONE: u32 = 0xffffffffu;
+override WG: u32 = 64u;
+
+struct Params {
+  mode: u32,
+  numLayers: u32,
+  numExperts: u32,
+  _pad: u32,
+  heightScale: f32,
+  maxRatio: f32,
+  _pad2: f32,
+  _pad3: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> srcA: array<u32>;
+@group(0) @binding(2) var<storage, read> srcB: array<u32>;
+@group(0) @binding(3) var<storage, read> rows: array<vec4<u32>>;
+@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+
+var<workgroup> sums: array<f32, WG>;
+var<workgroup> maxs: array<f32, WG>;
+
+fn value(i: u32) -> f32 {
+  switch params.mode {
+    case 2u: { return bitcast<f32>(srcA[i]); }
+    case 3u: { return f32(srcA[i]) + f32(srcB[i]); }
+    default: { return f32(srcA[i]); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) tid: u32) {
+  let layer = wg.x;
+  if (layer >= params.numLayers) { return; }
+  let row = rows[layer];
+  let visible = f32(row.w);
+  let E = params.numExperts;
+  let base = layer * E;
+
+  var s = 0.0;
+  var m = 0.0;
+  if (row.x != NONE) {
+    for (var e = tid; e < E; e += WG) {
+      let v = value(base + e);
+      s += v;
+      m = max(m, v);
+    }
+  }
+  sums[tid] = s;
+  maxs[tid] = m;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+    if (tid < stride) {
+      sums[tid] += sums[tid + stride];
+      maxs[tid] = max(maxs[tid], maxs[tid + stride]);
+    }
+    workgroupBarrier();
+  }
+  let total = sums[0];
+  let peak = maxs[0];
+  let mean = total / f32(E);
+
+  if (row.x != NONE) {
+    for (var e = tid; e < E; e += WG) {
+      let v = value(base + e);
+      var h = 0.0;
+      var t = 0.0;
+      if (params.mode == 0u || params.mode == 2u) {
+        let r = select(0.0, v / mean, mean > 0.0);
+        h = 0.5 * min(r, params.maxRatio);
+        t = r / (1.0 + r);
+      } else {
+        let r = select(0.0, v / peak, peak > 0.0);
+        h = 1.5 * r;
+        if (params.mode == 1u) {
+          t = r;
+        } else {
+          t = select(0.0, f32(srcB[base + e]) / v, v > 0.0);
+        }
+      }
+      out[row.x + e] = vec4<f32>(h * params.heightScale * visible, t, v, visible);
+    }
+  }
+  if (tid == 0u) {
+    let fixedHeight = 0.5 * params.heightScale * visible;
+    if (row.y != NONE) { out[row.y] = vec4<f32>(fixedHeight, -1.0, 0.0, visible); }
+    if (row.z != NONE) { out[row.z] = vec4<f32>(fixedHeight * 0.5, -2.0, 0.0, visible); }
+  }
+}

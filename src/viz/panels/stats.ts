@@ -1,0 +1,168 @@
+// Pure read-outs of a RoutingSnapshot for the panels, tooltip, token strip and token paths. No DOM, no GPU.
+// Ring rows are [tokens, layers, K_MAX]; `assigned` holds the expert that processed a slot (NO_EXPERT if dropped or
+// past k), `chosen` the router's pick, `weights` the gate weight.
+import { K_MAX, NO_EXPERT } from '../../engine/routing/buffers';
+import type { LayerMetrics, RoutingSnapshot } from '../../engine/session-api';
+
+type Ring = Pick<RoutingSnapshot, 'numLayers' | 'numExperts' | 'chosen' | 'assigned' | 'weights'>;
+
+/** Token positions the snapshot's ring holds. */
+export function ringTokens(s: Pick<RoutingSnapshot, 'numLayers' | 'assigned'>): number {
+  return s.assigned.length / (s.numLayers * K_MAX);
+}
+
+const slot = (s: Pick<RoutingSnapshot, 'numLayers'>, position: number, layer: number, k: number) =>
+  (position * s.numLayers + layer) * K_MAX + k;
+
+export interface ExpertStat {
+  count: number;
+  /** count / all assignments in the layer (0 when the layer has none). */
+  share: number;
+  /** Mean gate weight over the expert's assignments (0 when it has none). */
+  meanGate: number;
+  dropped: number;
+  rerouted: number;
+  /** Summed router probability over all tokens / tokens (mean probability). */
+  meanProb: number;
+}
+
+/** Tooltip figures for one (layer, expert) from the cumulative buffers. */
+export function expertStat(s: RoutingSnapshot, layer: number, expert: number): ExpertStat {
+  const E = s.numExperts;
+  const i = layer * E + expert;
+  let total = 0;
+  for (let e = 0; e < E; e++) total += s.counts[layer * E + e];
+  const count = s.counts[i];
+  return {
+    count,
+    share: total > 0 ? count / total : 0,
+    meanGate: count > 0 ? s.gateSum[i] / count : 0,
+    dropped: s.dropped[i],
+    rerouted: s.rerouted[i],
+    meanProb: s.position > 0 ? s.probMass[i] / s.position : 0,
+  };
+}
+
+export interface PathStep {
+  layer: number;
+  /** Experts that processed the token in this layer, in slot order, with their gate weights. */
+  experts: { expert: number; weight: number; rerouted: boolean }[];
+  /** Slots whose assignment was dropped (expert full). */
+  dropped: number;
+}
+
+/** The route of one token through the MoE layers (dense layers give empty steps). */
+export function tokenPath(s: Ring, position: number): PathStep[] {
+  const out: PathStep[] = [];
+  if (position < 0 || position >= ringTokens(s)) return out;
+  for (let l = 0; l < s.numLayers; l++) {
+    const step: PathStep = { layer: l, experts: [], dropped: 0 };
+    for (let k = 0; k < K_MAX; k++) {
+      const i = slot(s, position, l, k);
+      const chosen = s.chosen[i];
+      if (chosen === NO_EXPERT) continue;
+      const assigned = s.assigned[i];
+      if (assigned === NO_EXPERT) step.dropped++;
+      else step.experts.push({ expert: assigned, weight: s.weights[i], rerouted: assigned !== chosen });
+    }
+    out.push(step);
+  }
+  return out;
+}
+
+/** The expert with the largest gate weight that processed the token in `layer`, or −1. */
+export function topExpert(s: Ring, position: number, layer: number): number {
+  let best = -1;
+  let bestW = -Infinity;
+  for (let k = 0; k < K_MAX; k++) {
+    const i = slot(s, position, layer, k);
+    const e = s.assigned[i];
+    if (e !== NO_EXPERT && s.weights[i] > bestW) {
+      best = e;
+      bestW = s.weights[i];
+    }
+  }
+  return best;
+}
+
+/** Positions (in order) whose token was processed by `expert` in `layer`. */
+export function tokensOfExpert(s: Ring, layer: number, expert: number): number[] {
+  const out: number[] = [];
+  const T = ringTokens(s);
+  for (let p = 0; p < T; p++) {
+    for (let k = 0; k < K_MAX; k++) {
+      if (s.assigned[slot(s, p, layer, k)] === expert) {
+        out.push(p);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+/** [tokens, experts] gate weight of each processed assignment in `layer` (0 elsewhere), for the heatmap. */
+export function gateMatrix(s: Ring, layer: number): Float32Array {
+  const T = ringTokens(s);
+  const out = new Float32Array(T * s.numExperts);
+  for (let p = 0; p < T; p++) {
+    for (let k = 0; k < K_MAX; k++) {
+      const i = slot(s, p, layer, k);
+      const e = s.assigned[i];
+      if (e !== NO_EXPERT) out[p * s.numExperts + e] += s.weights[i];
+    }
+  }
+  return out;
+}
+
+/**
+ * Assignments per (domain, expert) in `layer`, from the ring: `domains[p]` is the label of position p.
+ * Returns the domain names in first-seen order and a [domains, experts] count matrix.
+ */
+export function domainLoad(s: Ring, layer: number, domains: readonly string[]): { names: string[]; counts: Uint32Array[] } {
+  const names: string[] = [];
+  const counts: Uint32Array[] = [];
+  const T = Math.min(ringTokens(s), domains.length);
+  for (let p = 0; p < T; p++) {
+    let d = names.indexOf(domains[p]);
+    if (d < 0) {
+      d = names.push(domains[p]) - 1;
+      counts.push(new Uint32Array(s.numExperts));
+    }
+    for (let k = 0; k < K_MAX; k++) {
+      const e = s.assigned[slot(s, p, layer, k)];
+      if (e !== NO_EXPERT) counts[d][e]++;
+    }
+  }
+  return { names, counts };
+}
+
+/** [layers, experts] assignment counts recomputed from the ring (an independent check of the counts buffer). */
+export function countsFromRing(s: Ring): Uint32Array {
+  const out = new Uint32Array(s.numLayers * s.numExperts);
+  const T = ringTokens(s);
+  for (let p = 0; p < T; p++) {
+    for (let l = 0; l < s.numLayers; l++) {
+      for (let k = 0; k < K_MAX; k++) {
+        const e = s.assigned[slot(s, p, l, k)];
+        if (e !== NO_EXPERT) out[l * s.numExperts + e]++;
+      }
+    }
+  }
+  return out;
+}
+
+export const METRIC_KEYS = ['cv', 'auxLoss', 'zLoss', 'entropy', 'balancedness', 'deadExperts', 'dropped', 'rerouted'] as const;
+export type MetricKey = (typeof METRIC_KEYS)[number];
+
+/** Mean of one metric over the MoE layers (dense layers have no router and are skipped). */
+export function meanMetric(metrics: readonly LayerMetrics[], moeLayers: readonly boolean[], key: MetricKey): number {
+  let sum = 0;
+  let n = 0;
+  metrics.forEach((m, l) => {
+    if (moeLayers[l]) {
+      sum += m[key];
+      n++;
+    }
+  });
+  return n ? sum / n : 0;
+}

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { K_MAX, NO_EXPERT } from '../../src/engine/routing/buffers';
+import {
+  countsFromRing,
+  domainLoad,
+  gateMatrix,
+  ringTokens,
+  tokenPath,
+  tokensOfExpert,
+  topExpert,
+} from '../../src/viz/panels/stats';
+
+// A hand-written ring: 3 tokens, 2 layers, 4 experts, k = 2.
+// token 0: L0 chose 1 (0.7), 2 (0.3);     L1 chose 0 (0.6), 3 (0.4)
+// token 1: L0 chose 2 (0.55), 1 (0.45);   L1 chose 3 (0.9) and 0 which was re-routed to 2 (0.1)
+// token 2: L0 chose 1 (0.8) and 3 which was dropped; L1 chose 3 (0.5), 0 (0.5)
+function ring() {
+  const T = 3, L = 2, E = 4;
+  const chosen = new Uint32Array(T * L * K_MAX).fill(NO_EXPERT);
+  const assigned = new Uint32Array(T * L * K_MAX).fill(NO_EXPERT);
+  const weights = new Float32Array(T * L * K_MAX);
+  const put = (p: number, l: number, k: number, c: number, a: number, w: number) => {
+    const i = (p * L + l) * K_MAX + k;
+    chosen[i] = c;
+    assigned[i] = a;
+    weights[i] = w;
+  };
+  put(0, 0, 0, 1, 1, 0.7); put(0, 0, 1, 2, 2, 0.3);
+  put(0, 1, 0, 0, 0, 0.6); put(0, 1, 1, 3, 3, 0.4);
+  put(1, 0, 0, 2, 2, 0.55); put(1, 0, 1, 1, 1, 0.45);
+  put(1, 1, 0, 3, 3, 0.9); put(1, 1, 1, 0, 2, 0.1);
+  put(2, 0, 0, 1, 1, 0.8); put(2, 0, 1, 3, NO_EXPERT, 0.2);
+  put(2, 1, 0, 3, 3, 0.5); put(2, 1, 1, 0, 0, 0.5);
+  return { numLayers: L, numExperts: E, chosen, assigned, weights };
+}
+
+describe('snapshot read-outs', () => {
+  it('counts assignments per (layer, expert) from the ring, dropped slots excluded', () => {
+    const s = ring();
+    expect(ringTokens(s)).toBe(3);
+    expect(Array.from(countsFromRing(s))).toEqual([0, 3, 2, 0, 2, 0, 1, 3]);
+  });
+
+  it('traces a token through the layers with re-routes and drops', () => {
+    const s = ring();
+    const p1 = tokenPath(s, 1);
+    expect(p1[1].experts).toEqual([
+      { expert: 3, weight: expect.closeTo(0.9, 6), rerouted: false },
+      { expert: 2, weight: expect.closeTo(0.1, 6), rerouted: true },
+    ]);
+    expect(tokenPath(s, 2)[0]).toMatchObject({ dropped: 1, experts: [{ expert: 1 }] });
+    expect(tokenPath(s, 3)).toEqual([]);
+  });
+
+  it('finds the top expert and the tokens an expert took', () => {
+    const s = ring();
+    expect(topExpert(s, 1, 0)).toBe(2);
+    expect(topExpert(s, 2, 1)).toBe(3); // tie 0.5/0.5: first slot wins
+    expect(tokensOfExpert(s, 0, 1)).toEqual([0, 1, 2]);
+    expect(tokensOfExpert(s, 1, 2)).toEqual([1]);
+    expect(tokensOfExpert(s, 0, 3)).toEqual([]);
+  });
+
+  it('builds the gate heatmap and the domain split', () => {
+    const s = ring();
+    const m = gateMatrix(s, 1);
+    expect(Array.from(m).map((x) => Math.round(x * 100))).toEqual([60, 0, 0, 40, 0, 0, 10, 90, 50, 0, 0, 50]);
+    const d = domainLoad(s, 0, ['prose', 'code', 'prose']);
+    expect(d.names).toEqual(['prose', 'code']);
+    expect(Array.from(d.counts[0])).toEqual([0, 2, 1, 0]);
+    expect(Array.from(d.counts[1])).toEqual([0, 1, 1, 0]);
+  });
+});

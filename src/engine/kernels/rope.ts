@@ -1,0 +1,127 @@
+// Rotary position embedding kernel (shaders/rope.wgsl), in place on q and k, Hugging Face "rotate_half" convention.
+import type { Gpu } from '../gpu';
+import { Uniforms, bindGroup, kernelLayout, storageBuffer } from './common';
+import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+export const ROPE_CONSTANTS = { WORKGROUP: 256 };
+
+/**
+ * inv_freq[i] = 1 / theta^(2i/d), i < d/2, rounded as transformers computes it in float32
+ * (`1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))`): the exponent 2i/d is an f32 division,
+ * the power is taken in f32 and so is the reciprocal. Each step here is the correctly rounded f32 result; torch's f32
+ * pow is within an ulp of it, so a rare entry may differ from torch's by one ulp.
+ * Upload the result once per model; the kernel multiplies it by the position in f32, as transformers does.
+ */
+export function ropeInvFreq(headDim: number, theta: number): Float32Array {
+  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) throw new Error(`rope: head dim must be even, got ${headDim}`);
+  if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
+  const base = Math.fround(theta);
+  const out = new Float32Array(headDim / 2);
+  for (let i = 0; i < out.length; i++) {
+    const exponent = Math.fround((2 * i) / headDim);
+    out[i] = Math.fround(1 / Math.fround(Math.pow(base, exponent)));
+  }
+  return out;
+}
+
+/** Where the heads live; fixed at load time. */
+export interface RopeLayout {
+  /** Heads rotated in q (for a fused qkv buffer bound as q: heads + kvHeads). */
+  qHeads: number;
+  /** Heads rotated in k (0 when k is not bound). */
+  kHeads: number;
+  headDim: number;
+  /** Elements between tokens in q (default qHeads · headDim) and its offset of token 0 (default 0). */
+  qStride?: number;
+  qOffset?: number;
+  kStride?: number;
+  kOffset?: number;
+  /** transformers' attention_scaling: multiplies cos and sin (default 1). */
+  scaling?: number;
+}
+
+/** Per step. */
+export interface RopeShape {
+  tokens: number;
+  /** Position of the first token. */
+  startPos: number;
+}
+
+export interface RopeBinding {
+  bindGroup: GPUBindGroup;
+  uniforms: Uniforms;
+  label: string;
+  layout: Required<RopeLayout>;
+  q: GPUBuffer;
+  k: GPUBuffer;
+}
+
+export class RopeKernel {
+  private readonly layout;
+  readonly pipeline: GPUComputePipeline;
+
+  constructor(private readonly gpu: Gpu) {
+    this.layout = kernelLayout(gpu, ['uniform', 'read', 'rw', 'rw']);
+    this.pipeline = gpu.pipeline('rope', 'main', ROPE_CONSTANTS, this.layout.pipelineLayout, this.layout.key);
+  }
+
+  /**
+   * invFreq: [headDim / 2] f32 from ropeInvFreq(); q: [T, qStride] f32 and k: [T, kStride] f32, rotated in place.
+   * Without k (null), only q's heads are rotated: pass a fused qkv buffer as q with qHeads = heads + kvHeads.
+   */
+  bind(label: string, invFreq: GPUBuffer, q: GPUBuffer, k: GPUBuffer | null, layout: RopeLayout): RopeBinding {
+    requireInt(label, 'headDim', layout.headDim, 2);
+    if (layout.headDim % 2) throw new Error(`${label}: headDim must be even, got ${layout.headDim}`);
+    requireInt(label, 'qHeads', layout.qHeads, 0);
+    requireInt(label, 'kHeads', layout.kHeads, 0);
+    if (!k && layout.kHeads > 0) throw new Error(`${label}: kHeads = ${layout.kHeads} but no k buffer`);
+    if (k === q) throw new Error(`${label}: q and k are one buffer; bind it as q with qHeads = heads + kvHeads`);
+    const full: Required<RopeLayout> = {
+      qStride: layout.qHeads * layout.headDim,
+      qOffset: 0,
+      kStride: layout.kHeads * layout.headDim,
+      kOffset: 0,
+      scaling: 1,
+      ...layout,
+    };
+    requireBytes(label, `inv_freq [${layout.headDim / 2}]`, invFreq, (layout.headDim / 2) * 4);
+    const kBuffer = k ?? storageBuffer(this.gpu, `${label}.noK`, 16);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, [
+      'tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling',
+    ]);
+    const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, invFreq, q, kBuffer]);
+    return { uniforms, bindGroup: group, label, layout: full, q, k: kBuffer };
+  }
+
+  /** Writes the step's uniform (queue write, no allocation). */
+  setShape(b: RopeBinding, s: RopeShape): void {
+    const l = b.layout;
+    requireInt(b.label, 'tokens', s.tokens, 1);
+    requireInt(b.label, 'startPos', s.startPos, 0, 2 ** 24 - s.tokens); // positions are exact in f32 below 2^24
+    const span = (stride: number, offset: number, heads: number) => (heads ? offset + (s.tokens - 1) * stride + heads * l.headDim : 0);
+    requireBytes(b.label, `q [${s.tokens}, ${l.qStride}]`, b.q, span(l.qStride, l.qOffset, l.qHeads) * 4);
+    requireBytes(b.label, `k [${s.tokens}, ${l.kStride}]`, b.k, span(l.kStride, l.kOffset, l.kHeads) * 4);
+    b.uniforms.set(
+      {
+        tokens: s.tokens,
+        q_heads: l.qHeads,
+        k_heads: l.kHeads,
+        half_dim: l.headDim / 2,
+        q_stride: l.qStride,
+        q_offset: l.qOffset,
+        k_stride: l.kStride,
+        k_offset: l.kOffset,
+        start_pos: s.startPos,
+        scaling: l.scaling,
+      },
+      ['scaling'],
+    );
+  }
+
+  encode(pass: GPUComputePassEncoder, b: RopeBinding, tokens: number): void {
+    const pairs = tokens * (b.layout.qHeads + b.layout.kHeads) * (b.layout.headDim / 2);
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, b.bindGroup);
+    pass.dispatchWorkgroups(gridStrideGroups(this.gpu, pairs, ROPE_CONSTANTS.WORKGROUP));
+  }
+}

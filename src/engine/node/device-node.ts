@@ -65,10 +65,14 @@ export async function requestNodeGpu(label = 'moescope'): Promise<Gpu> {
     // GPUBufferUsage, GPUMapMode, … as globals, as in a browser.
     Object.assign(globalThis, dawn!.globals);
   }
+  // SwiftShader's own zero-initialisation of workgroup memory (VK_KHR_zero_initialize_workgroup_memory) makes
+  // pipeline creation take seconds per 32 KiB of shared memory; Dawn's shader-side zeroing (same result) takes ms.
+  const onSwiftShader = process.env.VK_ICD_FILENAMES === SWIFTSHADER_ICD;
   instance ??= dawn!.create([
     'enable-dawn-features=allow_unsafe_apis',
     // Full-resolution timestamps (Dawn rounds them to ~65 µs otherwise).
-    'disable-dawn-features=timestamp_quantization',
+    'disable-dawn-features=timestamp_quantization' +
+      (onSwiftShader ? ',use_vulkan_zero_initialize_workgroup_memory_extension' : ''),
   ]);
   const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {

@@ -1,0 +1,242 @@
+// Tiled, register-blocked matmul:  y[M, N] (+)= x[M, K] · Wᵀ  with W stored [N, K] (W_NK, checkpoint [out, in])
+//                                  y[M, N] (+)= x[M, K] · W   with W stored [K, N] (!W_NK).
+// x and y are f32; W is f32, f16 or bf16 as raw 32-bit words (lib/weights), decoded in registers; accumulation f32.
+//
+// Tiling: one workgroup of WG_N × WG_M threads computes a TILE_M × TILE_N block of y (TILE_M = 8·WG_M,
+// TILE_N = 8·WG_N). Each thread owns 8 × 8 outputs laid out as two 4-row groups TILE_M/2 apart times two
+// 4-column groups TILE_N/2 apart, so that every shared-memory read of a warp is a broadcast (x) or 16 consecutive
+// vec4s (W): no bank conflicts on the 16-byte loads of the inner loop.
+// K advances TILE_K at a time through double-buffered shared memory: the next tile is read from global memory
+// into registers before the current one is multiplied, written to the other buffer after, and one barrier per
+// tile separates the two. Both operands sit in shared memory transposed to [k][m] and [k][n] (f32, already decoded).
+// Shared rows are declared 128 floats wide (MAX_TILE_VEC4 vec4s) so that the thread-dependent index is the inner,
+// constant-sized dimension: the bounds clamp WebGPU adds to it is loop-invariant and the k offset folds into the
+// load's address.
+//
+// Loads: with ALIGNED, each thread moves 16 bytes at a time (4 x values along k; 4 f32 or 8 f16/bf16 weights along
+// the weight row). ALIGNED needs K % 4 == 0 and a weight row length (K for W_NK, N otherwise) that is a multiple of
+// 4 (f32) or 8 (f16/bf16); without it the same tiles are filled element by element. Any M, N, K work: every load
+// and store is bounds-checked. y is stored 16 bytes at a time when N % 4 == 0.
+// Buffers are viewed as vec4 arrays: x, W and y must be allocated with their sizes rounded up to 16 bytes.
+// #include "lib/weights"
+
+struct Params {
+  M: u32, // rows of x and y
+  N: u32, // columns of y (output features)
+  K: u32, // columns of x (input features)
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;        // [M, K] f32, row-major
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;        // [N, K] (W_NK) or [K, N], WEIGHT_DTYPE words
+@group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;  // [M, N] f32, row-major
+
+override WG_M: u32 = 16u;        // threads along M (≤ 16)
+override WG_N: u32 = 16u;        // threads along N (≤ 16)
+override TILE_K: u32 = 16u;      // k per shared-memory tile (multiple of 8)
+override W_NK: bool = true;      // W stored [N, K] (true) or [K, N]
+override ALIGNED: bool = true;   // 16-byte loads (see header)
+override ACCUMULATE: bool = false; // y += x·W instead of y = x·W
+
+const MAX_TILE_VEC4: u32 = 32u;  // shared row width in vec4s: TILE_M, TILE_N ≤ 128
+const MAX_SLOTS: u32 = 8u;       // staging registers (vec4) per thread per operand
+override TILE_M: u32 = WG_M * 8u;
+override TILE_N: u32 = WG_N * 8u;
+override WG_SIZE: u32 = WG_M * WG_N;
+// Weights per 16-byte unit: 4 f32 or 8 f16/bf16.
+override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
+// Per thread and tile: x units (4 values each), W units (UK values each), W staging vec4s.
+override X_UNITS: u32 = TILE_M * TILE_K / (4u * WG_SIZE);
+override W_UNITS: u32 = TILE_N * TILE_K / (UK * WG_SIZE);
+override W_SLOTS: u32 = UK / 4u;
+override STAGED_K: u32 = 2u * TILE_K;
+
+var<workgroup> xs_tile: array<array<vec4<f32>, MAX_TILE_VEC4>, STAGED_K>; // [buffer·TILE_K + k][m / 4] x values
+var<workgroup> ws_tile: array<array<vec4<f32>, MAX_TILE_VEC4>, STAGED_K>; // [buffer·TILE_K + k][n / 4] W values
+
+var<private> x_stage: array<vec4<f32>, MAX_SLOTS>; // next x tile, in registers
+var<private> w_stage: array<vec4<f32>, MAX_SLOTS>; // next W tile, decoded, in registers
+var<private> acc: array<vec4<f32>, 16>;            // [8 rows][2 column groups] outputs of this thread
+
+fn x_scalar(i: u32) -> f32 {
+  return x[i >> 2u][i & 3u];
+}
+
+fn w_word(i: u32) -> u32 {
+  return w[i >> 2u][i & 3u];
+}
+
+// Element e (flat index into W's logical layout) decoded to f32.
+fn w_elem(e: u32) -> f32 {
+  return decode_weight(w_word(weight_word(e)), e);
+}
+
+// x[m, k .. k+3], zero outside the matrix.
+fn read_x4(m: u32, k: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (m >= params.M) { return v; }
+  let base = m * params.K + k;
+  if (ALIGNED) {
+    if (k < params.K) { v = x[base >> 2u]; }
+  } else {
+    for (var j = 0u; j < 4u; j++) {
+      if (k + j < params.K) { v[j] = x_scalar(base + j); }
+    }
+  }
+  return v;
+}
+
+// The UK weights of one unit into w_stage[slot .. slot + W_SLOTS). W_NK: W[n, k .. k+UK); else W[k, n .. n+UK).
+fn stage_w_unit(slot: u32, n: u32, k: u32) {
+  let K = params.K;
+  let N = params.N;
+  var vals: array<f32, 8>;
+  if (ALIGNED) {
+    let inside = n < N && k < K;
+    let e = select(k * N + n, n * K + k, W_NK);
+    if (inside) {
+      if (WEIGHT_DTYPE == 0u) {
+        let q = w[e >> 2u];
+        vals[0] = bitcast<f32>(q.x); vals[1] = bitcast<f32>(q.y);
+        vals[2] = bitcast<f32>(q.z); vals[3] = bitcast<f32>(q.w);
+      } else {
+        let q = w[e >> 3u];
+        let p0 = decode_pair(q.x); let p1 = decode_pair(q.y);
+        let p2 = decode_pair(q.z); let p3 = decode_pair(q.w);
+        vals[0] = p0.x; vals[1] = p0.y; vals[2] = p1.x; vals[3] = p1.y;
+        vals[4] = p2.x; vals[5] = p2.y; vals[6] = p3.x; vals[7] = p3.y;
+      }
+    }
+  } else {
+    for (var j = 0u; j < UK; j++) {
+      let nj = select(n + j, n, W_NK);
+      let kj = select(k, k + j, W_NK);
+      if (nj < N && kj < K) {
+        vals[j] = w_elem(select(kj * N + nj, nj * K + kj, W_NK));
+      }
+    }
+  }
+  for (var s = 0u; s < W_SLOTS; s++) {
+    w_stage[slot + s] = vec4<f32>(vals[4u * s], vals[4u * s + 1u], vals[4u * s + 2u], vals[4u * s + 3u]);
+  }
+}
+
+// Global → registers: the x and W tiles starting at k0.
+fn load_tile(lid: u32, m0: u32, n0: u32, k0: u32) {
+  for (var i = 0u; i < X_UNITS; i++) {
+    let u = lid + i * WG_SIZE;
+    let row = u / (TILE_K / 4u);
+    let c = u % (TILE_K / 4u);
+    x_stage[i] = read_x4(m0 + row, k0 + c * 4u);
+  }
+  for (var i = 0u; i < W_UNITS; i++) {
+    let u = lid + i * WG_SIZE;
+    if (W_NK) {
+      let row = u / (TILE_K / UK); // n within the tile
+      let c = u % (TILE_K / UK);
+      stage_w_unit(i * W_SLOTS, n0 + row, k0 + c * UK);
+    } else {
+      let row = u / (TILE_N / UK); // k within the tile
+      let c = u % (TILE_N / UK);
+      stage_w_unit(i * W_SLOTS, n0 + c * UK, k0 + row);
+    }
+  }
+}
+
+// Registers → shared buffer `buf`, transposed to [k][m] and [k][n].
+fn store_tile(lid: u32, buf: u32) {
+  let kb = buf * TILE_K;
+  for (var i = 0u; i < X_UNITS; i++) {
+    let u = lid + i * WG_SIZE;
+    let row = u / (TILE_K / 4u);
+    let c = u % (TILE_K / 4u);
+    for (var j = 0u; j < 4u; j++) {
+      xs_tile[kb + c * 4u + j][row >> 2u][row & 3u] = x_stage[i][j];
+    }
+  }
+  for (var i = 0u; i < W_UNITS; i++) {
+    let u = lid + i * WG_SIZE;
+    if (W_NK) {
+      let row = u / (TILE_K / UK);
+      let c = u % (TILE_K / UK);
+      for (var j = 0u; j < UK; j++) {
+        ws_tile[kb + c * UK + j][row >> 2u][row & 3u] = w_stage[i * W_SLOTS + (j >> 2u)][j & 3u];
+      }
+    } else {
+      let row = u / (TILE_N / UK);
+      let c = u % (TILE_N / UK);
+      for (var s = 0u; s < W_SLOTS; s++) {
+        ws_tile[kb + row][c * W_SLOTS + s] = w_stage[i * W_SLOTS + s];
+      }
+    }
+  }
+}
+
+// acc += the TILE_K outer products of shared buffer `buf`.
+fn multiply_tile(tx: u32, ty: u32, buf: u32) {
+  let kb = buf * TILE_K;
+  for (var kk = 0u; kk < TILE_K; kk++) {
+    let a0 = xs_tile[kb + kk][ty];        // rows 4ty .. 4ty+3
+    let a1 = xs_tile[kb + kk][WG_M + ty]; // rows TILE_M/2 + 4ty ..
+    let b0 = ws_tile[kb + kk][tx];        // columns 4tx .. 4tx+3
+    let b1 = ws_tile[kb + kk][WG_N + tx]; // columns TILE_N/2 + 4tx ..
+    acc[0] += a0.x * b0;  acc[1] += a0.x * b1;
+    acc[2] += a0.y * b0;  acc[3] += a0.y * b1;
+    acc[4] += a0.z * b0;  acc[5] += a0.z * b1;
+    acc[6] += a0.w * b0;  acc[7] += a0.w * b1;
+    acc[8] += a1.x * b0;  acc[9] += a1.x * b1;
+    acc[10] += a1.y * b0; acc[11] += a1.y * b1;
+    acc[12] += a1.z * b0; acc[13] += a1.z * b1;
+    acc[14] += a1.w * b0; acc[15] += a1.w * b1;
+  }
+}
+
+// y[m, n .. n+3] (+)= v, bounds-checked.
+fn store_y(m: u32, n: u32, v: vec4<f32>) {
+  let N = params.N;
+  if (m >= params.M || n >= N) { return; }
+  let base = m * N + n;
+  if ((N & 3u) == 0u) {
+    let i = base >> 2u;
+    if (ACCUMULATE) { y[i] = y[i] + v; } else { y[i] = v; }
+  } else {
+    for (var j = 0u; j < 4u; j++) {
+      let e = base + j;
+      if (n + j < N) {
+        if (ACCUMULATE) { y[e >> 2u][e & 3u] = y[e >> 2u][e & 3u] + v[j]; } else { y[e >> 2u][e & 3u] = v[j]; }
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(WG_N, WG_M)
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(local_invocation_id) local: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let m0 = wg.y * TILE_M;
+  let n0 = wg.x * TILE_N;
+  let tx = local.x;
+  let ty = local.y;
+  let tiles = (params.K + TILE_K - 1u) / TILE_K;
+
+  load_tile(lid, m0, n0, 0u);
+  store_tile(lid, 0u);
+  workgroupBarrier();
+  for (var t = 0u; t < tiles; t++) {
+    let buf = t & 1u;
+    let more = t + 1u < tiles;
+    if (more) { load_tile(lid, m0, n0, (t + 1u) * TILE_K); }
+    multiply_tile(tx, ty, buf);
+    if (more) { store_tile(lid, buf ^ 1u); }
+    workgroupBarrier();
+  }
+
+  for (var i = 0u; i < 8u; i++) {
+    let m = m0 + select(WG_M * 4u + ty * 4u + (i - 4u), ty * 4u + i, i < 4u);
+    store_y(m, n0 + tx * 4u, acc[2u * i]);
+    store_y(m, n0 + WG_N * 4u + tx * 4u, acc[2u * i + 1u]);
+  }
+}

@@ -1,0 +1,137 @@
+// Tiled matmul kernel (shaders/matmul.wgsl): y[M, N] (+)= x[M, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
+import type { Gpu } from '../gpu';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
+import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
+
+/** How W is stored: 'nk' = [N, K] (checkpoints' [out, in], y = x·Wᵀ); 'kn' = [K, N] (y = x·W). */
+export type WeightLayout = 'nk' | 'kn';
+
+/** Workgroup tile: WG_M × WG_N threads, each 8 × 8 outputs; TILE_K deep. Mirrors the shader's overrides. */
+export interface MatmulTile {
+  WG_M: number;
+  WG_N: number;
+  TILE_K: number;
+}
+
+/** 128 × 128 outputs per workgroup of 256 threads: large problems. */
+export const MATMUL_TILE_LARGE: MatmulTile = { WG_M: 16, WG_N: 16, TILE_K: 16 };
+/** 64 × 64 outputs per workgroup of 64 threads: problems whose large-tile grid would not fill the GPU. */
+export const MATMUL_TILE_SMALL: MatmulTile = { WG_M: 8, WG_N: 8, TILE_K: 16 };
+
+export interface MatmulOptions {
+  weightDtype: WeightDtype;
+  weightLayout: WeightLayout;
+  /** 16-byte loads; see matmulAligned(). */
+  aligned: boolean;
+  /** y += x·W instead of y = x·W. */
+  accumulate?: boolean;
+  tile?: MatmulTile;
+}
+
+/**
+ * Whether K and N allow the 16-byte load path: K % 4 == 0 (x rows) and the weight row length (K for 'nk',
+ * N for 'kn') a multiple of 4 for f32 or 8 for f16/bf16. Otherwise a (slower) element-wise path is used.
+ */
+export function matmulAligned(K: number, N: number, dtype: WeightDtype, layout: WeightLayout): boolean {
+  const unit = dtype === 'f32' ? 4 : 8;
+  return K % 4 === 0 && (layout === 'nk' ? K : N) % unit === 0;
+}
+
+/** The uniform's fields, shared by the matmul and GEMV shaders (same struct layout). */
+export const SHAPE_FIELDS = ['M', 'N', 'K', '_pad'] as const;
+
+/** Buffer sizes the shaders need: vec4-viewed, so every buffer is rounded up to 16 bytes. */
+export function checkLinearBuffers(
+  label: string,
+  x: GPUBuffer,
+  w: GPUBuffer,
+  y: GPUBuffer,
+  s: { rows: number; K: number; N: number; weightDtype: WeightDtype },
+): void {
+  const vec4Bytes = (elements: number, bytesPer: number) => Math.ceil((elements * bytesPer) / 16) * 16;
+  const need: [string, GPUBuffer, number][] = [
+    ['x', x, vec4Bytes(s.rows * s.K, 4)],
+    ['w', w, vec4Bytes(s.N * s.K, s.weightDtype === 'f32' ? 4 : 2)],
+    ['y', y, vec4Bytes(s.rows * s.N, 4)],
+  ];
+  for (const [field, buffer, bytes] of need) {
+    if (buffer.size < bytes) {
+      throw new Error(
+        `${label}: buffer ${field} (${buffer.label || 'unlabelled'}) holds ${buffer.size} bytes, needs ${bytes} ` +
+          `(rows ${s.rows}, K ${s.K}, N ${s.N}, ${s.weightDtype}, rounded up to 16 bytes)`,
+      );
+    }
+  }
+}
+
+/** One matmul bound to its buffers; made at load time, encoded every step. */
+export interface MatmulBinding {
+  bindGroup: GPUBindGroup;
+  uniforms: Uniforms;
+}
+
+export interface MatmulShape {
+  M: number;
+  N: number;
+  K: number;
+}
+
+export class MatmulKernel {
+  readonly layout: KernelLayout;
+  readonly pipeline: GPUComputePipeline;
+  readonly tile: MatmulTile;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly options: MatmulOptions,
+  ) {
+    this.tile = options.tile ?? MATMUL_TILE_LARGE;
+    checkTile(gpu, this.tile, options.weightDtype);
+    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
+    const constants = {
+      ...this.tile,
+      W_NK: options.weightLayout === 'nk' ? 1 : 0,
+      ALIGNED: options.aligned ? 1 : 0,
+      ACCUMULATE: options.accumulate ? 1 : 0,
+      WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[options.weightDtype],
+    };
+    this.pipeline = gpu.pipeline('matmul', 'main', constants, this.layout.pipelineLayout, this.layout.key);
+  }
+
+  /** x: [M, K] f32; w: [N, K] or [K, N] in weightDtype words; y: [M, N] f32 (may not alias x or w). */
+  bind(label: string, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer): MatmulBinding {
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, SHAPE_FIELDS);
+    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, w, y]) };
+  }
+
+  /** Writes the shape uniform (queue write, no allocation). */
+  setShape(b: MatmulBinding, s: MatmulShape): void {
+    b.uniforms.set({ M: s.M, N: s.N, K: s.K });
+  }
+
+  /** Dispatch for M rows and N columns (the shape last written with setShape must match). */
+  encode(pass: GPUComputePassEncoder, b: MatmulBinding, M: number, N: number): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, b.bindGroup);
+    pass.dispatchWorkgroups(ceilDiv(N, this.tile.WG_N * 8), ceilDiv(M, this.tile.WG_M * 8));
+  }
+}
+
+/** The shader's limits on its overrides (see shaders/matmul.wgsl): clear errors instead of compile failures. */
+function checkTile(gpu: Gpu, t: MatmulTile, dtype: WeightDtype): void {
+  const threads = t.WG_M * t.WG_N;
+  const unit = dtype === 'f32' ? 4 : 8;
+  const problems: string[] = [];
+  if (t.WG_M > 16 || t.WG_N > 16) problems.push('WG_M and WG_N must be ≤ 16 (shared rows hold 128 floats)');
+  if (t.TILE_K % 8 !== 0) problems.push('TILE_K must be a multiple of 8');
+  const xUnits = (t.WG_M * 8 * t.TILE_K) / (4 * threads);
+  const wUnits = (t.WG_N * 8 * t.TILE_K) / (unit * threads);
+  if (!Number.isInteger(xUnits) || !Number.isInteger(wUnits) || xUnits > 8 || (wUnits * unit) / 4 > 8) {
+    problems.push('each thread must load a whole number of 16-byte units per tile, at most 8 of each operand');
+  }
+  if ((t.WG_N * 8) % unit !== 0) problems.push('TILE_N must be a multiple of the weight unit');
+  const shared = 2 * 2 * t.TILE_K * 32 * 16;
+  if (shared > gpu.limits.maxComputeWorkgroupStorageSize) problems.push(`needs ${shared} bytes of workgroup memory`);
+  if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup) problems.push(`${threads} threads per workgroup`);
+  if (problems.length) throw new Error(`matmul tile ${JSON.stringify(t)} (${dtype}): ${problems.join('; ')}`);
+}

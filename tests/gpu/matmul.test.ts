@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MATMUL_TILE_LARGE,
+  MATMUL_TILE_SMALL,
+  MatmulKernel,
+  matmulAligned,
+  type MatmulTile,
+  type WeightLayout,
+} from '../../src/engine/kernels/matmul';
+import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
+import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { matmulRef } from '../../src/reference/matmul';
+import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { randomF32 } from '../support/random';
+import { mutantGpu } from '../support/mutant';
+import type { Gpu } from '../../src/engine/gpu';
+
+// f32 accumulation over K ≤ 257 of N(0,1)·N(0,1) products: sums ~ √K; rounding stays far below this.
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+
+interface Case {
+  M: number;
+  K: number;
+  N: number;
+  dtype: WeightDtype;
+  layout: WeightLayout;
+  accumulate?: boolean;
+  tile?: MatmulTile;
+  seed: number;
+}
+
+async function check(c: Case, gpu?: Gpu) {
+  gpu ??= await testGpu();
+  const { M, K, N, dtype, layout } = c;
+  const x = randomF32(M * K, c.seed);
+  const w = packWeights(randomF32(N * K, c.seed + 1), dtype);
+  const aligned = matmulAligned(K, N, dtype, layout);
+  const kernel = new MatmulKernel(gpu, { weightDtype: dtype, weightLayout: layout, aligned, accumulate: c.accumulate, tile: c.tile });
+  let y: GPUBuffer;
+  let y0: Float32Array | undefined;
+  if (c.accumulate) {
+    y0 = randomF32(M * N, c.seed + 2);
+    y = uploadBuffer(gpu, 'test.y', y0);
+  } else {
+    y = poisonedBuffer(gpu, 'test.y', M * N);
+  }
+  const b = kernel.bind('test.matmul', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', w.words), y);
+  kernel.setShape(b, { M, N, K });
+  submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, M, N));
+  const what = `matmul ${M}x${K}->${N} ${dtype} ${layout}${aligned ? ' aligned' : ''}${c.accumulate ? ' accumulate' : ''}`;
+  expectClose(await readF32(gpu, y, M * N), matmulRef(x, w.rounded, M, K, N, layout, y0), TOL, what);
+  expect(gpu.recentErrors).toEqual([]);
+}
+
+describe('matmul', () => {
+  // [M, K, N]: not tile multiples; the first ones take the element-wise path, the last the 16-byte path.
+  const shapes: [number, number, number][] = [
+    [1, 1, 1],
+    [7, 33, 257],
+    [65, 31, 129],
+    [33, 257, 7],
+    [130, 40, 136],
+  ];
+  for (const layout of ['nk', 'kn'] as const) {
+    for (const [M, K, N] of shapes) {
+      it(`${M}x${K}->${N} f32 ${layout}`, () => check({ M, K, N, dtype: 'f32', layout, seed: M * 7 + K * 3 + N }));
+    }
+    for (const dtype of ['f16', 'bf16'] as const) {
+      it(`65x31->129 ${dtype} ${layout}`, () => check({ M: 65, K: 31, N: 129, dtype, layout, seed: 11 }));
+      it(`33x48->136 ${dtype} ${layout} (aligned)`, () => check({ M: 33, K: 48, N: 136, dtype, layout, seed: 12 }));
+    }
+    it(`accumulate ${layout}`, () => check({ M: 33, K: 40, N: 20, dtype: 'f32', layout, accumulate: true, seed: 13 }));
+  }
+  it('small tile, odd sizes', () => check({ M: 70, K: 33, N: 67, dtype: 'bf16', layout: 'nk', tile: MATMUL_TILE_SMALL, seed: 14 }));
+  it('large tile covers several workgroups both ways', () =>
+    check({ M: 257, K: 24, N: 260, dtype: 'f32', layout: 'nk', tile: MATMUL_TILE_LARGE, seed: 15 }));
+
+  it('a broken kernel fails the check (skips the last k tile)', async () => {
+    const broken = await mutantGpu('matmul', 'let more = t + 1u < tiles;', 'let more = t + 2u < tiles;');
+    await expect(check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', seed: 16 }, broken)).rejects.toThrow(/outside atol/);
+  });
+
+  it('pinned: [[1,2,3],[4,5,6]] · Wᵀ', async () => {
+    const gpu = await testGpu();
+    const kernel = new MatmulKernel(gpu, { weightDtype: 'f32', weightLayout: 'nk', aligned: false });
+    const y = poisonedBuffer(gpu, 'pin.y', 4);
+    const x = uploadBuffer(gpu, 'pin.x', new Float32Array([1, 2, 3, 4, 5, 6]));
+    const w = uploadBuffer(gpu, 'pin.w', new Float32Array([1, 0, -1, 0.5, 0.5, 0.5])); // [2, 3]
+    const b = kernel.bind('pin', x, w, y);
+    kernel.setShape(b, { M: 2, N: 2, K: 3 });
+    submitPass(gpu, 'pin', (pass) => kernel.encode(pass, b, 2, 2));
+    expectClose(await readF32(gpu, y, 4), [-2, 3, -2, 7.5], { atol: 0, rtol: 0 });
+  });
+});

@@ -1,0 +1,106 @@
+// Skinny matmul for 1–16 rows (shaders/gemv.wgsl): y[rows, N] (+)= x[rows, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
+import type { Gpu } from '../gpu';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
+import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
+import { SHAPE_FIELDS, matmulAligned, type WeightLayout } from './matmul';
+
+/** Row counts a GEMV pipeline is compiled for; `rows` rounds up to the next one. */
+export const GEMV_ROW_BUCKETS = [1, 2, 4, 8, 16] as const;
+export const GEMV_MAX_ROWS = 16;
+
+/** Threads per workgroup WG_K × WG_N, and output columns per thread NT ('nk' only; 'kn' threads own 4). */
+export interface GemvTile {
+  WG_K: number;
+  WG_N: number;
+  NT: number;
+}
+
+/** Defaults per layout (chosen on the H100 sweep of `npm run bench -- --tune`, see docs/benchmarks.md). */
+export const GEMV_TILE_NK: GemvTile = { WG_K: 32, WG_N: 4, NT: 2 };
+export const GEMV_TILE_KN: GemvTile = { WG_K: 16, WG_N: 16, NT: 4 };
+
+export interface GemvOptions {
+  weightDtype: WeightDtype;
+  weightLayout: WeightLayout;
+  /** Row count compiled in (one of GEMV_ROW_BUCKETS); the dispatch computes params.M ≤ rows rows. */
+  rows: number;
+  /** 16-byte loads; same rule as matmulAligned(K, N, dtype, layout). */
+  aligned: boolean;
+  accumulate?: boolean;
+  tile?: GemvTile;
+}
+
+export const gemvAligned = matmulAligned;
+
+/** The smallest compiled row count ≥ rows. */
+export function gemvBucket(rows: number): number {
+  const b = GEMV_ROW_BUCKETS.find((r) => r >= rows);
+  if (b === undefined || rows < 1) throw new Error(`GEMV handles 1..${GEMV_MAX_ROWS} rows, got ${rows}`);
+  return b;
+}
+
+export interface GemvBinding {
+  bindGroup: GPUBindGroup;
+  uniforms: Uniforms;
+}
+
+export class GemvKernel {
+  readonly layout: KernelLayout;
+  readonly pipeline: GPUComputePipeline;
+  readonly tile: GemvTile;
+  /** Output columns per workgroup. */
+  readonly blockN: number;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly options: GemvOptions,
+  ) {
+    const nk = options.weightLayout === 'nk';
+    this.tile = options.tile ?? (nk ? GEMV_TILE_NK : GEMV_TILE_KN);
+    const outputsPerThread = nk ? this.tile.NT : 4;
+    this.blockN = this.tile.WG_N * outputsPerThread;
+    checkTile(gpu, this.tile, options.rows, outputsPerThread);
+    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
+    const constants = {
+      ...this.tile,
+      ROWS: options.rows,
+      W_NK: nk ? 1 : 0,
+      ALIGNED: options.aligned ? 1 : 0,
+      ACCUMULATE: options.accumulate ? 1 : 0,
+      WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[options.weightDtype],
+    };
+    this.pipeline = gpu.pipeline('gemv', 'main', constants, this.layout.pipelineLayout, this.layout.key);
+  }
+
+  /** x: [rows, K] f32; w: [N, K] or [K, N] in weightDtype words; y: [rows, N] f32 (may not alias x or w). */
+  bind(label: string, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer): GemvBinding {
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, SHAPE_FIELDS);
+    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, w, y]) };
+  }
+
+  /** Writes the shape uniform; 1 ≤ rows ≤ options.rows. */
+  setShape(b: GemvBinding, s: { rows: number; N: number; K: number }): void {
+    if (s.rows < 1 || s.rows > this.options.rows) {
+      throw new Error(`GemvKernel compiled for ${this.options.rows} rows cannot run ${s.rows}`);
+    }
+    b.uniforms.set({ M: s.rows, N: s.N, K: s.K });
+  }
+
+  encode(pass: GPUComputePassEncoder, b: GemvBinding, N: number): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, b.bindGroup);
+    pass.dispatchWorkgroups(ceilDiv(N, this.blockN));
+  }
+}
+
+function checkTile(gpu: Gpu, t: GemvTile, rows: number, outputsPerThread: number): void {
+  const problems: string[] = [];
+  if (!(GEMV_ROW_BUCKETS as readonly number[]).includes(rows)) problems.push(`rows must be one of ${GEMV_ROW_BUCKETS.join(', ')}`);
+  if (t.NT < 1 || t.NT > 4) problems.push('NT must be 1..4');
+  if (rows * outputsPerThread > 64) problems.push('rows × outputs per thread must be ≤ 64 (register array)');
+  const threads = t.WG_K * t.WG_N;
+  if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup) problems.push(`${threads} threads per workgroup`);
+  const shared = Math.min(rows, 4) * t.WG_N * outputsPerThread * (t.WG_K + 1) * 4;
+  if (shared > gpu.limits.maxComputeWorkgroupStorageSize) problems.push(`needs ${shared} bytes of workgroup memory`);
+  if (problems.length) throw new Error(`gemv tile ${JSON.stringify(t)} (rows ${rows}): ${problems.join('; ')}`);
+}

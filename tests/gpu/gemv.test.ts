@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { GemvKernel, gemvAligned, gemvBucket, type GemvTile } from '../../src/engine/kernels/gemv';
+import type { WeightLayout } from '../../src/engine/kernels/matmul';
+import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
+import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { matmulRef } from '../../src/reference/matmul';
+import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { randomF32 } from '../support/random';
+import { mutantGpu } from '../support/mutant';
+import type { Gpu } from '../../src/engine/gpu';
+
+const TOL = { atol: 1e-4, rtol: 1e-4 };
+
+interface Case {
+  rows: number;
+  K: number;
+  N: number;
+  dtype: WeightDtype;
+  layout: WeightLayout;
+  accumulate?: boolean;
+  tile?: GemvTile;
+  seed: number;
+}
+
+async function check(c: Case, gpu?: Gpu) {
+  gpu ??= await testGpu();
+  const { rows, K, N, dtype, layout } = c;
+  const x = randomF32(rows * K, c.seed);
+  const w = packWeights(randomF32(N * K, c.seed + 1), dtype);
+  const aligned = gemvAligned(K, N, dtype, layout);
+  const kernel = new GemvKernel(gpu, { weightDtype: dtype, weightLayout: layout, rows: gemvBucket(rows), aligned, accumulate: c.accumulate, tile: c.tile });
+  let y: GPUBuffer;
+  let y0: Float32Array | undefined;
+  if (c.accumulate) {
+    y0 = randomF32(rows * N, c.seed + 2);
+    y = uploadBuffer(gpu, 'test.y', y0);
+  } else {
+    y = poisonedBuffer(gpu, 'test.y', rows * N);
+  }
+  const b = kernel.bind('test.gemv', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', w.words), y);
+  kernel.setShape(b, { rows, N, K });
+  submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, N));
+  const what = `gemv ${rows}x${K}->${N} ${dtype} ${layout}${aligned ? ' aligned' : ''}${c.accumulate ? ' accumulate' : ''}`;
+  expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w.rounded, rows, K, N, layout, y0), TOL, what);
+  expect(gpu.recentErrors).toEqual([]);
+}
+
+describe('gemv', () => {
+  for (const layout of ['nk', 'kn'] as const) {
+    // Every row count 1..16 (five compiled buckets), element-wise path (K = 33 is odd).
+    for (let rows = 1; rows <= 16; rows++) {
+      it(`${rows} rows, 33->257 f32 ${layout}`, () => check({ rows, K: 33, N: 257, dtype: 'f32', layout, seed: rows }));
+    }
+    // 16-byte path, f32 / f16 / bf16, sizes past the tile.
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      it(`1 row, 264->136 ${dtype} ${layout} (aligned)`, () => check({ rows: 1, K: 264, N: 136, dtype, layout, seed: 20 }));
+      it(`7 rows, 40->33 ${dtype} ${layout}`, () => check({ rows: 7, K: 40, N: 33, dtype, layout, seed: 21 }));
+      it(`16 rows, 31->7 ${dtype} ${layout}`, () => check({ rows: 16, K: 31, N: 7, dtype, layout, seed: 22 }));
+    }
+    it(`accumulate ${layout}`, () => check({ rows: 3, K: 64, N: 72, dtype: 'bf16', layout, accumulate: true, seed: 23 }));
+  }
+  it('non-default tile (NT 4, WG_K 8)', () => check({ rows: 5, K: 96, N: 45, dtype: 'f32', layout: 'nk', tile: { WG_K: 8, WG_N: 8, NT: 4 }, seed: 24 }));
+
+  it('a broken kernel fails the check (drops the last partial sum)', async () => {
+    const broken = await mutantGpu('gemv', 'for (var t = 0u; t < WG_K; t++)', 'for (var t = 1u; t < WG_K; t++)');
+    await expect(check({ rows: 2, K: 64, N: 9, dtype: 'f32', layout: 'nk', seed: 25 }, broken)).rejects.toThrow(/outside atol/);
+  });
+
+  it('pinned: one row times a 3x4 weight', async () => {
+    const gpu = await testGpu();
+    const kernel = new GemvKernel(gpu, { weightDtype: 'f32', weightLayout: 'nk', rows: 1, aligned: true });
+    const y = poisonedBuffer(gpu, 'pin.y', 3);
+    const x = uploadBuffer(gpu, 'pin.x', new Float32Array([1, 2, 3, 4]));
+    const w = uploadBuffer(gpu, 'pin.w', new Float32Array([1, 1, 1, 1, 0, 0, 0, 1, -1, 0.5, 0, 0])); // [3, 4]
+    const b = kernel.bind('pin', x, w, y);
+    kernel.setShape(b, { rows: 1, N: 3, K: 4 });
+    submitPass(gpu, 'pin', (pass) => kernel.encode(pass, b, 3));
+    expectClose(await readF32(gpu, y, 3), [10, 4, 0], { atol: 0, rtol: 0 });
+  });
+});

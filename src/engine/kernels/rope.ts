@@ -77,12 +77,14 @@ export class RopeKernel {
     if (!k && layout.kHeads > 0) throw new Error(`${label}: kHeads = ${layout.kHeads} but no k buffer`);
     if (k === q) throw new Error(`${label}: q and k are one buffer; bind it as q with qHeads = heads + kvHeads`);
     const full: Required<RopeLayout> = {
-      qStride: layout.qHeads * layout.headDim,
-      qOffset: 0,
-      kStride: layout.kHeads * layout.headDim,
-      kOffset: 0,
-      scaling: 1,
-      ...layout,
+      qHeads: layout.qHeads,
+      kHeads: layout.kHeads,
+      headDim: layout.headDim,
+      qStride: layout.qStride ?? layout.qHeads * layout.headDim,
+      qOffset: layout.qOffset ?? 0,
+      kStride: layout.kStride ?? layout.kHeads * layout.headDim,
+      kOffset: layout.kOffset ?? 0,
+      scaling: layout.scaling ?? 1,
     };
     requireBytes(label, `inv_freq [${layout.headDim / 2}]`, invFreq, (layout.headDim / 2) * 4);
     const kBuffer = k ?? storageBuffer(this.gpu, `${label}.noK`, 16);

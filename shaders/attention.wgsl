@@ -1,0 +1,144 @@
+// Causal attention over a per-layer KV cache, grouped-query heads, optional sliding window. Two entry points:
+//
+// store_kv: copies this step's K and V rows into the cache at positions [start_pos, start_pos + T).
+//   One thread per element, grid-stride. Stepping back needs nothing: the host runs the next step with a smaller
+//   start_pos and the rows past it are overwritten before anything reads them (attention never reads past its own
+//   position).
+//
+// attend: out[t, h, :] = Σ_j softmax_j(scale · q[t, h, :] · k[j, g, :]) · v[j, g, :], g = h / (heads / kv_heads),
+//   query t at position p = start_pos + t, keys j visible iff j <= p and (window == 0 or p − j < window).
+//   The window test is transformers' sliding_window_overlay (kv_idx > q_idx − sliding_window): a query sees itself
+//   and the window − 1 keys before it.
+//   One workgroup per (head, query row). Visible keys are walked in chunks of WORKGROUP: thread i scores key
+//   chunk + i (q, pre-multiplied by the scale, sits in shared memory); the chunk's max updates the running max m,
+//   every running sum is rescaled by exp(m_old − m_new) (online softmax), and each thread accumulates the
+//   probability-weighted V for up to DIMS_PER_THREAD dimensions (d = lid + r·WORKGROUP). Output = acc / l.
+//   Two barriers per chunk; exp arguments are always <= 0.
+
+struct Params {
+  tokens: u32,    // T query rows (and new K/V rows) this step
+  start_pos: u32, // position of row 0 = cache rows already filled
+  heads: u32,     // query heads
+  kv_heads: u32,  // key/value heads; heads % kv_heads == 0
+  head_dim: u32,  // d
+  window: u32,    // sliding window in keys (query included); 0 = unlimited
+  q_stride: u32,  // elements between tokens in q (heads·d when contiguous)
+  q_offset: u32,  // element offset of token 0, head 0 in q
+  kv_stride: u32, // elements between tokens in k_new / v_new (kv_heads·d when contiguous)
+  k_offset: u32,  // element offset of token 0, kv head 0 in k_new
+  v_offset: u32,  // element offset of token 0, kv head 0 in v_new
+  scale: f32,     // softmax scale: 1/sqrt(d), or the family's override (Granite attention_multiplier)
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+
+// ---- store_kv bindings
+@group(0) @binding(1) var<storage, read> k_new: array<f32>;          // [T, kv_stride]: kv head g at k_offset + t·kv_stride + g·d
+@group(0) @binding(2) var<storage, read> v_new: array<f32>;          // [T, kv_stride]: kv head g at v_offset + t·kv_stride + g·d
+@group(0) @binding(3) var<storage, read_write> k_store: array<f32>;  // [max_seq, kv_heads, d] this layer's K cache
+@group(0) @binding(4) var<storage, read_write> v_store: array<f32>;  // [max_seq, kv_heads, d] this layer's V cache
+
+override STORE_WORKGROUP: u32 = 256u;
+
+@compute @workgroup_size(STORE_WORKGROUP)
+fn store_kv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let width = params.kv_heads * params.head_dim;
+  let count = params.tokens * width;
+  for (var i = gid.x; i < count; i += groups.x * STORE_WORKGROUP) {
+    let t = i / width;
+    let c = i - t * width;
+    let dst = (params.start_pos + t) * width + c;
+    k_store[dst] = k_new[params.k_offset + t * params.kv_stride + c];
+    v_store[dst] = v_new[params.v_offset + t * params.kv_stride + c];
+  }
+}
+
+// ---- attend bindings
+@group(0) @binding(1) var<storage, read> q: array<f32>;          // [T, q_stride]: head h at q_offset + t·q_stride + h·d
+@group(0) @binding(2) var<storage, read> k_cache: array<f32>;    // [max_seq, kv_heads, d]
+@group(0) @binding(3) var<storage, read> v_cache: array<f32>;    // [max_seq, kv_heads, d]
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [T, heads, d]
+
+override WORKGROUP: u32 = 64u;      // keys per chunk = threads per (head, query row)
+override MAX_HEAD_DIM: u32 = 256u;  // size of the shared q row
+const DIMS_PER_THREAD: u32 = 4u;    // so d <= 4 · WORKGROUP (checked on the host)
+const LOWEST: f32 = -3.4028234e38;  // start of the running max
+
+var<workgroup> q_sh: array<f32, MAX_HEAD_DIM>;  // scale · q[t, h, :]
+var<workgroup> score_sh: array<f32, WORKGROUP>; // this chunk's scores (LOWEST past the last visible key)
+var<workgroup> p_sh: array<f32, WORKGROUP>;     // exp(score − running max), 0 past the last visible key
+
+@compute @workgroup_size(WORKGROUP)
+fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.x;
+  let t = wg.y;
+  let d = params.head_dim;
+  let g = h / (params.heads / params.kv_heads);
+  let pos = params.start_pos + t;
+  let row = params.kv_heads * d; // elements per cache row
+
+  let q_base = params.q_offset + t * params.q_stride + h * d;
+  for (var i = lid; i < d; i += WORKGROUP) {
+    q_sh[i] = q[q_base + i] * params.scale;
+  }
+  workgroupBarrier();
+
+  let hi = pos + 1u; // keys [lo, hi) are visible
+  var lo = 0u;
+  if (params.window > 0u && hi > params.window) {
+    lo = hi - params.window;
+  }
+
+  var m = LOWEST;
+  var l = 0.0;
+  var acc = array<f32, DIMS_PER_THREAD>(0.0, 0.0, 0.0, 0.0);
+  for (var chunk = lo; chunk < hi; chunk += WORKGROUP) {
+    let j = chunk + lid;
+    var s = LOWEST;
+    if (j < hi) {
+      let kb = j * row + g * d;
+      var dot = 0.0;
+      for (var i = 0u; i < d; i++) {
+        dot += q_sh[i] * k_cache[kb + i];
+      }
+      s = dot;
+    }
+    score_sh[lid] = s;
+    workgroupBarrier();
+
+    var m_new = m;
+    for (var i = 0u; i < WORKGROUP; i++) {
+      m_new = max(m_new, score_sh[i]);
+    }
+    p_sh[lid] = select(0.0, exp(s - m_new), j < hi);
+    workgroupBarrier();
+
+    let alpha = exp(m - m_new); // 0 on the first chunk
+    l *= alpha;
+    for (var r = 0u; r < DIMS_PER_THREAD; r++) {
+      acc[r] *= alpha;
+    }
+    let n = min(WORKGROUP, hi - chunk);
+    for (var i = 0u; i < n; i++) {
+      let p = p_sh[i];
+      l += p;
+      let vb = (chunk + i) * row + g * d;
+      for (var r = 0u; r < DIMS_PER_THREAD; r++) {
+        let e = lid + r * WORKGROUP;
+        if (e < d) {
+          acc[r] += p * v_cache[vb + e];
+        }
+      }
+    }
+    m = m_new;
+  }
+
+  let out_base = (t * params.heads + h) * d;
+  let inv_l = 1.0 / l;
+  for (var r = 0u; r < DIMS_PER_THREAD; r++) {
+    let e = lid + r * WORKGROUP;
+    if (e < d) {
+      out[out_base + e] = acc[r] * inv_l;
+    }
+  }
+}

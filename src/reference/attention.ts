@@ -1,0 +1,46 @@
+// Naive float64 causal attention with grouped-query heads and an optional sliding window.
+// q: [tokens, heads, d]; k, v: [>= startPos + tokens, kvHeads, d] (the whole cache, rows 0..startPos+tokens-1 used).
+// Query t sits at position p = startPos + t and sees keys j <= p with p − j < window (window 0 = no limit),
+// transformers' causal mask and sliding_window_overlay. Head h reads kv head floor(h / (heads / kvHeads)).
+export interface AttentionRefShape {
+  tokens: number;
+  startPos: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  scale: number;
+  window?: number;
+}
+
+export function attentionRef(
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  v: ArrayLike<number>,
+  s: AttentionRefShape,
+): Float64Array {
+  const d = s.headDim;
+  const group = s.heads / s.kvHeads;
+  const out = new Float64Array(s.tokens * s.heads * d);
+  for (let t = 0; t < s.tokens; t++) {
+    const pos = s.startPos + t;
+    for (let h = 0; h < s.heads; h++) {
+      const g = Math.floor(h / group);
+      const visible: number[] = [];
+      for (let j = 0; j <= pos; j++) if (!s.window || pos - j < s.window) visible.push(j);
+      const scores = visible.map((j) => {
+        let dot = 0;
+        for (let i = 0; i < d; i++) dot += q[(t * s.heads + h) * d + i] * k[(j * s.kvHeads + g) * d + i];
+        return s.scale * dot;
+      });
+      const max = Math.max(...scores);
+      const p = scores.map((x) => Math.exp(x - max));
+      const sum = p.reduce((a, b) => a + b, 0);
+      for (let i = 0; i < d; i++) {
+        let acc = 0;
+        visible.forEach((j, n) => (acc += p[n] * v[(j * s.kvHeads + g) * d + i]));
+        out[(t * s.heads + h) * d + i] = acc / sum;
+      }
+    }
+  }
+  return out;
+}

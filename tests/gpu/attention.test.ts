@@ -1,0 +1,179 @@
+import { describe, expect, it } from 'vitest';
+import { AttentionKernel, createKvCache, type AttentionLayout } from '../../src/engine/kernels/attention';
+import { readU32, submitPass, uploadBuffer } from '../../src/engine/kernels/common';
+import { attentionRef } from '../../src/reference/attention';
+import { expectClose, expectExact, POISON_BITS, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { randomF32 } from '../support/random';
+import { mutantGpu } from '../support/mutant';
+import type { Gpu } from '../../src/engine/gpu';
+
+// f32 dot products of length d, exp, and a probability-weighted sum of values of magnitude ~1.
+const TOL = { atol: 2e-6, rtol: 2e-5 };
+const NAN = new Float32Array(new Uint32Array([POISON_BITS]).buffer)[0];
+
+interface Case {
+  tokens: number;
+  startPos: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  window?: number;
+  maxSeq?: number;
+  seed: number;
+}
+
+/**
+ * Fills cache rows [0, startPos) with random "earlier" keys/values and every other row with NaN: rows the step
+ * writes are overwritten by store_kv, and rows attention must not read (the future, or keys out of the window)
+ * would turn the output into NaN.
+ */
+async function check(c: Case, gpu?: Gpu) {
+  gpu ??= await testGpu();
+  const d = c.headDim;
+  const maxSeq = c.maxSeq ?? c.startPos + c.tokens + 3;
+  const row = c.kvHeads * d;
+  const q = randomF32(c.tokens * c.heads * d, c.seed);
+  const kNew = randomF32(c.tokens * row, c.seed + 1);
+  const vNew = randomF32(c.tokens * row, c.seed + 2);
+  const kAll = new Float32Array(maxSeq * row).fill(NAN);
+  const vAll = new Float32Array(maxSeq * row).fill(NAN);
+  const firstVisible = c.window ? Math.max(0, c.startPos + 1 - c.window) : 0; // lowest key any query sees
+  kAll.set(randomF32(c.startPos * row, c.seed + 3).subarray(firstVisible * row), firstVisible * row);
+  vAll.set(randomF32(c.startPos * row, c.seed + 4).subarray(firstVisible * row), firstVisible * row);
+
+  const kernel = new AttentionKernel(gpu);
+  const cache = createKvCache(gpu, 'test', { maxSeq, kvHeads: c.kvHeads, headDim: d });
+  gpu.device.queue.writeBuffer(cache.k, 0, kAll);
+  gpu.device.queue.writeBuffer(cache.v, 0, vAll);
+  const out = poisonedBuffer(gpu, 'test.out', c.tokens * c.heads * d);
+  const layout: AttentionLayout = { heads: c.heads, kvHeads: c.kvHeads, headDim: d, maxSeq, window: c.window };
+  const buffers = {
+    q: uploadBuffer(gpu, 'test.q', q),
+    kNew: uploadBuffer(gpu, 'test.kNew', kNew),
+    vNew: uploadBuffer(gpu, 'test.vNew', vNew),
+    kCache: cache.k,
+    vCache: cache.v,
+    out,
+  };
+  const b = kernel.bind('test.attention', buffers, layout);
+  kernel.setShape(b, { tokens: c.tokens, startPos: c.startPos });
+  submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, c.tokens));
+
+  kAll.set(kNew, c.startPos * row);
+  vAll.set(vNew, c.startPos * row);
+  const expected = attentionRef(q, kAll, vAll, { ...c, scale: 1 / Math.sqrt(d) });
+  const what = `attention T=${c.tokens} from ${c.startPos} H=${c.heads}/${c.kvHeads} d=${d} window=${c.window ?? 0}`;
+  expectClose(await readF32(gpu, out, expected.length), expected, TOL, what);
+  // The cache now holds the new rows at their positions and nothing else changed.
+  expectExact(await readU32(gpu, cache.k, kAll.length), new Uint32Array(kAll.buffer), `${what} K cache bits`);
+  expect(gpu.recentErrors).toEqual([]);
+}
+
+describe('attention', () => {
+  for (const [heads, kvHeads] of [[4, 4], [4, 2], [8, 2]]) {
+    for (const headDim of [16, 64]) {
+      const shape = { heads, kvHeads, headDim };
+      const id = `H=${heads}/${kvHeads} d=${headDim}`;
+      it(`prefill T=7 from 0, ${id}`, () => check({ ...shape, tokens: 7, startPos: 0, seed: heads * 100 + headDim }));
+      it(`prefill T=7 from 5, ${id}`, () => check({ ...shape, tokens: 7, startPos: 5, seed: heads * 100 + headDim + 1 }));
+      it(`decode at 40, ${id}`, () => check({ ...shape, tokens: 1, startPos: 40, seed: heads * 100 + headDim + 2 }));
+    }
+  }
+  it('head dim 128, prefill T=7 from 5, GQA 4', () => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 1, headDim: 128, seed: 5 }));
+  it('sliding window 4, prefill T=7 from 5', () => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, window: 4, seed: 6 }));
+  it('sliding window 64, decode at 300 (keys before 237 are NaN)', () =>
+    check({ tokens: 1, startPos: 300, heads: 4, kvHeads: 2, headDim: 16, window: 64, seed: 7 }));
+  it('window larger than the sequence is full attention', () =>
+    check({ tokens: 7, startPos: 5, heads: 2, kvHeads: 1, headDim: 16, window: 4096, seed: 8 }));
+  it('decode at position 4095 of a 4096-row cache', () =>
+    check({ tokens: 1, startPos: 4095, heads: 2, kvHeads: 1, headDim: 64, maxSeq: 4096, seed: 9 }));
+  it('prefill T=257 from 0 (many chunks, running max rescaled)', () =>
+    check({ tokens: 257, startPos: 0, heads: 2, kvHeads: 1, headDim: 16, seed: 10 }));
+  it('prefill T=33 from 100, d=33 (not a multiple of 4)', () =>
+    check({ tokens: 33, startPos: 100, heads: 3, kvHeads: 1, headDim: 33, seed: 11 }));
+
+  it('a broken kernel fails the check: wrong kv head for a query head', async () => {
+    const broken = await mutantGpu('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;');
+    await expect(check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken)).rejects.toThrow(/outside atol/);
+  });
+  it('a broken kernel fails the check: no rescale when the max grows', async () => {
+    const broken = await mutantGpu('attention', 'let alpha = exp(m - m_new);', 'let alpha = 1.0;');
+    await expect(check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken)).rejects.toThrow(/outside atol/);
+  });
+
+  it('stepping back: a shorter startPos overwrites the rows past it, nothing to clear', async () => {
+    const gpu = await testGpu();
+    const H = 4, KV = 2, d = 16, maxSeq = 16, row = KV * d;
+    const kernel = new AttentionKernel(gpu);
+    const cache = createKvCache(gpu, 'back', { maxSeq, kvHeads: KV, headDim: d });
+    const scale = 1 / Math.sqrt(d);
+    const step = async (tokens: number, startPos: number, seed: number) => {
+      const q = randomF32(tokens * H * d, seed), k = randomF32(tokens * row, seed + 1), v = randomF32(tokens * row, seed + 2);
+      const out = poisonedBuffer(gpu, 'back.out', tokens * H * d);
+      const buffers = { q: uploadBuffer(gpu, 'back.q', q), kNew: uploadBuffer(gpu, 'back.k', k), vNew: uploadBuffer(gpu, 'back.v', v), kCache: cache.k, vCache: cache.v, out };
+      const b = kernel.bind('back', buffers, { heads: H, kvHeads: KV, headDim: d, maxSeq });
+      kernel.setShape(b, { tokens, startPos });
+      submitPass(gpu, 'back', (pass) => kernel.encode(pass, b, tokens));
+      return { q, k, v, out: await readF32(gpu, out, tokens * H * d) };
+    };
+    const first = await step(10, 0, 20); // positions 0..9
+    const second = await step(3, 5, 30); // back to 5: positions 5..7 replaced, 8..9 stale but never read
+    const kAll = new Float32Array(8 * row), vAll = new Float32Array(8 * row);
+    kAll.set(first.k.subarray(0, 5 * row)); vAll.set(first.v.subarray(0, 5 * row));
+    kAll.set(second.k, 5 * row); vAll.set(second.v, 5 * row);
+    const expected = attentionRef(second.q, kAll, vAll, { tokens: 3, startPos: 5, heads: H, kvHeads: KV, headDim: d, scale });
+    expectClose(second.out, expected, TOL, 'after stepping back');
+  });
+
+  it('fused qkv rows: q, k and v read from one buffer at offsets, custom scale', async () => {
+    const gpu = await testGpu();
+    const T = 5, H = 4, KV = 2, d = 16, maxSeq = 8, width = (H + 2 * KV) * d;
+    const qkv = randomF32(T * width, 40);
+    const kernel = new AttentionKernel(gpu);
+    const cache = createKvCache(gpu, 'fused', { maxSeq, kvHeads: KV, headDim: d });
+    const fused = uploadBuffer(gpu, 'fused.qkv', qkv);
+    const out = poisonedBuffer(gpu, 'fused.out', T * H * d);
+    const layout = { heads: H, kvHeads: KV, headDim: d, maxSeq, scale: 0.0078125, qStride: width, kvStride: width, kOffset: H * d, vOffset: (H + KV) * d };
+    const b = kernel.bind('fused', { q: fused, kNew: fused, vNew: fused, kCache: cache.k, vCache: cache.v, out }, layout);
+    kernel.setShape(b, { tokens: T, startPos: 0 });
+    submitPass(gpu, 'fused', (pass) => kernel.encode(pass, b, T));
+    const q = new Float32Array(T * H * d), k = new Float32Array(T * KV * d), v = new Float32Array(T * KV * d);
+    for (let t = 0; t < T; t++) {
+      q.set(qkv.subarray(t * width, t * width + H * d), t * H * d);
+      k.set(qkv.subarray(t * width + H * d, t * width + (H + KV) * d), t * KV * d);
+      v.set(qkv.subarray(t * width + (H + KV) * d, (t + 1) * width), t * KV * d);
+    }
+    const expected = attentionRef(q, k, v, { tokens: T, startPos: 0, heads: H, kvHeads: KV, headDim: d, scale: 0.0078125 });
+    expectClose(await readF32(gpu, out, T * H * d), expected, TOL, 'fused qkv');
+  });
+
+  it('pinned: two keys, equal scores, average of the values; a lone first query copies its value', async () => {
+    const gpu = await testGpu();
+    const kernel = new AttentionKernel(gpu);
+    const cache = createKvCache(gpu, 'pin', { maxSeq: 2, kvHeads: 1, headDim: 2 });
+    const out = poisonedBuffer(gpu, 'pin.out', 4);
+    const buffers = {
+      q: uploadBuffer(gpu, 'pin.q', new Float32Array([1, 0, 0, 1])),
+      kNew: uploadBuffer(gpu, 'pin.k', new Float32Array([0, 5, 0, 5])), // q·k = 0 for row 0; 5 and 5 for row 1
+      vNew: uploadBuffer(gpu, 'pin.v', new Float32Array([2, 4, 6, -8])),
+      kCache: cache.k,
+      vCache: cache.v,
+      out,
+    };
+    const b = kernel.bind('pin', buffers, { heads: 1, kvHeads: 1, headDim: 2, maxSeq: 2 });
+    kernel.setShape(b, { tokens: 2, startPos: 0 });
+    submitPass(gpu, 'pin', (pass) => kernel.encode(pass, b, 2));
+    expectClose(await readF32(gpu, out, 4), [2, 4, 4, -2], TOL);
+  });
+
+  it('rejects a step past the cache and a head count that is not a multiple of kv heads', async () => {
+    const gpu = await testGpu();
+    const kernel = new AttentionKernel(gpu);
+    const cache = createKvCache(gpu, 'bad', { maxSeq: 4, kvHeads: 1, headDim: 8 });
+    const x = poisonedBuffer(gpu, 'bad.x', 64);
+    const buffers = { q: x, kNew: x, vNew: x, kCache: cache.k, vCache: cache.v, out: poisonedBuffer(gpu, 'bad.out', 64) };
+    const b = kernel.bind('bad', buffers, { heads: 2, kvHeads: 1, headDim: 8, maxSeq: 4 });
+    expect(() => kernel.setShape(b, { tokens: 2, startPos: 3 })).toThrow(/run past the KV cache \(4 rows\)/);
+    expect(() => kernel.bind('bad', buffers, { heads: 3, kvHeads: 2, headDim: 8, maxSeq: 4 })).toThrow(/not a multiple/);
+  });
+});

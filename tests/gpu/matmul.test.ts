@@ -7,10 +7,11 @@ import {
   type MatmulTile,
   type WeightLayout,
 } from '../../src/engine/kernels/matmul';
-import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
+import { submitPass, uploadBuffer, storageBuffer } from '../../src/engine/kernels/common';
+import { LinearKernel } from '../../src/engine/kernels/linear';
 import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
 import { matmulRef } from '../../src/reference/matmul';
-import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { POISON_BITS, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import { mutantGpu } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
@@ -90,5 +91,49 @@ describe('matmul', () => {
     kernel.setShape(b, { M: 2, N: 2, K: 3 });
     submitPass(gpu, 'pin', (pass) => kernel.encode(pass, b, 2, 2));
     expectClose(await readF32(gpu, y, 4), [-2, 3, -2, 7.5], { atol: 0, rtol: 0 });
+  });
+});
+
+describe('LinearKernel', () => {
+  it('picks GEMV for 1..16 rows and the tiled matmul above, on one binding', async () => {
+    const gpu = await testGpu();
+    const K = 44, N = 70, maxRows = 40;
+    const x = randomF32(maxRows * K, 30);
+    const w = packWeights(randomF32(N * K, 31), 'bf16');
+    const y = poisonedBuffer(gpu, 'linear.y', maxRows * N);
+    const linear = new LinearKernel(gpu);
+    const b = linear.bind('linear', uploadBuffer(gpu, 'linear.x', x), uploadBuffer(gpu, 'linear.w', w.words), y, { K, N, maxRows, weightDtype: 'bf16' });
+    expect([...b.gemv.keys()]).toEqual([1, 2, 4, 8, 16]);
+    for (const rows of [3, 16, 17, 40]) {
+      gpu.device.queue.writeBuffer(y, 0, new Uint32Array(maxRows * N).fill(POISON_BITS));
+      submitPass(gpu, `linear.${rows}`, (pass) => linear.encode(pass, b, rows));
+      const ref = matmulRef(x.subarray(0, rows * K), w.rounded, rows, K, N, 'nk');
+      expectClose(await readF32(gpu, y, rows * N), ref, TOL, `linear ${rows} rows`);
+    }
+    expect(() => submitPass(gpu, 'linear.bad', (pass) => linear.encode(pass, b, 41))).toThrow(/rows must be 1..40/);
+    expect(gpu.recentErrors).toEqual([]);
+  });
+
+  it('accumulates into y (residual fusion), W stored [K, N]', async () => {
+    const gpu = await testGpu();
+    const K = 16, N = 12, rows = 2;
+    const x = randomF32(rows * K, 32);
+    const w = randomF32(K * N, 33);
+    const y0 = randomF32(rows * N, 34);
+    const y = uploadBuffer(gpu, 'acc.y', y0);
+    const linear = new LinearKernel(gpu);
+    const b = linear.bind('acc', uploadBuffer(gpu, 'acc.x', x), uploadBuffer(gpu, 'acc.w', w), y, { K, N, maxRows: rows, weightDtype: 'f32', accumulate: true, weightLayout: 'kn' });
+    submitPass(gpu, 'acc', (pass) => linear.encode(pass, b, rows));
+    expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w, rows, K, N, 'kn', y0), TOL, 'linear accumulate');
+  });
+
+  it('rejects a buffer too small for maxRows, naming it', async () => {
+    const gpu = await testGpu();
+    const small = storageBuffer(gpu, 'tiny.x', 16);
+    const w = storageBuffer(gpu, 'tiny.w', 64 * 64 * 4);
+    const y = storageBuffer(gpu, 'tiny.y', 64 * 4);
+    expect(() => new LinearKernel(gpu).bind('tiny', small, w, y, { K: 64, N: 64, maxRows: 1, weightDtype: 'f32' })).toThrow(
+      /tiny: buffer x \(tiny.x\) holds 16 bytes, needs 256/,
+    );
   });
 });

@@ -1,0 +1,117 @@
+// The linear layer the model uses: y[rows, N] (+)= x[rows, K] · Wᵀ, choosing the kernel by row count.
+// rows ≤ 16 (decode): GEMV (shaders/gemv.wgsl), a pipeline per row bucket 1/2/4/8/16; more rows (prefill): the tiled
+// matmul (shaders/matmul.wgsl), 128×128 tiles, or 64×64 tiles when the large grid would leave the GPU idle.
+// Everything is created in bind() at load time; encode() only writes the shape uniform and dispatches.
+import type { Gpu } from '../gpu';
+import type { WeightDtype } from '../dtypes';
+import { GEMV_MAX_ROWS, GEMV_ROW_BUCKETS, GemvKernel, gemvBucket } from './gemv';
+import {
+  MATMUL_TILE_LARGE,
+  MATMUL_TILE_SMALL,
+  MatmulKernel,
+  SHAPE_FIELDS,
+  checkLinearBuffers,
+  matmulAligned,
+  type WeightLayout,
+} from './matmul';
+import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
+
+export interface LinearShape {
+  /** Input features (columns of x). */
+  K: number;
+  /** Output features (columns of y). */
+  N: number;
+  /** Most rows any encode() will run; x and y must hold maxRows rows. */
+  maxRows: number;
+  weightDtype: WeightDtype;
+  /** y += x·Wᵀ (residual fusion) instead of y = x·Wᵀ. */
+  accumulate?: boolean;
+  /** How W is stored: 'nk' = [N, K], the checkpoints' [out, in] (default); 'kn' = [K, N]. */
+  weightLayout?: WeightLayout;
+}
+
+/** One linear layer bound to its buffers (made at load time). */
+export interface LinearBinding {
+  readonly label: string;
+  readonly shape: Readonly<Required<LinearShape>>;
+  readonly uniforms: Uniforms;
+  /** Shared by every pipeline below: they have the same layout. */
+  readonly bindGroup: GPUBindGroup;
+  /** GEMV pipeline per row bucket (index = bucket), for buckets ≤ maxRows. */
+  readonly gemv: ReadonlyMap<number, GemvKernel>;
+  /** Tiled matmul, large and small tile; null when maxRows ≤ 16. */
+  readonly matmulLarge: MatmulKernel | null;
+  readonly matmulSmall: MatmulKernel | null;
+}
+
+/**
+ * Below this many 128×128-tile workgroups the 64×64 tile is used (more workgroups to spread over the GPU's
+ * multiprocessors; an H100 has 132).
+ */
+export const SMALL_TILE_BELOW_WORKGROUPS = 264;
+
+export class LinearKernel {
+  constructor(private readonly gpu: Gpu) {}
+
+  /**
+   * x: [maxRows, K] f32; W: [N, K] ('nk') or [K, N] in weightDtype words (as packWeights / the checkpoint stores
+   * them); y: [maxRows, N] f32, must not alias x or W. Buffer sizes are checked (rounded up to 16 bytes).
+   */
+  bind(label: string, x: GPUBuffer, W: GPUBuffer, y: GPUBuffer, shape: LinearShape): LinearBinding {
+    const s: Required<LinearShape> = { accumulate: false, weightLayout: 'nk', ...shape };
+    for (const field of ['K', 'N', 'maxRows'] as const) {
+      if (!Number.isInteger(s[field]) || s[field] < 1) throw new Error(`${label}: ${field} must be a positive integer, got ${s[field]}`);
+    }
+    checkLinearBuffers(label, x, W, y, { rows: s.maxRows, K: s.K, N: s.N, weightDtype: s.weightDtype });
+    const aligned = matmulAligned(s.K, s.N, s.weightDtype, s.weightLayout);
+    const common = { weightDtype: s.weightDtype, weightLayout: s.weightLayout, aligned, accumulate: s.accumulate };
+    const gemv = new Map<number, GemvKernel>();
+    const topBucket = gemvBucket(Math.min(s.maxRows, GEMV_MAX_ROWS));
+    for (const rows of GEMV_ROW_BUCKETS.filter((r) => r <= topBucket)) {
+      gemv.set(rows, new GemvKernel(this.gpu, { ...common, rows }));
+    }
+    const big = s.maxRows > GEMV_MAX_ROWS;
+    const matmulLarge = big ? new MatmulKernel(this.gpu, { ...common, tile: MATMUL_TILE_LARGE }) : null;
+    const matmulSmall = big ? new MatmulKernel(this.gpu, { ...common, tile: MATMUL_TILE_SMALL }) : null;
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, SHAPE_FIELDS);
+    const layout = kernelLayout(this.gpu, ['uniform', 'read', 'read', 'rw']);
+    return {
+      label,
+      shape: s,
+      uniforms,
+      bindGroup: bindGroup(this.gpu, label, layout, [uniforms.buffer, x, W, y]),
+      gemv,
+      matmulLarge,
+      matmulSmall,
+    };
+  }
+
+  /**
+   * Encodes y[0:rows] (+)= x[0:rows] · Wᵀ. Writes the shape uniform through the queue: the write lands before the
+   * next submit, so if one binding is encoded twice with different row counts before a submit, both dispatches see
+   * the last row count. Use one row count per binding per submit (the model does), or separate bindings.
+   */
+  encode(pass: GPUComputePassEncoder, b: LinearBinding, rows: number): void {
+    const { K, N, maxRows } = b.shape;
+    if (!Number.isInteger(rows) || rows < 1 || rows > maxRows) {
+      throw new Error(`${b.label}: rows must be 1..${maxRows}, got ${rows}`);
+    }
+    b.uniforms.set({ M: rows, N, K });
+    pass.setBindGroup(0, b.bindGroup);
+    if (rows <= GEMV_MAX_ROWS) {
+      const kernel = b.gemv.get(gemvBucket(rows))!;
+      pass.setPipeline(kernel.pipeline);
+      pass.dispatchWorkgroups(ceilDiv(N, kernel.blockN));
+      return;
+    }
+    const kernel = pickMatmul(b.matmulLarge!, b.matmulSmall!, rows, N);
+    pass.setPipeline(kernel.pipeline);
+    pass.dispatchWorkgroups(ceilDiv(N, kernel.tile.WG_N * 8), ceilDiv(rows, kernel.tile.WG_M * 8));
+  }
+}
+
+/** The large tile unless its grid has fewer than SMALL_TILE_BELOW_WORKGROUPS workgroups. */
+export function pickMatmul(large: MatmulKernel, small: MatmulKernel, rows: number, N: number): MatmulKernel {
+  const grid = ceilDiv(N, large.tile.WG_N * 8) * ceilDiv(rows, large.tile.WG_M * 8);
+  return grid >= SMALL_TILE_BELOW_WORKGROUPS ? large : small;
+}

@@ -70,6 +70,32 @@ export interface MoeConfig {
   weightDtype: WeightDtype;
   /** Only set for models the engine draws but cannot run, with the reason (e.g. MLA attention). */
   unsupported?: string;
+  /**
+   * DeepSeek-V2/V3 multi-head latent attention (never run by the engine; set only so parameter counts and drawings
+   * of config-only models are right). When set, numHeads/headDim describe the query heads (headDim = nope + rope).
+   */
+  mla?: MlaConfig;
+}
+
+/** Shapes of multi-head latent attention (DeepSeek q_lora_rank, kv_lora_rank, qk_nope/rope_head_dim, v_head_dim). */
+export interface MlaConfig {
+  /** Rank of the query down-projection (q_a_proj → q_a_layernorm → q_b_proj), or null for a plain q_proj. */
+  qLoraRank: number | null;
+  kvLoraRank: number;
+  qkNopeHeadDim: number;
+  qkRopeHeadDim: number;
+  vHeadDim: number;
+}
+
+/** Attention parameters of one MLA layer (DeepSeek-V2/V3 modules, without biases). */
+function mlaParameters(c: MoeConfig, m: MlaConfig): number {
+  const H = c.hiddenSize;
+  const qHead = m.qkNopeHeadDim + m.qkRopeHeadDim;
+  const q = m.qLoraRank === null
+    ? H * c.numHeads * qHead
+    : H * m.qLoraRank + m.qLoraRank + m.qLoraRank * c.numHeads * qHead; // q_a_proj, q_a_layernorm, q_b_proj
+  const kv = H * (m.kvLoraRank + m.qkRopeHeadDim) + m.kvLoraRank + m.kvLoraRank * c.numHeads * (m.qkNopeHeadDim + m.vHeadDim);
+  return q + kv + c.numHeads * m.vHeadDim * H; // + o_proj
 }
 
 export interface ParameterCounts {
@@ -95,7 +121,7 @@ export function countParameters(c: MoeConfig): ParameterCounts {
   const kvDim = c.numKvHeads * c.headDim;
   const attnBias = c.attentionBias ? qDim + 2 * kvDim : 0;
   const qkNorm = c.qkNorm === 'full' ? qDim + kvDim : c.qkNorm === 'head' ? 2 * c.headDim : 0;
-  const attentionPerLayer = H * qDim + 2 * H * kvDim + qDim * H + attnBias + qkNorm;
+  const attentionPerLayer = c.mla ? mlaParameters(c, c.mla) : H * qDim + 2 * H * kvDim + qDim * H + attnBias + qkNorm;
   const expertParams = 3 * H * c.moeIntermediateSize;
   const sharedParams = c.sharedExpert ? 3 * H * c.sharedExpert.intermediateSize + (c.sharedExpert.gated ? H : 0) : 0;
   const routerParams =

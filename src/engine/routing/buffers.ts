@@ -40,4 +40,9 @@ export interface RoutingBuffers {
   ringWeights: GPUBuffer;
   /** f32 [ringCapacity, layers, experts]: the full router probability vector per token and layer. */
   ringProbs: GPUBuffer;
+  /**
+   * f32 [ringCapacity, layers]: logsumexp of the token's router logits (added for the MoE layer: zLossSum is
+   * rebuilt from it after a step back, as the probabilities alone do not determine it).
+   */
+  ringLse: GPUBuffer;
 }

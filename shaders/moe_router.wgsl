@@ -1,0 +1,219 @@
+// MoE router: scores every expert for each token and picks its top-k, all on the GPU.
+//
+// Per token t (absolute position p = position + t), layer l:
+//   logit_e  = x[t]·W[e]ᵀ (+ bias_e)                                  W: [E, H] in WEIGHT_DTYPE
+//   z_e      = (logit_e + noise_std · N(seed, l, p, e)) · inv_temp    what-if noise and temperature
+//   ablated experts are removed before scoring: they take no softmax mass and are never chosen
+//   p_e      = softmax(z)_e                         (scoring 0: Mixtral, Qwen, OLMoE, Granite, DeepSeek-V2)
+//            = sigmoid(z_e)                         (scoring 1: DeepSeek-V3)
+//   c_e      = p_e (+ correction bias_e)            selection score; the bias never reaches the weights
+//   group-limited top-k (n_group > 1): group score = max (group_score 0) or sum of the top-2 (group_score 1) of c
+//            over the group; the best topk_group groups are kept; other experts' c becomes 0.0 (as transformers'
+//            masked_fill), ablated experts stay excluded
+//   top-k over c, ties to the lower expert index; weights w_s = p_chosen (renormalised to sum 1 if norm_topk) · scale
+// Also: lse = logsumexp(z) over the experts that exist (router z-loss), the shared-expert gate logit x·g, and the
+// token's bit in each chosen expert's membership mask (the plan kernel ranks tokens from those masks).
+//
+// Tiling: one workgroup of ROWS × LANES = 256 threads handles RT tokens. Logits: each pass covers ROWS experts,
+// LANES threads stride over H for every one of the RT tokens (W read once per pass), then a shared-memory tree sum.
+// Selection: one thread per token walks the E ≤ 256 scores (cheap next to the H-long dot products).
+// #include "lib/weights"
+// #include "lib/moe_params"
+
+@group(0) @binding(0) var<uniform> P: LayerParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;                  // [tokens, hidden] post-norm input
+@group(0) @binding(2) var<storage, read> w_router: array<u32>;           // [experts, hidden] WEIGHT_DTYPE words
+@group(0) @binding(3) var<storage, read> w_shared_gate: array<u32>;      // [hidden] WEIGHT_DTYPE words (shared_mode 2)
+@group(0) @binding(4) var<storage, read> aux: array<f32>;                // [2, experts] router bias, correction bias
+@group(0) @binding(5) var<storage, read> ablated: array<u32>;            // [num_layers, experts] 1 = ablated
+@group(0) @binding(6) var<storage, read_write> records: array<u32>;      // [max_tokens, REC] per-token record
+@group(0) @binding(7) var<storage, read_write> probs: array<f32>;        // [2, max_tokens, experts] p, then c
+@group(0) @binding(8) var<storage, read_write> plan: array<atomic<u32>>; // masks: [experts, mask_words] at offset 0
+
+const LANES: u32 = 32u;
+const ROWS: u32 = 8u;
+// Tokens per workgroup (sizes a register array, so a const rather than an override).
+const RT: u32 = 4u;
+// Score slots per token: up to 256 experts + the shared-expert gate.
+const SLOTS: u32 = 257u;
+// Stands in for -inf in group scores of ablated experts (WGSL has no infinity literals).
+const EXCLUDED: f32 = -1e30;
+
+var<workgroup> partial: array<f32, 1024>;          // [ROWS, LANES, RT]
+var<workgroup> scores: array<f32, 1028>;           // [RT, SLOTS]
+
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+// Standard normal keyed by (seed, layer, position, expert): Box–Muller on two counter-based uniforms.
+// Mirrors routerNoise() in src/engine/routing/noise.ts.
+fn gaussian(seed: u32, layer: u32, pos: u32, expert: u32) -> f32 {
+  let base = pcg(pcg(pcg(seed) ^ layer) ^ pos);
+  let a = pcg(base ^ (2u * expert));
+  let b = pcg(base ^ (2u * expert + 1u));
+  let u1 = (f32(a >> 8u) + 1.0) / 16777216.0; // (0, 1]
+  let u2 = f32(b >> 8u) / 16777216.0;         // [0, 1)
+  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+fn is_ablated(e: u32) -> bool {
+  return ablated[P.layer * P.experts + e] != 0u;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let t0 = wg.x * RT;
+  let H = P.hidden;
+  let E = P.experts;
+  let row = li / LANES;
+  let lane = li % LANES;
+  let extra = select(0u, 1u, P.shared_mode == 2u);
+  let passes = (E + extra + ROWS - 1u) / ROWS;
+
+  // ---- logits: x·Wᵀ for every expert (and the shared-expert gate as slot E) ----
+  for (var p = 0u; p < passes; p++) {
+    let e = p * ROWS + row;
+    var acc = array<f32, RT>();
+    if (e < E + extra) {
+      for (var h = lane; h < H; h += LANES) {
+        var wv: f32;
+        if (e < E) {
+          let i = e * H + h;
+          wv = decode_weight(w_router[weight_word(i)], i);
+        } else {
+          wv = decode_weight(w_shared_gate[weight_word(h)], h);
+        }
+        for (var i = 0u; i < RT; i++) {
+          let t = t0 + i;
+          if (t < P.tokens) { acc[i] += x[t * H + h] * wv; }
+        }
+      }
+    }
+    for (var i = 0u; i < RT; i++) { partial[(row * LANES + lane) * RT + i] = acc[i]; }
+    workgroupBarrier();
+    for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
+      if (lane < stride) {
+        for (var i = 0u; i < RT; i++) {
+          partial[(row * LANES + lane) * RT + i] += partial[(row * LANES + lane + stride) * RT + i];
+        }
+      }
+      workgroupBarrier();
+    }
+    if (lane == 0u && e < E + extra) {
+      for (var i = 0u; i < RT; i++) { scores[i * SLOTS + e] = partial[row * LANES * RT + i]; }
+    }
+    workgroupBarrier();
+  }
+
+  // ---- selection: one thread per token ----
+  if (li >= RT) { return; }
+  let t = t0 + li;
+  if (t >= P.tokens) { return; }
+  let base = li * SLOTS;
+  let pos = P.position + t;
+  let rec = t * REC;
+  let choice_base = P.choice_offset + t * E;
+
+  // z = (logit + bias + noise) / T; the max over existing experts
+  var m = EXCLUDED;
+  var exists = 0u;
+  for (var e = 0u; e < E; e++) {
+    if (is_ablated(e)) { continue; }
+    var z = scores[base + e];
+    if (P.has_bias != 0u) { z += aux[e]; }
+    if (P.noise_std != 0.0) { z += P.noise_std * gaussian(P.noise_seed, P.layer, pos, e); }
+    z *= P.inv_temp;
+    scores[base + e] = z;
+    m = max(m, z);
+    exists++;
+  }
+  var sum = 0.0;
+  for (var e = 0u; e < E; e++) {
+    if (!is_ablated(e)) { sum += exp(scores[base + e] - m); }
+  }
+  let lse = select(0.0, m + log(sum), exists > 0u);
+
+  // probabilities and selection scores (scores[] now holds c)
+  for (var e = 0u; e < E; e++) {
+    var p = 0.0;
+    var c = EXCLUDED;
+    if (!is_ablated(e)) {
+      let z = scores[base + e];
+      if (P.scoring == 0u) { p = exp(z - m) / sum; } else { p = 1.0 / (1.0 + exp(-z)); }
+      c = p;
+      if (P.has_corr != 0u) { c += aux[E + e]; }
+    }
+    probs[t * E + e] = p;
+    scores[base + e] = c;
+  }
+
+  // group-limited top-k: keep the best topk_group groups, the other experts' scores become 0.0
+  if (P.n_group > 1u) {
+    let gsize = E / P.n_group;
+    var gscore = array<f32, 64>();
+    for (var g = 0u; g < P.n_group; g++) {
+      var b1 = EXCLUDED;
+      var b2 = EXCLUDED;
+      for (var j = 0u; j < gsize; j++) {
+        let c = scores[base + g * gsize + j];
+        if (c > b1) { b2 = b1; b1 = c; } else if (c > b2) { b2 = c; }
+      }
+      gscore[g] = select(b1, b1 + b2, P.group_score == 1u);
+    }
+    var keep = vec2<u32>(0u, 0u); // bitmask over ≤ 64 groups
+    for (var j = 0u; j < P.topk_group; j++) {
+      var best = NONE;
+      var bv = 0.0;
+      for (var g = 0u; g < P.n_group; g++) {
+        let bit = 1u << (g % 32u);
+        if ((keep[g / 32u] & bit) != 0u) { continue; }
+        if (best == NONE || gscore[g] > bv) { best = g; bv = gscore[g]; }
+      }
+      if (best != NONE) { keep[best / 32u] |= 1u << (best % 32u); }
+    }
+    for (var e = 0u; e < E; e++) {
+      let g = e / gsize;
+      if ((keep[g / 32u] & (1u << (g % 32u))) == 0u && !is_ablated(e)) { scores[base + e] = 0.0; }
+    }
+  }
+  for (var e = 0u; e < E; e++) { probs[choice_base + e] = scores[base + e]; }
+
+  // top-k, ties to the lower index; ablated experts are never candidates
+  var taken = array<u32, 8>();
+  var chosen = array<u32, 8>();
+  var w = array<f32, 8>();
+  var wsum = 0.0;
+  for (var s = 0u; s < K_MAX; s++) {
+    chosen[s] = NONE;
+    if (s >= P.top_k) { continue; }
+    var best = NONE;
+    var bv = 0.0;
+    for (var e = 0u; e < E; e++) {
+      if (is_ablated(e) || (taken[e / 32u] & (1u << (e % 32u))) != 0u) { continue; }
+      let c = scores[base + e];
+      if (best == NONE || c > bv) { best = e; bv = c; }
+    }
+    if (best == NONE) { continue; }
+    taken[best / 32u] |= 1u << (best % 32u);
+    chosen[s] = best;
+    w[s] = probs[t * E + best];
+    wsum += w[s];
+  }
+  let word = t / 32u;
+  let bit = 1u << (t % 32u);
+  for (var s = 0u; s < K_MAX; s++) {
+    var ws = w[s];
+    if (P.norm_topk != 0u && wsum > 0.0) { ws = ws / wsum; }
+    ws *= P.scale;
+    records[rec + s] = chosen[s];
+    records[rec + REC_WEIGHT + s] = bitcast<u32>(select(ws, 0.0, chosen[s] == NONE));
+    records[rec + REC_ASSIGNED + s] = chosen[s];
+    records[rec + REC_ROW + s] = NONE;
+    if (chosen[s] != NONE) { atomicOr(&plan[chosen[s] * P.mask_words + word], bit); }
+  }
+  records[rec + REC_LSE] = bitcast<u32>(lse);
+  records[rec + REC_SGATE] = bitcast<u32>(select(0.0, scores[base + E], P.shared_mode == 2u));
+}

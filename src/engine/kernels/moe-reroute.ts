@@ -1,0 +1,24 @@
+// Capacity re-routing kernel (shaders/moe_reroute.wgsl): one workgroup, sequential over tokens.
+import type { Gpu } from '../gpu';
+import { bindGroup, kernelLayout } from './common';
+
+export class MoeRerouteKernel {
+  private readonly layout;
+  readonly pipeline: GPUComputePipeline;
+
+  constructor(private readonly gpu: Gpu) {
+    this.layout = kernelLayout(gpu, ['uniform', 'rw', 'read', 'rw']);
+    this.pipeline = gpu.pipeline('moe_reroute', 'main', {}, this.layout.pipelineLayout, this.layout.key);
+  }
+
+  /** params: LayerParams uniform; records, probs, plan: the layer's scratch buffers. */
+  bind(label: string, params: GPUBuffer, records: GPUBuffer, probs: GPUBuffer, plan: GPUBuffer): GPUBindGroup {
+    return bindGroup(this.gpu, label, this.layout, [params, records, probs, plan]);
+  }
+
+  encode(pass: GPUComputePassEncoder, group: GPUBindGroup): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, group);
+    pass.dispatchWorkgroups(1);
+  }
+}

@@ -1,0 +1,100 @@
+// Layouts shared by the MoE routing kernels and the host: the per-layer uniform's field order, the per-token record,
+// and the plan scratch buffer. The WGSL side is shaders/lib/moe_params.wgsl; keep both in step.
+import { K_MAX } from './buffers';
+
+/** Field order of `LayerParams` (shaders/lib/moe_params.wgsl). */
+export const MOE_LAYER_FIELDS = [
+  'tokens', 'position', 'layer', 'num_layers',
+  'hidden', 'experts', 'top_k', 'scoring',
+  'norm_topk', 'has_bias', 'has_corr', 'n_group',
+  'topk_group', 'group_score', 'shared_mode', 'noise_seed',
+  'scale', 'noise_std', 'inv_temp', 'capacity',
+  'reroute_ran', 'tile_m', 'ring_capacity', 'max_tokens',
+  'mask_words', 'off_prefix', 'off_header', 'off_offsets',
+  'off_kept', 'off_tile_expert', 'off_tile_row', 'off_row_key',
+  'off_drop_step', 'off_reroute_step', 'choice_offset', '_pad',
+] as const;
+
+/** `LayerParams` fields written as f32. */
+export const MOE_LAYER_FLOATS = ['scale', 'noise_std', 'inv_temp'] as const;
+
+/** Field order of the expert-matmul kernels' `Params` (moe_expert_up/down[_gemv].wgsl); `k`/`n` per kernel. */
+export const EXPERT_MATMUL_FIELDS = [
+  'k', 'n', 'first_expert', 'num_experts',
+  'off_header', 'off_offsets', 'off_kept', 'off_tile_expert',
+  'off_tile_row', 'off_row_key', '_pad0', '_pad1',
+] as const;
+
+/** 32-bit words per token in the records scratch buffer (see moe_params.wgsl). */
+export const REC = 36;
+export const REC_WEIGHT = 8;
+export const REC_ASSIGNED = 16;
+export const REC_ROW = 24;
+export const REC_LSE = 32;
+export const REC_SGATE = 33;
+
+/** Offsets (u32 words) of the regions of a plan buffer. */
+export interface PlanLayout {
+  /** Membership bitmasks [experts, maskWords] (at offset 0). */
+  maskWords: number;
+  prefix: number;
+  /** header[0] = tile count. */
+  header: number;
+  /** [experts] first row of each expert. */
+  offsets: number;
+  /** [experts] rows each expert keeps this step. */
+  kept: number;
+  /** [maxTiles] expert of each tile. */
+  tileExpert: number;
+  /** [maxTiles] first row of each tile. */
+  tileRow: number;
+  /** [maxRows] token·K_MAX + slot of each row. */
+  rowKey: number;
+  /** [experts] drops / re-routes decided by moe_reroute this step. */
+  dropStep: number;
+  rerouteStep: number;
+  maxTiles: number;
+  maxRows: number;
+  /** Total words. */
+  words: number;
+}
+
+/**
+ * Plan buffer layout for `experts` experts, up to `maxTokens` tokens and `maxK` slots each, and tiles of at least
+ * `minTileRows` rows (each expert's rows are cut into ceil(rows / tile) tiles, so at most ⌊rows / tile⌋ + experts).
+ */
+export function planLayout(experts: number, maxTokens: number, maxK: number, minTileRows: number): PlanLayout {
+  const maskWords = Math.ceil(maxTokens / 32);
+  const maxRows = maxTokens * maxK;
+  const maxTiles = Math.floor(maxRows / minTileRows) + experts + 1;
+  let at = experts * maskWords;
+  const take = (n: number) => {
+    const o = at;
+    at += n;
+    return o;
+  };
+  const prefix = take(experts * maskWords);
+  const header = take(4);
+  const offsets = take(experts);
+  const kept = take(experts);
+  const tileExpert = take(maxTiles);
+  const tileRow = take(maxTiles);
+  const rowKey = take(maxRows);
+  const dropStep = take(experts);
+  const rerouteStep = take(experts);
+  return { maskWords, prefix, header, offsets, kept, tileExpert, tileRow, rowKey, dropStep, rerouteStep, maxTiles, maxRows, words: at };
+}
+
+/** The plan offsets as the expert-matmul uniform fields. */
+export function planUniforms(p: PlanLayout): Record<string, number> {
+  return {
+    off_header: p.header,
+    off_offsets: p.offsets,
+    off_kept: p.kept,
+    off_tile_expert: p.tileExpert,
+    off_tile_row: p.tileRow,
+    off_row_key: p.rowKey,
+  };
+}
+
+export { K_MAX };

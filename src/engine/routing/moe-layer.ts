@@ -1,0 +1,345 @@
+// One MoE block on the GPU: router → (re-route) → plan → grouped SwiGLU experts (→ shared expert) → combine.
+//
+//   const stats = new RoutingStats(gpu, config);                       // all layers' routing record
+//   const scratch = new MoeScratch(gpu, moeScratchShape(config, { maxTokens: 256 }));  // shared by all layers
+//   const moe = new MoeLayer(gpu, { layer: 3, config, weights, stats, scratch });      // at load time
+//   moe.setPolicy(policy);                         // what-if controls: uniform writes only
+//   moe.encode(passOrEncoder, x, out, T, position) // per step: x [T, H] post-norm input → out [T, H]
+//
+// encode() writes the layer's uniform through the queue and records its dispatches; it creates no GPU object after
+// the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
+// (its uniform holds this step's token count and position). Decode (T = 1, no shared expert, no re-routing) records
+// 5 dispatches: router, plan, expert gate/up, expert down, combine (+1 per extra weight binding when an expert bank
+// is split, +2 for a shared expert, +1 for the re-route policy).
+import type { Gpu } from '../gpu';
+import type { MoeConfig } from '../model/config';
+import type { RoutingPolicy } from '../session-api';
+import { Uniforms, storageBuffer } from '../kernels/common';
+import { MoeRouterKernel } from '../kernels/moe-router';
+import { MoeRerouteKernel } from '../kernels/moe-reroute';
+import { MoePlanKernel, PLAN_CONSTANTS } from '../kernels/moe-plan';
+import { MoeCombineKernel } from '../kernels/moe-combine';
+import { ExpertMatmulKernel, GEMV_ROWS, maxPlanTiles, type ExpertMatmulBinding, type ExpertMode, type TiledShape } from '../kernels/moe-expert';
+import { K_MAX } from './buffers';
+import { MOE_LAYER_FIELDS, MOE_LAYER_FLOATS } from './layout';
+import { defaultPolicy, effectiveTopK, expertCapacity, validatePolicy } from './policy';
+import type { RoutingStats } from './stats';
+import type { MoeScratch, MoeScratchShape } from './scratch';
+
+/** A bank of per-expert matrices split over one or more GPU buffers of `expertsPerBuffer` consecutive experts. */
+export interface ExpertBank {
+  buffers: GPUBuffer[];
+  expertsPerBuffer: number;
+}
+
+export interface MoeLayerWeights {
+  /** [E, H] router (gate) weight, weight-dtype words. */
+  router: GPUBuffer;
+  /** f32 [E] router bias (config.router.hasBias). */
+  routerBias?: GPUBuffer | null;
+  /** f32 [E] DeepSeek-V3 e_score_correction_bias (config.router.hasCorrectionBias). */
+  correctionBias?: GPUBuffer | null;
+  /** [E, 2I, H] fused gate_up (rows 0..I-1 gate, I..2I-1 up), weight-dtype words. */
+  gateUp: ExpertBank;
+  /** [E, H, I] down projection, weight-dtype words. */
+  down: ExpertBank;
+  /** Shared expert: gate_up [2Is, H], down [H, Is], and for Qwen2-MoE the gate vector [H] (shared_expert_gate). */
+  shared?: { gateUp: GPUBuffer; down: GPUBuffer; gate?: GPUBuffer | null } | null;
+}
+
+export interface MoeLayerOptions {
+  layer: number;
+  config: MoeConfig;
+  weights: MoeLayerWeights;
+  stats: RoutingStats;
+  scratch: MoeScratch;
+  /** Expert matmul kernel: 'auto' picks gemv for ≤ 16 rows per expert on average, else tiled. */
+  expertMode?: ExpertMode | 'auto';
+  tiledShape?: TiledShape;
+  policy?: RoutingPolicy;
+}
+
+/** Scratch shape for a config: `maxTokens` per encode, room for `maxK` experts per token (default K_MAX). */
+export function moeScratchShape(config: MoeConfig, o: { maxTokens: number; maxK?: number }): MoeScratchShape {
+  return {
+    experts: config.numExperts,
+    hidden: config.hiddenSize,
+    intermediate: config.moeIntermediateSize,
+    sharedIntermediate: config.sharedExpert?.intermediateSize ?? 0,
+    maxTokens: o.maxTokens,
+    maxK: o.maxK ?? K_MAX,
+  };
+}
+
+interface ExpertPair {
+  up: ExpertMatmulKernel;
+  down: ExpertMatmulKernel;
+  /** One (up, down) binding per weight buffer of the banks. */
+  upBindings: ExpertMatmulBinding[];
+  downBindings: ExpertMatmulBinding[];
+  sharedUp: ExpertMatmulBinding | null;
+  sharedDown: ExpertMatmulBinding | null;
+}
+
+export class MoeLayer {
+  readonly layer: number;
+  private readonly config: MoeConfig;
+  private readonly scratch: MoeScratch;
+  private readonly stats: RoutingStats;
+  private readonly weights: MoeLayerWeights;
+  private readonly params: Uniforms;
+  private readonly values: Record<string, number> = {};
+  private readonly aux: GPUBuffer;
+  private readonly router: MoeRouterKernel;
+  private readonly reroute: MoeRerouteKernel;
+  private readonly plan: MoePlanKernel;
+  private readonly combine: MoeCombineKernel;
+  private readonly modes: Record<ExpertMode, ExpertPair>;
+  private readonly expertMode: ExpertMode | 'auto';
+  private readonly fixedGroups: { reroute: GPUBindGroup; plan: GPUBindGroup };
+  private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: GPUBindGroup; combine: GPUBindGroup; modes: Record<ExpertMode, ExpertPair> }>>();
+  private policy: RoutingPolicy;
+  private k: number;
+
+  constructor(
+    private readonly gpu: Gpu,
+    o: MoeLayerOptions,
+  ) {
+    const c = o.config;
+    this.layer = o.layer;
+    this.config = c;
+    this.scratch = o.scratch;
+    this.stats = o.stats;
+    this.weights = o.weights;
+    this.expertMode = o.expertMode ?? 'auto';
+    validateLayer(c, o);
+    const label = `Layer${o.layer}.moe`;
+    const E = c.numExperts;
+
+    this.aux = storageBuffer(gpu, `${label}.routerAux`, 2 * E * 4);
+    const enc = gpu.device.createCommandEncoder({ label: `${label}.load` });
+    if (c.router.hasBias) enc.copyBufferToBuffer(o.weights.routerBias!, 0, this.aux, 0, E * 4);
+    if (c.router.hasCorrectionBias) enc.copyBufferToBuffer(o.weights.correctionBias!, 0, this.aux, E * 4, E * 4);
+    gpu.device.queue.submit([enc.finish()]);
+
+    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_FIELDS);
+    this.router = new MoeRouterKernel(gpu, c.weightDtype);
+    this.reroute = new MoeRerouteKernel(gpu);
+    this.plan = new MoePlanKernel(gpu);
+    this.combine = new MoeCombineKernel(gpu);
+    const s = this.scratch;
+    this.fixedGroups = {
+      reroute: this.reroute.bind(`${label}.reroute`, this.params.buffer, s.records, s.probs, s.plan),
+      plan: this.plan.bind(`${label}.plan`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
+    };
+    const kernels = (mode: ExpertMode) => ({
+      up: new ExpertMatmulKernel(gpu, 'up', mode, c.weightDtype, o.tiledShape),
+      down: new ExpertMatmulKernel(gpu, 'down', mode, c.weightDtype, o.tiledShape),
+    });
+    this.modes = { gemv: this.bindExperts(kernels('gemv'), null), tiled: this.bindExperts(kernels('tiled'), null) };
+
+    const pl = s.planLayout;
+    const r = c.router;
+    Object.assign(this.values, {
+      layer: o.layer,
+      num_layers: c.numLayers,
+      hidden: c.hiddenSize,
+      experts: E,
+      scoring: r.scoring === 'softmax' ? 0 : 1,
+      norm_topk: r.normTopK ? 1 : 0,
+      has_bias: r.hasBias ? 1 : 0,
+      has_corr: r.hasCorrectionBias ? 1 : 0,
+      n_group: r.nGroup,
+      topk_group: r.topkGroup,
+      // DeepSeek-V3 (sigmoid) scores a group by the sum of its top-2, DeepSeek-V2 (softmax) by its maximum.
+      group_score: r.scoring === 'sigmoid' ? 1 : 0,
+      shared_mode: c.sharedExpert ? (c.sharedExpert.gated ? 2 : 1) : 0,
+      scale: r.routedScalingFactor,
+      ring_capacity: o.stats.ringCapacity,
+      max_tokens: s.shape.maxTokens,
+      mask_words: pl.maskWords,
+      off_prefix: pl.prefix,
+      off_header: pl.header,
+      off_offsets: pl.offsets,
+      off_kept: pl.kept,
+      off_tile_expert: pl.tileExpert,
+      off_tile_row: pl.tileRow,
+      off_row_key: pl.rowKey,
+      off_drop_step: pl.dropStep,
+      off_reroute_step: pl.rerouteStep,
+      choice_offset: s.shape.maxTokens * E,
+      _pad: 0,
+    });
+    this.policy = o.policy ?? defaultPolicy(c);
+    this.k = effectiveTopK(c, this.policy);
+    this.setPolicy(this.policy);
+  }
+
+  /** What-if controls for this layer (uniform values; the ablation mask lives in RoutingStats.setAblation). */
+  setPolicy(policy: RoutingPolicy): void {
+    validatePolicy(this.config, policy);
+    this.policy = policy;
+    this.k = effectiveTopK(this.config, policy);
+    Object.assign(this.values, {
+      top_k: this.k,
+      noise_seed: policy.noiseSeed >>> 0,
+      noise_std: policy.noiseStd,
+      inv_temp: 1 / policy.temperature,
+    });
+  }
+
+  /** Expert kernel shape used for a step of T tokens. */
+  modeFor(T: number): ExpertMode {
+    if (this.expertMode !== 'auto') return this.expertMode;
+    return (T * this.k) / this.config.numExperts <= 2 * GEMV_ROWS ? 'gemv' : 'tiled';
+  }
+
+  /** Dispatches encode() records for T tokens. */
+  dispatchCount(T: number): number {
+    const rerouting = this.policy.overflow === 'reroute' && expertCapacity(this.policy.capacityFactor, T, this.k, this.config.numExperts) > 0;
+    const banks = this.weights.gateUp.buffers.length + this.weights.down.buffers.length;
+    return 3 + banks + (rerouting ? 1 : 0) + (this.config.sharedExpert ? 2 : 0);
+  }
+
+  /**
+   * x: f32 [T, H] post-norm input; out: f32 [T, H] (must not alias x). Tokens are at positions
+   * [position, position + T). Records into `target` (a compute pass, or a command encoder it opens a pass on).
+   */
+  encode(target: GPUComputePassEncoder | GPUCommandEncoder, x: GPUBuffer, out: GPUBuffer, T: number, position: number): void {
+    const own = !('dispatchWorkgroups' in target);
+    const pass = own ? (target as GPUCommandEncoder).beginComputePass({ label: `Layer${this.layer}.moe` }) : (target as GPUComputePassEncoder);
+    this.encodeRouting(pass, x, out, T, position);
+    this.encodeExperts(pass, x, out, T);
+    this.encodeCombine(pass, x, out, T);
+    if (own) pass.end();
+  }
+
+  /** Router, optional re-route and plan: everything before the expert matmuls (also writes the uniform). */
+  encodeRouting(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number, position: number): void {
+    this.gpu.assertAlive();
+    const max = this.scratch.shape;
+    if (!Number.isInteger(T) || T < 1 || T > max.maxTokens) throw new RangeError(`Layer${this.layer}.moe: ${T} tokens; the scratch holds 1..${max.maxTokens}`);
+    if (this.k > max.maxK) throw new RangeError(`Layer${this.layer}.moe: k = ${this.k} but the scratch has room for ${max.maxK} experts per token`);
+    const E = this.config.numExperts;
+    const capacity = expertCapacity(this.policy.capacityFactor, T, this.k, E);
+    const rerouting = this.policy.overflow === 'reroute' && capacity > 0;
+    const mode = this.modeFor(T);
+    this.values.tokens = T;
+    this.values.position = position;
+    this.values.capacity = capacity;
+    this.values.reroute_ran = rerouting ? 1 : 0;
+    this.values.tile_m = this.modes[mode].up.tileRows;
+    this.params.set(this.values, MOE_LAYER_FLOATS);
+    const io = this.io(x, out);
+    this.router.encode(pass, io.router, T);
+    if (rerouting) this.reroute.encode(pass, this.fixedGroups.reroute);
+    this.plan.encode(pass, this.fixedGroups.plan);
+  }
+
+  /** The grouped expert matmuls (and the shared expert). Call after encodeRouting for the same step. */
+  encodeExperts(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number): void {
+    const c = this.config;
+    const mode = this.modeFor(T);
+    const pair = this.io(x, out).modes[mode];
+    const tiles = Math.min(this.scratch.planLayout.maxTiles, maxPlanTiles(T * this.k, c.numExperts, pair.up.tileRows));
+    for (const b of pair.upBindings) pair.up.encode(pass, b, c.moeIntermediateSize, tiles);
+    for (const b of pair.downBindings) pair.down.encode(pass, b, c.hiddenSize, tiles);
+    if (pair.sharedUp && pair.sharedDown) {
+      this.scratch.prepareDensePlan(T, pair.up.tileRows);
+      const sharedTiles = Math.ceil(T / pair.up.tileRows);
+      pair.up.encode(pass, pair.sharedUp, c.sharedExpert!.intermediateSize, sharedTiles);
+      pair.down.encode(pass, pair.sharedDown, c.hiddenSize, sharedTiles);
+    }
+  }
+
+  /** The weighted gather into `out` and the ring record. */
+  encodeCombine(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number): void {
+    this.combine.encode(pass, this.io(x, out).combine, T);
+  }
+
+  /** Bind groups that depend on the step's x and out buffers: made on first use, then cached. */
+  private io(x: GPUBuffer, out: GPUBuffer) {
+    let byOut = this.ioGroups.get(x);
+    if (!byOut) this.ioGroups.set(x, (byOut = new Map()));
+    let g = byOut.get(out);
+    if (!g) {
+      const s = this.scratch;
+      const label = `Layer${this.layer}.moe`;
+      const w = this.weights;
+      g = {
+        router: this.router.bind(`${label}.router`, {
+          params: this.params.buffer, x, router: w.router, sharedGate: w.shared?.gate ?? s.dummy, aux: this.aux,
+          ablated: this.stats.ablation, records: s.records, probs: s.probs, plan: s.plan,
+        }),
+        combine: this.combine.bind(`${label}.combine`, {
+          params: this.params.buffer, records: s.records, probs: s.probs, y: s.y,
+          sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out, ring: this.stats.buffers,
+        }),
+        modes: {
+          gemv: this.bindExperts(this.modes.gemv, x),
+          tiled: this.bindExperts(this.modes.tiled, x),
+        },
+      };
+      byOut.set(out, g);
+    }
+    return g;
+  }
+
+  /** Bindings of the expert kernels over every weight buffer (x = null: kernels only, no bindings yet). */
+  private bindExperts(k: { up: ExpertMatmulKernel; down: ExpertMatmulKernel }, x: GPUBuffer | null): ExpertPair {
+    const pair: ExpertPair = { up: k.up, down: k.down, upBindings: [], downBindings: [], sharedUp: null, sharedDown: null };
+    if (!x) return pair;
+    const c = this.config;
+    const s = this.scratch;
+    const w = this.weights;
+    const E = c.numExperts;
+    const H = c.hiddenSize;
+    const I = c.moeIntermediateSize;
+    const label = `Layer${this.layer}.moe.${k.up.mode}`;
+    const bank = (b: ExpertBank, i: number) => ({ firstExpert: i * b.expertsPerBuffer, numExperts: Math.min(b.expertsPerBuffer, E - i * b.expertsPerBuffer) });
+    w.gateUp.buffers.forEach((buf, i) => {
+      pair.upBindings.push(k.up.bind(`${label}.gateUp${i}`, x, s.plan, s.planLayout, buf, s.h, { k: H, n: I, ...bank(w.gateUp, i) }));
+    });
+    w.down.buffers.forEach((buf, i) => {
+      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bank(w.down, i) }));
+    });
+    if (w.shared && c.sharedExpert) {
+      const Is = c.sharedExpert.intermediateSize;
+      const one = { firstExpert: 0, numExperts: 1 };
+      pair.sharedUp = k.up.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
+      pair.sharedDown = k.down.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
+    }
+    return pair;
+  }
+
+  destroy(): void {
+    this.aux.destroy();
+  }
+}
+
+function validateLayer(c: MoeConfig, o: MoeLayerOptions): void {
+  const where = `Layer${o.layer}.moe (${c.source})`;
+  const E = c.numExperts;
+  const r = c.router;
+  if (!(E >= 1 && E <= 256 && E <= PLAN_CONSTANTS.PLAN_WG)) throw new RangeError(`${where}: numExperts ${E} must be in [1, 256]`);
+  if (!(r.topK >= 1 && r.topK <= K_MAX && r.topK <= E)) throw new RangeError(`${where}: router.topK ${r.topK} must be in [1, min(8, numExperts)]`);
+  if (r.nGroup > 1) {
+    if (E % r.nGroup !== 0 || r.nGroup > 64) throw new RangeError(`${where}: router.nGroup ${r.nGroup} must divide numExperts ${E} and be ≤ 64`);
+    if (!(r.topkGroup >= 1 && r.topkGroup <= r.nGroup)) throw new RangeError(`${where}: router.topkGroup ${r.topkGroup} must be in [1, nGroup]`);
+    if (r.scoring === 'sigmoid' && E / r.nGroup < 2) throw new RangeError(`${where}: top-2 group scores need ≥ 2 experts per group`);
+  }
+  if (r.hasBias && !o.weights.routerBias) throw new RangeError(`${where}: config.router.hasBias but weights.routerBias is missing`);
+  if (r.hasCorrectionBias && !o.weights.correctionBias) throw new RangeError(`${where}: config.router.hasCorrectionBias but weights.correctionBias is missing`);
+  if (c.sharedExpert && !o.weights.shared) throw new RangeError(`${where}: config.sharedExpert is set but weights.shared is missing`);
+  if (c.sharedExpert?.gated && !o.weights.shared?.gate) throw new RangeError(`${where}: gated shared expert needs weights.shared.gate`);
+  for (const [name, bank] of [['gateUp', o.weights.gateUp], ['down', o.weights.down]] as const) {
+    if (bank.buffers.length * bank.expertsPerBuffer < E) {
+      throw new RangeError(`${where}: weights.${name} holds ${bank.buffers.length} × ${bank.expertsPerBuffer} experts, fewer than ${E}`);
+    }
+  }
+  const s = o.scratch.shape;
+  if (s.experts !== E || s.hidden !== c.hiddenSize || s.intermediate !== c.moeIntermediateSize ||
+      s.sharedIntermediate !== (c.sharedExpert?.intermediateSize ?? 0)) {
+    throw new RangeError(`${where}: scratch shape ${JSON.stringify(s)} does not match the config`);
+  }
+}

@@ -1,0 +1,158 @@
+// MoE test problems: small configs per family, random weights uploaded to the GPU, a layer run, and the float64
+// reference of the same step.
+import type { Gpu } from '../../src/engine/gpu';
+import type { MoeConfig, RouterConfig, ModelFamily } from '../../src/engine/model/config';
+import type { RoutingPolicy } from '../../src/engine/session-api';
+import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { uploadBuffer } from '../../src/engine/kernels/common';
+import { MoeLayer, moeScratchShape, type MoeLayerWeights } from '../../src/engine/routing/moe-layer';
+import { MoeScratch } from '../../src/engine/routing/scratch';
+import { RoutingStats } from '../../src/engine/routing/stats';
+import { uploadExpertBank } from '../../src/engine/routing/expert-bank';
+import { defaultPolicy, effectiveTopK, expertCapacity } from '../../src/engine/routing/policy';
+import type { ExpertMode } from '../../src/engine/kernels/moe-expert';
+import { moeLayerRef, type MoeRefOutput, type MoeRefWeights } from '../../src/reference/moe';
+import { randomF32 } from './random';
+import { poisonedBuffer } from './gpu';
+
+export type Family = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'deepseek_v2' | 'deepseek_v3' | 'switch';
+
+export interface ProblemSpec {
+  family: Family;
+  H: number;
+  I: number;
+  E: number;
+  k?: number;
+  layers?: number;
+  dtype?: WeightDtype;
+  seed: number;
+}
+
+const ROUTERS: Record<Family, (E: number, k: number) => RouterConfig> = {
+  olmoe: (_E, k) => router({ topK: k }),
+  mixtral: (_E, k) => router({ topK: k, normTopK: true }),
+  qwen2_moe: (_E, k) => router({ topK: k }),
+  deepseek_v2: (_E, k) => router({ topK: k, nGroup: 4, topkGroup: 2, routedScalingFactor: 16 }),
+  deepseek_v3: (_E, k) => router({ topK: k, scoring: 'sigmoid', normTopK: true, hasCorrectionBias: true, nGroup: 4, topkGroup: 2, routedScalingFactor: 2.5 }),
+  switch: () => router({ topK: 1, capacityFactor: 1 }),
+};
+
+function router(o: Partial<RouterConfig>): RouterConfig {
+  return {
+    scoring: 'softmax', topK: 2, normTopK: false, hasBias: false, hasCorrectionBias: false,
+    nGroup: 1, topkGroup: 1, routedScalingFactor: 1, capacityFactor: 0, ...o,
+  };
+}
+
+const MODEL_FAMILY: Record<Family, ModelFamily> = {
+  olmoe: 'olmoe', mixtral: 'mixtral', qwen2_moe: 'qwen2_moe', deepseek_v2: 'deepseek_v2', deepseek_v3: 'deepseek_v3', switch: 'mixtral',
+};
+
+export function makeConfig(s: ProblemSpec): MoeConfig {
+  const layers = s.layers ?? 2;
+  const shared =
+    s.family === 'qwen2_moe' ? { intermediateSize: s.I + 6, gated: true } :
+    s.family === 'deepseek_v2' || s.family === 'deepseek_v3' ? { intermediateSize: 2 * s.I, gated: false } : null;
+  return {
+    family: MODEL_FAMILY[s.family], source: `test:${s.family}`, vocabSize: 64, hiddenSize: s.H, numLayers: layers,
+    numHeads: 2, numKvHeads: 1, headDim: 8, intermediateSize: 0, moeIntermediateSize: s.I, numExperts: s.E,
+    router: ROUTERS[s.family](s.E, s.k ?? 2), sharedExpert: shared, moeLayers: new Array(layers).fill(true),
+    rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 4096, slidingWindow: null, tieWordEmbeddings: false,
+    qkNorm: 'none', attentionBias: false, embeddingMultiplier: 1, residualMultiplier: 1, attentionScale: 1 / Math.sqrt(8),
+    logitsScaling: 1, weightDtype: s.dtype ?? 'f32',
+  };
+}
+
+export interface Problem {
+  config: MoeConfig;
+  layer: MoeLayer;
+  stats: RoutingStats;
+  scratch: MoeScratch;
+  /** Weights as the GPU sees them (dtype-rounded), for the reference. */
+  ref: MoeRefWeights;
+  gpuWeights: MoeLayerWeights;
+}
+
+export interface BuildOptions {
+  layerIndex?: number;
+  maxTokens?: number;
+  ringCapacity?: number;
+  expertMode?: ExpertMode | 'auto';
+  /** Force expert banks to split over buffers of this many bytes. */
+  maxBindingBytes?: number;
+  /** Replace the random router weight (f32 [E, H]). */
+  routerWeight?: Float32Array;
+  stats?: RoutingStats;
+  scratch?: MoeScratch;
+}
+
+export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}): Problem {
+  const config = makeConfig(spec);
+  const { H, I, E } = spec;
+  const dtype = spec.dtype ?? 'f32';
+  const seed = spec.seed;
+  const pack = (label: string, v: Float32Array) => {
+    const p = packWeights(v, dtype);
+    return { buffer: uploadBuffer(gpu, label, p.words), rounded: p.rounded };
+  };
+  // Router rows scaled so the softmax is neither flat nor one-hot.
+  const router = pack('test.router', o.routerWeight ?? randomF32(E * H, seed + 1, 1.5 / Math.sqrt(H)));
+  const gateUp = uploadExpertBank(gpu, 'test.gateUp', randomF32(E * 2 * I * H, seed + 2, 1 / Math.sqrt(H)), E, dtype, o.maxBindingBytes);
+  const down = uploadExpertBank(gpu, 'test.down', randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
+  const ref: MoeRefWeights = { router: router.rounded, gateUp: gateUp.rounded, down: down.rounded };
+  const gpuWeights: MoeLayerWeights = { router: router.buffer, gateUp: gateUp.bank, down: down.bank };
+  if (config.router.hasCorrectionBias) {
+    const corr = randomF32(E, seed + 4, 0.05);
+    ref.correction = corr;
+    gpuWeights.correctionBias = uploadBuffer(gpu, 'test.correction', corr);
+  }
+  if (config.sharedExpert) {
+    const Is = config.sharedExpert.intermediateSize;
+    const sgu = pack('test.sharedGateUp', randomF32(2 * Is * H, seed + 5, 1 / Math.sqrt(H)));
+    const sd = pack('test.sharedDown', randomF32(H * Is, seed + 6, 1 / Math.sqrt(Is)));
+    ref.shared = { gateUp: sgu.rounded, down: sd.rounded, intermediate: Is };
+    gpuWeights.shared = { gateUp: sgu.buffer, down: sd.buffer };
+    if (config.sharedExpert.gated) {
+      const g = pack('test.sharedGate', randomF32(H, seed + 7, 1 / Math.sqrt(H)));
+      ref.shared.gate = g.rounded;
+      gpuWeights.shared.gate = g.buffer;
+    }
+  }
+  const stats = o.stats ?? new RoutingStats(gpu, config, { ringCapacity: o.ringCapacity ?? 128 });
+  const scratch = o.scratch ?? new MoeScratch(gpu, moeScratchShape(config, { maxTokens: o.maxTokens ?? 64 }));
+  const layer = new MoeLayer(gpu, { layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode });
+  return { config, layer, stats, scratch, ref, gpuWeights };
+}
+
+/** Sets the policy on the layer and the ablation mask on its stats. */
+export function applyPolicy(p: Problem, policy: RoutingPolicy): void {
+  p.layer.setPolicy(policy);
+  p.stats.setAblation(policy.ablated);
+}
+
+export function policyWith(config: MoeConfig, o: Partial<RoutingPolicy>): RoutingPolicy {
+  return { ...defaultPolicy(config), ...o };
+}
+
+/** Runs one step on the GPU: returns the output buffer (poisoned before the run). */
+export function runStep(gpu: Gpu, p: Problem, x: GPUBuffer, T: number, position: number, out?: GPUBuffer): GPUBuffer {
+  out ??= poisonedBuffer(gpu, 'test.out', T * p.config.hiddenSize);
+  const enc = gpu.device.createCommandEncoder({ label: 'test.moe' });
+  p.layer.encode(enc, x, out, T, position);
+  gpu.device.queue.submit([enc.finish()]);
+  return out;
+}
+
+/** The reference of the same step. */
+export function refStep(p: Problem, x: Float32Array, T: number, position: number, policy: RoutingPolicy): MoeRefOutput {
+  const c = p.config;
+  const k = effectiveTopK(c, policy);
+  const layer = p.layer.layer;
+  const E = c.numExperts;
+  return moeLayerRef({
+    T, H: c.hiddenSize, I: c.moeIntermediateSize, E, x, weights: p.ref, router: c.router, layer, position, k,
+    noiseStd: policy.noiseStd, noiseSeed: policy.noiseSeed, temperature: policy.temperature,
+    ablated: policy.ablated.subarray(layer * E, (layer + 1) * E),
+    capacity: expertCapacity(policy.capacityFactor, T, k, E), overflow: policy.overflow,
+  });
+}

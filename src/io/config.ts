@@ -19,6 +19,14 @@ export const SUPPORTED_FAMILIES: readonly ModelFamily[] = [
 class Fields {
   constructor(readonly json: Record<string, unknown>, readonly source: string) {}
 
+  /**
+   * The first of `names` present in the file, else the first: transformers' attribute_map aliases (5.17 writes
+   * qwen3_moe's expert count as num_local_experts, qwen2_moe's as num_experts).
+   */
+  name(...names: string[]): string {
+    return names.find((n) => this.has(n)) ?? names[0];
+  }
+
   has(name: string): boolean {
     return this.json[name] !== undefined && this.json[name] !== null;
   }
@@ -238,7 +246,7 @@ const NORMALISERS: Record<ModelFamily, (f: Fields, family: ModelFamily) => MoeCo
   mixtral(f, family) {
     const unsupported: string[] = [];
     const c = readCommon(f, family, unsupported);
-    const numExperts = f.int('num_local_experts');
+    const numExperts = f.int(f.name('num_local_experts', 'num_experts'));
     const topK = f.int('num_experts_per_tok');
     checkTopK(f, 'num_experts_per_tok', topK, numExperts);
     return finish(f, family, c, unsupported, {
@@ -264,7 +272,7 @@ const NORMALISERS: Record<ModelFamily, (f: Fields, family: ModelFamily) => MoeCo
     const c = readCommon(f, family, unsupported);
     llamaAttentionBias(f, unsupported);
     if (f.has('clip_qkv')) unsupported.push(`clip_qkv=${JSON.stringify(f.json.clip_qkv)} is not implemented`);
-    const numExperts = f.int('num_experts');
+    const numExperts = f.int(f.name('num_experts', 'num_local_experts'));
     const topK = f.int('num_experts_per_tok');
     checkTopK(f, 'num_experts_per_tok', topK, numExperts);
     return finish(f, family, c, unsupported, {
@@ -286,7 +294,7 @@ const NORMALISERS: Record<ModelFamily, (f: Fields, family: ModelFamily) => MoeCo
     const unsupported: string[] = [];
     const c = readCommon(f, family, unsupported);
     llamaAttentionBias(f, unsupported);
-    const numExperts = f.int('num_local_experts');
+    const numExperts = f.int(f.name('num_local_experts', 'num_experts'));
     const topK = f.int('num_experts_per_tok');
     checkTopK(f, 'num_experts_per_tok', topK, numExperts);
     return finish(f, family, c, unsupported, {
@@ -318,7 +326,7 @@ function qwen(f: Fields, family: ModelFamily): MoeConfig {
   const c = readCommon(f, family, unsupported);
   const isQwen2 = family === 'qwen2_moe';
   if (!isQwen2) llamaAttentionBias(f, unsupported);
-  const numExperts = f.count('num_experts');
+  const numExperts = f.count(f.name('num_experts', 'num_local_experts'));
   const topK = f.int('num_experts_per_tok');
   const step = f.int('decoder_sparse_step', 1);
   const mlpOnly = new Set(f.layerList('mlp_only_layers', c.numLayers));
@@ -327,7 +335,10 @@ function qwen(f: Fields, family: ModelFamily): MoeConfig {
   if (numExperts > 0) checkTopK(f, 'num_experts_per_tok', topK, numExperts);
   const hasDense = moeLayers.some((m) => !m);
   let slidingWindow: number | null = null;
-  if (f.bool('use_sliding_window', false)) {
+  const layerTypes = f.json.layer_types;
+  if (isQwen2 && Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention')) {
+    unsupported.push('layer_types with sliding-window layers are not implemented (one attention kind for all layers)');
+  } else if (f.bool('use_sliding_window', false)) {
     if (isQwen2) {
       // Qwen2-MoE slides only on some layers (layer_types); the engine has one window for all layers.
       unsupported.push('use_sliding_window=true (sliding window on some layers only) is not implemented');
@@ -374,7 +385,7 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
     vHeadDim: f.int('v_head_dim', 128),
   };
   unsupported.unshift('multi-head latent attention (MLA: q_lora_rank/kv_lora_rank) is not implemented');
-  const numExperts = f.int('n_routed_experts');
+  const numExperts = f.int(f.name('n_routed_experts', 'num_local_experts', 'num_experts'));
   const topK = f.int('num_experts_per_tok');
   checkTopK(f, 'num_experts_per_tok', topK, numExperts);
   const firstDense = f.count('first_k_dense_replace', v3 ? 3 : 0);

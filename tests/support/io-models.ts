@@ -75,13 +75,15 @@ export interface SynthOptions {
   seed?: number;
   /** Write Mixtral's MoE block as transformers 4 did ("block_sparse_moe") or 5 does ("mlp"). */
   mixtralBlock?: 'block_sparse_moe' | 'mlp';
+  /** config.json fields to change before the tensors are made (e.g. an odd hidden_size). */
+  overrides?: Record<string, unknown>;
 }
 
 /** A model's state dict with seeded values, and the canonical buffers a correct load plan yields. */
 export function synthModel(family: RunnableFamily, options: SynthOptions = {}): SynthModel {
   const dtype = options.dtype ?? 'f32';
   const layout = family === 'granitemoe' ? 'fused' : (options.layout ?? 'fused');
-  const config = tinyConfig(family, dtype);
+  const config = { ...tinyConfig(family, dtype), ...options.overrides };
   let seed = options.seed ?? 1;
   const tensors: TensorToWrite[] = [];
   const canonical = new Map<string, Uint8Array>();

@@ -193,6 +193,26 @@ describe('normalizeConfig: defaults, variants and derived fields', () => {
     expect(normalizeConfig(graniteNoMult, SRC).attentionScale).toBe(1); // transformers' default multiplier, not 1/sqrt(d)
   });
 
+  it('expert counts under either name transformers uses (attribute_map aliases)', () => {
+    const { num_experts: n, ...q3 } = QWEN3_30B_A3B;
+    expect(normalizeConfig({ ...q3, num_local_experts: n }, SRC).numExperts).toBe(128); // as transformers 5.17 writes it
+    const { num_local_experts: m, ...mx } = MIXTRAL_8X7B;
+    expect(normalizeConfig({ ...mx, num_experts: m }, SRC).numExperts).toBe(8);
+    const { num_experts: o, ...ol } = OLMOE_1B_7B;
+    expect(normalizeConfig({ ...ol, num_local_experts: o }, SRC).numExperts).toBe(64);
+    const { n_routed_experts: r, ...v3 } = DEEPSEEK_V3;
+    expect(normalizeConfig({ ...v3, num_local_experts: r }, SRC).numExperts).toBe(256);
+  });
+
+  it('transformers 5 spellings: head_dim null, rope_parameters, dtype, layer_types', () => {
+    const c = normalizeConfig({ ...MIXTRAL_8X7B, head_dim: null, rope_theta: undefined, torch_dtype: undefined, dtype: 'float32',
+      rope_parameters: { rope_theta: 123456, rope_type: 'default' } }, SRC);
+    expect(c).toMatchObject({ headDim: 128, ropeTheta: 123456, weightDtype: 'f32' });
+    const full = new Array(24).fill('full_attention');
+    expect(normalizeConfig({ ...QWEN15_MOE_A27B, layer_types: full, sliding_window: 0 }, SRC).unsupported).toBeUndefined();
+    expect(normalizeConfig({ ...QWEN15_MOE_A27B, layer_types: ['sliding_attention', ...full.slice(1)] }, SRC).unsupported).toMatch(/layer_types/);
+  });
+
   it('weight dtype from torch_dtype or v5 dtype', () => {
     expect(normalizeConfig({ ...tinyConfig('mixtral'), torch_dtype: undefined, dtype: 'float16' }, SRC).weightDtype).toBe('f16');
     expect(declaredWeightDtype({ model_type: 'mixtral' }, SRC)).toBeNull();

@@ -1,0 +1,488 @@
+// State-dict keys → the canonical tensors the engine uploads, one table per family, and the load plan that streams
+// them into GPU buffers.
+//
+// Canonical layouts (PyTorch Linear weights are [out, in]; all row-major, little-endian, in the checkpoint's dtype):
+//   embed [V, H], lmHead [V, H] (absent when tied: the engine reuses embed), norms [H]
+//   q [nH·d, H], k/v [nKV·d, H], o [H, nH·d], q/k/v biases [nH·d]/[nKV·d]
+//   qNorm/kNorm: [nH·d]/[nKV·d] ('full', OLMoE) or [d]/[d] ('head', Qwen3-MoE)
+//   router [E, H], routerCorrectionBias [E] (DeepSeek-V3 e_score_correction_bias)
+//   expertsGateUp [E, 2I, H]: rows 0..I-1 of expert e are its gate (w1 / gate_proj), rows I..2I-1 its up (w3 / up_proj)
+//   expertsDown [E, H, I] (w2 / down_proj)
+//   sharedGateUp [2Is, H], sharedDown [H, Is], sharedGate [1, H]   (Qwen2-MoE shared expert; same fused layout, E = 1)
+//   denseGateUp [2I, H], denseDown [H, I]                            (dense-MLP layers; same fused layout, E = 1)
+// The fused 3D checkpoint layout of transformers 5 (MixtralExperts: gate_up_proj [E, 2I, H] whose output is
+// chunk(2) into gate, up; down_proj [E, H, I]) and Granite's input_linear [E, 2I, H] / output_linear [E, H, I] are
+// already canonical: one part each. Per-expert checkpoints become one part per expert and projection, concatenated.
+import type { WeightDtype } from '../engine/dtypes';
+import type { ModelFamily, MoeConfig } from '../engine/model/config';
+import { ModelFileError, UnsupportedModelError, tensorField } from './errors';
+import { getTensor, SAFETENSORS_DTYPE, weightDtypeOf } from './safetensors';
+import type { Checkpoint, TensorInfo } from './safetensors';
+import { DEFAULT_CHUNK_BYTES } from './source';
+import type { ByteSource } from './source';
+
+export type GlobalRole = 'embed' | 'finalNorm' | 'lmHead';
+export type LayerRole =
+  | 'inputNorm' | 'postAttnNorm'
+  | 'q' | 'k' | 'v' | 'o' | 'qBias' | 'kBias' | 'vBias' | 'qNorm' | 'kNorm'
+  | 'router' | 'routerCorrectionBias' | 'expertsGateUp' | 'expertsDown'
+  | 'sharedGateUp' | 'sharedDown' | 'sharedGate'
+  | 'denseGateUp' | 'denseDown';
+export type TensorRole = GlobalRole | LayerRole;
+
+/** One checkpoint tensor (or all of it) copied to `dstOffset` in the entry's buffer. */
+export interface TensorPart {
+  /** File (shard) name in the model folder. */
+  file: string;
+  /** State-dict key. */
+  tensor: string;
+  /** Absolute byte range in the file, [byteStart, byteEnd). */
+  byteStart: number;
+  byteEnd: number;
+  /** Where these bytes go in the destination buffer. */
+  dstOffset: number;
+}
+
+/** One GPU buffer the engine creates: its canonical name, shape, dtype and where its bytes come from. */
+export interface PlanEntry {
+  /** `embed`, `finalNorm`, `lmHead`, or `layers.{l}.{role}` (e.g. `layers.3.expertsGateUp`). */
+  name: string;
+  role: TensorRole;
+  /** Layer index, or null for embed / finalNorm / lmHead. */
+  layer: number | null;
+  shape: number[];
+  dtype: WeightDtype;
+  /** product(shape) · bytes per element. Buffers are this rounded up to 4 (streamLoadPlan pads with zeros). */
+  byteLength: number;
+  /** Contiguous, in order: part i covers [dstOffset, dstOffset + byteEnd - byteStart). */
+  parts: TensorPart[];
+}
+
+export type ExpertLayout = 'fused' | 'per-expert';
+
+export interface LoadPlan {
+  family: ModelFamily;
+  dtype: WeightDtype;
+  /** Attention tensors left out (PlanOptions.ffnOnly): for MoE-block and routing tests, not a runnable model. */
+  ffnOnly: boolean;
+  /** In upload order: embed, then layer by layer, then finalNorm and lmHead. */
+  entries: PlanEntry[];
+  /** Sum of entry byte lengths: what the weights take on the GPU (before 4-byte padding). */
+  totalBytes: number;
+  tiedLmHead: boolean;
+  /** Per layer: how the checkpoint stored its experts (null for dense layers). */
+  expertLayouts: (ExpertLayout | null)[];
+  /** Checkpoint tensors no entry uses (e.g. a tied lm_head.weight, rotary buffers); callers may warn. */
+  unused: string[];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Per-family key tables. `{l}` is the layer, `{e}` the expert, `{b}` the MoE block's module name.
+
+interface Projections {
+  gate: string;
+  up: string;
+  down: string;
+}
+
+interface AttentionKeys {
+  q: string; k: string; v: string; o: string;
+  qBias: string; kBias: string; vBias: string;
+  qNorm: string; kNorm: string;
+}
+
+interface FamilyTable {
+  embed: string;
+  finalNorm: string;
+  lmHead: string;
+  /** Prefix of every per-layer key. */
+  layer: string;
+  inputNorm: string;
+  postAttnNorm: string;
+  /** Standard attention projections; null where the family's attention is not mapped (DeepSeek's MLA). */
+  attention: AttentionKeys | null;
+  /** Candidate names of the MoE block module, tried in order (Mixtral: transformers 4 vs 5). */
+  blocks: string[];
+  router: string;
+  /** DeepSeek-V3 e_score_correction_bias [E], mapped when the config's router has one. */
+  routerCorrectionBias: string | null;
+  /** Fused 3D expert tensors: gateUp [E, 2I, H], down [E, H, I]. */
+  fused: { gateUp: string; down: string };
+  /** Per-expert 2D tensors: gate/up [I, H], down [H, I]; null where the family never stored them so. */
+  perExpert: Projections | null;
+  shared: Projections | null;
+  sharedGate: string | null;
+  dense: Projections | null;
+}
+
+const DECODER = {
+  embed: 'model.embed_tokens.weight',
+  finalNorm: 'model.norm.weight',
+  lmHead: 'lm_head.weight',
+  layer: 'model.layers.{l}.',
+  inputNorm: 'input_layernorm.weight',
+  postAttnNorm: 'post_attention_layernorm.weight',
+  routerCorrectionBias: null,
+};
+
+const LLAMA_ATTENTION: AttentionKeys = {
+  q: 'self_attn.q_proj.weight', k: 'self_attn.k_proj.weight', v: 'self_attn.v_proj.weight', o: 'self_attn.o_proj.weight',
+  qBias: 'self_attn.q_proj.bias', kBias: 'self_attn.k_proj.bias', vBias: 'self_attn.v_proj.bias',
+  qNorm: 'self_attn.q_norm.weight', kNorm: 'self_attn.k_norm.weight',
+};
+
+const GATE_UP_DOWN_EXPERTS: Projections = {
+  gate: '{b}.experts.{e}.gate_proj.weight',
+  up: '{b}.experts.{e}.up_proj.weight',
+  down: '{b}.experts.{e}.down_proj.weight',
+};
+
+const FUSED_EXPERTS = { gateUp: '{b}.experts.gate_up_proj', down: '{b}.experts.down_proj' };
+
+const DENSE_MLP: Projections = { gate: 'mlp.gate_proj.weight', up: 'mlp.up_proj.weight', down: 'mlp.down_proj.weight' };
+
+export const FAMILY_TABLES: Partial<Record<ModelFamily, FamilyTable>> = {
+  mixtral: {
+    ...DECODER,
+    attention: LLAMA_ATTENTION,
+    blocks: ['block_sparse_moe', 'mlp'], // transformers 4 checkpoints / transformers 5 module names
+    router: '{b}.gate.weight',
+    fused: FUSED_EXPERTS,
+    perExpert: { gate: '{b}.experts.{e}.w1.weight', up: '{b}.experts.{e}.w3.weight', down: '{b}.experts.{e}.w2.weight' },
+    shared: null, sharedGate: null, dense: null,
+  },
+  qwen2_moe: {
+    ...DECODER,
+    attention: LLAMA_ATTENTION,
+    blocks: ['mlp'],
+    router: '{b}.gate.weight',
+    fused: FUSED_EXPERTS,
+    perExpert: GATE_UP_DOWN_EXPERTS,
+    shared: {
+      gate: 'mlp.shared_expert.gate_proj.weight',
+      up: 'mlp.shared_expert.up_proj.weight',
+      down: 'mlp.shared_expert.down_proj.weight',
+    },
+    sharedGate: 'mlp.shared_expert_gate.weight',
+    dense: DENSE_MLP,
+  },
+  qwen3_moe: {
+    ...DECODER,
+    attention: LLAMA_ATTENTION,
+    blocks: ['mlp'],
+    router: '{b}.gate.weight',
+    fused: FUSED_EXPERTS,
+    perExpert: GATE_UP_DOWN_EXPERTS,
+    shared: null, sharedGate: null,
+    dense: DENSE_MLP,
+  },
+  olmoe: {
+    ...DECODER,
+    attention: LLAMA_ATTENTION,
+    blocks: ['mlp'],
+    router: '{b}.gate.weight',
+    fused: FUSED_EXPERTS,
+    perExpert: GATE_UP_DOWN_EXPERTS,
+    shared: null, sharedGate: null, dense: null,
+  },
+  granitemoe: {
+    ...DECODER,
+    attention: LLAMA_ATTENTION,
+    blocks: ['block_sparse_moe'],
+    router: '{b}.router.layer.weight',
+    // GraniteMoeParallelExperts: input_linear [E, 2I, H] (output chunk(2) → gate, up), output_linear [E, H, I].
+    fused: { gateUp: '{b}.input_linear.weight', down: '{b}.output_linear.weight' },
+    perExpert: null,
+    shared: null, sharedGate: null, dense: null,
+  },
+};
+
+// DeepSeek-V2/V3: everything but the MLA attention (q_a_proj, kv_a_proj_with_mqa, …), for ffnOnly plans.
+const DEEPSEEK: FamilyTable = {
+  ...DECODER,
+  attention: null,
+  blocks: ['mlp'],
+  router: '{b}.gate.weight',
+  routerCorrectionBias: '{b}.gate.e_score_correction_bias',
+  fused: FUSED_EXPERTS,
+  perExpert: GATE_UP_DOWN_EXPERTS,
+  shared: {
+    gate: 'mlp.shared_experts.gate_proj.weight',
+    up: 'mlp.shared_experts.up_proj.weight',
+    down: 'mlp.shared_experts.down_proj.weight',
+  },
+  sharedGate: null,
+  dense: DENSE_MLP,
+};
+FAMILY_TABLES.deepseek_v2 = DEEPSEEK;
+FAMILY_TABLES.deepseek_v3 = DEEPSEEK;
+
+const fill = (template: string, vars: { l?: number; e?: number; b?: string }): string =>
+  template.replace('{l}', String(vars.l)).replace('{e}', String(vars.e)).replace('{b}', vars.b ?? '');
+
+const fmt = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
+
+export interface PlanOptions {
+  /** Where the expected dtype came from, for messages (default: the config's torch_dtype). */
+  dtypeOrigin?: string;
+  /**
+   * Leave attention out: embeddings, norms, routers, experts, shared and dense MLPs only. Allowed for models the
+   * engine cannot run (DeepSeek's MLA), for MoE-block and routing tests against a checkpoint.
+   */
+  ffnOnly?: boolean;
+}
+
+/**
+ * Maps a checkpoint onto the canonical tensors of `config`, checking every tensor's dtype and shape against it.
+ * Errors name the file, the tensor and expected vs found. Refuses configs the engine cannot run, unless ffnOnly.
+ */
+export function buildLoadPlan(config: MoeConfig, ckpt: Checkpoint, options: PlanOptions = {}): LoadPlan {
+  const ffnOnly = options.ffnOnly ?? false;
+  if (config.unsupported && !ffnOnly) throw new UnsupportedModelError(config.source, config.unsupported);
+  const table = FAMILY_TABLES[config.family];
+  if (!table) throw new UnsupportedModelError(config.source, `no weight table for model_type "${config.family}"`);
+  if (!table.attention && !ffnOnly) throw new UnsupportedModelError(config.source, `${config.family} attention is not mapped`);
+  const origin = options.dtypeOrigin ?? `${config.source} declares ${config.weightDtype} weights`;
+  return new PlanBuilder(config, ckpt, table, origin, ffnOnly).build();
+}
+
+class PlanBuilder {
+  private readonly entries: PlanEntry[] = [];
+  private readonly used = new Set<string>();
+  private readonly expertLayouts: (ExpertLayout | null)[] = [];
+  private readonly H: number;
+
+  constructor(
+    private readonly c: MoeConfig,
+    private readonly ckpt: Checkpoint,
+    private readonly t: FamilyTable,
+    private readonly dtypeOrigin: string,
+    private readonly ffnOnly: boolean,
+  ) {
+    this.H = c.hiddenSize;
+  }
+
+  build(): LoadPlan {
+    const { c, t, H } = this;
+    this.single('embed', null, t.embed, [c.vocabSize, H], 'embedding');
+    for (let l = 0; l < c.numLayers; l++) this.layer(l);
+    this.single('finalNorm', null, t.finalNorm, [H], 'final norm');
+    if (!c.tieWordEmbeddings) this.single('lmHead', null, t.lmHead, [c.vocabSize, H], 'LM head (tie_word_embeddings is false)');
+    const unused = [...this.ckpt.tensors.keys()].filter((k) => !this.used.has(k)).sort();
+    return {
+      family: c.family,
+      dtype: c.weightDtype,
+      ffnOnly: this.ffnOnly,
+      entries: this.entries,
+      totalBytes: this.entries.reduce((s, e) => s + e.byteLength, 0),
+      tiedLmHead: c.tieWordEmbeddings,
+      expertLayouts: this.expertLayouts,
+      unused,
+    };
+  }
+
+  private layer(l: number): void {
+    const { c, t, H } = this;
+    const key = (suffix: string) => fill(t.layer, { l }) + suffix;
+    const qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+    const at = `layer ${l}`;
+    this.single('inputNorm', l, key(t.inputNorm), [H], `${at} input norm`);
+    this.single('postAttnNorm', l, key(t.postAttnNorm), [H], `${at} post-attention norm`);
+    const a = t.attention;
+    if (a && !this.ffnOnly) {
+      this.single('q', l, key(a.q), [qDim, H], `${at} q_proj: num_attention_heads·head_dim × hidden_size`);
+      this.single('k', l, key(a.k), [kvDim, H], `${at} k_proj: num_key_value_heads·head_dim × hidden_size`);
+      this.single('v', l, key(a.v), [kvDim, H], `${at} v_proj: num_key_value_heads·head_dim × hidden_size`);
+      this.single('o', l, key(a.o), [H, qDim], `${at} o_proj`);
+      if (c.attentionBias) {
+        this.single('qBias', l, key(a.qBias), [qDim], `${at} q_proj bias`);
+        this.single('kBias', l, key(a.kBias), [kvDim], `${at} k_proj bias`);
+        this.single('vBias', l, key(a.vBias), [kvDim], `${at} v_proj bias`);
+      }
+      if (c.qkNorm !== 'none') {
+        const full = c.qkNorm === 'full';
+        this.single('qNorm', l, key(a.qNorm), [full ? qDim : c.headDim], `${at} q_norm (${c.qkNorm})`);
+        this.single('kNorm', l, key(a.kNorm), [full ? kvDim : c.headDim], `${at} k_norm (${c.qkNorm})`);
+      }
+    }
+    if (c.moeLayers[l]) this.moe(l, key);
+    else {
+      this.expertLayouts.push(null);
+      if (!t.dense) throw new ModelFileError(c.source, null, `${c.family} has no dense-MLP layers, but layer ${l} is not a MoE layer`);
+      this.gateUpDown('dense', l, key(t.dense.gate), key(t.dense.up), key(t.dense.down), c.intermediateSize, `${at} dense MLP (intermediate_size)`);
+    }
+  }
+
+  private moe(l: number, key: (s: string) => string): void {
+    const { c, t, H } = this;
+    const E = c.numExperts, I = c.moeIntermediateSize;
+    const at = `layer ${l}`;
+    // The block's module name is whichever candidate has the router (Mixtral: block_sparse_moe or mlp).
+    const block = t.blocks.find((b) => this.ckpt.tensors.has(key(fill(t.router, { b })))) ?? t.blocks[0];
+    const name = (template: string, e?: number) => key(fill(template, { b: block, e }));
+    this.single('router', l, name(t.router), [E, H], `${at} router: num_experts × hidden_size`);
+    if (c.router.hasCorrectionBias) {
+      if (!t.routerCorrectionBias) throw new ModelFileError(c.source, null, `${c.family} has no router correction bias in its table`);
+      this.single('routerCorrectionBias', l, name(t.routerCorrectionBias), [E], `${at} e_score_correction_bias`);
+    }
+
+    const fusedGateUp = name(t.fused.gateUp), fusedDown = name(t.fused.down);
+    const hasFused = this.ckpt.tensors.has(fusedGateUp);
+    const hasPerExpert = t.perExpert !== null && this.ckpt.tensors.has(name(t.perExpert.gate, 0));
+    if (hasFused && hasPerExpert) {
+      throw new ModelFileError(this.ckpt.entryFile, tensorField(fusedGateUp), `${at} stores its experts both fused and per expert ("${name(t.perExpert!.gate, 0)}"); expected one layout`);
+    }
+    if (hasFused) {
+      this.expertLayouts.push('fused');
+      this.single('expertsGateUp', l, fusedGateUp, [E, 2 * I, H], `${at} experts gate_up: num_experts × 2·expert intermediate × hidden_size`);
+      this.single('expertsDown', l, fusedDown, [E, H, I], `${at} experts down: num_experts × hidden_size × expert intermediate`);
+    } else if (hasPerExpert) {
+      this.expertLayouts.push('per-expert');
+      const p = t.perExpert!;
+      const gateUp: TensorInfo[] = [], down: TensorInfo[] = [];
+      for (let e = 0; e < E; e++) {
+        gateUp.push(this.tensor(name(p.gate, e), [I, H], `${at} expert ${e} gate`));
+        gateUp.push(this.tensor(name(p.up, e), [I, H], `${at} expert ${e} up`));
+        down.push(this.tensor(name(p.down, e), [H, I], `${at} expert ${e} down`));
+      }
+      this.entry('expertsGateUp', l, [E, 2 * I, H], gateUp);
+      this.entry('expertsDown', l, [E, H, I], down);
+    } else {
+      const perExpert = t.perExpert ? ` or "${name(t.perExpert.gate, 0)}"` : '';
+      throw new ModelFileError(this.ckpt.entryFile, tensorField(fusedGateUp), `missing (${at} experts: looked for "${fusedGateUp}"${perExpert})`);
+    }
+
+    if (c.sharedExpert) {
+      if (!t.shared) throw new ModelFileError(c.source, null, `${c.family} has no shared-expert weights in its table`);
+      this.gateUpDown('shared', l, key(t.shared.gate), key(t.shared.up), key(t.shared.down), c.sharedExpert.intermediateSize, `${at} shared expert (shared_expert_intermediate_size)`);
+      if (c.sharedExpert.gated) {
+        if (!t.sharedGate) throw new ModelFileError(c.source, null, `${c.family} has no shared-expert gate in its table`);
+        this.single('sharedGate', l, key(t.sharedGate), [1, H], `${at} shared_expert_gate`);
+      }
+    }
+  }
+
+  /** A gate/up/down MLP as the canonical fused gateUp [2I, H] and down [H, I]. */
+  private gateUpDown(kind: 'dense' | 'shared', l: number, gate: string, up: string, down: string, I: number, what: string): void {
+    const H = this.H;
+    const g = this.tensor(gate, [I, H], `${what} gate_proj`);
+    const u = this.tensor(up, [I, H], `${what} up_proj`);
+    const d = this.tensor(down, [H, I], `${what} down_proj`);
+    this.entry(kind === 'dense' ? 'denseGateUp' : 'sharedGateUp', l, [2 * I, H], [g, u]);
+    this.entry(kind === 'dense' ? 'denseDown' : 'sharedDown', l, [H, I], [d]);
+  }
+
+  private single(role: TensorRole, layer: number | null, name: string, shape: number[], what: string): void {
+    this.entry(role, layer, shape, [this.tensor(name, shape, what)]);
+  }
+
+  /** Looks a tensor up and checks its dtype and shape. */
+  private tensor(name: string, shape: number[], what: string): TensorInfo {
+    const info = getTensor(this.ckpt, name, what);
+    const dtype = weightDtypeOf(info);
+    if (dtype !== this.c.weightDtype) {
+      throw new ModelFileError(info.file, tensorField(name), `dtype ${info.dtype} but ${this.dtypeOrigin} (expected ${SAFETENSORS_DTYPE[this.c.weightDtype]})`);
+    }
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new ModelFileError(info.file, tensorField(name), `shape ${fmt(info.shape)} but ${this.c.source} implies ${fmt(shape)} (${what})`);
+    }
+    this.used.add(name);
+    return info;
+  }
+
+  private entry(role: TensorRole, layer: number | null, shape: number[], tensors: TensorInfo[]): void {
+    let dst = 0;
+    const parts = tensors.map((t) => {
+      const part = { file: t.file, tensor: t.name, byteStart: t.begin, byteEnd: t.end, dstOffset: dst };
+      dst += t.end - t.begin;
+      return part;
+    });
+    this.entries.push({
+      name: layer === null ? role : `layers.${layer}.${role}`,
+      role, layer, shape,
+      dtype: this.c.weightDtype,
+      byteLength: dst,
+      parts,
+    });
+  }
+}
+
+/** The entry for a role (and layer), or undefined. */
+export function planEntry(plan: LoadPlan, role: TensorRole, layer: number | null = null): PlanEntry | undefined {
+  return plan.entries.find((e) => e.role === role && e.layer === layer);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Streaming a plan into buffers
+
+/**
+ * Receives an entry's bytes: write `bytes` at `dstOffset` in the entry's buffer (e.g. queue.writeBuffer).
+ * dstOffset and bytes.byteLength are always multiples of 4 (the last chunk of an entry is zero-padded), so they
+ * can go straight to writeBuffer. Each call gets a fresh array.
+ */
+export type PlanSink = (entry: PlanEntry, dstOffset: number, bytes: Uint8Array) => void | Promise<void>;
+
+export interface StreamPlanOptions {
+  /** Chunk size in bytes (rounded down to a multiple of 4). Default 8 MiB. */
+  chunkBytes?: number;
+  /** Bytes read so far / plan.totalBytes, after every chunk. */
+  onProgress?: (done: number, total: number, entry: PlanEntry) => void;
+  signal?: AbortSignal;
+}
+
+/** Buffer size of an entry: its byte length rounded up to 4 (WebGPU buffer sizes and writes are 4-byte multiples). */
+export const bufferSize = (entry: PlanEntry): number => Math.ceil(entry.byteLength / 4) * 4;
+
+/**
+ * Streams every entry of a plan, in order, to `sink` in bounded chunks: parts are read by byte range from their
+ * files and concatenated, never holding more than one chunk per call.
+ */
+export async function streamLoadPlan(ckpt: Checkpoint, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
+  const chunkBytes = Math.max(4, Math.floor((options.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4) * 4);
+  const sources = new Map<string, ByteSource>();
+  const open = async (file: string) => {
+    let s = sources.get(file);
+    if (!s) {
+      s = await ckpt.folder.open(file);
+      sources.set(file, s);
+    }
+    return s;
+  };
+  let done = 0;
+  try {
+    for (const entry of plan.entries) {
+      const size = bufferSize(entry);
+      let staging = new Uint8Array(Math.min(chunkBytes, size));
+      let fillAt = 0; // bytes in staging
+      let flushedTo = 0; // dst offset of staging[0]
+      const flush = async (final: boolean) => {
+        if (fillAt === 0) return;
+        // The last chunk of an entry is padded with zeros to the 4-byte-aligned buffer size.
+        const n = final ? Math.ceil(fillAt / 4) * 4 : fillAt;
+        await sink(entry, flushedTo, staging.subarray(0, n));
+        flushedTo += n;
+        fillAt = 0;
+        staging = new Uint8Array(Math.min(chunkBytes, size - flushedTo));
+      };
+      for (const part of entry.parts) {
+        const source = await open(part.file);
+        for await (const chunk of source.stream(part.byteStart, part.byteEnd - part.byteStart, chunkBytes)) {
+          options.signal?.throwIfAborted();
+          for (let at = 0; at < chunk.byteLength; ) {
+            const n = Math.min(chunk.byteLength - at, staging.byteLength - fillAt);
+            if (n === 0) throw new Error(`streamLoadPlan: ${entry.name}: parts hold more than ${entry.byteLength} bytes`);
+            staging.set(chunk.subarray(at, at + n), fillAt);
+            fillAt += n;
+            at += n;
+            if (fillAt === staging.byteLength && flushedTo + fillAt < size) await flush(false);
+          }
+          done += chunk.byteLength;
+          options.onProgress?.(done, plan.totalBytes, entry);
+        }
+      }
+      await flush(true);
+    }
+  } finally {
+    for (const s of sources.values()) await s.close();
+  }
+}

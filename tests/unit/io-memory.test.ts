@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { normalizeConfig } from '../../src/io/config';
+import { OutOfMemoryError } from '../../src/io/errors';
+import { assertFitsInMemory, checkMemory, estimateMemory, formatBytes, limitsOf } from '../../src/io/memory';
+import { openCheckpoint } from '../../src/io/safetensors';
+import { memoryFolder } from '../../src/io/source';
+import { buildLoadPlan, bufferSize } from '../../src/io/weights';
+import { modelFiles, synthModel } from '../support/io-models';
+
+const MIXTRAL_8X7B = normalizeConfig({
+  model_type: 'mixtral', vocab_size: 32000, hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32,
+  num_attention_heads: 32, num_key_value_heads: 8, num_local_experts: 8, num_experts_per_tok: 2, torch_dtype: 'bfloat16',
+}, 'Mixtral-8x7B/config.json');
+
+const DEEPSEEK_V3 = normalizeConfig({
+  model_type: 'deepseek_v3', vocab_size: 129280, hidden_size: 7168, intermediate_size: 18432, moe_intermediate_size: 2048,
+  num_hidden_layers: 61, num_attention_heads: 128, n_routed_experts: 256, num_experts_per_tok: 8, q_lora_rank: 1536,
+  kv_lora_rank: 512, torch_dtype: 'bfloat16',
+}, 'DeepSeek-V3/config.json');
+
+// A laptop-class WebGPU adapter: 1 GiB buffers and bindings, 4 GiB for the whole model.
+const LIMITS = { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30, budgetBytes: 4 * 2 ** 30 };
+
+describe('memory check', () => {
+  it('Mixtral-8x7B: 93.4 GB of bf16 weights; too big in total and per expert buffer', () => {
+    const est = estimateMemory(MIXTRAL_8X7B, { contextLength: 4096 });
+    expect(est.weights).toBe(46_702_792_704 * 2);
+    expect(est.kvCache).toBe(32 * 4096 * 2 * 8 * 128 * 4); // layers × positions × (K and V) × kv heads × head_dim × f32
+    expect(est.largestBuffers[0]).toEqual({ name: 'layers.0.expertsGateUp', bytes: 8 * 2 * 14336 * 4096 * 2 });
+    const check = checkMemory(MIXTRAL_8X7B, LIMITS, { contextLength: 4096 }, 'Mixtral-8x7B');
+    expect(check.fits).toBe(false);
+    expect(check.problems[0]).toMatch(/^Mixtral-8x7B needs 9\d\.\d GB of GPU memory \(weights 93\.4 GB, KV cache 1\.1 GB for 4096 tokens, activations ~[\d.]+ MB, routing record [\d.]+ MB\); this adapter allows ~4\.3 GB; try config-only mode$/);
+    expect(check.problems[1]).toBe(
+      "Mixtral-8x7B: layers.0.expertsGateUp needs one 1.9 GB buffer; this adapter's maxStorageBufferBindingSize is 1.1 GB; try config-only mode",
+    );
+    expect(check.message).toBe(check.problems.join('\n'));
+    expect(() => assertFitsInMemory(MIXTRAL_8X7B, LIMITS, { contextLength: 4096 }, 'Mixtral-8x7B')).toThrow(OutOfMemoryError);
+  });
+
+  it('DeepSeek-V3 in config-only mode: 1.3 TB, MLA latent KV cache', () => {
+    const est = estimateMemory(DEEPSEEK_V3, { contextLength: 1000 });
+    expect(est.weights / 1e12).toBeCloseTo(1.342, 2);
+    expect(est.kvCache).toBe(61 * 1000 * (512 + 64) * 4);
+    expect(checkMemory(DEEPSEEK_V3, LIMITS, { contextLength: 1000 }, 'DeepSeek-V3').message).toMatch(/^DeepSeek-V3 needs 1342\.\d GB/);
+  });
+
+  it('a tiny model fits; with its plan, weights are the exact padded buffer sizes', async () => {
+    const model = synthModel('qwen3_moe', { dtype: 'f16', overrides: { hidden_size: 9, vocab_size: 31 } });
+    const ckpt = await openCheckpoint(memoryFolder(modelFiles(model)));
+    const config = normalizeConfig(model.config, 'config.json');
+    const plan = buildLoadPlan(config, ckpt);
+    const est = assertFitsInMemory(config, LIMITS, { contextLength: 64, ringCapacity: 32 }, 'tiny', plan);
+    expect(est.weights).toBe(plan.entries.reduce((s, e) => s + bufferSize(e), 0));
+    expect(est.weights).toBeGreaterThan(plan.totalBytes); // odd-length f16 tensors are padded
+    // Routing record: 6 [L, E] u32/f32 buffers, zLossSum [L], ring [R, L, 8] ×3, ringProbs [R, L, E].
+    const L = 3, E = 5, R = 32;
+    expect(est.routing).toBe(6 * L * E * 4 + L * 4 + 3 * R * L * 8 * 4 + R * L * E * 4);
+    expect(est.total).toBe(est.weights + est.kvCache + est.activations + est.routing);
+  });
+
+  it('per-buffer limits: the smaller of maxBufferSize and maxStorageBufferBindingSize, named', () => {
+    const c = normalizeConfig({
+      model_type: 'olmoe', vocab_size: 50304, hidden_size: 2048, intermediate_size: 1024, num_hidden_layers: 1,
+      num_attention_heads: 16, num_experts: 64, num_experts_per_tok: 8, torch_dtype: 'float32',
+    }, 'config.json');
+    const roomy = { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 30, budgetBytes: 2 ** 40 };
+    const check = checkMemory(c, roomy, { contextLength: 16 }, 'olmoe-1layer');
+    // expertsGateUp 64·2·1024·2048·4 = 1.07 GB, expertsDown 537 MB, embed and lmHead 412 MB: all over 268 MB.
+    expect(check.problems).toEqual([
+      "olmoe-1layer: layers.0.expertsGateUp needs one 1.1 GB buffer; this adapter's maxBufferSize is 268.4 MB; try config-only mode",
+      "olmoe-1layer: layers.0.expertsDown needs one 536.9 MB buffer; this adapter's maxBufferSize is 268.4 MB; try config-only mode",
+      "olmoe-1layer: embed needs one 412.1 MB buffer; this adapter's maxBufferSize is 268.4 MB; try config-only mode",
+      "olmoe-1layer: lmHead needs one 412.1 MB buffer; this adapter's maxBufferSize is 268.4 MB; try config-only mode",
+    ]);
+    expect(checkMemory(c, { ...roomy, maxBufferSize: 2 ** 31, maxStorageBufferBindingSize: 2 ** 31 }, { contextLength: 16 }, 'x').fits).toBe(true);
+  });
+
+  it('limits from an adapter, and byte formatting', () => {
+    expect(limitsOf({ maxBufferSize: 1, maxStorageBufferBindingSize: 2 }, 3)).toEqual({ maxBufferSize: 1, maxStorageBufferBindingSize: 2, budgetBytes: 3 });
+    expect(limitsOf({ maxBufferSize: 1, maxStorageBufferBindingSize: 2 }).budgetBytes).toBe(4 * 2 ** 30);
+    expect([formatBytes(93.4e9), formatBytes(512e6), formatBytes(12_345), formatBytes(7)]).toEqual(['93.4 GB', '512.0 MB', '12.3 kB', '7 bytes']);
+  });
+});

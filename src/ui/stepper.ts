@@ -70,6 +70,27 @@ export class TokenStepper {
     return next;
   }
 
+  /** Run any other engine call (snapshots, policy changes) in turn with the steps. */
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    return this.enqueue(fn);
+  }
+
+  /**
+   * Run the processed tokens again from position 0 (after a routing-policy change), as one teacher-forced feed,
+   * so the view shows the same text routed under the new policy.
+   */
+  rerun(): Promise<void> {
+    this.pause();
+    return this.enqueue(async () => {
+      const tokens = this.processed.slice();
+      await this.session.reset();
+      this.processed.length = 0;
+      if (tokens.length > 0) await this.session.feed(tokens.map((t) => t.id));
+      this.processed.push(...tokens);
+      this.emit('forward');
+    });
+  }
+
   /** Waits for queued engine calls. */
   idle(): Promise<void> {
     return this.queue.then(() => undefined);

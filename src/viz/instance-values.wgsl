@@ -3,7 +3,8 @@
 // Algorithm: one workgroup per layer. Its threads stride over the layer's experts to reduce the sum and the maximum
 // of the displayed quantity, then write each routed-expert instance's values. Thread 0 also writes the layer's
 // shared-expert and dense-layer instances (always-on parts of the model, drawn at a fixed height, colour t = -1
-// for a shared expert, -2 for a dense layer: neutral colours chosen by the material).
+// for a shared expert, -2 for a dense layer; -3 marks a layer with nothing recorded: neutral colours chosen by the
+// material).
 //
 // Displayed quantity v per (layer, expert), by mode:
 //   0 cumulative load   counts (u32)                height ∝ v / layer mean (1 = fair share), t = r / (1 + r)
@@ -100,6 +101,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
           t = select(0.0, f32(srcB[base + e]) / v, v > 0.0);
         }
       }
+      // A layer with nothing recorded yet (or a config-only skeleton) is drawn in a neutral colour (t = -3).
+      if (total <= 0.0) { t = -3.0; }
       out[row.x + e] = vec4<f32>(h * params.heightScale * visible, t, v, visible);
     }
   }

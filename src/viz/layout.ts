@@ -144,24 +144,35 @@ export function layerVisibility(numLayers: number, hidden: ReadonlySet<number>, 
   return out;
 }
 
-/** A camera position and target that frame the whole grid from the front, above and slightly to the side. */
+/**
+ * A camera position and target that frame the whole grid from above at an angle. A grid much deeper than it is wide
+ * (many layers, few experts) is seen from the side (+x), so that its layers run left to right across the screen.
+ */
 export function framingView(g: GridLayout, verticalFovDeg: number, aspect: number): {
   position: [number, number, number];
   target: [number, number, number];
+  side: boolean;
 } {
   const { minX, maxX, minZ, maxZ } = g.bounds;
   const cx = (minX + maxX) / 2;
   const cz = (minZ + maxZ) / 2;
-  const halfW = (maxX - minX) / 2 + 1;
-  const halfD = (maxZ - minZ) / 2 + 1;
+  const width = maxX - minX;
+  const depth = maxZ - minZ;
+  const side = depth > width * 1.3;
+  const across = (side ? depth : width) / 2 + 1;
+  const along = (side ? width : depth) / 2 + 1;
   const fov = (verticalFovDeg * Math.PI) / 180;
-  // Distance at which the grid's width fits horizontally and its depth (seen at ~50°) vertically.
-  const distW = halfW / Math.tan(Math.atan(Math.tan(fov / 2) * aspect));
-  const distD = (halfD * 1.1) / Math.tan(fov / 2);
-  const dist = Math.max(distW, distD, 4) * 1.05;
-  const elev = (52 * Math.PI) / 180;
+  const elev = (48 * Math.PI) / 180;
+  // Distance at which the grid's extent across the screen fits the horizontal field of view, and its extent away
+  // from the camera (foreshortened by the elevation) fits the vertical one.
+  const distAcross = across / (Math.tan(fov / 2) * aspect);
+  const distAlong = (along * Math.sin(elev) + 1.5) / Math.tan(fov / 2);
+  const dist = Math.max(distAcross, distAlong, 4) * 1.08;
+  const up = dist * Math.sin(elev);
+  const back = dist * Math.cos(elev);
   return {
-    position: [cx + dist * 0.12, dist * Math.sin(elev), cz + dist * Math.cos(elev)],
+    position: side ? [cx + back, up, cz + back * 0.12] : [cx + back * 0.12, up, cz + back],
     target: [cx, 0, cz],
+    side,
   };
 }

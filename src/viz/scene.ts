@@ -115,7 +115,8 @@ export class GridScene {
     const t = varying(v.y);
     const index = varying(float(instanceIndex));
     const mapped = texture(this.lut, vec2(t.clamp(0, 1), 0.5)).rgb;
-    const neutral = select(t.lessThan(-1.5), color(0x39404d), color(0xb59a6a));
+    // t < 0 marks cells without a colour-map value: empty layer (-3), dense layer (-2), shared expert (-1).
+    const neutral = select(t.lessThan(-2.5), color(0x3a4150), select(t.lessThan(-1.5), color(0x2b303b), color(0xb59a6a)));
     const base = select(t.lessThan(0), neutral, mapped);
     const shade = float(0.62).add(normalLocal.y.mul(0.38)).add(normalLocal.x.abs().mul(0.1));
     const hovered = index.sub(this.hoverU).abs().lessThan(0.5);
@@ -222,6 +223,12 @@ export class GridScene {
     this.raycaster.setFromCamera(new THREE.Vector2((x / w) * 2 - 1, -(y / h) * 2 + 1), this.camera);
     const hit = this.raycaster.ray.intersectPlane(this.ground, new THREE.Vector3());
     return hit ? pickCell(this.grid.layout, hit.x, hit.z) : -1;
+  }
+
+  /** Whether the camera is on the +x side / +z side of the grid's centre (overlay labels go on the near edges). */
+  cameraSide(): { plusX: boolean; plusZ: boolean } {
+    const t = this.controls.target;
+    return { plusX: this.camera.position.x > t.x, plusZ: this.camera.position.z > t.z };
   }
 
   /** Screen position (CSS pixels) of a world point, or null when it is behind the camera. */

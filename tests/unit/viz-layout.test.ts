@@ -132,5 +132,13 @@ describe('framingView', () => {
     expect(a.position[2]).toBeGreaterThan(a.target[2]);
     const dist = (v: typeof a) => Math.hypot(...v.position.map((p, i) => p - v.target[i]));
     expect(dist(b)).toBeGreaterThan(dist(a) * 5);
+    expect(a.side).toBe(false);
+  });
+
+  it('looks from the side at a grid with many layers and few experts, so layers run across the screen', () => {
+    const deep = gridLayout(moeOnly(32, 8));
+    const v = framingView(deep, 40, 1.5);
+    expect(v.side).toBe(true);
+    expect(v.position[0] - v.target[0]).toBeGreaterThan(Math.abs(v.position[2] - v.target[2]));
   });
 });

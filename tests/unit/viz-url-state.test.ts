@@ -54,3 +54,20 @@ describe('params', () => {
     expect(p.soloLayer).toBe(2);
   });
 });
+
+import { parseSamples, sampleLabel } from '../../src/ui/samples';
+
+describe('samples file', () => {
+  it('accepts arrays and {samples} objects with domain/label/category', () => {
+    const a = parseSamples([{ text: 'x = 1;', domain: 'code' }, { text: 'The jury said', label: 'news', title: 'A01' }], 'samples.json');
+    expect(a).toEqual([{ text: 'x = 1;', domain: 'code' }, { text: 'The jury said', domain: 'news', title: 'A01' }]);
+    expect(parseSamples({ samples: [{ text: 't', category: 'c' }] }, 's.json')[0].domain).toBe('c');
+    expect(sampleLabel(a[1], 1)).toBe('2. [news] A01');
+  });
+
+  it('names the file and the field of a bad sample', () => {
+    expect(() => parseSamples({}, 'm/samples.json')).toThrow(/m\/samples.json.*"samples" array/);
+    expect(() => parseSamples([{ text: '' , domain: 'x'}], 's.json')).toThrow(/samples\[0\] field "text"/);
+    expect(() => parseSamples([{ text: 'a' }], 's.json')).toThrow(/samples\[0\] needs a domain/);
+  });
+});

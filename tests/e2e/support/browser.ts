@@ -1,0 +1,101 @@
+// Serving the app and driving headless Chromium (SwiftShader WebGPU) for the end-to-end tests.
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import puppeteer, { type Browser, type Page } from 'puppeteer';
+import { createServer, type ViteDevServer } from 'vite';
+
+/** Flags that give headless Chromium a SwiftShader WebGPU adapter that can also draw to a canvas. */
+export const CHROMIUM_ARGS = [
+  '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan',
+  '--use-angle=swiftshader',
+  '--use-vulkan=swiftshader',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+export const ARTIFACTS = resolve('tests/artifacts');
+
+export interface Harness {
+  server: ViteDevServer;
+  browser: Browser;
+  origin: string;
+  close(): Promise<void>;
+}
+
+/** Vite's dev server on a free localhost port and a headless Chromium. */
+export async function startHarness(): Promise<Harness> {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const server = await createServer({
+    root: resolve('.'),
+    logLevel: 'error',
+    server: { host: '127.0.0.1', port: 0, strictPort: false, hmr: false },
+    clearScreen: false,
+  });
+  await server.listen();
+  const address = server.httpServer?.address();
+  if (!address || typeof address === 'string') throw new Error('Vite server has no port');
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+  return {
+    server,
+    browser,
+    origin: `http://127.0.0.1:${address.port}`,
+    async close() {
+      await browser.close();
+      await server.close();
+    },
+  };
+}
+
+export interface PageLog {
+  errors: string[];
+  all: string[];
+}
+
+/** A page that records console errors, page errors and failed requests, and counts buffer mappings in frames. */
+export async function openPage(h: Harness, width = 1280, height = 800): Promise<{ page: Page; log: PageLog }> {
+  const page = await h.browser.newPage();
+  await page.setViewport({ width, height });
+  const log: PageLog = { errors: [], all: [] };
+  page.on('console', (m) => {
+    log.all.push(`${m.type()}: ${m.text()}`);
+    if (m.type() === 'error') log.errors.push(m.text());
+  });
+  page.on('pageerror', (e) => log.errors.push(`pageerror: ${(e as Error).message}`));
+  // Aborted requests are not failures: the model loader cancels a streamed GET once it has the bytes it needs.
+  page.on('requestfailed', (r) => {
+    if (r.failure()?.errorText !== 'net::ERR_ABORTED') log.errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
+  // Count GPUBuffer.mapAsync calls: in total, and those made while the app's frame callback runs.
+  await page.evaluateOnNewDocument(() => {
+    const w = window as unknown as { __maps: { total: number; inFrame: number }; __moescope?: { inFrame: boolean } };
+    w.__maps = { total: 0, inFrame: 0 };
+    const proto = (globalThis as unknown as { GPUBuffer?: { prototype: GPUBuffer } }).GPUBuffer?.prototype;
+    if (!proto) return;
+    const original = proto.mapAsync;
+    proto.mapAsync = function (this: GPUBuffer, ...args: Parameters<GPUBuffer['mapAsync']>) {
+      w.__maps.total++;
+      if (w.__moescope?.inFrame) w.__maps.inFrame++;
+      return original.apply(this, args);
+    };
+  });
+  return { page, log };
+}
+
+/** Wait until the app has a model on screen (or an error box), with the page's own time limit. */
+export async function waitForApp(page: Page, timeout = 90_000): Promise<void> {
+  await page.waitForFunction(
+    () => {
+      const h = (window as unknown as { __moescope?: { modelId(): string | null; frames(): number } }).__moescope;
+      return (h && h.modelId() !== null && h.frames() > 2) || !document.getElementById('nogpu')!.hidden;
+    },
+    { timeout, polling: 200 },
+  );
+}

@@ -1,0 +1,258 @@
+// A loaded model: weights on the GPU, the decoder, the routing record, the tokenizer, and the position bookkeeping
+// for scanning a text, generating, and stepping back. Implements ModelSession (src/engine/session-api.ts).
+//
+// Per-token path: feed() writes token ids with queue writes, records one step and submits; it never maps a buffer.
+// generate() reads the sampled id back (one u32) because the caller needs the token; snapshots read asynchronously.
+import type { Gpu } from '../gpu';
+import { countParameters, type MoeConfig, type ParameterCounts } from './config';
+import { Decoder } from './decoder';
+import { uploadWeights } from './weights';
+import { readU32 } from '../kernels/common';
+import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
+import { RoutingStats } from '../routing/stats';
+import { defaultPolicy } from '../routing/policy';
+import { Profiler, type PassTiming } from '../profiler';
+import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-api';
+import type { RoutingBuffers } from '../routing/buffers';
+import { normalizeConfig, isRunnable } from '../../io/config';
+import { openCheckpoint } from '../../io/safetensors';
+import { buildLoadPlan } from '../../io/weights';
+import { assertFitsInMemory, limitsOf } from '../../io/memory';
+import { loadTokenizer, type ModelTokenizer } from '../../io/tokenizer';
+import { readJson, type ModelFolder } from '../../io/source';
+import { UnsupportedModelError } from '../../io/errors';
+
+export interface LoadOptions {
+  /** Context length (KV cache rows); default min(config max positions, 1024). */
+  contextLength?: number;
+  /** Tokens per forward step; longer inputs are processed in chunks. Default 64. */
+  maxTokensPerStep?: number;
+  /** Total GPU memory the model may take (default from src/io/memory.ts). */
+  budgetBytes?: number;
+  /** Time every layer's passes with timestamp queries (splits the step into one pass per module). */
+  profile?: boolean;
+  onProgress?: (done: number, total: number) => void;
+  /** Name used in messages (default: the folder's location). */
+  name?: string;
+}
+
+export interface SamplingOptions {
+  /** 0 = greedy. */
+  temperature: number;
+  topP: number;
+  seed: number;
+}
+
+export interface MemoryReport {
+  module: string;
+  bytes: number;
+}
+
+/** Loads config.json, tokenizer.json and the safetensors checkpoint of `folder` onto `gpu`. */
+export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOptions = {}): Promise<Session> {
+  const name = options.name ?? folder.location;
+  const config = normalizeConfig(await readJson(folder, 'config.json'), `${folder.location}/config.json`);
+  if (!isRunnable(config)) {
+    throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
+  }
+  const tokenizer = await loadTokenizer(folder);
+  const ckpt = await openCheckpoint(folder);
+  const plan = buildLoadPlan(config, ckpt);
+  const contextLength = Math.min(options.contextLength ?? 1024, config.maxPositions);
+  const stepTokens = options.maxTokensPerStep ?? 64;
+  assertFitsInMemory(
+    config,
+    limitsOf(gpu.limits, options.budgetBytes),
+    { contextLength, stepTokens, ringCapacity: contextLength },
+    name,
+    plan,
+  );
+  gpu.assertAlive();
+  const weights = await uploadWeights(gpu, ckpt, plan, {
+    onProgress: options.onProgress,
+    keepF32: (entry) => entry.role === 'finalNorm',
+  });
+  const stats = new RoutingStats(gpu, config, { ringCapacity: contextLength });
+  const decoder = new Decoder(gpu, config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
+  return new Session(gpu, config, tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
+}
+
+export class Session implements ModelSession {
+  readonly parameters: ParameterCounts;
+  readonly profiler: Profiler | null;
+  private readonly sampling: SamplingBinding;
+  private readonly sampler: SamplingKernel;
+  private ids: number[] = [];
+  private policy: RoutingPolicy;
+  /** Generated-token counter mixed into the sampling seed. */
+  private drawn = 0;
+
+  constructor(
+    readonly gpu: Gpu,
+    readonly config: MoeConfig,
+    readonly tokenizer: ModelTokenizer,
+    readonly decoder: Decoder,
+    readonly stats: RoutingStats,
+    readonly weightBytes: number,
+    profile: boolean,
+  ) {
+    this.parameters = countParameters(config);
+    this.profiler = profile ? new Profiler(gpu) : null;
+    this.sampler = new SamplingKernel(gpu);
+    this.sampling = this.sampler.bind('Session.sample', decoder.act.logits, decoder.act.ids, config.vocabSize);
+    this.policy = defaultPolicy(config);
+    this.setPolicy(this.policy);
+  }
+
+  get routing(): RoutingBuffers {
+    return this.stats.buffers;
+  }
+
+  get tokens(): readonly number[] {
+    return this.ids;
+  }
+
+  get position(): number {
+    return this.ids.length;
+  }
+
+  /** Token positions the KV cache holds. */
+  get contextLength(): number {
+    return this.decoder.options.maxSeq;
+  }
+
+  getPolicy(): RoutingPolicy {
+    return this.policy;
+  }
+
+  setPolicy(policy: RoutingPolicy): void {
+    this.decoder.setPolicy(policy);
+    this.stats.setAblation(policy.ablated);
+    this.policy = policy;
+  }
+
+  async feed(ids: number[]): Promise<void> {
+    this.gpu.assertAlive();
+    if (this.position + ids.length > this.contextLength) {
+      throw new RangeError(`${ids.length} more tokens would pass the context of ${this.contextLength} (at ${this.position})`);
+    }
+    for (const id of ids) {
+      if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (${this.config.vocabSize})`);
+    }
+    const chunk = this.decoder.options.maxTokensPerStep;
+    for (let at = 0; at < ids.length; at += chunk) {
+      const part = ids.slice(at, at + chunk);
+      const start = this.position;
+      this.gpu.device.queue.writeBuffer(this.decoder.act.ids, start * 4, new Uint32Array(part));
+      this.step(part.length, start);
+      this.ids.push(...part);
+      this.lastRow = part.length - 1;
+    }
+  }
+
+  /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
+  private step(T: number, start: number): void {
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
+    this.profiler?.beginStep();
+    this.decoder.encodeStep(encoder, T, start, this.profiler ?? undefined);
+    this.profiler?.resolve(encoder);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    if (this.profiler) void this.profiler.collect();
+  }
+
+  /** Logits of the last processed token, [vocab] (reads back; for the CLI and tests). */
+  async lastLogits(): Promise<Float32Array> {
+    if (this.position === 0) throw new Error('no token processed yet');
+    const V = this.config.vocabSize;
+    const row = this.lastRow;
+    const words = await readU32(this.gpu, this.decoder.act.logits, (row + 1) * V);
+    return new Float32Array(words.buffer, row * V * 4, V);
+  }
+
+  /** Logits rows of the most recent step, [rows, vocab]. */
+  async stepLogits(): Promise<Float32Array> {
+    const V = this.config.vocabSize;
+    const rows = this.lastRow + 1;
+    return new Float32Array((await readU32(this.gpu, this.decoder.act.logits, rows * V)).buffer);
+  }
+
+  /** Row of the logits buffer holding the last token's logits (the last step's last row). */
+  private lastRow = 0;
+
+  async generate(sampling: SamplingOptions = { temperature: 0, topP: 1, seed: 0 }): Promise<number> {
+    this.gpu.assertAlive();
+    if (this.position === 0) throw new Error('generate needs at least one token of context');
+    if (this.position >= this.contextLength) throw new RangeError(`the context of ${this.contextLength} tokens is full`);
+    // Sample from the last logits (written by the previous step) and run the new token in the same submit.
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sample' });
+    this.sampler.setStep(this.sampling, {
+      row: this.lastRow,
+      temperature: sampling.temperature,
+      topP: sampling.topP,
+      seed: sampling.seed,
+      step: this.drawn++,
+      appendAt: this.position,
+    });
+    const pass = encoder.beginComputePass({ label: 'Session.sample' });
+    this.sampler.encode(pass, this.sampling);
+    pass.end();
+    this.gpu.device.queue.submit([encoder.finish()]);
+    const start = this.position;
+    this.step(1, start);
+    const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
+    this.ids.push(id);
+    this.lastRow = 0;
+    return id;
+  }
+
+  async back(n: number): Promise<void> {
+    this.gpu.assertAlive();
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`back(${n}): n must be a non-negative integer`);
+    const target = Math.max(0, this.position - n);
+    if (target === this.position) return;
+    // Rewind to one token before the target and run that token again, so its logits are current for generate().
+    const kept = this.ids.slice(0, target);
+    const redo = target > 0 ? kept.pop()! : null;
+    this.ids = kept;
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.back' });
+    this.stats.rebuild(encoder, this.position);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    if (redo !== null) await this.feed([redo]);
+  }
+
+  async reset(): Promise<void> {
+    this.ids = [];
+    this.lastRow = 0;
+    this.drawn = 0;
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.reset' });
+    this.stats.reset(encoder);
+    this.gpu.device.queue.submit([encoder.finish()]);
+  }
+
+  snapshot(): Promise<RoutingSnapshot> {
+    return this.stats.snapshot(this.position);
+  }
+
+  timings(): PassTiming[] {
+    return this.profiler?.timings() ?? [];
+  }
+
+  /** GPU memory per module, bytes. */
+  memory(): { module: string; bytes: number }[] {
+    const b = this.stats.buffers;
+    const routing = [b.counts, b.stepCounts, b.probMass, b.gateSum, b.dropped, b.rerouted, b.zLossSum, b.ringChosen, b.ringAssigned, b.ringWeights, b.ringProbs]
+      .reduce((n, x) => n + x.size, 0);
+    return [
+      { module: 'weights', bytes: this.weightBytes },
+      { module: 'KV cache', bytes: this.decoder.kvCacheBytes },
+      { module: 'activations + MoE scratch', bytes: this.decoder.runtimeBytes - this.decoder.kvCacheBytes },
+      { module: 'routing record', bytes: routing },
+    ];
+  }
+
+  destroy(): void {
+    this.decoder.destroy();
+    this.stats.destroy();
+    this.profiler?.destroy();
+  }
+}

@@ -1,0 +1,173 @@
+// The whole model against Hugging Face transformers: every fixture in tests/fixtures/ (made by
+// tools/make_fixtures.py) loaded from disk, run on the GPU, and compared with transformers' logits and routing for
+// the prompt and for greedy decode steps.
+import { afterAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel, type Session } from '../../src/engine/model/session';
+import { nodeFolder } from '../../src/io/node-source';
+import { memoryFolder } from '../../src/io/source';
+import { encodeSafetensors, openCheckpoint, readTensor, weightDtypeOf } from '../../src/io/safetensors';
+import { decodeToF32 } from '../../src/engine/dtypes';
+import { K_MAX } from '../../src/engine/routing/buffers';
+import { testGpu } from '../support/gpu';
+
+const FIXTURES = join(__dirname, '..', 'fixtures');
+
+interface GoldenRouting {
+  layer: number;
+  ids: number[][];
+  weights: number[][];
+  gap: (number | null)[];
+  min_gap: (number | null)[];
+}
+interface Golden {
+  family: string;
+  weights_dtype: string;
+  engine_support: string;
+  prompt: string;
+  top_k: number;
+  input_ids: number[];
+  prefill: { logits: number[][]; next_id: number; routing: GoldenRouting[] };
+  decode: { input_id: number; position: number; logits: number[]; next_id: number; top2_logit_gap: number; routing: GoldenRouting[] }[];
+  generated_ids: number[];
+}
+
+/** Relative error of a logits row: max |a - e| / max |e| (logits have no natural per-element scale). */
+/** The fixture's bf16 checkpoint re-encoded with every tensor upcast to f32 (exact), in memory. */
+async function upcastToF32(dir: string) {
+  const ckpt = await openCheckpoint(await nodeFolder(dir));
+  const tensors = [];
+  for (const [name, info] of ckpt.tensors) {
+    const values = decodeToF32(await readTensor(ckpt, name), weightDtypeOf(info));
+    tensors.push({ name, dtype: 'F32', shape: info.shape, data: new Uint8Array(values.buffer) });
+  }
+  const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+  for (const key of ['torch_dtype', 'dtype']) if (key in config) config[key] = 'float32';
+  const text = (name: string) => readFileSync(join(dir, name), 'utf8');
+  return memoryFolder({
+    'config.json': JSON.stringify(config),
+    'tokenizer.json': text('tokenizer.json'),
+    'tokenizer_config.json': text('tokenizer_config.json'),
+    'model.safetensors': encodeSafetensors(tensors),
+  });
+}
+
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let worst = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return Number.isNaN(worst) ? Infinity : worst / scale;
+}
+
+/** Routing ids must match, except where transformers' own k-th/(k+1)-th gap is a near-tie. */
+function checkRouting(
+  what: string,
+  golden: GoldenRouting,
+  chosen: Uint32Array,
+  weights: Float32Array,
+  rowPositions: number[],
+  numLayers: number,
+  k: number,
+  weightTol: number,
+): void {
+  const problems: string[] = [];
+  rowPositions.forEach((pos, r) => {
+    const base = (pos * numLayers + golden.layer) * K_MAX;
+    const got = Array.from(chosen.subarray(base, base + k));
+    const want = golden.ids[r];
+    const tie = (golden.min_gap[r] ?? Infinity) < 1e-6 || (golden.gap[r] ?? Infinity) < 1e-6;
+    const sameSet = [...got].sort((a, b) => a - b).join() === [...want].sort((a, b) => a - b).join();
+    if (!sameSet && !tie) problems.push(`token ${pos} layer ${golden.layer}: experts ${got} != ${want}`);
+    if (!sameSet || tie) return;
+    for (let s = 0; s < k; s++) {
+      const j = want.indexOf(got[s]);
+      const err = Math.abs(weights[base + s] - golden.weights[r][j]);
+      if (!(err <= weightTol)) problems.push(`token ${pos} layer ${golden.layer} expert ${got[s]}: weight ${weights[base + s]} != ${golden.weights[r][j]}`);
+    }
+  });
+  if (problems.length) throw new Error(`${what}: ${problems.length} routing mismatches:\n  ${problems.slice(0, 8).join('\n  ')}`);
+}
+
+/**
+ * [folder, golden file, logits tolerance (max |err| / max |logit| per row)]. f32 weights: 1e-4, the bar the engine is
+ * held to (measured: < 1e-6). bf16 weights: against transformers running the checkpoint in bf16 (bf16 activations)
+ * 2e-2, since bf16 activations alone move the logits by ~7e-3 of their range (tests/fixtures/README.md); against
+ * golden.f32.json (transformers in f32 on the upcast weights) 5e-4: the engine gives the same 3.0e-4 there whether
+ * it reads the bf16 tensors or the same values stored as f32 (checked below, bit for bit), so the gap is in how that
+ * golden was computed, not in bf16 decoding.
+ */
+const CASES: [string, string, number][] = [
+  ['mixtral', 'golden.json', 1e-4],
+  ['mixtral-fused', 'golden.json', 1e-4],
+  ['mixtral-bf16', 'golden.f32.json', 5e-4],
+  ['mixtral-bf16', 'golden.json', 2e-2],
+  ['qwen2_moe', 'golden.json', 1e-4],
+  ['qwen3_moe', 'golden.json', 1e-4],
+  ['olmoe', 'golden.json', 1e-4],
+  ['granitemoe', 'golden.json', 1e-4],
+];
+
+const sessions: Session[] = [];
+afterAll(() => sessions.forEach((s) => s.destroy()));
+
+describe('whole model vs transformers', () => {
+  it('bf16 weights decode exactly: same logits as the same weights stored as f32', async () => {
+    const gpu = await testGpu();
+    const dir = join(FIXTURES, 'mixtral-bf16');
+    const ids = (JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as Golden).input_ids;
+    const logits: Float32Array[] = [];
+    for (const folder of [await nodeFolder(dir), await upcastToF32(dir)]) {
+      const session = await loadModel(gpu, folder, { contextLength: 64, maxTokensPerStep: 32 });
+      sessions.push(session);
+      await session.feed(ids);
+      logits.push(await session.stepLogits());
+    }
+    expect(sessions.at(-2)!.config.weightDtype).toBe('bf16');
+    expect(sessions.at(-1)!.config.weightDtype).toBe('f32');
+    expect(Array.from(logits[0])).toEqual(Array.from(logits[1]));
+  });
+
+  for (const [family, file, logitsTol] of CASES) {
+    it(`${family} (${file}, logits within ${logitsTol})`, async () => {
+      const gpu = await testGpu();
+      const dir = join(FIXTURES, family);
+      const golden = JSON.parse(readFileSync(join(dir, file), 'utf8')) as Golden;
+      const weightTol = logitsTol > 1e-4 ? 1e-2 : 1e-5;
+      const session = await loadModel(gpu, await nodeFolder(dir), { contextLength: 64, maxTokensPerStep: 32 });
+      sessions.push(session);
+      const k = golden.top_k;
+      const L = session.config.numLayers;
+
+      expect(session.tokenizer.encode(golden.prompt)).toEqual(golden.input_ids);
+
+      await session.feed(golden.input_ids);
+      const T = golden.input_ids.length;
+      const logits = await session.stepLogits();
+      const V = session.config.vocabSize;
+      let worst = 0;
+      for (let t = 0; t < T; t++) {
+        const err = relativeError(logits.subarray(t * V, (t + 1) * V), golden.prefill.logits[t]);
+        worst = Math.max(worst, err);
+        expect(err, `${family} prefill logits at token ${t}`).toBeLessThan(logitsTol);
+      }
+      console.log(`${family} ${file}: worst prefill logits error ${worst.toExponential(2)}`);
+      let snap = await session.snapshot();
+      const positions = golden.input_ids.map((_, i) => i);
+      for (const r of golden.prefill.routing) checkRouting(`${family} prefill`, r, snap.chosen, snap.weights, positions, L, k, weightTol);
+
+      for (const step of golden.decode) {
+        const id = await session.generate({ temperature: 0, topP: 1, seed: 0 });
+        if (step.top2_logit_gap > 1e-5) expect(id, `${family} greedy token at ${step.position}`).toBe(step.input_id);
+        const err = relativeError(await session.lastLogits(), step.logits);
+        expect(err, `${family} decode logits at ${step.position}`).toBeLessThan(logitsTol);
+        snap = await session.snapshot();
+        for (const r of step.routing) checkRouting(`${family} decode ${step.position}`, r, snap.chosen, snap.weights, [step.position], L, k, weightTol);
+      }
+      expect(gpu.recentErrors).toEqual([]);
+    });
+  }
+});

@@ -7,7 +7,8 @@
 // so lists come out in token order (a stable scatter) without sorting and without atomics.
 //   1. prefix: exclusive scan of the per-word popcounts, flattened over [experts, words] (thread-serial runs + one
 //      workgroup scan); an expert's count is the difference of its first and next expert's first prefix.
-//   2. capacity (drop policy): kept = min(count, capacity) — the first `capacity` tokens in token order keep their slot.
+//   2. capacity (drop policy): kept = min(count, capacity) — the first `capacity` tokens in token order keep their slot
+//      (under the reroute policy moe_reroute has already moved or dropped the overflow, so everything is kept).
 //      Exclusive scans over experts give each expert's first row (offset) and its first tile; tiles are tile_m rows.
 //   3. scatter: every (token, slot) gets row = offset[e] + rank (row_key[row] = token·8 + slot), or is dropped
 //      (assigned = NONE) when rank ≥ kept.
@@ -100,7 +101,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
     let start = plan[P.off_prefix + li * words];
     let end = select(total, plan[P.off_prefix + (li + 1u) * words], li + 1u < E);
     count = end - start;
-    kept = select(count, min(count, P.capacity), P.capacity > 0u);
+    // with re-routing, moe_reroute already resolved the overflow: keep every assignment
+    kept = select(count, min(count, P.capacity), P.capacity > 0u && P.reroute_ran == 0u);
     e_start[li] = start;
     e_kept[li] = kept;
   }

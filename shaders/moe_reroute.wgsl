@@ -1,11 +1,14 @@
-// Capacity with re-routing (the "reroute" overflow policy): tokens are served in token order, slots in rank order;
-// an assignment whose expert already holds `capacity` tokens moves to the token's next-best expert that still has
-// room, judged by the router's selection score c (ties to the lower index), skipping experts the token already
-// chose or was given. With no expert left it is dropped. Runs between moe_router and moe_plan, only under that
-// policy: the order dependence makes it sequential over tokens. One workgroup: thread 0 walks the slots, and only an
-// overflowing slot costs a parallel arg-max over the experts (one thread per expert).
-// A re-routed slot keeps its gate weight; only the expert that processes it changes.
-// Writes: records.assigned, the membership masks (bit moved to the new expert), per-expert drop / re-route counts.
+// Capacity with re-routing (the "reroute" overflow policy), between moe_router and moe_plan.
+// Capacity is applied to the router's own choices in token order: an expert keeps the first `capacity` tokens that
+// chose it; it is full when more chose it. Each overflowing assignment (token order, then slot order) moves to the
+// token's best-scoring expert by the router's selection score c (ties to the lower index) among experts that are
+// not full and that the token neither chose nor was already given; with none left it is dropped. One round:
+// re-routed assignments are not limited again, so an expert that was not full can end above capacity
+// (4 experts, capacity 3, first choices 7/2/1/0 → 3/2/1/4). A re-routed slot keeps its gate weight.
+// Because "full" depends only on the first choices, tokens are independent: thread per token, no sequential walk.
+//   1. per expert (thread e): demand = set bits of its membership mask, cutoff = token of its capacity-th member
+//   2. per token: slots whose token is at or past its expert's cutoff are moved (mask bit moved, counts updated)
+// moe_plan then lists every assignment (it skips its own capacity cut when this kernel ran).
 // #include "lib/moe_params"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
@@ -15,20 +18,8 @@
 
 const WG: u32 = 256u;
 
-var<workgroup> used: array<u32, 256>;      // assignments each expert holds so far this step
-var<workgroup> pending: u32;               // slot of the current token that overflowed, or NONE
-var<workgroup> best_v: array<f32, WG>;
-var<workgroup> best_e: array<u32, WG>;
-
-// Thread 0: serve slots [from, k) of token t until one overflows; returns that slot or NONE.
-fn serve(t: u32, first: u32) -> u32 {
-  for (var s = first; s < P.top_k; s++) {
-    let e = records[t * REC + REC_ASSIGNED + s];
-    if (e == NONE) { continue; }
-    if (used[e] < P.capacity) { used[e] += 1u; } else { return s; }
-  }
-  return NONE;
-}
+var<workgroup> demand: array<u32, 256>; // tokens that chose each expert
+var<workgroup> cutoff: array<u32, 256>; // first token past the expert's capacity (NONE: never full)
 
 // Whether token t already chose or was given expert e.
 fn token_has(t: u32, e: u32) -> bool {
@@ -41,54 +32,49 @@ fn token_has(t: u32, e: u32) -> bool {
 @compute @workgroup_size(WG)
 fn main(@builtin(local_invocation_index) li: u32) {
   let E = P.experts;
+  let cap = P.capacity;
+  let words = (P.tokens + 31u) / 32u;
   if (li < E) {
-    used[li] = 0u;
     atomicStore(&plan[P.off_drop_step + li], 0u);
     atomicStore(&plan[P.off_reroute_step + li], 0u);
+    var run = 0u;
+    var cut = NONE;
+    for (var w = 0u; w < words; w++) {
+      var bits = atomicLoad(&plan[li * P.mask_words + w]);
+      let n = countOneBits(bits);
+      if (cut == NONE && run + n > cap) {
+        // the (cap - run)-th set bit of this word (0-based) is the first member past capacity
+        for (var skip = cap - run; skip > 0u; skip--) { bits &= bits - 1u; }
+        cut = w * 32u + firstTrailingBit(bits);
+      }
+      run += n;
+    }
+    demand[li] = run;
+    cutoff[li] = cut;
   }
   workgroupBarrier();
-  for (var t = 0u; t < P.tokens; t++) {
-    if (li == 0u) { pending = serve(t, 0u); }
-    loop {
-      let s = workgroupUniformLoad(&pending);
-      if (s == NONE) { break; }
-      // arg-max of c over experts with room that this token does not use yet
-      var v = 0.0;
-      var e = NONE;
-      if (li < E && used[li] < P.capacity && !token_has(t, li)) {
-        let c = probs[P.choice_offset + t * E + li];
-        if (c > -1e29) { v = c; e = li; } // -1e30 marks an ablated expert
+
+  for (var t = li; t < P.tokens; t += WG) {
+    let word = t / 32u;
+    let bit = 1u << (t % 32u);
+    for (var s = 0u; s < P.top_k; s++) {
+      let e = records[t * REC + REC_ASSIGNED + s];
+      if (e == NONE || cutoff[e] == NONE || t < cutoff[e]) { continue; }
+      var best = NONE;
+      var bv = 0.0;
+      for (var c = 0u; c < E; c++) {
+        if (demand[c] >= cap || token_has(t, c)) { continue; }
+        let v = probs[P.choice_offset + t * E + c];
+        if (v <= -1e29) { continue; } // -1e30 marks an ablated expert
+        if (best == NONE || v > bv) { best = c; bv = v; }
       }
-      best_v[li] = v;
-      best_e[li] = e;
-      workgroupBarrier();
-      for (var stride = WG / 2u; stride > 0u; stride >>= 1u) {
-        if (li < stride) {
-          let oe = best_e[li + stride];
-          let mine = best_e[li];
-          if (oe != NONE && (mine == NONE || best_v[li + stride] > best_v[li] ||
-              (best_v[li + stride] == best_v[li] && oe < mine))) {
-            best_v[li] = best_v[li + stride];
-            best_e[li] = oe;
-          }
-        }
-        workgroupBarrier();
-      }
-      if (li == 0u) {
-        let old = records[t * REC + REC_ASSIGNED + s];
-        let word = t / 32u;
-        let bit = 1u << (t % 32u);
-        atomicAnd(&plan[old * P.mask_words + word], ~bit);
-        let to = best_e[0];
-        records[t * REC + REC_ASSIGNED + s] = to;
-        if (to == NONE) {
-          atomicAdd(&plan[P.off_drop_step + old], 1u);
-        } else {
-          used[to] += 1u;
-          atomicOr(&plan[to * P.mask_words + word], bit);
-          atomicAdd(&plan[P.off_reroute_step + to], 1u);
-        }
-        pending = serve(t, s + 1u);
+      atomicAnd(&plan[e * P.mask_words + word], ~bit);
+      records[t * REC + REC_ASSIGNED + s] = best;
+      if (best == NONE) {
+        atomicAdd(&plan[P.off_drop_step + e], 1u);
+      } else {
+        atomicOr(&plan[best * P.mask_words + word], bit);
+        atomicAdd(&plan[P.off_reroute_step + best], 1u);
       }
     }
   }

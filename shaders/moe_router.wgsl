@@ -2,7 +2,7 @@
 //
 // Per token t (absolute position p = position + t), layer l:
 //   logit_e  = x[t]·W[e]ᵀ (+ bias_e)                                  W: [E, H] in WEIGHT_DTYPE
-//   z_e      = (logit_e + noise_std · N(seed, l, p, e)) · inv_temp    what-if noise and temperature
+//   z_e      = (logit_e + noise_std · n(seed, l, p, e)) · inv_temp    what-if noise (≈ N(0, 1)) and temperature
 //   ablated experts are removed before scoring: they take no softmax mass and are never chosen
 //   p_e      = softmax(z)_e                         (scoring 0: Mixtral, Qwen, OLMoE, Granite, DeepSeek-V2)
 //            = sigmoid(z_e)                         (scoring 1: DeepSeek-V3)
@@ -48,15 +48,17 @@ fn pcg(v: u32) -> u32 {
   return (word >> 22u) ^ word;
 }
 
-// Standard normal keyed by (seed, layer, position, expert): Box–Muller on two counter-based uniforms.
-// Mirrors routerNoise() in src/engine/routing/noise.ts.
-fn gaussian(seed: u32, layer: u32, pos: u32, expert: u32) -> f32 {
-  let base = pcg(pcg(pcg(seed) ^ layer) ^ pos);
-  let a = pcg(base ^ (2u * expert));
-  let b = pcg(base ^ (2u * expert + 1u));
-  let u1 = (f32(a >> 8u) + 1.0) / 16777216.0; // (0, 1]
-  let u2 = f32(b >> 8u) / 16777216.0;         // [0, 1)
-  return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+// Noise keyed by (seed, layer, position, expert): the sum of 12 uniform 20-bit integers from a counter-based hash,
+// centred and scaled (Irwin–Hall: mean 0, variance 1, within ±6). Integer arithmetic only, so the value is exact and
+// equal to routerNoise() in src/engine/routing/noise.ts bit for bit.
+fn noise(seed: u32, layer: u32, pos: u32, expert: u32) -> f32 {
+  var h = pcg(pcg(pcg(pcg(seed) ^ layer) ^ pos) ^ expert);
+  var sum = 0u;
+  for (var i = 0u; i < 12u; i++) {
+    h = pcg(h);
+    sum += h >> 12u;
+  }
+  return f32(i32(sum) - 6291456) / 1048576.0; // (sum − 6·2²⁰) / 2²⁰
 }
 
 fn is_ablated(e: u32) -> bool {
@@ -124,7 +126,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (is_ablated(e)) { continue; }
     var z = scores[base + e];
     if (P.has_bias != 0u) { z += aux[e]; }
-    if (P.noise_std != 0.0) { z += P.noise_std * gaussian(P.noise_seed, P.layer, pos, e); }
+    if (P.noise_std != 0.0) { z += P.noise_std * noise(P.noise_seed, P.layer, pos, e); }
     z *= P.inv_temp;
     scores[base + e] = z;
     m = max(m, z);

@@ -130,10 +130,12 @@ export interface CapacityResult {
 }
 
 /**
- * Capacity in token order: tokens are served in order, slots in rank order; an assignment to a full expert is
- * dropped ('drop') or moved to the token's best-scoring expert that still has room and that the token neither chose
- * nor was given already ('reroute', by selection score, ties to the lower index; dropped if none). capacity 0 =
- * unlimited.
+ * Capacity in token order. 'drop': an expert keeps the first `capacity` tokens that chose it (tokens in order, slots
+ * in rank order); later assignments to it are dropped. 'reroute': an expert is full when more than `capacity` tokens
+ * chose it; each overflowing assignment (token order, slot order) moves to the token's best-scoring expert (selection
+ * score, ties to the lower index) among experts that are not full and that the token neither chose nor was already
+ * given, or is dropped if there is none. One round: arrivals are not limited again, so 4 experts with capacity 3 and
+ * first choices 7/2/1/0 end at 3/2/1/4 when the overflow prefers expert 3. capacity 0 = unlimited.
  */
 export function assignCapacity(
   chosen: Uint32Array,
@@ -149,11 +151,14 @@ export function assignCapacity(
   const rerouted = new Uint32Array(E);
   const counts = new Uint32Array(E);
   const cap = capacity > 0 ? capacity : Infinity;
+  const demand = new Uint32Array(E);
+  for (const e of chosen) if (e !== NO_EXPERT) demand[e]++;
+  const seen = new Uint32Array(E);
   for (let t = 0; t < T; t++) {
     for (let s = 0; s < k; s++) {
       const e = chosen[t * k + s];
       if (e === NO_EXPERT) continue;
-      if (counts[e] < cap) {
+      if (seen[e]++ < cap) {
         counts[e]++;
         continue;
       }
@@ -167,7 +172,7 @@ export function assignCapacity(
         let best = -Infinity;
         for (let c = 0; c < E; c++) {
           const v = choice[t * E + c];
-          if (used.has(c) || counts[c] >= cap || v <= -1e29) continue;
+          if (used.has(c) || demand[c] >= cap || v <= -1e29) continue;
           if (v > best) {
             best = v;
             to = c;

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { mutantGpu } from '../support/mutant';
 import { uploadBuffer, readU32 } from '../../src/engine/kernels/common';
 import { K_MAX } from '../../src/engine/routing/buffers';
 import { expectClose, expectExact, readF32, testGpu } from '../support/gpu';
@@ -57,4 +59,215 @@ describe('MoE layer vs float64 reference', () => {
       });
     }
   }
+});
+
+describe('what-if policies vs reference', () => {
+  const cases: [string, Family, number, (c: Problem['config']) => Partial<RoutingPolicy>][] = [
+    ['k override 1', 'mixtral', 9, () => ({ topK: 1 })],
+    ['k override 5', 'olmoe', 9, () => ({ topK: 5 })],
+    ['noise σ 0.7', 'olmoe', 9, () => ({ noiseStd: 0.7, noiseSeed: 42 })],
+    ['noise on sigmoid groups', 'deepseek_v3', 9, () => ({ noiseStd: 0.5, noiseSeed: 7 })],
+    ['temperature 0.5', 'mixtral', 9, () => ({ temperature: 0.5 })],
+    ['temperature 3', 'qwen2_moe', 9, () => ({ temperature: 3 })],
+    ['ablation', 'mixtral', 9, (c) => ({ ablated: ablate(c, 1, [2, 5, 11], [[0, 3]]) })],
+    ['ablation, grouped sigmoid', 'deepseek_v3', 9, (c) => ({ ablated: ablate(c, 1, [0, 1, 2, 9], []) })],
+    ['capacity drop', 'mixtral', 33, () => ({ capacityFactor: 0.7, overflow: 'drop' })],
+    ['capacity reroute', 'olmoe', 33, () => ({ capacityFactor: 0.8, overflow: 'reroute' })],
+    ['capacity reroute, grouped sigmoid', 'deepseek_v3', 33, () => ({ capacityFactor: 0.9, overflow: 'reroute' })],
+    ['capacity reroute + ablation', 'mixtral', 33, (c) => ({ capacityFactor: 0.6, overflow: 'reroute', ablated: ablate(c, 1, [4], []) })],
+    ['switch reroute', 'switch', 33, () => ({ capacityFactor: 1, overflow: 'reroute' })],
+  ];
+  for (const [name, family, T, make] of cases) {
+    it(`${name} (${family}, T=${T})`, async () => {
+      const gpu = await testGpu();
+      const p = buildProblem(gpu, { family, H: 24, I: 12, E: 16, k: family === 'switch' ? 1 : 3, seed: name.length }, { maxTokens: 40 });
+      const ref = await checkStep(gpu, p, T, policyWith(p.config, make(p.config)), 7 * T, 3);
+      if (name.startsWith('capacity') || name.startsWith('switch')) {
+        const moved = ref.dropped.reduce((a, b) => a + b, 0) + ref.rerouted.reduce((a, b) => a + b, 0);
+        expect(moved, 'the case exercises overflow').toBeGreaterThan(0);
+      }
+    });
+  }
+
+  it('pinned capacity example: 4 experts, capacity 3, first choices 7/2/1/0 → 3/2/1/4 (reroute), 3/2/1/0 (drop)', async () => {
+    const gpu = await testGpu();
+    // Router = identity over H = 4, so x rows are the logits. Preferences: "zero" tokens rank 0 > 3 > 1 > 2.
+    const Z = [3, 1, 0, 2], O = [1, 3, 0, 2], W = [1, 0, 3, 2];
+    const rows = [Z, Z, O, Z, W, Z, Z, O, Z, Z];
+    const x = new Float32Array(rows.flat());
+    const identity = new Float32Array(16).map((_, i) => (i % 5 === 0 ? 1 : 0));
+    const p = buildProblem(gpu, { family: 'switch', H: 4, I: 8, E: 4, seed: 3 }, { routerWeight: identity, maxTokens: 16 });
+    for (const [overflow, expected] of [['reroute', [3, 2, 1, 4]], ['drop', [3, 2, 1, 0]]] as const) {
+      const policy = policyWith(p.config, { capacityFactor: 1.2, overflow });
+      applyPolicy(p, policy);
+      const before = await readU32(gpu, p.stats.buffers.counts);
+      const out = runStep(gpu, p, uploadBuffer(gpu, 'pin.x', x), 10, 0);
+      const after = await readU32(gpu, p.stats.buffers.counts);
+      const E = 4, l = p.layer.layer;
+      const step = Array.from({ length: E }, (_, e) => after[l * E + e] - before[l * E + e]);
+      expect(step, overflow).toEqual(expected);
+      const ref = refStep(p, x, 10, 0, policy);
+      expect(Array.from(ref.counts), `reference ${overflow}`).toEqual(expected);
+      expectClose(await readF32(gpu, out, 40), ref.out, OUT_TOL, `capacity example ${overflow}`);
+    }
+  });
+});
+
+/** Ablation mask with `experts` ablated in `layer` and [layer, expert] pairs elsewhere. */
+function ablate(c: Problem['config'], layer: number, experts: number[], others: [number, number][]): Uint8Array {
+  const m = new Uint8Array(c.numLayers * c.numExperts);
+  for (const e of experts) m[layer * c.numExperts + e] = 1;
+  for (const [l, e] of others) m[l * c.numExperts + e] = 1;
+  return m;
+}
+
+describe('weights and kernels', () => {
+  for (const dtype of ['f16', 'bf16'] as const) {
+    for (const mode of ['gemv', 'tiled'] as const) {
+      it(`${dtype} weights, ${mode}`, async () => {
+        const gpu = await testGpu();
+        const p = buildProblem(gpu, { family: 'qwen2_moe', H: 33, I: 19, E: 8, k: 2, dtype, seed: 21 }, { expertMode: mode });
+        await checkStep(gpu, p, 13, policyWith(p.config, {}), 5);
+      });
+    }
+  }
+  it('expert banks split over several buffers (3 experts each)', async () => {
+    const gpu = await testGpu();
+    const spec = { family: 'mixtral' as const, H: 24, I: 16, E: 8, k: 2, seed: 4 };
+    const bytes = 3 * 2 * spec.I * spec.H * 4;
+    for (const mode of ['gemv', 'tiled'] as const) {
+      const p = buildProblem(gpu, spec, { expertMode: mode, maxBindingBytes: bytes });
+      expect(p.gpuWeights.gateUp.buffers.length).toBe(3);
+      expect(p.gpuWeights.down.buffers.length).toBeGreaterThan(1);
+      await checkStep(gpu, p, 21, policyWith(p.config, {}), 9);
+    }
+  });
+  it('a long prefill over many tiles (T = 200, E = 64, k = 6)', async () => {
+    const gpu = await testGpu();
+    const p = buildProblem(gpu, { family: 'olmoe', H: 16, I: 8, E: 64, k: 6, seed: 8 }, { maxTokens: 200, expertMode: 'tiled', ringCapacity: 256 });
+    await checkStep(gpu, p, 200, policyWith(p.config, {}), 11);
+  });
+});
+
+describe('determinism and the per-token path', () => {
+  it('repeated runs give bit-identical outputs', async () => {
+    const gpu = await testGpu();
+    for (const mode of ['gemv', 'tiled'] as const) {
+      const p = buildProblem(gpu, { family: 'qwen2_moe', H: 40, I: 24, E: 16, k: 4, seed: 77 }, { expertMode: mode });
+      applyPolicy(p, policyWith(p.config, { capacityFactor: 0.8, overflow: 'reroute', noiseStd: 0.3, noiseSeed: 5 }));
+      const T = 37;
+      const x = uploadBuffer(gpu, 'det.x', randomF32(T * 40, 3));
+      const runs: Uint32Array[] = [];
+      for (let i = 0; i < 3; i++) runs.push(await readU32(gpu, runStep(gpu, p, x, T, 0), T * 40));
+      expectExact(runs[1], runs[0], `${mode} run 2 vs run 1 (bits)`);
+      expectExact(runs[2], runs[0], `${mode} run 3 vs run 1 (bits)`);
+    }
+  });
+
+  it('encode and submit of decode steps perform no buffer mapping', async () => {
+    const gpu = await testGpu();
+    const p = buildProblem(gpu, { family: 'qwen2_moe', H: 24, I: 12, E: 8, k: 2, seed: 2 });
+    applyPolicy(p, policyWith(p.config, { capacityFactor: 1, overflow: 'reroute' }));
+    const x = uploadBuffer(gpu, 'map.x', randomF32(24, 1));
+    const out = uploadBuffer(gpu, 'map.out', new Float32Array(24));
+    runStep(gpu, p, x, 1, 0, out); // first use makes the (x, out) bind groups
+    await gpu.device.queue.onSubmittedWorkDone();
+    const proto = Object.getPrototypeOf(out) as { mapAsync: (...a: unknown[]) => Promise<void> };
+    const original = proto.mapAsync;
+    let maps = 0;
+    proto.mapAsync = function (this: unknown, ...args: unknown[]) {
+      maps++;
+      return original.apply(this, args);
+    };
+    try {
+      for (let step = 1; step <= 20; step++) runStep(gpu, p, x, 1, step, out);
+      await gpu.device.queue.onSubmittedWorkDone();
+      expect(maps, 'mapAsync calls on the per-token path').toBe(0);
+      await p.stats.snapshot(21); // the async snapshot does map: the counter sees it
+      expect(maps).toBeGreaterThan(0);
+    } finally {
+      proto.mapAsync = original;
+    }
+    expect(gpu.recentErrors).toEqual([]);
+  });
+
+  it('decode records at most 6 dispatches per MoE layer (5 without a shared expert)', async () => {
+    const gpu = await testGpu();
+    const mixtral = buildProblem(gpu, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 1 });
+    expect(mixtral.layer.dispatchCount(1)).toBe(5);
+    const qwen = buildProblem(gpu, { family: 'qwen2_moe', H: 16, I: 8, E: 8, k: 2, seed: 1 });
+    expect(qwen.layer.dispatchCount(1)).toBe(7);
+    // count what encode() actually records
+    let dispatches = 0;
+    const enc = gpu.device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    const counting = new Proxy(pass, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop);
+        if (prop === 'dispatchWorkgroups') return (...a: number[]) => { dispatches++; return (v as (...a: number[]) => void).apply(target, a); };
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+    mixtral.layer.encode(counting, uploadBuffer(gpu, 'd.x', randomF32(16, 1)), uploadBuffer(gpu, 'd.o', new Float32Array(16)), 1, 0);
+    pass.end();
+    gpu.device.queue.submit([enc.finish()]);
+    expect(dispatches).toBe(5);
+  });
+});
+
+describe('expert numbering is arbitrary', () => {
+  it('permuting experts (router rows and expert weights together) keeps the output and permutes the counts', async () => {
+    const gpu = await testGpu();
+    const H = 20, I = 12, E = 8, T = 11;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom<Family>('mixtral', 'olmoe', 'qwen2_moe'),
+        fc.shuffledSubarray([0, 1, 2, 3, 4, 5, 6, 7], { minLength: 8, maxLength: 8 }),
+        fc.integer({ min: 1, max: 1000 }),
+        async (family, perm, seed) => {
+          const router = randomF32(E * H, seed, 1.5 / Math.sqrt(H));
+          const gateUp = randomF32(E * 2 * I * H, seed + 1, 1 / Math.sqrt(H));
+          const down = randomF32(E * H * I, seed + 2, 1 / Math.sqrt(I));
+          const permute = (v: Float32Array) => {
+            const n = v.length / E;
+            const out = new Float32Array(v.length);
+            for (let e = 0; e < E; e++) out.set(v.subarray(e * n, (e + 1) * n), perm[e] * n);
+            return out;
+          };
+          const spec = { family, H, I, E, k: 2, seed };
+          const a = buildProblem(gpu, spec, { routerWeight: router, gateUpWeight: gateUp, downWeight: down });
+          const b = buildProblem(gpu, spec, { routerWeight: permute(router), gateUpWeight: permute(gateUp), downWeight: permute(down) });
+          const x = uploadBuffer(gpu, 'perm.x', randomF32(T * H, seed + 9));
+          const outA = await readF32(gpu, runStep(gpu, a, x, T, 0), T * H);
+          const outB = await readF32(gpu, runStep(gpu, b, x, T, 0), T * H);
+          expectClose(outB, outA, { atol: 1e-6, rtol: 1e-5 }, `permuted ${family} [${perm}]`);
+          const l = a.layer.layer;
+          const countsA = (await readU32(gpu, a.stats.buffers.counts)).subarray(l * E, (l + 1) * E);
+          const countsB = (await readU32(gpu, b.stats.buffers.counts)).subarray(l * E, (l + 1) * E);
+          for (let e = 0; e < E; e++) expect(countsB[perm[e]]).toBe(countsA[e]);
+          for (const pr of [a, b]) { pr.stats.destroy(); pr.scratch.destroy(); }
+        },
+      ),
+      { numRuns: 6, seed: 20261123 },
+    );
+    expect(gpu.recentErrors).toEqual([]);
+  });
+});
+
+describe('the checks can fail', () => {
+  it('a combine that ignores the gate weights fails', async () => {
+    const broken = await mutantGpu('moe_combine', 'acc += w[s] * y[rows[s] * H + c]', 'acc += y[rows[s] * H + c]');
+    const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });
+    await expect(checkStep(broken, p, 5, policyWith(p.config, {}), 1)).rejects.toThrow(/output/);
+  });
+  it('a plan that keeps one token too many per expert fails the capacity check', async () => {
+    const broken = await mutantGpu('moe_plan', 'if (rank < e_kept[e])', 'if (rank <= e_kept[e])');
+    const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });
+    await expect(checkStep(broken, p, 33, policyWith(p.config, { capacityFactor: 0.6 }), 1)).rejects.toThrow();
+  });
+  it('a router that breaks ties and ranks toward the higher index fails', async () => {
+    const broken = await mutantGpu('moe_router', 'if (best == NONE || c > bv) { best = e; bv = c; }', 'if (best == NONE || c < bv) { best = e; bv = c; }');
+    const p = buildProblem(broken, { family: 'olmoe', H: 16, I: 8, E: 8, k: 2, seed: 3 });
+    await expect(checkStep(broken, p, 5, policyWith(p.config, {}), 1)).rejects.toThrow(/chosen/);
+  });
 });

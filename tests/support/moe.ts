@@ -80,8 +80,11 @@ export interface BuildOptions {
   expertMode?: ExpertMode | 'auto';
   /** Force expert banks to split over buffers of this many bytes. */
   maxBindingBytes?: number;
-  /** Replace the random router weight (f32 [E, H]). */
+  /** Replace the random router weight (f32 [E, H]), expert weights ([E, 2I, H], [E, H, I]), correction bias [E]. */
   routerWeight?: Float32Array;
+  gateUpWeight?: Float32Array;
+  downWeight?: Float32Array;
+  correctionBias?: Float32Array;
   stats?: RoutingStats;
   scratch?: MoeScratch;
 }
@@ -97,12 +100,12 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   };
   // Router rows scaled so the softmax is neither flat nor one-hot.
   const router = pack('test.router', o.routerWeight ?? randomF32(E * H, seed + 1, 1.5 / Math.sqrt(H)));
-  const gateUp = uploadExpertBank(gpu, 'test.gateUp', randomF32(E * 2 * I * H, seed + 2, 1 / Math.sqrt(H)), E, dtype, o.maxBindingBytes);
-  const down = uploadExpertBank(gpu, 'test.down', randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
+  const gateUp = uploadExpertBank(gpu, 'test.gateUp', o.gateUpWeight ?? randomF32(E * 2 * I * H, seed + 2, 1 / Math.sqrt(H)), E, dtype, o.maxBindingBytes);
+  const down = uploadExpertBank(gpu, 'test.down', o.downWeight ?? randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
   const ref: MoeRefWeights = { router: router.rounded, gateUp: gateUp.rounded, down: down.rounded };
   const gpuWeights: MoeLayerWeights = { router: router.buffer, gateUp: gateUp.bank, down: down.bank };
   if (config.router.hasCorrectionBias) {
-    const corr = randomF32(E, seed + 4, 0.05);
+    const corr = o.correctionBias ?? randomF32(E, seed + 4, 0.05);
     ref.correction = corr;
     gpuWeights.correctionBias = uploadBuffer(gpu, 'test.correction', corr);
   }

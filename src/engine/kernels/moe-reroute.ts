@@ -1,4 +1,4 @@
-// Capacity re-routing kernel (shaders/moe_reroute.wgsl): one workgroup, sequential over tokens.
+// Capacity re-routing kernel (shaders/moe_reroute.wgsl): one workgroup; a thread per expert, then per token.
 import type { Gpu } from '../gpu';
 import { bindGroup, kernelLayout } from './common';
 

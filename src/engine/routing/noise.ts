@@ -1,7 +1,8 @@
-// The router's what-if noise, reproducible on the CPU: a standard normal keyed by (seed, layer, token position,
-// expert), from a counter-based hash (PCG's output permutation) and Box–Muller. The same integers as
-// gaussian() in shaders/moe_router.wgsl; the GPU then evaluates log/cos/sqrt in f32, so values agree to f32
-// precision (about 1e-6 relative), not bit for bit.
+// The router's what-if noise, reproducible on the CPU bit for bit: for (seed, layer, token position, expert), the sum
+// of 12 uniform 20-bit integers from a counter-based hash (PCG's output permutation), centred and scaled by 2⁻²⁰.
+// That is the Irwin–Hall approximation of N(0, 1) (mean 0, variance 1, bounded by ±6). It uses integer arithmetic
+// only, so noise() in shaders/moe_router.wgsl gives exactly this value; a Box–Muller transform would not, since GPUs
+// evaluate log/cos to a few ULP (Vulkan allows 2⁻¹¹ absolute error for cos).
 
 /** PCG hash (Jarzynski & Olano 2020) on u32. */
 export function pcgHash(v: number): number {
@@ -10,16 +11,18 @@ export function pcgHash(v: number): number {
   return ((word >>> 22) ^ word) >>> 0;
 }
 
-/** The two 24-bit uniforms behind one noise value: u1 in (0, 1], u2 in [0, 1). */
-export function noiseUniforms(seed: number, layer: number, position: number, expert: number): [number, number] {
-  const base = pcgHash((pcgHash((pcgHash(seed >>> 0) ^ layer) >>> 0) ^ position) >>> 0);
-  const a = pcgHash((base ^ (2 * expert)) >>> 0);
-  const b = pcgHash((base ^ (2 * expert + 1)) >>> 0);
-  return [((a >>> 8) + 1) / 16777216, (b >>> 8) / 16777216];
+/** The sum of the 12 uniform 20-bit integers behind one noise value. */
+export function noiseSum(seed: number, layer: number, position: number, expert: number): number {
+  let h = pcgHash((pcgHash((pcgHash((pcgHash(seed >>> 0) ^ layer) >>> 0) ^ position) >>> 0) ^ expert) >>> 0);
+  let sum = 0;
+  for (let i = 0; i < 12; i++) {
+    h = pcgHash(h);
+    sum += h >>> 12;
+  }
+  return sum;
 }
 
-/** N(0, 1) sample added (times σ) to router logit `expert` of the token at `position` in `layer`. */
+/** Approximately N(0, 1) noise added (times σ) to router logit `expert` of the token at `position` in `layer`. */
 export function routerNoise(seed: number, layer: number, position: number, expert: number): number {
-  const [u1, u2] = noiseUniforms(seed, layer, position, expert);
-  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  return (noiseSum(seed, layer, position, expert) - 6 * 2 ** 20) / 2 ** 20;
 }

@@ -197,3 +197,37 @@ export function modelFiles(model: SynthModel, options: { shards?: number; extra?
   files['model.safetensors.index.json'] = JSON.stringify({ metadata: { total_size: 0 }, weight_map: weightMap });
   return files;
 }
+
+// GPT-2's byte → unicode table, written out independently of src/io/tokenizer.ts (which inverts it).
+export function byteToChar(): string[] {
+  const keep: number[] = [];
+  for (let b = 33; b <= 126; b++) keep.push(b);
+  for (let b = 161; b <= 172; b++) keep.push(b);
+  for (let b = 174; b <= 255; b++) keep.push(b);
+  const out: string[] = [];
+  let n = 0;
+  for (let b = 0; b < 256; b++) out[b] = keep.includes(b) ? String.fromCharCode(b) : String.fromCharCode(256 + n++);
+  return out;
+}
+
+/** A byte-level BPE (GPT-2 / Qwen / OLMoE style) with a few merges and one special token. */
+export function byteLevelTokenizerJson() {
+  const chars = byteToChar();
+  const vocab: Record<string, number> = { '<|endoftext|>': 0 };
+  chars.forEach((c, i) => (vocab[c] = i + 1));
+  const merges = [['Ġ', 't'], ['h', 'e'], ['Ġt', 'he'], ['l', 'l'], ['he', 'll'], ['â', 'Ĥ']];
+  let id = 257;
+  for (const [a, b] of merges) vocab[a + b] = id++;
+  return {
+    version: '1.0',
+    added_tokens: [{ id: 0, content: '<|endoftext|>', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: null,
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
+      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: merges.map((m) => m.join(' ')),
+    },
+  };
+}

@@ -1,4 +1,4 @@
-// Causal attention over a per-layer KV cache, grouped-query heads, optional sliding window. Two entry points:
+// Causal attention over a per-layer KV cache, grouped-query heads, optional sliding window. Three entry points:
 //
 // store_kv: copies this step's K and V rows into the cache at positions [start_pos, start_pos + T).
 //   One thread per element, grid-stride. Stepping back needs nothing: the host runs the next step with a smaller
@@ -9,25 +9,35 @@
 //   query t at position p = start_pos + t, keys j visible iff j <= p and (window == 0 or p − j < window).
 //   The window test is transformers' sliding_window_overlay (kv_idx > q_idx − sliding_window): a query sees itself
 //   and the window − 1 keys before it.
-//   One workgroup per (head, query row). Visible keys are walked in chunks of WORKGROUP: thread i scores key
-//   chunk + i (q, pre-multiplied by the scale, sits in shared memory); the chunk's max updates the running max m,
-//   every running sum is rescaled by exp(m_old − m_new) (online softmax), and each thread accumulates the
-//   probability-weighted V for up to DIMS_PER_THREAD dimensions (d = lid + r·WORKGROUP). Output = acc / l.
-//   Two barriers per chunk; exp arguments are always <= 0.
+//   Workgroup (h, t, s): head h, query row t, key split s. Split s covers keys
+//   [split_base + s·split_keys, split_base + (s + 1)·split_keys) of the row's visible range (splits = 1: all of it).
+//   Keys are walked in chunks of WORKGROUP: thread i scores key chunk + i with vec4 loads (q, pre-multiplied by the
+//   scale, sits in shared memory); the chunk's max updates the running max m, the running sum l and the per-thread
+//   accumulators are rescaled by exp(m_old − m_new) (online softmax), and each thread accumulates the
+//   probability-weighted V of up to DIMS_PER_THREAD dimensions (d = lid + r·WORKGROUP). Two barriers per chunk;
+//   exp arguments are always <= 0.
+//   splits = 1: writes out = acc / l. splits > 1: writes the split's (m, l, acc[d]) to `partial` for combine.
+//
+// combine (splits > 1 only; "flash-decoding"): one workgroup per (h, t) merges the splits' partial results:
+//   M = max_s m_s, out = Σ_s exp(m_s − M)·acc_s / Σ_s exp(m_s − M)·l_s. Empty splits carry m = LOWEST, l = 0.
+//   Splitting keeps the GPU busy when T · heads is small (decode) and the context long.
 
 struct Params {
-  tokens: u32,    // T query rows (and new K/V rows) this step
-  start_pos: u32, // position of row 0 = cache rows already filled
-  heads: u32,     // query heads
-  kv_heads: u32,  // key/value heads; heads % kv_heads == 0
-  head_dim: u32,  // d
-  window: u32,    // sliding window in keys (query included); 0 = unlimited
-  q_stride: u32,  // elements between tokens in q (heads·d when contiguous)
-  q_offset: u32,  // element offset of token 0, head 0 in q
-  kv_stride: u32, // elements between tokens in k_new / v_new (kv_heads·d when contiguous)
-  k_offset: u32,  // element offset of token 0, kv head 0 in k_new
-  v_offset: u32,  // element offset of token 0, kv head 0 in v_new
-  scale: f32,     // softmax scale: 1/sqrt(d), or the family's override (Granite attention_multiplier)
+  tokens: u32,     // T query rows (and new K/V rows) this step
+  start_pos: u32,  // position of row 0 = cache rows already filled
+  heads: u32,      // query heads
+  kv_heads: u32,   // key/value heads; heads % kv_heads == 0
+  head_dim: u32,   // d, a multiple of 4
+  window: u32,     // sliding window in keys (query included); 0 = unlimited
+  q_stride: u32,   // elements between tokens in q (heads·d when contiguous)
+  q_offset: u32,   // element offset of token 0, head 0 in q
+  kv_stride: u32,  // elements between tokens in k_new / v_new (kv_heads·d when contiguous)
+  k_offset: u32,   // element offset of token 0, kv head 0 in k_new
+  v_offset: u32,   // element offset of token 0, kv head 0 in v_new
+  splits: u32,     // key splits per (row, head); 1 = attend writes out itself
+  split_base: u32, // first key of split 0 (the lowest key any row sees)
+  split_keys: u32, // keys per split
+  scale: f32,      // softmax scale: 1/sqrt(d), or the family's override (Granite attention_multiplier)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -54,40 +64,48 @@ fn store_kv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 }
 
 // ---- attend bindings
-@group(0) @binding(1) var<storage, read> q: array<f32>;          // [T, q_stride]: head h at q_offset + t·q_stride + h·d
-@group(0) @binding(2) var<storage, read> k_cache: array<f32>;    // [max_seq, kv_heads, d]
-@group(0) @binding(3) var<storage, read> v_cache: array<f32>;    // [max_seq, kv_heads, d]
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;  // [T, heads, d]
+@group(0) @binding(1) var<storage, read> q: array<f32>;                // [T, q_stride]: head h at q_offset + t·q_stride + h·d
+@group(0) @binding(2) var<storage, read> k_cache: array<vec4<f32>>;    // [max_seq, kv_heads, d / 4]
+@group(0) @binding(3) var<storage, read> v_cache: array<f32>;          // [max_seq, kv_heads, d]
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;        // [T, heads, d] (splits = 1)
+@group(0) @binding(5) var<storage, read_write> partial: array<f32>;    // [T, heads, splits, 2 + d]: m, l, acc (splits > 1)
 
-override WORKGROUP: u32 = 64u;      // keys per chunk = threads per (head, query row)
+override WORKGROUP: u32 = 64u;      // keys per chunk = threads per (head, query row, split)
 override MAX_HEAD_DIM: u32 = 256u;  // size of the shared q row
 const DIMS_PER_THREAD: u32 = 4u;    // so d <= 4 · WORKGROUP (checked on the host)
-const LOWEST: f32 = -3.4028234e38;  // start of the running max
+const LOWEST: f32 = -3.4028234e38;  // start of the running max; exp(LOWEST − m) = 0
 
-var<workgroup> q_sh: array<f32, MAX_HEAD_DIM>;  // scale · q[t, h, :]
-var<workgroup> score_sh: array<f32, WORKGROUP>; // this chunk's scores (LOWEST past the last visible key)
-var<workgroup> p_sh: array<f32, WORKGROUP>;     // exp(score − running max), 0 past the last visible key
+var<workgroup> q_sh: array<vec4<f32>, MAX_HEAD_DIM / 4u>; // scale · q[t, h, :]
+var<workgroup> score_sh: array<f32, WORKGROUP>;            // this chunk's scores (LOWEST past the range)
+var<workgroup> p_sh: array<f32, WORKGROUP>;                // exp(score − running max), 0 past the range
 
 @compute @workgroup_size(WORKGROUP)
 fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x;
   let t = wg.y;
+  let split = wg.z;
   let d = params.head_dim;
+  let d4 = d / 4u;
   let g = h / (params.heads / params.kv_heads);
   let pos = params.start_pos + t;
-  let row = params.kv_heads * d; // elements per cache row
+  let row4 = params.kv_heads * d4; // vec4s per cache row
+  let row = params.kv_heads * d;   // floats per cache row
 
   let q_base = params.q_offset + t * params.q_stride + h * d;
-  for (var i = lid; i < d; i += WORKGROUP) {
-    q_sh[i] = q[q_base + i] * params.scale;
+  for (var i = lid; i < d4; i += WORKGROUP) {
+    let e = q_base + 4u * i;
+    q_sh[i] = vec4<f32>(q[e], q[e + 1u], q[e + 2u], q[e + 3u]) * params.scale;
   }
   workgroupBarrier();
 
-  let hi = pos + 1u; // keys [lo, hi) are visible
+  // Visible keys of this row, cut to this split: [lo, hi).
   var lo = 0u;
-  if (params.window > 0u && hi > params.window) {
-    lo = hi - params.window;
+  if (params.window > 0u && pos + 1u > params.window) {
+    lo = pos + 1u - params.window;
   }
+  let split_lo = params.split_base + split * params.split_keys;
+  lo = max(lo, split_lo);
+  let hi = min(pos + 1u, split_lo + params.split_keys);
 
   var m = LOWEST;
   var l = 0.0;
@@ -96,12 +114,12 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     let j = chunk + lid;
     var s = LOWEST;
     if (j < hi) {
-      let kb = j * row + g * d;
-      var dot = 0.0;
-      for (var i = 0u; i < d; i++) {
-        dot += q_sh[i] * k_cache[kb + i];
+      let kb = j * row4 + g * d4;
+      var dot4 = vec4<f32>(0.0);
+      for (var i = 0u; i < d4; i++) {
+        dot4 += q_sh[i] * k_cache[kb + i];
       }
-      s = dot;
+      s = (dot4.x + dot4.y) + (dot4.z + dot4.w);
     }
     score_sh[lid] = s;
     workgroupBarrier();
@@ -133,12 +151,55 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     m = m_new;
   }
 
-  let out_base = (t * params.heads + h) * d;
-  let inv_l = 1.0 / l;
-  for (var r = 0u; r < DIMS_PER_THREAD; r++) {
-    let e = lid + r * WORKGROUP;
-    if (e < d) {
-      out[out_base + e] = acc[r] * inv_l;
+  if (params.splits == 1u) {
+    let out_base = (t * params.heads + h) * d;
+    let inv_l = 1.0 / l;
+    for (var r = 0u; r < DIMS_PER_THREAD; r++) {
+      let e = lid + r * WORKGROUP;
+      if (e < d) {
+        out[out_base + e] = acc[r] * inv_l;
+      }
     }
+  } else {
+    let rec = ((t * params.heads + h) * params.splits + split) * (d + 2u);
+    if (lid == 0u) {
+      partial[rec] = m;
+      partial[rec + 1u] = l;
+    }
+    for (var r = 0u; r < DIMS_PER_THREAD; r++) {
+      let e = lid + r * WORKGROUP;
+      if (e < d) {
+        partial[rec + 2u + e] = acc[r];
+      }
+    }
+  }
+}
+
+// ---- combine bindings
+@group(0) @binding(1) var<storage, read> partial_in: array<f32>;    // [T, heads, splits, 2 + d]
+@group(0) @binding(2) var<storage, read_write> merged: array<f32>;  // [T, heads, d] the attention output
+
+@compute @workgroup_size(WORKGROUP)
+fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.x;
+  let t = wg.y;
+  let d = params.head_dim;
+  let rec = d + 2u;
+  let base = (t * params.heads + h) * params.splits * rec;
+  var big_m = LOWEST;
+  for (var s = 0u; s < params.splits; s++) {
+    big_m = max(big_m, partial_in[base + s * rec]);
+  }
+  var big_l = 0.0;
+  for (var s = 0u; s < params.splits; s++) {
+    big_l += partial_in[base + s * rec + 1u] * exp(partial_in[base + s * rec] - big_m);
+  }
+  let inv_l = 1.0 / big_l;
+  for (var e = lid; e < d; e += WORKGROUP) {
+    var acc = 0.0;
+    for (var s = 0u; s < params.splits; s++) {
+      acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);
+    }
+    merged[(t * params.heads + h) * d + e] = acc * inv_l;
   }
 }

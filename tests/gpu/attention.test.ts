@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AttentionKernel, createKvCache, type AttentionLayout } from '../../src/engine/kernels/attention';
+import { AttentionKernel, createKvCache, type AttentionLayout, type AttentionSplitPolicy } from '../../src/engine/kernels/attention';
 import { readU32, submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { attentionRef } from '../../src/reference/attention';
 import { expectClose, expectExact, POISON_BITS, poisonedBuffer, readF32, testGpu } from '../support/gpu';
@@ -20,7 +20,14 @@ interface Case {
   window?: number;
   maxSeq?: number;
   seed: number;
+  /** Split policy of the kernel (default: the engine's). */
+  policy?: Partial<AttentionSplitPolicy>;
+  /** Expected key splits of the step, when the test is about them. */
+  splits?: number;
 }
+
+/** Splits keys into 64-key ranges whenever the step has at most 8 rows: small tests exercise the combine pass. */
+const SPLIT_SMALL: Partial<AttentionSplitPolicy> = { splitKeys: 64, targetWorkgroups: 4096 };
 
 /**
  * Fills cache rows [0, startPos) with random "earlier" keys/values and every other row with NaN: rows the step
@@ -41,7 +48,7 @@ async function check(c: Case, gpu?: Gpu) {
   kAll.set(randomF32(c.startPos * row, c.seed + 3).subarray(firstVisible * row), firstVisible * row);
   vAll.set(randomF32(c.startPos * row, c.seed + 4).subarray(firstVisible * row), firstVisible * row);
 
-  const kernel = new AttentionKernel(gpu);
+  const kernel = new AttentionKernel(gpu, c.policy);
   const cache = createKvCache(gpu, 'test', { maxSeq, kvHeads: c.kvHeads, headDim: d });
   gpu.device.queue.writeBuffer(cache.k, 0, kAll);
   gpu.device.queue.writeBuffer(cache.v, 0, vAll);
@@ -57,12 +64,13 @@ async function check(c: Case, gpu?: Gpu) {
   };
   const b = kernel.bind('test.attention', buffers, layout);
   kernel.setShape(b, { tokens: c.tokens, startPos: c.startPos });
+  if (c.splits !== undefined) expect(b.splits).toBe(c.splits);
   submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, c.tokens));
 
   kAll.set(kNew, c.startPos * row);
   vAll.set(vNew, c.startPos * row);
   const expected = attentionRef(q, kAll, vAll, { ...c, scale: 1 / Math.sqrt(d) });
-  const what = `attention T=${c.tokens} from ${c.startPos} H=${c.heads}/${c.kvHeads} d=${d} window=${c.window ?? 0}`;
+  const what = `attention T=${c.tokens} from ${c.startPos} H=${c.heads}/${c.kvHeads} d=${d} window=${c.window ?? 0} splits=${b.splits}`;
   expectClose(await readF32(gpu, out, expected.length), expected, TOL, what);
   // The cache now holds the new rows at their positions and nothing else changed.
   expectExact(await readU32(gpu, cache.k, kAll.length), new Uint32Array(kAll.buffer), `${what} K cache bits`);
@@ -77,24 +85,40 @@ describe('attention', () => {
       it(`prefill T=7 from 0, ${id}`, () => check({ ...shape, tokens: 7, startPos: 0, seed: heads * 100 + headDim }));
       it(`prefill T=7 from 5, ${id}`, () => check({ ...shape, tokens: 7, startPos: 5, seed: heads * 100 + headDim + 1 }));
       it(`decode at 40, ${id}`, () => check({ ...shape, tokens: 1, startPos: 40, seed: heads * 100 + headDim + 2 }));
+      it(`decode at 200, split keys, ${id}`, () =>
+        check({ ...shape, tokens: 1, startPos: 200, seed: heads * 100 + headDim + 3, policy: SPLIT_SMALL, splits: 4 }));
     }
   }
   it('head dim 128, prefill T=7 from 5, GQA 4', () => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 1, headDim: 128, seed: 5 }));
+  it('head dim 128, decode at 129, split keys', () =>
+    check({ tokens: 1, startPos: 129, heads: 4, kvHeads: 1, headDim: 128, seed: 5, policy: SPLIT_SMALL, splits: 3 }));
   it('sliding window 4, prefill T=7 from 5', () => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, window: 4, seed: 6 }));
   it('sliding window 64, decode at 300 (keys before 237 are NaN)', () =>
     check({ tokens: 1, startPos: 300, heads: 4, kvHeads: 2, headDim: 16, window: 64, seed: 7 }));
+  it('sliding window 200, decode at 300, split keys from the window start (keys before 101 are NaN)', () =>
+    check({ tokens: 1, startPos: 300, heads: 4, kvHeads: 2, headDim: 16, window: 200, seed: 7, policy: SPLIT_SMALL, splits: 4 }));
+  it('sliding window 50, prefill T=7 from 100, split keys: rows see different splits', () =>
+    check({ tokens: 7, startPos: 100, heads: 2, kvHeads: 1, headDim: 16, window: 50, seed: 8, policy: SPLIT_SMALL, splits: 1 }));
+  it('prefill T=8 from 150, split keys: later splits are empty for early rows', () =>
+    check({ tokens: 8, startPos: 150, heads: 2, kvHeads: 1, headDim: 16, seed: 8, policy: SPLIT_SMALL, splits: 3 }));
   it('window larger than the sequence is full attention', () =>
     check({ tokens: 7, startPos: 5, heads: 2, kvHeads: 1, headDim: 16, window: 4096, seed: 8 }));
-  it('decode at position 4095 of a 4096-row cache', () =>
-    check({ tokens: 1, startPos: 4095, heads: 2, kvHeads: 1, headDim: 64, maxSeq: 4096, seed: 9 }));
+  it('decode at position 4095 of a 4096-row cache (default policy: 16 splits)', () =>
+    check({ tokens: 1, startPos: 4095, heads: 2, kvHeads: 1, headDim: 64, maxSeq: 4096, seed: 9, splits: 16 }));
+  it('decode at position 4095 without splitting', () =>
+    check({ tokens: 1, startPos: 4095, heads: 2, kvHeads: 1, headDim: 64, maxSeq: 4096, seed: 9, policy: { splitKeys: 0 }, splits: 1 }));
   it('prefill T=257 from 0 (many chunks, running max rescaled)', () =>
     check({ tokens: 257, startPos: 0, heads: 2, kvHeads: 1, headDim: 16, seed: 10 }));
-  it('prefill T=33 from 100, d=33 (not a multiple of 4)', () =>
-    check({ tokens: 33, startPos: 100, heads: 3, kvHeads: 1, headDim: 33, seed: 11 }));
+  it('prefill T=33 from 100, d=36 (not a power of two), 3 heads', () =>
+    check({ tokens: 33, startPos: 100, heads: 3, kvHeads: 1, headDim: 36, seed: 11 }));
 
   it('a broken kernel fails the check: wrong kv head for a query head', async () => {
     const broken = await mutantGpu('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;');
     await expect(check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken)).rejects.toThrow(/outside atol/);
+  });
+  it('a broken kernel fails the check: splits merged without their max', async () => {
+    const broken = await mutantGpu('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];');
+    await expect(check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken)).rejects.toThrow(/outside atol/);
   });
   it('a broken kernel fails the check: no rescale when the max grows', async () => {
     const broken = await mutantGpu('attention', 'let alpha = exp(m - m_new);', 'let alpha = 1.0;');
@@ -104,7 +128,7 @@ describe('attention', () => {
   it('stepping back: a shorter startPos overwrites the rows past it, nothing to clear', async () => {
     const gpu = await testGpu();
     const H = 4, KV = 2, d = 16, maxSeq = 16, row = KV * d;
-    const kernel = new AttentionKernel(gpu);
+    const kernel = new AttentionKernel(gpu, { splitKeys: 64 });
     const cache = createKvCache(gpu, 'back', { maxSeq, kvHeads: KV, headDim: d });
     const scale = 1 / Math.sqrt(d);
     const step = async (tokens: number, startPos: number, seed: number) => {
@@ -150,20 +174,20 @@ describe('attention', () => {
   it('pinned: two keys, equal scores, average of the values; a lone first query copies its value', async () => {
     const gpu = await testGpu();
     const kernel = new AttentionKernel(gpu);
-    const cache = createKvCache(gpu, 'pin', { maxSeq: 2, kvHeads: 1, headDim: 2 });
-    const out = poisonedBuffer(gpu, 'pin.out', 4);
+    const cache = createKvCache(gpu, 'pin', { maxSeq: 2, kvHeads: 1, headDim: 4 });
+    const out = poisonedBuffer(gpu, 'pin.out', 8);
     const buffers = {
-      q: uploadBuffer(gpu, 'pin.q', new Float32Array([1, 0, 0, 1])),
-      kNew: uploadBuffer(gpu, 'pin.k', new Float32Array([0, 5, 0, 5])), // q·k = 0 for row 0; 5 and 5 for row 1
-      vNew: uploadBuffer(gpu, 'pin.v', new Float32Array([2, 4, 6, -8])),
+      q: uploadBuffer(gpu, 'pin.q', new Float32Array([1, 0, 0, 0, 0, 1, 0, 0])),
+      kNew: uploadBuffer(gpu, 'pin.k', new Float32Array([0, 5, 0, 0, 0, 5, 0, 0])), // row 1's query scores both keys 5·scale
+      vNew: uploadBuffer(gpu, 'pin.v', new Float32Array([2, 4, 1, 0, 6, -8, 1, 2])),
       kCache: cache.k,
       vCache: cache.v,
       out,
     };
-    const b = kernel.bind('pin', buffers, { heads: 1, kvHeads: 1, headDim: 2, maxSeq: 2 });
+    const b = kernel.bind('pin', buffers, { heads: 1, kvHeads: 1, headDim: 4, maxSeq: 2 });
     kernel.setShape(b, { tokens: 2, startPos: 0 });
     submitPass(gpu, 'pin', (pass) => kernel.encode(pass, b, 2));
-    expectClose(await readF32(gpu, out, 4), [2, 4, 4, -2], TOL);
+    expectClose(await readF32(gpu, out, 8), [2, 4, 1, 0, 4, -2, 1, 1], TOL);
   });
 
   it('rejects a step past the cache and a head count that is not a multiple of kv heads', async () => {
@@ -175,5 +199,6 @@ describe('attention', () => {
     const b = kernel.bind('bad', buffers, { heads: 2, kvHeads: 1, headDim: 8, maxSeq: 4 });
     expect(() => kernel.setShape(b, { tokens: 2, startPos: 3 })).toThrow(/run past the KV cache \(4 rows\)/);
     expect(() => kernel.bind('bad', buffers, { heads: 3, kvHeads: 2, headDim: 8, maxSeq: 4 })).toThrow(/not a multiple/);
+    expect(() => kernel.bind('bad', buffers, { heads: 2, kvHeads: 1, headDim: 6, maxSeq: 4 })).toThrow(/multiple of 4/);
   });
 });

@@ -1,0 +1,170 @@
+// moescope CLI.
+//   moescope run --model DIR --prompt "…" [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--top-k K] [--json]
+// Prints the generated text and a per-layer routing summary (or one JSON object with --json).
+import { parseArgs } from 'node:util';
+import { requestNodeGpu, releaseNodeGpu } from '../engine/node/device-node';
+import { loadModel, type Session } from '../engine/model/session';
+import { nodeFolder } from '../io/node-source';
+import type { RoutingSnapshot } from '../engine/session-api';
+
+const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
+                    [--top-k K] [--context N] [--json]
+
+  --model DIR        a Hugging Face model folder: config.json, *.safetensors, tokenizer.json
+  --prompt TEXT      the prompt (special tokens as the tokenizer adds them)
+  --max-tokens N     tokens to generate (default 16)
+  --temperature T    0 = greedy (default); otherwise seeded sampling with --top-p (default 1) and --seed (default 0)
+  --top-k K          route each token to K experts instead of the model's own k (what-if)
+  --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
+  --json             one JSON object: text, token ids and pieces, per-layer routing summary`;
+
+export interface RunSummary {
+  model: string;
+  family: string;
+  prompt: string;
+  promptIds: number[];
+  generatedIds: number[];
+  text: string;
+  tokens: { id: number; text: string; generated: boolean }[];
+  parameters: { total: number; activePerToken: number };
+  layers: {
+    layer: number;
+    moe: boolean;
+    counts: number[];
+    topExperts: { expert: number; share: number }[];
+    cv: number;
+    entropy: number;
+    balancedness: number;
+    deadExperts: number;
+    auxLoss: number;
+  }[];
+}
+
+export function summarize(session: Session, model: string, prompt: string, promptIds: number[], snap: RoutingSnapshot): RunSummary {
+  const c = session.config;
+  const generatedIds = session.tokens.slice(promptIds.length);
+  const E = c.numExperts;
+  return {
+    model,
+    family: c.family,
+    prompt,
+    promptIds,
+    generatedIds: [...generatedIds],
+    text: session.tokenizer.decode(generatedIds, { skipSpecialTokens: true }),
+    tokens: session.tokens.map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
+    parameters: { total: session.parameters.total, activePerToken: session.parameters.activePerToken },
+    layers: c.moeLayers.map((moe, l) => {
+      const counts = Array.from(snap.counts.subarray(l * E, (l + 1) * E));
+      const sum = counts.reduce((a, b) => a + b, 0) || 1;
+      const m = snap.metrics[l];
+      return {
+        layer: l,
+        moe,
+        counts,
+        topExperts: counts
+          .map((n, expert) => ({ expert, share: n / sum }))
+          .sort((a, b) => b.share - a.share || a.expert - b.expert)
+          .slice(0, 3),
+        cv: m.cv,
+        entropy: m.entropy,
+        balancedness: m.balancedness,
+        deadExperts: m.deadExperts,
+        auxLoss: m.auxLoss,
+      };
+    }),
+  };
+}
+
+function formatText(s: RunSummary): string {
+  const lines = [
+    `${s.model} (${s.family}): ${(s.parameters.total / 1e6).toFixed(2)}M parameters, ${(s.parameters.activePerToken / 1e6).toFixed(2)}M active per token`,
+    '',
+    s.prompt + s.text,
+    '',
+    `routing over ${s.tokens.length} tokens (${s.promptIds.length} prompt + ${s.generatedIds.length} generated):`,
+    'layer  top experts (share)            load CV  entropy  balance  dead  aux loss',
+  ];
+  for (const l of s.layers) {
+    if (!l.moe) {
+      lines.push(`${String(l.layer).padStart(5)}  dense FFN`);
+      continue;
+    }
+    const top = l.topExperts.map((t) => `${t.expert}:${(t.share * 100).toFixed(0)}%`).join(' ').padEnd(30);
+    lines.push(
+      `${String(l.layer).padStart(5)}  ${top} ${l.cv.toFixed(3).padStart(7)}  ${l.entropy.toFixed(3).padStart(7)}  ` +
+        `${l.balancedness.toFixed(3).padStart(7)}  ${String(l.deadExperts).padStart(4)}  ${l.auxLoss.toFixed(3).padStart(8)}`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      'max-tokens': { type: 'string', default: '16' },
+      temperature: { type: 'string', default: '0' },
+      'top-p': { type: 'string', default: '1' },
+      seed: { type: 'string', default: '0' },
+      'top-k': { type: 'string' },
+      context: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  if (!values.model || values.prompt === undefined) {
+    console.error(USAGE);
+    return 2;
+  }
+  const number = (name: string, v: string | undefined, integer = true): number => {
+    const n = Number(v);
+    if (v === undefined || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) {
+      throw new Error(`--${name} must be a ${integer ? 'non-negative integer' : 'non-negative number'}, got "${v}"`);
+    }
+    return n;
+  };
+  const maxTokens = number('max-tokens', values['max-tokens']);
+  const sampling = {
+    temperature: number('temperature', values.temperature, false),
+    topP: number('top-p', values['top-p'], false),
+    seed: number('seed', values.seed),
+  };
+  const gpu = await requestNodeGpu('moescope-cli');
+  try {
+    const folder = await nodeFolder(values.model);
+    const contextLength = values.context ? number('context', values.context) : undefined;
+    const session = await loadModel(gpu, folder, { contextLength, name: values.model });
+    const promptIds = session.tokenizer.encode(values.prompt);
+    if (promptIds.length === 0) throw new Error('the prompt encodes to no tokens');
+    if (values['top-k'] !== undefined) session.setPolicy({ ...session.getPolicy(), topK: number('top-k', values['top-k']) });
+    const room = session.contextLength - promptIds.length;
+    if (room < 0) throw new Error(`the prompt has ${promptIds.length} tokens; the context holds ${session.contextLength}`);
+    await session.feed(promptIds);
+    const eos = session.tokenizer.eosId;
+    for (let i = 0; i < Math.min(maxTokens, room); i++) {
+      const id = await session.generate(sampling);
+      if (id === eos) break;
+    }
+    const summary = summarize(session, values.model, values.prompt, promptIds, await session.snapshot());
+    console.log(values.json ? JSON.stringify(summary, null, 2) : formatText(summary));
+    session.destroy();
+    return 0;
+  } finally {
+    releaseNodeGpu(gpu);
+  }
+}
+
+async function main(): Promise<number> {
+  const [command, ...rest] = process.argv.slice(2);
+  try {
+    if (command === 'run') return await run(rest);
+    console.error(command === undefined || command === '--help' || command === '-h' ? USAGE : `unknown command "${command}"\n${USAGE}`);
+    return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
+  } catch (e) {
+    console.error(`moescope: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();

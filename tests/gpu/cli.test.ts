@@ -1,0 +1,43 @@
+// The CLI from a clean clone: `moescope run` on the bundled fixture models, as a person would call it.
+import { describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { RunSummary } from '../../src/cli/moescope';
+
+const exec = promisify(execFile);
+const ROOT = join(__dirname, '..', '..');
+const cli = (...args: string[]) => exec('node', [join(ROOT, 'bin', 'moescope.mjs'), ...args], { cwd: ROOT, timeout: 120_000 });
+
+describe('moescope run', () => {
+  it('generates greedily what transformers generates, with a routing summary (--json)', async () => {
+    const dir = join('tests', 'fixtures', 'olmoe');
+    const golden = JSON.parse(readFileSync(join(ROOT, dir, 'golden.json'), 'utf8'));
+    const { stdout } = await cli('run', '--model', dir, '--prompt', golden.prompt, '--max-tokens', '5', '--json');
+    const out = JSON.parse(stdout) as RunSummary;
+    expect(out.family).toBe('olmoe');
+    expect(out.promptIds).toEqual(golden.input_ids);
+    expect(out.generatedIds).toEqual(golden.generated_ids);
+    expect(out.layers).toHaveLength(golden.num_layers);
+    const moe = out.layers.filter((l) => l.moe);
+    const tokens = golden.input_ids.length + 5;
+    // Every token is routed to k experts in every MoE layer.
+    for (const l of moe) expect(l.counts.reduce((a, b) => a + b, 0)).toBe(tokens * golden.top_k);
+  });
+
+  it('prints text and a per-layer table', async () => {
+    const { stdout } = await cli('run', '--model', 'tests/fixtures/qwen2_moe', '--prompt', 'Routing <b>tokens</b>', '--max-tokens', '3');
+    expect(stdout).toContain('Routing <b>tokens</b>');
+    expect(stdout).toMatch(/layer\s+top experts/);
+    expect(stdout).toMatch(/\n\s+1\s+dense FFN/);
+  });
+
+  it('names the file and field when the model folder is bad', async () => {
+    await expect(cli('run', '--model', 'tests/fixtures/does-not-exist', '--prompt', 'x')).rejects.toMatchObject({
+      code: 1,
+      stderr: expect.stringMatching(/does-not-exist/),
+    });
+    await expect(cli('run', '--model', 'tests/fixtures/olmoe')).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/usage/) });
+  });
+});

@@ -223,7 +223,10 @@ const fill = (template: string, vars: { l?: number; e?: number; b?: string }): s
 const fmt = (shape: readonly number[]): string => `[${shape.join(', ')}]`;
 
 export interface PlanOptions {
-  /** Where the expected dtype came from, for messages (default: the config's torch_dtype). */
+  /**
+   * Where the expected dtype came from, for messages (default: the config's torch_dtype). openModel passes "the
+   * checkpoint's embedding" when config.json names no dtype and the embedding's dtype was taken instead.
+   */
   dtypeOrigin?: string;
   /**
    * Leave attention out: embeddings, norms, routers, experts, shared and dense MLPs only. Allowed for models the
@@ -242,7 +245,7 @@ export function buildLoadPlan(config: MoeConfig, ckpt: Checkpoint, options: Plan
   const table = FAMILY_TABLES[config.family];
   if (!table) throw new UnsupportedModelError(config.source, `no weight table for model_type "${config.family}"`);
   if (!table.attention && !ffnOnly) throw new UnsupportedModelError(config.source, `${config.family} attention is not mapped`);
-  const origin = options.dtypeOrigin ?? `${config.source} declares ${config.weightDtype} weights`;
+  const origin = options.dtypeOrigin ?? `${config.source} gives ${config.weightDtype} weights (torch_dtype or dtype; f32 when it names none)`;
   return new PlanBuilder(config, ckpt, table, origin, ffnOnly).build();
 }
 

@@ -159,7 +159,7 @@ describe('load plan: disagreements with config.json name the file, the tensor an
     const model = synthModel('mixtral', { dtype: 'bf16' });
     replace(model, 'model.layers.1.block_sparse_moe.gate.weight', { dtype: 'F16' });
     await expect(open(model)).rejects.toThrow(
-      `model.safetensors: tensor "model.layers.1.block_sparse_moe.gate.weight": dtype F16 but ${SRC} declares bf16 weights (expected BF16)`,
+      `model.safetensors: tensor "model.layers.1.block_sparse_moe.gate.weight": dtype F16 but ${SRC} gives bf16 weights (torch_dtype or dtype; f32 when it names none) (expected BF16)`,
     );
   });
 

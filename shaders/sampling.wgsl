@@ -39,7 +39,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> result: array<u32>;  // [3]: token, p_token bits, u bits
 @group(0) @binding(3) var<storage, read_write> tokens: array<u32>;  // running token ids; [append_at] written
 
-override WORKGROUP: u32 = 256u; // a power of two >= 64
+override WORKGROUP: u32 = 256u; // a power of two >= 64; the host picks the largest the device allows (samplingWorkgroup)
 const NONE: u32 = 0xffffffffu;
 
 struct Walk {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SamplingKernel, decodeSampleResult, pcgHash, samplingUniform, type SamplingStep } from '../../src/engine/kernels/sampling';
+import { SamplingKernel, decodeSampleResult, pcgHash, samplingUniform, samplingWorkgroup, type SamplingStep } from '../../src/engine/kernels/sampling';
 import { readU32, submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { argmaxRef, sampleRef } from '../../src/reference/sampling';
 import { expectClose, expectExact, POISON_BITS, poisonedBuffer, testGpu } from '../support/gpu';
@@ -12,9 +12,9 @@ const FLIP_MARGIN = 1e-5;
 // p_token: exp of f32 arguments and an f32 sum over the vocabulary.
 const PROB_TOL = { atol: 1e-9, rtol: 1e-5 };
 
-async function sampleOnGpu(logits: Float32Array, steps: SamplingStep[], vocab = logits.length, gpu?: Gpu) {
+async function sampleOnGpu(logits: Float32Array, steps: SamplingStep[], vocab = logits.length, gpu?: Gpu, workgroup?: number) {
   gpu ??= await testGpu();
-  const kernel = new SamplingKernel(gpu);
+  const kernel = new SamplingKernel(gpu, { workgroup });
   const b = kernel.bind('test.sampling', uploadBuffer(gpu, 'test.logits', logits), null, vocab);
   const results = [];
   for (const s of steps) {
@@ -44,9 +44,9 @@ async function sampleTokensOnGpu(logits: Float32Array, steps: SamplingStep[], gp
 }
 
 /** Sampled tokens must equal the reference's for the same u, except where the reference says f32 could flip it. */
-async function checkSampled(logits: Float32Array, temperature: number, topP: number, steps: number, seed: number, gpu?: Gpu) {
+async function checkSampled(logits: Float32Array, temperature: number, topP: number, steps: number, seed: number, gpu?: Gpu, workgroup?: number) {
   const requests = Array.from({ length: steps }, (_, step) => ({ temperature, topP, seed, step }));
-  const got = await sampleOnGpu(logits, requests, logits.length, gpu);
+  const got = await sampleOnGpu(logits, requests, logits.length, gpu, workgroup);
   let compared = 0;
   got.forEach((g, step) => {
     const u = samplingUniform(seed, step);
@@ -162,6 +162,14 @@ describe('sampling: temperature and top-p', () => {
   it('a broken kernel fails the check: every tie at the threshold kept', async () => {
     const broken = await mutantGpu('sampling', 'if (n_ties > rank0) {', 'if (true) {');
     await expect(checkSweep(tiedLogits(), 1, 0.5, 60, broken)).rejects.toThrow(/differ/);
+  });
+  it('a 64-thread workgroup agrees (V=5000, T=0.7, top-p 0.9)', () =>
+    checkSampled(randomF32(5000, 5017, 2), 0.7, 0.9, 4, 3, undefined, 64));
+  it('the workgroup follows the device limits', () => {
+    const limits = { maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024, maxComputeWorkgroupStorageSize: 49152 };
+    expect(samplingWorkgroup(limits as GPUSupportedLimits)).toBe(1024);
+    expect(samplingWorkgroup({ ...limits, maxComputeWorkgroupStorageSize: 16384 } as GPUSupportedLimits)).toBe(256);
+    expect(samplingWorkgroup({ ...limits, maxComputeInvocationsPerWorkgroup: 256 } as GPUSupportedLimits)).toBe(256);
   });
   it('a tiny top-p keeps only the most likely token', async () => {
     const logits = randomF32(1000, 8, 2);

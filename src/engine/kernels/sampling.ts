@@ -4,8 +4,28 @@ import type { Gpu } from '../gpu';
 import { Uniforms, bindGroup, kernelLayout, storageBuffer } from './common';
 import { requireBytes, requireInt } from './dispatch';
 
-/** Threads of the single workgroup: a power of two >= 64 (SwiftShader allows at most 256). */
+/** Default threads of the single workgroup: a power of two >= 64 (SwiftShader allows at most 256). */
 export const SAMPLING_CONSTANTS = { WORKGROUP: 256 };
+
+/** Shared memory the shader declares for a workgroup of `wg` threads (bytes). */
+const sharedBytes = (wg: number) => 40 * wg + 96;
+
+/**
+ * The largest power-of-two workgroup (64 … 1024) the device allows, shared memory included: one workgroup reads
+ * the whole vocabulary several times, so more threads means more loads in flight.
+ */
+export function samplingWorkgroup(limits: GPUSupportedLimits): number {
+  let wg = 1024;
+  while (
+    wg > 64 &&
+    (wg > limits.maxComputeInvocationsPerWorkgroup ||
+      wg > limits.maxComputeWorkgroupSizeX ||
+      sharedBytes(wg) > limits.maxComputeWorkgroupStorageSize)
+  ) {
+    wg /= 2;
+  }
+  return wg;
+}
 
 const NONE = 0xffffffff;
 
@@ -67,10 +87,19 @@ export function decodeSampleResult(words: Uint32Array): SampleResult {
 export class SamplingKernel {
   private readonly layout;
   readonly pipeline: GPUComputePipeline;
+  /** The WGSL overrides of this instance (WORKGROUP: threads of its single workgroup). */
+  readonly constants: { WORKGROUP: number };
 
-  constructor(private readonly gpu: Gpu) {
+  /** workgroup: a power of two >= 64; default samplingWorkgroup(device limits). */
+  constructor(
+    private readonly gpu: Gpu,
+    options: { workgroup?: number } = {},
+  ) {
+    const wg = options.workgroup ?? samplingWorkgroup(gpu.limits);
+    if (!(wg >= 64 && (wg & (wg - 1)) === 0)) throw new Error(`SamplingKernel: workgroup must be a power of two >= 64, got ${wg}`);
+    this.constants = { WORKGROUP: wg };
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'rw', 'rw']);
-    this.pipeline = gpu.pipeline('sampling', 'main', SAMPLING_CONSTANTS, this.layout.pipelineLayout, this.layout.key);
+    this.pipeline = gpu.pipeline('sampling', 'main', this.constants, this.layout.pipelineLayout, this.layout.key);
   }
 
   /**

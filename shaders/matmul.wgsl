@@ -229,7 +229,8 @@ fn main(
     let buf = t & 1u;
     let more = t + 1u < tiles;
     if (more) { load_tile(lid, m0, n0, (t + 1u) * TILE_K); }
-    multiply_tile(tx, ty, buf);
+    // A literal buffer index makes every shared-memory address in the (unrolled) k loop a constant offset.
+    if (buf == 0u) { multiply_tile(tx, ty, 0u); } else { multiply_tile(tx, ty, 1u); }
     if (more) { store_tile(lid, buf ^ 1u); }
     workgroupBarrier();
   }

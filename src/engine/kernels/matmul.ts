@@ -26,6 +26,8 @@ export interface MatmulOptions {
   /** y += x·W instead of y = x·W. */
   accumulate?: boolean;
   tile?: MatmulTile;
+  /** Shader file (shaders/<name>.wgsl) with the same interface; 'matmul' unless comparing a variant. */
+  shader?: string;
 }
 
 /**
@@ -95,7 +97,7 @@ export class MatmulKernel {
       ACCUMULATE: options.accumulate ? 1 : 0,
       WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[options.weightDtype],
     };
-    this.pipeline = gpu.pipeline('matmul', 'main', constants, this.layout.pipelineLayout, this.layout.key);
+    this.pipeline = gpu.pipeline(options.shader ?? 'matmul', 'main', constants, this.layout.pipelineLayout, this.layout.key);
   }
 
   /** x: [M, K] f32; w: [N, K] or [K, N] in weightDtype words; y: [M, N] f32 (may not alias x or w). */

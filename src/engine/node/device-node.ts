@@ -52,6 +52,19 @@ export function releaseNodeGpu(gpu?: Gpu): void {
   instance = null;
 }
 
+/** The Dawn instance flags requestNodeGpu uses (also for other Dawn instances in the process, e.g. benchmarks). */
+export function dawnFlags(): string[] {
+  // SwiftShader's own zero-initialisation of workgroup memory (VK_KHR_zero_initialize_workgroup_memory) makes
+  // pipeline creation take seconds per 32 KiB of shared memory; Dawn's shader-side zeroing (same result) takes ms.
+  const onSwiftShader = process.env.VK_ICD_FILENAMES === SWIFTSHADER_ICD;
+  return [
+    'enable-dawn-features=allow_unsafe_apis',
+    // Full-resolution timestamps (Dawn rounds them to ~65 µs otherwise).
+    'disable-dawn-features=timestamp_quantization' +
+      (onSwiftShader ? ',use_vulkan_zero_initialize_workgroup_memory_extension' : ''),
+  ];
+}
+
 /**
  * A Gpu on Dawn. Without VK_ICD_FILENAMES / VK_DRIVER_FILES set, prefers SwiftShader when present (CI, dev boxes);
  * set one of them to choose a real driver.
@@ -65,15 +78,7 @@ export async function requestNodeGpu(label = 'moescope'): Promise<Gpu> {
     // GPUBufferUsage, GPUMapMode, … as globals, as in a browser.
     Object.assign(globalThis, dawn!.globals);
   }
-  // SwiftShader's own zero-initialisation of workgroup memory (VK_KHR_zero_initialize_workgroup_memory) makes
-  // pipeline creation take seconds per 32 KiB of shared memory; Dawn's shader-side zeroing (same result) takes ms.
-  const onSwiftShader = process.env.VK_ICD_FILENAMES === SWIFTSHADER_ICD;
-  instance ??= dawn!.create([
-    'enable-dawn-features=allow_unsafe_apis',
-    // Full-resolution timestamps (Dawn rounds them to ~65 µs otherwise).
-    'disable-dawn-features=timestamp_quantization' +
-      (onSwiftShader ? ',use_vulkan_zero_initialize_workgroup_memory_extension' : ''),
-  ]);
+  instance ??= dawn!.create(dawnFlags());
   const adapter = await instance.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     throw new NoAdapterError(

@@ -1,0 +1,263 @@
+// `npm run bench`: matmul and GEMV throughput of our kernels over a sweep of shapes, next to TensorFlow.js's WebGPU
+// backend on the same shapes in the same process, plus device-to-device copy bandwidth. Prints a table and writes
+// bench/results/<device>.json (tools/bench_torch.py reads it to time cuBLAS on the same shapes).
+//
+//   npm run bench [-- --quick] [--tune] [--no-tfjs] [--out FILE] [--variants matmul_x,matmul_y]
+//
+// On a CPU adapter (SwiftShader) the sweep shrinks to small shapes unless --full is given.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Gpu, deviceDescriptor, summarizeAdapter } from '../engine/gpu';
+import { dawnFlags, nodeShader, releaseNodeGpu, requestNodeGpu, SHADER_DIR } from '../engine/node/device-node';
+import { MATMUL_TILE_LARGE, MATMUL_TILE_SMALL, type MatmulTile } from '../engine/kernels/matmul';
+import { GEMV_TILE_NK, type GemvTile } from '../engine/kernels/gemv';
+import {
+  benchCopy,
+  benchGemvTile,
+  benchLinear,
+  benchMatmulTile,
+  caseKind,
+  caseName,
+  rates,
+  type BenchCase,
+  type OurResult,
+} from '../bench/linear-bench';
+import { TfjsPeer, type TfjsResult } from '../bench/tfjs-peer';
+import { GpuTimer } from '../bench/timing';
+import { ROTATE_BYTES } from '../bench/operands';
+
+const c = (M: number, K: number, N: number, dtype: BenchCase['dtype'] = 'f32', layout: BenchCase['layout'] = 'nk'): BenchCase => ({
+  M,
+  K,
+  N,
+  dtype,
+  layout,
+});
+
+/** The sweep on a real GPU: square products, prefill-sized FFN products, decode GEMVs. */
+const FULL_CASES: BenchCase[] = [
+  c(4096, 4096, 4096),
+  c(2048, 2048, 2048),
+  c(1024, 1024, 1024),
+  c(512, 4096, 4096),
+  c(128, 4096, 14336),
+  c(2048, 4096, 14336),
+  c(2048, 14336, 4096),
+  c(4096, 4096, 4096, 'f32', 'kn'),
+  c(4096, 4096, 4096, 'bf16'),
+  c(1, 4096, 14336),
+  c(1, 14336, 4096),
+  c(1, 4096, 4096),
+  c(4, 4096, 14336),
+  c(16, 4096, 14336),
+  c(1, 4096, 14336, 'f32', 'kn'),
+  c(1, 4096, 14336, 'bf16'),
+  c(1, 14336, 4096, 'bf16'),
+  c(16, 4096, 14336, 'bf16'),
+];
+
+/** Small enough for SwiftShader. */
+const QUICK_CASES: BenchCase[] = [c(130, 200, 72), c(64, 256, 256), c(64, 256, 256, 'bf16'), c(1, 256, 512), c(4, 256, 512), c(1, 256, 512, 'bf16')];
+
+const TUNE_MATMUL_TILES: MatmulTile[] = [
+  MATMUL_TILE_LARGE,
+  { WG_M: 16, WG_N: 16, TILE_K: 8 },
+  { WG_M: 8, WG_N: 16, TILE_K: 16 },
+  { WG_M: 16, WG_N: 8, TILE_K: 16 },
+  MATMUL_TILE_SMALL,
+  { WG_M: 8, WG_N: 8, TILE_K: 8 },
+];
+const TUNE_GEMV_TILES: GemvTile[] = [
+  GEMV_TILE_NK,
+  { WG_K: 32, WG_N: 8, NT: 1 },
+  { WG_K: 32, WG_N: 8, NT: 2 },
+  { WG_K: 32, WG_N: 4, NT: 4 },
+  { WG_K: 64, WG_N: 4, NT: 1 },
+  { WG_K: 64, WG_N: 2, NT: 2 },
+  { WG_K: 16, WG_N: 16, NT: 1 },
+  { WG_K: 128, WG_N: 2, NT: 1 },
+  { WG_K: 256, WG_N: 1, NT: 2 },
+];
+
+interface Row {
+  case: BenchCase;
+  kind: 'matmul' | 'gemv';
+  ours: OurResult;
+  tfjs: (TfjsResult & { gflops: number }) | null;
+}
+
+const fmt = (v: number | null | undefined, digits = 1) => (v === null || v === undefined ? '—' : v.toFixed(digits));
+const pad = (s: string, n: number) => s.padStart(n);
+
+function deviceSlug(gpu: Gpu): string {
+  const a = gpu.adapter;
+  const name = a.description || `${a.vendor} ${a.architecture} ${a.device}`;
+  return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'unknown-device';
+}
+
+/** A second device with extra Dawn toggles (e.g. disable_robustness), for diagnosing where time goes. */
+async function diagnosticGpu(enable: string): Promise<Gpu> {
+  const dawn = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU };
+  const flags = dawnFlags().map((f) => (f.startsWith('enable-dawn-features=') ? `${f},${enable}` : f));
+  const adapter = await dawn.create(flags).requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('no adapter for the diagnostic device');
+  const device = await adapter.requestDevice(deviceDescriptor(adapter, `diagnostic-${enable}`));
+  return new Gpu(device, summarizeAdapter(adapter), nodeShader);
+}
+
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      full: { type: 'boolean', default: false },
+      tune: { type: 'boolean', default: false },
+      'no-tfjs': { type: 'boolean', default: false },
+      out: { type: 'string' },
+      variants: { type: 'string', default: '' },
+    },
+  });
+  const gpu = await requestNodeGpu('moescope-bench');
+  const onCpu = /swiftshader|llvmpipe|lavapipe/i.test(JSON.stringify(gpu.adapter));
+  const quick = args.quick || (onCpu && !args.full);
+  const cases = quick ? QUICK_CASES : FULL_CASES;
+  const timer = new GpuTimer(gpu);
+  const slug = deviceSlug(gpu);
+  console.log(`device: ${JSON.stringify(gpu.adapter)}  (${slug})`);
+  console.log(`timing: ${timer.method}; median of 5 trials, each ~40 ms of repetitions; weights rotated over ≥ ${ROTATE_BYTES >> 20} MiB`);
+  console.log(`features: ${[...gpu.device.features].join(', ')}`);
+  console.log(`shaders: ${SHADER_DIR}${quick ? '\nquick sweep (CPU adapter or --quick): small shapes only' : ''}\n`);
+
+  let tfjs: TfjsPeer | null = null;
+  let tfjsError: string | null = null;
+  if (!args['no-tfjs']) {
+    try {
+      tfjs = await TfjsPeer.load(dawnFlags());
+    } catch (e) {
+      tfjsError = String(e);
+      console.log(`TensorFlow.js WebGPU unavailable: ${tfjsError}`);
+    }
+  }
+
+  const copyBytes = quick ? 16 << 20 : Math.min(1 << 30, gpu.limits.maxBufferSize);
+  const copy = await benchCopy(gpu, timer, copyBytes);
+  console.log(`copyBufferToBuffer ${copyBytes >> 20} MiB: ${fmt(copy.gbps, 0)} GB/s (read + write)\n`);
+
+  const rows: Row[] = [];
+  for (const bc of cases) {
+    const ours = await benchLinear(gpu, timer, bc);
+    let peer: Row['tfjs'] = null;
+    if (tfjs && bc.dtype === 'f32' && bc.layout === 'nk') {
+      const copies = Math.max(1, Math.min(8, Math.ceil(ROTATE_BYTES / (bc.N * bc.K * 4))));
+      const r = await tfjs.matmul(bc.M, bc.K, bc.N, copies);
+      peer = { ...r, gflops: rates(bc, r.timing.wallMs).gflops };
+    }
+    const row: Row = { case: bc, kind: caseKind(bc), ours, tfjs: peer };
+    rows.push(row);
+    printRow(row, copy.gbps, rows.length === 1);
+  }
+
+  const tune: Record<string, unknown>[] = [];
+  if (args.tune) {
+    const record = (bc: BenchCase, r: OurResult, device?: string) => {
+      tune.push({ case: caseName(bc), kernel: r.kernel, gpuMs: r.timing.gpuMs, wallMs: r.timing.wallMs, ...r.rates, check: r.check, device });
+      console.log(`  ${caseName(bc).padEnd(28)} ${r.kernel.padEnd(60)} ${pad(fmt(r.timing.gpuMs, 3), 9)} ms ${pad(fmt(r.rates.gflops, 0), 7)} GFLOP/s ${pad(fmt(r.rates.gbps, 0), 6)} GB/s ${checkLabel(r)}${device ? ` [${device}]` : ''}`);
+    };
+    console.log('\ntuning: matmul tiles');
+    const square = quick ? c(128, 128, 128) : c(4096, 4096, 4096);
+    const prefill = quick ? c(64, 128, 128) : c(512, 4096, 4096);
+    for (const tile of TUNE_MATMUL_TILES) record(square, await benchMatmulTile(gpu, timer, square, tile));
+    for (const v of args.variants.split(',').filter(Boolean)) {
+      for (const tile of [MATMUL_TILE_LARGE, { WG_M: 16, WG_N: 16, TILE_K: 8 }]) record(square, await benchMatmulTile(gpu, timer, square, tile, v));
+    }
+    for (const tile of [MATMUL_TILE_LARGE, MATMUL_TILE_SMALL]) record(prefill, await benchMatmulTile(gpu, timer, prefill, tile));
+    console.log('tuning: GEMV tiles');
+    const decode = [c(1, 4096, 14336), c(1, 4096, 14336, 'bf16'), c(16, 4096, 14336), c(1, 14336, 4096)].map((g) =>
+      quick ? { ...g, K: g.K / 16, N: g.N / 16 } : g,
+    );
+    for (const g of decode) for (const tile of TUNE_GEMV_TILES) record(g, await benchGemvTile(gpu, timer, g, tile));
+    console.log('diagnosis: same kernels with Dawn robustness (bounds clamping) off');
+    try {
+      const diag = await diagnosticGpu('disable_robustness');
+      const dtimer = new GpuTimer(diag);
+      record(square, await benchMatmulTile(diag, dtimer, square, MATMUL_TILE_LARGE), 'robustness off');
+      record(decode[0], await benchGemvTile(diag, dtimer, decode[0], GEMV_TILE_NK), 'robustness off');
+      diag.destroy();
+    } catch (e) {
+      console.log(`  diagnostic device failed: ${String(e)}`);
+    }
+  }
+
+  const out = args.out ?? join('bench', 'results', `${slug}.json`);
+  mkdirSync(dirname(out), { recursive: true });
+  const report = {
+    date: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    device: { ...gpu.adapter, slug, features: [...gpu.device.features] },
+    timing: timer.method,
+    tfjs: tfjs ? { version: tfjs.version, timing: 'wall clock (submit to onSubmittedWorkDone), kernelMs from tf.time()' } : { error: tfjsError ?? 'disabled' },
+    copy: { bytes: copy.bytes, gpuMs: copy.timing.gpuMs, wallMs: copy.timing.wallMs, gbps: copy.gbps },
+    results: rows.map((r) => ({
+      kind: r.kind,
+      ...r.case,
+      name: caseName(r.case),
+      ours: { kernel: r.ours.kernel, ...r.ours.timing, ...r.ours.rates, check: r.ours.check },
+      tfjs: r.tfjs ? { wallMs: r.tfjs.timing.wallMs, kernelMs: r.tfjs.kernelMs, reps: r.tfjs.timing.reps, gflops: r.tfjs.gflops } : null,
+    })),
+    tune,
+  };
+  writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
+  console.log(`\nwrote ${out}`);
+  releaseNodeGpu(gpu);
+  // tfjs keeps its own Dawn device alive; nothing else is pending.
+  process.exit(0);
+}
+
+function checkLabel(o: OurResult): string {
+  const k = o.check;
+  return k.failures === 0
+    ? `(checked ${k.samples} outputs)`
+    : `CHECK FAILED: ${k.failures}/${k.samples} outputs wrong, e.g. ${k.firstFailure}`;
+}
+
+function printRow(r: Row, copyGbps: number, header: boolean): void {
+  if (header) {
+    console.log(
+      [
+        'shape (M x K -> N) dtype layout'.padEnd(30),
+        pad('ours ms', 9),
+        pad('GFLOP/s', 8),
+        pad('GB/s', 6),
+        pad('%copy', 6),
+        pad('wall ms', 9),
+        pad('tfjs ms', 9),
+        pad('tfjs GF/s', 9),
+        pad('tfjs kern', 9),
+        pad('speedup', 8),
+        '  kernel',
+      ].join(' '),
+    );
+  }
+  const o = r.ours;
+  const t = r.tfjs;
+  console.log(
+    [
+      caseName(r.case).padEnd(30),
+      pad(fmt(o.timing.gpuMs ?? o.timing.wallMs, 3), 9),
+      pad(fmt(o.rates.gflops, 0), 8),
+      pad(fmt(o.rates.gbps, 0), 6),
+      pad(r.kind === 'gemv' ? fmt((100 * o.rates.gbps) / copyGbps, 0) : '', 6),
+      pad(fmt(o.timing.wallMs, 3), 9),
+      pad(fmt(t?.timing.wallMs, 3), 9),
+      pad(fmt(t?.gflops, 0), 9),
+      pad(fmt(t?.kernelMs, 3), 9),
+      pad(t ? `${fmt(t.timing.wallMs / o.timing.wallMs, 2)}x` : '', 8),
+      `  ${o.kernel} ${checkLabel(o)}`,
+    ].join(' '),
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Matmul/GEMV benchmark on the lent NVIDIA machine: our WGSL kernels and TensorFlow.js's WebGPU backend (one Dawn
+# process), then PyTorch/cuBLAS f32 (TF32 off) on the same shapes, with copy bandwidth from both, and the ratios.
+#
+# Here (development machine), once after changing the code:
+#   bash tools/gpu-bench.sh bundle            # esbuild src/cli/bench.ts (+ tfjs) -> .gpu/bench.mjs; `webgpu` stays external
+# On the device (repository root, `.gpu` carried, see ../shared/gpu/prepare.sh):
+#   source .gpu/remote.sh && bash tools/gpu-bench.sh run [--tune] [other npm run bench flags]
+# Results go to $OUT (or bench/results/): webgpu.json, torch.json, table.md and the logs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-}
+shift || true
+case "$mode" in
+  bundle)
+    npx esbuild src/cli/bench.ts --bundle --platform=node --format=esm --external:webgpu \
+      --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
+      --log-level=warning --outfile=.gpu/bench.mjs
+    ls -la .gpu/bench.mjs
+    ;;
+  run)
+    out=${OUT:-bench/results}
+    mkdir -p "$out"
+    [ -f .gpu/bench.mjs ] || { echo "gpu-bench.sh: .gpu/bench.mjs missing: run 'bash tools/gpu-bench.sh bundle' first" >&2; exit 1; }
+    nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,power.draw,temperature.gpu --format=csv 2>/dev/null | tee "$out/nvidia-smi.txt" || true
+    node .gpu/bench.mjs --out "$out/webgpu.json" "$@" 2>&1 | tee "$out/webgpu.log" || echo "gpu-bench.sh: WebGPU bench exited with an error" >&2
+    [ -f "$out/webgpu.json" ] || { echo "gpu-bench.sh: no $out/webgpu.json, skipping torch" >&2; exit 1; }
+    PYTHONUNBUFFERED=1 python3 tools/bench_torch.py --ours "$out/webgpu.json" --out "$out/torch.json" \
+      --markdown "$out/table.md" 2>&1 | tee "$out/torch.log"
+    ;;
+  *)
+    echo "usage: bash tools/gpu-bench.sh bundle | run [bench flags]" >&2
+    exit 2
+    ;;
+esac

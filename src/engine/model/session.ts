@@ -55,18 +55,16 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   if (!isRunnable(config)) {
     throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
   }
+  const contextLength = Math.min(options.contextLength ?? 1024, config.maxPositions);
+  const stepTokens = options.maxTokensPerStep ?? 64;
+  const limits = limitsOf(gpu.limits, options.budgetBytes);
+  const memory = { contextLength, stepTokens, ringCapacity: contextLength };
+  // From the config alone first, so a model far too large fails before anything else is read.
+  assertFitsInMemory(config, limits, memory, name);
   const tokenizer = await loadTokenizer(folder);
   const ckpt = await openCheckpoint(folder);
   const plan = buildLoadPlan(config, ckpt);
-  const contextLength = Math.min(options.contextLength ?? 1024, config.maxPositions);
-  const stepTokens = options.maxTokensPerStep ?? 64;
-  assertFitsInMemory(
-    config,
-    limitsOf(gpu.limits, options.budgetBytes),
-    { contextLength, stepTokens, ringCapacity: contextLength },
-    name,
-    plan,
-  );
+  assertFitsInMemory(config, limits, memory, name, plan);
   gpu.assertAlive();
   const weights = await uploadWeights(gpu, ckpt, plan, {
     onProgress: options.onProgress,

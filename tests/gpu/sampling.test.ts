@@ -12,16 +12,18 @@ const FLIP_MARGIN = 1e-5;
 // p_token: exp of f32 arguments and an f32 sum over the vocabulary.
 const PROB_TOL = { atol: 1e-9, rtol: 1e-5 };
 
+/** Each step gets its own binding; one submission runs them all, then every result buffer is read. */
 async function sampleOnGpu(logits: Float32Array, steps: SamplingStep[], vocab = logits.length, gpu?: Gpu, workgroup?: number) {
   gpu ??= await testGpu();
   const kernel = new SamplingKernel(gpu, { workgroup });
-  const b = kernel.bind('test.sampling', uploadBuffer(gpu, 'test.logits', logits), null, vocab);
-  const results = [];
-  for (const s of steps) {
+  const logitsBuf = uploadBuffer(gpu, 'test.logits', logits);
+  const bindings = steps.map((s, i) => {
+    const b = kernel.bind(`test.sampling.${i}`, logitsBuf, null, vocab);
     kernel.setStep(b, s);
-    submitPass(gpu, 'test', (pass) => kernel.encode(pass, b));
-    results.push(decodeSampleResult(await readU32(gpu, b.result, 3)));
-  }
+    return b;
+  });
+  submitPass(gpu, 'test', (pass) => bindings.forEach((b) => kernel.encode(pass, b)));
+  const results = (await Promise.all(bindings.map((b) => readU32(gpu!, b.result, 3)))).map(decodeSampleResult);
   expect(gpu.recentErrors).toEqual([]);
   return results;
 }

@@ -353,10 +353,13 @@ def f32_list(t: torch.Tensor):
 
 
 @torch.no_grad()
-def golden_run(model, tok: PreTrainedTokenizerFast, top_k: int, compute_dtype: torch.dtype) -> dict:
+def golden_run(model, tok: PreTrainedTokenizerFast, top_k: int, prompt: str = PROMPT,
+               logits_positions: list[int] | None = None) -> dict:
+    """Prefill `prompt`, then DECODE_STEPS greedy steps. With `logits_positions`, the prefill logits are kept only
+    at those positions (for models with a large vocabulary) and listed in `prefill.logits_positions`."""
     model.eval()
     recorder = RoutingRecorder(model, top_k)
-    enc = tok(PROMPT, return_tensors="pt")
+    enc = tok(prompt, return_tensors="pt")
     input_ids = enc["input_ids"]
     out = model(input_ids=input_ids, use_cache=True)
     routing, blocks = recorder.take()
@@ -364,6 +367,10 @@ def golden_run(model, tok: PreTrainedTokenizerFast, top_k: int, compute_dtype: t
     next_id = int(logits[-1].argmax())
     prefill = {"logits": f32_list(logits), "next_id": next_id, "top2_logit_gap": top2_gap(logits[-1]),
                "routing": routing, "moe_io": blocks}
+    if logits_positions is not None:
+        positions = [p % logits.shape[0] for p in logits_positions]
+        prefill = {"logits_positions": positions, "logits": f32_list(logits[positions]), **{
+            k: v for k, v in prefill.items() if k != "logits"}}
     cache = out.past_key_values
     decode, generated, pos = [], [], input_ids.shape[1]
     token = next_id
@@ -383,7 +390,7 @@ def golden_run(model, tok: PreTrainedTokenizerFast, top_k: int, compute_dtype: t
         h.remove()
     ids = input_ids[0].tolist()
     return {
-        "prompt": PROMPT,
+        "prompt": prompt,
         "input_ids": ids,
         "tokens": tok.convert_ids_to_tokens(ids),
         "token_texts": [tok.decode([i]) for i in ids],
@@ -447,12 +454,12 @@ def build_fixture(name: str, spec: tuple, tokenizers_by_kind: dict, out_root: st
     }
     goldens = {}
     # The model as transformers runs it from this checkpoint (for bf16 weights: bf16 compute)...
-    run = golden_run(model, fast, top_k, dtype)
+    run = golden_run(model, fast, top_k)
     goldens["golden.json"] = {**meta, "compute_dtype": str(dtype).removeprefix("torch."), **run}
     if dtype != torch.float32:
         # ...and, for bf16 weights, the same weights upcast exactly to f32 and computed in f32, which is what an
         # engine that decodes bf16 weights and computes in f32 should match tightly.
-        run32 = golden_run(model.to(torch.float32), fast, top_k, torch.float32)
+        run32 = golden_run(model.to(torch.float32), fast, top_k)
         goldens["golden.f32.json"] = {**meta, "compute_dtype": "float32", **run32}
     for file, data in goldens.items():
         with open(os.path.join(out_dir, file), "w") as f:

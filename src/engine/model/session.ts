@@ -14,12 +14,10 @@ import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
 import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-api';
 import type { RoutingBuffers } from '../routing/buffers';
-import { normalizeConfig, isRunnable } from '../../io/config';
-import { openCheckpoint } from '../../io/safetensors';
-import { buildLoadPlan } from '../../io/weights';
+import { openConfigOnly, openModel, folderName } from '../../io/model';
 import { assertFitsInMemory, limitsOf } from '../../io/memory';
-import { loadTokenizer, type ModelTokenizer } from '../../io/tokenizer';
-import { readJson, type ModelFolder } from '../../io/source';
+import type { ModelTokenizer } from '../../io/tokenizer';
+import type { ModelFolder } from '../../io/source';
 import { UnsupportedModelError } from '../../io/errors';
 
 export interface LoadOptions {
@@ -50,29 +48,25 @@ export interface MemoryReport {
 
 /** Loads config.json, tokenizer.json and the safetensors checkpoint of `folder` onto `gpu`. */
 export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOptions = {}): Promise<Session> {
-  const name = options.name ?? folder.location;
-  const config = normalizeConfig(await readJson(folder, 'config.json'), `${folder.location}/config.json`);
-  if (!isRunnable(config)) {
-    throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
-  }
+  const name = options.name ?? folderName(folder.location);
+  const config = await openConfigOnly(folder);
+  if (config.unsupported) throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
   const contextLength = Math.min(options.contextLength ?? 1024, config.maxPositions);
   const stepTokens = options.maxTokensPerStep ?? 64;
   const limits = limitsOf(gpu.limits, options.budgetBytes);
   const memory = { contextLength, stepTokens, ringCapacity: contextLength };
   // From the config alone first, so a model far too large fails before anything else is read.
   assertFitsInMemory(config, limits, memory, name);
-  const tokenizer = await loadTokenizer(folder);
-  const ckpt = await openCheckpoint(folder);
-  const plan = buildLoadPlan(config, ckpt);
-  assertFitsInMemory(config, limits, memory, name, plan);
+  const opened = await openModel(folder);
+  assertFitsInMemory(opened.config, limits, memory, name, opened.plan);
   gpu.assertAlive();
-  const weights = await uploadWeights(gpu, ckpt, plan, {
+  const weights = await uploadWeights(gpu, opened.checkpoint, opened.plan, {
     onProgress: options.onProgress,
     keepF32: (entry) => entry.role === 'finalNorm',
   });
-  const stats = new RoutingStats(gpu, config, { ringCapacity: contextLength });
-  const decoder = new Decoder(gpu, config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
-  return new Session(gpu, config, tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
+  const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
+  const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
+  return new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
 }
 
 export class Session implements ModelSession {

@@ -5,7 +5,8 @@
 # Here (development machine), once after changing the code:
 #   bash tools/gpu-bench.sh bundle            # esbuild src/cli/bench.ts (+ tfjs) -> .gpu/bench.mjs; `webgpu` stays external
 # On the device (repository root, `.gpu` carried, see ../shared/gpu/prepare.sh):
-#   source .gpu/remote.sh && bash tools/gpu-bench.sh run [--tune] [other npm run bench flags]
+#   source .gpu/remote.sh && bash tools/gpu-bench.sh run [--tune [--tune-spec bench/x.json]] [other npm run bench flags]
+#   source .gpu/remote.sh && bash tools/gpu-bench.sh diagnose bench/diagnose.json   # same points, robustness off
 # Results go to $OUT (or bench/results/): webgpu.json, torch.json, table.md and the logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,8 +29,14 @@ case "$mode" in
     PYTHONUNBUFFERED=1 python3 tools/bench_torch.py --ours "$out/webgpu.json" --out "$out/torch.json" \
       --markdown "$out/table.md" 2>&1 | tee "$out/torch.log"
     ;;
+  diagnose)
+    # The tuning points of a spec again with Dawn's robustness (bounds clamping) off, in a separate process.
+    out=${OUT:-bench/results}
+    mkdir -p "$out"
+    node .gpu/bench.mjs --diagnose --tune-spec "${1:?diagnose needs a tune spec (bench/*.json)}" 2>&1 | tee "$out/diagnose.log"
+    ;;
   *)
-    echo "usage: bash tools/gpu-bench.sh bundle | run [bench flags]" >&2
+    echo "usage: bash tools/gpu-bench.sh bundle | run [bench flags] | diagnose SPEC.json" >&2
     exit 2
     ;;
 esac

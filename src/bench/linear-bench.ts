@@ -148,3 +148,45 @@ export async function benchCopy(gpu: Gpu, timer: GpuTimer, bytes: number): Promi
     dst.destroy();
   }
 }
+
+// Bench-only: the plainest streaming kernel, to show what a WGSL compute shader reaches on a copy.
+const COPY_WGSL = `
+@group(0) @binding(0) var<storage, read> src: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read_write> dst: array<vec4<u32>>;
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let i = g.x + g.y * groups.x * 256u;
+  if (i < arrayLength(&dst)) { dst[i] = src[i]; }
+}`;
+
+/** Device-to-device copy by a compute shader (one 16-byte load and store per thread), bytes read + written. */
+export async function benchCopyKernel(gpu: Gpu, timer: GpuTimer, bytes: number): Promise<{ bytes: number; timing: Timing; gbps: number }> {
+  const src = filledBuffer(gpu, 'bench.copyKernel.src', bytes, 'f32', 10);
+  const dst = gpu.device.createBuffer({ label: 'bench.copyKernel.dst', size: bytes, usage: GPUBufferUsage.STORAGE });
+  try {
+    const module = gpu.device.createShaderModule({ label: 'bench.copyKernel', code: COPY_WGSL });
+    const pipeline = gpu.device.createComputePipeline({ label: 'bench.copyKernel', layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const group = gpu.device.createBindGroup({
+      label: 'bench.copyKernel',
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: src } },
+        { binding: 1, resource: { buffer: dst } },
+      ],
+    });
+    const threads = bytes / 16;
+    const gx = Math.min(4096, Math.ceil(threads / 256));
+    const gy = Math.ceil(threads / 256 / gx);
+    const timing = await timer.measure((enc, reps) => {
+      const pass = enc.beginComputePass({ label: 'bench.copyKernel' });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      for (let i = 0; i < reps; i++) pass.dispatchWorkgroups(gx, gy);
+      pass.end();
+    });
+    return { bytes, timing, gbps: (2 * bytes) / bestMs(timing) / 1e6 };
+  } finally {
+    src.destroy();
+    dst.destroy();
+  }
+}

@@ -2,10 +2,12 @@
 // backend on the same shapes in the same process, plus device-to-device copy bandwidth. Prints a table and writes
 // bench/results/<device>.json (tools/bench_torch.py reads it to time cuBLAS on the same shapes).
 //
-//   npm run bench [-- --quick] [--tune] [--no-tfjs] [--out FILE] [--variants matmul_x,matmul_y]
+//   npm run bench [-- --quick] [--tune [--tune-spec bench/tune.json]] [--no-tfjs] [--out FILE] [--skip-sweep]
+//   npm run bench -- --diagnose [--tune-spec FILE]   (tuning points again on a device with Dawn's robustness off;
+//                                                    a separate process: Dawn may abort on a second instance)
 //
 // On a CPU adapter (SwiftShader) the sweep shrinks to small shapes unless --full is given.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Gpu, deviceDescriptor, summarizeAdapter } from '../engine/gpu';
@@ -14,6 +16,7 @@ import { MATMUL_TILE_LARGE, MATMUL_TILE_SMALL, type MatmulTile } from '../engine
 import { GEMV_TILE_NK, type GemvTile } from '../engine/kernels/gemv';
 import {
   benchCopy,
+  benchCopyKernel,
   benchGemvTile,
   benchLinear,
   benchMatmulTile,
@@ -60,25 +63,81 @@ const FULL_CASES: BenchCase[] = [
 /** Small enough for SwiftShader. */
 const QUICK_CASES: BenchCase[] = [c(130, 200, 72), c(64, 256, 256), c(64, 256, 256, 'bf16'), c(1, 256, 512), c(4, 256, 512), c(1, 256, 512, 'bf16')];
 
-const TUNE_MATMUL_TILES: MatmulTile[] = [
-  MATMUL_TILE_LARGE,
-  { WG_M: 16, WG_N: 16, TILE_K: 8 },
-  { WG_M: 8, WG_N: 16, TILE_K: 16 },
-  { WG_M: 16, WG_N: 8, TILE_K: 16 },
-  MATMUL_TILE_SMALL,
-  { WG_M: 8, WG_N: 8, TILE_K: 8 },
-];
-const TUNE_GEMV_TILES: GemvTile[] = [
-  GEMV_TILE_NK,
-  { WG_K: 32, WG_N: 8, NT: 1 },
-  { WG_K: 32, WG_N: 8, NT: 2 },
-  { WG_K: 32, WG_N: 4, NT: 4 },
-  { WG_K: 64, WG_N: 4, NT: 1 },
-  { WG_K: 64, WG_N: 2, NT: 2 },
-  { WG_K: 16, WG_N: 16, NT: 1 },
-  { WG_K: 128, WG_N: 2, NT: 1 },
-  { WG_K: 256, WG_N: 1, NT: 2 },
-];
+/** What `--tune` measures: matmul tiles (and shader variants) and GEMV tiles on chosen shapes. */
+interface TuneSpec {
+  matmul: { shapes: [number, number, number][]; configs: { shader?: string; tile: MatmulTile }[] }[];
+  gemv: { shapes: [number, number, number, BenchCase['dtype']][]; tiles: GemvTile[] }[];
+}
+
+const DEFAULT_SPEC: TuneSpec = {
+  matmul: [
+    {
+      shapes: [[4096, 4096, 4096], [512, 4096, 4096]],
+      configs: [{ tile: MATMUL_TILE_LARGE }, { tile: { WG_M: 16, WG_N: 16, TILE_K: 16 } }, { tile: MATMUL_TILE_SMALL }],
+    },
+  ],
+  gemv: [{ shapes: [[1, 4096, 14336, 'f32'], [1, 4096, 14336, 'bf16'], [16, 4096, 14336, 'f32']], tiles: [GEMV_TILE_NK, { WG_K: 32, WG_N: 4, NT: 4 }] }],
+};
+
+function loadSpec(path: string | undefined, quick: boolean): TuneSpec {
+  const spec: TuneSpec = path ? JSON.parse(readFileSync(path, 'utf8')) : DEFAULT_SPEC;
+  if (!quick) return spec;
+  // SwiftShader: same configurations, shapes divided by 16.
+  const s16 = (n: number) => Math.max(1, Math.ceil(n / 16));
+  return {
+    matmul: spec.matmul.map((g) => ({ ...g, shapes: g.shapes.map(([M, K, N]) => [s16(M), s16(K), s16(N)] as [number, number, number]) })),
+    gemv: spec.gemv.map((g) => ({ ...g, shapes: g.shapes.map(([r, K, N, d]) => [r, s16(K), s16(N), d] as [number, number, number, BenchCase['dtype']]) })),
+  };
+}
+
+async function runTune(gpu: Gpu, timer: GpuTimer, spec: TuneSpec, tag: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  const record = (bc: BenchCase, r: OurResult) => {
+    out.push({ case: caseName(bc), kernel: r.kernel, gpuMs: r.timing.gpuMs, wallMs: r.timing.wallMs, ...r.rates, check: r.check, device: tag || undefined });
+    console.log(
+      `  ${caseName(bc).padEnd(26)} ${r.kernel.padEnd(52)} ${pad(fmt(r.timing.gpuMs, 3), 8)} ms ${pad(fmt(r.rates.gflops, 0), 6)} GFLOP/s ${pad(fmt(r.rates.gbps, 0), 5)} GB/s ${checkLabel(r)}${tag ? ` [${tag}]` : ''}`,
+    );
+  };
+  console.log(`\ntuning${tag ? ` (${tag})` : ''}: matmul`);
+  for (const group of spec.matmul) {
+    for (const [M, K, N] of group.shapes) {
+      for (const cfg of group.configs) {
+        const bc = c(M, K, N);
+        try {
+          record(bc, await benchMatmulTile(gpu, timer, bc, cfg.tile, cfg.shader));
+        } catch (e) {
+          console.log(`  ${caseName(bc)} ${cfg.shader ?? 'matmul'} ${JSON.stringify(cfg.tile)}: ${String(e)}`);
+        }
+      }
+    }
+  }
+  console.log(`tuning${tag ? ` (${tag})` : ''}: GEMV`);
+  for (const group of spec.gemv) {
+    for (const [M, K, N, dtype] of group.shapes) {
+      for (const tile of group.tiles) {
+        const bc = c(M, K, N, dtype);
+        try {
+          record(bc, await benchGemvTile(gpu, timer, bc, tile));
+        } catch (e) {
+          console.log(`  ${caseName(bc)} gemv ${JSON.stringify(tile)}: ${String(e)}`);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** The tuning points on a second device whose shaders keep no bounds clamping (Dawn's disable_robustness). */
+async function diagnose(specPath: string | undefined): Promise<void> {
+  const swiftshader = '/usr/lib/chromium/vk_swiftshader_icd.json';
+  if (!process.env.VK_ICD_FILENAMES && !process.env.VK_DRIVER_FILES && existsSync(swiftshader)) process.env.VK_ICD_FILENAMES = swiftshader;
+  const gpu = await diagnosticGpu('disable_robustness');
+  const quick = /swiftshader/i.test(JSON.stringify(gpu.adapter));
+  console.log(`diagnosis: ${JSON.stringify(gpu.adapter)}, Dawn robustness off (no bounds clamping in shaders)`);
+  await runTune(gpu, new GpuTimer(gpu), loadSpec(specPath, quick), 'robustness off');
+  gpu.destroy();
+  process.exit(0);
+}
 
 interface Row {
   case: BenchCase;
@@ -96,11 +155,15 @@ function deviceSlug(gpu: Gpu): string {
   return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'unknown-device';
 }
 
+let diagnosticInstance: GPU | null = null;
+
 /** A second device with extra Dawn toggles (e.g. disable_robustness), for diagnosing where time goes. */
 async function diagnosticGpu(enable: string): Promise<Gpu> {
-  const dawn = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU };
+  const dawn = (await import('webgpu')) as unknown as { create: (flags: string[]) => GPU; globals: object };
+  Object.assign(globalThis, dawn.globals);
   const flags = dawnFlags().map((f) => (f.startsWith('enable-dawn-features=') ? `${f},${enable}` : f));
-  const adapter = await dawn.create(flags).requestAdapter({ powerPreference: 'high-performance' });
+  diagnosticInstance = dawn.create(flags); // must stay referenced while the device is used
+  const adapter = await diagnosticInstance.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error('no adapter for the diagnostic device');
   const device = await adapter.requestDevice(deviceDescriptor(adapter, `diagnostic-${enable}`));
   return new Gpu(device, summarizeAdapter(adapter), nodeShader);
@@ -114,9 +177,12 @@ async function main(): Promise<void> {
       tune: { type: 'boolean', default: false },
       'no-tfjs': { type: 'boolean', default: false },
       out: { type: 'string' },
-      variants: { type: 'string', default: '' },
+      'tune-spec': { type: 'string' },
+      'skip-sweep': { type: 'boolean', default: false },
+      diagnose: { type: 'boolean', default: false },
     },
   });
+  if (args.diagnose) return diagnose(args['tune-spec']);
   const gpu = await requestNodeGpu('moescope-bench');
   const onCpu = /swiftshader|llvmpipe|lavapipe/i.test(JSON.stringify(gpu.adapter));
   const quick = args.quick || (onCpu && !args.full);
@@ -143,8 +209,11 @@ async function main(): Promise<void> {
   const copy = await benchCopy(gpu, timer, copyBytes);
   console.log(`copyBufferToBuffer ${copyBytes >> 20} MiB: ${fmt(copy.gbps, 0)} GB/s (read + write)\n`);
 
+  const copyKernel = await benchCopyKernel(gpu, timer, copyBytes);
+  console.log(`copy by a WGSL kernel (16 bytes per thread) ${copyBytes >> 20} MiB: ${fmt(copyKernel.gbps, 0)} GB/s (read + write)\n`);
+
   const rows: Row[] = [];
-  for (const bc of cases) {
+  for (const bc of args['skip-sweep'] ? [] : cases) {
     const ours = await benchLinear(gpu, timer, bc);
     let peer: Row['tfjs'] = null;
     if (tfjs && bc.dtype === 'f32' && bc.layout === 'nk') {
@@ -157,36 +226,7 @@ async function main(): Promise<void> {
     printRow(row, copy.gbps, rows.length === 1);
   }
 
-  const tune: Record<string, unknown>[] = [];
-  if (args.tune) {
-    const record = (bc: BenchCase, r: OurResult, device?: string) => {
-      tune.push({ case: caseName(bc), kernel: r.kernel, gpuMs: r.timing.gpuMs, wallMs: r.timing.wallMs, ...r.rates, check: r.check, device });
-      console.log(`  ${caseName(bc).padEnd(28)} ${r.kernel.padEnd(60)} ${pad(fmt(r.timing.gpuMs, 3), 9)} ms ${pad(fmt(r.rates.gflops, 0), 7)} GFLOP/s ${pad(fmt(r.rates.gbps, 0), 6)} GB/s ${checkLabel(r)}${device ? ` [${device}]` : ''}`);
-    };
-    console.log('\ntuning: matmul tiles');
-    const square = quick ? c(128, 128, 128) : c(4096, 4096, 4096);
-    const prefill = quick ? c(64, 128, 128) : c(512, 4096, 4096);
-    for (const tile of TUNE_MATMUL_TILES) record(square, await benchMatmulTile(gpu, timer, square, tile));
-    for (const v of args.variants.split(',').filter(Boolean)) {
-      for (const tile of [MATMUL_TILE_LARGE, { WG_M: 16, WG_N: 16, TILE_K: 8 }]) record(square, await benchMatmulTile(gpu, timer, square, tile, v));
-    }
-    for (const tile of [MATMUL_TILE_LARGE, MATMUL_TILE_SMALL]) record(prefill, await benchMatmulTile(gpu, timer, prefill, tile));
-    console.log('tuning: GEMV tiles');
-    const decode = [c(1, 4096, 14336), c(1, 4096, 14336, 'bf16'), c(16, 4096, 14336), c(1, 14336, 4096)].map((g) =>
-      quick ? { ...g, K: g.K / 16, N: g.N / 16 } : g,
-    );
-    for (const g of decode) for (const tile of TUNE_GEMV_TILES) record(g, await benchGemvTile(gpu, timer, g, tile));
-    console.log('diagnosis: same kernels with Dawn robustness (bounds clamping) off');
-    try {
-      const diag = await diagnosticGpu('disable_robustness');
-      const dtimer = new GpuTimer(diag);
-      record(square, await benchMatmulTile(diag, dtimer, square, MATMUL_TILE_LARGE), 'robustness off');
-      record(decode[0], await benchGemvTile(diag, dtimer, decode[0], GEMV_TILE_NK), 'robustness off');
-      diag.destroy();
-    } catch (e) {
-      console.log(`  diagnostic device failed: ${String(e)}`);
-    }
-  }
+  const tune = args.tune ? await runTune(gpu, timer, loadSpec(args['tune-spec'], quick), '') : [];
 
   const out = args.out ?? join('bench', 'results', `${slug}.json`);
   mkdirSync(dirname(out), { recursive: true });
@@ -197,6 +237,7 @@ async function main(): Promise<void> {
     timing: timer.method,
     tfjs: tfjs ? { version: tfjs.version, timing: 'wall clock (submit to onSubmittedWorkDone), kernelMs from tf.time()' } : { error: tfjsError ?? 'disabled' },
     copy: { bytes: copy.bytes, gpuMs: copy.timing.gpuMs, wallMs: copy.timing.wallMs, gbps: copy.gbps },
+    copyKernel: { bytes: copyKernel.bytes, gpuMs: copyKernel.timing.gpuMs, wallMs: copyKernel.timing.wallMs, gbps: copyKernel.gbps },
     results: rows.map((r) => ({
       kind: r.kind,
       ...r.case,

@@ -253,9 +253,11 @@ def prose_sample(d: dict, max_chars: int = 600) -> dict:
         if e > len(text):
             break
         words.append(d["words"][w]); tags.append(d["tags"][w]); pos.append(d["pos"][w]); spans += [s, e]
-    return {"id": d["id"], "domain": "prose", "genre": d["genre"], "title": f"{d['genre'].replace('_', ' ')}: "
-            f"{text.split(chr(10))[0][:40]}", "source": d["source"], "text": text, "words": words, "tags": tags,
-            "pos": pos, "spans": spans}
+    head = text.split("\n")[0]
+    if len(head) > 40:
+        head = head[:40].rsplit(" ", 1)[0] + "…"
+    return {"id": d["id"], "domain": "prose", "genre": d["genre"], "title": f"{d['genre'].replace('_', ' ')}: {head}",
+            "source": d["source"], "text": text, "words": words, "tags": tags, "pos": pos, "spans": spans}
 
 
 def code_sample(d: dict, max_chars: int = 600) -> dict:
@@ -277,17 +279,17 @@ def pick_samples(docs: list[dict]) -> list[dict]:
         for d in [d for d in docs if d["genre"] == genre][:2]:
             out.append(prose_sample(d))
     for lang in ("javascript", "typescript"):
-        seen = set()
+        first_per_package = {}
         for d in docs:
-            pkg = re.match(r"^(@?[^@]+)@", d["source"]).group(1)
-            if d["genre"] != lang or pkg in seen or d["text"].lstrip().startswith(("/*!", "/**\n * @license")):
+            if d["genre"] != lang or re.search(r"#[1-9]\d*$", d["id"]):
+                continue  # only the start of a file
+            if d["text"].lstrip().startswith(("/*!", "/**\n * @license")):
                 continue
-            if d["id"].endswith(tuple(f"#{i}" for i in range(1, 100))):
-                continue
-            seen.add(pkg)
-            out.append(code_sample(d))
-            if len(seen) == 8:
-                break
+            first_per_package.setdefault(re.match(r"^(@?[^@]+)@", d["source"]).group(1), d)
+        packages = sorted(first_per_package)
+        step = max(1, len(packages) / 8)
+        for i in range(min(8, len(packages))):  # spread over the alphabet, not the first eight
+            out.append(code_sample(first_per_package[packages[int(i * step)]]))
     return out
 
 
@@ -364,7 +366,7 @@ the model never trained on.
 | parameters | {summary['params']:,} ({summary['active_params']:,} active per token); model.safetensors {summary['file_bytes'] / 1e6:.1f} MB in bf16 |
 | context | {cfg['max_position_embeddings']} tokens (trained on {log['seq']}-token windows) |
 | tokenizer | byte-level BPE, {cfg['vocab_size']} tokens, trained on the training split (`tokenizers`); `<|endoftext|>` = {cfg['eos_token_id']} separates documents |
-| training | {log['steps']} steps × {log['batch']} × {log['seq']} tokens = {log['steps'] * log['batch'] * log['seq'] / 1e6:.1f} M tokens ({log['steps'] * log['batch'] * log['seq'] / log['train_tokens']:.1f} passes over {log['train_tokens'] / 1e6:.2f} M training tokens); AdamW (β 0.9/0.95, weight decay {log['weight_decay']}), peak lr {log['lr']}, {log['warmup']} warm-up steps, cosine to 10%; bf16 autocast; load-balancing loss coefficient {cfg['router_aux_loss_coef']}; seed {log['seed']} |
+| training | weights kept from step {log.get('kept_step', log['steps'])} of {log['steps']} (lowest loss on the fixed validation windows); {log['steps']} steps × {log['batch']} × {log['seq']} tokens = {log['steps'] * log['batch'] * log['seq'] / 1e6:.1f} M tokens ({log['steps'] * log['batch'] * log['seq'] / log['train_tokens']:.1f} passes over {log['train_tokens'] / 1e6:.2f} M training tokens); AdamW (β 0.9/0.95, weight decay {log['weight_decay']}), peak lr {log['lr']}, {log['warmup']} warm-up steps, cosine to 10%; bf16 autocast; load-balancing loss coefficient {cfg['router_aux_loss_coef']}; seed {log['seed']} |
 | time | {log.get('train_seconds', 0):.0f} s on one {log['device']} (torch {log['torch']}, experts implementation `{log['experts_implementation']}`) |
 
 Validation loss during training (fixed validation windows): {", ".join(f"step {e['step']}: {e['val_loss']}" for e in log['evals'])}.

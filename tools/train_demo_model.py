@@ -13,12 +13,13 @@ not bit for bit.
 
 Training: AdamW, linear warm-up then cosine decay to 10%, bf16 autocast, gradient clipping 1.0, transformers'
 load-balancing loss on (`output_router_logits`, `router_aux_loss_coef`). Random 512-token windows from the training
-documents concatenated with <|endoftext|> between them. The validation loss is measured every `--eval-every` steps;
-the weights saved at the end are the last ones (the log shows whether validation loss was still falling).
-The early checkpoint is saved after `--early-fraction` of the steps.
+documents concatenated with <|endoftext|> between them. The validation loss is measured every `--eval-every` steps
+on fixed validation windows; the weights saved at the end are those of the lowest such loss (the data is small
+enough that many passes could overfit; the log says which step was kept). The early checkpoint is saved after
+`--early-fraction` of the steps.
 
-Usage (GPU machine): python3 tools/train_demo_model.py --steps 1800
-      resume:        python3 tools/train_demo_model.py --steps 1800 --resume   (from <work>/state.pt)
+Usage (GPU machine): python3 tools/train_demo_model.py --steps 1500
+      resume:        python3 tools/train_demo_model.py --steps 1500 --resume   (from <work>/state.pt)
       smoke test:    python3 tools/train_demo_model.py --smoke                 (tiny model, a few steps, CPU is fine)
 """
 from __future__ import annotations
@@ -174,14 +175,14 @@ def main() -> None:
     ap.add_argument("--work", default=os.path.join(ROOT, ".data", "demo-run"))
     ap.add_argument("--out", default=os.path.join(ROOT, "public", "models"))
     ap.add_argument("--name", default=NAME)
-    ap.add_argument("--steps", type=int, default=1800)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seq", type=int, default=512)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--early-fraction", type=float, default=0.05)
-    ap.add_argument("--eval-every", type=int, default=150)
+    ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--eval-batches", type=int, default=8)
     ap.add_argument("--experts", default=None, help="transformers experts_implementation (default: its choice)")
     ap.add_argument("--stop-after", type=float, default=0, help="seconds; save state.pt and stop (resume later)")
@@ -239,6 +240,7 @@ def main() -> None:
     model.train()
     t_train = time.time()
     step = start
+    best = None  # (val loss, step, weights on the CPU); not kept across a resume, the resumed run re-measures
     while step < args.steps:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
@@ -264,6 +266,8 @@ def main() -> None:
             v = evaluate(model, val, device, args.seq, args.eval_batches, args.batch)
             log["evals"].append({"step": step, "val_loss": round(v, 4)})
             print(f"step {step:5d} val loss {v:.4f} (ppl {math.exp(v):.1f})", flush=True)
+            if step > early_step and (best is None or v < best[0]):
+                best = (v, step, {k: t.detach().to("cpu", copy=True) for k, t in model.state_dict().items()})
         if step == early_step:
             save_model(model, config, tok, os.path.join(args.out, f"{args.name}-early"))
             log["early_step"] = step
@@ -273,6 +277,9 @@ def main() -> None:
             print(f"stopped at step {step} (time limit); resume with --resume", flush=True)
             return
     log["train_seconds"] = round(time.time() - t_train, 1)
+    if best is not None and best[1] != step:
+        model.load_state_dict(best[2])
+    log["kept_step"] = best[1] if best is not None else step
     save_model(model, config, tok, os.path.join(args.out, args.name))
     with open(os.path.join(args.work, "train-log.json"), "w") as f:
         json.dump(log, f, indent=1)

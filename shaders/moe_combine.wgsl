@@ -1,21 +1,14 @@
 // MoE combine: out[t] = Σ_{s < k, slot kept} w[t, s] · y[row(t, s)]  (+ g_t · shared_y[t])
 // summed in slot order (a gather, no float atomics: repeated runs are bit-identical), where g_t = sigmoid(x·w_gate)
-// for a gated shared expert (Qwen2-MoE) and 1 for an ungated one (DeepSeek). Also records the token's routing in
-// the ring (chosen and assigned experts, gate weights, the router's probability vector and logsumexp) when its
-// position is below the ring's capacity. One workgroup per token; threads stride over H.
+// for a gated shared expert (Qwen2-MoE) and 1 for an ungated one (DeepSeek). One workgroup per token; threads
+// stride over H.
 // #include "lib/moe_params"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
 @group(0) @binding(1) var<storage, read> records: array<u32>;           // [max_tokens, REC]
-@group(0) @binding(2) var<storage, read> probs: array<f32>;             // [max_tokens, experts] (first half)
-@group(0) @binding(3) var<storage, read> y: array<f32>;                 // [rows, H] expert outputs
-@group(0) @binding(4) var<storage, read> shared_y: array<f32>;          // [tokens, H] shared expert output
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;         // [tokens, H]
-@group(0) @binding(6) var<storage, read_write> ring_chosen: array<u32>;   // [ring, layers, K_MAX]
-@group(0) @binding(7) var<storage, read_write> ring_assigned: array<u32>; // [ring, layers, K_MAX]
-@group(0) @binding(8) var<storage, read_write> ring_weights: array<f32>;  // [ring, layers, K_MAX]
-@group(0) @binding(9) var<storage, read_write> ring_probs: array<f32>;    // [ring, layers, experts]
-@group(0) @binding(10) var<storage, read_write> ring_lse: array<f32>;     // [ring, layers]
+@group(0) @binding(2) var<storage, read> y: array<f32>;                 // [rows, H] expert outputs
+@group(0) @binding(3) var<storage, read> shared_y: array<f32>;          // [tokens, H] shared expert output
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;         // [tokens, H]
 
 override COMBINE_WG: u32 = 256u;
 
@@ -42,16 +35,4 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     out[t * H + c] = acc;
   }
 
-  let pos = P.position + t;
-  if (pos >= P.ring_capacity) { return; }
-  let slot = pos * P.num_layers + P.layer;
-  if (li < K_MAX) {
-    ring_chosen[slot * K_MAX + li] = records[rec + li];
-    ring_assigned[slot * K_MAX + li] = records[rec + REC_ASSIGNED + li];
-    ring_weights[slot * K_MAX + li] = bitcast<f32>(records[rec + REC_WEIGHT + li]);
-  }
-  for (var e = li; e < P.experts; e += COMBINE_WG) {
-    ring_probs[slot * P.experts + e] = probs[t * P.experts + e];
-  }
-  if (li == 0u) { ring_lse[slot] = bitcast<f32>(records[rec + REC_LSE]); }
 }

@@ -1,25 +1,25 @@
-// MoE dispatch plan: turns the router's choices into per-expert row lists in token order, applies capacity, builds
-// the tile list of the grouped expert matmuls, and updates the routing statistics. No CPU readback anywhere.
+// MoE dispatch plan: turns the router's choices into per-expert row counts and offsets, applies capacity, builds the
+// tile list of the grouped expert matmuls, and updates the routing statistics. No CPU readback anywhere.
 //
 // Input: per expert e a membership bitmask over tokens (bit t set when token t is assigned to e), set by moe_router
 // (and moved by moe_reroute). The stable rank of token t in e's list is
-//   rank = popcount of e's mask bits below t = prefix[e, t / 32] + popcount(mask[e, t / 32] & ((1 << t % 32) - 1)),
-// so lists come out in token order (a stable scatter) without sorting and without atomics.
+//   rank = popcount of e's mask bits below t = prefix[e, t / 32] − start[e] + popcount(mask[e, t / 32] & below(t)),
+// so lists come out in token order (moe_scatter writes them) without sorting and without atomics.
 //   1. prefix: exclusive scan of the per-word popcounts, flattened over [experts, words] (thread-serial runs + one
-//      workgroup scan); an expert's count is the difference of its first and next expert's first prefix.
-//   2. capacity (drop policy): kept = min(count, capacity) — the first `capacity` tokens in token order keep their slot
-//      (under the reroute policy moe_reroute has already moved or dropped the overflow, so everything is kept).
-//      Exclusive scans over experts give each expert's first row (offset) and its first tile; tiles are tile_m rows.
-//   3. scatter: every (token, slot) gets row = offset[e] + rank (row_key[row] = token·8 + slot), or is dropped
-//      (assigned = NONE) when rank ≥ kept.
-//   4. statistics for layer l, summed in a fixed order (deterministic): counts += kept, stepCounts = kept,
-//      dropped/rerouted, probMass += Σ_t p[t, e], gateSum += Σ gate weights of e's rows, zLossSum += Σ_t lse².
-//   5. the masks are cleared for the next layer / step.
-// One workgroup of PLAN_WG threads (experts ≤ PLAN_WG).
+//      workgroup scan); the masks are copied for moe_scatter and cleared for the next layer / step.
+//   2. counts and capacity (drop policy): kept = min(count, capacity) — the first `capacity` tokens in token order
+//      keep their slot (under the reroute policy moe_reroute has already moved or dropped the overflow, so
+//      everything is kept); cutoff = the first token past capacity. Exclusive scans over experts give each expert's
+//      first row (offset) and first tile; tiles are tile_m rows.
+//   3. statistics for layer l, summed in a fixed order (deterministic): counts += kept, stepCounts = kept,
+//      dropped/rerouted, probMass += Σ_t p[t, e], gateSum += Σ gate weights of e's kept assignments,
+//      zLossSum += Σ_t lse².
+// One workgroup of PLAN_WG threads (experts ≤ 256 ≤ PLAN_WG); the host sets PLAN_WG to the device's maximum
+// (up to 1024) so the loops over tokens are short.
 // #include "lib/moe_params"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
-@group(0) @binding(1) var<storage, read_write> records: array<u32>;     // [max_tokens, REC]
+@group(0) @binding(1) var<storage, read> records: array<u32>;           // [max_tokens, REC]
 @group(0) @binding(2) var<storage, read> probs: array<f32>;             // [max_tokens, experts] probabilities (first half)
 @group(0) @binding(3) var<storage, read_write> plan: array<u32>;        // plan buffer (layout.ts)
 @group(0) @binding(4) var<storage, read_write> counts: array<u32>;      // [layers, experts]
@@ -34,11 +34,9 @@ override PLAN_WG: u32 = 256u;
 
 var<workgroup> scan_buf: array<u32, PLAN_WG>;
 var<workgroup> facc: array<f32, PLAN_WG>;
-var<workgroup> e_start: array<u32, 256>;  // prefix value at the expert's first word
-var<workgroup> e_kept: array<u32, 256>;
-var<workgroup> e_offset: array<u32, 256>;
+var<workgroup> e_cutoff: array<u32, 256>; // first token past the expert's capacity (NONE: all kept)
 
-// Inclusive Hillis–Steele scan of one value per thread; returns (exclusive prefix, total).
+// Exclusive Hillis–Steele scan of one value per thread; returns (exclusive prefix, total).
 fn block_scan(v: u32, li: u32) -> vec2<u32> {
   scan_buf[li] = v;
   workgroupBarrier();
@@ -79,7 +77,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
   let lo = min(n, li * per);
   let hi = min(n, lo + per);
 
-  // ---- 1. prefix over per-word popcounts ----
+  // ---- 1. prefix over per-word popcounts; copy and clear the masks ----
   var run = 0u;
   for (var i = lo; i < hi; i++) {
     run += countOneBits(plan[(i / words) * P.mask_words + i % words]);
@@ -88,29 +86,45 @@ fn main(@builtin(local_invocation_index) li: u32) {
   let total = scanned.y;
   run = scanned.x;
   for (var i = lo; i < hi; i++) {
+    let at = (i / words) * P.mask_words + i % words;
+    let m = plan[at];
     plan[P.off_prefix + i] = run;
-    run += countOneBits(plan[(i / words) * P.mask_words + i % words]);
+    plan[P.off_mask_copy + i] = m;
+    plan[at] = 0u;
+    run += countOneBits(m);
   }
   storageBarrier();
   workgroupBarrier();
 
-  // ---- 2. capacity, offsets, tiles ----
+  // ---- 2. counts, capacity, offsets, tiles ----
   var count = 0u;
   var kept = 0u;
   if (li < E) {
     let start = plan[P.off_prefix + li * words];
     let end = select(total, plan[P.off_prefix + (li + 1u) * words], li + 1u < E);
     count = end - start;
-    // with re-routing, moe_reroute already resolved the overflow: keep every assignment
     kept = select(count, min(count, P.capacity), P.capacity > 0u && P.reroute_ran == 0u);
-    e_start[li] = start;
-    e_kept[li] = kept;
+    var cut = NONE;
+    if (kept < count) {
+      // the word holding member `kept`: the last word whose prefix (relative to start) is ≤ kept
+      var a = 0u;
+      var b = words - 1u;
+      loop {
+        if (a >= b) { break; }
+        let mid = (a + b + 1u) / 2u;
+        if (plan[P.off_prefix + li * words + mid] - start <= kept) { a = mid; } else { b = mid - 1u; }
+      }
+      var bits = plan[P.off_mask_copy + li * words + a];
+      for (var skip = kept - (plan[P.off_prefix + li * words + a] - start); skip > 0u; skip--) { bits &= bits - 1u; }
+      cut = a * 32u + firstTrailingBit(bits);
+    }
+    e_cutoff[li] = cut;
+    plan[P.off_starts + li] = start;
   }
   let offset = block_scan(kept, li).x;
   let tiles = (kept + P.tile_m - 1u) / P.tile_m;
   let tiles_scan = block_scan(tiles, li);
   if (li < E) {
-    e_offset[li] = offset;
     plan[P.off_offsets + li] = offset;
     plan[P.off_kept + li] = kept;
     for (var j = 0u; j < tiles; j++) {
@@ -119,29 +133,8 @@ fn main(@builtin(local_invocation_index) li: u32) {
     }
   }
   if (li == 0u) { plan[P.off_header] = tiles_scan.y; }
-  workgroupBarrier();
 
-  // ---- 3. stable scatter of (token, slot) into the expert lists ----
-  for (var i = li; i < T * k; i += PLAN_WG) {
-    let t = i / k;
-    let s = i % k;
-    let e = records[t * REC + REC_ASSIGNED + s];
-    if (e == NONE) { continue; }
-    let word = t / 32u;
-    let below = plan[e * P.mask_words + word] & ((1u << (t % 32u)) - 1u);
-    let rank = plan[P.off_prefix + e * words + word] - e_start[e] + countOneBits(below);
-    if (rank < e_kept[e]) {
-      let row = e_offset[e] + rank;
-      records[t * REC + REC_ROW + s] = row;
-      plan[P.off_row_key + row] = t * K_MAX + s;
-    } else {
-      records[t * REC + REC_ASSIGNED + s] = NONE;
-    }
-  }
-  storageBarrier();
-  workgroupBarrier();
-
-  // ---- 4. statistics ----
+  // ---- 3. statistics ----
   let se = P.layer * E;
   if (li < E) {
     counts[se + li] += kept;
@@ -155,19 +148,22 @@ fn main(@builtin(local_invocation_index) li: u32) {
     dropped[se + li] += drops;
     rerouted[se + li] += moved;
   }
-  // probMass and gateSum: G threads per expert, each summing a strided share, then the shares in order.
+  workgroupBarrier();
+  // probMass and gateSum: G threads per expert sum a strided share of the tokens, then the shares in order.
   let g_per = PLAN_WG / E;
   let my_e = li % E;
   let my_g = li / E;
   var pacc = 0.0;
   var gacc = 0.0;
   if (my_g < g_per) {
-    for (var t = my_g; t < T; t += g_per) { pacc += probs[t * E + my_e]; }
-    let r0 = e_offset[my_e];
-    let r1 = r0 + e_kept[my_e];
-    for (var r = r0 + my_g; r < r1; r += g_per) {
-      let key = plan[P.off_row_key + r];
-      gacc += bitcast<f32>(records[(key / K_MAX) * REC + REC_WEIGHT + key % K_MAX]);
+    let cut = e_cutoff[my_e];
+    for (var t = my_g; t < T; t += g_per) {
+      pacc += probs[t * E + my_e];
+      for (var s = 0u; s < k; s++) {
+        if (records[t * REC + REC_ASSIGNED + s] == my_e && t < cut) {
+          gacc += bitcast<f32>(records[t * REC + REC_WEIGHT + s]);
+        }
+      }
     }
   }
   facc[li] = pacc;
@@ -193,9 +189,4 @@ fn main(@builtin(local_invocation_index) li: u32) {
   }
   let zsum = block_sum(zacc, li);
   if (li == 0u) { z_loss_sum[P.layer] += zsum; }
-
-  // ---- 5. clear the masks for the next use ----
-  for (var i = li; i < n; i += PLAN_WG) {
-    plan[(i / words) * P.mask_words + i % words] = 0u;
-  }
 }

@@ -1,4 +1,4 @@
-// Per-layer uniform shared by the MoE routing kernels (moe_router, moe_reroute, moe_plan, moe_combine).
+// Per-layer uniform shared by the MoE routing kernels (moe_router, moe_reroute, moe_plan, moe_scatter, moe_combine).
 // Field order must match MOE_LAYER_FIELDS in src/engine/routing/layout.ts. All fields are 32-bit.
 struct LayerParams {
   tokens: u32,          // T: tokens in this step
@@ -36,7 +36,10 @@ struct LayerParams {
   off_drop_step: u32,
   off_reroute_step: u32,
   choice_offset: u32,   // offset (floats) of the choice scores in the probs scratch buffer
-  _pad: u32,
+  off_mask_copy: u32,   // [experts, words] copy of the masks taken by moe_plan (which clears the masks)
+  off_starts: u32,      // [experts] flattened prefix at each expert's first word
+  _pad0: u32,
+  _pad1: u32,
 }
 
 // Slots per token in the records and the ring, whatever k is.

@@ -191,12 +191,12 @@ describe('determinism and the per-token path', () => {
     expect(gpu.recentErrors).toEqual([]);
   });
 
-  it('decode records at most 6 dispatches per MoE layer (5 without a shared expert)', async () => {
+  it('decode records 6 dispatches per MoE layer without a shared expert', async () => {
     const gpu = await testGpu();
     const mixtral = buildProblem(gpu, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 1 });
-    expect(mixtral.layer.dispatchCount(1)).toBe(5);
+    expect(mixtral.layer.dispatchCount(1)).toBe(6);
     const qwen = buildProblem(gpu, { family: 'qwen2_moe', H: 16, I: 8, E: 8, k: 2, seed: 1 });
-    expect(qwen.layer.dispatchCount(1)).toBe(7);
+    expect(qwen.layer.dispatchCount(1)).toBe(8);
     // count what encode() actually records
     let dispatches = 0;
     const enc = gpu.device.createCommandEncoder();
@@ -211,7 +211,7 @@ describe('determinism and the per-token path', () => {
     mixtral.layer.encode(counting, uploadBuffer(gpu, 'd.x', randomF32(16, 1)), uploadBuffer(gpu, 'd.o', new Float32Array(16)), 1, 0);
     pass.end();
     gpu.device.queue.submit([enc.finish()]);
-    expect(dispatches).toBe(5);
+    expect(dispatches).toBe(6);
   });
 });
 
@@ -260,8 +260,8 @@ describe('the checks can fail', () => {
     const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });
     await expect(checkStep(broken, p, 5, policyWith(p.config, {}), 1)).rejects.toThrow(/output/);
   });
-  it('a plan that keeps one token too many per expert fails the capacity check', async () => {
-    const broken = await mutantGpu('moe_plan', 'if (rank < e_kept[e])', 'if (rank <= e_kept[e])');
+  it('a scatter that keeps one token too many per expert fails the capacity check', async () => {
+    const broken = await mutantGpu('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])');
     const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });
     await expect(checkStep(broken, p, 33, policyWith(p.config, { capacityFactor: 0.6 }), 1)).rejects.toThrow();
   });

@@ -202,7 +202,7 @@ describe('policy and plan layout', () => {
   it('plan regions do not overlap and hold the worst-case tiles', () => {
     const p = planLayout(8, 100, 8, 8);
     const regions = [
-      [0, 8 * p.maskWords], [p.prefix, 8 * p.maskWords], [p.header, 4], [p.offsets, 8], [p.kept, 8],
+      [0, 8 * p.maskWords], [p.maskCopy, 8 * p.maskWords], [p.prefix, 8 * p.maskWords], [p.header, 4], [p.offsets, 8], [p.kept, 8], [p.starts, 8],
       [p.tileExpert, p.maxTiles], [p.tileRow, p.maxTiles], [p.rowKey, p.maxRows], [p.dropStep, 8], [p.rerouteStep, 8],
     ];
     for (let i = 1; i < regions.length; i++) expect(regions[i][0]).toBe(regions[i - 1][0] + regions[i - 1][1]);

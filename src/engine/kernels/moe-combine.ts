@@ -1,6 +1,5 @@
-// MoE combine kernel (shaders/moe_combine.wgsl): deterministic weighted gather of expert outputs, ring record.
+// MoE combine kernel (shaders/moe_combine.wgsl): deterministic weighted gather of the expert outputs.
 import type { Gpu } from '../gpu';
-import type { RoutingBuffers } from '../routing/buffers';
 import { bindGroup, kernelLayout } from './common';
 
 export const COMBINE_CONSTANTS = { COMBINE_WG: 256 };
@@ -8,14 +7,12 @@ export const COMBINE_CONSTANTS = { COMBINE_WG: 256 };
 export interface MoeCombineBuffers {
   params: GPUBuffer;
   records: GPUBuffer;
-  probs: GPUBuffer;
   /** f32 [rows, H] expert outputs */
   y: GPUBuffer;
   /** f32 [tokens, H] shared-expert output (any buffer without one) */
   sharedY: GPUBuffer;
   /** f32 [tokens, H] */
   out: GPUBuffer;
-  ring: RoutingBuffers;
 }
 
 export class MoeCombineKernel {
@@ -23,15 +20,12 @@ export class MoeCombineKernel {
   readonly pipeline: GPUComputePipeline;
 
   constructor(private readonly gpu: Gpu) {
-    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw']);
+    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw']);
     this.pipeline = gpu.pipeline('moe_combine', 'main', COMBINE_CONSTANTS, this.layout.pipelineLayout, this.layout.key);
   }
 
   bind(label: string, b: MoeCombineBuffers): GPUBindGroup {
-    const r = b.ring;
-    return bindGroup(this.gpu, label, this.layout, [
-      b.params, b.records, b.probs, b.y, b.sharedY, b.out, r.ringChosen, r.ringAssigned, r.ringWeights, r.ringProbs, r.ringLse,
-    ]);
+    return bindGroup(this.gpu, label, this.layout, [b.params, b.records, b.y, b.sharedY, b.out]);
   }
 
   encode(pass: GPUComputePassEncoder, group: GPUBindGroup, tokens: number): void {

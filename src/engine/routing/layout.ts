@@ -12,7 +12,8 @@ export const MOE_LAYER_FIELDS = [
   'reroute_ran', 'tile_m', 'ring_capacity', 'max_tokens',
   'mask_words', 'off_prefix', 'off_header', 'off_offsets',
   'off_kept', 'off_tile_expert', 'off_tile_row', 'off_row_key',
-  'off_drop_step', 'off_reroute_step', 'choice_offset', '_pad',
+  'off_drop_step', 'off_reroute_step', 'choice_offset', 'off_mask_copy',
+  'off_starts', '_pad0', '_pad1',
 ] as const;
 
 /** `LayerParams` fields written as f32. */
@@ -37,6 +38,9 @@ export const REC_SGATE = 33;
 export interface PlanLayout {
   /** Membership bitmasks [experts, maskWords] (at offset 0). */
   maskWords: number;
+  /** [experts, words] the masks as moe_plan found them (it clears the masks for the next use). */
+  maskCopy: number;
+  /** [experts, words] exclusive prefix of per-word popcounts, flattened over experts. */
   prefix: number;
   /** header[0] = tile count. */
   header: number;
@@ -44,6 +48,8 @@ export interface PlanLayout {
   offsets: number;
   /** [experts] rows each expert keeps this step. */
   kept: number;
+  /** [experts] flattened prefix at the expert's first word (its rank 0). */
+  starts: number;
   /** [maxTiles] expert of each tile. */
   tileExpert: number;
   /** [maxTiles] first row of each tile. */
@@ -73,16 +79,18 @@ export function planLayout(experts: number, maxTokens: number, maxK: number, min
     at += n;
     return o;
   };
+  const maskCopy = take(experts * maskWords);
   const prefix = take(experts * maskWords);
   const header = take(4);
   const offsets = take(experts);
   const kept = take(experts);
+  const starts = take(experts);
   const tileExpert = take(maxTiles);
   const tileRow = take(maxTiles);
   const rowKey = take(maxRows);
   const dropStep = take(experts);
   const rerouteStep = take(experts);
-  return { maskWords, prefix, header, offsets, kept, tileExpert, tileRow, rowKey, dropStep, rerouteStep, maxTiles, maxRows, words: at };
+  return { maskWords, maskCopy, prefix, header, offsets, kept, starts, tileExpert, tileRow, rowKey, dropStep, rerouteStep, maxTiles, maxRows, words: at };
 }
 
 /** The plan offsets as the expert-matmul uniform fields. */

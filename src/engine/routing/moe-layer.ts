@@ -9,16 +9,17 @@
 // encode() writes the layer's uniform through the queue and records its dispatches; it creates no GPU object after
 // the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
 // (its uniform holds this step's token count and position). Decode (T = 1, no shared expert, no re-routing) records
-// 5 dispatches: router, plan, expert gate/up, expert down, combine (+1 per extra weight binding when an expert bank
-// is split, +2 for a shared expert, +1 for the re-route policy).
+// 6 dispatches: router, plan, scatter, expert gate/up, expert down, combine (+1 per extra weight binding when an
+// expert bank is split, +2 for a shared expert, +1 for the re-route policy).
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../model/config';
 import type { RoutingPolicy } from '../session-api';
 import { Uniforms, storageBuffer } from '../kernels/common';
 import { MoeRouterKernel } from '../kernels/moe-router';
 import { MoeRerouteKernel } from '../kernels/moe-reroute';
-import { MoePlanKernel, PLAN_CONSTANTS } from '../kernels/moe-plan';
+import { MoePlanKernel } from '../kernels/moe-plan';
 import { MoeCombineKernel } from '../kernels/moe-combine';
+import { MoeScatterKernel } from '../kernels/moe-scatter';
 import { ExpertMatmulKernel, GEMV_ROWS, maxPlanTiles, type ExpertMatmulBinding, type ExpertMode, type TiledShape } from '../kernels/moe-expert';
 import { K_MAX } from './buffers';
 import { MOE_LAYER_FIELDS, MOE_LAYER_FLOATS } from './layout';
@@ -93,10 +94,11 @@ export class MoeLayer {
   private readonly router: MoeRouterKernel;
   private readonly reroute: MoeRerouteKernel;
   private readonly plan: MoePlanKernel;
+  private readonly scatter: MoeScatterKernel;
   private readonly combine: MoeCombineKernel;
   private readonly modes: Record<ExpertMode, ExpertPair>;
   private readonly expertMode: ExpertMode | 'auto';
-  private readonly fixedGroups: { reroute: GPUBindGroup; plan: GPUBindGroup };
+  private readonly fixedGroups: { reroute: GPUBindGroup; plan: GPUBindGroup; scatter: GPUBindGroup };
   private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: GPUBindGroup; combine: GPUBindGroup; modes: Record<ExpertMode, ExpertPair> }>>();
   private policy: RoutingPolicy;
   private k: number;
@@ -126,11 +128,13 @@ export class MoeLayer {
     this.router = new MoeRouterKernel(gpu, c.weightDtype);
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
+    this.scatter = new MoeScatterKernel(gpu);
     this.combine = new MoeCombineKernel(gpu);
     const s = this.scratch;
     this.fixedGroups = {
       reroute: this.reroute.bind(`${label}.reroute`, this.params.buffer, s.records, s.probs, s.plan),
       plan: this.plan.bind(`${label}.plan`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
+      scatter: this.scatter.bind(`${label}.scatter`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
     };
     const kernels = (mode: ExpertMode) => ({
       up: new ExpertMatmulKernel(gpu, 'up', mode, c.weightDtype, o.tiledShape),
@@ -168,7 +172,10 @@ export class MoeLayer {
       off_drop_step: pl.dropStep,
       off_reroute_step: pl.rerouteStep,
       choice_offset: s.shape.maxTokens * E,
-      _pad: 0,
+      off_mask_copy: pl.maskCopy,
+      off_starts: pl.starts,
+      _pad0: 0,
+      _pad1: 0,
     });
     this.policy = o.policy ?? defaultPolicy(c);
     this.k = effectiveTopK(c, this.policy);
@@ -198,7 +205,7 @@ export class MoeLayer {
   dispatchCount(T: number): number {
     const rerouting = this.policy.overflow === 'reroute' && expertCapacity(this.policy.capacityFactor, T, this.k, this.config.numExperts) > 0;
     const banks = this.weights.gateUp.buffers.length + this.weights.down.buffers.length;
-    return 3 + banks + (rerouting ? 1 : 0) + (this.config.sharedExpert ? 2 : 0);
+    return 4 + banks + (rerouting ? 1 : 0) + (this.config.sharedExpert ? 2 : 0);
   }
 
   /**
@@ -214,7 +221,7 @@ export class MoeLayer {
     if (own) pass.end();
   }
 
-  /** Router, optional re-route and plan: everything before the expert matmuls (also writes the uniform). */
+  /** Router, optional re-route, plan and scatter: everything before the expert matmuls (also writes the uniform). */
   encodeRouting(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number, position: number): void {
     this.gpu.assertAlive();
     const max = this.scratch.shape;
@@ -234,6 +241,7 @@ export class MoeLayer {
     this.router.encode(pass, io.router, T);
     if (rerouting) this.reroute.encode(pass, this.fixedGroups.reroute);
     this.plan.encode(pass, this.fixedGroups.plan);
+    this.scatter.encode(pass, this.fixedGroups.scatter, T);
   }
 
   /** The grouped expert matmuls (and the shared expert). Call after encodeRouting for the same step. */
@@ -272,8 +280,7 @@ export class MoeLayer {
           ablated: this.stats.ablation, records: s.records, probs: s.probs, plan: s.plan,
         }),
         combine: this.combine.bind(`${label}.combine`, {
-          params: this.params.buffer, records: s.records, probs: s.probs, y: s.y,
-          sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out, ring: this.stats.buffers,
+          params: this.params.buffer, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
         }),
         modes: {
           gemv: this.bindExperts(this.modes.gemv, x),
@@ -321,7 +328,7 @@ function validateLayer(c: MoeConfig, o: MoeLayerOptions): void {
   const where = `Layer${o.layer}.moe (${c.source})`;
   const E = c.numExperts;
   const r = c.router;
-  if (!(E >= 1 && E <= 256 && E <= PLAN_CONSTANTS.PLAN_WG)) throw new RangeError(`${where}: numExperts ${E} must be in [1, 256]`);
+  if (!(E >= 1 && E <= 256)) throw new RangeError(`${where}: numExperts ${E} must be in [1, 256]`);
   if (!(r.topK >= 1 && r.topK <= K_MAX && r.topK <= E)) throw new RangeError(`${where}: router.topK ${r.topK} must be in [1, min(8, numExperts)]`);
   if (r.nGroup > 1) {
     if (E % r.nGroup !== 0 || r.nGroup > 64) throw new RangeError(`${where}: router.nGroup ${r.nGroup} must divide numExperts ${E} and be ≤ 64`);

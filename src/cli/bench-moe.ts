@@ -1,0 +1,331 @@
+// MoE layer benchmark: our MoeLayer (router → plan → grouped SwiGLU experts → combine) at Mixtral-style shapes,
+// E = 8, k = 2, f32 weights, for several token counts; the routing/dispatch part (router + plan), the expert
+// matmuls and the combine timed separately; device copy bandwidth in the same process; a float64 spot check of
+// the outputs. With --torch FILE (written by tools/bench_moe_torch.py in the same device call) it prints the
+// side-by-side table with transformers' MixtralSparseMoeBlock and the floor of every case.
+//
+//   npx tsx src/cli/bench-moe.ts [--shapes small,mixtral] [--tokens 1,16,256,4096] [--torch FILE] [--out FILE]
+//                                [--tune] [--markdown FILE]
+//
+// On SwiftShader it runs a tiny shape unless --shapes is given.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { Gpu } from '../engine/gpu';
+import { releaseNodeGpu, requestNodeGpu } from '../engine/node/device-node';
+import { readF32, readU32, storageBuffer, uploadBuffer } from '../engine/kernels/common';
+import type { MoeConfig } from '../engine/model/config';
+import { MoeLayer, moeScratchShape, type ExpertBank, type MoeLayerWeights } from '../engine/routing/moe-layer';
+import { MoeScratch } from '../engine/routing/scratch';
+import { RoutingStats } from '../engine/routing/stats';
+import { expertsPerBinding } from '../engine/routing/expert-bank';
+import type { ExpertMode, TiledShape } from '../engine/kernels/moe-expert';
+import { GpuTimer, type Timing } from '../bench/timing';
+import { moeLayerRef } from '../reference/moe';
+
+interface Shape {
+  name: string;
+  H: number;
+  I: number;
+  E: number;
+  k: number;
+}
+const SHAPES: Record<string, Shape> = {
+  tiny: { name: 'tiny', H: 64, I: 96, E: 8, k: 2 },
+  small: { name: 'small', H: 1024, I: 2048, E: 8, k: 2 },
+  mixtral: { name: 'mixtral', H: 4096, I: 14336, E: 8, k: 2 },
+};
+
+export interface MoeBenchCase {
+  shape: string;
+  H: number;
+  I: number;
+  E: number;
+  k: number;
+  T: number;
+  mode: ExpertMode;
+  dispatches: number;
+  /** Experts that received tokens (the weights a step must read). */
+  expertsHit: number;
+  /** Per step, microseconds (GPU timestamps when available, else wall clock). */
+  totalUs: number;
+  routingUs: number;
+  expertsUs: number;
+  combineUs: number;
+  wallUs: number;
+  /** Bytes of expert weights the step reads, and its FLOPs (router + k experts per token). */
+  weightBytes: number;
+  flops: number;
+  /** Largest |ours − float64 reference| / max |reference| over the checked tokens (null when not checked). */
+  checkError: number | null;
+  tune?: { label: string; expertsUs: number }[];
+}
+
+export interface MoeBenchResult {
+  device: string;
+  limits: { maxStorageBufferBindingSize: number; maxBufferSize: number };
+  timing: string;
+  copyGBs: number;
+  cases: MoeBenchCase[];
+}
+
+const us = (t: Timing) => 1000 * (t.gpuMs ?? t.wallMs);
+
+/** Values of a weight bank: element i is BLOCK[i mod P] (P prime), so the reference can rebuild any element. */
+const PERIOD = 1_048_573;
+function block(seed: number, scale: number): Float32Array {
+  const b = new Float32Array(PERIOD);
+  let s = seed >>> 0;
+  for (let i = 0; i < PERIOD; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    b[i] = ((s >>> 8) / 16777216 - 0.5) * 2 * scale; // uniform in [-scale, scale)
+  }
+  return b;
+}
+
+/** Uploads E experts of `perExpert` f32 elements, element i (over the whole bank) = blk[i mod PERIOD]. */
+function uploadBank(gpu: Gpu, label: string, blk: Float32Array, E: number, perExpert: number): ExpertBank {
+  const n = Math.min(E, expertsPerBinding(gpu, perExpert, 'f32'));
+  const chunk = 1 << 24; // elements per write
+  const window = new Float32Array(PERIOD + chunk);
+  for (let i = 0; i < window.length; i++) window[i] = blk[i % PERIOD];
+  const buffers: GPUBuffer[] = [];
+  for (let first = 0; first < E; first += n) {
+    const count = Math.min(n, E - first) * perExpert;
+    const buffer = gpu.device.createBuffer({ label: `${label}.${buffers.length}`, size: count * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+    const base = first * perExpert;
+    for (let at = 0; at < count; at += chunk) {
+      const len = Math.min(chunk, count - at);
+      const start = (base + at) % PERIOD;
+      gpu.device.queue.writeBuffer(buffer, at * 4, window, start, len);
+    }
+    buffers.push(buffer);
+  }
+  return { buffers, expertsPerBuffer: n };
+}
+
+function benchConfig(s: Shape): MoeConfig {
+  return {
+    family: 'mixtral', source: `bench:${s.name}`, vocabSize: 32000, hiddenSize: s.H, numLayers: 1, numHeads: 32, numKvHeads: 8,
+    headDim: 128, intermediateSize: 0, moeIntermediateSize: s.I, numExperts: s.E,
+    router: { scoring: 'softmax', topK: s.k, normTopK: true, hasBias: false, hasCorrectionBias: false, nGroup: 1, topkGroup: 1, routedScalingFactor: 1, capacityFactor: 0 },
+    sharedExpert: null, moeLayers: [true], rmsNormEps: 1e-5, ropeTheta: 1e6, maxPositions: 32768, slidingWindow: null,
+    tieWordEmbeddings: false, qkNorm: 'none', attentionBias: false, embeddingMultiplier: 1, residualMultiplier: 1,
+    attentionScale: 1 / Math.sqrt(128), logitsScaling: 1, weightDtype: 'f32',
+  };
+}
+
+function randomX(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = (s >>> 8) / 16777216 - 0.5;
+  }
+  return x;
+}
+
+/** Copy bandwidth, counting bytes read plus bytes written. */
+async function copyBandwidth(gpu: Gpu, timer: GpuTimer, bytes: number): Promise<number> {
+  const a = storageBuffer(gpu, 'bench.copyA', bytes);
+  const b = storageBuffer(gpu, 'bench.copyB', bytes);
+  const t = await timer.measure((enc, reps) => {
+    for (let i = 0; i < reps; i++) enc.copyBufferToBuffer(i % 2 ? b : a, 0, i % 2 ? a : b, 0, bytes);
+  }, { targetMs: 100, maxReps: 200 });
+  a.destroy();
+  b.destroy();
+  return (2 * bytes) / ((t.gpuMs ?? t.wallMs) * 1e6);
+}
+
+async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[], tune: boolean): Promise<MoeBenchCase[]> {
+  const config = benchConfig(s);
+  const { H, I, E, k } = s;
+  const maxT = Math.max(...tokens);
+  const routerVals = randomX(E * H, 11).map((v) => (v * 3) / Math.sqrt(H));
+  const guBlock = block(12, 1 / Math.sqrt(H));
+  const dBlock = block(13, 1 / Math.sqrt(I));
+  const weights: MoeLayerWeights = {
+    router: uploadBuffer(gpu, 'bench.router', routerVals),
+    gateUp: uploadBank(gpu, 'bench.gateUp', guBlock, E, 2 * I * H),
+    down: uploadBank(gpu, 'bench.down', dBlock, E, H * I),
+  };
+  console.log(`${s.name}: gate_up in ${weights.gateUp.buffers.length} buffer(s) of ${weights.gateUp.expertsPerBuffer} experts, down in ${weights.down.buffers.length}`);
+  const stats = new RoutingStats(gpu, config, { ringCapacity: maxT });
+  const scratch = new MoeScratch(gpu, moeScratchShape(config, { maxTokens: maxT, maxK: k }));
+  const layers: Partial<Record<ExpertMode | 'auto', MoeLayer>> = {};
+  const layerFor = (mode: ExpertMode | 'auto', tiledShape?: TiledShape) =>
+    new MoeLayer(gpu, { layer: 0, config, weights, stats, scratch, expertMode: mode, tiledShape });
+  layers.auto = layerFor('auto');
+  const out: MoeBenchCase[] = [];
+  for (const T of tokens) {
+    const xVals = randomX(T * H, 100 + T);
+    const x = uploadBuffer(gpu, 'bench.x', xVals);
+    const y = storageBuffer(gpu, 'bench.out', T * H * 4);
+    const layer = layers.auto!;
+    const pass = (enc: GPUCommandEncoder, reps: number, f: (p: GPUComputePassEncoder) => void) => {
+      const p = enc.beginComputePass({ label: 'bench.moe' });
+      for (let i = 0; i < reps; i++) f(p);
+      p.end();
+    };
+    const total = await timer.measure((enc, reps) => pass(enc, reps, (p) => layer.encode(p, x, y, T, 0)), { maxReps: 200 });
+    const routing = await timer.measure((enc, reps) => pass(enc, reps, (p) => layer.encodeRouting(p, x, y, T, 0)), { maxReps: 400 });
+    const experts = await timer.measure((enc, reps) => pass(enc, reps, (p) => layer.encodeExperts(p, x, y, T)), { maxReps: 200 });
+    const combine = await timer.measure((enc, reps) => pass(enc, reps, (p) => layer.encodeCombine(p, x, y, T)), { maxReps: 400 });
+    // one clean step for the routing facts and the spot check
+    const enc = gpu.device.createCommandEncoder();
+    layer.encode(enc, x, y, T, 0);
+    gpu.device.queue.submit([enc.finish()]);
+    const step = await readU32(gpu, stats.buffers.stepCounts, E);
+    const expertsHit = Array.from(step).filter((c) => c > 0).length;
+    let checkError: number | null = null;
+    const checkTokens = Math.min(T, s.H * s.I > 1e7 ? 1 : 4);
+    if (checkTokens > 0) {
+      const got = await readF32(gpu, y, checkTokens * H);
+      checkError = spotCheck(config, routerVals, guBlock, dBlock, xVals, got, checkTokens, T);
+    }
+    const mode = layer.modeFor(T);
+    const c: MoeBenchCase = {
+      shape: s.name, H, I, E, k, T, mode, dispatches: layer.dispatchCount(T), expertsHit,
+      totalUs: us(total), routingUs: us(routing), expertsUs: us(experts), combineUs: us(combine), wallUs: 1000 * total.wallMs,
+      weightBytes: expertsHit * 3 * H * I * 4, flops: 2 * T * H * E + 6 * T * k * H * I, checkError,
+    };
+    if (tune) {
+      c.tune = [];
+      const variants: [string, ExpertMode, TiledShape | undefined][] = [
+        ['gemv', 'gemv', undefined],
+        ['tiled 16x16 TK16', 'tiled', { WG_M: 16, WG_N: 16, TK: 16 }],
+        ['tiled 16x16 TK8', 'tiled', { WG_M: 16, WG_N: 16, TK: 8 }],
+        ['tiled 8x16 TK16', 'tiled', { WG_M: 8, WG_N: 16, TK: 16 }],
+        ['tiled 16x8 TK16', 'tiled', { WG_M: 16, WG_N: 8, TK: 16 }],
+        ['tiled 8x8 TK16', 'tiled', { WG_M: 8, WG_N: 8, TK: 16 }],
+      ];
+      for (const [label, mode, shape] of variants) {
+        if (mode === 'gemv' && T * k > 64 * E) continue; // re-reads the weights once per 8 rows: hopeless
+        if (mode === 'tiled' && T === 1) continue;
+        const v = layerFor(mode, shape);
+        const t = await timer.measure((e, reps) => pass(e, reps, (p) => { v.encodeRouting(p, x, y, T, 0); v.encodeExperts(p, x, y, T); }), { maxReps: 100 });
+        const r = await timer.measure((e, reps) => pass(e, reps, (p) => v.encodeRouting(p, x, y, T, 0)), { maxReps: 200 });
+        c.tune.push({ label, expertsUs: us(t) - us(r) });
+      }
+    }
+    out.push(c);
+    console.log(
+      `${s.name} T=${T} ${mode}: total ${c.totalUs.toFixed(1)} µs (routing ${c.routingUs.toFixed(1)}, experts ${c.expertsUs.toFixed(1)}, ` +
+        `combine ${c.combineUs.toFixed(1)}), ${c.dispatches} dispatches, ${expertsHit} experts hit, check ${checkError?.toExponential(2)}` +
+        (c.tune ? `\n   tune: ${c.tune.map((t) => `${t.label} ${t.expertsUs.toFixed(1)}`).join(' | ')}` : ''),
+    );
+    x.destroy();
+    y.destroy();
+  }
+  stats.destroy();
+  scratch.destroy();
+  for (const b of [...weights.gateUp.buffers, ...weights.down.buffers, weights.router]) b.destroy();
+  return out;
+}
+
+/** Float64 reference of the first `n` tokens of a T-token step (routing does not depend on other tokens). */
+function spotCheck(config: MoeConfig, router: Float32Array, gu: Float32Array, d: Float32Array, x: Float32Array, got: Float32Array, n: number, T: number): number {
+  const { hiddenSize: H, moeIntermediateSize: I, numExperts: E } = config;
+  // Only the experts the tokens pick are needed: expand lazily through a proxy-like accessor.
+  const lazy = (blk: Float32Array, len: number) => new Proxy({ length: len } as ArrayLike<number>, {
+    get: (t, p) => (typeof p === 'string' && /^\d+$/.test(p) ? blk[Number(p) % PERIOD] : Reflect.get(t, p)),
+  });
+  const ref = moeLayerRef({
+    T: n, H, I, E, x: x.subarray(0, n * H), weights: { router, gateUp: lazy(gu, E * 2 * I * H), down: lazy(d, E * H * I) },
+    router: config.router, layer: 0, position: 0, k: config.router.topK, noiseStd: 0, noiseSeed: 0, temperature: 1,
+    capacity: 0, overflow: 'drop',
+  });
+  void T;
+  let maxRef = 0;
+  let maxErr = 0;
+  for (let i = 0; i < n * H; i++) {
+    maxRef = Math.max(maxRef, Math.abs(ref.out[i]));
+    maxErr = Math.max(maxErr, Math.abs(ref.out[i] - got[i]));
+  }
+  return maxErr / maxRef;
+}
+
+interface TorchResult {
+  device: string;
+  copyGBs: number;
+  cublasTflops: number;
+  experts_implementations: string[];
+  cases: { shape: string; T: number; impl: string; us: number | null; error?: string }[];
+}
+
+/** The side-by-side table: ours, transformers eager and grouped_mm, and the floor. */
+export function markdownTable(ours: MoeBenchResult, torch: TorchResult | null): string {
+  const lines: string[] = [];
+  const copy = torch?.copyGBs ?? ours.copyGBs;
+  const rate = torch?.cublasTflops ?? null;
+  lines.push(`Device: ${ours.device}. Copy bandwidth (read + write): ${copy.toFixed(0)} GB/s (torch) / ${ours.copyGBs.toFixed(0)} GB/s (Dawn); ` +
+    `cuBLAS f32 (no TF32): ${rate ? rate.toFixed(1) + ' TFLOP/s' : 'n/a'}. Timing: ${ours.timing}.`);
+  lines.push('');
+  lines.push('| shape | T | ours µs | floor µs | ours / floor | eager µs | grouped_mm µs | eager / ours | routing+dispatch µs | combine µs | experts µs | dispatches | mode |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const c of ours.cases) {
+    const bw = (c.weightBytes / (copy * 1e9)) * 1e6;
+    const fl = rate ? (c.flops / (rate * 1e12)) * 1e6 : 0;
+    const floor = Math.max(bw, fl);
+    const t = (impl: string) => torch?.cases.find((x) => x.shape === c.shape && x.T === c.T && x.impl === impl)?.us ?? null;
+    const eager = t('eager');
+    const grouped = t('grouped_mm');
+    const f = (v: number | null) => (v === null ? '—' : v < 100 ? v.toFixed(1) : v.toFixed(0));
+    lines.push(
+      `| ${c.shape} H=${c.H} I=${c.I} | ${c.T} | ${f(c.totalUs)} | ${f(floor)} (${bw >= fl ? 'bytes' : 'flops'}) | ${(c.totalUs / floor).toFixed(2)} | ` +
+        `${f(eager)} | ${f(grouped)} | ${eager ? (eager / c.totalUs).toFixed(2) + '×' : '—'} | ${f(c.routingUs)} | ${f(c.combineUs)} | ${f(c.expertsUs)} | ${c.dispatches} | ${c.mode} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      shapes: { type: 'string' },
+      tokens: { type: 'string', default: '1,16,256,4096' },
+      torch: { type: 'string' },
+      out: { type: 'string' },
+      markdown: { type: 'string' },
+      tune: { type: 'boolean', default: false },
+    },
+  });
+  const gpu = await requestNodeGpu('moescope-bench-moe');
+  try {
+    const cpu = gpu.adapter.architecture === 'swiftshader';
+    const shapes = (values.shapes ?? (cpu ? 'tiny' : 'small,mixtral')).split(',').map((n) => {
+      const s = SHAPES[n];
+      if (!s) throw new Error(`--shapes: unknown shape "${n}" (known: ${Object.keys(SHAPES).join(', ')})`);
+      return s;
+    });
+    const tokens = values.tokens!.split(',').map(Number);
+    const limits = { maxStorageBufferBindingSize: gpu.limits.maxStorageBufferBindingSize, maxBufferSize: gpu.limits.maxBufferSize };
+    const device = `${gpu.adapter.vendor} ${gpu.adapter.architecture} ${gpu.adapter.description}`.trim();
+    console.log(`device: ${device}; limits ${JSON.stringify(limits)}; timestamps: ${gpu.features.timestampQuery}`);
+    const timer = new GpuTimer(gpu);
+    const copyGBs = await copyBandwidth(gpu, timer, cpu ? 64 << 20 : 1 << 30);
+    console.log(`copy bandwidth (read + write): ${copyGBs.toFixed(0)} GB/s`);
+    const cases: MoeBenchCase[] = [];
+    const result: MoeBenchResult = { device, limits, timing: timer.method, copyGBs, cases };
+    for (const s of shapes) {
+      try {
+        cases.push(...(await benchShape(gpu, timer, s, tokens, values.tune!)));
+      } catch (e) {
+        console.error(`shape ${s.name} failed:`, e); // keep the other shapes' numbers
+      }
+      if (values.out) writeFileSync(values.out, JSON.stringify(result, null, 2));
+    }
+    const torch = values.torch ? (JSON.parse(readFileSync(values.torch, 'utf8')) as TorchResult) : null;
+    const table = markdownTable(result, torch);
+    console.log(table);
+    if (values.markdown) writeFileSync(values.markdown, table + '\n');
+  } finally {
+    releaseNodeGpu(gpu);
+  }
+}
+
+if (process.argv[1] && /bench-moe\.(ts|mjs|js)$/.test(process.argv[1])) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

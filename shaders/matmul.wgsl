@@ -48,7 +48,8 @@ override WG_SIZE: u32 = WG_M * WG_N;
 override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
 // Per thread and tile: x units (4 values each), W units (UK values each), W staging vec4s.
 override X_UNITS: u32 = TILE_M * TILE_K / (4u * WG_SIZE);
-override W_UNITS: u32 = TILE_N * TILE_K / (UK * WG_SIZE);
+override W_TOTAL: u32 = TILE_N * TILE_K / UK; // W units per tile
+override W_UNITS: u32 = (W_TOTAL + WG_SIZE - 1u) / WG_SIZE;
 override W_SLOTS: u32 = UK / 4u;
 override STAGED_K: u32 = 2u * TILE_K;
 
@@ -132,6 +133,7 @@ fn load_tile(lid: u32, m0: u32, n0: u32, k0: u32) {
   }
   for (var i = 0u; i < W_UNITS; i++) {
     let u = lid + i * WG_SIZE;
+    if (u >= W_TOTAL) { break; } // f16/bf16 with a shallow tile: fewer units than threads
     if (W_NK) {
       let row = u / (TILE_K / UK); // n within the tile
       let c = u % (TILE_K / UK);
@@ -157,6 +159,7 @@ fn store_tile(lid: u32, buf: u32) {
   }
   for (var i = 0u; i < W_UNITS; i++) {
     let u = lid + i * WG_SIZE;
+    if (u >= W_TOTAL) { break; } // f16/bf16 with a shallow tile: fewer units than threads
     if (W_NK) {
       let row = u / (TILE_K / UK);
       let c = u % (TILE_K / UK);

@@ -70,7 +70,7 @@ export async function benchLinear(gpu: Gpu, timer: GpuTimer, c: BenchCase): Prom
       const g = b0.gemv.get(gemvBucket(c.M))!;
       kernel = `gemv rows=${g.options.rows} ${JSON.stringify(g.tile)}${g.options.aligned ? '' : ' unaligned'}`;
     } else {
-      const m = pickMatmul(b0.matmulLarge!, b0.matmulSmall!, c.M, c.N);
+      const m = pickMatmul(b0, c.M);
       kernel = `matmul ${JSON.stringify(m.tile)}${m.options.aligned ? '' : ' unaligned'}`;
     }
     const timing = await timer.measure((enc, reps) => {

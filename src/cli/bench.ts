@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Gpu, deviceDescriptor, summarizeAdapter } from '../engine/gpu';
 import { dawnFlags, nodeShader, releaseNodeGpu, requestNodeGpu, SHADER_DIR } from '../engine/node/device-node';
 import { MATMUL_TILE_LARGE, MATMUL_TILE_SMALL, type MatmulTile } from '../engine/kernels/matmul';
-import { GEMV_TILE_NK, type GemvTile } from '../engine/kernels/gemv';
+import { GEMV_TILE_NK, GEMV_TILE_NK_MANY_ROWS, type GemvTile } from '../engine/kernels/gemv';
 import {
   benchCopy,
   benchCopyKernel,
@@ -76,7 +76,7 @@ const DEFAULT_SPEC: TuneSpec = {
       configs: [{ tile: MATMUL_TILE_LARGE }, { tile: { WG_M: 16, WG_N: 16, TILE_K: 16 } }, { tile: MATMUL_TILE_SMALL }],
     },
   ],
-  gemv: [{ shapes: [[1, 4096, 14336, 'f32'], [1, 4096, 14336, 'bf16'], [16, 4096, 14336, 'f32']], tiles: [GEMV_TILE_NK, { WG_K: 32, WG_N: 4, NT: 4 }] }],
+  gemv: [{ shapes: [[1, 4096, 14336, 'f32'], [1, 4096, 14336, 'bf16'], [16, 4096, 14336, 'f32']], tiles: [GEMV_TILE_NK, GEMV_TILE_NK_MANY_ROWS] }],
 };
 
 function loadSpec(path: string | undefined, quick: boolean): TuneSpec {

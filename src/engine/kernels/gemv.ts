@@ -15,9 +15,19 @@ export interface GemvTile {
   NT: number;
 }
 
-/** Defaults per layout (chosen on the H100 sweep of `npm run bench -- --tune`, see docs/benchmarks.md). */
-export const GEMV_TILE_NK: GemvTile = { WG_K: 32, WG_N: 4, NT: 2 };
+/**
+ * Default tiles, chosen on the H100 sweep (docs/benchmarks.md). W [N, K]: for 1–2 rows a whole 256-thread workgroup
+ * splits K for 2 outputs; with more rows each thread keeps 4 outputs so that every x value it loads serves 4 weights.
+ */
+export const GEMV_TILE_NK: GemvTile = { WG_K: 256, WG_N: 1, NT: 2 };
+export const GEMV_TILE_NK_4ROWS: GemvTile = { WG_K: 64, WG_N: 2, NT: 4 };
+export const GEMV_TILE_NK_MANY_ROWS: GemvTile = { WG_K: 16, WG_N: 8, NT: 4 };
 export const GEMV_TILE_KN: GemvTile = { WG_K: 16, WG_N: 16, NT: 4 };
+
+export function gemvDefaultTile(layout: WeightLayout, rows: number): GemvTile {
+  if (layout === 'kn') return GEMV_TILE_KN;
+  return rows <= 2 ? GEMV_TILE_NK : rows <= 4 ? GEMV_TILE_NK_4ROWS : GEMV_TILE_NK_MANY_ROWS;
+}
 
 export interface GemvOptions {
   weightDtype: WeightDtype;
@@ -56,7 +66,7 @@ export class GemvKernel {
     readonly options: GemvOptions,
   ) {
     const nk = options.weightLayout === 'nk';
-    this.tile = options.tile ?? (nk ? GEMV_TILE_NK : GEMV_TILE_KN);
+    this.tile = options.tile ?? gemvDefaultTile(options.weightLayout, options.rows);
     const outputsPerThread = nk ? this.tile.NT : 4;
     this.blockN = this.tile.WG_N * outputsPerThread;
     checkTile(gpu, this.tile, options.rows, outputsPerThread);

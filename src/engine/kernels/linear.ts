@@ -1,17 +1,19 @@
 // The linear layer the model uses: y[rows, N] (+)= x[rows, K] · Wᵀ, choosing the kernel by row count.
 // rows ≤ 16 (decode): GEMV (shaders/gemv.wgsl), a pipeline per row bucket 1/2/4/8/16; more rows (prefill): the tiled
-// matmul (shaders/matmul.wgsl), 128×128 tiles, or 64×64 tiles when the large grid would leave the GPU idle.
+// matmul (shaders/matmul.wgsl), 128×128 tiles, or 64×128 / 64×64 when the larger grid would leave the GPU idle.
 // Everything is created in bind() at load time; encode() only writes the shape uniform and dispatches.
 import type { Gpu } from '../gpu';
 import type { WeightDtype } from '../dtypes';
 import { GEMV_MAX_ROWS, GEMV_ROW_BUCKETS, GemvKernel, gemvBucket } from './gemv';
 import {
   MATMUL_TILE_LARGE,
+  MATMUL_TILE_MEDIUM,
   MATMUL_TILE_SMALL,
   MatmulKernel,
   SHAPE_FIELDS,
   checkLinearBuffers,
   matmulAligned,
+  matmulTileFor,
   type WeightLayout,
 } from './matmul';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
@@ -39,16 +41,9 @@ export interface LinearBinding {
   readonly bindGroup: GPUBindGroup;
   /** GEMV pipeline per row bucket (index = bucket), for buckets ≤ maxRows. */
   readonly gemv: ReadonlyMap<number, GemvKernel>;
-  /** Tiled matmul, large and small tile; null when maxRows ≤ 16. */
-  readonly matmulLarge: MatmulKernel | null;
-  readonly matmulSmall: MatmulKernel | null;
+  /** Tiled matmul pipelines, large / medium / small tile (see matmulTileFor); empty when maxRows ≤ 16. */
+  readonly matmul: readonly MatmulKernel[];
 }
-
-/**
- * Below this many 128×128-tile workgroups the 64×64 tile is used (more workgroups to spread over the GPU's
- * multiprocessors; an H100 has 132).
- */
-export const SMALL_TILE_BELOW_WORKGROUPS = 264;
 
 export class LinearKernel {
   constructor(private readonly gpu: Gpu) {}
@@ -70,9 +65,8 @@ export class LinearKernel {
     for (const rows of GEMV_ROW_BUCKETS.filter((r) => r <= topBucket)) {
       gemv.set(rows, new GemvKernel(this.gpu, { ...common, rows }));
     }
-    const big = s.maxRows > GEMV_MAX_ROWS;
-    const matmulLarge = big ? new MatmulKernel(this.gpu, { ...common, tile: MATMUL_TILE_LARGE }) : null;
-    const matmulSmall = big ? new MatmulKernel(this.gpu, { ...common, tile: MATMUL_TILE_SMALL }) : null;
+    const tiles = s.maxRows > GEMV_MAX_ROWS ? [MATMUL_TILE_LARGE, MATMUL_TILE_MEDIUM, MATMUL_TILE_SMALL] : [];
+    const matmul = tiles.map((tile) => new MatmulKernel(this.gpu, { ...common, tile }));
     const uniforms = new Uniforms(this.gpu, `${label}.shape`, SHAPE_FIELDS);
     const layout = kernelLayout(this.gpu, ['uniform', 'read', 'read', 'rw']);
     return {
@@ -81,8 +75,7 @@ export class LinearKernel {
       uniforms,
       bindGroup: bindGroup(this.gpu, label, layout, [uniforms.buffer, x, W, y]),
       gemv,
-      matmulLarge,
-      matmulSmall,
+      matmul,
     };
   }
 
@@ -104,14 +97,14 @@ export class LinearKernel {
       pass.dispatchWorkgroups(ceilDiv(N, kernel.blockN));
       return;
     }
-    const kernel = pickMatmul(b.matmulLarge!, b.matmulSmall!, rows, N);
+    const kernel = pickMatmul(b, rows);
     pass.setPipeline(kernel.pipeline);
     pass.dispatchWorkgroups(ceilDiv(N, kernel.tile.WG_N * 8), ceilDiv(rows, kernel.tile.WG_M * 8));
   }
 }
 
-/** The large tile unless its grid has fewer than SMALL_TILE_BELOW_WORKGROUPS workgroups. */
-export function pickMatmul(large: MatmulKernel, small: MatmulKernel, rows: number, N: number): MatmulKernel {
-  const grid = ceilDiv(N, large.tile.WG_N * 8) * ceilDiv(rows, large.tile.WG_M * 8);
-  return grid >= SMALL_TILE_BELOW_WORKGROUPS ? large : small;
+/** The matmul pipeline LinearKernel.encode uses for `rows` rows (rows > 16). */
+export function pickMatmul(b: LinearBinding, rows: number): MatmulKernel {
+  const tile = matmulTileFor(rows, b.shape.N);
+  return b.matmul.find((k) => k.tile === tile)!;
 }

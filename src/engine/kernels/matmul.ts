@@ -14,9 +14,22 @@ export interface MatmulTile {
 }
 
 /** 128 × 128 outputs per workgroup of 256 threads: large problems. */
-export const MATMUL_TILE_LARGE: MatmulTile = { WG_M: 16, WG_N: 16, TILE_K: 16 };
-/** 64 × 64 outputs per workgroup of 64 threads: problems whose large-tile grid would not fill the GPU. */
-export const MATMUL_TILE_SMALL: MatmulTile = { WG_M: 8, WG_N: 8, TILE_K: 16 };
+export const MATMUL_TILE_LARGE: MatmulTile = { WG_M: 16, WG_N: 16, TILE_K: 8 };
+/** 64 × 128 outputs per workgroup of 128 threads: mid-sized grids. */
+export const MATMUL_TILE_MEDIUM: MatmulTile = { WG_M: 8, WG_N: 16, TILE_K: 8 };
+/** 64 × 64 outputs per workgroup of 64 threads: small problems. */
+export const MATMUL_TILE_SMALL: MatmulTile = { WG_M: 8, WG_N: 8, TILE_K: 8 };
+
+/**
+ * The tile for an M × N product: the largest whose grid still spreads over the GPU (an H100 has 132
+ * multiprocessors; measured on the H100 sweep, docs/benchmarks.md).
+ */
+export function matmulTileFor(M: number, N: number): MatmulTile {
+  const grid = (t: MatmulTile) => ceilDiv(M, t.WG_M * 8) * ceilDiv(N, t.WG_N * 8);
+  if (grid(MATMUL_TILE_LARGE) >= 256) return MATMUL_TILE_LARGE;
+  if (grid(MATMUL_TILE_MEDIUM) >= 128) return MATMUL_TILE_MEDIUM;
+  return MATMUL_TILE_SMALL;
+}
 
 export interface MatmulOptions {
   weightDtype: WeightDtype;
@@ -127,9 +140,9 @@ function checkTile(gpu: Gpu, t: MatmulTile, dtype: WeightDtype): void {
   if (t.WG_M > 16 || t.WG_N > 16) problems.push('WG_M and WG_N must be ≤ 16 (shared rows hold 128 floats)');
   if (t.TILE_K % 8 !== 0) problems.push('TILE_K must be a multiple of 8');
   const xUnits = (t.WG_M * 8 * t.TILE_K) / (4 * threads);
-  const wUnits = (t.WG_N * 8 * t.TILE_K) / (unit * threads);
-  if (!Number.isInteger(xUnits) || !Number.isInteger(wUnits) || xUnits > 8 || (wUnits * unit) / 4 > 8) {
-    problems.push('each thread must load a whole number of 16-byte units per tile, at most 8 of each operand');
+  const wUnits = Math.ceil((t.WG_N * 8 * t.TILE_K) / (unit * threads));
+  if (!Number.isInteger(xUnits) || xUnits > 8 || (wUnits * unit) / 4 > 8) {
+    problems.push('each thread must load a whole number of x units per tile and at most 8 16-byte units of each operand');
   }
   if ((t.WG_N * 8) % unit !== 0) problems.push('TILE_N must be a multiple of the weight unit');
   const shared = 2 * 2 * t.TILE_K * 32 * 16;

@@ -167,11 +167,11 @@ export function framingView(g: GridLayout, verticalFovDeg: number, aspect: numbe
   // from the camera (foreshortened by the elevation) fits the vertical one.
   const distAcross = across / (Math.tan(fov / 2) * aspect);
   const distAlong = (along * Math.sin(elev) + 1.5) / Math.tan(fov / 2);
-  const dist = Math.max(distAcross, distAlong, 4) * 1.08;
+  const dist = Math.max(distAcross, distAlong, 4) * 1.12;
   const up = dist * Math.sin(elev);
   const back = dist * Math.cos(elev);
   return {
-    position: side ? [cx + back, up, cz + back * 0.12] : [cx + back * 0.12, up, cz + back],
+    position: side ? [cx + back, up, cz + back * 0.06] : [cx + back * 0.06, up, cz + back],
     target: [cx, 0, cz],
     side,
   };

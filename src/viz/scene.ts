@@ -54,8 +54,10 @@ export class GridScene {
   constructor(
     readonly canvas: HTMLCanvasElement,
     private readonly device: GPUDevice,
+    /** MSAA; worth turning off on software adapters (SwiftShader), where it multiplies the raster cost. */
+    antialias = true,
   ) {
-    this.renderer = new THREE.WebGPURenderer({ canvas, device, antialias: true });
+    this.renderer = new THREE.WebGPURenderer({ canvas, device, antialias });
     this.renderer.setPixelRatio(Math.min(globalThis.devicePixelRatio || 1, 2));
     this.scene.background = new THREE.Color(0x0f1116);
     this.camera = new THREE.PerspectiveCamera(FOV, 1, 0.1, 10000);

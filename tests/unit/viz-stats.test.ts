@@ -71,3 +71,23 @@ describe('snapshot read-outs', () => {
     expect(Array.from(d.counts[1])).toEqual([0, 1, 1, 0]);
   });
 });
+
+import { barHeight } from '../../src/viz/panels/stats';
+
+describe('barHeight', () => {
+  it('is half a unit at a fair share in load mode and caps at maxRatio; current mode scales by the layer max', () => {
+    const s = {
+      numExperts: 4,
+      counts: new Uint32Array([2, 2, 2, 2, 0, 0, 0, 40]),
+      stepCounts: new Uint32Array([0, 1, 0, 1, 0, 0, 0, 0]),
+      probMass: new Float32Array(8),
+      dropped: new Uint32Array(8),
+      rerouted: new Uint32Array(8),
+    };
+    expect(barHeight(s, 0, 1, 'load', 1)).toBeCloseTo(0.5);
+    expect(barHeight(s, 1, 3, 'load', 2, 3)).toBeCloseTo(2 * 0.5 * 3);
+    expect(barHeight(s, 0, 3, 'current', 1)).toBeCloseTo(1.5);
+    expect(barHeight(s, 0, 0, 'current', 1)).toBe(0);
+    expect(barHeight(s, 1, 0, 'dropped', 1)).toBe(0);
+  });
+});

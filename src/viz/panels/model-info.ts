@@ -88,19 +88,23 @@ export class ModelInfoPanel {
     );
   }
 
-  /** Per-kernel GPU times; `note` states the timer resolution (or why there are none). */
-  setTimings(timings: readonly KernelTiming[] | null, note: string): void {
+  /**
+   * Per-kernel GPU times (`note` states the timer resolution, or why there are none) and, for a running model, the
+   * GPU memory each module holds.
+   */
+  setTimings(timings: readonly KernelTiming[] | null, note: string, memory: readonly { module: string; bytes: number }[] = []): void {
     const caption = document.createElement('div');
     caption.className = 'note';
     caption.textContent = note;
-    if (!timings || timings.length === 0) {
-      this.timings.replaceChildren(caption);
-      return;
+    const parts: HTMLElement[] = [];
+    if (memory.length) {
+      const total = memory.reduce((s, m) => s + m.bytes, 0);
+      parts.push(table([...memory.map((m) => [m.module, formatBytes(m.bytes)]), ['total', formatBytes(total)]], ['GPU memory', 'bytes']));
     }
-    const sorted = [...timings].sort((a, b) => b.micros - a.micros);
-    this.timings.replaceChildren(
-      table(sorted.map((t) => [t.name, t.micros.toFixed(1)]), ['kernel', 'µs / step']),
-      caption,
-    );
+    if (timings && timings.length) {
+      const sorted = [...timings].sort((a, b) => b.micros - a.micros).slice(0, 24);
+      parts.push(table(sorted.map((t) => [t.name, t.micros.toFixed(1)]), ['kernel (pass)', 'µs / step']));
+    }
+    this.timings.replaceChildren(...parts, caption);
   }
 }

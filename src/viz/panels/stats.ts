@@ -166,3 +166,36 @@ export function meanMetric(metrics: readonly LayerMetrics[], moeLayers: readonly
   });
   return n ? sum / n : 0;
 }
+
+/**
+ * The height the grid draws for (layer, expert) in `mode`, from a snapshot: the same formula as
+ * instance-values.wgsl, used on the CPU only to place the token-path line on the bars (not per frame).
+ */
+export function barHeight(
+  s: Pick<RoutingSnapshot, 'numExperts' | 'counts' | 'stepCounts' | 'probMass' | 'dropped' | 'rerouted'>,
+  layer: number,
+  expert: number,
+  mode: 'load' | 'current' | 'probability' | 'dropped',
+  heightScale: number,
+  maxRatio = 6,
+): number {
+  const E = s.numExperts;
+  const value = (e: number) => {
+    const i = layer * E + e;
+    if (mode === 'load') return s.counts[i];
+    if (mode === 'current') return s.stepCounts[i];
+    if (mode === 'probability') return s.probMass[i];
+    return s.dropped[i] + s.rerouted[i];
+  };
+  let total = 0;
+  let peak = 0;
+  for (let e = 0; e < E; e++) {
+    total += value(e);
+    peak = Math.max(peak, value(e));
+  }
+  const v = value(expert);
+  const h = mode === 'load' || mode === 'probability'
+    ? 0.5 * Math.min(total > 0 ? v / (total / E) : 0, maxRatio)
+    : 1.5 * (peak > 0 ? v / peak : 0);
+  return h * heightScale;
+}

@@ -1,7 +1,7 @@
 // Serving the app and driving headless Chromium (SwiftShader WebGPU) for the end-to-end tests.
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import puppeteer, { type Browser, type Page } from 'puppeteer';
+import puppeteer, { type Browser, type ElementHandle, type Page } from 'puppeteer';
 import { createServer, type ViteDevServer } from 'vite';
 
 /** Flags that give headless Chromium a SwiftShader WebGPU adapter that can also draw to a canvas. */
@@ -98,4 +98,11 @@ export async function waitForApp(page: Page, timeout = 90_000): Promise<void> {
     },
     { timeout, polling: 200 },
   );
+}
+
+/** Pick files through the page's "open model files…" input, as a user would. */
+export async function pickFiles(page: Page, paths: string[]): Promise<void> {
+  const input = (await page.$('#files-input')) as ElementHandle<HTMLInputElement> | null;
+  if (!input) throw new Error('the page has no #files-input');
+  await input.uploadFile(...paths);
 }

@@ -1,0 +1,109 @@
+// Entry point of the dashboard (index.html). Without WebGPU the page says so and what to use instead.
+import './style.css';
+import { requestBrowserGpu, WebGpuUnavailableError } from '../engine/device';
+import { fileListFolder, filesFromDrop } from '../io';
+import { App } from './app';
+import { installTestHook } from './test-hook';
+import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
+import { decodeUrlState } from './url-state';
+
+async function main(): Promise<void> {
+  let gpu;
+  try {
+    gpu = await requestBrowserGpu('moescope');
+  } catch (e) {
+    const box = document.getElementById('nogpu')!;
+    document.getElementById('nogpu-reason')!.textContent =
+      e instanceof WebGpuUnavailableError ? e.message : `WebGPU could not start: ${(e as Error).message}`;
+    box.hidden = false;
+    return;
+  }
+  document.getElementById('app')!.hidden = false;
+
+  const models = bundledModels();
+  const configs = await bundledConfigs().catch(() => []);
+  const select = document.getElementById('model-select') as HTMLSelectElement;
+  const group = (label: string) => Object.assign(document.createElement('optgroup'), { label });
+  const runnable = group('run in the browser');
+  for (const m of models) runnable.append(new Option(m, `demo:${m}`));
+  const skeletons = group('config only (too large to run)');
+  for (const c of configs) skeletons.append(new Option(c.name, `config:${c.file}`));
+  const other = group('your own');
+  other.append(new Option('open a model folder…', 'open'), new Option('open model files…', 'open-files'));
+  select.append(...[runnable, skeletons, other].filter((g) => g.children.length));
+
+  let dropped: LoadedModel | null = null;
+  const app = new App(gpu, async (id, onProgress) => {
+    if (id.startsWith('demo:')) return loadBundledModel(gpu, id.slice(5), onProgress);
+    if (id.startsWith('config:')) return loadBundledConfig(id.slice(7));
+    if (dropped && id === dropped.id) return dropped;
+    throw new Error(`unknown model "${id}": pick one from the list or open a folder`);
+  });
+  await app.init();
+  installTestHook(app);
+
+
+  const openFiles = async (files: File[], location: string) => {
+    try {
+      const folder = fileListFolder(files, location);
+      app.progress(0, `opening ${location}`);
+      dropped = await loadFolder(gpu, folder, (f, what) => app.progress(f, what));
+      const id = dropped.id;
+      if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(dropped.name, id));
+      await app.setModel(dropped);
+    } catch (e) {
+      app.showError(e);
+    } finally {
+      app.progress(null, '');
+    }
+  };
+  // A folder (webkitdirectory) or the files of one (config.json, *.safetensors, tokenizer.json) picked together.
+  for (const id of ['folder-input', 'files-input']) {
+    const input = document.getElementById(id) as HTMLInputElement;
+    input.addEventListener('change', () => {
+      const files = [...(input.files ?? [])];
+      input.value = '';
+      if (files.length) void openFiles(files, files[0].webkitRelativePath.split('/')[0] || 'the chosen files');
+    });
+  }
+  const overlay = document.getElementById('drop-overlay')!;
+  window.addEventListener('dragover', (ev) => {
+    ev.preventDefault();
+    overlay.hidden = false;
+  });
+  window.addEventListener('dragleave', (ev) => {
+    if (ev.relatedTarget === null) overlay.hidden = true;
+  });
+  window.addEventListener('drop', (ev) => {
+    ev.preventDefault();
+    overlay.hidden = true;
+    const items = ev.dataTransfer?.items;
+    if (!items) return;
+    const pending = filesFromDrop(items as unknown as Parameters<typeof filesFromDrop>[0]);
+    void pending.then((files) => openFiles(files, 'the dropped folder'), (e) => app.showError(e));
+  });
+
+  // Start on the URL's model, else the bundled demo model, else the first skeleton.
+  const url = decodeUrlState(location.search);
+  const first = url.model ?? (models.length ? `demo:${models[0]}` : configs.length ? `config:${configs[0].file}` : null);
+  if (!first) {
+    app.showError(new Error('No bundled model or config found under public/.'));
+    return;
+  }
+  try {
+    app.progress(0, 'loading');
+    const model = await (first.startsWith('demo:')
+      ? loadBundledModel(gpu, first.slice(5), (f, what) => app.progress(f, what))
+      : first.startsWith('config:')
+        ? loadBundledConfig(first.slice(7))
+        : Promise.reject(new Error(`the link names model "${first}", which has to be opened again`)));
+    await app.setModel(model, url);
+  } catch (e) {
+    app.showError(e);
+    if (first !== `config:${configs[0]?.file}` && configs.length) await app.open(`config:${configs[0].file}`);
+  } finally {
+    app.progress(null, '');
+  }
+}
+
+void main();

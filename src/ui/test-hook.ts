@@ -1,0 +1,103 @@
+// window.__moescope: what the end-to-end tests drive and inspect. Reading the renderer's storage buffer back
+// (instanceValues) maps a buffer; only tests call it, never the app's own frame or step paths.
+import { readF32 } from '../engine/kernels/common';
+import { countsFromRing } from '../viz/panels/stats';
+import type { App } from './app';
+import type { Params } from './params';
+
+declare global {
+  interface Window {
+    __moescope?: ReturnType<typeof makeHook>;
+  }
+}
+
+const nextFrame = () => new Promise<void>((r) => requestAnimationFrame(() => r()));
+
+function makeHook(app: App) {
+  const hook = {
+    app,
+    get inFrame(): boolean {
+      return app.inFrame;
+    },
+    modelId: () => app.model?.id ?? null,
+    hasSession: () => app.model?.session != null,
+    position: () => app.stepper?.position ?? 0,
+    frames: () => app.frames,
+    snapshots: () => app.snapshots,
+    /** CPU ms of the most recent `n` frames. */
+    frameTimes(n = 120): number[] {
+      const count = Math.min(n, app.frames, app.frameTimes.length);
+      const out: number[] = [];
+      for (let i = app.frames - count; i < app.frames; i++) out.push(app.frameTimes[i % app.frameTimes.length]);
+      return out;
+    },
+    async waitFrames(n: number): Promise<void> {
+      for (let i = 0; i < n; i++) await nextFrame();
+    },
+    /** Engine calls done, a frame drawn after them, GPU work finished. */
+    async settle(): Promise<void> {
+      await app.stepper?.idle();
+      await nextFrame();
+      await nextFrame();
+      await app.gpu.device.queue.onSubmittedWorkDone();
+    },
+    async step(n = 1): Promise<number> {
+      const done = (await app.stepper?.forward(n)) ?? 0;
+      await hook.settle();
+      return done;
+    },
+    async back(n = 1): Promise<number> {
+      const done = (await app.stepper?.back(n)) ?? 0;
+      await hook.settle();
+      return done;
+    },
+    async useText(text: string): Promise<void> {
+      await app.useText(text, 'prompt', null);
+      await hook.settle();
+    },
+    async setParam<K extends keyof Params>(key: K, value: Params[K]): Promise<void> {
+      app.params[key] = value;
+      app.onParam(key);
+      await hook.settle();
+    },
+    async toggleLayer(layer: number, shown: boolean): Promise<void> {
+      app.toggleLayer(layer, shown);
+      await hook.settle();
+    },
+    open: (id: string) => app.open(id),
+    layout() {
+      const g = app.scene.layout;
+      if (!g) return null;
+      return { count: g.count, numLayers: g.numLayers, numExperts: g.numExperts, layer: [...g.layer], expert: [...g.expert], kind: [...g.kind] };
+    },
+    /** The renderer's per-instance values ([instances] × (height, colour t, raw value, visible)), read back. */
+    async instanceValues(): Promise<number[]> {
+      const buffer = app.scene.valuesBuffer();
+      if (!buffer) return [];
+      return [...(await readF32(app.gpu, buffer, (app.scene.layout?.count ?? 0) * 4))];
+    },
+    /** The engine's routing record now: counts buffers and counts recomputed from the per-token ring. */
+    async engineState() {
+      const session = app.model?.session;
+      if (!session || !app.stepper) return null;
+      const s = await app.stepper.run(() => session.snapshot());
+      return {
+        position: s.position,
+        counts: [...s.counts],
+        stepCounts: [...s.stepCounts],
+        ringCounts: [...countsFromRing(s)],
+        chosen: [...s.chosen],
+      };
+    },
+    stripTexts: () => [...document.querySelectorAll('#strip .tok')].map((e) => e.textContent ?? ''),
+    errors: () => [...document.querySelectorAll('#errors .error')].map((e) => e.textContent ?? ''),
+    async png(): Promise<number> {
+      return (await app.scene.toPng()).size;
+    },
+  };
+  return hook;
+}
+
+export function installTestHook(app: App): void {
+  window.__moescope = makeHook(app);
+}

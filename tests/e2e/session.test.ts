@@ -1,0 +1,207 @@
+// End-to-end with a running model in headless Chromium (SwiftShader WebGPU): the Mixtral golden fixture
+// (tests/fixtures/mixtral, 2 layers × 8 experts, top-2) picked as files. The 3D view's per-instance values, read back
+// from the renderer's storage buffer, are compared with what transformers routed for the same prompt (golden.json),
+// with the engine's counts buffer and with counts rebuilt from its per-token ring.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Page } from 'puppeteer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ARTIFACTS, openPage, pickFiles, startHarness, waitForApp, type Harness, type PageLog } from './support/browser';
+
+type Hook = NonNullable<Window['__moescope']>;
+declare global {
+  interface Window {
+    __maps: { total: number; inFrame: number };
+  }
+}
+
+const FIXTURE = 'tests/fixtures/mixtral';
+const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as {
+  prompt: string;
+  input_ids: number[];
+  num_experts: number;
+  prefill: { routing: { layer: number; ids: number[][] }[] };
+};
+const E = golden.num_experts;
+const L = golden.prefill.routing.length;
+
+/** [layers, experts] counts of what transformers routed for prompt rows [0, rows). */
+function goldenCounts(rows: number, k = 2): number[] {
+  const out = new Array(L * E).fill(0);
+  for (const r of golden.prefill.routing) for (const ids of r.ids.slice(0, rows)) for (const e of ids.slice(0, k)) out[r.layer * E + e]++;
+  return out;
+}
+
+let h: Harness;
+let page: Page;
+let log: PageLog;
+const dialogs: string[] = [];
+
+const hook = <T>(fn: (m: Hook) => T | Promise<T>): Promise<T> =>
+  page.evaluate(async (src) => {
+    const f = new Function('m', `return (${src})(m)`) as (m: Hook) => T;
+    return f(window.__moescope!);
+  }, fn.toString()) as Promise<T>;
+
+/** Raw per-instance values of the routed-expert cells, in [layer, expert] order, as the 3D view holds them. */
+async function viewCounts(): Promise<{ raw: number[]; visible: number[] }> {
+  const [values, layout] = await Promise.all([hook((m) => m.instanceValues()), hook((m) => m.layout())]);
+  const raw = new Array(L * E).fill(NaN);
+  const visible = new Array(L * E).fill(NaN);
+  layout!.layer.forEach((l, i) => {
+    const e = layout!.expert[i];
+    if (e >= 0) {
+      raw[l * E + e] = values[i * 4 + 2];
+      visible[l * E + e] = values[i * 4 + 3];
+    }
+  });
+  return { raw, visible };
+}
+
+beforeAll(async () => {
+  h = await startHarness();
+  ({ page, log } = await openPage(h, 1280, 800));
+  page.on('dialog', async (d) => {
+    dialogs.push(d.message());
+    await d.dismiss();
+  });
+  await page.goto(`${h.origin}/?model=config:mixtral-8x7b.json`);
+  await waitForApp(page);
+  await pickFiles(page, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => join(FIXTURE, f)));
+  await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 60_000 });
+  expect(await hook((m) => m.errors())).toEqual([]);
+  // First engine work compiles every pipeline (SwiftShader's JIT: tens of seconds on two cores).
+  await hook((m) => m.settle());
+}, 180_000);
+
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('a running model', () => {
+  it('tokenises the golden prompt exactly as transformers did', async () => {
+    await hook((m) => m.useText('The expert said "café": route(x, k=2) 🙂'));
+    const ids = await hook((m) => m.app.stepper!.planned.map((t) => t.id));
+    expect(golden.prompt).toBe('The expert said "café": route(x, k=2) 🙂');
+    expect(ids).toEqual(golden.input_ids);
+  }, 60_000);
+
+  it('after 20 single steps the 3D view holds exactly the counts transformers routed', async () => {
+    for (let i = 0; i < 20; i++) await hook((m) => m.step(1));
+    expect(await hook((m) => m.position())).toBe(20);
+    const view = await viewCounts();
+    const engine = (await hook((m) => m.engineState()))!;
+    expect(engine.position).toBe(20);
+    expect(view.raw).toEqual(goldenCounts(20));
+    expect(engine.counts).toEqual(goldenCounts(20));
+    expect(engine.ringCounts).toEqual(goldenCounts(20));
+    await hook((m) => m.app.selectToken(19));
+    await hook((m) => m.settle());
+    await page.screenshot({ path: join(ARTIFACTS, 'session-20-tokens.png') });
+  }, 120_000);
+
+  it('shows the current token: one step after another, the view holds that token’s k experts per layer', async () => {
+    await hook((m) => m.setParam('mode', 'current'));
+    const view = await viewCounts();
+    const last = goldenCounts(20).map((c, i) => c - goldenCounts(19)[i]);
+    expect(view.raw).toEqual(last);
+    expect(view.raw.reduce((s, x) => s + x, 0)).toBe(2 * L);
+    await page.screenshot({ path: join(ARTIFACTS, 'session-current-token.png') });
+    await hook((m) => m.setParam('mode', 'load'));
+  });
+
+  it('stepping back restores the earlier counts, and forward again the later ones', async () => {
+    await hook((m) => m.back(5));
+    expect(await hook((m) => m.position())).toBe(15);
+    expect((await viewCounts()).raw).toEqual(goldenCounts(15));
+    expect((await hook((m) => m.engineState()))!.counts).toEqual(goldenCounts(15));
+    await hook((m) => m.step(5));
+    expect((await viewCounts()).raw).toEqual(goldenCounts(20));
+  }, 60_000);
+
+  it('changing k re-routes the same text: k = 3 gives other counts, back to the model k gives the golden ones', async () => {
+    await hook((m) => m.setParam('topK', 3));
+    const k3 = await viewCounts();
+    const engine = (await hook((m) => m.engineState()))!;
+    expect(k3.raw).toEqual(engine.counts);
+    expect(engine.ringCounts).toEqual(engine.counts);
+    for (let l = 0; l < L; l++) expect(k3.raw.slice(l * E, (l + 1) * E).reduce((s, x) => s + x, 0)).toBe(3 * 20);
+    expect(k3.raw).not.toEqual(goldenCounts(20));
+    await page.screenshot({ path: join(ARTIFACTS, 'session-k3.png') });
+    await hook((m) => m.setParam('topK', 0));
+    expect((await viewCounts()).raw).toEqual(goldenCounts(20));
+  }, 60_000);
+
+  it('toggling a layer hides exactly its instances', async () => {
+    await hook((m) => m.toggleLayer(1, false));
+    const hidden = await viewCounts();
+    for (let l = 0; l < L; l++) for (let e = 0; e < E; e++) expect(hidden.visible[l * E + e]).toBe(l === 1 ? 0 : 1);
+    await page.screenshot({ path: join(ARTIFACTS, 'session-layer1-hidden.png') });
+    await hook((m) => m.toggleLayer(1, true));
+    expect((await viewCounts()).visible.every((v) => v === 1)).toBe(true);
+  });
+
+  it('maps no buffer inside the frame callback, and none at all while idle', async () => {
+    // Let pending snapshots finish, then watch frames only.
+    await hook((m) => m.settle());
+    await new Promise((r) => setTimeout(r, 600));
+    const before = await page.evaluate(() => ({ ...window.__maps }));
+    await hook((m) => m.waitFrames(30));
+    const after = await page.evaluate(() => ({ ...window.__maps }));
+    expect(after.total - before.total).toBe(0);
+    expect(after.inFrame).toBe(0);
+    expect(before.total).toBeGreaterThan(0); // snapshots did map buffers, outside the frame loop
+  });
+
+  it('shows token text literally: an HTML-looking token is text in the strip, never markup', async () => {
+    const evil = '<img src=x onerror=alert(1)>';
+    await hook((m) => m.useText('<img src=x onerror=alert(1)>'));
+    await hook((m) => m.step(40));
+    const strip = await hook((m) => m.stripTexts().join(''));
+    expect(strip).toContain(evil);
+    expect(await page.$$eval('#strip img, #expert-tokens img', (els) => els.length)).toBe(0);
+    expect(await page.$eval('#strip', (e) => e.textContent)).toContain(evil);
+    expect(dialogs).toEqual([]);
+    await page.screenshot({ path: join(ARTIFACTS, 'session-html-token.png') });
+  }, 60_000);
+
+  it('frame CPU time does not grow over 500 processed tokens', async () => {
+    const text = 'Routing sends each token to two of eight experts; the counts grow, the frame work does not. '.repeat(12);
+    await hook((m) => m.useText('Routing sends each token to two of eight experts; the counts grow, the frame work does not. '.repeat(12)));
+    const planned = await hook((m) => m.app.stepper!.planned.length);
+    expect(planned).toBeGreaterThanOrEqual(500);
+    expect(text.length).toBeGreaterThan(0);
+    // 500 tokens as 100 steps of 5; frame times are sampled near the start and near the end.
+    const result = await page.evaluate(async () => {
+      const m = window.__moescope!;
+      const window_ = (n: number) => m.frameTimes(n);
+      const early: number[] = [];
+      const late: number[] = [];
+      for (let s = 0; s < 100; s++) {
+        await m.app.stepper!.forward(5);
+        await m.waitFrames(2);
+        if (s < 10) early.push(...window_(2));
+        if (s >= 90) late.push(...window_(2));
+      }
+      return { early, late, position: m.position() };
+    });
+    const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    console.log(
+      `frame CPU over 500 tokens: first 50 tokens mean ${mean(result.early).toFixed(2)} ms (median ${median(result.early).toFixed(2)}), ` +
+        `last 50 mean ${mean(result.late).toFixed(2)} ms (median ${median(result.late).toFixed(2)})`,
+    );
+    expect(result.position).toBe(500);
+    expect(median(result.late)).toBeLessThan(median(result.early) * 1.5 + 0.5);
+    expect(mean(result.late)).toBeLessThan(4);
+    await hook((m) => m.settle());
+    const engine = (await hook((m) => m.engineState()))!;
+    expect((await viewCounts()).raw).toEqual(engine.counts);
+    await page.screenshot({ path: join(ARTIFACTS, 'session-500-tokens.png') });
+  }, 150_000);
+
+  it('logged no console errors and showed no error in the page', async () => {
+    expect(log.errors).toEqual([]);
+    expect(await hook((m) => m.errors())).toEqual([]);
+  });
+});

@@ -301,6 +301,22 @@ def fmt(v: float, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def sweep_section(summary: dict) -> str:
+    """The training runs compared before this one was chosen (from <work>/sweep.json, if there is one)."""
+    if not summary.get("sweep"):
+        return ""
+    rows = []
+    for r in summary["sweep"]:
+        rows.append(f"| {r['run']} | {r['aux_coef']} | {r['steps']} | {r['kept_step']} | {r['val_loss']:.4f} | "
+                    + " ".join(f"{x:.1f}" for x in r["mi_ratio"]) + f" | {r['layers_passing']} |"
+                    + (" **chosen** |" if r.get("chosen") else " |"))
+    return ("## Runs compared\n\nTraining runs made with this script and compared on the validation set before "
+            "choosing the bundled one (most layers at ≥ 5× the untrained domain MI, then lowest validation loss; "
+            "MI measured on a validation subset). All use seed, data, tokenizer and model shape as above.\n\n"
+            "| run | aux coef | steps | kept step | val loss (fixed windows) | MI(domain) trained ÷ untrained, layers "
+            "0… | layers ≥ 5× | |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n")
+
+
 def write_reports(name: str, summary: dict, out_model: str, docs_path: str) -> None:
     L = summary["layers"]
     tr, ea, un = (summary["models"][k] for k in ("trained", "early", "untrained"))
@@ -366,12 +382,12 @@ the model never trained on.
 | parameters | {summary['params']:,} ({summary['active_params']:,} active per token); model.safetensors {summary['file_bytes'] / 1e6:.1f} MB in bf16 |
 | context | {cfg['max_position_embeddings']} tokens (trained on {log['seq']}-token windows) |
 | tokenizer | byte-level BPE, {cfg['vocab_size']} tokens, trained on the training split (`tokenizers`); `<|endoftext|>` = {cfg['eos_token_id']} separates documents |
-| training | weights kept from step {log.get('kept_step', log['steps'])} of {log['steps']} (lowest loss on the fixed validation windows); {log['steps']} steps × {log['batch']} × {log['seq']} tokens = {log['steps'] * log['batch'] * log['seq'] / 1e6:.1f} M tokens ({log['steps'] * log['batch'] * log['seq'] / log['train_tokens']:.1f} passes over {log['train_tokens'] / 1e6:.2f} M training tokens); AdamW (β 0.9/0.95, weight decay {log['weight_decay']}), peak lr {log['lr']}, {log['warmup']} warm-up steps, cosine to 10%; bf16 autocast; load-balancing loss coefficient {cfg['router_aux_loss_coef']}; seed {log['seed']} |
+| training | weights kept from step {log.get('kept_step', log['steps'])} of {log['steps']} (lowest loss on the fixed validation windows); {log['steps']} steps × {log['batch']} × {log['seq']} tokens = {log['steps'] * log['batch'] * log['seq'] / 1e6:.1f} M tokens ({log['steps'] * log['batch'] * log['seq'] / log['train_tokens']:.1f} passes over {log['train_tokens'] / 1e6:.2f} M training tokens); AdamW (β 0.9/0.95, weight decay {log['weight_decay']}), peak lr {log['lr']}, {log['warmup']} warm-up steps, cosine to 10%; bf16 autocast; load-balancing loss (per layer, averaged over layers) with coefficient {cfg['router_aux_loss_coef']}; seed {log['seed']} |
 | time | {log.get('train_seconds', 0):.0f} s on one {log['device']} (torch {log['torch']}, experts implementation `{log['experts_implementation']}`) |
 
 Validation loss during training (fixed validation windows): {", ".join(f"step {e['step']}: {e['val_loss']}" for e in log['evals'])}.
 
-## Validation loss
+{sweep_section(summary)}## Validation loss
 
 Mean next-token cross-entropy (nats) and perplexity, per domain; the untrained model is the same initialisation
 (seed {log['seed']}) before any step.
@@ -490,6 +506,7 @@ def main() -> None:
     ap.add_argument("--fixture", default=os.path.join(ROOT, "tests", "fixtures", "demo"))
     ap.add_argument("--max-val-tokens", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--quick", default="", help="write trained-vs-untrained loss and MI to this JSON file and stop")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -505,12 +522,29 @@ def main() -> None:
     cfg = trained.config
     n_layers, n_experts, k = cfg.num_hidden_layers, cfg.num_local_experts, cfg.num_experts_per_tok
     smoke = cfg.hidden_size < 256
-    untrained_cfg = model_config(cfg.vocab_size, cfg.eos_token_id, cfg.pad_token_id, smoke=smoke)
+    untrained_cfg = model_config(cfg.vocab_size, cfg.eos_token_id, cfg.pad_token_id, smoke=smoke,
+                                 aux_coef=cfg.router_aux_loss_coef)
     for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_local_experts", "vocab_size"):
         if getattr(untrained_cfg, key) != getattr(cfg, key):
             sys.exit(f"{trained_dir}/config.json: {key} differs from train_demo_model.model_config; cannot rebuild "
                      "the untrained model")
     untrained = build_model(untrained_cfg, args.seed).to(torch.bfloat16).to(torch.float32)
+    if args.quick:
+        # Only what a comparison of training runs needs: loss and per-layer MI of trained vs untrained.
+        quick = {}
+        for key, model in (("trained", trained), ("untrained", untrained)):
+            res = run_model(model, data, device, k)
+            quick[key] = {"loss": loss_table(data, res), "layers": layer_stats(data, res, n_layers, n_experts)}
+        ratios = [t["mi_domain"] / max(u["mi_domain"], 1e-12)
+                  for t, u in zip(quick["trained"]["layers"], quick["untrained"]["layers"])]
+        quick["mi_ratio"] = ratios
+        quick["layers_passing"] = sum(r >= 5 for r in ratios)
+        with open(args.quick, "w") as f:
+            json.dump(quick, f)
+        print(f"quick: loss {quick['trained']['loss']['all']:.3f}; MI ratios {[round(r, 1) for r in ratios]}; "
+              f"load CV {[round(x['load_cv'], 2) for x in quick['trained']['layers']]}; "
+              f"{quick['layers_passing']} layers >= 5x")
+        return
     models = {"trained": trained,
               "early": MixtralForCausalLM.from_pretrained(early_dir, dtype=torch.float32),
               "untrained": untrained}
@@ -532,6 +566,8 @@ def main() -> None:
     log_path = os.path.join(args.work, "train-log.json")
     summary["train_log"] = json.load(open(log_path)) if os.path.exists(log_path) else {}
     summary["early_step"] = summary["train_log"].get("early_step")
+    sweep_path = os.path.join(args.work, "sweep.json")
+    summary["sweep"] = json.load(open(sweep_path)) if os.path.exists(sweep_path) else []
 
     prose_mask = data.valid & (data.domain == 0)
     code_mask = data.valid & (data.domain == 1)

@@ -11,8 +11,12 @@ model can be rebuilt anywhere with `build_model`), and every batch (batch `s` is
 (seed, s), so a resumed run sees the same batches). GPU kernels are not bit-deterministic, so a rerun matches closely,
 not bit for bit.
 
-Training: AdamW, linear warm-up then cosine decay to 10%, bf16 autocast, gradient clipping 1.0, transformers'
-load-balancing loss on (`output_router_logits`, `router_aux_loss_coef`). Random 512-token windows from the training
+Training: AdamW, linear warm-up then cosine decay to 10%, bf16 autocast, gradient clipping 1.0, and the Switch /
+Mixtral load-balancing loss (E · Σ_e f_e · P_e, f = fraction of top-k assignments, P = mean router probability) from
+the router logits transformers returns with `output_router_logits`, weighted by `router_aux_loss_coef`. It is computed
+for each layer separately and averaged: transformers' own `load_balancing_loss_func` (5.x) pools the counts of all
+layers before multiplying, which only balances the experts' totals over the layers and left single layers sending
+75% of their tokens to one expert in a first run. Random 512-token windows from the training
 documents concatenated with <|endoftext|> between them. The validation loss is measured every `--eval-every` steps
 on fixed validation windows; the weights saved at the end are those of the lowest such loss (the data is small
 enough that many passes could overfit; the log says which step was kept). The early checkpoint is saved after
@@ -45,7 +49,7 @@ EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 
 
-def model_config(vocab_size: int, eos_id: int, pad_id: int, smoke: bool = False) -> MixtralConfig:
+def model_config(vocab_size: int, eos_id: int, pad_id: int, smoke: bool = False, aux_coef: float = 0.01) -> MixtralConfig:
     """6 layers x 8 experts (top-2) of hidden 256 and expert width 160: 9.2 M parameters, 18.4 MB in bf16."""
     return MixtralConfig(
         vocab_size=vocab_size,
@@ -62,7 +66,7 @@ def model_config(vocab_size: int, eos_id: int, pad_id: int, smoke: bool = False)
         sliding_window=None,
         tie_word_embeddings=False,
         initializer_range=0.02,
-        router_aux_loss_coef=0.02,
+        router_aux_loss_coef=aux_coef,
         output_router_logits=True,
         bos_token_id=eos_id,
         eos_token_id=eos_id,
@@ -120,6 +124,17 @@ def batch_at(stream: torch.Tensor, step: int, batch: int, seq: int, seed: int) -
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
     starts = torch.randint(0, len(stream) - seq, (batch,), generator=g)
     return torch.stack([stream[s:s + seq] for s in starts.tolist()]).long()
+
+
+def load_balancing_loss(router_logits: tuple, num_experts: int, top_k: int) -> torch.Tensor:
+    """Mean over layers of E · Σ_e f_e · P_e; equals top_k when a layer's load and probabilities are uniform."""
+    losses = []
+    for logits in router_logits:
+        probs = torch.softmax(logits.float(), dim=-1)
+        chosen = torch.topk(probs, top_k, dim=-1).indices
+        f = torch.bincount(chosen.reshape(-1), minlength=num_experts).float() / logits.shape[0]
+        losses.append(num_experts * (f * probs.mean(dim=0)).sum())
+    return torch.stack(losses).mean()
 
 
 def lr_at(step: int, total: int, peak: float, warmup: int) -> float:
@@ -182,6 +197,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--early-fraction", type=float, default=0.05)
+    ap.add_argument("--aux-coef", type=float, default=0.01, help="load-balancing loss weight (router_aux_loss_coef)")
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--eval-batches", type=int, default=8)
     ap.add_argument("--experts", default=None, help="transformers experts_implementation (default: its choice)")
@@ -215,13 +231,13 @@ def main() -> None:
     print(f"data: {len(train_docs)} train docs -> {len(train):,} tokens, {len(val_docs)} val docs -> {len(val):,} "
           f"tokens, vocab {tok.get_vocab_size()} ({t_data:.1f} s)", flush=True)
 
-    config = model_config(tok.get_vocab_size(), eos_id, pad_id, smoke=args.smoke)
+    config = model_config(tok.get_vocab_size(), eos_id, pad_id, smoke=args.smoke, aux_coef=args.aux_coef)
     model = build_model(config, args.seed, experts=args.experts).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.95), eps=1e-8,
                             fused=device == "cuda")
     state_path = os.path.join(args.work, "state.pt")
-    log = {"seed": args.seed, "steps": args.steps, "batch": args.batch, "seq": args.seq, "lr": args.lr,
+    log = {"seed": args.seed, "steps": args.steps, "aux_coef": args.aux_coef, "batch": args.batch, "seq": args.seq, "lr": args.lr,
            "warmup": args.warmup, "weight_decay": args.weight_decay, "params": n_params,
            "train_tokens": len(train), "val_tokens": len(val), "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
            "torch": torch.__version__, "experts_implementation": model.config._experts_implementation,
@@ -246,16 +262,18 @@ def main() -> None:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
         x = batch_at(train, step, args.batch, args.seq, args.seed).to(device, non_blocking=True)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            out = model(input_ids=x, labels=x, output_router_logits=True)
-        loss = out.loss
+            out = model(input_ids=x, output_router_logits=True)
+        ce = torch.nn.functional.cross_entropy(out.logits[:, :-1].float().reshape(-1, out.logits.shape[-1]),
+                                               x[:, 1:].reshape(-1))
+        aux = load_balancing_loss(out.router_logits, config.num_local_experts, config.num_experts_per_tok)
+        loss = ce + config.router_aux_loss_coef * aux
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         step += 1
         if step % 25 == 0 or step == 1 or step == args.steps:
-            aux = out.aux_loss.item()
-            ce = loss.item() - config.router_aux_loss_coef * aux
+            ce, aux = ce.item(), aux.item()
             elapsed = time.time() - t_train
             log["history"].append({"step": step, "loss": round(ce, 4), "aux": round(aux, 4),
                                    "grad_norm": round(float(grad_norm), 3), "lr": opt.param_groups[0]["lr"],

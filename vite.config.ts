@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 
 // Without a GPU, Dawn (npm `webgpu`) runs on SwiftShader, the CPU Vulkan driver that Debian's chromium ships.
 // Point the Vulkan loader at it unless the environment already names a driver (as on a GPU machine).
@@ -9,7 +9,16 @@ const vulkanEnv: Record<string, string> =
     ? { VK_ICD_FILENAMES: swiftshaderIcd }
     : {};
 
+// The dashboard's bundled models: folders under public/models/ with a config.json (listed when the server starts).
+const bundledModels = existsSync('public/models')
+  ? readdirSync('public/models', { withFileTypes: true })
+      .filter((d) => d.isDirectory() && existsSync(`public/models/${d.name}/config.json`))
+      .map((d) => d.name)
+      .sort()
+  : [];
+
 export default defineConfig({
+  define: { __MOESCOPE_BUNDLED_MODELS__: JSON.stringify(bundledModels) },
   server: { port: 5173 },
   build: { target: 'es2022', chunkSizeWarningLimit: 2000 },
   test: {

@@ -241,7 +241,14 @@ export class App {
   /** Throttled, asynchronous snapshot of the routing record for the panels (never on the frame path). */
   requestSnapshot(): void {
     this.snapshotDirty = true;
-    if (!this.snapshotBusy) void this.pumpSnapshots();
+    if (!this.snapshotBusy) this.snapshotPump = this.pumpSnapshots();
+  }
+
+  private snapshotPump: Promise<void> = Promise.resolve();
+
+  /** Resolves once no snapshot is pending (tests wait on it before reading panels or tooltips). */
+  async snapshotsSettled(): Promise<void> {
+    while (this.snapshotBusy || this.snapshotDirty) await this.snapshotPump;
   }
 
   private async pumpSnapshots(): Promise<void> {

@@ -40,10 +40,11 @@ export interface LoadedModel {
 
 export type Progress = (fraction: number, what: string) => void;
 
-/** Bundled model folders under public/models/ (found at build time from their config.json files). */
+/** Folders under public/models/ with a config.json, listed by vite.config.ts when the server or build starts. */
+declare const __MOESCOPE_BUNDLED_MODELS__: string[];
+
 export function bundledModels(): string[] {
-  const keys = Object.keys(import.meta.glob('/public/models/*/config.json'));
-  return keys.map((k) => k.split('/')[3]).sort();
+  return typeof __MOESCOPE_BUNDLED_MODELS__ === 'undefined' ? [] : __MOESCOPE_BUNDLED_MODELS__;
 }
 
 export interface BundledConfig {

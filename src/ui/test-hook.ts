@@ -37,6 +37,7 @@ function makeHook(app: App) {
     /** Engine calls done, a frame drawn after them, GPU work finished. */
     async settle(): Promise<void> {
       await app.stepper?.idle();
+      await app.snapshotsSettled();
       await nextFrame();
       await nextFrame();
       await app.gpu.device.queue.onSubmittedWorkDone();
@@ -72,6 +73,7 @@ function makeHook(app: App) {
     },
     /** The renderer's per-instance values ([instances] × (height, colour t, raw value, visible)), read back. */
     async instanceValues(): Promise<number[]> {
+      await hook.settle();
       const buffer = app.scene.valuesBuffer();
       if (!buffer) return [];
       return [...(await readF32(app.gpu, buffer, (app.scene.layout?.count ?? 0) * 4))];
@@ -88,6 +90,15 @@ function makeHook(app: App) {
         ringCounts: [...countsFromRing(s)],
         chosen: [...s.chosen],
       };
+    },
+    /** Client coordinates of the ground point under a routed-expert cell's centre. */
+    cellPoint(layer: number, expert: number): { x: number; y: number } | null {
+      const g = app.scene.layout;
+      if (!g || g.firstExpert[layer] < 0) return null;
+      const i = g.firstExpert[layer] + expert;
+      const p = app.scene.project(g.rect[i * 4], 0, g.rect[i * 4 + 1]);
+      const r = app.scene.canvas.getBoundingClientRect();
+      return p && { x: r.left + p.x, y: r.top + p.y };
     },
     stripTexts: () => [...document.querySelectorAll('#strip .tok')].map((e) => e.textContent ?? ''),
     errors: () => [...document.querySelectorAll('#errors .error')].map((e) => e.textContent ?? ''),

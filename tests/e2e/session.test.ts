@@ -18,6 +18,7 @@ declare global {
 const FIXTURE = 'tests/fixtures/mixtral';
 const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as {
   prompt: string;
+  generated_ids: number[];
   input_ids: number[];
   num_experts: number;
   prefill: { routing: { layer: number; ids: number[][] }[] };
@@ -141,6 +142,40 @@ describe('a running model', () => {
     expect((await viewCounts()).visible.every((v) => v === 1)).toBe(true);
   });
 
+  it('hover shows count, share and mean gate weight of a cell; a click lists the tokens the expert took', async () => {
+    await hook((m) => m.settle());
+    const expected = goldenCounts(20)[3];
+    const pt = (await hook((m) => m.cellPoint(0, 3)))!;
+    await page.mouse.move(pt.x, pt.y);
+    await page.waitForFunction(() => !document.getElementById('tooltip')!.hidden, { timeout: 5000 });
+    const tip = await page.$eval('#tooltip', (e) => e.textContent ?? '');
+    expect(tip).toContain('layer 0 · expert 3');
+    expect(tip).toContain(`count ${expected}`);
+    expect(tip).toMatch(/share \d+\.\d% \(fair 12\.5%\)/);
+    expect(tip).toMatch(/mean gate weight 0\.\d{3}/);
+    await page.mouse.click(pt.x, pt.y);
+    await page.waitForFunction(() => document.querySelectorAll('#expert-tokens .chip').length > 0, { timeout: 5000 });
+    expect(await page.$$eval('#expert-tokens .chip', (els) => els.length)).toBe(expected);
+    expect(await page.$eval('#expert-tokens', (e) => e.textContent)).toContain(`Layer 0, expert 3: ${expected} tokens`);
+    await page.screenshot({ path: join(ARTIFACTS, 'session-hover-click.png') });
+    await page.mouse.move(5, 5);
+  });
+
+  it('generate mode decodes what transformers decoded (greedy)', async () => {
+    await hook((m) => m.step(7)); // the whole prompt (27 tokens)
+    expect(await hook((m) => m.position())).toBe(27);
+    await hook((m) => m.setParam('sampleTemperature', 0));
+    await hook((m) => m.setParam('stepMode', 'generate'));
+    await hook((m) => m.step(3));
+    const tokens = await hook((m) => m.app.stepper!.processed.slice(27).map((t) => ({ id: t.id, domain: t.domain })));
+    expect(tokens.map((t) => t.id)).toEqual(golden.generated_ids.slice(0, 3));
+    expect(tokens.every((t) => t.domain === 'generated')).toBe(true);
+    const engine = (await hook((m) => m.engineState()))!;
+    expect((await viewCounts()).raw).toEqual(engine.counts);
+    expect(engine.counts.reduce((s, x) => s + x, 0)).toBe(2 * L * 30);
+    await hook((m) => m.setParam('stepMode', 'scan'));
+  }, 60_000);
+
   it('maps no buffer inside the frame callback, and none at all while idle', async () => {
     // Let pending snapshots finish, then watch frames only.
     await hook((m) => m.settle());
@@ -171,17 +206,17 @@ describe('a running model', () => {
     const planned = await hook((m) => m.app.stepper!.planned.length);
     expect(planned).toBeGreaterThanOrEqual(500);
     expect(text.length).toBeGreaterThan(0);
-    // 500 tokens as 100 steps of 5; frame times are sampled near the start and near the end.
+    // 500 tokens as 50 steps of 10; frame times are sampled near the start and near the end.
     const result = await page.evaluate(async () => {
       const m = window.__moescope!;
       const window_ = (n: number) => m.frameTimes(n);
       const early: number[] = [];
       const late: number[] = [];
-      for (let s = 0; s < 100; s++) {
-        await m.app.stepper!.forward(5);
-        await m.waitFrames(2);
-        if (s < 10) early.push(...window_(2));
-        if (s >= 90) late.push(...window_(2));
+      for (let s = 0; s < 50; s++) {
+        await m.app.stepper!.forward(10);
+        await m.waitFrames(3);
+        if (s < 5) early.push(...window_(3));
+        if (s >= 45) late.push(...window_(3));
       }
       return { early, late, position: m.position() };
     });

@@ -113,6 +113,25 @@ describe('config-only skeleton', () => {
     await page.$$eval('#errors .error button', (bs) => bs.forEach((b) => (b as HTMLButtonElement).click()));
   });
 
+  it('restores the view from the URL in a new page', async () => {
+    const { page: p, log: l } = await openPage(h);
+    await p.goto(`${h.origin}/?model=config:olmoe-1b-7b.json&colormap=magma&mode=probability&hide=2,5&heightScale=2`);
+    await waitForApp(p);
+    const state = await p.evaluate(() => {
+      const m = window.__moescope!;
+      return { id: m.modelId(), params: { ...m.app.params }, hidden: [...m.app.hidden].sort() };
+    });
+    expect(state.id).toBe('config:olmoe-1b-7b.json');
+    expect(state.params).toMatchObject({ colormap: 'magma', mode: 'probability', heightScale: 2 });
+    expect(state.hidden).toEqual([2, 5]);
+    const values = await p.evaluate(() => window.__moescope!.instanceValues());
+    const layout = (await p.evaluate(() => window.__moescope!.layout()))!;
+    for (let i = 0; i < layout.count; i++) expect(values[i * 4 + 3]).toBe([2, 5].includes(layout.layer[i]) ? 0 : 1);
+    await p.screenshot({ path: join(ARTIFACTS, 'skeleton-olmoe-from-url.png') });
+    expect(l.errors).toEqual([]);
+    await p.close();
+  });
+
   it('logged no console errors', () => {
     expect(log.errors).toEqual([]);
   });

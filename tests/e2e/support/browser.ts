@@ -42,6 +42,9 @@ export async function startHarness(): Promise<Harness> {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
     args: CHROMIUM_ARGS,
+    // Under a loaded two-core machine (other test files compiling shaders on SwiftShader) start-up can be slow.
+    timeout: 120_000,
+    protocolTimeout: 300_000,
   });
   return {
     server,

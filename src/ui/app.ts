@@ -10,12 +10,16 @@ import { HeatmapPanel, visible } from '../viz/panels/heatmap';
 import { LoadBarsPanel } from '../viz/panels/loadbars';
 import { MetricsPanel } from '../viz/panels/metrics';
 import { ModelInfoPanel } from '../viz/panels/model-info';
-import { barHeight, domainLoad, expertStat, gateMatrix, tokenPath, tokensOfExpert, topExpert } from '../viz/panels/stats';
+import { barHeight, domainLoad, expertStat, gateMatrix, routingAgreement, tokenPath, tokensOfExpert, topExpert } from '../viz/panels/stats';
+import { drawCompare } from '../viz/panels/compare';
+import { cosineMatrix, drawInspector, expertNorms, expertVectors } from '../viz/panels/inspector';
+import { formatBytes } from '../viz/panels/model-info';
+import { ModuleView } from '../viz/panels/module-view';
 import { GridScene, type ViewSettings } from '../viz/scene';
 import { download, traceCsv, traceJson } from './export';
 import { ParamsGui } from './gui';
 import { LayersList } from './layers-list';
-import type { LoadedModel } from './models';
+import { compareCounterpart, type LoadedModel } from './models';
 import { defaultParams, sanitizeParams, toPolicy, type Params } from './params';
 import { sampleLabel } from './samples';
 import { TokenStepper } from './stepper';
@@ -60,6 +64,9 @@ export class App {
   private readonly info: ModelInfoPanel;
   private readonly layers: LayersList;
   private readonly strip: TokenStrip;
+  private readonly modules: ModuleView;
+  /** The other checkpoint, run on the same tokens when compare mode is on. */
+  private compare: LoadedModel | null = null;
   private readonly labels = el('labels');
   private readonly tooltip = el('tooltip');
   private readonly frameStatsEl = el('frame-stats');
@@ -87,6 +94,7 @@ export class App {
     this.info = new ModelInfoPanel(el('model-info'));
     this.layers = new LayersList(el('layers'), (l, shown) => this.toggleLayer(l, shown), (l) => this.solo(l));
     this.strip = new TokenStrip(el('strip'), (p) => this.selectToken(p));
+    this.modules = new ModuleView(el('module-view'), (l) => this.scene.frameLayer(l));
     this.bindControls();
     this.bindPointer();
     new ResizeObserver(() => this.resize()).observe(el('view'));
@@ -165,7 +173,9 @@ export class App {
     this.snapshot = null;
     await this.scene.setModel(config, sources, { collapseDense: this.params.collapseDense }, this.view(), this.visibility(config.numLayers));
 
-    // The new model is in place: release the old one.
+    // The new model is in place: release the old one (and a checkpoint it was compared with).
+    this.compare?.destroy();
+    this.compare = null;
     old.skeleton?.destroy();
     if (old.model && old.model !== model) old.model.destroy();
     this.model = model;
@@ -189,6 +199,7 @@ export class App {
     this.fillSamples();
     this.setSteppingEnabled(model.session !== null);
     this.strip.setTokens([]);
+    this.resetCompareAndInspector();
     this.drawPanels();
 
     if (model.session && model.tokenizer) {
@@ -264,6 +275,7 @@ export class App {
         this.snapshots++;
         this.metrics.add(snap.position, snap.metrics);
         this.drawPanels();
+        if (this.compare) await this.syncCompare(snap);
         const timings = this.model.timings?.();
         if (timings) this.info.setTimings(timings.kernels, timings.note, timings.memory);
         const rest = SNAPSHOT_INTERVAL_MS - (performance.now() - started);
@@ -307,6 +319,7 @@ export class App {
           })
         : [],
     });
+    this.modules.draw(model.config, focus, s && model.config.moeLayers[focus] ? s.counts.subarray(focus * E, (focus + 1) * E) : null);
     this.updateStrip();
     this.updatePath();
     this.updateTooltip();
@@ -404,7 +417,10 @@ export class App {
     const stepper = this.stepper;
     if (!model?.session || !stepper) return;
     const policy = toPolicy(this.params, model.config.router.topK, this.ablated);
-    await stepper.run(async () => model.session!.setPolicy(policy));
+    await stepper.run(async () => {
+      model.session!.setPolicy(policy);
+      this.compare?.session?.setPolicy(policy);
+    });
     await stepper.rerun();
   }
 
@@ -624,6 +640,8 @@ export class App {
         el<HTMLInputElement>(v === 'open' ? 'folder-input' : 'files-input').click();
       } else void this.open(v);
     });
+    click('inspect', () => this.inspect());
+    click('compare', () => this.toggleCompare());
     click('export-png', async () => download(`moescope-${this.model?.name ?? 'view'}.png`, await this.scene.toPng()));
     click('export-json', () => this.exportTrace('json'));
     click('export-csv', () => this.exportTrace('csv'));
@@ -681,6 +699,110 @@ export class App {
         'application/json',
       );
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+  // Beyond the grid: expert inspector, checkpoint comparison
+
+  private resetCompareAndInspector(): void {
+    const model = this.model;
+    (el('inspector') as HTMLCanvasElement).hidden = true;
+    el('inspector-note').textContent = model?.weights
+      ? 'Weight norms of each expert of the focus layer and how similar the experts are to each other.'
+      : 'Needs a running model (its weights).';
+    (el('inspect') as HTMLButtonElement).disabled = !model?.weights;
+    const other = model ? compareCounterpart(model.id) : null;
+    const button = el('compare') as HTMLButtonElement;
+    button.disabled = other === null || !model?.session;
+    button.textContent = other ? `compare with ${other.slice(5)}` : 'compare';
+    (el('compare-canvas') as HTMLCanvasElement).hidden = true;
+    el('compare-note').textContent = other
+      ? 'Runs the other checkpoint of this model on the same tokens and shows where their routing differs.'
+      : 'Needs two checkpoints of one model: the bundled demo model and its early checkpoint (<name>-early).';
+  }
+
+  /** Norms and similarity matrices of the focus layer's experts, read from the model's weights. */
+  async inspect(): Promise<void> {
+    const model = this.model;
+    const focus = this.params.focusLayer;
+    const reader = model?.weights;
+    if (!model || !reader) throw new Error('The expert inspector needs a running model: this one is drawn from its config only.');
+    if (!model.config.moeLayers[focus]) throw new Error(`Layer ${focus} is a dense layer: pick a MoE layer as focus layer.`);
+    const note = el('inspector-note');
+    note.textContent = `reading layer ${focus}'s expert weights (${formatBytes(await reader.bytesFor(focus))})…`;
+    const w = await reader.read(focus);
+    const weightSimilarity = cosineMatrix(expertVectors(w));
+    const routerSimilarity = cosineMatrix(w.router);
+    const canvas = el<HTMLCanvasElement>('inspector');
+    canvas.hidden = false;
+    drawInspector(canvas, { layer: focus, norms: expertNorms(w), weightSimilarity, routerSimilarity, colormap: this.params.colormap });
+    // Numbering is arbitrary: experts with neighbouring ids are no more alike than any two experts.
+    const E = model.config.numExperts;
+    let near = 0, all = 0, nNear = 0, nAll = 0;
+    for (let a = 0; a < E; a++) {
+      for (let b = a + 1; b < E; b++) {
+        all += weightSimilarity[a * E + b];
+        nAll++;
+        if (b === a + 1) {
+          near += weightSimilarity[a * E + b];
+          nNear++;
+        }
+      }
+    }
+    note.textContent =
+      `Layer ${focus}: mean cosine between experts ${(all / Math.max(1, nAll)).toFixed(3)}, between experts with ` +
+      `neighbouring ids ${(near / Math.max(1, nNear)).toFixed(3)}: ids carry no order (renumbering the experts and ` +
+      'their router rows together leaves the model unchanged).';
+  }
+
+  /** Load (or drop) the other checkpoint and run it on the same tokens after every snapshot. */
+  async toggleCompare(): Promise<void> {
+    const model = this.model;
+    if (this.compare) {
+      this.compare.destroy();
+      this.compare = null;
+      this.resetCompareAndInspector();
+      return;
+    }
+    const other = model ? compareCounterpart(model.id) : null;
+    if (!model?.session || !other) return;
+    try {
+      const loaded = await this.loadById(other, (f, what) => this.progress(f, what));
+      if (!loaded.session || loaded.config.numLayers !== model.config.numLayers || loaded.config.numExperts !== model.config.numExperts) {
+        loaded.destroy();
+        throw new Error(`${loaded.name} does not have ${model.name}'s architecture: nothing to compare`);
+      }
+      loaded.session.setPolicy(toPolicy(this.params, model.config.router.topK, this.ablated));
+      this.compare = loaded;
+      (el('compare') as HTMLButtonElement).textContent = `stop comparing with ${loaded.name}`;
+      this.requestSnapshot();
+    } finally {
+      this.progress(null, '');
+    }
+  }
+
+  /** Bring the compared checkpoint to the same tokens (common prefix kept) and draw where routing differs. */
+  private async syncCompare(main: RoutingSnapshot): Promise<void> {
+    const other = this.compare?.session;
+    const stepper = this.stepper;
+    if (!other || !stepper || !this.compare || !this.model) return;
+    const ids = stepper.processed.slice(0, main.position).map((t) => t.id);
+    let common = 0;
+    while (common < other.tokens.length && common < ids.length && other.tokens[common] === ids[common]) common++;
+    if (common < other.tokens.length) await other.back(other.tokens.length - common);
+    if (ids.length > common) await other.feed(ids.slice(common));
+    const snap = await other.snapshot();
+    const agreement = routingAgreement(main, snap, ids.length);
+    const canvas = el<HTMLCanvasElement>('compare-canvas');
+    canvas.hidden = false;
+    drawCompare(canvas, {
+      names: [this.model.name, this.compare.name],
+      perLayer: agreement.perLayer,
+      perToken: agreement.perToken,
+      labels: stepper.processed.slice(0, agreement.perToken.length / main.numLayers).map((t) => t.text),
+      moeLayers: this.model.config.moeLayers,
+    });
+    el('compare-note').textContent = `Blue: both checkpoints sent the token to the same experts; red: different ones.`;
   }
 
   // ---------------------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import {
   type ModelFolder,
 } from '../io';
 import { formatCount } from '../viz/panels/model-info';
+import { ExpertWeightReader } from './expert-weights';
 import { parseSamples, type Sample } from './samples';
 import type { TokenTexts } from './stepper';
 
@@ -34,11 +35,24 @@ export interface LoadedModel {
   /** One line about the model shown in the header (what it is, or why it is drawn without running). */
   note: string;
   /** Per-kernel GPU times and their resolution, when the engine measures them. */
+  /** Reads expert weights of a layer for the inspector (running models only). */
+  weights?: ExpertWeightReader;
   timings?: () => { kernels: KernelTiming[]; note: string; memory: { module: string; bytes: number }[] } | null;
   destroy(): void;
 }
 
 export type Progress = (fraction: number, what: string) => void;
+
+/**
+ * The other checkpoint of a bundled demo model to compare with: `<name>` and `<name>-early` (the demo training saves
+ * both), or null.
+ */
+export function compareCounterpart(id: string): string | null {
+  if (!id.startsWith('demo:')) return null;
+  const name = id.slice(5);
+  const other = name.endsWith('-early') ? name.slice(0, -'-early'.length) : `${name}-early`;
+  return bundledModels().includes(other) ? `demo:${other}` : null;
+}
 
 /** Folders under public/models/ with a config.json, listed by vite.config.ts when the server or build starts. */
 declare const __MOESCOPE_BUNDLED_MODELS__: string[];
@@ -164,6 +178,7 @@ export async function loadFolder(
       note: resolution,
       memory: session.memory(),
     }),
+    weights: new ExpertWeightReader(folder),
     destroy: () => session.destroy(),
   };
 }

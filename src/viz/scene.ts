@@ -191,6 +191,23 @@ export class GridScene {
     this.cameraMoved = true;
   }
 
+  /** Zoom the camera onto one layer's row (module view → experts). */
+  frameLayer(layer: number): void {
+    if (!this.grid) return;
+    const g = this.grid.layout;
+    const cx = (g.bounds.minX + g.bounds.maxX) / 2;
+    const z = g.rowZ[layer];
+    const half = (g.bounds.maxX - g.bounds.minX) / 2 + 1;
+    const fov = (FOV * Math.PI) / 180;
+    const dist = Math.max(4, (half / (Math.tan(fov / 2) * (this.camera.aspect || 1))) * 1.15);
+    const elev = (35 * Math.PI) / 180;
+    this.controls.target.set(cx, 0, z);
+    this.camera.position.set(cx + dist * 0.05, dist * Math.sin(elev), z + dist * Math.cos(elev));
+    this.camera.updateProjectionMatrix();
+    this.controls.update();
+    this.cameraMoved = true;
+  }
+
   resize(width: number, height: number): void {
     if (width <= 0 || height <= 0) return;
     this.renderer.setSize(width, height, false);

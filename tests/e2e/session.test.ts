@@ -161,6 +161,24 @@ describe('a running model', () => {
     await page.mouse.move(5, 5);
   });
 
+  it('module view zooms into a layer; the inspector reads that layer’s experts from the checkpoint', async () => {
+    await hook((m) => m.setParam('focusLayer', 1));
+    expect(await page.$$eval('#module-view .module-title', (els) => els.map((e) => e.textContent))).toEqual([
+      'RMSNorm', 'attention', 'RMSNorm', 'router', 'experts', 'combine',
+    ]);
+    await page.click('#module-view .module.clickable');
+    const target = await hook((m) => m.app.scene.controls.target.z);
+    const row = await hook((m) => m.app.scene.layout!.rowZ[1]);
+    expect(target).toBeCloseTo(row, 5);
+    await page.click('#inspect');
+    await page.waitForFunction(() => /mean cosine/.test(document.getElementById('inspector-note')!.textContent ?? ''), { timeout: 20_000 });
+    expect(await page.$eval('#inspector', (e) => (e as HTMLCanvasElement).hidden)).toBe(false);
+    await page.evaluate(() => document.getElementById('inspector')!.scrollIntoView());
+    await page.screenshot({ path: join(ARTIFACTS, 'session-module-inspector.png') });
+    await hook((m) => m.setParam('focusLayer', 0));
+    await hook((m) => m.app.scene.frameGrid());
+  }, 60_000);
+
   it('generate mode decodes what transformers decoded (greedy)', async () => {
     await hook((m) => m.step(7)); // the whole prompt (27 tokens)
     expect(await hook((m) => m.position())).toBe(27);

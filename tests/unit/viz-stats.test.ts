@@ -91,3 +91,20 @@ describe('barHeight', () => {
     expect(barHeight(s, 1, 0, 'dropped', 1)).toBe(0);
   });
 });
+
+import { routingAgreement } from '../../src/viz/panels/stats';
+
+describe('routingAgreement', () => {
+  it('scores the overlap of two runs per token and layer', () => {
+    const a = ring();
+    const b = ring();
+    // Change token 0 layer 0 in b: experts {1, 2} -> {1, 5}: half agree.
+    b.assigned[(0 * 2 + 0) * K_MAX + 1] = 5;
+    const r = routingAgreement(a, b, 3);
+    expect(r.perToken[0]).toBe(0.5);
+    expect(r.perToken[1]).toBe(1);
+    expect(r.perLayer[0]).toBeCloseTo((0.5 + 1 + 1) / 3, 6);
+    expect(r.perLayer[1]).toBe(1);
+    expect(routingAgreement(a, a, 0).perLayer).toEqual([0, 0]);
+  });
+});

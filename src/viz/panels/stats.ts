@@ -199,3 +199,33 @@ export function barHeight(
     : 1.5 * (peak > 0 ? v / peak : 0);
   return h * heightScale;
 }
+
+/**
+ * How far two runs over the same tokens agree: for each (token, layer), the share of one run's experts the other also
+ * used (|A ∩ B| / max(|A|, |B|); 1 when both are empty, as in a dense layer). Also the mean per layer.
+ */
+export function routingAgreement(a: Ring, b: Ring, tokens: number): { perToken: Float32Array; perLayer: number[] } {
+  if (a.numLayers !== b.numLayers) throw new Error(`routingAgreement: ${a.numLayers} vs ${b.numLayers} layers`);
+  const L = a.numLayers;
+  const T = Math.min(tokens, ringTokens(a), ringTokens(b));
+  const perToken = new Float32Array(T * L);
+  const perLayer = new Array<number>(L).fill(0);
+  for (let p = 0; p < T; p++) {
+    for (let l = 0; l < L; l++) {
+      const setA = new Set<number>();
+      const setB = new Set<number>();
+      for (let k = 0; k < K_MAX; k++) {
+        const i = (p * L + l) * K_MAX + k;
+        if (a.assigned[i] !== NO_EXPERT) setA.add(a.assigned[i]);
+        if (b.assigned[i] !== NO_EXPERT) setB.add(b.assigned[i]);
+      }
+      let both = 0;
+      for (const e of setA) if (setB.has(e)) both++;
+      const size = Math.max(setA.size, setB.size);
+      const agree = size === 0 ? 1 : both / size;
+      perToken[p * L + l] = agree;
+      perLayer[l] += agree / T;
+    }
+  }
+  return { perToken, perLayer: T > 0 ? perLayer : perLayer.map(() => 0) };
+}

@@ -85,7 +85,8 @@ async function main(): Promise<void> {
 
   // Start on the URL's model, else the bundled demo model, else the first skeleton.
   const url = decodeUrlState(location.search);
-  const first = url.model ?? (models.length ? `demo:${models[0]}` : configs.length ? `config:${configs[0].file}` : null);
+  const demo = models.find((m) => !m.endsWith('-early')) ?? models[0];
+  const first = url.model ?? (demo ? `demo:${demo}` : configs.length ? `config:${configs[0].file}` : null);
   if (!first) {
     app.showError(new Error('No bundled model or config found under public/.'));
     return;

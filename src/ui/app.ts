@@ -429,6 +429,7 @@ export class App {
     if (!model) return;
     const sources = model.session ? model.session.routing : this.skeleton!;
     await this.scene.setModel(model.config, sources, { collapseDense: this.params.collapseDense }, this.view(), this.visibility());
+    this.scene.setAblated(this.ablated);
     this.buildLabels();
     this.updatePath();
   }
@@ -463,12 +464,14 @@ export class App {
     const i = layout.layer[this.selectedCell] * layout.numExperts + layout.expert[this.selectedCell];
     this.ablated[i] = this.ablated[i] ? 0 : 1;
     this.gui.setAblatedCount(this.ablated.reduce((s, v) => s + v, 0));
+    this.scene.setAblated(this.ablated);
     void this.applyPolicy();
   }
 
   private clearAblations(): void {
     this.ablated.fill(0);
     this.gui.setAblatedCount(0);
+    this.scene.setAblated(this.ablated);
     void this.applyPolicy();
   }
 

@@ -48,6 +48,7 @@ async function main(): Promise<void> {
       const folder = fileListFolder(files, location);
       app.progress(0, `opening ${location}`);
       dropped = await loadFolder(gpu, folder, (f, what) => app.progress(f, what));
+      if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;
       const id = dropped.id;
       if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(dropped.name, id));
       await app.setModel(dropped);
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
     input.addEventListener('change', () => {
       const files = [...(input.files ?? [])];
       input.value = '';
-      if (files.length) void openFiles(files, files[0].webkitRelativePath.split('/')[0] || 'the chosen files');
+      if (files.length) void openFiles(files, files[0].webkitRelativePath.split('/')[0] || 'picked files');
     });
   }
   const overlay = document.getElementById('drop-overlay')!;

@@ -28,6 +28,7 @@ export class InstanceValuesPass {
   private readonly bindGroups: Record<ViewMode, GPUBindGroup>;
   private readonly uniformData = new ArrayBuffer(32);
   private readonly rowData: Uint32Array;
+  private readonly ablated: GPUBuffer;
   private mode: ViewMode = 'load';
 
   constructor(
@@ -60,6 +61,7 @@ export class InstanceValuesPass {
         storage('read-only-storage', 2),
         storage('read-only-storage', 3),
         storage('storage', 4),
+        storage('read-only-storage', 5),
       ],
     });
     this.pipeline = device.createComputePipeline({
@@ -84,12 +86,18 @@ export class InstanceValuesPass {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
     device.queue.writeBuffer(this.rows, 0, this.rowData);
+    // u32 [layers, experts] ablation mask (zero-initialised: nothing ablated).
+    this.ablated = device.createBuffer({
+      label: 'Grid.instanceValues.ablated',
+      size: Math.max(16, layout.numLayers * layout.numExperts * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
 
     const group = (label: string, a: GPUBuffer, b: GPUBuffer) =>
       device.createBindGroup({
         label: `Grid.instanceValues.${label}`,
         layout: bindGroupLayout,
-        entries: [this.uniforms, a, b, this.rows, output].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        entries: [this.uniforms, a, b, this.rows, output, this.ablated].map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
     this.bindGroups = {
       load: group('load', sources.counts, sources.rerouted),
@@ -119,6 +127,14 @@ export class InstanceValuesPass {
     this.device.queue.writeBuffer(this.rows, 0, this.rowData);
   }
 
+  /** Mark ablated experts (u8 [layers, experts], 1 = ablated); a small buffer write, on change only. */
+  setAblated(mask: Uint8Array): void {
+    if (mask.length !== this.layout.numLayers * this.layout.numExperts) {
+      throw new Error(`ablation mask has ${mask.length} entries, the grid ${this.layout.numLayers * this.layout.numExperts}`);
+    }
+    this.device.queue.writeBuffer(this.ablated, 0, Uint32Array.from(mask));
+  }
+
   /** Record the pass (one dispatch, one workgroup per layer). */
   encode(encoder: GPUCommandEncoder): void {
     const pass = encoder.beginComputePass({ label: 'Grid.instanceValues' });
@@ -131,6 +147,7 @@ export class InstanceValuesPass {
   destroy(): void {
     this.uniforms.destroy();
     this.rows.destroy();
+    this.ablated.destroy();
   }
 }
 

@@ -19,6 +19,7 @@
 //   3 storage  rows   [layers] vec4<u32>: first routed-expert instance, shared instance, dense instance (NONE if
 //                     absent), visible (0/1)
 //   4 storage  out    [instances] vec4<f32>: height (world units), colour t (< 0 = neutral), raw v, visible (0/1)
+//   5 storage  ablated [layers, experts] u32: 1 = expert ablated by the user (drawn in its own colour, t = -4)
 
 const NONE: u32 = 0xffffffffu;
 override WG: u32 = 64u;
@@ -39,6 +40,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> srcB: array<u32>;
 @group(0) @binding(3) var<storage, read> rows: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> ablated: array<u32>;
 
 var<workgroup> sums: array<f32, WG>;
 var<workgroup> maxs: array<f32, WG>;
@@ -103,6 +105,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
       }
       // A layer with nothing recorded yet (or a config-only skeleton) is drawn in a neutral colour (t = -3).
       if (total <= 0.0) { t = -3.0; }
+      if (ablated[base + e] != 0u) { t = -4.0; }
       out[row.x + e] = vec4<f32>(h * params.heightScale * visible, t, v, visible);
     }
   }

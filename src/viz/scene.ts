@@ -117,8 +117,13 @@ export class GridScene {
     const t = varying(v.y);
     const index = varying(float(instanceIndex));
     const mapped = texture(this.lut, vec2(t.clamp(0, 1), 0.5)).rgb;
-    // t < 0 marks cells without a colour-map value: empty layer (-3), dense layer (-2), shared expert (-1).
-    const neutral = select(t.lessThan(-2.5), color(0x3a4150), select(t.lessThan(-1.5), color(0x2b303b), color(0xb59a6a)));
+    // t < 0 marks cells without a colour-map value: ablated expert (-4), empty layer (-3), dense layer (-2),
+    // shared expert (-1).
+    const neutral = select(
+      t.lessThan(-3.5),
+      color(0x8c2431),
+      select(t.lessThan(-2.5), color(0x3a4150), select(t.lessThan(-1.5), color(0x2b303b), color(0xb59a6a))),
+    );
     const base = select(t.lessThan(0), neutral, mapped);
     const shade = float(0.62).add(normalLocal.y.mul(0.38)).add(normalLocal.x.abs().mul(0.1));
     const hovered = index.sub(this.hoverU).abs().lessThan(0.5);
@@ -159,6 +164,11 @@ export class GridScene {
 
   setVisibility(visible: readonly boolean[]): void {
     this.grid?.pass.setVisibility(visible);
+  }
+
+  /** Experts the user ablated (u8 [layers, experts]), drawn in their own colour. */
+  setAblated(mask: Uint8Array): void {
+    this.grid?.pass.setAblated(mask);
   }
 
   setHighlight(hovered: number, selected: number): void {

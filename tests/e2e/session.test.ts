@@ -133,6 +133,28 @@ describe('a running model', () => {
     expect((await viewCounts()).raw).toEqual(goldenCounts(20));
   }, 60_000);
 
+  it('ablating an expert (GUI button) takes it out of routing and marks it in the grid', async () => {
+    const clickGui = (label: string) =>
+      page.evaluate((text) => {
+        const b = [...document.querySelectorAll('.lil-gui button')].find((x) => x.textContent?.includes(text));
+        (b as HTMLButtonElement).click();
+      }, label);
+    await hook((m) => m.app.selectCell(m.app.scene.layout!.firstExpert[0] + 3));
+    await clickGui('ablate selected expert');
+    await hook((m) => m.settle());
+    const [values, layout, engine] = await Promise.all([hook((m) => m.instanceValues()), hook((m) => m.layout()), hook((m) => m.engineState())]);
+    const i = layout!.layer.findIndex((l, j) => l === 0 && layout!.expert[j] === 3);
+    expect(values[i * 4 + 2]).toBe(0); // no token went to the ablated expert
+    expect(values[i * 4 + 1]).toBe(-4); // drawn as ablated
+    expect(engine!.counts[3]).toBe(0);
+    expect(engine!.counts.slice(0, E).reduce((s, x) => s + x, 0)).toBe(2 * 20);
+    await page.screenshot({ path: join(ARTIFACTS, 'session-ablated-L0E3.png') });
+    await clickGui('clear ablations');
+    await hook((m) => m.settle());
+    expect((await viewCounts()).raw).toEqual(goldenCounts(20));
+    await hook((m) => m.app.selectCell(-1));
+  }, 60_000);
+
   it('toggling a layer hides exactly its instances', async () => {
     await hook((m) => m.toggleLayer(1, false));
     const hidden = await viewCounts();

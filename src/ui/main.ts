@@ -68,10 +68,14 @@ async function main(): Promise<void> {
     });
   }
   const overlay = document.getElementById('drop-overlay')!;
-  window.addEventListener('dragover', (ev) => {
-    ev.preventDefault();
-    overlay.hidden = false;
-  });
+  // Accepting the drag on enter and over (with a copy effect) is what lets the browser deliver the drop here.
+  for (const type of ['dragenter', 'dragover'] as const) {
+    window.addEventListener(type, (ev) => {
+      ev.preventDefault();
+      if (ev.dataTransfer) ev.dataTransfer.dropEffect = 'copy';
+      overlay.hidden = false;
+    });
+  }
   window.addEventListener('dragleave', (ev) => {
     if (ev.relatedTarget === null) overlay.hidden = true;
   });
@@ -80,8 +84,11 @@ async function main(): Promise<void> {
     overlay.hidden = true;
     const items = ev.dataTransfer?.items;
     if (!items) return;
+    // Entries are only readable during the event: name the folder and collect its files before any await.
+    const top = items.length === 1 ? items[0].webkitGetAsEntry() : null;
+    const location = top?.isDirectory ? top.name : 'dropped files';
     const pending = filesFromDrop(items as unknown as Parameters<typeof filesFromDrop>[0]);
-    void pending.then((files) => openFiles(files, 'the dropped folder'), (e) => app.showError(e));
+    void pending.then((files) => openFiles(files, location), (e) => app.showError(e));
   });
 
   // Start on the URL's model, else the bundled demo model, else the first skeleton.

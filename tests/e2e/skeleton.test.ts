@@ -1,7 +1,7 @@
 // End-to-end: config-only models in headless Chromium (SwiftShader WebGPU). A bundled published config drawn as a
 // skeleton, a 64 × 256 grid picked as a folder (the frame-loop budget), layer toggles, no console errors, no buffer
 // mappings in the frame loop, a page for browsers without WebGPU.
-import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer';
@@ -111,6 +111,27 @@ describe('config-only skeleton', () => {
     expect(await hook((m) => m.modelId())).toBe(before);
     await page.screenshot({ path: join(ARTIFACTS, 'skeleton-bad-folder.png') });
     await page.$$eval('#errors .error button', (bs) => bs.forEach((b) => (b as HTMLButtonElement).click()));
+  });
+
+  it('opens a model folder dropped on the page (config only: no weights in it)', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'moescope-drop-'));
+    const dir = join(root, 'OLMoE-1B-7B');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'config.json'), readFileSync('public/configs/olmoe-1b-7b.json'));
+    const cdp = await page.createCDPSession();
+    const data = { items: [], files: [dir], dragOperationsMask: 1 };
+    for (const type of ['dragEnter', 'dragOver', 'drop'] as const) {
+      await cdp.send('Input.dispatchDragEvent', { type, x: 400, y: 300, data });
+    }
+    await page.waitForFunction(() => window.__moescope!.modelId() === 'folder:OLMoE-1B-7B', { timeout: 30_000 });
+    expect(await hook((m) => m.layout()?.count)).toBe(16 * 64);
+    expect(await page.$eval('#model-name', (e) => e.textContent)).toBe('OLMoE-1B-7B');
+    expect(await page.$eval('#drop-overlay', (e) => (e as HTMLElement).hidden)).toBe(true);
+    await cdp.detach();
+  });
+
+  it('exports a PNG of the 3D view', async () => {
+    expect(await hook((m) => m.png())).toBeGreaterThan(2000);
   });
 
   it('restores the view from the URL in a new page', async () => {

@@ -216,6 +216,23 @@ describe('a running model', () => {
     await hook((m) => m.setParam('stepMode', 'scan'));
   }, 60_000);
 
+  it('plays and pauses from the buttons', async () => {
+    await hook((m) => m.setParam('speed', 20));
+    const start = await hook((m) => m.position());
+    await page.click('#back'); // leave room to play forward in the 30-token text
+    await page.click('#back');
+    await hook((m) => m.settle());
+    await page.click('#play');
+    await page.waitForFunction((p) => window.__moescope!.position() >= p, { timeout: 30_000 }, start);
+    await page.click('#play');
+    await hook((m) => m.settle());
+    const stopped = await hook((m) => m.position());
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await hook((m) => m.position())).toBe(stopped);
+    expect(await page.$eval('#play', (e) => e.textContent)).toMatch(/play/);
+    await hook((m) => m.setParam('speed', 4));
+  }, 60_000);
+
   it('maps no buffer inside the frame callback, and none at all while idle', async () => {
     // Let pending snapshots finish, then watch frames only.
     await hook((m) => m.settle());

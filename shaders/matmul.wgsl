@@ -5,13 +5,14 @@
 // Tiling: one workgroup of WG_N × WG_M threads computes a TILE_M × TILE_N block of y (TILE_M = 8·WG_M,
 // TILE_N = 8·WG_N). Each thread owns 8 × 8 outputs laid out as two 4-row groups TILE_M/2 apart times two
 // 4-column groups TILE_N/2 apart, so that every shared-memory read of a warp is a broadcast (x) or 16 consecutive
-// vec4s (W): no bank conflicts on the 16-byte loads of the inner loop.
-// K advances TILE_K at a time through double-buffered shared memory: the next tile is read from global memory
-// into registers before the current one is multiplied, written to the other buffer after, and one barrier per
-// tile separates the two. Both operands sit in shared memory transposed to [k][m] and [k][n] (f32, already decoded).
+// vec4s (W): no bank conflicts on the 16-byte loads of the inner loop (4 loads per 64 FMAs).
+// K advances TILE_K at a time through one shared-memory tile per operand, both transposed to [k][m] and [k][n] (f32,
+// already decoded): load from global memory, barrier, store, barrier, multiply. On the H100 this single-buffered
+// loop beat double buffering with a register-staged prefetch (35.5 vs 32.6 TFLOP/s at 4096³, TILE_K 8), most likely
+// because the staged registers cost more occupancy than the prefetch hid (docs/benchmarks.md).
 // Shared rows are declared 128 floats wide (MAX_TILE_VEC4 vec4s) so that the thread-dependent index is the inner,
 // constant-sized dimension: the bounds clamp WebGPU adds to it is loop-invariant and the k offset folds into the
-// load's address.
+// load's address. Mid-sized grids do better with shaders/matmul_kmajor.wgsl (same interface).
 //
 // Loads: with ALIGNED, each thread moves 16 bytes at a time (4 x values along k; 4 f32 or 8 f16/bf16 weights along
 // the weight row). ALIGNED needs K % 4 == 0 and a weight row length (K for W_NK, N otherwise) that is a multiple of
@@ -34,7 +35,7 @@ struct Params {
 
 override WG_M: u32 = 16u;        // threads along M (≤ 16)
 override WG_N: u32 = 16u;        // threads along N (≤ 16)
-override TILE_K: u32 = 16u;      // k per shared-memory tile (multiple of 8)
+override TILE_K: u32 = 16u;      // k per shared-memory tile: a multiple of 8, 1 KiB of shared memory per k
 override W_NK: bool = true;      // W stored [N, K] (true) or [K, N]
 override ALIGNED: bool = true;   // 16-byte loads (see header)
 override ACCUMULATE: bool = false; // y += x·W instead of y = x·W
@@ -51,13 +52,12 @@ override X_UNITS: u32 = TILE_M * TILE_K / (4u * WG_SIZE);
 override W_TOTAL: u32 = TILE_N * TILE_K / UK; // W units per tile
 override W_UNITS: u32 = (W_TOTAL + WG_SIZE - 1u) / WG_SIZE;
 override W_SLOTS: u32 = UK / 4u;
-override STAGED_K: u32 = 2u * TILE_K;
 
-var<workgroup> xs_tile: array<array<vec4<f32>, MAX_TILE_VEC4>, STAGED_K>; // [buffer·TILE_K + k][m / 4] x values
-var<workgroup> ws_tile: array<array<vec4<f32>, MAX_TILE_VEC4>, STAGED_K>; // [buffer·TILE_K + k][n / 4] W values
+var<workgroup> xs_tile: array<array<vec4<f32>, MAX_TILE_VEC4>, TILE_K>; // [k][m / 4] x values
+var<workgroup> ws_tile: array<array<vec4<f32>, MAX_TILE_VEC4>, TILE_K>; // [k][n / 4] W values
 
-var<private> x_stage: array<vec4<f32>, MAX_SLOTS>; // next x tile, in registers
-var<private> w_stage: array<vec4<f32>, MAX_SLOTS>; // next W tile, decoded, in registers
+var<private> x_stage: array<vec4<f32>, MAX_SLOTS>; // this thread's part of the x tile, in registers
+var<private> w_stage: array<vec4<f32>, MAX_SLOTS>; // this thread's part of the W tile, decoded
 var<private> acc: array<vec4<f32>, 16>;            // [8 rows][2 column groups] outputs of this thread
 
 fn x_scalar(i: u32) -> f32 {
@@ -123,7 +123,7 @@ fn stage_w_unit(slot: u32, n: u32, k: u32) {
   }
 }
 
-// Global → registers: the x and W tiles starting at k0.
+// Global → registers: this thread's share of the x and W tiles starting at k0.
 fn load_tile(lid: u32, m0: u32, n0: u32, k0: u32) {
   for (var i = 0u; i < X_UNITS; i++) {
     let u = lid + i * WG_SIZE;
@@ -146,15 +146,14 @@ fn load_tile(lid: u32, m0: u32, n0: u32, k0: u32) {
   }
 }
 
-// Registers → shared buffer `buf`, transposed to [k][m] and [k][n].
-fn store_tile(lid: u32, buf: u32) {
-  let kb = buf * TILE_K;
+// Registers → shared memory, transposed to [k][m] and [k][n].
+fn store_tile(lid: u32) {
   for (var i = 0u; i < X_UNITS; i++) {
     let u = lid + i * WG_SIZE;
     let row = u / (TILE_K / 4u);
     let c = u % (TILE_K / 4u);
     for (var j = 0u; j < 4u; j++) {
-      xs_tile[kb + c * 4u + j][row >> 2u][row & 3u] = x_stage[i][j];
+      xs_tile[c * 4u + j][row >> 2u][row & 3u] = x_stage[i][j];
     }
   }
   for (var i = 0u; i < W_UNITS; i++) {
@@ -164,13 +163,13 @@ fn store_tile(lid: u32, buf: u32) {
       let row = u / (TILE_K / UK);
       let c = u % (TILE_K / UK);
       for (var j = 0u; j < UK; j++) {
-        ws_tile[kb + c * UK + j][row >> 2u][row & 3u] = w_stage[i * W_SLOTS + (j >> 2u)][j & 3u];
+        ws_tile[c * UK + j][row >> 2u][row & 3u] = w_stage[i * W_SLOTS + (j >> 2u)][j & 3u];
       }
     } else {
       let row = u / (TILE_N / UK);
       let c = u % (TILE_N / UK);
       for (var s = 0u; s < W_SLOTS; s++) {
-        ws_tile[kb + row][c * W_SLOTS + s] = w_stage[i * W_SLOTS + s];
+        ws_tile[row][c * W_SLOTS + s] = w_stage[i * W_SLOTS + s];
       }
     }
   }
@@ -192,12 +191,11 @@ fn multiply_k(tx: u32, ty: u32, k: u32) {
   acc[14] += a1.w * b0; acc[15] += a1.w * b1;
 }
 
-// acc += the TILE_K outer products of shared buffer `buf`, eight k at a time written out (TILE_K % 8 == 0) so the
+// acc += the TILE_K outer products of the shared tiles, eight k at a time written out (TILE_K % 8 == 0) so the
 // driver need not decide to unroll.
-fn multiply_tile(tx: u32, ty: u32, buf: u32) {
-  let kb = buf * TILE_K;
+fn multiply_tile(tx: u32, ty: u32) {
   for (var kk = 0u; kk < TILE_K; kk += 8u) {
-    let k = kb + kk;
+    let k = kk;
     multiply_k(tx, ty, k);
     multiply_k(tx, ty, k + 1u);
     multiply_k(tx, ty, k + 2u);
@@ -239,16 +237,12 @@ fn main(
   let ty = local.y;
   let tiles = (params.K + TILE_K - 1u) / TILE_K;
 
-  load_tile(lid, m0, n0, 0u);
-  store_tile(lid, 0u);
-  workgroupBarrier();
   for (var t = 0u; t < tiles; t++) {
-    let buf = t & 1u;
-    let more = t + 1u < tiles;
-    if (more) { load_tile(lid, m0, n0, (t + 1u) * TILE_K); }
-    multiply_tile(tx, ty, buf);
-    if (more) { store_tile(lid, buf ^ 1u); }
+    load_tile(lid, m0, n0, t * TILE_K);
+    workgroupBarrier(); // everyone is done multiplying the previous tile
+    store_tile(lid);
     workgroupBarrier();
+    multiply_tile(tx, ty);
   }
 
   for (var i = 0u; i < 8u; i++) {

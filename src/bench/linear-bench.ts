@@ -3,7 +3,7 @@
 import type { Gpu } from '../engine/gpu';
 import { bytesPerElement, type WeightDtype } from '../engine/dtypes';
 import { LinearKernel, pickMatmul } from '../engine/kernels/linear';
-import { MatmulKernel, matmulAligned, type MatmulTile, type WeightLayout } from '../engine/kernels/matmul';
+import { MatmulKernel, matmulAligned, type MatmulShader, type MatmulTile, type WeightLayout } from '../engine/kernels/matmul';
 import { GEMV_MAX_ROWS, GemvKernel, gemvBucket, type GemvTile } from '../engine/kernels/gemv';
 import { checkSamples, filledBuffer, makeOperands, type Operands, type SampleCheck } from './operands';
 import { readF32 } from '../engine/kernels/common';
@@ -71,7 +71,7 @@ export async function benchLinear(gpu: Gpu, timer: GpuTimer, c: BenchCase): Prom
       kernel = `gemv rows=${g.options.rows} ${JSON.stringify(g.tile)}${g.options.aligned ? '' : ' unaligned'}`;
     } else {
       const m = pickMatmul(b0, c.M);
-      kernel = `matmul ${JSON.stringify(m.tile)}${m.options.aligned ? '' : ' unaligned'}`;
+      kernel = `${m.shader} ${JSON.stringify(m.tile)}${m.options.aligned ? '' : ' unaligned'}`;
     }
     const timing = await timer.measure((enc, reps) => {
       const pass = enc.beginComputePass({ label: 'bench.linear' });
@@ -86,7 +86,7 @@ export async function benchLinear(gpu: Gpu, timer: GpuTimer, c: BenchCase): Prom
 }
 
 /** A matmul tile configuration (optionally another shader file, e.g. an experimental variant). */
-export async function benchMatmulTile(gpu: Gpu, timer: GpuTimer, c: BenchCase, tile: MatmulTile, shader?: string): Promise<OurResult> {
+export async function benchMatmulTile(gpu: Gpu, timer: GpuTimer, c: BenchCase, tile: MatmulTile, shader?: MatmulShader): Promise<OurResult> {
   const ops = makeOperands(gpu, `tune.${caseName(c)}`, c.M, c.K, c.N, c.dtype);
   try {
     const kernel = new MatmulKernel(gpu, {

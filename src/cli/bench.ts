@@ -12,7 +12,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Gpu, deviceDescriptor, summarizeAdapter } from '../engine/gpu';
 import { dawnFlags, nodeShader, releaseNodeGpu, requestNodeGpu, SHADER_DIR } from '../engine/node/device-node';
-import { MATMUL_TILE_LARGE, MATMUL_TILE_SMALL, type MatmulTile } from '../engine/kernels/matmul';
+import { MATMUL_LARGE, MATMUL_MID, type MatmulShader, type MatmulTile } from '../engine/kernels/matmul';
 import { GEMV_TILE_NK, GEMV_TILE_NK_MANY_ROWS, type GemvTile } from '../engine/kernels/gemv';
 import {
   benchCopy,
@@ -65,7 +65,7 @@ const QUICK_CASES: BenchCase[] = [c(130, 200, 72), c(64, 256, 256), c(64, 256, 2
 
 /** What `--tune` measures: matmul tiles (and shader variants) and GEMV tiles on chosen shapes. */
 interface TuneSpec {
-  matmul: { shapes: [number, number, number][]; configs: { shader?: string; tile: MatmulTile }[] }[];
+  matmul: { shapes: [number, number, number][]; configs: { shader?: MatmulShader; tile: MatmulTile }[] }[];
   gemv: { shapes: [number, number, number, BenchCase['dtype']][]; tiles: GemvTile[] }[];
 }
 
@@ -73,7 +73,7 @@ const DEFAULT_SPEC: TuneSpec = {
   matmul: [
     {
       shapes: [[4096, 4096, 4096], [512, 4096, 4096]],
-      configs: [{ tile: MATMUL_TILE_LARGE }, { tile: { WG_M: 16, WG_N: 16, TILE_K: 16 } }, { tile: MATMUL_TILE_SMALL }],
+      configs: [MATMUL_LARGE, MATMUL_MID, { shader: 'matmul', tile: { WG_M: 16, WG_N: 16, TILE_K: 32 } }],
     },
   ],
   gemv: [{ shapes: [[1, 4096, 14336, 'f32'], [1, 4096, 14336, 'bf16'], [16, 4096, 14336, 'f32']], tiles: [GEMV_TILE_NK, GEMV_TILE_NK_MANY_ROWS] }],

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
-  MATMUL_TILE_LARGE,
-  MATMUL_TILE_SMALL,
+  MATMUL_LARGE,
+  MATMUL_MID,
   MatmulKernel,
   matmulAligned,
-  type MatmulTile,
+  type MatmulConfig,
   type WeightLayout,
 } from '../../src/engine/kernels/matmul';
 import { submitPass, uploadBuffer, storageBuffer } from '../../src/engine/kernels/common';
@@ -26,7 +26,7 @@ interface Case {
   dtype: WeightDtype;
   layout: WeightLayout;
   accumulate?: boolean;
-  tile?: MatmulTile;
+  config: MatmulConfig;
   seed: number;
 }
 
@@ -36,7 +36,7 @@ async function check(c: Case, gpu?: Gpu) {
   const x = randomF32(M * K, c.seed);
   const w = packWeights(randomF32(N * K, c.seed + 1), dtype);
   const aligned = matmulAligned(K, N, dtype, layout);
-  const kernel = new MatmulKernel(gpu, { weightDtype: dtype, weightLayout: layout, aligned, accumulate: c.accumulate, tile: c.tile });
+  const kernel = new MatmulKernel(gpu, { weightDtype: dtype, weightLayout: layout, aligned, accumulate: c.accumulate, ...c.config });
   let y: GPUBuffer;
   let y0: Float32Array | undefined;
   if (c.accumulate) {
@@ -48,37 +48,48 @@ async function check(c: Case, gpu?: Gpu) {
   const b = kernel.bind('test.matmul', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', w.words), y);
   kernel.setShape(b, { M, N, K });
   submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, M, N));
-  const what = `matmul ${M}x${K}->${N} ${dtype} ${layout}${aligned ? ' aligned' : ''}${c.accumulate ? ' accumulate' : ''}`;
+  const what = `${c.config.shader} ${M}x${K}->${N} ${dtype} ${layout}${aligned ? ' aligned' : ''}${c.accumulate ? ' accumulate' : ''}`;
   expectClose(await readF32(gpu, y, M * N), matmulRef(x, w.rounded, M, K, N, layout, y0), TOL, what);
   expect(gpu.recentErrors).toEqual([]);
 }
 
-describe('matmul', () => {
-  // [M, K, N]: not tile multiples; the first ones take the element-wise path, the last the 16-byte path.
-  const shapes: [number, number, number][] = [
-    [1, 1, 1],
-    [7, 33, 257],
-    [65, 31, 129],
-    [33, 257, 7],
-    [130, 40, 136],
-  ];
-  for (const layout of ['nk', 'kn'] as const) {
-    for (const [M, K, N] of shapes) {
-      it(`${M}x${K}->${N} f32 ${layout}`, () => check({ M, K, N, dtype: 'f32', layout, seed: M * 7 + K * 3 + N }));
-    }
-    for (const dtype of ['f16', 'bf16'] as const) {
-      it(`65x31->129 ${dtype} ${layout}`, () => check({ M: 65, K: 31, N: 129, dtype, layout, seed: 11 }));
-      it(`33x48->136 ${dtype} ${layout} (aligned)`, () => check({ M: 33, K: 48, N: 136, dtype, layout, seed: 12 }));
-    }
-    it(`accumulate ${layout}`, () => check({ M: 33, K: 40, N: 20, dtype: 'f32', layout, accumulate: true, seed: 13 }));
-  }
-  it('small tile, odd sizes', () => check({ M: 70, K: 33, N: 67, dtype: 'bf16', layout: 'nk', tile: MATMUL_TILE_SMALL, seed: 14 }));
-  it('large tile covers several workgroups both ways', () =>
-    check({ M: 257, K: 24, N: 260, dtype: 'f32', layout: 'nk', tile: MATMUL_TILE_LARGE, seed: 15 }));
+// [M, K, N]: not tile multiples; the first ones take the element-wise path, the last the 16-byte path.
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1],
+  [7, 33, 257],
+  [65, 31, 129],
+  [33, 257, 7],
+  [130, 40, 136],
+];
 
-  it('a broken kernel fails the check (skips the last k tile)', async () => {
-    const broken = await mutantGpu('matmul', 'let more = t + 1u < tiles;', 'let more = t + 2u < tiles;');
-    await expect(check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', seed: 16 }, broken)).rejects.toThrow(/outside atol/);
+for (const config of [MATMUL_LARGE, MATMUL_MID]) {
+  describe(`${config.shader} ${JSON.stringify(config.tile)}`, () => {
+    for (const layout of ['nk', 'kn'] as const) {
+      for (const [M, K, N] of SHAPES) {
+        it(`${M}x${K}->${N} f32 ${layout}`, () => check({ M, K, N, dtype: 'f32', layout, config, seed: M * 7 + K * 3 + N }));
+      }
+      for (const dtype of ['f16', 'bf16'] as const) {
+        it(`65x31->129 ${dtype} ${layout}`, () => check({ M: 65, K: 31, N: 129, dtype, layout, config, seed: 11 }));
+        it(`33x48->136 ${dtype} ${layout} (aligned)`, () => check({ M: 33, K: 48, N: 136, dtype, layout, config, seed: 12 }));
+      }
+      it(`accumulate ${layout}`, () => check({ M: 33, K: 40, N: 20, dtype: 'f32', layout, accumulate: true, config, seed: 13 }));
+    }
+    it('several workgroups both ways', () => check({ M: 257, K: 24, N: 260, dtype: 'bf16', layout: 'nk', config, seed: 15 }));
+  });
+}
+
+describe('matmul', () => {
+  it('an 8-deep tile with half-precision weights (fewer weight units than threads)', () =>
+    check({ M: 70, K: 33, N: 67, dtype: 'bf16', layout: 'nk', config: { shader: 'matmul', tile: { WG_M: 16, WG_N: 16, TILE_K: 8 } }, seed: 14 }));
+
+  it('a broken matmul fails the check (drops every eighth k)', async () => {
+    const broken = await mutantGpu('matmul', 'multiply_k(tx, ty, k + 7u);', '');
+    await expect(check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_LARGE, seed: 16 }, broken)).rejects.toThrow(/outside atol/);
+  });
+
+  it('a broken matmul_kmajor fails the check (drops every fourth k)', async () => {
+    const broken = await mutantGpu('matmul_kmajor', 's = fma(a[i].w, b.w, s);', '');
+    await expect(check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_MID, seed: 17 }, broken)).rejects.toThrow(/outside atol/);
   });
 
   it('pinned: [[1,2,3],[4,5,6]] · Wᵀ', async () => {

@@ -1,19 +1,19 @@
 // The linear layer the model uses: y[rows, N] (+)= x[rows, K] · Wᵀ, choosing the kernel by row count.
 // rows ≤ 16 (decode): GEMV (shaders/gemv.wgsl), a pipeline per row bucket 1/2/4/8/16; more rows (prefill): the tiled
-// matmul (shaders/matmul.wgsl), 128×128 tiles, or 64×128 / 64×64 when the larger grid would leave the GPU idle.
+// matmul: 128×128 tiles (shaders/matmul.wgsl), or 64×128 k-contiguous tiles (shaders/matmul_kmajor.wgsl) when the
+// large grid would leave the GPU half idle.
 // Everything is created in bind() at load time; encode() only writes the shape uniform and dispatches.
 import type { Gpu } from '../gpu';
 import type { WeightDtype } from '../dtypes';
 import { GEMV_MAX_ROWS, GEMV_ROW_BUCKETS, GemvKernel, gemvBucket } from './gemv';
 import {
-  MATMUL_TILE_LARGE,
-  MATMUL_TILE_MEDIUM,
-  MATMUL_TILE_SMALL,
+  MATMUL_LARGE,
+  MATMUL_MID,
   MatmulKernel,
   SHAPE_FIELDS,
   checkLinearBuffers,
   matmulAligned,
-  matmulTileFor,
+  matmulConfigFor,
   type WeightLayout,
 } from './matmul';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
@@ -41,7 +41,7 @@ export interface LinearBinding {
   readonly bindGroup: GPUBindGroup;
   /** GEMV pipeline per row bucket (index = bucket), for buckets ≤ maxRows. */
   readonly gemv: ReadonlyMap<number, GemvKernel>;
-  /** Tiled matmul pipelines, large / medium / small tile (see matmulTileFor); empty when maxRows ≤ 16. */
+  /** Tiled matmul pipelines for MATMUL_LARGE and MATMUL_MID (see matmulConfigFor); empty when maxRows ≤ 16. */
   readonly matmul: readonly MatmulKernel[];
 }
 
@@ -65,8 +65,8 @@ export class LinearKernel {
     for (const rows of GEMV_ROW_BUCKETS.filter((r) => r <= topBucket)) {
       gemv.set(rows, new GemvKernel(this.gpu, { ...common, rows }));
     }
-    const tiles = s.maxRows > GEMV_MAX_ROWS ? [MATMUL_TILE_LARGE, MATMUL_TILE_MEDIUM, MATMUL_TILE_SMALL] : [];
-    const matmul = tiles.map((tile) => new MatmulKernel(this.gpu, { ...common, tile }));
+    const configs = s.maxRows > GEMV_MAX_ROWS ? [MATMUL_LARGE, MATMUL_MID] : [];
+    const matmul = configs.map((c) => new MatmulKernel(this.gpu, { ...common, ...c }));
     const uniforms = new Uniforms(this.gpu, `${label}.shape`, SHAPE_FIELDS);
     const layout = kernelLayout(this.gpu, ['uniform', 'read', 'read', 'rw']);
     return {
@@ -105,6 +105,6 @@ export class LinearKernel {
 
 /** The matmul pipeline LinearKernel.encode uses for `rows` rows (rows > 16). */
 export function pickMatmul(b: LinearBinding, rows: number): MatmulKernel {
-  const tile = matmulTileFor(rows, b.shape.N);
-  return b.matmul.find((k) => k.tile === tile)!;
+  const config = matmulConfigFor(rows, b.shape.N);
+  return b.matmul.find((k) => k.shader === config.shader && k.tile === config.tile)!;
 }

@@ -13,22 +13,26 @@ export interface MatmulTile {
   TILE_K: number;
 }
 
-/** 128 × 128 outputs per workgroup of 256 threads: large problems. */
-export const MATMUL_TILE_LARGE: MatmulTile = { WG_M: 16, WG_N: 16, TILE_K: 8 };
-/** 64 × 128 outputs per workgroup of 128 threads: mid-sized grids. */
-export const MATMUL_TILE_MEDIUM: MatmulTile = { WG_M: 8, WG_N: 16, TILE_K: 8 };
-/** 64 × 64 outputs per workgroup of 64 threads: small problems. */
-export const MATMUL_TILE_SMALL: MatmulTile = { WG_M: 8, WG_N: 8, TILE_K: 8 };
+/** The two shader files (same interface): transposed [k][m] tiles, or k-contiguous tiles with prefetch. */
+export type MatmulShader = 'matmul' | 'matmul_kmajor';
+
+export interface MatmulConfig {
+  shader: MatmulShader;
+  tile: MatmulTile;
+}
+
+/** 128 × 128 outputs per workgroup of 256 threads: large problems (36 TFLOP/s at 4096³ on an H100). */
+export const MATMUL_LARGE: MatmulConfig = { shader: 'matmul', tile: { WG_M: 16, WG_N: 16, TILE_K: 16 } };
+/** 64 × 128 outputs per workgroup of 128 threads, k-contiguous tiles: grids too small for the large tile. */
+export const MATMUL_MID: MatmulConfig = { shader: 'matmul_kmajor', tile: { WG_M: 8, WG_N: 16, TILE_K: 16 } };
 
 /**
- * The tile for an M × N product: the largest whose grid still spreads over the GPU (an H100 has 132
- * multiprocessors; measured on the H100 sweep, docs/benchmarks.md).
+ * The configuration for an M × N product: the large tile when its grid has at least 256 workgroups (about two per
+ * multiprocessor on an H100), else the mid one. Chosen on the H100 sweep (docs/benchmarks.md).
  */
-export function matmulTileFor(M: number, N: number): MatmulTile {
-  const grid = (t: MatmulTile) => ceilDiv(M, t.WG_M * 8) * ceilDiv(N, t.WG_N * 8);
-  if (grid(MATMUL_TILE_LARGE) >= 256) return MATMUL_TILE_LARGE;
-  if (grid(MATMUL_TILE_MEDIUM) >= 128) return MATMUL_TILE_MEDIUM;
-  return MATMUL_TILE_SMALL;
+export function matmulConfigFor(M: number, N: number): MatmulConfig {
+  const t = MATMUL_LARGE.tile;
+  return ceilDiv(M, t.WG_M * 8) * ceilDiv(N, t.WG_N * 8) >= 256 ? MATMUL_LARGE : MATMUL_MID;
 }
 
 export interface MatmulOptions {
@@ -38,9 +42,9 @@ export interface MatmulOptions {
   aligned: boolean;
   /** y += x·W instead of y = x·W. */
   accumulate?: boolean;
+  /** Default: MATMUL_LARGE's shader and tile. */
+  shader?: MatmulShader;
   tile?: MatmulTile;
-  /** Shader file (shaders/<name>.wgsl) with the same interface; 'matmul' unless comparing a variant. */
-  shader?: string;
 }
 
 /**
@@ -95,13 +99,15 @@ export class MatmulKernel {
   readonly layout: KernelLayout;
   readonly pipeline: GPUComputePipeline;
   readonly tile: MatmulTile;
+  readonly shader: MatmulShader;
 
   constructor(
     private readonly gpu: Gpu,
     readonly options: MatmulOptions,
   ) {
-    this.tile = options.tile ?? MATMUL_TILE_LARGE;
-    checkTile(gpu, this.tile, options.weightDtype);
+    this.shader = options.shader ?? MATMUL_LARGE.shader;
+    this.tile = options.tile ?? MATMUL_LARGE.tile;
+    checkTile(gpu, this.shader, this.tile, options.weightDtype);
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
     const constants = {
       ...this.tile,
@@ -110,7 +116,7 @@ export class MatmulKernel {
       ACCUMULATE: options.accumulate ? 1 : 0,
       WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[options.weightDtype],
     };
-    this.pipeline = gpu.pipeline(options.shader ?? 'matmul', 'main', constants, this.layout.pipelineLayout, this.layout.key);
+    this.pipeline = gpu.pipeline(this.shader, 'main', constants, this.layout.pipelineLayout, this.layout.key);
   }
 
   /** x: [M, K] f32; w: [N, K] or [K, N] in weightDtype words; y: [M, N] f32 (may not alias x or w). */
@@ -133,7 +139,7 @@ export class MatmulKernel {
 }
 
 /** The shader's limits on its overrides (see shaders/matmul.wgsl): clear errors instead of compile failures. */
-function checkTile(gpu: Gpu, t: MatmulTile, dtype: WeightDtype): void {
+function checkTile(gpu: Gpu, shader: MatmulShader, t: MatmulTile, dtype: WeightDtype): void {
   const threads = t.WG_M * t.WG_N;
   const unit = dtype === 'f32' ? 4 : 8;
   const problems: string[] = [];
@@ -145,8 +151,10 @@ function checkTile(gpu: Gpu, t: MatmulTile, dtype: WeightDtype): void {
     problems.push('each thread must load a whole number of x units per tile and at most 8 16-byte units of each operand');
   }
   if ((t.WG_N * 8) % unit !== 0) problems.push('TILE_N must be a multiple of the weight unit');
-  const shared = 2 * 2 * t.TILE_K * 32 * 16;
+  if (shader === 'matmul_kmajor' && t.TILE_K > 16) problems.push('matmul_kmajor needs TILE_K ≤ 16');
+  // matmul: [TILE_K][128 floats] per operand; matmul_kmajor: [rows][20 floats] per operand.
+  const shared = shader === 'matmul' ? 2 * t.TILE_K * 32 * 16 : (t.WG_M + t.WG_N) * 8 * 5 * 16;
   if (shared > gpu.limits.maxComputeWorkgroupStorageSize) problems.push(`needs ${shared} bytes of workgroup memory`);
   if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup) problems.push(`${threads} threads per workgroup`);
-  if (problems.length) throw new Error(`matmul tile ${JSON.stringify(t)} (${dtype}): ${problems.join('; ')}`);
+  if (problems.length) throw new Error(`${shader} tile ${JSON.stringify(t)} (${dtype}): ${problems.join('; ')}`);
 }

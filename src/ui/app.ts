@@ -22,7 +22,7 @@ import { LayersList } from './layers-list';
 import { compareCounterpart, type LoadedModel } from './models';
 import { defaultParams, sanitizeParams, toPolicy, type Params } from './params';
 import { sampleLabel } from './samples';
-import { TokenStepper } from './stepper';
+import { TokenStepper, type TextLabels } from './stepper';
 import { TokenStrip } from './token-strip';
 import { decodeUrlState, encodeUrlState } from './url-state';
 
@@ -89,7 +89,7 @@ export class App {
       resetCamera: () => this.scene.frameGrid(),
     });
     this.heatmap = new HeatmapPanel(el('heatmap'), (p) => this.selectToken(p));
-    this.loadBars = new LoadBarsPanel(el('loadbars'));
+    this.loadBars = new LoadBarsPanel(el('loadbars'), () => this.drawPanels());
     this.metrics = new MetricsPanel(el('metrics'));
     this.info = new ModelInfoPanel(el('model-info'));
     this.layers = new LayersList(el('layers'), (l, shown) => this.toggleLayer(l, shown), (l) => this.solo(l));
@@ -211,11 +211,12 @@ export class App {
       model.session.setPolicy(toPolicy(this.params, config.router.topK, this.ablated));
       const sample = restore.text === null ? (restore.sample ?? 0) : null;
       const text = restore.text ?? model.samples[sample ?? 0]?.text ?? '';
-      const domain = restore.text !== null ? 'prompt' : (model.samples[sample ?? 0]?.domain ?? 'prompt');
+      const chosen = restore.text === null ? model.samples[sample ?? 0] : undefined;
+      const domain = chosen?.domain ?? 'prompt';
       this.textSource = { sample, text: restore.text };
       el<HTMLTextAreaElement>('prompt').value = text;
       el<HTMLSelectElement>('samples').value = sample === null ? '' : String(sample);
-      await stepper.setText(text, domain);
+      await stepper.setText(text, domain, { genre: chosen?.genre, posSpans: chosen?.posSpans });
       if (restore.position > 0) await stepper.seek(restore.position);
       if (restore.token !== null && restore.token < stepper.position) this.selectToken(restore.token);
     }
@@ -304,7 +305,9 @@ export class App {
       colormap: this.params.colormap,
       title: model.config.moeLayers[focus] ? `layer ${focus}: gate weight per token × expert` : `layer ${focus} is dense (no router)`,
     });
-    const domains = tokens.map((t) => t.domain);
+    const split = this.loadBars.split;
+    // Tokens without the finer label (typed prompts, generated text, code for part of speech) keep their domain.
+    const domains = tokens.map((t) => (split === 'genre' ? (t.genre ?? t.domain) : split === 'pos' ? (t.pos ?? (t.domain === 'prose' ? 'other' : t.domain)) : t.domain));
     const names = [...new Set(domains)];
     const moe = model.config.moeLayers.map((m, l) => (m ? l : -1)).filter((l) => l >= 0);
     const shownLayers = moe.length > 16 ? [focus].filter((l) => model.config.moeLayers[l]) : moe;
@@ -633,7 +636,7 @@ export class App {
       const sample = this.model?.samples[Number(v)];
       if (v !== '' && sample) {
         el<HTMLTextAreaElement>('prompt').value = sample.text;
-        void this.guard(() => this.useText(sample.text, sample.domain, Number(v)));
+        void this.guard(() => this.useText(sample.text, sample.domain, Number(v), { genre: sample.genre, posSpans: sample.posSpans }));
       }
     });
     el('model-select').addEventListener('change', () => {
@@ -665,13 +668,13 @@ export class App {
     });
   }
 
-  async useText(text: string, domain: string, sample: number | null): Promise<void> {
+  async useText(text: string, domain: string, sample: number | null, labels: TextLabels = {}): Promise<void> {
     if (!this.stepper) return;
     this.textSource = { sample, text: sample === null ? text : null };
     el<HTMLSelectElement>('samples').value = sample === null ? '' : String(sample);
     this.selectedToken = null;
     this.metrics.clear(this.model!.config.moeLayers);
-    await this.stepper.setText(text, domain);
+    await this.stepper.setText(text, domain, labels);
   }
 
   private exportTrace(kind: 'json' | 'csv'): void {

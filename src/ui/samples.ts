@@ -1,12 +1,18 @@
 // The demo model's samples file: short texts with a domain label each, for the prompt picker and the load-bar split.
 // Accepted shapes: an array of samples, or an object with a `samples` array. A sample has `text` and a label in
-// `domain` (or `label` / `category`); other fields (titles, part-of-speech tags) are kept when they are strings.
+// `domain` (or `label` / `category`); optional: `title`, `genre`, and per-word part-of-speech tags as `pos` with
+// character `spans` [start0, end0, start1, end1, …] (the demo model's samples.json, schema moescope-samples/1).
+import type { LabelledSpan } from './align';
 
 export interface Sample {
   text: string;
   domain: string;
   /** Optional short title for the picker. */
   title?: string;
+  /** Finer label (a Brown genre, a programming language), when the file has one. */
+  genre?: string;
+  /** Part of speech of each word of the text, as character spans (prose samples of the demo model). */
+  posSpans?: LabelledSpan[];
 }
 
 export class SamplesFileError extends Error {
@@ -29,8 +35,25 @@ export function parseSamples(json: unknown, file: string): Sample[] {
     if (typeof domain !== 'string') {
       throw new SamplesFileError(file, `samples[${i}] needs a domain label (field "domain", "label" or "category")`);
     }
-    const title = [o.title, o.name, o.genre].find((v) => typeof v === 'string' && v.length > 0);
-    return { text: o.text, domain, ...(typeof title === 'string' ? { title } : {}) };
+    const title = [o.title, o.name].find((v) => typeof v === 'string' && v.length > 0);
+    const sample: Sample = { text: o.text, domain, ...(typeof title === 'string' ? { title } : {}) };
+    if (typeof o.genre === 'string' && o.genre.length > 0) sample.genre = o.genre;
+    if (o.pos !== undefined || o.spans !== undefined) sample.posSpans = posSpans(o.pos, o.spans, o.text.length, file, i);
+    return sample;
+  });
+}
+
+function posSpans(pos: unknown, spans: unknown, textLength: number, file: string, i: number): LabelledSpan[] {
+  if (!Array.isArray(pos) || !Array.isArray(spans) || spans.length !== 2 * pos.length) {
+    throw new SamplesFileError(file, `samples[${i}] fields "pos" and "spans" must be arrays, with two spans entries per tag`);
+  }
+  return pos.map((label, w) => {
+    const start = spans[2 * w];
+    const end = spans[2 * w + 1];
+    if (typeof label !== 'string' || !Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end < start || end > textLength) {
+      throw new SamplesFileError(file, `samples[${i}] word ${w}: bad "pos"/"spans" entry (${JSON.stringify(label)}, ${start}, ${end})`);
+    }
+    return { start, end, label };
   });
 }
 

@@ -2,6 +2,7 @@
 // play/pause, reset. Engine calls are serialised through one queue so play, clicks and tests never interleave.
 // Each processed position keeps the text it shows and the domain label it came from (for the load-bar split).
 import type { ModelSession } from '../engine/session-api';
+import { alignTokens, labelAt, type LabelledSpan } from './align';
 
 export interface TokenInfo {
   id: number;
@@ -9,6 +10,16 @@ export interface TokenInfo {
   text: string;
   /** Domain label of the text it came from ('prompt' for typed text, 'generated' for decoded tokens). */
   domain: string;
+  /** Finer label of the text (genre, language), when the sample has one. */
+  genre?: string;
+  /** Part of speech of the word the token starts in (prose samples with tagged words). */
+  pos?: string;
+}
+
+/** Labels of a text beyond its domain. */
+export interface TextLabels {
+  genre?: string;
+  posSpans?: LabelledSpan[];
 }
 
 export interface TokenTexts {
@@ -97,11 +108,19 @@ export class TokenStepper {
   }
 
   /** Set the text to scan; resets the session (routing record and KV cache). */
-  setText(text: string, domain: string): Promise<void> {
+  setText(text: string, domain: string, labels: TextLabels = {}): Promise<void> {
     this.pause();
     return this.enqueue(async () => {
       const ids = this.tokenizer.encode(text);
-      this.plan = ids.map((id) => ({ id, text: this.tokenizer.tokenText(id), domain }));
+      const pieces = ids.map((id) => this.tokenizer.tokenText(id));
+      const offsets = labels.posSpans ? alignTokens(text, pieces) : [];
+      this.plan = ids.map((id, i) => {
+        const info: TokenInfo = { id, text: pieces[i], domain };
+        if (labels.genre) info.genre = labels.genre;
+        const pos = labels.posSpans ? labelAt(text, offsets[i], labels.posSpans) : null;
+        if (pos) info.pos = pos;
+        return info;
+      });
       await this.session.reset();
       this.processed.length = 0;
       this.emit('plan');

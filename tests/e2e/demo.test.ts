@@ -68,16 +68,23 @@ describe.skipIf(!demo)(`the bundled demo model (${demo ?? 'not present'})`, () =
     await page.screenshot({ path: join(ARTIFACTS, 'demo-20-tokens.png') });
   }, 120_000);
 
-  it('splits the load bars by the samples’ domain labels', async () => {
-    const other = await hook((m) => m.app.model!.samples.findIndex((s) => s.domain !== m.app.model!.samples[0].domain));
-    expect(other).toBeGreaterThan(0);
-    await page.select('#samples', String(other));
+  it('splits the load bars by the samples’ labels: domain, genre, part of speech', async () => {
+    const prose = await hook((m) => m.app.model!.samples.findIndex((s) => s.posSpans !== undefined));
+    expect(prose).toBeGreaterThanOrEqual(0);
+    await page.select('#samples', String(prose));
     await hook((m) => m.settle());
     await hook((m) => m.step(15));
-    const legend = await page.$$eval('#loadbars .legend-item', (els) => els.map((e) => e.textContent));
-    expect(legend.length).toBeGreaterThanOrEqual(1);
+    const legend = () => page.$$eval('#loadbars .legend-item', (els) => els.map((e) => e.textContent ?? ''));
+    expect(await legend()).toContain('prose');
+    await page.select('#loadbars-split', 'genre');
+    const genre = await hook((m) => m.app.stepper!.planned[1].genre);
+    expect(await legend()).toContain(genre);
+    await page.select('#loadbars-split', 'pos');
+    const tags = await legend();
+    expect(tags.some((t) => ['NOUN', 'VERB', 'DET', 'ADP'].includes(t))).toBe(true);
     await page.evaluate(() => document.getElementById('loadbars')!.scrollIntoView());
-    await page.screenshot({ path: join(ARTIFACTS, 'demo-load-bars.png') });
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-load-bars-pos.png') });
+    await page.select('#loadbars-split', 'domain');
   }, 60_000);
 
   it.skipIf(!early)('compare mode runs the early checkpoint on the same tokens', async () => {

@@ -65,6 +65,19 @@ describe('samples file', () => {
     expect(sampleLabel(a[1], 1)).toBe('2. [news] A01');
   });
 
+  it('keeps genre and part-of-speech spans of the demo model samples (moescope-samples/1)', () => {
+    const file = {
+      schema: 'moescope-samples/1',
+      samples: [{ id: 'brown/ca01', domain: 'prose', genre: 'news', title: 'news: The jury', text: 'The jury said',
+        words: ['The', 'jury', 'said'], tags: ['at', 'nn', 'vbd'], pos: ['DET', 'NOUN', 'VERB'], spans: [0, 3, 4, 8, 9, 13] }],
+    };
+    const [s] = parseSamples(file, 'samples.json');
+    expect(s).toMatchObject({ domain: 'prose', genre: 'news', title: 'news: The jury' });
+    expect(s.posSpans).toEqual([{ start: 0, end: 3, label: 'DET' }, { start: 4, end: 8, label: 'NOUN' }, { start: 9, end: 13, label: 'VERB' }]);
+    expect(() => parseSamples({ samples: [{ ...file.samples[0], spans: [0, 3] }] }, 'samples.json')).toThrow(/two spans entries per tag/);
+    expect(() => parseSamples({ samples: [{ ...file.samples[0], spans: [0, 3, 4, 8, 9, 99] }] }, 'samples.json')).toThrow(/word 2/);
+  });
+
   it('names the file and the field of a bad sample', () => {
     expect(() => parseSamples({}, 'm/samples.json')).toThrow(/m\/samples.json.*"samples" array/);
     expect(() => parseSamples([{ text: '' , domain: 'x'}], 's.json')).toThrow(/samples\[0\] field "text"/);

@@ -20,20 +20,35 @@ const PALETTE = ['#4cc9f0', '#f72585', '#ffd166', '#06d6a0', '#b388eb', '#ff9f1c
 
 export function domainColor(domains: readonly string[], name: string): string {
   const i = domains.indexOf(name);
-  return i < 0 ? '#888' : PALETTE[i % PALETTE.length];
+  if (i < 0) return '#888';
+  return i < PALETTE.length ? PALETTE[i] : `hsl(${(i * 137.508) % 360}, 55%, 62%)`;
 }
+
+/** What the bars are split by: the sample's domain, its genre / language, or the part of speech of each token. */
+export const SPLIT_KEYS = ['domain', 'genre', 'pos'] as const;
+export type SplitKey = (typeof SPLIT_KEYS)[number];
+const SPLIT_LABELS: Record<SplitKey, string> = { domain: 'split by domain', genre: 'split by genre / language', pos: 'split by part of speech' };
 
 export class LoadBarsPanel {
   readonly canvas: HTMLCanvasElement;
   private readonly ctx: CanvasRenderingContext2D;
   private readonly legend: HTMLElement;
+  split: SplitKey = 'domain';
 
-  constructor(container: HTMLElement) {
+  constructor(container: HTMLElement, onSplit: () => void) {
+    const select = document.createElement('select');
+    select.setAttribute('aria-label', 'split load bars by');
+    select.id = 'loadbars-split';
+    for (const key of SPLIT_KEYS) select.add(new Option(SPLIT_LABELS[key], key));
+    select.addEventListener('change', () => {
+      this.split = select.value as SplitKey;
+      onSplit();
+    });
     this.legend = document.createElement('div');
     this.legend.className = 'legend';
     this.canvas = document.createElement('canvas');
     this.canvas.className = 'panel-canvas';
-    container.append(this.legend, this.canvas);
+    container.append(select, this.legend, this.canvas);
     this.ctx = this.canvas.getContext('2d')!;
   }
 

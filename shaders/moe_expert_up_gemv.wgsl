@@ -1,10 +1,12 @@
 // Grouped expert matmul for few rows per expert (decode): the gate/up half of SwiGLU,
 //   h[r, j] = silu(x[t]·Wg[e, j]) · (x[t]·Wu[e, j]),  j < I,   gate_up[e] = [2I, H] (rows 0..I-1 gate, I..2I-1 up)
 // for plan tiles of at most R rows. Bound by reading the weights once, so the work is split along the weight rows:
-// each group of LANES threads owns one output column j (its gate row and its up row), the lanes stride over H with
-// 4 loads in flight, and R row accumulators stay in registers; a shared-memory tree adds the lanes.
-// Workgroup grid: x = ceil(I / GROUPS) column blocks, y = plan tiles (those past the tile count, or of experts in
-// another weight binding, return at once).
+// each group of LANES threads owns one output column j (its gate row and its up row); the lanes stride over H in
+// 16-byte units (4 f32 or 8 f16/bf16 weights; ALIGNED: H % 4 == 0, % 8 for 16-bit weights), two units in flight per
+// lane, element by element otherwise. Row accumulators stay in registers; a shared-memory tree adds the lanes, only
+// for the tile's rows. Grid: x = ceil(I / GROUPS) column blocks, y = plan tiles (those past the tile count, or of
+// experts in another weight binding, return at once).
+// x and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
 // #include "lib/weights"
 
 struct Params {
@@ -23,18 +25,65 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;             // [tokens, H]
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [tokens, H]
 @group(0) @binding(2) var<storage, read> plan: array<u32>;          // dispatch plan (row_key = token·8 + slot)
-@group(0) @binding(3) var<storage, read> w_gate_up: array<u32>;     // [num_experts, 2I, H] WEIGHT_DTYPE words
+@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;       // [num_experts, 2I, H] WEIGHT_DTYPE words
 @group(0) @binding(4) var<storage, read_write> h: array<f32>;       // [rows, I]
 
+override ALIGNED: bool = true;
 const LANES: u32 = 32u;
 const GROUPS: u32 = 8u;
 const R: u32 = 8u; // rows per plan tile (the host sets the plan's tile_m to this)
+override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
 
 var<workgroup> partial: array<f32, 4096>; // [GROUPS, LANES, 2R]
 var<workgroup> tile_info: vec4<u32>;      // expert, first row, row count, tile count
 var<workgroup> row_token: array<u32, 8>;
+
+var<private> acc_g: array<f32, 8>;
+var<private> acc_u: array<f32, 8>;
+var<private> tok: array<u32, 8>; // x element offset of each row's token
+
+fn x_at(i: u32) -> f32 {
+  return x[i >> 2u][i & 3u];
+}
+
+fn w_at(e: u32) -> f32 {
+  let i = weight_word(e);
+  return decode_weight(w[i >> 2u][i & 3u], e);
+}
+
+// The UK weights of the 16-byte unit holding element e (e a multiple of UK).
+fn w_unit(e: u32) -> array<f32, 8> {
+  var v: array<f32, 8>;
+  if (WEIGHT_DTYPE == 0u) {
+    let q = w[e >> 2u];
+    v[0] = bitcast<f32>(q.x); v[1] = bitcast<f32>(q.y); v[2] = bitcast<f32>(q.z); v[3] = bitcast<f32>(q.w);
+  } else {
+    let q = w[e >> 3u];
+    let p0 = decode_pair(q.x); let p1 = decode_pair(q.y); let p2 = decode_pair(q.z); let p3 = decode_pair(q.w);
+    v[0] = p0.x; v[1] = p0.y; v[2] = p1.x; v[3] = p1.y; v[4] = p2.x; v[5] = p2.y; v[6] = p3.x; v[7] = p3.y;
+  }
+  return v;
+}
+
+// acc += x rows · the unit of gate and up weights at k.
+fn fma_unit(g: array<f32, 8>, u: array<f32, 8>, k: u32, nrows: u32) {
+  for (var r = 0u; r < R; r++) {
+    if (r < nrows) {
+      let xa = x[(tok[r] + k) >> 2u];
+      var sg = xa.x * g[0] + xa.y * g[1] + xa.z * g[2] + xa.w * g[3];
+      var su = xa.x * u[0] + xa.y * u[1] + xa.z * u[2] + xa.w * u[3];
+      if (UK == 8u) {
+        let xb = x[(tok[r] + k + 4u) >> 2u];
+        sg += xb.x * g[4] + xb.y * g[5] + xb.z * g[6] + xb.w * g[7];
+        su += xb.x * u[4] + xb.y * u[5] + xb.z * u[6] + xb.w * u[7];
+      }
+      acc_g[r] += sg;
+      acc_u[r] += su;
+    }
+  }
+}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -61,41 +110,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let group = li / LANES;
   let lane = li % LANES;
   let j = wg.x * GROUPS + group;
-  var tok = array<u32, 8>();
   for (var r = 0u; r < R; r++) { tok[r] = row_token[r] * K; }
 
-  var acc_g = array<f32, 8>();
-  var acc_u = array<f32, 8>();
   if (j < I) {
     let gbase = (info.x - P.first_expert) * 2u * I * K + j * K;
     let ubase = gbase + I * K;
-    var k = lane;
-    for (; k + 3u * LANES < K; k += 4u * LANES) {
-      var wg4: array<f32, 4>;
-      var wu4: array<f32, 4>;
-      for (var q = 0u; q < 4u; q++) {
-        let kq = k + q * LANES;
-        wg4[q] = decode_weight(w_gate_up[weight_word(gbase + kq)], gbase + kq);
-        wu4[q] = decode_weight(w_gate_up[weight_word(ubase + kq)], ubase + kq);
+    if (ALIGNED) {
+      let step = LANES * UK;
+      var k = lane * UK;
+      for (; k + step < K; k += 2u * step) {
+        let g0 = w_unit(gbase + k);
+        let u0 = w_unit(ubase + k);
+        let g1 = w_unit(gbase + k + step);
+        let u1 = w_unit(ubase + k + step);
+        fma_unit(g0, u0, k, nrows);
+        fma_unit(g1, u1, k + step, nrows);
       }
-      for (var r = 0u; r < R; r++) {
-        if (r < nrows) {
-          for (var q = 0u; q < 4u; q++) {
-            let xv = x[tok[r] + k + q * LANES];
-            acc_g[r] += xv * wg4[q];
-            acc_u[r] += xv * wu4[q];
+      if (k < K) { fma_unit(w_unit(gbase + k), w_unit(ubase + k), k, nrows); }
+    } else {
+      for (var k = lane; k < K; k += LANES) {
+        let gv = w_at(gbase + k);
+        let uv = w_at(ubase + k);
+        for (var r = 0u; r < R; r++) {
+          if (r < nrows) {
+            let xv = x_at(tok[r] + k);
+            acc_g[r] += xv * gv;
+            acc_u[r] += xv * uv;
           }
-        }
-      }
-    }
-    for (; k < K; k += LANES) {
-      let wgv = decode_weight(w_gate_up[weight_word(gbase + k)], gbase + k);
-      let wuv = decode_weight(w_gate_up[weight_word(ubase + k)], ubase + k);
-      for (var r = 0u; r < R; r++) {
-        if (r < nrows) {
-          let xv = x[tok[r] + k];
-          acc_g[r] += xv * wgv;
-          acc_u[r] += xv * wuv;
         }
       }
     }
@@ -109,7 +150,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
     if (lane < stride) {
       let other = pbase + stride * 2u * R;
-      for (var r = 0u; r < 2u * R; r++) { partial[pbase + r] += partial[other + r]; }
+      for (var r = 0u; r < R; r++) {
+        if (r < nrows) {
+          partial[pbase + r] += partial[other + r];
+          partial[pbase + R + r] += partial[other + R + r];
+        }
+      }
     }
     workgroupBarrier();
   }

@@ -5,12 +5,13 @@
 // (and moved by moe_reroute). The stable rank of token t in e's list is
 //   rank = popcount of e's mask bits below t = prefix[e, t / 32] − start[e] + popcount(mask[e, t / 32] & below(t)),
 // so lists come out in token order (moe_scatter writes them) without sorting and without atomics.
-//   1. prefix: exclusive scan of the per-word popcounts, flattened over [experts, words] (thread-serial runs + one
-//      workgroup scan); the masks are copied for moe_scatter and cleared for the next layer / step.
+//   1. prefix: exclusive scan of the per-word popcounts: per expert by its own thread when there are few words
+//      (≤ 32, i.e. T ≤ 1024), else flattened over [experts, words] (thread-serial runs + one workgroup scan);
+//      the masks are copied for moe_scatter and cleared for the next layer / step.
 //   2. counts and capacity (drop policy): kept = min(count, capacity) — the first `capacity` tokens in token order
 //      keep their slot (under the reroute policy moe_reroute has already moved or dropped the overflow, so
-//      everything is kept); cutoff = the first token past capacity. Exclusive scans over experts give each expert's
-//      first row (offset) and first tile; tiles are tile_m rows.
+//      everything is kept); cutoff = the first token past capacity. One thread sums over the experts for each
+//      expert's first row (offset) and first tile (cheaper than workgroup scans); tiles are tile_m rows.
 //   3. statistics for layer l, summed in a fixed order (deterministic): counts += kept, stepCounts = kept,
 //      dropped/rerouted, probMass += Σ_t p[t, e], gateSum += Σ gate weights of e's kept assignments,
 //      zLossSum += Σ_t lse².
@@ -34,6 +35,12 @@ override PLAN_WG: u32 = 256u;
 
 var<workgroup> scan_buf: array<u32, PLAN_WG>;
 var<workgroup> facc: array<f32, PLAN_WG>;
+var<workgroup> facc2: array<f32, PLAN_WG>;
+var<workgroup> facc3: array<f32, PLAN_WG>;
+var<workgroup> e_count: array<u32, 256>;
+var<workgroup> e_kept: array<u32, 256>;
+var<workgroup> e_offset: array<u32, 256>;
+var<workgroup> e_tile_start: array<u32, 256>;
 var<workgroup> e_cutoff: array<u32, 256>; // first token past the expert's capacity (NONE: all kept)
 
 // Exclusive Hillis–Steele scan of one value per thread; returns (exclusive prefix, total).
@@ -53,60 +60,72 @@ fn block_scan(v: u32, li: u32) -> vec2<u32> {
   return vec2<u32>(inclusive - v, total);
 }
 
-// Sum of one f32 per thread in a fixed tree order (deterministic).
-fn block_sum(v: f32, li: u32) -> f32 {
-  facc[li] = v;
-  workgroupBarrier();
-  for (var stride = PLAN_WG / 2u; stride > 0u; stride >>= 1u) {
-    if (li < stride) { facc[li] += facc[li + stride]; }
-    workgroupBarrier();
-  }
-  let total = facc[0];
-  workgroupBarrier();
-  return total;
-}
-
 @compute @workgroup_size(PLAN_WG)
 fn main(@builtin(local_invocation_index) li: u32) {
   let T = P.tokens;
   let E = P.experts;
   let k = P.top_k;
   let words = (T + 31u) / 32u;            // mask words in use per expert
-  let n = E * words;                      // flattened [experts, words]
-  let per = (n + PLAN_WG - 1u) / PLAN_WG; // entries per thread
-  let lo = min(n, li * per);
-  let hi = min(n, lo + per);
 
-  // ---- 1. prefix over per-word popcounts; copy and clear the masks ----
-  var run = 0u;
-  for (var i = lo; i < hi; i++) {
-    run += countOneBits(plan[(i / words) * P.mask_words + i % words]);
-  }
-  let scanned = block_scan(run, li);
-  let total = scanned.y;
-  run = scanned.x;
-  for (var i = lo; i < hi; i++) {
-    let at = (i / words) * P.mask_words + i % words;
-    let m = plan[at];
-    plan[P.off_prefix + i] = run;
-    plan[P.off_mask_copy + i] = m;
-    plan[at] = 0u;
-    run += countOneBits(m);
+  // ---- 1. prefix over per-word popcounts (relative to each expert's start); copy and clear the masks ----
+  if (words <= 32u) {
+    // few words: each expert's thread walks its own words, no workgroup scan needed
+    if (li < E) {
+      var run = 0u;
+      for (var w = 0u; w < words; w++) {
+        let at = li * P.mask_words + w;
+        let m = plan[at];
+        plan[P.off_prefix + li * words + w] = run;
+        plan[P.off_mask_copy + li * words + w] = m;
+        plan[at] = 0u;
+        run += countOneBits(m);
+      }
+      e_count[li] = run;
+      plan[P.off_starts + li] = 0u;
+    }
+  } else {
+    // many words: thread-serial runs over the flattened [experts, words], one workgroup scan
+    let n = E * words;
+    let per = (n + PLAN_WG - 1u) / PLAN_WG;
+    let lo = min(n, li * per);
+    let hi = min(n, lo + per);
+    var run = 0u;
+    for (var i = lo; i < hi; i++) {
+      run += countOneBits(plan[(i / words) * P.mask_words + i % words]);
+    }
+    let scanned = block_scan(run, li);
+    run = scanned.x;
+    for (var i = lo; i < hi; i++) {
+      let at = (i / words) * P.mask_words + i % words;
+      let m = plan[at];
+      plan[P.off_prefix + i] = run;
+      plan[P.off_mask_copy + i] = m;
+      plan[at] = 0u;
+      run += countOneBits(m);
+    }
+    storageBarrier();
+    workgroupBarrier();
+    if (li < E) {
+      let start = plan[P.off_prefix + li * words];
+      let end = select(scanned.y, plan[P.off_prefix + (li + 1u) * words], li + 1u < E);
+      e_count[li] = end - start;
+      plan[P.off_starts + li] = start;
+    }
   }
   storageBarrier();
   workgroupBarrier();
 
-  // ---- 2. counts, capacity, offsets, tiles ----
+  // ---- 2. capacity, cutoffs; offsets and tiles (serial over experts: cheaper than workgroup scans) ----
   var count = 0u;
   var kept = 0u;
   if (li < E) {
-    let start = plan[P.off_prefix + li * words];
-    let end = select(total, plan[P.off_prefix + (li + 1u) * words], li + 1u < E);
-    count = end - start;
+    count = e_count[li];
     kept = select(count, min(count, P.capacity), P.capacity > 0u && P.reroute_ran == 0u);
+    e_kept[li] = kept;
     var cut = NONE;
     if (kept < count) {
-      // the word holding member `kept`: the last word whose prefix (relative to start) is ≤ kept
+      // the word holding member `kept`: the last word whose rank at its start is ≤ kept
+      let start = plan[P.off_starts + li];
       var a = 0u;
       var b = words - 1u;
       loop {
@@ -119,20 +138,30 @@ fn main(@builtin(local_invocation_index) li: u32) {
       cut = a * 32u + firstTrailingBit(bits);
     }
     e_cutoff[li] = cut;
-    plan[P.off_starts + li] = start;
   }
-  let offset = block_scan(kept, li).x;
-  let tiles = (kept + P.tile_m - 1u) / P.tile_m;
-  let tiles_scan = block_scan(tiles, li);
+  workgroupBarrier();
+  if (li == 0u) {
+    var rows = 0u;
+    var tiles = 0u;
+    for (var e = 0u; e < E; e++) {
+      e_offset[e] = rows;
+      e_tile_start[e] = tiles;
+      rows += e_kept[e];
+      tiles += (e_kept[e] + P.tile_m - 1u) / P.tile_m;
+    }
+    plan[P.off_header] = tiles;
+  }
+  workgroupBarrier();
   if (li < E) {
+    let offset = e_offset[li];
     plan[P.off_offsets + li] = offset;
     plan[P.off_kept + li] = kept;
-    for (var j = 0u; j < tiles; j++) {
-      plan[P.off_tile_expert + tiles_scan.x + j] = li;
-      plan[P.off_tile_row + tiles_scan.x + j] = offset + j * P.tile_m;
+    let first = e_tile_start[li];
+    for (var j = 0u; j < (kept + P.tile_m - 1u) / P.tile_m; j++) {
+      plan[P.off_tile_expert + first + j] = li;
+      plan[P.off_tile_row + first + j] = offset + j * P.tile_m;
     }
   }
-  if (li == 0u) { plan[P.off_header] = tiles_scan.y; }
 
   // ---- 3. statistics ----
   let se = P.layer * E;
@@ -148,13 +177,14 @@ fn main(@builtin(local_invocation_index) li: u32) {
     dropped[se + li] += drops;
     rerouted[se + li] += moved;
   }
-  workgroupBarrier();
-  // probMass and gateSum: G threads per expert sum a strided share of the tokens, then the shares in order.
+  // probMass, gateSum (and zLossSum in expert 0's threads): G threads per expert sum a strided share of the
+  // tokens, then thread e adds the shares in order.
   let g_per = PLAN_WG / E;
   let my_e = li % E;
   let my_g = li / E;
   var pacc = 0.0;
   var gacc = 0.0;
+  var zacc = 0.0;
   if (my_g < g_per) {
     let cut = e_cutoff[my_e];
     for (var t = my_g; t < T; t += g_per) {
@@ -164,29 +194,29 @@ fn main(@builtin(local_invocation_index) li: u32) {
           gacc += bitcast<f32>(records[t * REC + REC_WEIGHT + s]);
         }
       }
+      if (my_e == 0u) {
+        let lse = bitcast<f32>(records[t * REC + REC_LSE]);
+        zacc += lse * lse;
+      }
     }
   }
   facc[li] = pacc;
+  facc2[li] = gacc;
+  facc3[li] = zacc;
   workgroupBarrier();
   if (li < E) {
-    var s = 0.0;
-    for (var g = 0u; g < g_per; g++) { s += facc[g * E + li]; }
-    prob_mass[se + li] += s;
+    var ps = 0.0;
+    var gs = 0.0;
+    for (var g = 0u; g < g_per; g++) {
+      ps += facc[g * E + li];
+      gs += facc2[g * E + li];
+    }
+    prob_mass[se + li] += ps;
+    gate_sum[se + li] += gs;
+    if (li == 0u) {
+      var zs = 0.0;
+      for (var g = 0u; g < g_per; g++) { zs += facc3[g * E]; }
+      z_loss_sum[P.layer] += zs;
+    }
   }
-  workgroupBarrier();
-  facc[li] = gacc;
-  workgroupBarrier();
-  if (li < E) {
-    var s = 0.0;
-    for (var g = 0u; g < g_per; g++) { s += facc[g * E + li]; }
-    gate_sum[se + li] += s;
-  }
-  workgroupBarrier();
-  var zacc = 0.0;
-  for (var t = li; t < T; t += PLAN_WG) {
-    let lse = bitcast<f32>(records[t * REC + REC_LSE]);
-    zacc += lse * lse;
-  }
-  let zsum = block_sum(zacc, li);
-  if (li == 0u) { z_loss_sum[P.layer] += zsum; }
 }

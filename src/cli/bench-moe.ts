@@ -20,7 +20,8 @@ import { RoutingStats } from '../engine/routing/stats';
 import { expertsPerBinding } from '../engine/routing/expert-bank';
 import type { ExpertMode, TiledShape } from '../engine/kernels/moe-expert';
 import { GpuTimer, type Timing } from '../bench/timing';
-import { moeLayerRef } from '../reference/moe';
+import { routerRef } from '../reference/router';
+import { Profiler } from '../engine/profiler';
 
 interface Shape {
   name: string;
@@ -58,6 +59,8 @@ export interface MoeBenchCase {
   /** Largest |ours − float64 reference| / max |reference| over the checked tokens (null when not checked). */
   checkError: number | null;
   tune?: { label: string; expertsUs: number }[];
+  /** Per-kernel GPU µs inside a step (each kernel in its own timed pass). */
+  kernels?: Record<string, number>;
 }
 
 export interface MoeBenchResult {
@@ -180,7 +183,7 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
     const checkTokens = Math.min(T, s.H * s.I > 1e7 ? 1 : 4);
     if (checkTokens > 0) {
       const got = await readF32(gpu, y, checkTokens * H);
-      checkError = spotCheck(config, routerVals, guBlock, dBlock, xVals, got, checkTokens, T);
+      checkError = spotCheck(config, routerVals, guBlock, dBlock, xVals, got, checkTokens);
     }
     const mode = layer.modeFor(T);
     const c: MoeBenchCase = {
@@ -188,30 +191,48 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
       totalUs: us(total), routingUs: us(routing), expertsUs: us(experts), combineUs: us(combine), wallUs: 1000 * total.wallMs,
       weightBytes: expertsHit * 3 * H * I * 4, flops: 2 * T * H * E + 6 * T * k * H * I, checkError,
     };
-    if (tune) {
+    if (tune && s.name !== 'mixtral') {
       c.tune = [];
       const variants: [string, ExpertMode, TiledShape | undefined][] = [
         ['gemv', 'gemv', undefined],
-        ['tiled 16x16 TK16', 'tiled', { WG_M: 16, WG_N: 16, TK: 16 }],
-        ['tiled 16x16 TK8', 'tiled', { WG_M: 16, WG_N: 16, TK: 8 }],
-        ['tiled 8x16 TK16', 'tiled', { WG_M: 8, WG_N: 16, TK: 16 }],
-        ['tiled 16x8 TK16', 'tiled', { WG_M: 16, WG_N: 8, TK: 16 }],
-        ['tiled 8x8 TK16', 'tiled', { WG_M: 8, WG_N: 8, TK: 16 }],
+        ['tiled 16x16 TK16', 'tiled', { WG_M: 16, WG_N: 16, TILE_K: 16 }],
+        ['tiled 16x16 TK8', 'tiled', { WG_M: 16, WG_N: 16, TILE_K: 8 }],
+        ['tiled 8x16 TK16', 'tiled', { WG_M: 8, WG_N: 16, TILE_K: 16 }],
+        ['tiled 16x8 TK16', 'tiled', { WG_M: 16, WG_N: 8, TILE_K: 16 }],
+        ['tiled 8x8 TK16', 'tiled', { WG_M: 8, WG_N: 8, TILE_K: 16 }],
       ];
       for (const [label, mode, shape] of variants) {
         if (mode === 'gemv' && T * k > 64 * E) continue; // re-reads the weights once per 8 rows: hopeless
         if (mode === 'tiled' && T === 1) continue;
         const v = layerFor(mode, shape);
-        const t = await timer.measure((e, reps) => pass(e, reps, (p) => { v.encodeRouting(p, x, y, T, 0); v.encodeExperts(p, x, y, T); }), { maxReps: 100 });
-        const r = await timer.measure((e, reps) => pass(e, reps, (p) => v.encodeRouting(p, x, y, T, 0)), { maxReps: 200 });
-        c.tune.push({ label, expertsUs: us(t) - us(r) });
+        const e0 = gpu.device.createCommandEncoder();
+        v.encode(e0, x, y, T, 0); // the plan, cut in this variant's tiles
+        gpu.device.queue.submit([e0.finish()]);
+        const t = await timer.measure((e, reps) => pass(e, reps, (p) => v.encodeExperts(p, x, y, T)), { maxReps: 200 });
+        c.tune.push({ label, expertsUs: us(t) });
       }
     }
+    // per-kernel GPU times inside a full step (one pass per kernel, timestamps per pass), mean of 10 steps
+    const profiler = new Profiler(gpu, 64);
+    if (profiler.enabled) {
+      for (let i = 0; i < 12; i++) {
+        profiler.beginStep();
+        const e = gpu.device.createCommandEncoder();
+        layer.encode(e, x, y, T, 0, profiler);
+        profiler.resolve(e);
+        gpu.device.queue.submit([e.finish()]);
+        await profiler.collect();
+        if (i === 1) profiler.reset(); // drop the first two (warm-up)
+      }
+      c.kernels = Object.fromEntries(profiler.timings().map((t) => [t.name.replace(/^Layer0\.moe\./, ''), t.micros]));
+    }
+    profiler.destroy();
     out.push(c);
     console.log(
       `${s.name} T=${T} ${mode}: total ${c.totalUs.toFixed(1)} µs (routing ${c.routingUs.toFixed(1)}, experts ${c.expertsUs.toFixed(1)}, ` +
         `combine ${c.combineUs.toFixed(1)}), ${c.dispatches} dispatches, ${expertsHit} experts hit, check ${checkError?.toExponential(2)}` +
-        (c.tune ? `\n   tune: ${c.tune.map((t) => `${t.label} ${t.expertsUs.toFixed(1)}`).join(' | ')}` : ''),
+        (c.kernels ? `\n   kernels: ${Object.entries(c.kernels).map(([n, v]) => `${n} ${v.toFixed(1)}`).join(' | ')}` : '') +
+        (c.tune ? `\n   tune (experts µs): ${c.tune.map((t) => `${t.label} ${t.expertsUs.toFixed(1)}`).join(' | ')}` : ''),
     );
     x.destroy();
     y.destroy();
@@ -222,24 +243,54 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
   return out;
 }
 
-/** Float64 reference of the first `n` tokens of a T-token step (routing does not depend on other tokens). */
-function spotCheck(config: MoeConfig, router: Float32Array, gu: Float32Array, d: Float32Array, x: Float32Array, got: Float32Array, n: number, T: number): number {
+/**
+ * Float64 reference of the first `n` tokens of the step (routing of a token does not depend on the others): the
+ * router from its real weights, then SwiGLU of each chosen expert with weights rebuilt as block[i mod PERIOD].
+ * Returns max |ours − reference| / max |reference|.
+ */
+function spotCheck(config: MoeConfig, router: Float32Array, gu: Float32Array, d: Float32Array, x: Float32Array, got: Float32Array, n: number): number {
   const { hiddenSize: H, moeIntermediateSize: I, numExperts: E } = config;
-  // Only the experts the tokens pick are needed: expand lazily through a proxy-like accessor.
-  const lazy = (blk: Float32Array, len: number) => new Proxy({ length: len } as ArrayLike<number>, {
-    get: (t, p) => (typeof p === 'string' && /^\d+$/.test(p) ? blk[Number(p) % PERIOD] : Reflect.get(t, p)),
+  const k = config.router.topK;
+  const r = routerRef({
+    T: n, H, E, x, w: router, router: config.router, layer: 0, position: 0, k, noiseStd: 0, noiseSeed: 0, temperature: 1,
   });
-  const ref = moeLayerRef({
-    T: n, H, I, E, x: x.subarray(0, n * H), weights: { router, gateUp: lazy(gu, E * 2 * I * H), down: lazy(d, E * H * I) },
-    router: config.router, layer: 0, position: 0, k: config.router.topK, noiseStd: 0, noiseSeed: 0, temperature: 1,
-    capacity: 0, overflow: 'drop',
-  });
-  void T;
   let maxRef = 0;
   let maxErr = 0;
-  for (let i = 0; i < n * H; i++) {
-    maxRef = Math.max(maxRef, Math.abs(ref.out[i]));
-    maxErr = Math.max(maxErr, Math.abs(ref.out[i] - got[i]));
+  const act = new Float64Array(I);
+  for (let t = 0; t < n; t++) {
+    const out = new Float64Array(H);
+    for (let s = 0; s < k; s++) {
+      const e = r.chosen[t * k + s];
+      const guBase = e * 2 * I * H;
+      for (let j = 0; j < I; j++) {
+        let g = 0;
+        let u = 0;
+        let gi = (guBase + j * H) % PERIOD;
+        let ui = (guBase + (I + j) * H) % PERIOD;
+        for (let h = 0; h < H; h++) {
+          const xv = x[t * H + h];
+          g += xv * gu[gi];
+          u += xv * gu[ui];
+          if (++gi === PERIOD) gi = 0;
+          if (++ui === PERIOD) ui = 0;
+        }
+        act[j] = (g / (1 + Math.exp(-g))) * u;
+      }
+      const dBase = e * H * I;
+      for (let c = 0; c < H; c++) {
+        let acc = 0;
+        let di = (dBase + c * I) % PERIOD;
+        for (let j = 0; j < I; j++) {
+          acc += act[j] * d[di];
+          if (++di === PERIOD) di = 0;
+        }
+        out[c] += r.weights[t * k + s] * acc;
+      }
+    }
+    for (let c = 0; c < H; c++) {
+      maxRef = Math.max(maxRef, Math.abs(out[c]));
+      maxErr = Math.max(maxErr, Math.abs(out[c] - got[t * H + c]));
+    }
   }
   return maxErr / maxRef;
 }

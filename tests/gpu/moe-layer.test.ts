@@ -124,11 +124,14 @@ function ablate(c: Problem['config'], layer: number, experts: number[], others: 
 describe('weights and kernels', () => {
   for (const dtype of ['f16', 'bf16'] as const) {
     for (const mode of ['gemv', 'tiled'] as const) {
-      it(`${dtype} weights, ${mode}`, async () => {
-        const gpu = await testGpu();
-        const p = buildProblem(gpu, { family: 'qwen2_moe', H: 33, I: 19, E: 8, k: 2, dtype, seed: 21 }, { expertMode: mode });
-        await checkStep(gpu, p, 13, policyWith(p.config, {}), 5);
-      });
+      // 33 × 19: element-wise loads; 32 × 24: 16-byte loads of 8 weights
+      for (const [H, I] of [[33, 19], [32, 24]]) {
+        it(`${dtype} weights, ${mode}, H=${H} I=${I}`, async () => {
+          const gpu = await testGpu();
+          const p = buildProblem(gpu, { family: 'qwen2_moe', H, I, E: 8, k: 2, dtype, seed: 21 }, { expertMode: mode });
+          await checkStep(gpu, p, 13, policyWith(p.config, {}), 5);
+        });
+      }
     }
   }
   it('expert banks split over several buffers (3 experts each)', async () => {

@@ -12,13 +12,23 @@ import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 export type ExpertOp = 'up' | 'down';
 export type ExpertMode = 'tiled' | 'gemv';
 
-/** Workgroup shape of the tiled kernels: TM = WG_M · 8 rows; up: TN = WG_N · 4 columns, down: WG_N · 8. */
+/** Workgroup shape of the tiled kernels: TILE_M = WG_M · 8 rows; up: TILE_N = WG_N · 4 columns, down: WG_N · 8. */
 export interface TiledShape {
   WG_M: number;
   WG_N: number;
-  TK: number;
+  /** k per shared-memory slice (multiple of 8). */
+  TILE_K: number;
 }
-export const DEFAULT_TILED: TiledShape = { WG_M: 16, WG_N: 16, TK: 16 };
+
+/** 16 × 16 threads, 128-row tiles; TILE_K 16 where the device has over 32 KiB of workgroup memory, else 8. */
+export function defaultTiledShape(gpu: Gpu): TiledShape {
+  return { WG_M: 16, WG_N: 16, TILE_K: gpu.limits.maxComputeWorkgroupStorageSize > 32768 ? 16 : 8 };
+}
+
+/** Whether rows of length k allow the 16-byte loads (4 f32 or 8 f16/bf16 per load). */
+export function alignedRows(k: number, dtype: WeightDtype): boolean {
+  return k % (dtype === 'f32' ? 4 : 8) === 0;
+}
 /** Rows per tile of the gemv kernels (const R in their shaders). */
 export const GEMV_ROWS = 8;
 const GEMV_GROUPS = 8;
@@ -27,25 +37,38 @@ const RM = 8;
 export interface ExpertMatmulBinding {
   group: GPUBindGroup;
   uniforms: Uniforms;
+  pipeline: GPUComputePipeline;
 }
 
-/** One grouped matmul kernel (op × mode), pipeline made once. */
+/** One grouped matmul kernel (op × mode); pipelines made once per alignment (cached by Gpu). */
 export class ExpertMatmulKernel {
   private readonly layout;
-  readonly pipeline: GPUComputePipeline;
+  private readonly pipelines = new Map<boolean, GPUComputePipeline>();
+  readonly shape: TiledShape;
 
   constructor(
     private readonly gpu: Gpu,
     readonly op: ExpertOp,
     readonly mode: ExpertMode,
-    weightDtype: WeightDtype,
-    readonly shape: TiledShape = DEFAULT_TILED,
+    private readonly weightDtype: WeightDtype,
+    shape?: TiledShape,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw']);
-    const shader = `moe_expert_${op}${mode === 'gemv' ? '_gemv' : ''}`;
-    const constants: Record<string, number> = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype] };
-    if (mode === 'tiled') Object.assign(constants, shape);
-    this.pipeline = gpu.pipeline(shader, 'main', constants, this.layout.pipelineLayout, this.layout.key);
+    this.shape = shape ?? defaultTiledShape(gpu);
+  }
+
+  /** The pipeline for rows of length k (16-byte loads when they allow it). */
+  pipelineFor(k: number): GPUComputePipeline {
+    const aligned = alignedRows(k, this.weightDtype);
+    let p = this.pipelines.get(aligned);
+    if (!p) {
+      const shader = `moe_expert_${this.op}${this.mode === 'gemv' ? '_gemv' : ''}`;
+      const constants: Record<string, number> = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[this.weightDtype], ALIGNED: aligned ? 1 : 0 };
+      if (this.mode === 'tiled') Object.assign(constants, this.shape);
+      p = this.gpu.pipeline(shader, 'main', constants, this.layout.pipelineLayout, this.layout.key);
+      this.pipelines.set(aligned, p);
+    }
+    return p;
   }
 
   /** Rows per plan tile this kernel expects. */
@@ -75,12 +98,13 @@ export class ExpertMatmulKernel {
   ): ExpertMatmulBinding {
     const uniforms = new Uniforms(this.gpu, `${label}.params`, EXPERT_MATMUL_FIELDS);
     uniforms.set({ k: dims.k, n: dims.n, first_expert: dims.firstExpert, num_experts: dims.numExperts, ...planUniforms(layout) });
-    return { uniforms, group: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output]) };
+    const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output]);
+    return { uniforms, group, pipeline: this.pipelineFor(dims.k) };
   }
 
   /** Dispatches enough workgroups for `maxTiles` plan tiles of `n` output columns. */
   encode(pass: GPUComputePassEncoder, b: ExpertMatmulBinding, n: number, maxTiles: number): void {
-    pass.setPipeline(this.pipeline);
+    pass.setPipeline(b.pipeline);
     pass.setBindGroup(0, b.group);
     pass.dispatchWorkgroups(ceilDiv(n, this.tileCols), maxTiles);
   }

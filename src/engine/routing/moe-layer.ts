@@ -72,6 +72,13 @@ export function moeScratchShape(config: MoeConfig, o: { maxTokens: number; maxK?
   };
 }
 
+/** Timestamp descriptors per pass (src/engine/profiler.ts's Profiler has this shape). */
+export interface PassTimestamps {
+  passDescriptor(name: string): GPUComputePassDescriptor;
+}
+
+type Emit = (name: string, record: (pass: GPUComputePassEncoder) => void) => void;
+
 interface ExpertPair {
   up: ExpertMatmulKernel;
   down: ExpertMatmulKernel;
@@ -210,19 +217,59 @@ export class MoeLayer {
 
   /**
    * x: f32 [T, H] post-norm input; out: f32 [T, H] (must not alias x). Tokens are at positions
-   * [position, position + T). Records into `target` (a compute pass, or a command encoder it opens a pass on).
+   * [position, position + T). Records into `target`: a compute pass, or a command encoder (one pass is opened; with
+   * `timing`, one pass per kernel named `Layer<l>.moe.<kernel>` with that pass's timestamp descriptor, for
+   * per-kernel GPU times).
    */
-  encode(target: GPUComputePassEncoder | GPUCommandEncoder, x: GPUBuffer, out: GPUBuffer, T: number, position: number): void {
-    const own = !('dispatchWorkgroups' in target);
-    const pass = own ? (target as GPUCommandEncoder).beginComputePass({ label: `Layer${this.layer}.moe` }) : (target as GPUComputePassEncoder);
-    this.encodeRouting(pass, x, out, T, position);
-    this.encodeExperts(pass, x, out, T);
-    this.encodeCombine(pass, x, out, T);
-    if (own) pass.end();
+  encode(
+    target: GPUComputePassEncoder | GPUCommandEncoder,
+    x: GPUBuffer,
+    out: GPUBuffer,
+    T: number,
+    position: number,
+    timing?: PassTimestamps,
+  ): void {
+    const sink = this.sink(target, timing);
+    this.routing(sink.emit, x, out, T, position);
+    this.experts(sink.emit, x, out, T);
+    sink.emit('combine', (pass) => this.combine.encode(pass, this.io(x, out).combine, T));
+    sink.end();
   }
 
   /** Router, optional re-route, plan and scatter: everything before the expert matmuls (also writes the uniform). */
   encodeRouting(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number, position: number): void {
+    this.routing((_name, record) => record(pass), x, out, T, position);
+  }
+
+  /** The grouped expert matmuls (and the shared expert). Call after encodeRouting for the same step. */
+  encodeExperts(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number): void {
+    this.experts((_name, record) => record(pass), x, out, T);
+  }
+
+  /** The weighted gather into `out`. */
+  encodeCombine(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number): void {
+    this.combine.encode(pass, this.io(x, out).combine, T);
+  }
+
+  private sink(target: GPUComputePassEncoder | GPUCommandEncoder, timing?: PassTimestamps): { emit: Emit; end: () => void } {
+    if ('dispatchWorkgroups' in target) return { emit: (_name, record) => record(target), end: () => {} };
+    const encoder = target as GPUCommandEncoder;
+    const label = `Layer${this.layer}.moe`;
+    if (timing) {
+      return {
+        emit: (name, record) => {
+          const pass = encoder.beginComputePass(timing.passDescriptor(`${label}.${name}`));
+          record(pass);
+          pass.end();
+        },
+        end: () => {},
+      };
+    }
+    const pass = encoder.beginComputePass({ label });
+    return { emit: (_name, record) => record(pass), end: () => pass.end() };
+  }
+
+  private routing(emit: Emit, x: GPUBuffer, out: GPUBuffer, T: number, position: number): void {
     this.gpu.assertAlive();
     const max = this.scratch.shape;
     if (!Number.isInteger(T) || T < 1 || T > max.maxTokens) throw new RangeError(`Layer${this.layer}.moe: ${T} tokens; the scratch holds 1..${max.maxTokens}`);
@@ -238,31 +285,27 @@ export class MoeLayer {
     this.values.tile_m = this.modes[mode].up.tileRows;
     this.params.set(this.values, MOE_LAYER_FLOATS);
     const io = this.io(x, out);
-    this.router.encode(pass, io.router, T);
-    if (rerouting) this.reroute.encode(pass, this.fixedGroups.reroute);
-    this.plan.encode(pass, this.fixedGroups.plan);
-    this.scatter.encode(pass, this.fixedGroups.scatter, T);
+    emit('router', (pass) => this.router.encode(pass, io.router, T));
+    if (rerouting) emit('reroute', (pass) => this.reroute.encode(pass, this.fixedGroups.reroute));
+    emit('plan', (pass) => this.plan.encode(pass, this.fixedGroups.plan));
+    emit('scatter', (pass) => this.scatter.encode(pass, this.fixedGroups.scatter, T));
   }
 
-  /** The grouped expert matmuls (and the shared expert). Call after encodeRouting for the same step. */
-  encodeExperts(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number): void {
+  private experts(emit: Emit, x: GPUBuffer, out: GPUBuffer, T: number): void {
     const c = this.config;
     const mode = this.modeFor(T);
     const pair = this.io(x, out).modes[mode];
     const tiles = Math.min(this.scratch.planLayout.maxTiles, maxPlanTiles(T * this.k, c.numExperts, pair.up.tileRows));
-    for (const b of pair.upBindings) pair.up.encode(pass, b, c.moeIntermediateSize, tiles);
-    for (const b of pair.downBindings) pair.down.encode(pass, b, c.hiddenSize, tiles);
+    pair.upBindings.forEach((b, i) => emit(`gateUp${i}`, (pass) => pair.up.encode(pass, b, c.moeIntermediateSize, tiles)));
+    pair.downBindings.forEach((b, i) => emit(`down${i}`, (pass) => pair.down.encode(pass, b, c.hiddenSize, tiles)));
     if (pair.sharedUp && pair.sharedDown) {
       this.scratch.prepareDensePlan(T, pair.up.tileRows);
       const sharedTiles = Math.ceil(T / pair.up.tileRows);
-      pair.up.encode(pass, pair.sharedUp, c.sharedExpert!.intermediateSize, sharedTiles);
-      pair.down.encode(pass, pair.sharedDown, c.hiddenSize, sharedTiles);
+      const up = pair.sharedUp;
+      const down = pair.sharedDown;
+      emit('sharedGateUp', (pass) => pair.up.encode(pass, up, c.sharedExpert!.intermediateSize, sharedTiles));
+      emit('sharedDown', (pass) => pair.down.encode(pass, down, c.hiddenSize, sharedTiles));
     }
-  }
-
-  /** The weighted gather into `out` and the ring record. */
-  encodeCombine(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number): void {
-    this.combine.encode(pass, this.io(x, out).combine, T);
   }
 
   /** Bind groups that depend on the step's x and out buffers: made on first use, then cached. */

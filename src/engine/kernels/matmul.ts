@@ -144,14 +144,13 @@ function checkTile(gpu: Gpu, shader: MatmulShader, t: MatmulTile, dtype: WeightD
   const unit = dtype === 'f32' ? 4 : 8;
   const problems: string[] = [];
   if (t.WG_M > 16 || t.WG_N > 16) problems.push('WG_M and WG_N must be ≤ 16 (shared rows hold 128 floats)');
-  if (t.TILE_K % 8 !== 0) problems.push('TILE_K must be a multiple of 8');
+  if (t.TILE_K !== 8 && t.TILE_K !== 16) problems.push('TILE_K must be 8 or 16');
   const xUnits = (t.WG_M * 8 * t.TILE_K) / (4 * threads);
   const wUnits = Math.ceil((t.WG_N * 8 * t.TILE_K) / (unit * threads));
   if (!Number.isInteger(xUnits) || xUnits > 8 || (wUnits * unit) / 4 > 8) {
     problems.push('each thread must load a whole number of x units per tile and at most 8 16-byte units of each operand');
   }
   if ((t.WG_N * 8) % unit !== 0) problems.push('TILE_N must be a multiple of the weight unit');
-  if (shader === 'matmul_kmajor' && t.TILE_K > 16) problems.push('matmul_kmajor needs TILE_K ≤ 16');
   // matmul: [TILE_K][128 floats] per operand; matmul_kmajor: [rows][20 floats] per operand.
   const shared = shader === 'matmul' ? 2 * t.TILE_K * 32 * 16 : (t.WG_M + t.WG_N) * 8 * 5 * 16;
   if (shared > gpu.limits.maxComputeWorkgroupStorageSize) problems.push(`needs ${shared} bytes of workgroup memory`);

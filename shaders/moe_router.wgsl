@@ -15,21 +15,25 @@
 // token's bit in each chosen expert's membership mask (the plan kernel ranks tokens from those masks).
 //
 // Tiling: one workgroup of ROWS × LANES = 256 threads handles RT tokens. Logits: each pass covers ROWS experts,
-// LANES threads stride over H for every one of the RT tokens (W read once per pass), then a shared-memory tree sum.
+// LANES threads stride over H for every one of the RT tokens (W read once per pass; 16-byte loads, two in flight,
+// when ALIGNED), then a shared-memory tree sum.
 // Selection: one thread per token walks the E ≤ 256 scores (cheap next to the H-long dot products).
 // #include "lib/weights"
 // #include "lib/moe_params"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;                  // [tokens, hidden] post-norm input
-@group(0) @binding(2) var<storage, read> w_router: array<u32>;           // [experts, hidden] WEIGHT_DTYPE words
-@group(0) @binding(3) var<storage, read> w_shared_gate: array<u32>;      // [hidden] WEIGHT_DTYPE words (shared_mode 2)
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [tokens, hidden] post-norm input
+@group(0) @binding(2) var<storage, read> w_router: array<vec4<u32>>;     // [experts, hidden] WEIGHT_DTYPE words
+@group(0) @binding(3) var<storage, read> w_shared_gate: array<vec4<u32>>; // [hidden] WEIGHT_DTYPE words (shared_mode 2)
 @group(0) @binding(4) var<storage, read> aux: array<f32>;                // [2, experts] router bias, correction bias
 @group(0) @binding(5) var<storage, read> ablated: array<u32>;            // [num_layers, experts] 1 = ablated
 @group(0) @binding(6) var<storage, read_write> records: array<u32>;      // [max_tokens, REC] per-token record
 @group(0) @binding(7) var<storage, read_write> probs: array<f32>;        // [2, max_tokens, experts] p, then c
 @group(0) @binding(8) var<storage, read_write> plan: array<atomic<u32>>; // masks: [experts, mask_words] at offset 0
 
+// 16-byte loads (4 f32 or 8 f16/bf16 weights): needs hidden % 4 == 0 (% 8 for 16-bit weights).
+override ALIGNED: bool = false;
+override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
 const LANES: u32 = 32u;
 const ROWS: u32 = 8u;
 // Tokens per workgroup (sizes a register array, so a const rather than an override).
@@ -61,6 +65,39 @@ fn noise(seed: u32, layer: u32, pos: u32, expert: u32) -> f32 {
   return f32(i32(sum) - 6291456) / 1048576.0; // (sum − 6·2²⁰) / 2²⁰
 }
 
+var<private> acc: array<f32, RT>;
+
+// The UK weights of the 16-byte unit at element e of the router (or, for `gate`, the shared-expert gate vector).
+fn w_unit(gate: bool, e: u32) -> array<f32, 8> {
+  var q: vec4<u32>;
+  let i = select(e >> 3u, e >> 2u, WEIGHT_DTYPE == 0u);
+  if (gate) { q = w_shared_gate[i]; } else { q = w_router[i]; }
+  var v: array<f32, 8>;
+  if (WEIGHT_DTYPE == 0u) {
+    v[0] = bitcast<f32>(q.x); v[1] = bitcast<f32>(q.y); v[2] = bitcast<f32>(q.z); v[3] = bitcast<f32>(q.w);
+  } else {
+    let p0 = decode_pair(q.x); let p1 = decode_pair(q.y); let p2 = decode_pair(q.z); let p3 = decode_pair(q.w);
+    v[0] = p0.x; v[1] = p0.y; v[2] = p1.x; v[3] = p1.y; v[4] = p2.x; v[5] = p2.y; v[6] = p3.x; v[7] = p3.y;
+  }
+  return v;
+}
+
+// acc[i] += x[t0 + i, h .. h + UK) · wv for the workgroup's tokens.
+fn dot_units(wv: array<f32, 8>, t0: u32, h: u32, ntok: u32) {
+  for (var i = 0u; i < RT; i++) {
+    if (i < ntok) {
+      let xi = ((t0 + i) * P.hidden + h) >> 2u;
+      let a = x[xi];
+      var s = a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3];
+      if (UK == 8u) {
+        let b = x[xi + 1u];
+        s += b.x * wv[4] + b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
+      }
+      acc[i] += s;
+    }
+  }
+}
+
 fn is_ablated(e: u32) -> bool {
   return ablated[P.layer * P.experts + e] != 0u;
 }
@@ -76,21 +113,36 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let passes = (E + extra + ROWS - 1u) / ROWS;
 
   // ---- logits: x·Wᵀ for every expert (and the shared-expert gate as slot E) ----
+  let ntok = min(RT, P.tokens - t0);
   for (var p = 0u; p < passes; p++) {
     let e = p * ROWS + row;
-    var acc = array<f32, RT>();
+    acc = array<f32, RT>();
     if (e < E + extra) {
-      for (var h = lane; h < H; h += LANES) {
-        var wv: f32;
-        if (e < E) {
-          let i = e * H + h;
-          wv = decode_weight(w_router[weight_word(i)], i);
-        } else {
-          wv = decode_weight(w_shared_gate[weight_word(h)], h);
+      let gate = e == E;
+      let wbase = select(e * H, 0u, gate);
+      if (ALIGNED) {
+        // lanes stride over 16-byte units, two in flight
+        let step = LANES * UK;
+        var h = lane * UK;
+        for (; h + step < H; h += 2u * step) {
+          let w0 = w_unit(gate, wbase + h);
+          let w1 = w_unit(gate, wbase + h + step);
+          dot_units(w0, t0, h, ntok);
+          dot_units(w1, t0, h + step, ntok);
         }
-        for (var i = 0u; i < RT; i++) {
-          let t = t0 + i;
-          if (t < P.tokens) { acc[i] += x[t * H + h] * wv; }
+        if (h < H) { dot_units(w_unit(gate, wbase + h), t0, h, ntok); }
+      } else {
+        for (var h = lane; h < H; h += LANES) {
+          let wi = weight_word(wbase + h);
+          var word: u32;
+          if (gate) { word = w_shared_gate[wi >> 2u][wi & 3u]; } else { word = w_router[wi >> 2u][wi & 3u]; }
+          let wv = decode_weight(word, wbase + h);
+          for (var i = 0u; i < RT; i++) {
+            if (i < ntok) {
+              let xi = (t0 + i) * H + h;
+              acc[i] += x[xi >> 2u][xi & 3u] * wv;
+            }
+          }
         }
       }
     }

@@ -159,6 +159,20 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
     new MoeLayer(gpu, { layer: 0, config, weights, stats, scratch, expertMode: mode, tiledShape });
   layers.auto = layerFor('auto');
   const out: MoeBenchCase[] = [];
+  {
+    // touch every expert's weights once before timing (freshly uploaded memory is slow on first use)
+    const T = Math.min(maxT, 256);
+    const x = uploadBuffer(gpu, 'bench.warm', randomX(T * H, 7));
+    const y = storageBuffer(gpu, 'bench.warmOut', T * H * 4);
+    for (let i = 0; i < 3; i++) {
+      const enc = gpu.device.createCommandEncoder();
+      layers.auto.encode(enc, x, y, T, 0);
+      gpu.device.queue.submit([enc.finish()]);
+      await gpu.device.queue.onSubmittedWorkDone();
+    }
+    x.destroy();
+    y.destroy();
+  }
   for (const T of tokens) {
     const xVals = randomX(T * H, 100 + T);
     const x = uploadBuffer(gpu, 'bench.x', xVals);

@@ -145,6 +145,11 @@ describe('weights and kernels', () => {
       await checkStep(gpu, p, 21, policyWith(p.config, {}), 9);
     }
   });
+  it('a prefill over 1024 tokens (flattened prefix scan in the plan) with capacity cut-offs deep in the masks', async () => {
+    const gpu = await testGpu();
+    const p = buildProblem(gpu, { family: 'olmoe', H: 8, I: 4, E: 4, k: 2, seed: 12 }, { maxTokens: 1100, ringCapacity: 1100 });
+    await checkStep(gpu, p, 1100, policyWith(p.config, { capacityFactor: 0.9 }), 13);
+  });
   it('a long prefill over many tiles (T = 200, E = 64, k = 6)', async () => {
     const gpu = await testGpu();
     const p = buildProblem(gpu, { family: 'olmoe', H: 16, I: 8, E: 64, k: 6, seed: 8 }, { maxTokens: 200, expertMode: 'tiled', ringCapacity: 256 });

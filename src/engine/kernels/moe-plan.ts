@@ -10,14 +10,19 @@ export function planWorkgroupSize(gpu: Gpu): number {
   return Math.max(256, Math.min(1024, l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX));
 }
 
+/** Up to this many tokens the plan runs on 256 threads (cheaper barriers); above, on planWorkgroupSize(). */
+export const PLAN_NARROW_TOKENS = 1024;
+
 export class MoePlanKernel {
   private readonly layout;
-  readonly pipeline: GPUComputePipeline;
+  private readonly narrow: GPUComputePipeline;
+  private readonly wide: GPUComputePipeline;
 
   constructor(private readonly gpu: Gpu) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw']);
-    const constants = { PLAN_WG: planWorkgroupSize(gpu) };
-    this.pipeline = gpu.pipeline('moe_plan', 'main', constants, this.layout.pipelineLayout, this.layout.key);
+    const make = (threads: number) => gpu.pipeline('moe_plan', 'main', { PLAN_WG: threads }, this.layout.pipelineLayout, this.layout.key);
+    this.narrow = make(256);
+    this.wide = make(planWorkgroupSize(gpu));
   }
 
   bind(label: string, params: GPUBuffer, records: GPUBuffer, probs: GPUBuffer, plan: GPUBuffer, stats: RoutingBuffers): GPUBindGroup {
@@ -27,8 +32,8 @@ export class MoePlanKernel {
     ]);
   }
 
-  encode(pass: GPUComputePassEncoder, group: GPUBindGroup): void {
-    pass.setPipeline(this.pipeline);
+  encode(pass: GPUComputePassEncoder, group: GPUBindGroup, tokens: number): void {
+    pass.setPipeline(tokens <= PLAN_NARROW_TOKENS ? this.narrow : this.wide);
     pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(1);
   }

@@ -2,6 +2,7 @@
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
 import { bindGroup, ceilDiv, kernelLayout } from './common';
+import { alignedRows } from './moe-expert';
 
 /** Tokens per workgroup (const RT in the shader). */
 export const ROUTER_TOKENS_PER_WORKGROUP = 4;
@@ -9,11 +10,11 @@ export const ROUTER_TOKENS_PER_WORKGROUP = 4;
 export interface MoeRouterBuffers {
   /** LayerParams uniform (src/engine/routing/layout.ts). */
   params: GPUBuffer;
-  /** f32 [tokens, H] */
+  /** f32 [tokens, H] (size rounded up to 16 bytes) */
   x: GPUBuffer;
-  /** [E, H] weight-dtype words */
+  /** [E, H] weight-dtype words (size rounded up to 16 bytes) */
   router: GPUBuffer;
-  /** [H] weight-dtype words (any buffer when there is no gated shared expert) */
+  /** [H] weight-dtype words (any buffer when there is no gated shared expert; size rounded up to 16 bytes) */
   sharedGate: GPUBuffer;
   /** f32 [2, E]: router bias, correction bias */
   aux: GPUBuffer;
@@ -28,12 +29,15 @@ export class MoeRouterKernel {
   private readonly layout;
   readonly pipeline: GPUComputePipeline;
 
+  /** hidden: H (16-byte loads when H % 4 == 0 for f32, % 8 for f16/bf16). */
   constructor(
     private readonly gpu: Gpu,
     weightDtype: WeightDtype,
+    hidden: number,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw']);
-    this.pipeline = gpu.pipeline('moe_router', 'main', { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype] }, this.layout.pipelineLayout, this.layout.key);
+    const constants = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype], ALIGNED: alignedRows(hidden, weightDtype) ? 1 : 0 };
+    this.pipeline = gpu.pipeline('moe_router', 'main', constants, this.layout.pipelineLayout, this.layout.key);
   }
 
   bind(label: string, b: MoeRouterBuffers): GPUBindGroup {

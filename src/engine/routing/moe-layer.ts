@@ -132,7 +132,7 @@ export class MoeLayer {
     gpu.device.queue.submit([enc.finish()]);
 
     this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_FIELDS);
-    this.router = new MoeRouterKernel(gpu, c.weightDtype);
+    this.router = new MoeRouterKernel(gpu, c.weightDtype, c.hiddenSize);
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
     this.scatter = new MoeScatterKernel(gpu);
@@ -287,7 +287,7 @@ export class MoeLayer {
     const io = this.io(x, out);
     emit('router', (pass) => this.router.encode(pass, io.router, T));
     if (rerouting) emit('reroute', (pass) => this.reroute.encode(pass, this.fixedGroups.reroute));
-    emit('plan', (pass) => this.plan.encode(pass, this.fixedGroups.plan));
+    emit('plan', (pass) => this.plan.encode(pass, this.fixedGroups.plan, T));
     emit('scatter', (pass) => this.scatter.encode(pass, this.fixedGroups.scatter, T));
   }
 

@@ -18,7 +18,8 @@ import { MoeLayer, moeScratchShape, type ExpertBank, type MoeLayerWeights } from
 import { MoeScratch } from '../engine/routing/scratch';
 import { RoutingStats } from '../engine/routing/stats';
 import { expertsPerBinding } from '../engine/routing/expert-bank';
-import type { ExpertMode, TiledShape } from '../engine/kernels/moe-expert';
+import type { TiledShape } from '../engine/kernels/moe-expert';
+import type { ExpertVariant } from '../engine/routing/moe-layer';
 import { GpuTimer, type Timing } from '../bench/timing';
 import { routerRef } from '../reference/router';
 import { Profiler } from '../engine/profiler';
@@ -43,7 +44,7 @@ export interface MoeBenchCase {
   E: number;
   k: number;
   T: number;
-  mode: ExpertMode;
+  mode: ExpertVariant;
   dispatches: number;
   /** Experts that received tokens (the weights a step must read). */
   expertsHit: number;
@@ -154,8 +155,8 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
   console.log(`${s.name}: gate_up in ${weights.gateUp.buffers.length} buffer(s) of ${weights.gateUp.expertsPerBuffer} experts, down in ${weights.down.buffers.length}`);
   const stats = new RoutingStats(gpu, config, { ringCapacity: maxT });
   const scratch = new MoeScratch(gpu, moeScratchShape(config, { maxTokens: maxT, maxK: k }));
-  const layers: Partial<Record<ExpertMode | 'auto', MoeLayer>> = {};
-  const layerFor = (mode: ExpertMode | 'auto', tiledShape?: TiledShape) =>
+  const layers: Partial<Record<ExpertVariant | 'auto', MoeLayer>> = {};
+  const layerFor = (mode: ExpertVariant | 'auto', tiledShape?: TiledShape) =>
     new MoeLayer(gpu, { layer: 0, config, weights, stats, scratch, expertMode: mode, tiledShape });
   layers.auto = layerFor('auto');
   const out: MoeBenchCase[] = [];
@@ -207,7 +208,7 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
     };
     if (tune && s.name !== 'mixtral') {
       c.tune = [];
-      const variants: [string, ExpertMode, TiledShape | undefined][] = [
+      const variants: [string, ExpertVariant, TiledShape | undefined][] = [
         ['gemv', 'gemv', undefined],
         ['tiled 16x16 TK16', 'tiled', { WG_M: 16, WG_N: 16, TILE_K: 16 }],
         ['tiled 16x16 TK8', 'tiled', { WG_M: 16, WG_N: 16, TILE_K: 8 }],

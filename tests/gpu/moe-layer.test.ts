@@ -8,7 +8,7 @@ import { randomF32 } from '../support/random';
 import { applyPolicy, buildProblem, policyWith, refStep, runStep, type Family, type Problem } from '../support/moe';
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import type { Gpu } from '../../src/engine/gpu';
-import type { ExpertMode } from '../../src/engine/kernels/moe-expert';
+import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
 
 const OUT_TOL = { atol: 3e-5, rtol: 3e-4 };
 
@@ -51,7 +51,7 @@ const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'dee
 
 describe('MoE layer vs float64 reference', () => {
   for (const family of FAMILIES) {
-    for (const [T, mode] of [[1, 'auto'], [7, 'gemv'], [33, 'tiled']] as [number, ExpertMode | 'auto'][]) {
+    for (const [T, mode] of [[1, 'auto'], [7, 'gemv'], [33, 'tiled'], [20, 'tiled-narrow']] as [number, ExpertVariant | 'auto'][]) {
       it(`${family} T=${T} ${mode}`, async () => {
         const gpu = await testGpu();
         const p = buildProblem(gpu, { family, H: 33, I: 20, E: 16, k: family === 'switch' ? 1 : 3, seed: 10 + T }, { expertMode: mode });

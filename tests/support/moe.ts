@@ -10,7 +10,7 @@ import { MoeScratch } from '../../src/engine/routing/scratch';
 import { RoutingStats } from '../../src/engine/routing/stats';
 import { uploadExpertBank } from '../../src/engine/routing/expert-bank';
 import { defaultPolicy, effectiveTopK, expertCapacity } from '../../src/engine/routing/policy';
-import type { ExpertMode } from '../../src/engine/kernels/moe-expert';
+import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
 import { moeLayerRef, type MoeRefOutput, type MoeRefWeights } from '../../src/reference/moe';
 import { randomF32 } from './random';
 import { poisonedBuffer } from './gpu';
@@ -77,7 +77,7 @@ export interface BuildOptions {
   layerIndex?: number;
   maxTokens?: number;
   ringCapacity?: number;
-  expertMode?: ExpertMode | 'auto';
+  expertMode?: ExpertVariant | 'auto';
   /** Force expert banks to split over buffers of this many bytes. */
   maxBindingBytes?: number;
   /** Replace the random router weight (f32 [E, H]), expert weights ([E, 2I, H], [E, H, I]), correction bias [E]. */

@@ -20,7 +20,7 @@ import { MoeRerouteKernel } from '../kernels/moe-reroute';
 import { MoePlanKernel } from '../kernels/moe-plan';
 import { MoeCombineKernel } from '../kernels/moe-combine';
 import { MoeScatterKernel } from '../kernels/moe-scatter';
-import { ExpertMatmulKernel, GEMV_ROWS, maxPlanTiles, type ExpertMatmulBinding, type ExpertMode, type TiledShape } from '../kernels/moe-expert';
+import { ExpertMatmulKernel, defaultTiledShape, maxPlanTiles, type ExpertMatmulBinding, type TiledShape } from '../kernels/moe-expert';
 import { K_MAX } from './buffers';
 import { MOE_LAYER_FIELDS, MOE_LAYER_FLOATS } from './layout';
 import { defaultPolicy, effectiveTopK, expertCapacity, validatePolicy } from './policy';
@@ -54,8 +54,11 @@ export interface MoeLayerOptions {
   weights: MoeLayerWeights;
   stats: RoutingStats;
   scratch: MoeScratch;
-  /** Expert matmul kernel: 'auto' picks gemv for ≤ 16 rows per expert on average, else tiled. */
-  expertMode?: ExpertMode | 'auto';
+  /**
+   * Expert matmul kernels: 'auto' picks 'gemv' for ≤ 16 rows per expert on average, 'tiled-narrow' (64-row tiles)
+   * up to 96, else 'tiled' (128-row tiles, or `tiledShape`).
+   */
+  expertMode?: ExpertVariant | 'auto';
   tiledShape?: TiledShape;
   policy?: RoutingPolicy;
 }
@@ -71,6 +74,10 @@ export function moeScratchShape(config: MoeConfig, o: { maxTokens: number; maxK?
     maxK: o.maxK ?? K_MAX,
   };
 }
+
+/** The expert matmul kernels a step can use. */
+export type ExpertVariant = 'gemv' | 'tiled-narrow' | 'tiled';
+const VARIANTS: ExpertVariant[] = ['gemv', 'tiled-narrow', 'tiled'];
 
 /** Timestamp descriptors per pass (src/engine/profiler.ts's Profiler has this shape). */
 export interface PassTimestamps {
@@ -103,10 +110,10 @@ export class MoeLayer {
   private readonly plan: MoePlanKernel;
   private readonly scatter: MoeScatterKernel;
   private readonly combine: MoeCombineKernel;
-  private readonly modes: Record<ExpertMode, ExpertPair>;
-  private readonly expertMode: ExpertMode | 'auto';
+  private readonly modes: Record<ExpertVariant, ExpertPair>;
+  private readonly expertMode: ExpertVariant | 'auto';
   private readonly fixedGroups: { reroute: GPUBindGroup; plan: GPUBindGroup; scatter: GPUBindGroup };
-  private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: GPUBindGroup; combine: GPUBindGroup; modes: Record<ExpertMode, ExpertPair> }>>();
+  private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: GPUBindGroup; combine: GPUBindGroup; modes: Record<ExpertVariant, ExpertPair> }>>();
   private policy: RoutingPolicy;
   private k: number;
 
@@ -143,11 +150,13 @@ export class MoeLayer {
       plan: this.plan.bind(`${label}.plan`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
       scatter: this.scatter.bind(`${label}.scatter`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
     };
-    const kernels = (mode: ExpertMode) => ({
-      up: new ExpertMatmulKernel(gpu, 'up', mode, c.weightDtype, o.tiledShape),
-      down: new ExpertMatmulKernel(gpu, 'down', mode, c.weightDtype, o.tiledShape),
+    const wide = o.tiledShape ?? defaultTiledShape(gpu);
+    const shapes: Record<ExpertVariant, TiledShape | undefined> = { gemv: undefined, 'tiled-narrow': { ...wide, WG_M: 8 }, tiled: wide };
+    const kernels = (v: ExpertVariant) => ({
+      up: new ExpertMatmulKernel(gpu, 'up', v === 'gemv' ? 'gemv' : 'tiled', c.weightDtype, shapes[v]),
+      down: new ExpertMatmulKernel(gpu, 'down', v === 'gemv' ? 'gemv' : 'tiled', c.weightDtype, shapes[v]),
     });
-    this.modes = { gemv: this.bindExperts(kernels('gemv'), null), tiled: this.bindExperts(kernels('tiled'), null) };
+    this.modes = Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(kernels(v), null)])) as Record<ExpertVariant, ExpertPair>;
 
     const pl = s.planLayout;
     const r = c.router;
@@ -202,10 +211,11 @@ export class MoeLayer {
     });
   }
 
-  /** Expert kernel shape used for a step of T tokens. */
-  modeFor(T: number): ExpertMode {
+  /** Expert kernels used for a step of T tokens. */
+  modeFor(T: number): ExpertVariant {
     if (this.expertMode !== 'auto') return this.expertMode;
-    return (T * this.k) / this.config.numExperts <= 2 * GEMV_ROWS ? 'gemv' : 'tiled';
+    const rows = (T * this.k) / this.config.numExperts;
+    return rows <= 16 ? 'gemv' : rows <= 96 ? 'tiled-narrow' : 'tiled';
   }
 
   /** Dispatches encode() records for T tokens. */
@@ -325,10 +335,7 @@ export class MoeLayer {
         combine: this.combine.bind(`${label}.combine`, {
           params: this.params.buffer, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
         }),
-        modes: {
-          gemv: this.bindExperts(this.modes.gemv, x),
-          tiled: this.bindExperts(this.modes.tiled, x),
-        },
+        modes: Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(this.modes[v], x)])) as Record<ExpertVariant, ExpertPair>,
       };
       byOut.set(out, g);
     }
@@ -345,7 +352,7 @@ export class MoeLayer {
     const E = c.numExperts;
     const H = c.hiddenSize;
     const I = c.moeIntermediateSize;
-    const label = `Layer${this.layer}.moe.${k.up.mode}`;
+    const label = `Layer${this.layer}.moe.${k.up.mode}${k.up.mode === 'tiled' ? k.up.tileRows : ''}`;
     const bank = (b: ExpertBank, i: number) => ({ firstExpert: i * b.expertsPerBuffer, numExperts: Math.min(b.expertsPerBuffer, E - i * b.expertsPerBuffer) });
     w.gateUp.buffers.forEach((buf, i) => {
       pair.upBindings.push(k.up.bind(`${label}.gateUp${i}`, x, s.plan, s.planLayout, buf, s.h, { k: H, n: I, ...bank(w.gateUp, i) }));

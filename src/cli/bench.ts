@@ -151,7 +151,8 @@ const pad = (s: string, n: number) => s.padStart(n);
 
 function deviceSlug(gpu: Gpu): string {
   const a = gpu.adapter;
-  const name = a.description || `${a.vendor} ${a.architecture} ${a.device}`;
+  // Dawn puts the GPU's name in `device` ("nvidia-h100-80gb-hbm3") and the driver version in `description`.
+  const name = a.device || a.description || `${a.vendor} ${a.architecture}`;
   return name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'unknown-device';
 }
 

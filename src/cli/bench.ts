@@ -73,7 +73,7 @@ const DEFAULT_SPEC: TuneSpec = {
   matmul: [
     {
       shapes: [[4096, 4096, 4096], [512, 4096, 4096]],
-      configs: [MATMUL_LARGE, MATMUL_MID, { shader: 'matmul', tile: { WG_M: 16, WG_N: 16, TILE_K: 32 } }],
+      configs: [MATMUL_LARGE, MATMUL_MID, { shader: 'matmul', tile: { WG_M: 16, WG_N: 16, TILE_K: 8 } }],
     },
   ],
   gemv: [{ shapes: [[1, 4096, 14336, 'f32'], [1, 4096, 14336, 'bf16'], [16, 4096, 14336, 'f32']], tiles: [GEMV_TILE_NK, GEMV_TILE_NK_MANY_ROWS] }],

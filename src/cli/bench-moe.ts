@@ -5,7 +5,7 @@
 // side-by-side table with transformers' MixtralSparseMoeBlock and the floor of every case.
 //
 //   npx tsx src/cli/bench-moe.ts [--shapes small,mixtral] [--tokens 1,16,256,4096] [--torch FILE] [--out FILE]
-//                                [--tune] [--markdown FILE]
+//                                [--tune] [--markdown FILE] [--probe]
 //
 // On SwiftShader it runs a tiny shape unless --shapes is given.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -310,6 +310,65 @@ function spotCheck(config: MoeConfig, router: Float32Array, gu: Float32Array, d:
   return maxErr / maxRef;
 }
 
+/**
+ * Diagnostics: the same step cut differently, to see which neighbours slow a kernel down. Each variant repeats its
+ * kernels `reps` times inside one pass (or one pass per repetition), GPU time per repetition.
+ */
+async function probe(gpu: Gpu, timer: GpuTimer, s: Shape, T: number): Promise<void> {
+  const config = benchConfig(s);
+  const { H, I, E, k } = s;
+  const weights: MoeLayerWeights = {
+    router: uploadBuffer(gpu, 'probe.router', randomX(E * H, 11).map((v) => (v * 3) / Math.sqrt(H))),
+    gateUp: uploadBank(gpu, 'probe.gateUp', block(12, 1 / Math.sqrt(H)), E, 2 * I * H),
+    down: uploadBank(gpu, 'probe.down', block(13, 1 / Math.sqrt(I)), E, H * I),
+  };
+  const stats = new RoutingStats(gpu, config, { ringCapacity: 256 });
+  const scratch = new MoeScratch(gpu, moeScratchShape(config, { maxTokens: 256, maxK: k }));
+  const layer = new MoeLayer(gpu, { layer: 0, config, weights, stats, scratch });
+  const x = uploadBuffer(gpu, 'probe.x', randomX(T * H, 5));
+  const y = storageBuffer(gpu, 'probe.y', T * H * 4);
+  const warm = uploadBuffer(gpu, 'probe.warm', randomX(256 * H, 6));
+  const warmY = storageBuffer(gpu, 'probe.warmY', 256 * H * 4);
+  for (let i = 0; i < 3; i++) {
+    const enc = gpu.device.createCommandEncoder();
+    layer.encode(enc, warm, warmY, 256, 0);
+    layer.encode(enc, x, y, T, 0);
+    gpu.device.queue.submit([enc.finish()]);
+    await gpu.device.queue.onSubmittedWorkDone();
+  }
+  type Part = 'routing' | 'experts' | 'combine';
+  const run = (p: GPUComputePassEncoder, part: Part) => {
+    if (part === 'routing') layer.encodeRouting(p, x, y, T, 0);
+    else if (part === 'experts') layer.encodeExperts(p, x, y, T);
+    else layer.encodeCombine(p, x, y, T);
+  };
+  const cases: [string, Part[], boolean][] = [
+    ['routing', ['routing'], false],
+    ['experts', ['experts'], false],
+    ['combine', ['combine'], false],
+    ['routing+experts', ['routing', 'experts'], false],
+    ['experts+combine', ['experts', 'combine'], false],
+    ['combine+routing', ['combine', 'routing'], false],
+    ['full step, one pass for all reps', ['routing', 'experts', 'combine'], false],
+    ['full step, one pass per rep', ['routing', 'experts', 'combine'], true],
+  ];
+  for (const [name, parts, passPerRep] of cases) {
+    const t = await timer.measure((enc, reps) => {
+      let p = enc.beginComputePass();
+      for (let i = 0; i < reps; i++) {
+        if (passPerRep && i > 0) { p.end(); p = enc.beginComputePass(); }
+        for (const part of parts) run(p, part);
+      }
+      p.end();
+    }, { maxReps: 200 });
+    console.log(`probe ${s.name} T=${T}: ${name}: ${us(t).toFixed(1)} µs`);
+  }
+  // per-step uniform writes without the kernels (queue traffic only)
+  stats.destroy();
+  scratch.destroy();
+  for (const b of [...weights.gateUp.buffers, ...weights.down.buffers, weights.router, x, y, warm, warmY]) b.destroy();
+}
+
 interface TorchResult {
   device: string;
   copyGBs: number;
@@ -353,6 +412,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       markdown: { type: 'string' },
       tune: { type: 'boolean', default: false },
+      probe: { type: 'boolean', default: false },
     },
   });
   const gpu = await requestNodeGpu('moescope-bench-moe');
@@ -370,6 +430,10 @@ async function main(): Promise<void> {
     const timer = new GpuTimer(gpu);
     const copyGBs = await copyBandwidth(gpu, timer, cpu ? 64 << 20 : 1 << 30);
     console.log(`copy bandwidth (read + write): ${copyGBs.toFixed(0)} GB/s`);
+    if (values.probe) {
+      for (const s of shapes) for (const T of tokens) await probe(gpu, timer, s, T);
+      return;
+    }
     const cases: MoeBenchCase[] = [];
     const result: MoeBenchResult = { device, limits, timing: timer.method, copyGBs, cases };
     for (const s of shapes) {

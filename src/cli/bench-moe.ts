@@ -161,11 +161,12 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
   layers.auto = layerFor('auto');
   const out: MoeBenchCase[] = [];
   {
-    // touch every expert's weights once before timing (freshly uploaded memory is slow on first use)
+    // Run steps touching every expert for a second before timing: right after a multi-GB upload the first
+    // ~0.5 s of work ran up to 2.5× slower on the H100 (bench/results/moe-probe-h100.txt).
     const T = Math.min(maxT, 256);
     const x = uploadBuffer(gpu, 'bench.warm', randomX(T * H, 7));
     const y = storageBuffer(gpu, 'bench.warmOut', T * H * 4);
-    for (let i = 0; i < 3; i++) {
+    for (const t0 = performance.now(); performance.now() - t0 < 1000; ) {
       const enc = gpu.device.createCommandEncoder();
       layers.auto.encode(enc, x, y, T, 0);
       gpu.device.queue.submit([enc.finish()]);

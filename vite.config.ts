@@ -9,13 +9,17 @@ const vulkanEnv: Record<string, string> =
     ? { VK_ICD_FILENAMES: swiftshaderIcd }
     : {};
 
-// The dashboard's bundled models: folders under public/models/ with a config.json (listed when the server starts).
-const bundledModels = existsSync('public/models')
-  ? readdirSync('public/models', { withFileTypes: true })
-      .filter((d) => d.isDirectory() && existsSync(`public/models/${d.name}/config.json`))
-      .map((d) => d.name)
-      .sort()
-  : [];
+// The dashboard's bundled models: folders under public/models/ with a config.json, and the files in each (listed when
+// the server starts). The app asks for exactly these files: a dev server answers unknown paths with index.html.
+const bundledModels: Record<string, string[]> = {};
+if (existsSync('public/models')) {
+  for (const d of readdirSync('public/models', { withFileTypes: true })) {
+    const dir = `public/models/${d.name}`;
+    if (d.isDirectory() && existsSync(`${dir}/config.json`)) {
+      bundledModels[d.name] = readdirSync(dir, { withFileTypes: true }).filter((f) => f.isFile()).map((f) => f.name).sort();
+    }
+  }
+}
 
 export default defineConfig({
   define: { __MOESCOPE_BUNDLED_MODELS__: JSON.stringify(bundledModels) },

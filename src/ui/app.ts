@@ -808,7 +808,8 @@ export class App {
       labels: stepper.processed.slice(0, agreement.perToken.length / main.numLayers).map((t) => t.text),
       moeLayers: this.model.config.moeLayers,
     });
-    el('compare-note').textContent = `Blue: both checkpoints sent the token to the same experts; red: different ones.`;
+    el('compare-note').textContent =
+      `${this.compare.name} against ${this.model.name}. Blue: both checkpoints sent the token to the same experts; red: different ones.`;
   }
 
   // ---------------------------------------------------------------------------------------------------------------

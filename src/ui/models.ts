@@ -54,11 +54,14 @@ export function compareCounterpart(id: string): string | null {
   return bundledModels().includes(other) ? `demo:${other}` : null;
 }
 
-/** Folders under public/models/ with a config.json, listed by vite.config.ts when the server or build starts. */
-declare const __MOESCOPE_BUNDLED_MODELS__: string[];
+/** Folders under public/models/ with a config.json and their files, listed by vite.config.ts at server/build start. */
+declare const __MOESCOPE_BUNDLED_MODELS__: Record<string, string[]>;
+
+const bundled = (): Record<string, string[]> =>
+  typeof __MOESCOPE_BUNDLED_MODELS__ === 'undefined' ? {} : __MOESCOPE_BUNDLED_MODELS__;
 
 export function bundledModels(): string[] {
-  return typeof __MOESCOPE_BUNDLED_MODELS__ === 'undefined' ? [] : __MOESCOPE_BUNDLED_MODELS__;
+  return Object.keys(bundled()).sort();
 }
 
 export interface BundledConfig {
@@ -115,7 +118,10 @@ export { CONFIG_FILE, configSource };
 
 /** The bundled demo model under public/models/<name>/, run by the engine. */
 export async function loadBundledModel(gpu: Gpu, name: string, onProgress: Progress): Promise<LoadedModel> {
-  const folder = urlFolder(`${import.meta.env.BASE_URL}models/${name}/`);
+  const files = bundled()[name];
+  if (!files) throw new Error(`no bundled model "${name}" (public/models/ has ${bundledModels().join(', ') || 'none'})`);
+  // The file list is given: the server is never asked about files the folder does not have.
+  const folder = urlFolder(`${import.meta.env.BASE_URL}models/${name}/`, { files });
   return loadFolder(gpu, folder, onProgress, `demo:${name}`, name);
 }
 

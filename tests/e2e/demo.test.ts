@@ -48,8 +48,14 @@ describe.skipIf(!demo)(`the bundled demo model (${demo ?? 'not present'})`, () =
     expect((await hook((m) => m.stripTexts())).length).toBeGreaterThan(20);
   });
 
-  it('stepping 20 tokens puts the engine’s counts in the 3D view', async () => {
-    for (let i = 0; i < 20; i++) await hook((m) => m.step(1));
+  // The demo model (6 layers, hidden 256) takes seconds per step on SwiftShader, so this file steps few tokens, in one
+  // teacher-forced step; the single-step, step-back and k checks run on the small golden fixture (session.test.ts).
+  it('a prose sample stepped 8 tokens: the 3D view holds the engine’s counts; load bars split by domain, genre, part of speech', async () => {
+    const prose = await hook((m) => m.app.model!.samples.findIndex((s) => s.posSpans !== undefined));
+    expect(prose).toBeGreaterThanOrEqual(0);
+    await page.select('#samples', String(prose));
+    await hook((m) => m.settle());
+    await hook((m) => m.step(8));
     const [values, layout, engine] = await Promise.all([
       hook((m) => m.instanceValues()),
       hook((m) => m.layout()),
@@ -60,43 +66,35 @@ describe.skipIf(!demo)(`the bundled demo model (${demo ?? 'not present'})`, () =
     layout!.layer.forEach((l, i) => {
       if (layout!.expert[i] >= 0) raw[l * E + layout!.expert[i]] = values[i * 4 + 2];
     });
-    expect(engine!.position).toBe(20);
+    expect(engine!.position).toBe(8);
     expect(raw).toEqual(engine!.counts);
     expect(engine!.ringCounts).toEqual(engine!.counts);
-    await hook((m) => m.app.selectToken(12));
+    await hook((m) => m.app.selectToken(5));
     await hook((m) => m.settle());
-    await page.screenshot({ path: join(ARTIFACTS, 'demo-20-tokens.png') });
-  }, 120_000);
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-8-tokens.png') });
 
-  it('splits the load bars by the samples’ labels: domain, genre, part of speech', async () => {
-    const prose = await hook((m) => m.app.model!.samples.findIndex((s) => s.posSpans !== undefined));
-    expect(prose).toBeGreaterThanOrEqual(0);
-    await page.select('#samples', String(prose));
-    await hook((m) => m.settle());
-    await hook((m) => m.step(15));
     const legend = () => page.$$eval('#loadbars .legend-item', (els) => els.map((e) => e.textContent ?? ''));
-    expect(await legend()).toContain('prose');
+    expect(await legend()).toEqual(['prose']);
     await page.select('#loadbars-split', 'genre');
     const genre = await hook((m) => m.app.stepper!.planned[1].genre);
-    expect(await legend()).toContain(genre);
+    expect(await legend()).toEqual([genre]);
     await page.select('#loadbars-split', 'pos');
     const tags = await legend();
-    expect(tags.some((t) => ['NOUN', 'VERB', 'DET', 'ADP'].includes(t))).toBe(true);
+    expect(tags.some((t) => ['NOUN', 'VERB', 'DET', 'ADP', 'PRON'].includes(t))).toBe(true);
     await page.evaluate(() => document.getElementById('loadbars')!.scrollIntoView());
     await page.screenshot({ path: join(ARTIFACTS, 'demo-load-bars-pos.png') });
     await page.select('#loadbars-split', 'domain');
-  }, 60_000);
+  }, 150_000);
 
   it.skipIf(!early)('compare mode runs the early checkpoint on the same tokens', async () => {
     await page.click('#compare');
     await page.waitForFunction(() => !(document.getElementById('compare-canvas') as HTMLCanvasElement).hidden, { timeout: 90_000 });
     expect(await page.$eval('#compare-note', (e) => e.textContent)).toMatch(/same experts/);
-    const tokens = await hook((m) => m.position());
-    expect(tokens).toBe(15);
+    expect(await hook((m) => m.position())).toBe(8);
     await page.evaluate(() => document.getElementById('compare-panel')!.scrollIntoView());
     await page.screenshot({ path: join(ARTIFACTS, 'demo-compare.png') });
     await page.click('#compare');
-  }, 120_000);
+  }, 150_000);
 
   it('logged no console errors', async () => {
     expect(log.errors).toEqual([]);

@@ -32,7 +32,7 @@ export function drawCompare(canvas: HTMLCanvasElement, d: CompareData): void {
   const moe = d.perLayer.map((a, l) => (d.moeLayers[l] ? a : null)).filter((a): a is number => a !== null);
   const mean = moe.length ? moe.reduce((s, a) => s + a, 0) / moe.length : 0;
   ctx.fillStyle = '#c8cfdb';
-  ctx.fillText(`${d.names[1]} vs ${d.names[0]}: ${(mean * 100).toFixed(1)}% of expert choices shared`, 4, 2);
+  ctx.fillText(`${(mean * 100).toFixed(1)}% of expert choices shared (MoE layers, ${T} tokens)`, 4, 2);
 
   const colW = (width - 80) / L;
   d.perLayer.forEach((a, l) => {

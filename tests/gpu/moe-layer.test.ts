@@ -134,6 +134,13 @@ describe('weights and kernels', () => {
       }
     }
   }
+  it('router bias (x·Wᵀ + b), with a correction bias too', async () => {
+    const gpu = await testGpu();
+    for (const family of ['mixtral', 'deepseek_v3'] as const) {
+      const p = buildProblem(gpu, { family, routerBias: true, H: 20, I: 12, E: 16, k: 3, seed: 6 });
+      await checkStep(gpu, p, 9, policyWith(p.config, {}), 4);
+    }
+  });
   it('expert banks split over several buffers (3 experts each)', async () => {
     const gpu = await testGpu();
     const spec = { family: 'mixtral' as const, H: 24, I: 16, E: 8, k: 2, seed: 4 };

@@ -19,6 +19,8 @@ export type Family = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'deepseek_v2' | 'deepse
 
 export interface ProblemSpec {
   family: Family;
+  /** Give the router a bias term (x·Wᵀ + b). */
+  routerBias?: boolean;
   H: number;
   I: number;
   E: number;
@@ -53,10 +55,12 @@ export function makeConfig(s: ProblemSpec): MoeConfig {
   const shared =
     s.family === 'qwen2_moe' ? { intermediateSize: s.I + 6, gated: true } :
     s.family === 'deepseek_v2' || s.family === 'deepseek_v3' ? { intermediateSize: 2 * s.I, gated: false } : null;
+  const r = ROUTERS[s.family](s.E, s.k ?? 2);
+  if (s.routerBias) r.hasBias = true;
   return {
     family: MODEL_FAMILY[s.family], source: `test:${s.family}`, vocabSize: 64, hiddenSize: s.H, numLayers: layers,
     numHeads: 2, numKvHeads: 1, headDim: 8, intermediateSize: 0, moeIntermediateSize: s.I, numExperts: s.E,
-    router: ROUTERS[s.family](s.E, s.k ?? 2), sharedExpert: shared, moeLayers: new Array(layers).fill(true),
+    router: r, sharedExpert: shared, moeLayers: new Array(layers).fill(true),
     rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 4096, slidingWindow: null, tieWordEmbeddings: false,
     qkNorm: 'none', attentionBias: false, embeddingMultiplier: 1, residualMultiplier: 1, attentionScale: 1 / Math.sqrt(8),
     logitsScaling: 1, weightDtype: s.dtype ?? 'f32',
@@ -104,6 +108,11 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   const down = uploadExpertBank(gpu, 'test.down', o.downWeight ?? randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
   const ref: MoeRefWeights = { router: router.rounded, gateUp: gateUp.rounded, down: down.rounded };
   const gpuWeights: MoeLayerWeights = { router: router.buffer, gateUp: gateUp.bank, down: down.bank };
+  if (config.router.hasBias) {
+    const bias = randomF32(E, seed + 8, 0.5);
+    ref.bias = bias;
+    gpuWeights.routerBias = uploadBuffer(gpu, 'test.routerBias', bias);
+  }
   if (config.router.hasCorrectionBias) {
     const corr = o.correctionBias ?? randomF32(E, seed + 4, 0.05);
     ref.correction = corr;

@@ -33,6 +33,7 @@ export interface ExpertBank {
   expertsPerBuffer: number;
 }
 
+/** Every buffer here is read through 16-byte views: allocate sizes rounded up to 16 bytes (storageBuffer does). */
 export interface MoeLayerWeights {
   /** [E, H] router (gate) weight, weight-dtype words. */
   router: GPUBuffer;
@@ -226,7 +227,8 @@ export class MoeLayer {
   }
 
   /**
-   * x: f32 [T, H] post-norm input; out: f32 [T, H] (must not alias x). Tokens are at positions
+   * x: f32 [T, H] post-norm input; out: f32 [T, H] (must not alias x; both sized in whole 16-byte units, as
+   * storageBuffer makes them). Tokens are at positions
    * [position, position + T). Records into `target`: a compute pass, or a command encoder (one pass is opened; with
    * `timing`, one pass per kernel named `Layer<l>.moe.<kernel>` with that pass's timestamp descriptor, for
    * per-kernel GPU times).

@@ -5,7 +5,7 @@ import type { MoeConfig, RouterConfig, ModelFamily } from '../../src/engine/mode
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
 import { uploadBuffer } from '../../src/engine/kernels/common';
-import { MoeLayer, moeScratchShape, type MoeLayerWeights } from '../../src/engine/routing/moe-layer';
+import { MoeLayer, applyRoutingPolicy, moeScratchShape, type MoeLayerWeights } from '../../src/engine/routing/moe-layer';
 import { MoeScratch } from '../../src/engine/routing/scratch';
 import { RoutingStats } from '../../src/engine/routing/stats';
 import { uploadExpertBank } from '../../src/engine/routing/expert-bank';
@@ -138,8 +138,7 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
 
 /** Sets the policy on the layer and the ablation mask on its stats. */
 export function applyPolicy(p: Problem, policy: RoutingPolicy): void {
-  p.layer.setPolicy(policy);
-  p.stats.setAblation(policy.ablated);
+  applyRoutingPolicy(policy, [p.layer], p.stats);
 }
 
 export function policyWith(config: MoeConfig, o: Partial<RoutingPolicy>): RoutingPolicy {

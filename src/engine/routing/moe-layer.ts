@@ -402,3 +402,9 @@ function validateLayer(c: MoeConfig, o: MoeLayerOptions): void {
     throw new RangeError(`${where}: scratch shape ${JSON.stringify(s)} does not match the config`);
   }
 }
+
+/** Applies a what-if policy to every MoE layer and to the shared ablation mask (uniform and queue writes only). */
+export function applyRoutingPolicy(policy: RoutingPolicy, layers: readonly MoeLayer[], stats: RoutingStats): void {
+  for (const layer of layers) layer.setPolicy(policy);
+  stats.setAblation(policy.ablated);
+}

@@ -307,14 +307,21 @@ def sweep_section(summary: dict) -> str:
         return ""
     rows = []
     for r in summary["sweep"]:
-        rows.append(f"| {r['run']} | {r['aux_coef']} | {r['steps']} | {r['kept_step']} | {r['val_loss']:.4f} | "
-                    + " ".join(f"{x:.1f}" for x in r["mi_ratio"]) + f" | {r['layers_passing']} |"
-                    + (" **chosen** |" if r.get("chosen") else " |"))
+        ratios = " ".join(f"{x:.1f}" for x in r["mi_ratio"]) if r.get("mi_ratio") else "not measured"
+        if r.get("mi_on"):
+            ratios += f" ({r['mi_on']})"
+        passing = r["layers_passing"] if r.get("layers_passing") is not None else "–"
+        rows.append(f"| {r['run']} | {r['aux']} | {r['aux_coef']} | {r['steps']} | {r['kept_step']} | "
+                    f"{r['val_loss']:.4f} | {ratios} | {passing} |" + (" **chosen** |" if r.get("chosen") else " |"))
     return ("## Runs compared\n\nTraining runs made with this script and compared on the validation set before "
-            "choosing the bundled one (most layers at ≥ 5× the untrained domain MI, then lowest validation loss; "
-            "MI measured on a validation subset). All use seed, data, tokenizer and model shape as above.\n\n"
-            "| run | aux coef | steps | kept step | val loss (fixed windows) | MI(domain) trained ÷ untrained, layers "
-            "0… | layers ≥ 5× | |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n\n")
+            "choosing the bundled one (most layers at ≥ 5× the untrained domain MI, then lowest validation loss). "
+            "All use the seed, data, tokenizer and model shape above; the weights kept are those of the lowest loss "
+            "on the fixed validation windows. The first two used transformers' pooled load-balancing loss; their "
+            "single layers drifted to load CVs up to 0.87 (one expert taking 75% of a layer's tokens), which is why "
+            "the loss is now computed per layer.\n\n"
+            "| run | load-balancing loss | coef | steps | kept step | val loss (fixed windows) | MI(domain) trained ÷ "
+            "untrained, layers 0… | layers ≥ 5× | |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+            + "\n".join(rows) + "\n\n")
 
 
 def write_reports(name: str, summary: dict, out_model: str, docs_path: str) -> None:
@@ -338,6 +345,28 @@ def write_reports(name: str, summary: dict, out_model: str, docs_path: str) -> N
             f"{fmt(t['mi_pos_prose'], 4)} | {fmt(u['mi_pos_prose'], 4)} |")
     summary["specialisation_layers_passing"] = passed
 
+    # A few sentences read off the tables, so the page says what the numbers show.
+    last = tr["profiles"][str(L - 1)]
+    code_experts = [p["expert"] for p in last if p["code_fraction"] >= 0.85]
+    prose_experts = [p["expert"] for p in last if p["code_fraction"] <= 0.15]
+    early_higher = sum(ea["layers"][i]["mi_domain"] > tr["layers"][i]["mi_domain"] for i in range(L))
+    pos_grew = sum(tr["layers"][i]["mi_pos_prose"] > ea["layers"][i]["mi_pos_prose"] for i in range(L))
+    cv_fell = sum(tr["layers"][i]["load_cv"] < ea["layers"][i]["load_cv"] for i in range(L))
+    lifts = sorted(((r["top_lift"], i, p, r) for i in range(L) for p, r in tr["pos"][i].items()
+                    if p not in ("SPACE", "X", "INTJ")), key=lambda x: -x[0])[:4]
+    reading = [
+        f"- Domain: in the last layer, expert{'s' if len(code_experts) != 1 else ''} "
+        f"{', '.join(map(str, code_experts)) or '–'} take{'s' if len(code_experts) == 1 else ''} almost only code "
+        f"(≥ 85% of their tokens) and expert{'s' if len(prose_experts) != 1 else ''} "
+        f"{', '.join(map(str, prose_experts)) or '–'} almost only prose (≤ 15% code); see the profiles below.",
+        f"- Training stage: the early checkpoint (step {summary['early_step']}) separates the domains more than the "
+        f"final model in {early_higher} of {L} layers: prose vs code is the first thing the routers pick up. Later "
+        f"they route more by kinds of token within a domain (part-of-speech MI higher than early in {pos_grew} of "
+        f"{L} layers) and the experts' loads even out (load CV lower than early in {cv_fell} of {L} layers).",
+        "- Part of speech: the most distinctive choices are "
+        + "; ".join(f"{p} → layer {i} expert {r['top_expert']} ({100 * r['top_share']:.0f}% of the {p} tokens' "
+                    f"assignments, ×{r['top_lift']:.1f} that expert's overall share)" for _, i, p, r in lifts) + ".",
+    ]
     pos_rows = []
     for i in range(L):
         cells = []
@@ -383,7 +412,7 @@ the model never trained on.
 | context | {cfg['max_position_embeddings']} tokens (trained on {log['seq']}-token windows) |
 | tokenizer | byte-level BPE, {cfg['vocab_size']} tokens, trained on the training split (`tokenizers`); `<|endoftext|>` = {cfg['eos_token_id']} separates documents |
 | training | weights kept from step {log.get('kept_step', log['steps'])} of {log['steps']} (lowest loss on the fixed validation windows); {log['steps']} steps × {log['batch']} × {log['seq']} tokens = {log['steps'] * log['batch'] * log['seq'] / 1e6:.1f} M tokens ({log['steps'] * log['batch'] * log['seq'] / log['train_tokens']:.1f} passes over {log['train_tokens'] / 1e6:.2f} M training tokens); AdamW (β 0.9/0.95, weight decay {log['weight_decay']}), peak lr {log['lr']}, {log['warmup']} warm-up steps, cosine to 10%; bf16 autocast; load-balancing loss (per layer, averaged over layers) with coefficient {cfg['router_aux_loss_coef']}; seed {log['seed']} |
-| time | {log.get('train_seconds', 0):.0f} s on one {log['device']} (torch {log['torch']}, experts implementation `{log['experts_implementation']}`) |
+| time | {log.get('train_seconds', 0):.0f} s of training on one {log['device']} (torch {log['torch']}, experts implementation `{log['experts_implementation']}`){" while the other runs below trained beside it on the same GPU (alone: about 0.09 s a step)" if summary.get("sweep") else ""}; this analysis ran on: {summary.get('analysis_device', '?')} |
 
 Validation loss during training (fixed validation windows): {", ".join(f"step {e['step']}: {e['val_loss']}" for e in log['evals'])}.
 
@@ -415,6 +444,10 @@ part of speech of prose tokens. Ratio = trained ÷ untrained.
 
 **Specialisation criterion** (domain MI ≥ 5× the untrained model's in at least half the layers): {passed} of {L}
 layers pass — {"met" if passed * 2 >= L else "NOT met"}.
+
+## Reading the numbers
+
+{chr(10).join(reading)}
 
 ## Routing by part of speech (prose)
 
@@ -491,6 +524,21 @@ permitted") and MIT-licensed npm packages listed in `docs/data-manifest.md`.
 """
     with open(os.path.join(out_model, "README.md"), "w") as f:
         f.write(readme)
+    early_dir = os.path.join(os.path.dirname(os.path.normpath(out_model)), f"{name}-early")
+    if os.path.isdir(early_dir):
+        early_loss = summary["models"]["early"]["loss"]
+        early_note = (" At this stage the routers already split prose from code more sharply than the final model "
+                      f"does, in {early_higher} of {L} layers (`docs/demo-model.md`, \"Load balance and "
+                      "specialisation\")." if early_higher * 2 > L else "")
+        with open(os.path.join(early_dir, "README.md"), "w") as f:
+            f.write(f"""# {name}-early
+
+The same training run as `{name}/`, saved after {summary['early_step']} of {log['steps']} steps (5%), so the app can
+compare routing early and late in training. Same architecture, tokenizer and samples (`samples.json`, schema in
+`{name}/README.md`); bf16. Validation perplexity {math.exp(early_loss['prose']):.0f} on prose,
+{math.exp(early_loss['code']):.0f} on code (final model: {math.exp(tr['loss']['prose']):.0f} and
+{math.exp(tr['loss']['code']):.0f}).{early_note}
+""")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -506,6 +554,7 @@ def main() -> None:
     ap.add_argument("--fixture", default=os.path.join(ROOT, "tests", "fixtures", "demo"))
     ap.add_argument("--max-val-tokens", type=int, default=10**9)
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--reports-only", action="store_true", help="only rewrite the reports from analysis.json")
     ap.add_argument("--quick", default="", help="write trained-vs-untrained loss and MI to this JSON file and stop")
     args = ap.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -514,6 +563,12 @@ def main() -> None:
 
     trained_dir = os.path.join(args.models, args.name)
     early_dir = os.path.join(args.models, f"{args.name}-early")
+    if args.reports_only:
+        # Rewrite docs/demo-model.md and the README from the numbers of an earlier run of this script.
+        summary = json.load(open(os.path.join(trained_dir, "analysis.json")))
+        write_reports(args.name, summary, trained_dir, args.docs)
+        print(f"wrote {args.docs} and {trained_dir}/README.md from analysis.json")
+        return
     tok = Tokenizer.from_file(os.path.join(trained_dir, "tokenizer.json"))
     val_docs = read_docs(os.path.join(args.data, "val.jsonl.gz"))
     data = ValTokens(val_docs, tok, args.max_val_tokens)
@@ -568,6 +623,7 @@ def main() -> None:
     summary["early_step"] = summary["train_log"].get("early_step")
     sweep_path = os.path.join(args.work, "sweep.json")
     summary["sweep"] = json.load(open(sweep_path)) if os.path.exists(sweep_path) else []
+    summary["analysis_device"] = torch.cuda.get_device_name() if device == "cuda" else "cpu"
 
     prose_mask = data.valid & (data.domain == 0)
     code_mask = data.valid & (data.domain == 1)

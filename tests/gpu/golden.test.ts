@@ -97,7 +97,7 @@ function checkRouting(
  * held to (measured: < 1e-6). bf16 weights: against transformers running the checkpoint in bf16 (bf16 activations)
  * 2e-2, since bf16 activations alone move the logits by ~7e-3 of their range (tests/fixtures/README.md); against
  * golden.f32.json (transformers in f32 on the upcast weights) 5e-4: the engine gives the same 3.0e-4 there whether
- * it reads the bf16 tensors or the same values stored as f32 (checked below, bit for bit), so the gap is in how that
+ * it reads the bf16 tensors or the same values stored as f32 (checked below, to f32 rounding), so the gap is in how that
  * golden was computed, not in bf16 decoding.
  */
 const CASES: [string, string, number][] = [
@@ -115,7 +115,7 @@ const sessions: Session[] = [];
 afterAll(() => sessions.forEach((s) => s.destroy()));
 
 describe('whole model vs transformers', () => {
-  it('bf16 weights decode exactly: same logits as the same weights stored as f32', async () => {
+  it('bf16 weights decode exactly: the same logits as the same weights stored as f32, to f32 rounding', async () => {
     const gpu = await testGpu();
     const dir = join(FIXTURES, 'mixtral-bf16');
     const ids = (JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as Golden).input_ids;
@@ -128,7 +128,8 @@ describe('whole model vs transformers', () => {
     }
     expect(sessions.at(-2)!.config.weightDtype).toBe('bf16');
     expect(sessions.at(-1)!.config.weightDtype).toBe('f32');
-    expect(Array.from(logits[0])).toEqual(Array.from(logits[1]));
+    // The bf16 and f32 paths may use different tiles (another summation order), so allow f32 rounding only.
+    expect(relativeError(logits[0], logits[1])).toBeLessThan(1e-6);
   });
 
   for (const [family, file, logitsTol] of CASES) {

@@ -128,9 +128,11 @@ export class App {
 
   /** Mean CPU time of the last 60 frames, in the corner of the view (updated once a second at 60 fps). */
   private showFrameStats(): void {
+    const n = Math.min(60, this.frames);
     let sum = 0;
-    for (let i = 1; i <= 60; i++) sum += this.frameTimes[(this.frames - i) % FRAME_HISTORY];
-    this.frameStatsEl.textContent = `frame CPU ${(sum / 60).toFixed(2)} ms · ${this.scene.layout?.count ?? 0} instances`;
+    for (let i = 1; i <= n; i++) sum += this.frameTimes[(this.frames - i) % FRAME_HISTORY];
+    const cpu = n > 0 ? `frame CPU ${(sum / n).toFixed(2)} ms · ` : '';
+    this.frameStatsEl.textContent = `${cpu}${this.scene.layout?.count ?? 0} instances`;
   }
 
   private resize(): void {
@@ -183,6 +185,7 @@ export class App {
     this.stepper = null;
 
     this.buildLabels();
+    this.showFrameStats();
     this.gui.setLayers(config.numLayers);
     this.gui.setAblatedCount(0);
     this.gui.setRoutingEnabled(model.session !== null);

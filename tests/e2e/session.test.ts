@@ -1,7 +1,7 @@
-// End-to-end with a running model in headless Chromium (SwiftShader WebGPU): the Mixtral golden fixture
+// End-to-end with running models in headless Chromium (SwiftShader WebGPU): first the Mixtral golden fixture
 // (tests/fixtures/mixtral, 2 layers × 8 experts, top-2) picked as files. The 3D view's per-instance values, read back
 // from the renderer's storage buffer, are compared with what transformers routed for the same prompt (golden.json),
-// with the engine's counts buffer and with counts rebuilt from its per-token ring.
+// with the engine's counts buffer and with counts rebuilt from its per-token ring. Then the bundled demo model.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer';
@@ -263,17 +263,17 @@ describe('a running model', () => {
     const planned = await hook((m) => m.app.stepper!.planned.length);
     expect(planned).toBeGreaterThanOrEqual(500);
     expect(text.length).toBeGreaterThan(0);
-    // 500 tokens as 50 steps of 10; frame times are sampled near the start and near the end.
+    // 500 tokens as 25 steps of 20; frame times are sampled near the start and near the end.
     const result = await page.evaluate(async () => {
       const m = window.__moescope!;
       const window_ = (n: number) => m.frameTimes(n);
       const early: number[] = [];
       const late: number[] = [];
-      for (let s = 0; s < 50; s++) {
-        await m.app.stepper!.forward(10);
-        await m.waitFrames(3);
-        if (s < 5) early.push(...window_(3));
-        if (s >= 45) late.push(...window_(3));
+      for (let s = 0; s < 25; s++) {
+        await m.app.stepper!.forward(20);
+        await m.waitFrames(4);
+        if (s < 3) early.push(...window_(4));
+        if (s >= 22) late.push(...window_(4));
       }
       return { early, late, position: m.position() };
     });
@@ -292,6 +292,77 @@ describe('a running model', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'session-500-tokens.png') });
   }, 150_000);
 
+});
+
+// The bundled demo model (public/models/moescope-demo, trained by tools/train_demo_model.py): the page at `/` opens on it.
+describe('the bundled demo model, which the page opens on', () => {
+  beforeAll(async () => {
+    await page.goto(h.origin);
+    await waitForApp(page);
+    await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 90_000 });
+    await hook((m) => m.settle());
+  }, 150_000);
+
+  it('has its samples in the picker and the first sample as text', async () => {
+    expect(await hook((m) => m.modelId())).toBe('demo:moescope-demo');
+    expect(await page.$eval('#model-note', (e) => e.textContent)).toMatch(/6 layers × 8 experts, k = 2, bf16 weights/);
+    const samples = await hook((m) => m.app.model!.samples.length);
+    expect(samples).toBeGreaterThan(0);
+    expect(await page.$$eval('#samples option', (o) => o.length)).toBe(samples + 1);
+    expect((await hook((m) => m.stripTexts())).length).toBeGreaterThan(20);
+  });
+
+  // The demo model (6 layers, hidden 256) takes seconds per step on SwiftShader, so this file steps few tokens, in one
+  // teacher-forced step; the single-step, step-back and k checks run on the small golden fixture (session.test.ts).
+  it('a prose sample stepped 8 tokens: the 3D view holds the engine’s counts; load bars split by domain, genre, part of speech', async () => {
+    const prose = await hook((m) => m.app.model!.samples.findIndex((s) => s.posSpans !== undefined));
+    expect(prose).toBeGreaterThanOrEqual(0);
+    await page.select('#samples', String(prose));
+    await hook((m) => m.settle());
+    await hook((m) => m.step(8));
+    const [values, layout, engine] = await Promise.all([
+      hook((m) => m.instanceValues()),
+      hook((m) => m.layout()),
+      hook((m) => m.engineState()),
+    ]);
+    const E = layout!.numExperts;
+    const raw = new Array(layout!.numLayers * E).fill(0);
+    layout!.layer.forEach((l, i) => {
+      if (layout!.expert[i] >= 0) raw[l * E + layout!.expert[i]] = values[i * 4 + 2];
+    });
+    expect(engine!.position).toBe(8);
+    expect(raw).toEqual(engine!.counts);
+    expect(engine!.ringCounts).toEqual(engine!.counts);
+    await hook((m) => m.app.selectToken(5));
+    await hook((m) => m.settle());
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-8-tokens.png') });
+
+    const legend = () => page.$$eval('#loadbars .legend-item', (els) => els.map((e) => e.textContent ?? ''));
+    expect(await legend()).toEqual(['prose']);
+    await page.select('#loadbars-split', 'genre');
+    const genre = await hook((m) => m.app.stepper!.planned[1].genre);
+    expect(await legend()).toEqual([genre]);
+    await page.select('#loadbars-split', 'pos');
+    const tags = await legend();
+    expect(tags.some((t) => ['NOUN', 'VERB', 'DET', 'ADP', 'PRON'].includes(t))).toBe(true);
+    await page.evaluate(() => document.getElementById('loadbars')!.scrollIntoView());
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-load-bars-pos.png') });
+    await page.select('#loadbars-split', 'domain');
+  }, 150_000);
+
+  it('compare mode runs the early checkpoint on the same tokens', async () => {
+    await page.click('#compare');
+    await page.waitForFunction(() => !(document.getElementById('compare-canvas') as HTMLCanvasElement).hidden, { timeout: 90_000 });
+    expect(await page.$eval('#compare-note', (e) => e.textContent)).toMatch(/same experts/);
+    expect(await hook((m) => m.position())).toBe(8);
+    await page.evaluate(() => document.getElementById('compare-panel')!.scrollIntoView());
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-compare.png') });
+    await page.click('#compare');
+  }, 150_000);
+
+});
+
+describe('the whole session', () => {
   it('logged no console errors and showed no error in the page', async () => {
     expect(log.errors).toEqual([]);
     expect(await hook((m) => m.errors())).toEqual([]);

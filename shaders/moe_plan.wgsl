@@ -5,9 +5,9 @@
 // (and moved by moe_reroute). The stable rank of token t in e's list is
 //   rank = popcount of e's mask bits below t = prefix[e, t / 32] − start[e] + popcount(mask[e, t / 32] & below(t)),
 // so lists come out in token order (moe_scatter writes them) without sorting and without atomics.
-//   1. prefix: exclusive scan of the per-word popcounts: per expert by its own thread when there are few words
-//      (≤ 32, i.e. T ≤ 1024), else flattened over [experts, words] (thread-serial runs + one workgroup scan);
-//      the masks are copied for moe_scatter and cleared for the next layer / step.
+//   1. prefix: exclusive scan of the per-word popcounts, per expert by its own thread (few words: this kernel runs
+//      for T ≤ PLAN_SPLIT_TOKENS = 256, i.e. ≤ 8 words); the masks are copied for moe_scatter and cleared for the
+//      next layer / step.
 //   2. counts and capacity (drop policy): kept = min(count, capacity) — the first `capacity` tokens in token order
 //      keep their slot (under the reroute policy moe_reroute has already moved or dropped the overflow, so
 //      everything is kept); cutoff = the first token past capacity. One thread sums over the experts for each
@@ -15,8 +15,10 @@
 //   3. statistics for layer l, summed in a fixed order (deterministic): counts += kept, stepCounts = kept,
 //      dropped/rerouted, probMass += Σ_t p[t, e], gateSum += Σ gate weights of e's kept assignments,
 //      zLossSum += Σ_t lse².
-// One workgroup of PLAN_WG threads (experts ≤ 256 ≤ PLAN_WG); the host sets PLAN_WG to the device's maximum
-// (up to 1024) so the loops over tokens are short.
+// One workgroup of PLAN_WG = 256 threads (experts ≤ 256 ≤ PLAN_WG): one dispatch, for decode and short steps.
+// Longer steps (T > PLAN_SPLIT_TOKENS, src/engine/kernels/moe-plan.ts) use the two-pass plan instead:
+// moe_plan_partials (one workgroup per 128 tokens) then moe_plan_finish, because here the statistics loops walk
+// T / (PLAN_WG / E) tokens per thread one after another (32 at T = 1024, E = 8).
 // #include "lib/moe_params"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
@@ -33,7 +35,6 @@
 
 override PLAN_WG: u32 = 256u;
 
-var<workgroup> scan_buf: array<u32, PLAN_WG>;
 var<workgroup> facc: array<f32, PLAN_WG>;
 var<workgroup> facc2: array<f32, PLAN_WG>;
 var<workgroup> facc3: array<f32, PLAN_WG>;
@@ -43,23 +44,6 @@ var<workgroup> e_offset: array<u32, 256>;
 var<workgroup> e_tile_start: array<u32, 256>;
 var<workgroup> e_cutoff: array<u32, 256>; // first token past the expert's capacity (NONE: all kept)
 
-// Exclusive Hillis–Steele scan of one value per thread; returns (exclusive prefix, total).
-fn block_scan(v: u32, li: u32) -> vec2<u32> {
-  scan_buf[li] = v;
-  workgroupBarrier();
-  for (var off = 1u; off < PLAN_WG; off <<= 1u) {
-    var add = 0u;
-    if (li >= off) { add = scan_buf[li - off]; }
-    workgroupBarrier();
-    scan_buf[li] += add;
-    workgroupBarrier();
-  }
-  let inclusive = scan_buf[li];
-  let total = scan_buf[PLAN_WG - 1u];
-  workgroupBarrier();
-  return vec2<u32>(inclusive - v, total);
-}
-
 @compute @workgroup_size(PLAN_WG)
 fn main(@builtin(local_invocation_index) li: u32) {
   let T = P.tokens;
@@ -68,49 +52,19 @@ fn main(@builtin(local_invocation_index) li: u32) {
   let words = (T + 31u) / 32u;            // mask words in use per expert
 
   // ---- 1. prefix over per-word popcounts (relative to each expert's start); copy and clear the masks ----
-  if (words <= 32u) {
-    // few words: each expert's thread walks its own words, no workgroup scan needed
-    if (li < E) {
-      var run = 0u;
-      for (var w = 0u; w < words; w++) {
-        let at = li * P.mask_words + w;
-        let m = plan[at];
-        plan[P.off_prefix + li * words + w] = run;
-        plan[P.off_mask_copy + li * words + w] = m;
-        plan[at] = 0u;
-        run += countOneBits(m);
-      }
-      e_count[li] = run;
-      plan[P.off_starts + li] = 0u;
-    }
-  } else {
-    // many words: thread-serial runs over the flattened [experts, words], one workgroup scan
-    let n = E * words;
-    let per = (n + PLAN_WG - 1u) / PLAN_WG;
-    let lo = min(n, li * per);
-    let hi = min(n, lo + per);
+  // few words: each expert's thread walks its own words, no workgroup scan needed
+  if (li < E) {
     var run = 0u;
-    for (var i = lo; i < hi; i++) {
-      run += countOneBits(plan[(i / words) * P.mask_words + i % words]);
-    }
-    let scanned = block_scan(run, li);
-    run = scanned.x;
-    for (var i = lo; i < hi; i++) {
-      let at = (i / words) * P.mask_words + i % words;
+    for (var w = 0u; w < words; w++) {
+      let at = li * P.mask_words + w;
       let m = plan[at];
-      plan[P.off_prefix + i] = run;
-      plan[P.off_mask_copy + i] = m;
+      plan[P.off_prefix + li * words + w] = run;
+      plan[P.off_mask_copy + li * words + w] = m;
       plan[at] = 0u;
       run += countOneBits(m);
     }
-    storageBarrier();
-    workgroupBarrier();
-    if (li < E) {
-      let start = plan[P.off_prefix + li * words];
-      let end = select(scanned.y, plan[P.off_prefix + (li + 1u) * words], li + 1u < E);
-      e_count[li] = end - start;
-      plan[P.off_starts + li] = start;
-    }
+    e_count[li] = run;
+    plan[P.off_starts + li] = 0u;
   }
   storageBarrier();
   workgroupBarrier();

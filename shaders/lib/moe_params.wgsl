@@ -38,7 +38,7 @@ struct LayerParams {
   choice_offset: u32,   // offset (floats) of the choice scores in the probs scratch buffer
   off_mask_copy: u32,   // [experts, words] copy of the masks taken by moe_plan (which clears the masks)
   off_starts: u32,      // [experts] flattened prefix at each expert's first word
-  _pad0: u32,
+  off_partials: u32,    // per-block partials of the two-pass plan (moe_plan_partials → moe_plan_finish)
   _pad1: u32,
 }
 

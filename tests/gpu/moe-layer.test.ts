@@ -47,6 +47,24 @@ export async function checkStep(gpu: Gpu, p: Problem, T: number, policy: Routing
   return ref;
 }
 
+/** The layer's statistics after its first step (the buffers start at zero) against that step's reference. */
+async function checkStepStats(gpu: Gpu, p: Problem, ref: Awaited<ReturnType<typeof checkStep>>) {
+  const E = p.config.numExperts;
+  const l = p.layer.layer;
+  const b = p.stats.buffers;
+  const row = async <A extends Uint32Array | Float32Array>(read: Promise<A>) => (await read).subarray(l * E, (l + 1) * E);
+  const n = p.config.numLayers * E;
+  const what = `${p.config.source} statistics`;
+  expectExact(await row(readU32(gpu, b.counts, n)), ref.counts, `${what} counts`);
+  expectExact(await row(readU32(gpu, b.stepCounts, n)), ref.counts, `${what} stepCounts`);
+  expectExact(await row(readU32(gpu, b.dropped, n)), ref.dropped, `${what} dropped`);
+  const SUM_TOL = { atol: 1e-4, rtol: 1e-5 };
+  expectClose(await row(readF32(gpu, b.probMass, n)), ref.probMass, SUM_TOL, `${what} probMass`);
+  expectClose(await row(readF32(gpu, b.gateSum, n)), ref.gateSum, SUM_TOL, `${what} gateSum`);
+  expectClose([(await readF32(gpu, b.zLossSum, p.config.numLayers))[l]], [ref.zLossSum], SUM_TOL, `${what} zLossSum`);
+  expect(gpu.recentErrors).toEqual([]);
+}
+
 const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'deepseek_v3', 'switch'];
 
 describe('MoE layer vs float64 reference', () => {
@@ -155,7 +173,21 @@ describe('weights and kernels', () => {
   it('a prefill over 1024 tokens (flattened prefix scan in the plan) with capacity cut-offs deep in the masks', async () => {
     const gpu = await testGpu();
     const p = buildProblem(gpu, { family: 'olmoe', H: 8, I: 4, E: 4, k: 2, seed: 12 }, { maxTokens: 1100, ringCapacity: 1100 });
-    await checkStep(gpu, p, 1100, policyWith(p.config, { capacityFactor: 0.9 }), 13);
+    const ref = await checkStep(gpu, p, 1100, policyWith(p.config, { capacityFactor: 0.9 }), 13);
+    expect(ref.dropped.reduce((a, c) => a + c), 'capacity drops tokens').toBeGreaterThan(0);
+    await checkStepStats(gpu, p, ref);
+  });
+  it('the two-pass plan (T > 256) with a partial last block, E = 12 and capacity cut-offs: rows and statistics', async () => {
+    const gpu = await testGpu();
+    const p = buildProblem(gpu, { family: 'mixtral', H: 12, I: 4, E: 12, k: 3, seed: 21 }, { maxTokens: 300, ringCapacity: 300 });
+    const ref = await checkStep(gpu, p, 300, policyWith(p.config, { capacityFactor: 0.8 }), 22);
+    expect(ref.dropped.reduce((a, c) => a + c), 'capacity drops tokens').toBeGreaterThan(0);
+    await checkStepStats(gpu, p, ref);
+  });
+  it('the two-pass plan without a capacity limit: statistics', async () => {
+    const gpu = await testGpu();
+    const p = buildProblem(gpu, { family: 'olmoe', H: 8, I: 4, E: 8, k: 2, seed: 23 }, { maxTokens: 520, ringCapacity: 520 });
+    await checkStepStats(gpu, p, await checkStep(gpu, p, 520, policyWith(p.config, {}), 24));
   });
   it('a long prefill over many tiles (T = 200, E = 64, k = 6)', async () => {
     const gpu = await testGpu();
@@ -210,6 +242,8 @@ describe('determinism and the per-token path', () => {
     const gpu = await testGpu();
     const mixtral = buildProblem(gpu, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 1 });
     expect(mixtral.layer.dispatchCount(1)).toBe(6);
+    expect(mixtral.layer.dispatchCount(256), 'one-pass plan up to 256 tokens').toBe(6);
+    expect(mixtral.layer.dispatchCount(257), 'two-pass plan above').toBe(7);
     const qwen = buildProblem(gpu, { family: 'qwen2_moe', H: 16, I: 8, E: 8, k: 2, seed: 1 });
     expect(qwen.layer.dispatchCount(1)).toBe(8);
     // count what encode() actually records

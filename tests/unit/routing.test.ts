@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { noiseSum, pcgHash, routerNoise } from '../../src/engine/routing/noise';
 import { layerMetrics } from '../../src/engine/routing/metrics';
 import { defaultPolicy, expertCapacity, validatePolicy } from '../../src/engine/routing/policy';
-import { planLayout } from '../../src/engine/routing/layout';
+import { PLAN_BLOCK_WORDS, planLayout } from '../../src/engine/routing/layout';
 import { NO_EXPERT, assignCapacity, routerRef, type RouterRefInput } from '../../src/reference/router';
 import type { RouterConfig } from '../../src/engine/model/config';
 import { makeConfig } from '../support/moe';
@@ -204,9 +204,10 @@ describe('policy and plan layout', () => {
     const regions = [
       [0, 8 * p.maskWords], [p.maskCopy, 8 * p.maskWords], [p.prefix, 8 * p.maskWords], [p.header, 4], [p.offsets, 8], [p.kept, 8], [p.starts, 8],
       [p.tileExpert, p.maxTiles], [p.tileRow, p.maxTiles], [p.rowKey, p.maxRows], [p.dropStep, 8], [p.rerouteStep, 8],
+      [p.partials, 3 * 8 * Math.ceil(p.maskWords / PLAN_BLOCK_WORDS) + Math.ceil(p.maskWords / PLAN_BLOCK_WORDS)],
     ];
     for (let i = 1; i < regions.length; i++) expect(regions[i][0]).toBe(regions[i - 1][0] + regions[i - 1][1]);
-    expect(p.words).toBe(regions[regions.length - 1][0] + 8);
+    expect(p.words).toBe(regions[regions.length - 1][0] + regions[regions.length - 1][1]);
     // 800 rows over 8 experts in tiles of 8: at most 100 + 8 tiles
     expect(p.maxTiles).toBeGreaterThanOrEqual(108);
   });

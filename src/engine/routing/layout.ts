@@ -13,7 +13,7 @@ export const MOE_LAYER_FIELDS = [
   'mask_words', 'off_prefix', 'off_header', 'off_offsets',
   'off_kept', 'off_tile_expert', 'off_tile_row', 'off_row_key',
   'off_drop_step', 'off_reroute_step', 'choice_offset', 'off_mask_copy',
-  'off_starts', '_pad0', '_pad1',
+  'off_starts', 'off_partials', '_pad1',
 ] as const;
 
 /** `LayerParams` fields written as f32. */
@@ -59,11 +59,20 @@ export interface PlanLayout {
   /** [experts] drops / re-routes decided by moe_reroute this step. */
   dropStep: number;
   rerouteStep: number;
+  /**
+   * Per-block partials of the two-pass plan (moe_plan_partials → moe_plan_finish), blocks of PLAN_BLOCK_WORDS mask
+   * words: [experts, blocks] popcount totals (scanned in place), [experts, blocks] f32 probability mass,
+   * [experts, blocks] f32 gate sums, [blocks] f32 z-loss sums; strided by the step's block count.
+   */
+  partials: number;
   maxTiles: number;
   maxRows: number;
   /** Total words. */
   words: number;
 }
+
+/** Mask words (32 tokens each) per workgroup of moe_plan_partials: 128 tokens. */
+export const PLAN_BLOCK_WORDS = 4;
 
 /**
  * Plan buffer layout for `experts` experts, up to `maxTokens` tokens and `maxK` slots each, and tiles of at least
@@ -90,7 +99,9 @@ export function planLayout(experts: number, maxTokens: number, maxK: number, min
   const rowKey = take(maxRows);
   const dropStep = take(experts);
   const rerouteStep = take(experts);
-  return { maskWords, maskCopy, prefix, header, offsets, kept, starts, tileExpert, tileRow, rowKey, dropStep, rerouteStep, maxTiles, maxRows, words: at };
+  const maxBlocks = Math.ceil(maskWords / PLAN_BLOCK_WORDS);
+  const partials = take(3 * experts * maxBlocks + maxBlocks);
+  return { maskWords, maskCopy, prefix, header, offsets, kept, starts, tileExpert, tileRow, rowKey, dropStep, rerouteStep, partials, maxTiles, maxRows, words: at };
 }
 
 /** The plan offsets as the expert-matmul uniform fields. */

@@ -10,14 +10,15 @@
 // the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
 // (its uniform holds this step's token count and position). Decode (T = 1, no shared expert, no re-routing) records
 // 6 dispatches: router, plan, scatter, expert gate/up, expert down, combine (+1 per extra weight binding when an
-// expert bank is split, +2 for a shared expert, +1 for the re-route policy).
+// expert bank is split, +2 for a shared expert, +1 for the re-route policy, +1 when T > PLAN_SPLIT_TOKENS, where the
+// plan runs in two passes).
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../model/config';
 import type { RoutingPolicy } from '../session-api';
 import { Uniforms, storageBuffer } from '../kernels/common';
 import { MoeRouterKernel } from '../kernels/moe-router';
 import { MoeRerouteKernel } from '../kernels/moe-reroute';
-import { MoePlanKernel } from '../kernels/moe-plan';
+import { MoePlanKernel, PLAN_SPLIT_TOKENS } from '../kernels/moe-plan';
 import { MoeCombineKernel } from '../kernels/moe-combine';
 import { MoeScatterKernel } from '../kernels/moe-scatter';
 import { ExpertMatmulKernel, defaultTiledShape, maxPlanTiles, type ExpertMatmulBinding, type TiledShape } from '../kernels/moe-expert';
@@ -191,7 +192,7 @@ export class MoeLayer {
       choice_offset: s.shape.maxTokens * E,
       off_mask_copy: pl.maskCopy,
       off_starts: pl.starts,
-      _pad0: 0,
+      off_partials: pl.partials,
       _pad1: 0,
     });
     this.policy = o.policy ?? defaultPolicy(c);
@@ -223,7 +224,7 @@ export class MoeLayer {
   dispatchCount(T: number): number {
     const rerouting = this.policy.overflow === 'reroute' && expertCapacity(this.policy.capacityFactor, T, this.k, this.config.numExperts) > 0;
     const banks = this.weights.gateUp.buffers.length + this.weights.down.buffers.length;
-    return 4 + banks + (rerouting ? 1 : 0) + (this.config.sharedExpert ? 2 : 0);
+    return 4 + banks + (rerouting ? 1 : 0) + (this.config.sharedExpert ? 2 : 0) + (T > PLAN_SPLIT_TOKENS ? 1 : 0);
   }
 
   /**

@@ -122,17 +122,15 @@ export class App {
     }
     this.frameTimes[this.frames % FRAME_HISTORY] = performance.now() - t0;
     this.frames++;
-    if (this.frames % 60 === 0) this.showFrameStats();
+    if (this.frames % 60 === 0 && this.scene.layout) this.showFrameStats();
     requestAnimationFrame(this.loop);
   };
 
   /** Mean CPU time of the last 60 frames, in the corner of the view (updated once a second at 60 fps). */
   private showFrameStats(): void {
-    const n = Math.min(60, this.frames);
     let sum = 0;
-    for (let i = 1; i <= n; i++) sum += this.frameTimes[(this.frames - i) % FRAME_HISTORY];
-    const cpu = n > 0 ? `frame CPU ${(sum / n).toFixed(2)} ms · ` : '';
-    this.frameStatsEl.textContent = `${cpu}${this.scene.layout?.count ?? 0} instances`;
+    for (let i = 1; i <= 60; i++) sum += this.frameTimes[(this.frames - i) % FRAME_HISTORY];
+    this.frameStatsEl.textContent = `frame CPU ${(sum / 60).toFixed(2)} ms (mean of 60) · ${this.scene.layout?.count ?? 0} instances`;
   }
 
   private resize(): void {
@@ -185,7 +183,8 @@ export class App {
     this.stepper = null;
 
     this.buildLabels();
-    this.showFrameStats();
+    // The first frames of a new grid build its render pipeline: the CPU readout starts after them.
+    this.frameStatsEl.textContent = `${this.scene.layout?.count ?? 0} instances`;
     this.gui.setLayers(config.numLayers);
     this.gui.setAblatedCount(0);
     this.gui.setRoutingEnabled(model.session !== null);

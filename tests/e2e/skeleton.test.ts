@@ -1,7 +1,7 @@
 // End-to-end: config-only models in headless Chromium (SwiftShader WebGPU). A bundled published config drawn as a
 // skeleton, a 64 × 256 grid picked as a folder (the frame-loop budget), layer toggles, no console errors, no buffer
 // mappings in the frame loop, a page for browsers without WebGPU.
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer';
@@ -26,8 +26,17 @@ beforeAll(async () => {
   await waitForApp(page);
 }, 120_000);
 
+/** Temporary model folders the tests write; removed at the end. */
+const tempDirs: string[] = [];
+const tempDir = (prefix: string): string => {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+};
+
 afterAll(async () => {
   await h?.close();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 const hook = <T>(fn: (m: Hook) => T | Promise<T>): Promise<T> =>
@@ -74,7 +83,7 @@ describe('config-only skeleton', () => {
   });
 
   it('keeps the frame loop under 4 ms of CPU for a 64 × 256 grid picked as files, with no buffer mappings', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'moescope-64x256-'));
+    const dir = tempDir('moescope-64x256-');
     // A synthetic 64-layer, 256-expert config (DeepSeek-V3's, with every layer MoE): config only, no weights.
     const ds = JSON.parse(readFileSync('public/configs/deepseek-v3.json', 'utf8'));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...ds, num_hidden_layers: 64, first_k_dense_replace: 0 }));
@@ -104,7 +113,7 @@ describe('config-only skeleton', () => {
   }, 120_000);
 
   it('shows an error in the page for a bad folder and keeps the current model', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'moescope-bad-'));
+    const dir = tempDir('moescope-bad-');
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ model_type: 'gpt2', n_layer: 12 }));
     const before = await hook((m) => m.modelId());
     await pickFiles(page, [join(dir, 'config.json')]);
@@ -117,7 +126,7 @@ describe('config-only skeleton', () => {
   });
 
   it('opens a model folder dropped on the page (config only: no weights in it)', async () => {
-    const root = mkdtempSync(join(tmpdir(), 'moescope-drop-'));
+    const root = tempDir('moescope-drop-');
     const dir = join(root, 'OLMoE-1B-7B');
     mkdirSync(dir);
     writeFileSync(join(dir, 'config.json'), readFileSync('public/configs/olmoe-1b-7b.json'));

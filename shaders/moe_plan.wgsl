@@ -20,6 +20,7 @@
 // moe_plan_partials (one workgroup per 128 tokens) then moe_plan_finish, because here the statistics loops walk
 // T / (PLAN_WG / E) tokens per thread one after another (32 at T = 1024, E = 8).
 // #include "lib/moe_params"
+// #include "lib/moe_plan_common"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
 @group(0) @binding(1) var<storage, read> records: array<u32>;           // [max_tokens, REC]
@@ -38,11 +39,6 @@ override PLAN_WG: u32 = 256u;
 var<workgroup> facc: array<f32, PLAN_WG>;
 var<workgroup> facc2: array<f32, PLAN_WG>;
 var<workgroup> facc3: array<f32, PLAN_WG>;
-var<workgroup> e_count: array<u32, 256>;
-var<workgroup> e_kept: array<u32, 256>;
-var<workgroup> e_offset: array<u32, 256>;
-var<workgroup> e_tile_start: array<u32, 256>;
-var<workgroup> e_cutoff: array<u32, 256>; // first token past the expert's capacity (NONE: all kept)
 
 @compute @workgroup_size(PLAN_WG)
 fn main(@builtin(local_invocation_index) li: u32) {
@@ -69,68 +65,10 @@ fn main(@builtin(local_invocation_index) li: u32) {
   storageBarrier();
   workgroupBarrier();
 
-  // ---- 2. capacity, cutoffs; offsets and tiles (serial over experts: cheaper than workgroup scans) ----
-  var count = 0u;
-  var kept = 0u;
-  if (li < E) {
-    count = e_count[li];
-    kept = select(count, min(count, P.capacity), P.capacity > 0u && P.reroute_ran == 0u);
-    e_kept[li] = kept;
-    var cut = NONE;
-    if (kept < count) {
-      // the word holding member `kept`: the last word whose rank at its start is ≤ kept
-      let start = plan[P.off_starts + li];
-      var a = 0u;
-      var b = words - 1u;
-      loop {
-        if (a >= b) { break; }
-        let mid = (a + b + 1u) / 2u;
-        if (plan[P.off_prefix + li * words + mid] - start <= kept) { a = mid; } else { b = mid - 1u; }
-      }
-      var bits = plan[P.off_mask_copy + li * words + a];
-      for (var skip = kept - (plan[P.off_prefix + li * words + a] - start); skip > 0u; skip--) { bits &= bits - 1u; }
-      cut = a * 32u + firstTrailingBit(bits);
-    }
-    e_cutoff[li] = cut;
-  }
-  workgroupBarrier();
-  if (li == 0u) {
-    var rows = 0u;
-    var tiles = 0u;
-    for (var e = 0u; e < E; e++) {
-      e_offset[e] = rows;
-      e_tile_start[e] = tiles;
-      rows += e_kept[e];
-      tiles += (e_kept[e] + P.tile_m - 1u) / P.tile_m;
-    }
-    plan[P.off_header] = tiles;
-  }
-  workgroupBarrier();
-  if (li < E) {
-    let offset = e_offset[li];
-    plan[P.off_offsets + li] = offset;
-    plan[P.off_kept + li] = kept;
-    let first = e_tile_start[li];
-    for (var j = 0u; j < (kept + P.tile_m - 1u) / P.tile_m; j++) {
-      plan[P.off_tile_expert + first + j] = li;
-      plan[P.off_tile_row + first + j] = offset + j * P.tile_m;
-    }
-  }
-
-  // ---- 3. statistics ----
+  let count_kept = plan_capacity_and_tiles(li, E, words);
+  let count = count_kept.x;
+  let kept = count_kept.y;
   let se = P.layer * E;
-  if (li < E) {
-    counts[se + li] += kept;
-    step_counts[se + li] = kept;
-    var drops = count - kept;
-    var moved = 0u;
-    if (P.reroute_ran != 0u) {
-      drops += plan[P.off_drop_step + li];
-      moved = plan[P.off_reroute_step + li];
-    }
-    dropped[se + li] += drops;
-    rerouted[se + li] += moved;
-  }
   // probMass, gateSum (and zLossSum in expert 0's threads): G threads per expert sum a strided share of the
   // tokens, then thread e adds the shares in order.
   let g_per = PLAN_WG / E;

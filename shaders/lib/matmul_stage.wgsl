@@ -1,0 +1,91 @@
+// Global memory → registers for the tiled matmuls (matmul.wgsl, matmul_kmajor.wgsl): bounds-checked 16-byte loads of
+// x and of W in its weight dtype, decoded to f32 into this thread's staging registers (x_stage, w_stage).
+// The including shader declares the bindings x, w, params, the overrides (ALIGNED, W_NK, TILE_*, UK, X_UNITS,
+// W_UNITS, W_SLOTS, WG_SIZE) and the x_stage / w_stage registers; how the staged tile is laid out in shared
+// memory (store_tile) is the shader's own.
+
+fn x_scalar(i: u32) -> f32 {
+  return x[i >> 2u][i & 3u];
+}
+
+fn w_word(i: u32) -> u32 {
+  return w[i >> 2u][i & 3u];
+}
+
+// Element e (flat index into W's logical layout) decoded to f32.
+fn w_elem(e: u32) -> f32 {
+  return decode_weight(w_word(weight_word(e)), e);
+}
+
+// x[m, k .. k+3], zero outside the matrix.
+fn read_x4(m: u32, k: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (m >= params.M) { return v; }
+  let base = m * params.K + k;
+  if (ALIGNED) {
+    if (k < params.K) { v = x[base >> 2u]; }
+  } else {
+    for (var j = 0u; j < 4u; j++) {
+      if (k + j < params.K) { v[j] = x_scalar(base + j); }
+    }
+  }
+  return v;
+}
+
+// The UK weights of one unit into w_stage[slot .. slot + W_SLOTS). W_NK: W[n, k .. k+UK); else W[k, n .. n+UK).
+fn stage_w_unit(slot: u32, n: u32, k: u32) {
+  let K = params.K;
+  let N = params.N;
+  var vals: array<f32, 8>;
+  if (ALIGNED) {
+    let inside = n < N && k < K;
+    let e = select(k * N + n, n * K + k, W_NK);
+    if (inside) {
+      if (WEIGHT_DTYPE == 0u) {
+        let q = w[e >> 2u];
+        vals[0] = bitcast<f32>(q.x); vals[1] = bitcast<f32>(q.y);
+        vals[2] = bitcast<f32>(q.z); vals[3] = bitcast<f32>(q.w);
+      } else {
+        let q = w[e >> 3u];
+        let p0 = decode_pair(q.x); let p1 = decode_pair(q.y);
+        let p2 = decode_pair(q.z); let p3 = decode_pair(q.w);
+        vals[0] = p0.x; vals[1] = p0.y; vals[2] = p1.x; vals[3] = p1.y;
+        vals[4] = p2.x; vals[5] = p2.y; vals[6] = p3.x; vals[7] = p3.y;
+      }
+    }
+  } else {
+    for (var j = 0u; j < UK; j++) {
+      let nj = select(n + j, n, W_NK);
+      let kj = select(k, k + j, W_NK);
+      if (nj < N && kj < K) {
+        vals[j] = w_elem(select(kj * N + nj, nj * K + kj, W_NK));
+      }
+    }
+  }
+  for (var s = 0u; s < W_SLOTS; s++) {
+    w_stage[slot + s] = vec4<f32>(vals[4u * s], vals[4u * s + 1u], vals[4u * s + 2u], vals[4u * s + 3u]);
+  }
+}
+
+// Global → registers: this thread's share of the x and W tiles starting at k0.
+fn load_tile(lid: u32, m0: u32, n0: u32, k0: u32) {
+  for (var i = 0u; i < X_UNITS; i++) {
+    let u = lid + i * WG_SIZE;
+    let row = u / (TILE_K / 4u);
+    let c = u % (TILE_K / 4u);
+    x_stage[i] = read_x4(m0 + row, k0 + c * 4u);
+  }
+  for (var i = 0u; i < W_UNITS; i++) {
+    let u = lid + i * WG_SIZE;
+    if (u >= W_TOTAL) { break; } // f16/bf16 with a shallow tile: fewer units than threads
+    if (W_NK) {
+      let row = u / (TILE_K / UK); // n within the tile
+      let c = u % (TILE_K / UK);
+      stage_w_unit(i * W_SLOTS, n0 + row, k0 + c * UK);
+    } else {
+      let row = u / (TILE_N / UK); // k within the tile
+      let c = u % (TILE_N / UK);
+      stage_w_unit(i * W_SLOTS, n0 + c * UK, k0 + row);
+    }
+  }
+}

@@ -136,6 +136,26 @@ describe('whole model vs transformers', () => {
     expect(relativeError(logits[0], logits[1])).toBeLessThan(1e-6);
   });
 
+  it('expert banks split over several buffers give the same model (qwen3_moe, 16 experts, 8 per buffer)', async () => {
+    const gpu = await testGpu();
+    const dir = join(FIXTURES, 'qwen3_moe');
+    const ids = (JSON.parse(readFileSync(join(dir, 'golden.json'), 'utf8')) as Golden).input_ids;
+    const logits: Float32Array[] = [];
+    const dispatches: number[] = [];
+    // One expert's gate_up is 2·24·64 f32 = 12 KiB: a 110 000-byte binding holds 8 of the 16 (the 100 KiB embedding
+    // and the 96 KiB down bank still fit whole).
+    for (const maxBindingBytes of [undefined, 110_000]) {
+      const session = await loadModel(gpu, await nodeFolder(dir), { contextLength: 64, maxTokensPerStep: 48, maxBindingBytes });
+      sessions.push(session);
+      await session.feed(ids);
+      logits.push(await session.stepLogits());
+      dispatches.push(session.decoder.moeLayers[0].dispatchCount(1));
+    }
+    // Split banks: one expert dispatch per weight buffer (gate_up in 2 buffers: one more dispatch).
+    expect(dispatches[1]).toBeGreaterThan(dispatches[0]);
+    expect(relativeError(logits[1], logits[0])).toBeLessThan(1e-6);
+  });
+
   for (const [family, file, logitsTol] of CASES) {
     it(`${family} (${file}, logits within ${logitsTol})`, async () => {
       const gpu = await testGpu();

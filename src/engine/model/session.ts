@@ -7,7 +7,7 @@ import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from './config';
 import { Decoder } from './decoder';
 import { uploadWeights } from './weights';
-import { readU32 } from '../kernels/common';
+import { readF32, readU32 } from '../kernels/common';
 import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
@@ -27,6 +27,8 @@ export interface LoadOptions {
   maxTokensPerStep?: number;
   /** Total GPU memory the model may take (default from src/io/memory.ts). */
   budgetBytes?: number;
+  /** Bytes one storage binding may hold (default: the device's limit); expert banks above it are split. */
+  maxBindingBytes?: number;
   /** Time every layer's passes with timestamp queries (splits the step into one pass per module). */
   profile?: boolean;
   onProgress?: (done: number, total: number) => void;
@@ -63,6 +65,7 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   const weights = await uploadWeights(gpu, opened.checkpoint, opened.plan, {
     onProgress: options.onProgress,
     keepF32: (entry) => entry.role === 'finalNorm',
+    maxBindingBytes: options.maxBindingBytes,
   });
   const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
   const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
@@ -157,15 +160,14 @@ export class Session implements ModelSession {
     if (this.position === 0) throw new Error('no token processed yet');
     const V = this.config.vocabSize;
     const row = this.lastRow;
-    const words = await readU32(this.gpu, this.decoder.act.logits, (row + 1) * V);
-    return new Float32Array(words.buffer, row * V * 4, V);
+    return (await readF32(this.gpu, this.decoder.act.logits, (row + 1) * V)).subarray(row * V);
   }
 
   /** Logits rows of the most recent step, [rows, vocab]. */
   async stepLogits(): Promise<Float32Array> {
     const V = this.config.vocabSize;
     const rows = this.lastRow + 1;
-    return new Float32Array((await readU32(this.gpu, this.decoder.act.logits, rows * V)).buffer);
+    return readF32(this.gpu, this.decoder.act.logits, rows * V);
   }
 
   /** Row of the logits buffer holding the last token's logits (the last step's last row). */

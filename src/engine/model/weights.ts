@@ -5,6 +5,7 @@ import { decodeToF32 } from '../dtypes';
 import type { Checkpoint } from '../../io/safetensors';
 import { bufferSize, streamLoadPlan, type LoadPlan, type PlanEntry } from '../../io/weights';
 import type { ExpertBank } from '../routing/moe-layer';
+import { expertsPerBinding } from '../routing/expert-bank';
 
 /** Entries the engine keeps in f32 whatever the checkpoint stores (tiny vectors the kernels read as f32). */
 const F32_ROLES = new Set(['routerCorrectionBias']);
@@ -22,6 +23,13 @@ export interface UploadOptions {
   onProgress?: (done: number, total: number) => void;
   /** Entry names to also keep on the CPU as f32 (e.g. the final norm, to fold logits scaling into it). */
   keepF32?: (entry: PlanEntry) => boolean;
+  /** Bytes one storage binding may hold (default: the device's limit); smaller values split expert banks sooner. */
+  maxBindingBytes?: number;
+}
+
+/** A bank split over buffers of `expertsPerBuffer` experts; `bytesPerBuffer` is the stride of the split in the entry. */
+interface SplitBank extends ExpertBank {
+  bytesPerBuffer: number;
 }
 
 function isExpertBank(entry: PlanEntry): boolean {
@@ -30,9 +38,10 @@ function isExpertBank(entry: PlanEntry): boolean {
 
 /** Uploads every entry of `plan`; all buffers carry COPY_DST | STORAGE and are labelled `Weights.<name>`. */
 export async function uploadWeights(gpu: Gpu, ckpt: Checkpoint, plan: LoadPlan, options: UploadOptions = {}): Promise<UploadedWeights> {
-  const maxBinding = gpu.limits.maxStorageBufferBindingSize;
+  const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize);
   const buffers = new Map<string, GPUBuffer>();
   const banks = new Map<string, ExpertBank>();
+  const splitBanks = new Map<string, SplitBank>();
   const f32 = new Map<string, Float32Array>();
   const cpuCopies = new Map<string, Uint8Array>();
   let bytes = 0;
@@ -49,14 +58,19 @@ export async function uploadWeights(gpu: Gpu, ckpt: Checkpoint, plan: LoadPlan, 
     for (const entry of plan.entries) {
       const size = bufferSize(entry);
       if (isExpertBank(entry) && size > maxBinding) {
+        // Consecutive experts per buffer, as the MoE kernels expect (src/engine/routing/expert-bank.ts).
         const experts = entry.shape[0];
-        const perExpert = size / experts;
-        const perBuffer = Math.max(1, Math.floor(maxBinding / perExpert));
+        const bytesPerExpert = entry.byteLength / experts;
+        if (bytesPerExpert % 4 !== 0) throw new Error(`${entry.name}: an expert of ${bytesPerExpert} bytes cannot be split on 4-byte words`);
+        const elementsPerExpert = entry.shape.slice(1).reduce((a, b) => a * b, 1);
+        const perBuffer = expertsPerBinding(gpu, elementsPerExpert, entry.dtype, maxBinding);
         const list: GPUBuffer[] = [];
         for (let e = 0; e < experts; e += perBuffer) {
-          list.push(make(`Weights.${entry.name}[${e}]`, Math.min(perBuffer, experts - e) * perExpert));
+          list.push(make(`Weights.${entry.name}[${e}]`, Math.min(perBuffer, experts - e) * bytesPerExpert));
         }
-        banks.set(entry.name, { buffers: list, expertsPerBuffer: perBuffer });
+        const bank = { buffers: list, expertsPerBuffer: perBuffer, bytesPerBuffer: perBuffer * bytesPerExpert };
+        splitBanks.set(entry.name, bank);
+        banks.set(entry.name, bank);
         buffers.set(entry.name, list[0]);
       } else if (size > maxBinding) {
         throw new Error(`${entry.name} needs ${size} bytes, more than one storage binding allows (${maxBinding})`);
@@ -75,18 +89,15 @@ export async function uploadWeights(gpu: Gpu, ckpt: Checkpoint, plan: LoadPlan, 
     (entry, dstOffset, chunk) => {
       const copy = cpuCopies.get(entry.name);
       if (copy) copy.set(chunk, dstOffset);
-      const bank = banks.get(entry.name);
-      if (bank && bank.buffers.length > 1) {
+      const bank = splitBanks.get(entry.name);
+      if (bank) {
         // A chunk may straddle two buffers of the bank.
-        const perBuffer = bank.buffers[0].size >= 16 ? (bufferSize(entry) / entry.shape[0]) * bank.expertsPerBuffer : 0;
-        let offset = dstOffset;
-        let at = 0;
-        while (at < chunk.byteLength) {
-          const index = Math.floor(offset / perBuffer);
-          const within = offset - index * perBuffer;
-          const n = Math.min(chunk.byteLength - at, perBuffer - within);
+        for (let at = 0; at < chunk.byteLength; ) {
+          const offset = dstOffset + at;
+          const index = Math.floor(offset / bank.bytesPerBuffer);
+          const within = offset - index * bank.bytesPerBuffer;
+          const n = Math.min(chunk.byteLength - at, bank.bytesPerBuffer - within);
           gpu.device.queue.writeBuffer(bank.buffers[index], within, chunk, at, n);
-          offset += n;
           at += n;
         }
         return;

@@ -21,6 +21,7 @@
 // T / (PLAN_WG / E) tokens per thread one after another (32 at T = 1024, E = 8).
 // #include "lib/moe_params"
 // #include "lib/moe_plan_common"
+// #include "lib/moe_token_stats"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
 @group(0) @binding(1) var<storage, read> records: array<u32>;           // [max_tokens, REC]
@@ -44,7 +45,6 @@ var<workgroup> facc3: array<f32, PLAN_WG>;
 fn main(@builtin(local_invocation_index) li: u32) {
   let T = P.tokens;
   let E = P.experts;
-  let k = P.top_k;
   let words = (T + 31u) / 32u;            // mask words in use per expert
 
   // ---- 1. prefix over per-word popcounts (relative to each expert's start); copy and clear the masks ----
@@ -80,16 +80,10 @@ fn main(@builtin(local_invocation_index) li: u32) {
   if (my_g < g_per) {
     let cut = e_cutoff[my_e];
     for (var t = my_g; t < T; t += g_per) {
-      pacc += probs[t * E + my_e];
-      for (var s = 0u; s < k; s++) {
-        if (records[t * REC + REC_ASSIGNED + s] == my_e && t < cut) {
-          gacc += bitcast<f32>(records[t * REC + REC_WEIGHT + s]);
-        }
-      }
-      if (my_e == 0u) {
-        let lse = bitcast<f32>(records[t * REC + REC_LSE]);
-        zacc += lse * lse;
-      }
+      let st = token_stats(t, my_e, cut);
+      pacc += st.x;
+      gacc += st.y;
+      zacc += st.z;
     }
   }
   facc[li] = pacc;

@@ -13,6 +13,7 @@
 //   G = 256 / E threads per expert take a strided share of the block's tokens, then thread e adds the shares in order.
 // Bindings: the same layout as moe_plan (one bind group serves all three plan pipelines); only 0–3 are used here.
 // #include "lib/moe_params"
+// #include "lib/moe_token_stats"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
 @group(0) @binding(1) var<storage, read> records: array<u32>;    // [max_tokens, REC]
@@ -31,7 +32,6 @@ var<workgroup> facc3: array<f32, WG>;
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let T = P.tokens;
   let E = P.experts;
-  let k = P.top_k;
   let words = (T + 31u) / 32u;
   let nb = (words + BLOCK_WORDS - 1u) / BLOCK_WORDS;
   let b = wg.x;
@@ -66,16 +66,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var zacc = 0.0;
   if (my_g < g_per) {
     for (var t = t0 + my_g; t < t1; t += g_per) {
-      pacc += probs[t * E + my_e];
-      for (var s = 0u; s < k; s++) {
-        if (records[t * REC + REC_ASSIGNED + s] == my_e) {
-          gacc += bitcast<f32>(records[t * REC + REC_WEIGHT + s]);
-        }
-      }
-      if (my_e == 0u) {
-        let lse = bitcast<f32>(records[t * REC + REC_LSE]);
-        zacc += lse * lse;
-      }
+      let st = token_stats(t, my_e, NONE); // capacity is applied later, by moe_plan_finish
+      pacc += st.x;
+      gacc += st.y;
+      zacc += st.z;
     }
   }
   facc[li] = pacc;

@@ -54,7 +54,7 @@ fn pcg(v: u32) -> u32 {
 
 // Noise keyed by (seed, layer, position, expert): the sum of 12 uniform 20-bit integers from a counter-based hash,
 // centred and scaled (Irwin–Hall: mean 0, variance 1, within ±6). Integer arithmetic only, so the value is exact and
-// equal to routerNoise() in src/engine/routing/noise.ts bit for bit.
+// equal to routerNoise() in src/model/routing-noise.ts bit for bit.
 fn noise(seed: u32, layer: u32, pos: u32, expert: u32) -> f32 {
   var h = pcg(pcg(pcg(pcg(seed) ^ layer) ^ pos) ^ expert);
   var sum = 0u;

@@ -1,5 +1,5 @@
 // Per-layer uniform shared by the MoE routing kernels (moe_router, moe_reroute, moe_plan, moe_scatter, moe_combine).
-// Field order must match MOE_LAYER_FIELDS in src/engine/routing/layout.ts. All fields are 32-bit.
+// Field order must match MOE_LAYER_FIELDS in src/engine/kernels/moe-layout.ts. All fields are 32-bit.
 struct LayerParams {
   tokens: u32,          // T: tokens in this step
   position: u32,        // absolute position of token 0 (ring row, noise key)
@@ -26,7 +26,7 @@ struct LayerParams {
   ring_capacity: u32,   // token positions the ring holds
   max_tokens: u32,      // rows of the scratch buffers
   mask_words: u32,      // words per expert in the membership bitmasks (ceil(max_tokens / 32))
-  off_prefix: u32,      // plan-buffer offsets (words), see src/engine/routing/layout.ts
+  off_prefix: u32,      // plan-buffer offsets (words), see src/engine/kernels/moe-layout.ts
   off_header: u32,
   off_offsets: u32,
   off_kept: u32,

@@ -1,7 +1,7 @@
 // Our kernels on benchmark shapes: the LinearKernel as the model uses it, and individual tile configurations for
 // tuning (`--tune`).
 import type { Gpu } from '../engine/gpu';
-import { bytesPerElement, type WeightDtype } from '../engine/dtypes';
+import { bytesPerElement, type WeightDtype } from '../model/dtypes';
 import { LinearKernel, pickMatmul } from '../engine/kernels/linear';
 import { MatmulKernel, matmulAligned, type MatmulShader, type MatmulTile, type WeightLayout } from '../engine/kernels/matmul';
 import { GEMV_MAX_ROWS, GemvKernel, gemvBucket, type GemvTile } from '../engine/kernels/gemv';

@@ -1,6 +1,6 @@
 // Benchmark operands: x, y and enough copies of W that repeated runs stream W from device memory rather than L2.
 import type { Gpu } from '../engine/gpu';
-import { packWeights, bytesPerElement, type WeightDtype } from '../engine/dtypes';
+import { packWeights, bytesPerElement, type WeightDtype } from '../model/dtypes';
 import { storageBuffer } from '../engine/kernels/common';
 
 /** Weights cycled per repetition add up to at least this many bytes (4× an H100's 50 MB L2). */

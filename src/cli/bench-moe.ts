@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import type { Gpu } from '../engine/gpu';
 import { releaseNodeGpu, requestNodeGpu } from '../engine/node/device-node';
 import { readF32, readU32, storageBuffer, uploadBuffer } from '../engine/kernels/common';
-import type { MoeConfig } from '../engine/model/config';
+import type { MoeConfig } from '../model/config';
 import { MoeLayer, moeScratchShape, type ExpertBank, type MoeLayerWeights } from '../engine/routing/moe-layer';
 import { MoeScratch } from '../engine/routing/scratch';
 import { RoutingStats } from '../engine/routing/stats';

@@ -3,7 +3,8 @@
 // Prints the generated text and a per-layer routing summary (or one JSON object with --json).
 import { parseArgs } from 'node:util';
 import { requestNodeGpu, releaseNodeGpu } from '../engine/node/device-node';
-import { loadModel, type Session } from '../engine/model/session';
+import { loadModel } from '../loading/load-model';
+import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
 

@@ -1,8 +1,8 @@
 // What the dashboard, the CLI and tests drive: one loaded model with its routing record on the GPU.
 // Implemented by src/engine/model/session.ts.
 import type { Gpu } from './gpu';
-import type { MoeConfig, ParameterCounts } from './model/config';
-import type { RoutingBuffers } from './routing/buffers';
+import type { MoeConfig, ParameterCounts } from '../model/config';
+import type { RoutingBuffers } from './routing-buffers';
 
 /** Live what-if routing controls; applied through uniforms (no pipeline rebuild). */
 export interface RoutingPolicy {

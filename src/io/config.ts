@@ -7,8 +7,8 @@
 //
 // Models the engine can draw but not run (DeepSeek's MLA attention, RoPE scaling, …) are still normalised, with
 // `unsupported` set to the reasons; config-only mode draws them, openModel refuses them.
-import type { WeightDtype } from '../engine/dtypes';
-import type { MlaConfig, ModelFamily, MoeConfig, RouterConfig, SharedExpertConfig } from '../engine/model/config';
+import type { WeightDtype } from '../model/dtypes';
+import type { MlaConfig, ModelFamily, MoeConfig, RouterConfig, SharedExpertConfig } from '../model/config';
 import { ModelFileError, field } from './errors';
 
 export const SUPPORTED_FAMILIES: readonly ModelFamily[] = [

@@ -4,10 +4,10 @@
 // WebGPU does not report how much memory a device has, so the total budget is the caller's (the app picks one,
 // e.g. DEFAULT_BUDGET_BYTES, or what the user sets). Activations are an estimate of the engine's per-step scratch;
 // weights are exact when a load plan is given, from the config's parameter count otherwise (config-only mode).
-import { bytesPerElement } from '../engine/dtypes';
-import { countParameters } from '../engine/model/config';
-import type { MoeConfig } from '../engine/model/config';
-import { K_MAX } from '../engine/routing/buffers';
+import { bytesPerElement } from '../model/dtypes';
+import { countParameters } from '../model/config';
+import type { MoeConfig } from '../model/config';
+import { K_MAX } from '../model/limits';
 import { OutOfMemoryError } from './errors';
 import { bufferSize } from './weights';
 import type { LoadPlan } from './weights';
@@ -55,7 +55,7 @@ export interface MemoryEstimate {
   largestBuffers: BufferNeed[];
 }
 
-/** Bytes of each routing buffer in the RoutingBuffers contract (src/engine/routing/buffers.ts). */
+/** Bytes of each routing buffer in the RoutingBuffers contract (src/engine/routing-buffers.ts). */
 function routingBytes(c: MoeConfig, ring: number): { total: number; ringProbs: number } {
   const L = c.numLayers, E = c.numExperts;
   const perExpert = 6 * L * E * 4; // counts, stepCounts, probMass, gateSum, dropped, rerouted

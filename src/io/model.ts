@@ -1,7 +1,7 @@
 // Opening a model folder: config.json → MoeConfig, checkpoint headers → load plan, tokenizer; every check made
 // before the engine allocates or uploads anything. Also the config-only path for models too big (or too different)
 // to run, which the dashboard still draws.
-import type { MoeConfig } from '../engine/model/config';
+import type { MoeConfig } from '../model/config';
 import { declaredWeightDtype, normalizeConfig } from './config';
 import { ModelFileError, UnsupportedModelError, tensorField } from './errors';
 import { checkMemory } from './memory';

@@ -5,7 +5,7 @@
 // that follows the header) plus an optional "__metadata__" string map, then the raw little-endian tensor bytes.
 // This parser is hand-written: there is no well-kept JS library for reading local/remote files by range, and the
 // whole format is the header checks below. Only the header is ever held in memory; tensors are read by byte range.
-import type { WeightDtype } from '../engine/dtypes';
+import type { WeightDtype } from '../model/dtypes';
 import { MissingFileError, ModelFileError, field, tensorField } from './errors';
 import { DEFAULT_CHUNK_BYTES, parseJson, readText } from './source';
 import type { ByteSource, ModelFolder } from './source';

@@ -10,24 +10,12 @@ import { Tokenizer } from '@huggingface/tokenizers';
 import { MissingFileError, ModelFileError, field } from './errors';
 import { readJson } from './source';
 import type { ModelFolder } from './source';
+import type { Tokenizer as TokenizerApi, TokenizerKind, TokenPiece } from '../model/tokenizer';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
-/** How a token's vocabulary string maps to bytes. */
-export type TokenizerKind = 'byte-level' | 'byte-fallback' | 'text';
-
-export interface TokenPiece {
-  id: number;
-  /** The vocabulary string, as in tokenizer.json ("Ġthe", "▁the", "<0xE2>", "<|endoftext|>"). */
-  token: string;
-  /** What the token stands for: decoded bytes, with incomplete UTF-8 written as ⟨E2 80⟩. Plain text, not HTML. */
-  text: string;
-  /** An added special token (BOS, EOS, …): `text` is its content. */
-  special: boolean;
-  /** The token's bytes are not whole UTF-8 characters (part of `text` is ⟨..⟩ escapes). */
-  partial: boolean;
-}
+export type { TokenizerKind, TokenPiece } from '../model/tokenizer';
 
 // GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the other 68 map to U+0100… in order.
 const BYTE_OF_CHAR: ReadonlyMap<string, number> = (() => {
@@ -119,7 +107,7 @@ function tokenContent(v: unknown): string | null {
   return null;
 }
 
-export class ModelTokenizer {
+export class ModelTokenizer implements TokenizerApi {
   readonly kind: TokenizerKind;
   /** One more than the largest token id (vocabulary plus added tokens). */
   readonly vocabSize: number;

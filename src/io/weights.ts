@@ -13,8 +13,8 @@
 // The fused 3D checkpoint layout of transformers 5 (MixtralExperts: gate_up_proj [E, 2I, H] whose output is
 // chunk(2) into gate, up; down_proj [E, H, I]) and Granite's input_linear [E, 2I, H] / output_linear [E, H, I] are
 // already canonical: one part each. Per-expert checkpoints become one part per expert and projection, concatenated.
-import type { WeightDtype } from '../engine/dtypes';
-import type { ModelFamily, MoeConfig } from '../engine/model/config';
+import type { WeightDtype } from '../model/dtypes';
+import type { ModelFamily, MoeConfig } from '../model/config';
 import { ModelFileError, UnsupportedModelError, tensorField } from './errors';
 import { getTensor, SAFETENSORS_DTYPE, weightDtypeOf } from './safetensors';
 import type { Checkpoint, TensorInfo } from './safetensors';

@@ -1,6 +1,6 @@
 // Naive float64 reference of a whole MoE layer: router (src/reference/router.ts), capacity, SwiGLU experts in the
 // fused transformers layout, weighted combine, shared experts, and the step's routing statistics.
-import type { RouterConfig } from '../engine/model/config';
+import type { RouterConfig } from '../model/config';
 import { NO_EXPERT, assignCapacity, routerRef, type RouterRefOutput } from './router';
 
 export interface MoeRefWeights {

@@ -1,8 +1,8 @@
 // Naive float64 reference of the MoE router and of capacity assignment. Written from the transformers modules it
 // mirrors (MixtralSparseMoeBlock, Qwen2MoeSparseMoeBlock, OlmoeSparseMoeBlock, GraniteMoeTopKGating, DeepseekV2Moe,
 // DeepseekV3TopkRouter) and the what-if policy's definition, not from the WGSL. Top-k ties go to the lower index.
-import type { RouterConfig } from '../engine/model/config';
-import { routerNoise } from '../engine/routing/noise';
+import type { RouterConfig } from '../model/config';
+import { routerNoise } from '../model/routing-noise';
 
 export const NO_EXPERT = 0xffffffff;
 

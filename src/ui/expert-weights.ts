@@ -1,6 +1,6 @@
 // Reads one layer's expert and router weights from a model folder (through io's load plan, so every checkpoint
 // layout reads the same way) and decodes them to f32 on the CPU, for the expert inspector. Not on any hot path.
-import { decodeToF32 } from '../engine/dtypes';
+import { decodeToF32 } from '../model/dtypes';
 import { openModel, planEntry, type ModelFolder, type OpenedModel, type PlanEntry } from '../io';
 import type { ExpertWeights } from '../viz/panels/inspector';
 

@@ -1,5 +1,5 @@
 // Exports: the session's routing trace as JSON or CSV (from a snapshot), and file downloads.
-import { K_MAX, NO_EXPERT } from '../engine/routing/buffers';
+import { K_MAX, NO_EXPERT } from '../engine/routing-buffers';
 import type { RoutingSnapshot } from '../engine/session-api';
 import type { TokenInfo } from './stepper';
 

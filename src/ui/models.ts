@@ -2,9 +2,10 @@
 // config.json alone (too large for this GPU, or an architecture the engine does not run). Loading goes through src/io
 // (config normalisation, checkpoint checks, tokenizer) and the engine's model loader.
 import type { Gpu } from '../engine/gpu';
-import { countParameters, type MoeConfig, type ParameterCounts } from '../engine/model/config';
+import { countParameters, type MoeConfig, type ParameterCounts } from '../model/config';
 import type { KernelTiming, ModelSession } from '../engine/session-api';
-import { loadModel, type Session } from '../engine/model/session';
+import { loadModel } from '../loading/load-model';
+import type { Session } from '../engine/model/session';
 import {
   CONFIG_FILE,
   configSource,

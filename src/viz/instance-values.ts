@@ -2,7 +2,7 @@
 // (instance-values.wgsl). It reads the engine's buffers directly and writes into the renderer's storage buffer:
 // nothing is mapped or read back on the frame path. Everything is created once in the constructor; `encode` only
 // records one dispatch.
-import type { RoutingBuffers } from '../engine/routing/buffers';
+import type { RoutingBuffers } from '../engine/routing-buffers';
 import type { GridLayout } from './layout';
 import shaderCode from './instance-values.wgsl?raw';
 

@@ -4,7 +4,7 @@
 // default camera), heights along +y. Each MoE layer is a row of routed-expert cells, preceded on the left by one
 // shared-expert cell where the model has shared experts. A dense layer (no router) is one slab spanning the row;
 // with `collapseDense` its row is made thin so deep models with a few dense layers stay compact.
-import type { MoeConfig } from '../engine/model/config';
+import type { MoeConfig } from '../model/config';
 
 /** What an instance of the grid stands for. */
 export const CELL_KIND = { routed: 0, shared: 1, dense: 2 } as const;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { BiasAddKernel } from '../../src/engine/kernels/bias-add';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
-import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import type { Gpu } from '../../src/engine/gpu';
 import { biasAddRef } from '../../src/reference/bias-add';
 import { expectClose, readF32, testGpu } from '../support/gpu';

@@ -5,11 +5,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openModel } from '../../src/io/model';
 import { nodeFolder } from '../../src/io/node-source';
-import { uploadWeights } from '../../src/engine/model/weights';
+import { uploadWeights } from '../../src/loading/upload-weights';
 import { RoutingStats } from '../../src/engine/routing/stats';
 import { MoeScratch } from '../../src/engine/routing/scratch';
 import { MoeLayer, moeScratchShape } from '../../src/engine/routing/moe-layer';
-import { K_MAX } from '../../src/engine/routing/buffers';
+import { K_MAX } from '../../src/engine/routing-buffers';
 import { readF32, storageBuffer, uploadBuffer } from '../../src/engine/kernels/common';
 import { expectClose, testGpu } from '../support/gpu';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EmbeddingKernel } from '../../src/engine/kernels/embedding';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
-import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { embeddingRef } from '../../src/reference/embedding';
 import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32, rng } from '../support/random';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { GemvKernel, gemvAligned, gemvBucket, type GemvTile } from '../../src/engine/kernels/gemv';
 import type { WeightLayout } from '../../src/engine/kernels/matmul';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
-import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { matmulRef } from '../../src/reference/matmul';
 import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';

@@ -4,12 +4,13 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, type Session } from '../../src/engine/model/session';
+import { loadModel } from '../../src/loading/load-model';
+import type { Session } from '../../src/engine/model/session';
 import { nodeFolder } from '../../src/io/node-source';
 import { memoryFolder } from '../../src/io/source';
 import { encodeSafetensors, openCheckpoint, readTensor, weightDtypeOf } from '../../src/io/safetensors';
-import { decodeToF32 } from '../../src/engine/dtypes';
-import { K_MAX } from '../../src/engine/routing/buffers';
+import { decodeToF32 } from '../../src/model/dtypes';
+import { K_MAX } from '../../src/engine/routing-buffers';
 import { testGpu } from '../support/gpu';
 
 const FIXTURES = join(__dirname, '..', 'fixtures');

@@ -9,7 +9,7 @@ import {
 } from '../../src/engine/kernels/matmul';
 import { submitPass, uploadBuffer, storageBuffer } from '../../src/engine/kernels/common';
 import { LinearKernel } from '../../src/engine/kernels/linear';
-import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { matmulRef } from '../../src/reference/matmul';
 import { POISON_BITS, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';

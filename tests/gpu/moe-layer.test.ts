@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { mutantGpu } from '../support/mutant';
 import { uploadBuffer, readU32 } from '../../src/engine/kernels/common';
-import { K_MAX } from '../../src/engine/routing/buffers';
+import { K_MAX } from '../../src/engine/routing-buffers';
 import { expectClose, expectExact, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import { applyPolicy, buildProblem, policyWith, refStep, runStep, type Family, type Problem } from '../support/moe';

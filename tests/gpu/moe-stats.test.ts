@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { uploadBuffer, readU32 } from '../../src/engine/kernels/common';
-import { K_MAX, NO_EXPERT } from '../../src/engine/routing/buffers';
+import { K_MAX, NO_EXPERT } from '../../src/engine/routing-buffers';
 import { layerMetrics } from '../../src/engine/routing/metrics';
 import { MoeScratch } from '../../src/engine/routing/scratch';
 import { RoutingStats, ringCapacityFor } from '../../src/engine/routing/stats';

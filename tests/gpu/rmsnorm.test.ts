@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RmsNormKernel } from '../../src/engine/kernels/rmsnorm';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
-import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { rmsnormRef } from '../../src/reference/rmsnorm';
 import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { AWKWARD_SIZES, randomF32 } from '../support/random';

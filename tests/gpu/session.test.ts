@@ -3,7 +3,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel, type Session } from '../../src/engine/model/session';
+import { loadModel } from '../../src/loading/load-model';
+import type { Session } from '../../src/engine/model/session';
 import { nodeFolder } from '../../src/io/node-source';
 import { memoryFolder } from '../../src/io/source';
 import { OutOfMemoryError } from '../../src/io/errors';

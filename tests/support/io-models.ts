@@ -1,9 +1,9 @@
 // Tiny synthetic Hugging Face model folders for the src/io tests: a config.json per family and a state dict with
 // seeded non-trivial values, written by hand from transformers' module names (independently of src/io/weights.ts's
 // tables), in either expert layout, as one file or shards, plus the canonical buffers the load plan must produce.
-import { f32ToBf16, f32ToF16 } from '../../src/engine/dtypes';
-import type { WeightDtype } from '../../src/engine/dtypes';
-import type { ModelFamily } from '../../src/engine/model/config';
+import { f32ToBf16, f32ToF16 } from '../../src/model/dtypes';
+import type { WeightDtype } from '../../src/model/dtypes';
+import type { ModelFamily } from '../../src/model/config';
 import { encodeSafetensors } from '../../src/io/safetensors';
 import type { TensorToWrite } from '../../src/io/safetensors';
 import { randomF32 } from './random';

@@ -1,9 +1,9 @@
 // MoE test problems: small configs per family, random weights uploaded to the GPU, a layer run, and the float64
 // reference of the same step.
 import type { Gpu } from '../../src/engine/gpu';
-import type { MoeConfig, RouterConfig, ModelFamily } from '../../src/engine/model/config';
+import type { MoeConfig, RouterConfig, ModelFamily } from '../../src/model/config';
 import type { RoutingPolicy } from '../../src/engine/session-api';
-import { packWeights, type WeightDtype } from '../../src/engine/dtypes';
+import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { uploadBuffer } from '../../src/engine/kernels/common';
 import { MoeLayer, applyRoutingPolicy, moeScratchShape, type MoeLayerWeights } from '../../src/engine/routing/moe-layer';
 import { MoeScratch } from '../../src/engine/routing/scratch';

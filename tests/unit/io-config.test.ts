@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { countParameters } from '../../src/engine/model/config';
+import { countParameters } from '../../src/model/config';
 import { declaredWeightDtype, normalizeConfig } from '../../src/io/config';
 import { ModelFileError } from '../../src/io/errors';
 import { RUNNABLE_FAMILIES, tinyConfig } from '../support/io-models';

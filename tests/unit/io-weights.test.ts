@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { WeightDtype } from '../../src/engine/dtypes';
+import type { WeightDtype } from '../../src/model/dtypes';
 import { normalizeConfig } from '../../src/io/config';
 import { ModelFileError, UnsupportedModelError } from '../../src/io/errors';
 import { encodeSafetensors, openCheckpoint } from '../../src/io/safetensors';

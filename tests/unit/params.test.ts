@@ -1,7 +1,7 @@
 // countParameters against published model sizes. Expected values are worked out by hand from each model's
 // config.json (shown per line), independently of the function under test.
 import { describe, expect, it } from 'vitest';
-import { countParameters, type MoeConfig } from '../../src/engine/model/config';
+import { countParameters, type MoeConfig } from '../../src/model/config';
 import { makeConfig } from '../support/moe';
 
 function model(o: Partial<MoeConfig> & Pick<MoeConfig, 'vocabSize' | 'hiddenSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'moeIntermediateSize' | 'numExperts'>, topK: number): MoeConfig {

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { noiseSum, pcgHash, routerNoise } from '../../src/engine/routing/noise';
+import { noiseSum, pcgHash, routerNoise } from '../../src/model/routing-noise';
 import { layerMetrics } from '../../src/engine/routing/metrics';
 import { defaultPolicy, expertCapacity, validatePolicy } from '../../src/engine/routing/policy';
-import { PLAN_BLOCK_WORDS, planLayout } from '../../src/engine/routing/layout';
+import { PLAN_BLOCK_WORDS, planLayout } from '../../src/engine/kernels/moe-layout';
 import { NO_EXPERT, assignCapacity, routerRef, type RouterRefInput } from '../../src/reference/router';
-import type { RouterConfig } from '../../src/engine/model/config';
+import type { RouterConfig } from '../../src/model/config';
 import { makeConfig } from '../support/moe';
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { K_MAX, NO_EXPERT } from '../../src/engine/routing/buffers';
+import { K_MAX, NO_EXPERT } from '../../src/engine/routing-buffers';
 import type { RoutingSnapshot } from '../../src/engine/session-api';
 import { csvField, traceCsv, traceJson, traceTokens } from '../../src/ui/export';
 

@@ -35,7 +35,7 @@ describe('expert inspector maths', () => {
 });
 
 import { readFileSync } from 'node:fs';
-import { countParameters } from '../../src/engine/model/config';
+import { countParameters } from '../../src/model/config';
 import { normalizeConfig } from '../../src/io/config';
 import { layerModules } from '../../src/viz/panels/module-view';
 

@@ -1,6 +1,6 @@
 // Row-broadcast bias add kernel (shaders/bias_add.wgsl): x[t, :] += bias, in place.
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
 import { Uniforms, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 

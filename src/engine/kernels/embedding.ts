@@ -1,6 +1,6 @@
 // Embedding gather kernel (shaders/embedding.wgsl): token ids → f32 rows of the embedding table, times a scale.
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, bytesPerElement, type WeightDtype } from '../dtypes';
+import { WEIGHT_DTYPE_CODE, bytesPerElement, type WeightDtype } from '../../model/dtypes';
 import { Uniforms, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 

@@ -1,6 +1,6 @@
 // Skinny matmul for 1–16 rows (shaders/gemv.wgsl): y[rows, N] (+)= x[rows, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
 import { SHAPE_FIELDS, matmulAligned, type WeightLayout } from './matmul';
 

@@ -4,7 +4,7 @@
 // large grid would leave the GPU half idle.
 // Everything is created in bind() at load time; encode() only writes the shape uniform and dispatches.
 import type { Gpu } from '../gpu';
-import type { WeightDtype } from '../dtypes';
+import type { WeightDtype } from '../../model/dtypes';
 import { GEMV_MAX_ROWS, GEMV_ROW_BUCKETS, GemvKernel, gemvBucket } from './gemv';
 import {
   MATMUL_LARGE,

@@ -1,6 +1,6 @@
 // Tiled matmul kernel (shaders/matmul.wgsl): y[M, N] (+)= x[M, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
 
 /** How W is stored: 'nk' = [N, K] (checkpoints' [out, in], y = x·Wᵀ); 'kn' = [K, N] (y = x·W). */

@@ -5,8 +5,8 @@
 // rows split over lanes, tiles of GEMV_ROWS rows, for decode). The grid is sized for the worst case of a step;
 // workgroups past the plan's tile count return at once, so no indirect dispatch and no readback are needed.
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
-import { EXPERT_MATMUL_FIELDS, planUniforms, type PlanLayout } from '../routing/layout';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
+import { EXPERT_MATMUL_FIELDS, planUniforms, type PlanLayout } from './moe-layout';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 
 export type ExpertOp = 'up' | 'down';

@@ -3,8 +3,8 @@
 // above, moe_plan_partials spreads the per-token work over blocks of PLAN_BLOCK_WORDS mask words and one workgroup
 // of moe_plan_finish scans and sums the per-block partials (two dispatches).
 import type { Gpu } from '../gpu';
-import type { RoutingBuffers } from '../routing/buffers';
-import { PLAN_BLOCK_WORDS } from '../routing/layout';
+import type { RoutingBuffers } from '../routing-buffers';
+import { PLAN_BLOCK_WORDS } from './moe-layout';
 import { bindGroup, ceilDiv, kernelLayout } from './common';
 
 /** Threads of the single plan workgroup: as many as the device allows, up to 1024 (at least 256 = max experts). */

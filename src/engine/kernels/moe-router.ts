@@ -1,6 +1,6 @@
 // MoE router kernel (shaders/moe_router.wgsl): logits, what-if transforms, scoring, group-limited top-k.
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
 import { bindGroup, ceilDiv, kernelLayout } from './common';
 import { alignedRows } from './moe-expert';
 
@@ -8,7 +8,7 @@ import { alignedRows } from './moe-expert';
 export const ROUTER_TOKENS_PER_WORKGROUP = 4;
 
 export interface MoeRouterBuffers {
-  /** LayerParams uniform (src/engine/routing/layout.ts). */
+  /** LayerParams uniform (src/engine/kernels/moe-layout.ts). */
   params: GPUBuffer;
   /** f32 [tokens, H] (size rounded up to 16 bytes) */
   x: GPUBuffer;

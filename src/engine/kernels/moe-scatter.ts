@@ -1,6 +1,6 @@
 // MoE scatter kernel (shaders/moe_scatter.wgsl): stable scatter into the expert row lists, capacity drops, ring.
 import type { Gpu } from '../gpu';
-import type { RoutingBuffers } from '../routing/buffers';
+import type { RoutingBuffers } from '../routing-buffers';
 import { bindGroup, ceilDiv, kernelLayout } from './common';
 
 export const SCATTER_CONSTANTS = { SCATTER_WG: 64 };

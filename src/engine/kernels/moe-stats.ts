@@ -1,6 +1,6 @@
 // Routing-statistics rebuild kernels (shaders/moe_stats_rebuild.wgsl): cumulative buffers from the ring.
 import type { Gpu } from '../gpu';
-import type { RoutingBuffers } from '../routing/buffers';
+import type { RoutingBuffers } from '../routing-buffers';
 import { Uniforms, bindGroup, kernelLayout } from './common';
 
 export class MoeStatsRebuildKernel {

@@ -1,6 +1,6 @@
 // RMSNorm kernel (shaders/rmsnorm.wgsl): one workgroup per row.
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../dtypes';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
 import { Uniforms, bindGroup, kernelLayout } from './common';
 
 export const RMSNORM_CONSTANTS = { WORKGROUP: 256 };

@@ -6,7 +6,7 @@
 // (Qwen3-MoE), Granite-MoE's multipliers (embedding ×, residual branches ×, attention scale, logits ÷ — the last folded
 // into the final norm's weight), Mixtral's sliding window, tied LM heads. Shared experts live in MoeLayer.
 import type { Gpu } from '../gpu';
-import type { MoeConfig } from './config';
+import type { MoeConfig } from '../../model/config';
 import { storageBuffer } from '../kernels/common';
 import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';

@@ -4,37 +4,16 @@
 // Per-token path: feed() writes token ids with queue writes, records one step and submits; it never maps a buffer.
 // generate() reads the sampled id back (one u32) because the caller needs the token; snapshots read asynchronously.
 import type { Gpu } from '../gpu';
-import { countParameters, type MoeConfig, type ParameterCounts } from './config';
+import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
-import { uploadWeights } from './weights';
 import { readF32, readU32 } from '../kernels/common';
 import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
 import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-api';
-import type { RoutingBuffers } from '../routing/buffers';
-import { openConfigOnly, openModel, folderName } from '../../io/model';
-import { assertFitsInMemory, limitsOf } from '../../io/memory';
-import type { ModelTokenizer } from '../../io/tokenizer';
-import type { ModelFolder } from '../../io/source';
-import { UnsupportedModelError } from '../../io/errors';
-
-export interface LoadOptions {
-  /** Context length (KV cache rows); default min(config max positions, 1024). */
-  contextLength?: number;
-  /** Tokens per forward step; longer inputs are processed in chunks. Default 64. */
-  maxTokensPerStep?: number;
-  /** Total GPU memory the model may take (default from src/io/memory.ts). */
-  budgetBytes?: number;
-  /** Bytes one storage binding may hold (default: the device's limit); expert banks above it are split. */
-  maxBindingBytes?: number;
-  /** Time every layer's passes with timestamp queries (splits the step into one pass per module). */
-  profile?: boolean;
-  onProgress?: (done: number, total: number) => void;
-  /** Name used in messages (default: the folder's location). */
-  name?: string;
-}
+import type { RoutingBuffers } from '../routing-buffers';
+import type { Tokenizer } from '../../model/tokenizer';
 
 export interface SamplingOptions {
   /** 0 = greedy. */
@@ -46,30 +25,6 @@ export interface SamplingOptions {
 export interface MemoryReport {
   module: string;
   bytes: number;
-}
-
-/** Loads config.json, tokenizer.json and the safetensors checkpoint of `folder` onto `gpu`. */
-export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOptions = {}): Promise<Session> {
-  const name = options.name ?? folderName(folder.location);
-  const config = await openConfigOnly(folder);
-  if (config.unsupported) throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
-  const contextLength = Math.min(options.contextLength ?? 1024, config.maxPositions);
-  const stepTokens = options.maxTokensPerStep ?? 64;
-  const limits = limitsOf(gpu.limits, options.budgetBytes);
-  const memory = { contextLength, stepTokens, ringCapacity: contextLength };
-  // From the config alone first, so a model far too large fails before anything else is read.
-  assertFitsInMemory(config, limits, memory, name);
-  const opened = await openModel(folder);
-  assertFitsInMemory(opened.config, limits, memory, name, opened.plan);
-  gpu.assertAlive();
-  const weights = await uploadWeights(gpu, opened.checkpoint, opened.plan, {
-    onProgress: options.onProgress,
-    keepF32: (entry) => entry.role === 'finalNorm',
-    maxBindingBytes: options.maxBindingBytes,
-  });
-  const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
-  const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
-  return new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
 }
 
 export class Session implements ModelSession {
@@ -85,7 +40,7 @@ export class Session implements ModelSession {
   constructor(
     readonly gpu: Gpu,
     readonly config: MoeConfig,
-    readonly tokenizer: ModelTokenizer,
+    readonly tokenizer: Tokenizer,
     readonly decoder: Decoder,
     readonly stats: RoutingStats,
     readonly weightBytes: number,

@@ -1,7 +1,7 @@
 // Uploading per-expert weight matrices as an ExpertBank: one buffer if the whole bank fits in one storage binding,
 // else consecutive experts per buffer (Mixtral-8x7B's f32 gate_up is 3.76 GB, over most binding limits).
 import type { Gpu } from '../gpu';
-import { bytesPerElement, packWeights, type WeightDtype } from '../dtypes';
+import { bytesPerElement, packWeights, type WeightDtype } from '../../model/dtypes';
 import type { ExpertBank } from './moe-layer';
 
 /** Experts per buffer so that each buffer stays within `maxBindingBytes` (and maxBufferSize). */

@@ -13,7 +13,7 @@
 // expert bank is split, +2 for a shared expert, +1 for the re-route policy, +1 when T > PLAN_SPLIT_TOKENS, where the
 // plan runs in two passes).
 import type { Gpu } from '../gpu';
-import type { MoeConfig } from '../model/config';
+import type { MoeConfig } from '../../model/config';
 import type { RoutingPolicy } from '../session-api';
 import { Uniforms, storageBuffer } from '../kernels/common';
 import { MoeRouterKernel } from '../kernels/moe-router';
@@ -22,8 +22,8 @@ import { MoePlanKernel, PLAN_SPLIT_TOKENS } from '../kernels/moe-plan';
 import { MoeCombineKernel } from '../kernels/moe-combine';
 import { MoeScatterKernel } from '../kernels/moe-scatter';
 import { ExpertMatmulKernel, defaultTiledShape, maxPlanTiles, type ExpertMatmulBinding, type TiledShape } from '../kernels/moe-expert';
-import { K_MAX } from './buffers';
-import { MOE_LAYER_FIELDS, MOE_LAYER_FLOATS } from './layout';
+import { K_MAX } from '../routing-buffers';
+import { MOE_LAYER_FIELDS, MOE_LAYER_FLOATS } from '../kernels/moe-layout';
 import { defaultPolicy, effectiveTopK, expertCapacity, validatePolicy } from './policy';
 import type { RoutingStats } from './stats';
 import type { MoeScratch, MoeScratchShape } from './scratch';

@@ -1,7 +1,7 @@
 // Routing what-if policy helpers: the model's own policy, validation, and the per-step capacity.
-import type { MoeConfig } from '../model/config';
+import type { MoeConfig } from '../../model/config';
 import type { RoutingPolicy } from '../session-api';
-import { K_MAX } from './buffers';
+import { K_MAX } from '../routing-buffers';
 
 /** The policy that reproduces the model as trained (its own k, no noise, T = 1, its capacity factor, nothing ablated). */
 export function defaultPolicy(config: MoeConfig): RoutingPolicy {

@@ -2,8 +2,8 @@
 import type { Gpu } from '../gpu';
 import { storageBuffer } from '../kernels/common';
 import { GEMV_ROWS } from '../kernels/moe-expert';
-import { K_MAX } from './buffers';
-import { REC, planLayout, type PlanLayout } from './layout';
+import { K_MAX } from '../routing-buffers';
+import { REC, planLayout, type PlanLayout } from '../kernels/moe-layout';
 
 export interface MoeScratchShape {
   experts: number;

@@ -3,9 +3,9 @@
 // the per-token ring (moe_combine); nothing is read back on the per-token path. After a step back or a reset,
 // rebuild() recomputes the cumulative buffers from the ring; snapshot() reads a small copy asynchronously.
 import type { Gpu } from '../gpu';
-import type { MoeConfig } from '../model/config';
+import type { MoeConfig } from '../../model/config';
 import type { RoutingSnapshot } from '../session-api';
-import { K_MAX, type RoutingBuffers } from './buffers';
+import { K_MAX, type RoutingBuffers } from '../routing-buffers';
 import { MoeStatsRebuildKernel } from '../kernels/moe-stats';
 import { allLayerMetrics } from './metrics';
 import type { Uniforms } from '../kernels/common';

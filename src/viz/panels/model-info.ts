@@ -1,6 +1,6 @@
 // Total vs active parameters, weight memory per module, and per-kernel GPU times, as small HTML tables.
 // All text goes in through textContent.
-import type { MoeConfig, ParameterCounts } from '../../engine/model/config';
+import type { MoeConfig, ParameterCounts } from '../../model/config';
 import type { KernelTiming } from '../../engine/session-api';
 
 const BYTES: Record<MoeConfig['weightDtype'], number> = { f32: 4, f16: 2, bf16: 2 };

@@ -1,7 +1,7 @@
 // Module-level view of one decoder layer: the blocks a token passes through (norms, attention, router, experts,
 // shared expert, combine), each with its shapes and parameter count, the experts block showing the layer's current
 // load. Clicking the experts block asks the 3D view to zoom into that layer's row. Built from DOM nodes (textContent).
-import { countParameters, type MoeConfig } from '../../engine/model/config';
+import { countParameters, type MoeConfig } from '../../model/config';
 import { expertColorCss } from '../colormaps';
 import { formatCount } from './model-info';
 

@@ -1,7 +1,7 @@
 // Pure read-outs of a RoutingSnapshot for the panels, tooltip, token strip and token paths. No DOM, no GPU.
 // Ring rows are [tokens, layers, K_MAX]; `assigned` holds the expert that processed a slot (NO_EXPERT if dropped or
 // past k), `chosen` the router's pick, `weights` the gate weight.
-import { K_MAX, NO_EXPERT } from '../../engine/routing/buffers';
+import { K_MAX, NO_EXPERT } from '../../engine/routing-buffers';
 import type { LayerMetrics, RoutingSnapshot } from '../../engine/session-api';
 
 type Ring = Pick<RoutingSnapshot, 'numLayers' | 'numExperts' | 'chosen' | 'assigned' | 'weights'>;

@@ -1,6 +1,6 @@
 // Layouts shared by the MoE routing kernels and the host: the per-layer uniform's field order, the per-token record,
 // and the plan scratch buffer. The WGSL side is shaders/lib/moe_params.wgsl; keep both in step.
-import { K_MAX } from './buffers';
+import { K_MAX } from '../../model/limits';
 
 /** Field order of `LayerParams` (shaders/lib/moe_params.wgsl). */
 export const MOE_LAYER_FIELDS = [

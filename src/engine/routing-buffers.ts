@@ -5,10 +5,7 @@
 // The cumulative [layers × experts] buffers are kept in step with it: added to after each forward step, rebuilt
 // from the ring for positions [0, position) after a step back or a reset.
 
-/** Slots per token and layer in the ring, whatever the current k (k ≤ K_MAX). */
-export const K_MAX = 8;
-/** Marks an empty slot (k smaller than K_MAX) or a dropped assignment. */
-export const NO_EXPERT = 0xffffffff;
+export { K_MAX, NO_EXPERT } from '../model/limits';
 
 export interface RoutingBuffers {
   numLayers: number;

@@ -1,6 +1,6 @@
 // MoeConfig: the one normalised description of a model the engine runs. Every family's config.json is turned into
 // this in src/io/config.ts; nothing else in the engine reads a raw config.json.
-import type { WeightDtype } from '../dtypes';
+import type { WeightDtype } from './dtypes';
 
 export type ModelFamily = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'granitemoe' | 'deepseek_v2' | 'deepseek_v3';
 

@@ -1,0 +1,52 @@
+// Loading a model folder onto a GPU: reads it with src/io (config, tokenizer, checkpoint, memory checks), uploads the
+// weights and builds the engine's decoder, routing record and session. The one place that needs both io and engine.
+import type { Gpu } from '../engine/gpu';
+import { Decoder } from '../engine/model/decoder';
+import { Session } from '../engine/model/session';
+import { RoutingStats } from '../engine/routing/stats';
+import { openConfigOnly, openModel, folderName } from '../io/model';
+import { assertFitsInMemory, limitsOf } from '../io/memory';
+import type { ModelFolder } from '../io/source';
+import { UnsupportedModelError } from '../io/errors';
+import { uploadWeights } from './upload-weights';
+
+export interface LoadOptions {
+  /** Context length (KV cache rows); default min(config max positions, 1024). */
+  contextLength?: number;
+  /** Tokens per forward step; longer inputs are processed in chunks. Default 64. */
+  maxTokensPerStep?: number;
+  /** Total GPU memory the model may take (default from src/io/memory.ts). */
+  budgetBytes?: number;
+  /** Bytes one storage binding may hold (default: the device's limit); expert banks above it are split. */
+  maxBindingBytes?: number;
+  /** Time every layer's passes with timestamp queries (splits the step into one pass per module). */
+  profile?: boolean;
+  onProgress?: (done: number, total: number) => void;
+  /** Name used in messages (default: the folder's location). */
+  name?: string;
+}
+
+/** Loads config.json, tokenizer.json and the safetensors checkpoint of `folder` onto `gpu`. */
+export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOptions = {}): Promise<Session> {
+  const name = options.name ?? folderName(folder.location);
+  const config = await openConfigOnly(folder);
+  if (config.unsupported) throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
+  const contextLength = Math.min(options.contextLength ?? 1024, config.maxPositions);
+  const stepTokens = options.maxTokensPerStep ?? 64;
+  const limits = limitsOf(gpu.limits, options.budgetBytes);
+  const memory = { contextLength, stepTokens, ringCapacity: contextLength };
+  // From the config alone first, so a model far too large fails before anything else is read.
+  assertFitsInMemory(config, limits, memory, name);
+  const opened = await openModel(folder);
+  assertFitsInMemory(opened.config, limits, memory, name, opened.plan);
+  gpu.assertAlive();
+  const weights = await uploadWeights(gpu, opened.checkpoint, opened.plan, {
+    onProgress: options.onProgress,
+    keepF32: (entry) => entry.role === 'finalNorm',
+    maxBindingBytes: options.maxBindingBytes,
+  });
+  const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
+  const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
+  return new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
+}
+

@@ -67,6 +67,9 @@ export function displayBytes(bytes: Uint8Array): { text: string; partial: boolea
   return { text, partial };
 }
 
+/** How an id the tokenizer lacks is shown everywhere (pieces, decoded text, exports). */
+const missingToken = (id: number): string => `<id ${id}>`;
+
 /** Does a (possibly Sequence-nested) pipeline component have a step of this type? */
 function hasStep(component: unknown, type: string): boolean {
   if (typeof component !== 'object' || component === null) return false;
@@ -158,29 +161,47 @@ export class ModelTokenizer implements TokenizerApi {
     return this.tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
   }
 
-  /** The text of a sequence (the library's decoder: spaces, byte fallback and merges handled across tokens). */
+  /**
+   * The text of a sequence (the library's decoder: spaces, byte fallback and merges handled across tokens). Ids the
+   * tokenizer lacks (padding rows of a larger model vocabulary) are written as `<id N>` between the decoded runs.
+   */
   decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
-    for (const id of ids) this.checkId(id);
-    if (ids.length === 0) return ''; // the library refuses an empty list
-    return this.tokenizer.decode([...ids], { skip_special_tokens: options.skipSpecialTokens ?? false });
+    let text = '';
+    let run: number[] = [];
+    const flush = () => {
+      // The library refuses an empty list.
+      if (run.length) text += this.tokenizer.decode(run, { skip_special_tokens: options.skipSpecialTokens ?? false });
+      run = [];
+    };
+    for (const id of ids) {
+      if (this.tokenOf(id) !== undefined) {
+        run.push(id);
+      } else {
+        flush();
+        text += missingToken(id);
+      }
+    }
+    flush();
+    return text;
   }
 
   /** One token on its own, for display (see TokenPiece). */
   piece(id: number): TokenPiece {
-    const token = this.checkId(id);
-    if (this.special.has(id)) return { id, token, text: token, special: true, partial: false };
+    const token = this.tokenOf(id);
+    if (token === undefined) return { id, token: missingToken(id), text: missingToken(id), special: false, partial: false, missing: true };
+    if (this.special.has(id)) return { id, token, text: token, special: true, partial: false, missing: false };
     const { text, partial } = displayBytes(this.bytesOf(token));
-    return { id, token, text, special: false, partial };
+    return { id, token, text, special: false, partial, missing: false };
   }
 
   pieces(ids: readonly number[]): TokenPiece[] {
     return ids.map((id) => this.piece(id));
   }
 
-  /** The bytes a token stands for (null for special tokens): concatenated over a sequence, the UTF-8 text. */
+  /** The bytes a token stands for (null for special tokens and missing ids): concatenated, the UTF-8 text. */
   tokenBytes(id: number): Uint8Array | null {
-    const token = this.checkId(id);
-    return this.special.has(id) ? null : this.bytesOf(token);
+    const token = this.tokenOf(id);
+    return token === undefined || this.special.has(id) ? null : this.bytesOf(token);
   }
 
   private bytesOf(token: string): Uint8Array {
@@ -198,10 +219,13 @@ export class ModelTokenizer implements TokenizerApi {
     return new TextEncoder().encode(this.space ? token.split(this.space).join(' ') : token);
   }
 
-  private checkId(id: number): string {
-    const token = Number.isInteger(id) ? this.tokenizer.id_to_token(id) : undefined;
-    if (token === undefined) throw new ModelFileError(this.source, null, `token id ${id} is not in the vocabulary (size ${this.vocabSize})`);
-    return token;
+  /**
+   * The vocabulary string of a token id, or undefined for a non-negative integer the tokenizer lacks (a model may
+   * produce those). Anything else cannot be a token id and is an error.
+   */
+  private tokenOf(id: number): string | undefined {
+    if (!Number.isInteger(id) || id < 0) throw new ModelFileError(this.source, null, `token id ${id} is not a token id (vocabulary size ${this.vocabSize})`);
+    return this.tokenizer.id_to_token(id);
   }
 }
 

@@ -14,6 +14,11 @@ export interface TokenPiece {
   special: boolean;
   /** The token's bytes are not whole UTF-8 characters (part of `text` is ⟨..⟩ escapes). */
   partial: boolean;
+  /**
+   * The tokenizer has no such id: a padding row of a model vocabulary larger than its tokenizer's (Qwen's config says
+   * 151936, its tokenizer has 151665). `token` and `text` are `<id N>`.
+   */
+  missing: boolean;
 }
 
 export interface Tokenizer {
@@ -27,5 +32,6 @@ export interface Tokenizer {
   decode(ids: readonly number[], options?: { skipSpecialTokens?: boolean }): string;
   piece(id: number): TokenPiece;
   pieces(ids: readonly number[]): TokenPiece[];
+  /** Null for special tokens and for ids the tokenizer lacks. */
   tokenBytes(id: number): Uint8Array | null;
 }

@@ -1,7 +1,8 @@
 // The CLI from a clean clone: `moescope run` on the bundled fixture models, as a person would call it.
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { RunSummary } from '../../src/cli/moescope';
@@ -31,6 +32,35 @@ describe('moescope run', () => {
     expect(stdout).toContain('Routing <b>tokens</b>');
     expect(stdout).toMatch(/layer\s+top experts/);
     expect(stdout).toMatch(/\n\s+1\s+dense FFN/);
+  });
+
+  it('shows ids the tokenizer lacks as <id N> (config vocab 413 > tokenizer 400) in the text, pieces and JSON', async () => {
+    // The Qwen2-MoE fixture with lm_head row 405 (a padding row) set to 10 × the row of the token transformers picks
+    // first: that logit is positive (it is the maximum), so the padding row wins the first greedy step.
+    const dir = mkdtempSync(join(tmpdir(), 'moescope-padded-'));
+    try {
+      const src = join(ROOT, 'tests', 'fixtures', 'qwen2_moe');
+      cpSync(src, dir, { recursive: true });
+      const golden = JSON.parse(readFileSync(join(src, 'golden.json'), 'utf8'));
+      const file = readFileSync(join(src, 'model.safetensors'));
+      const headerLength = Number(file.readBigUInt64LE(0));
+      const lmHead = JSON.parse(file.subarray(8, 8 + headerLength).toString('utf8'))['lm_head.weight'];
+      expect(lmHead).toMatchObject({ dtype: 'F32', shape: [413, 64] });
+      const rows = new Float32Array(file.buffer, file.byteOffset + 8 + headerLength + lmHead.data_offsets[0], 413 * 64);
+      const first = golden.generated_ids[0] as number;
+      for (let j = 0; j < 64; j++) rows[405 * 64 + j] = 10 * rows[first * 64 + j];
+      writeFileSync(join(dir, 'model.safetensors'), file);
+
+      const { stdout } = await cli('run', '--model', dir, '--prompt', golden.prompt, '--max-tokens', '3', '--json');
+      const out = JSON.parse(stdout) as RunSummary;
+      expect(out.generatedIds[0]).toBe(405);
+      expect(out.text.startsWith('<id 405>')).toBe(true);
+      expect(out.tokens[golden.input_ids.length]).toEqual({ id: 405, text: '<id 405>', generated: true });
+      const plain = await cli('run', '--model', dir, '--prompt', golden.prompt, '--max-tokens', '1');
+      expect(plain.stdout).toContain(`${golden.prompt}<id 405>`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('names the file and field when the model folder is bad', async () => {

@@ -88,7 +88,7 @@ describe('byte-level BPE', () => {
     expect(tok.decode(ids, { skipSpecialTokens: true })).toBe('hello the “€”');
     const pieces = tok.pieces(ids);
     expect(pieces.map((p) => p.text)).toEqual(['hell', 'o', ' the', ' ', '⟨E2⟩', '⟨80⟩', '⟨9C⟩', '⟨E2 82⟩', '⟨AC⟩', '⟨E2⟩', '⟨80⟩', '⟨9D⟩', '<|endoftext|>']);
-    expect(pieces[2]).toEqual({ id: 259, token: 'Ġthe', text: ' the', special: false, partial: false });
+    expect(pieces[2]).toEqual({ id: 259, token: 'Ġthe', text: ' the', special: false, partial: false, missing: false });
     expect(pieces[7]).toMatchObject({ token: 'âĤ', partial: true });
     expect(pieces[12]).toMatchObject({ special: true, text: '<|endoftext|>' });
   });
@@ -130,10 +130,18 @@ describe('byte-fallback BPE (Llama style)', () => {
     expect(tok.tokenBytes(1)).toBeNull();
   });
 
-  it('unknown ids are an error naming the file', () => {
-    expect(() => tok.piece(99999)).toThrow('tokenizer.json: token id 99999 is not in the vocabulary (size 278)');
-    expect(() => tok.decode([1, -1])).toThrow('token id -1 is not in the vocabulary');
+  it('ids the tokenizer lacks (a padded model vocabulary) are shown as <id N>; non-ids are an error naming the file', () => {
     expect(tok.vocabSize).toBe(278);
+    expect(tok.piece(278)).toEqual({ id: 278, token: '<id 278>', text: '<id 278>', special: false, partial: false, missing: true });
+    expect(tok.piece(99999).text).toBe('<id 99999>');
+    expect(tok.piece(5).missing).toBe(false);
+    expect(tok.tokenBytes(300)).toBeNull();
+    const ids = tok.encode('hello world', { addSpecialTokens: false });
+    const known = tok.decode(ids);
+    expect(tok.decode([...ids, 300, ...ids])).toBe(`${known}<id 300>${tok.decode(ids)}`);
+    expect(tok.decode([300, 1, 281], { skipSpecialTokens: true })).toBe('<id 300><id 281>');
+    expect(() => tok.decode([1, -1])).toThrow('tokenizer.json: token id -1 is not a token id');
+    expect(() => tok.piece(2.5)).toThrow('token id 2.5 is not a token id');
   });
 });
 

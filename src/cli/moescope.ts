@@ -1,23 +1,28 @@
 // moescope CLI.
-//   moescope run --model DIR --prompt "…" [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--top-k K] [--json]
-// Prints the generated text and a per-layer routing summary (or one JSON object with --json).
+//   moescope run --model DIR --prompt "…" [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--top-k K]
+//                [--memory 40GB] [--json]
+// Prints the generated text and a per-layer routing summary (or one JSON object with --json); load progress on stderr.
 import { parseArgs } from 'node:util';
 import { requestNodeGpu, releaseNodeGpu } from '../engine/node/device-node';
 import { loadModel } from '../loading/load-model';
 import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
+import { formatBytes, parseMemorySize, roundUpGB } from '../io/memory';
 
-const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
-                    [--top-k K] [--context N] [--json]
+const USAGE = `usage: moescope run --model DIR (--prompt TEXT | --prompt-ids IDS) [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
+                    [--top-k K] [--context N] [--memory SIZE] [--prompt-ids IDS] [--quiet] [--json]
 
   --model DIR        a Hugging Face model folder: config.json, *.safetensors, tokenizer.json
-  --prompt TEXT      the prompt (special tokens as the tokenizer adds them)
+  --prompt TEXT      the prompt (special tokens as the tokenizer adds them); or --prompt-ids
   --max-tokens N     tokens to generate (default 16)
   --temperature T    0 = greedy (default); otherwise seeded sampling with --top-p (default 1) and --seed (default 0)
   --top-k K          route each token to K experts instead of the model's own k (what-if)
   --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
-  --json             one JSON object: text, token ids and pieces, per-layer routing summary`;
+  --memory SIZE      GPU memory the model may take, e.g. 40GB or 512MiB (default: what the adapter reports, else 4 GiB)
+  --prompt-ids IDS   comma-separated token ids to feed instead of encoding --prompt (e.g. to match another engine)
+  --quiet            no load progress on stderr
+  --json             one JSON object: text, token ids and pieces, per-layer routing summary, timings, GPU memory`;
 
 export interface RunSummary {
   model: string;
@@ -28,6 +33,11 @@ export interface RunSummary {
   text: string;
   tokens: { id: number; text: string; generated: boolean }[];
   parameters: { total: number; activePerToken: number };
+  /** Seconds: loading (config to weights on the GPU and pipelines built), feeding the prompt to the first generated
+   * token, and all generation; peak host memory (resident set) of the process in bytes. */
+  timings: { loadSeconds: number; firstTokenSeconds: number; generateSeconds: number; peakHostBytes: number };
+  /** GPU bytes the engine allocated, by module. */
+  gpuMemory: { module: string; bytes: number }[];
   layers: {
     layer: number;
     moe: boolean;
@@ -41,7 +51,9 @@ export interface RunSummary {
   }[];
 }
 
-export function summarize(session: Session, model: string, prompt: string, promptIds: number[], snap: RoutingSnapshot): RunSummary {
+export function summarize(
+  session: Session, model: string, prompt: string, promptIds: number[], snap: RoutingSnapshot, timings: RunSummary['timings'],
+): RunSummary {
   const c = session.config;
   const generatedIds = session.tokens.slice(promptIds.length);
   const E = c.numExperts;
@@ -54,6 +66,8 @@ export function summarize(session: Session, model: string, prompt: string, promp
     text: session.tokenizer.decode(generatedIds, { skipSpecialTokens: true }),
     tokens: session.tokens.map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
     parameters: { total: session.parameters.total, activePerToken: session.parameters.activePerToken },
+    timings,
+    gpuMemory: session.memory(),
     layers: c.moeLayers.map((moe, l) => {
       const counts = Array.from(snap.counts.subarray(l * E, (l + 1) * E));
       const sum = counts.reduce((a, b) => a + b, 0) || 1;
@@ -81,6 +95,9 @@ function formatText(s: RunSummary): string {
     `${s.model} (${s.family}): ${(s.parameters.total / 1e6).toFixed(2)}M parameters, ${(s.parameters.activePerToken / 1e6).toFixed(2)}M active per token`,
     '',
     s.prompt + s.text,
+    '',
+    `loaded in ${s.timings.loadSeconds.toFixed(1)} s; first token ${s.timings.firstTokenSeconds.toFixed(2)} s after the prompt; ` +
+      `GPU memory ${formatBytes(s.gpuMemory.reduce((n, m) => n + m.bytes, 0))}`,
     '',
     `routing over ${s.tokens.length} tokens (${s.promptIds.length} prompt + ${s.generatedIds.length} generated):`,
     'layer  top experts (share)            load CV  entropy  balance  dead  aux loss',
@@ -111,10 +128,13 @@ async function run(argv: string[]): Promise<number> {
       seed: { type: 'string', default: '0' },
       'top-k': { type: 'string' },
       context: { type: 'string' },
+      memory: { type: 'string' },
+      'prompt-ids': { type: 'string' },
+      quiet: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
-  if (!values.model || values.prompt === undefined) {
+  if (!values.model || (values.prompt === undefined && values['prompt-ids'] === undefined)) {
     console.error(USAGE);
     return 2;
   }
@@ -131,29 +151,67 @@ async function run(argv: string[]): Promise<number> {
     topP: number('top-p', values['top-p'], false),
     seed: number('seed', values.seed),
   };
+  const memory = values.memory === undefined ? undefined : { bytes: parseMemorySize(values.memory, '--memory'), origin: 'set with --memory' };
+  const givenIds = values['prompt-ids']?.split(',').map((v) => number('prompt-ids', v.trim()));
+  const started = performance.now();
   const gpu = await requestNodeGpu('moescope-cli');
   try {
     const folder = await nodeFolder(values.model);
     const contextLength = values.context ? number('context', values.context) : undefined;
-    const session = await loadModel(gpu, folder, { contextLength, name: values.model });
-    const promptIds = session.tokenizer.encode(values.prompt);
+    const session = await loadModel(gpu, folder, {
+      contextLength,
+      name: values.model,
+      memory,
+      raiseBudget: (needed) => `run with --memory ${roundUpGB(needed)} or more`,
+      onProgress: values.quiet ? undefined : progressLine(),
+    });
+    await gpu.device.queue.onSubmittedWorkDone();
+    const loaded = performance.now();
+    const prompt = values.prompt ?? session.tokenizer.decode(givenIds!);
+    const promptIds = givenIds ?? session.tokenizer.encode(prompt);
     if (promptIds.length === 0) throw new Error('the prompt encodes to no tokens');
+    const outOfRange = promptIds.find((id) => id >= session.config.vocabSize);
+    if (outOfRange !== undefined) throw new Error(`--prompt-ids: ${outOfRange} is past the model's vocab_size ${session.config.vocabSize}`);
     if (values['top-k'] !== undefined) session.setPolicy({ ...session.getPolicy(), topK: number('top-k', values['top-k']) });
     const room = session.contextLength - promptIds.length;
     if (room < 0) throw new Error(`the prompt has ${promptIds.length} tokens; the context holds ${session.contextLength}`);
+    const fed = performance.now();
     await session.feed(promptIds);
+    let firstToken = NaN;
     const eos = session.tokenizer.eosId;
     for (let i = 0; i < Math.min(maxTokens, room); i++) {
       const id = await session.generate(sampling);
+      if (i === 0) firstToken = performance.now();
       if (id === eos) break;
     }
-    const summary = summarize(session, values.model, values.prompt, promptIds, await session.snapshot());
+    const done = performance.now();
+    const timings = {
+      loadSeconds: (loaded - started) / 1000,
+      firstTokenSeconds: (firstToken - fed) / 1000,
+      generateSeconds: (done - fed) / 1000,
+      peakHostBytes: process.resourceUsage().maxRSS * 1024,
+    };
+    const summary = summarize(session, values.model, prompt, promptIds, await session.snapshot(), timings);
     console.log(values.json ? JSON.stringify(summary, null, 2) : formatText(summary));
     session.destroy();
     return 0;
   } finally {
     releaseNodeGpu(gpu);
   }
+}
+
+/** Load progress on stderr: one rewritten line on a terminal, else a line per 10 %. */
+function progressLine(): (done: number, total: number) => void {
+  let shown = -1;
+  return (done, total) => {
+    const tenth = total > 0 ? Math.floor((done / total) * 10) : 10;
+    if (process.stderr.isTTY) {
+      process.stderr.write(`\rloading weights ${formatBytes(done)} / ${formatBytes(total)}${done >= total ? '\n' : ''}`);
+    } else if (tenth > shown) {
+      shown = tenth;
+      process.stderr.write(`loading weights ${formatBytes(done)} / ${formatBytes(total)}\n`);
+    }
+  };
 }
 
 async function main(): Promise<number> {

@@ -35,6 +35,13 @@ export interface GpuAdapterSummary {
   architecture: string;
   device: string;
   description: string;
+  /** A CPU (software) adapter such as SwiftShader: its memory is the host's. */
+  isFallbackAdapter: boolean;
+  /**
+   * Memory heaps, where the browser exposes them (Chrome with WebGPU developer features: GPUAdapterInfo.memoryHeaps;
+   * Dawn's Node bindings do not). `size` in bytes; `deviceLocal` from the DEVICE_LOCAL property bit.
+   */
+  memoryHeaps: { size: number; deviceLocal: boolean }[];
 }
 
 /** Resolves a shader name (`matmul` for shaders/matmul.wgsl) to its WGSL source. */
@@ -198,12 +205,20 @@ export function deviceDescriptor(adapter: GPUAdapter, label: string): GPUDeviceD
   return { label, requiredFeatures, requiredLimits };
 }
 
+/** GPUHeapProperty.DEVICE_LOCAL in Chrome's GPUMemoryHeapInfo.properties. */
+const HEAP_DEVICE_LOCAL = 0x1;
+
 export function summarizeAdapter(adapter: GPUAdapter): GpuAdapterSummary {
-  const info = adapter.info;
+  const info = adapter.info as (GPUAdapterInfo & { memoryHeaps?: { size: number; properties: number }[]; isFallbackAdapter?: boolean }) | undefined;
+  const heaps = Array.isArray(info?.memoryHeaps) ? info.memoryHeaps : [];
   return {
     vendor: info?.vendor ?? '',
     architecture: info?.architecture ?? '',
     device: info?.device ?? '',
     description: info?.description ?? '',
+    isFallbackAdapter: info?.isFallbackAdapter === true,
+    memoryHeaps: heaps
+      .filter((h) => Number.isFinite(Number(h.size)) && Number(h.size) > 0)
+      .map((h) => ({ size: Number(h.size), deviceLocal: (h.properties & HEAP_DEVICE_LOCAL) !== 0 })),
   };
 }

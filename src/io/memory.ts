@@ -1,9 +1,11 @@
 // Will the model fit? GPU bytes a model needs (weights in their dtype, KV cache, activations, routing record) against
 // what the adapter allows (largest buffer, largest storage binding, and a total budget), checked before any upload.
 //
-// WebGPU does not report how much memory a device has, so the total budget is the caller's (the app picks one,
-// e.g. DEFAULT_BUDGET_BYTES, or what the user sets). Activations are an estimate of the engine's per-step scratch;
-// weights are exact when a load plan is given, from the config's parameter count otherwise (config-only mode).
+// WebGPU does not report how much memory a device has. The total budget (memoryBudget) is the person's setting
+// (--memory, the app's Memory field) when given, else most of the largest device-local memory heap where the
+// browser exposes heaps, else DEFAULT_BUDGET_BYTES; the refusal message says where the budget came from and how to
+// raise it. Activations are an estimate of the engine's per-step scratch; weights are exact when a load plan is
+// given, from the config's parameter count otherwise (config-only mode).
 import { bytesPerElement } from '../model/dtypes';
 import { countParameters } from '../model/config';
 import type { MoeConfig } from '../model/config';
@@ -14,6 +16,53 @@ import type { LoadPlan } from './weights';
 
 /** A total the app may assume when it knows nothing better (integrated GPUs and browsers often allow less). */
 export const DEFAULT_BUDGET_BYTES = 4 * 2 ** 30;
+/** Share of the largest device-local heap a model may take (the rest for the browser, the display, the driver). */
+export const HEAP_SHARE = 0.9;
+
+/** A memory heap of the adapter (see GpuAdapterSummary.memoryHeaps). */
+export interface MemoryHeap {
+  size: number;
+  deviceLocal: boolean;
+}
+
+export interface MemoryBudget {
+  bytes: number;
+  /** Where the number came from, for messages ("set with --memory", "a default: the adapter reports no memory size"). */
+  origin: string;
+}
+
+/**
+ * The total a model may take: `setting` (the person's, with the words that name it) wins; else HEAP_SHARE of the
+ * largest device-local heap (any heap if none is marked device-local); else DEFAULT_BUDGET_BYTES.
+ */
+export function memoryBudget(heaps: readonly MemoryHeap[], setting?: { bytes: number; origin: string }): MemoryBudget {
+  if (setting) return { bytes: setting.bytes, origin: setting.origin };
+  const local = heaps.filter((h) => h.deviceLocal);
+  const largest = Math.max(0, ...(local.length ? local : heaps).map((h) => h.size));
+  if (largest > 0) {
+    return { bytes: Math.floor(largest * HEAP_SHARE), origin: `${HEAP_SHARE * 100}% of the adapter's ${formatBytes(largest)} memory heap` };
+  }
+  return { bytes: DEFAULT_BUDGET_BYTES, origin: 'a default: the adapter reports no memory size' };
+}
+
+const UNIT_BYTES: Readonly<Record<string, number>> = {
+  '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, K: 1e3, M: 1e6, G: 1e9, T: 1e12,
+  KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+};
+
+/**
+ * "40GB", "40 GB", "1.5TB", "512MiB", "4e9" → bytes (decimal units as formatBytes writes them, binary with "iB").
+ * `what` names the setting in the error ("--memory").
+ */
+export function parseMemorySize(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m ? UNIT_BYTES[m[2].toUpperCase()] : undefined;
+  const bytes = m && unit !== undefined ? Math.round(Number(m[1]) * unit) : NaN;
+  if (!Number.isFinite(bytes) || bytes <= 0) {
+    throw new Error(`${what} must be a size such as 40GB, 512MB or 1.5TB (decimal; GiB/MiB for binary), got "${text}"`);
+  }
+  return bytes;
+}
 
 export interface GpuMemoryLimits {
   /** GPUSupportedLimits.maxBufferSize */
@@ -22,11 +71,28 @@ export interface GpuMemoryLimits {
   maxStorageBufferBindingSize: number;
   /** Total bytes the model may take on this device. */
   budgetBytes: number;
+  /** Where budgetBytes came from (MemoryBudget.origin), for the refusal message. */
+  budgetOrigin?: string;
+  /** How the person raises the budget, given the bytes needed ("run with --memory 61GB"); none: config-only. */
+  raiseBudget?: (neededBytes: number) => string;
 }
 
-/** Limits from a GPUAdapter's or GPUDevice's `limits`, plus a total budget. */
-export function limitsOf(limits: Pick<GPUSupportedLimits, 'maxBufferSize' | 'maxStorageBufferBindingSize'>, budgetBytes = DEFAULT_BUDGET_BYTES): GpuMemoryLimits {
-  return { maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize, budgetBytes };
+/** Limits from a GPUAdapter's or GPUDevice's `limits`, plus a total budget and how to raise it. */
+export function limitsOf(
+  limits: Pick<GPUSupportedLimits, 'maxBufferSize' | 'maxStorageBufferBindingSize'>,
+  budget: MemoryBudget = memoryBudget([]),
+  raiseBudget?: (neededBytes: number) => string,
+): GpuMemoryLimits {
+  return {
+    maxBufferSize: limits.maxBufferSize, maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
+    budgetBytes: budget.bytes, budgetOrigin: budget.origin, raiseBudget,
+  };
+}
+
+/** A size for "set at least N" hints: the need rounded up to whole GB (to 0.1 GB below 10 GB). */
+export function roundUpGB(bytes: number): string {
+  const gb = bytes / 1e9;
+  return gb >= 10 ? `${Math.ceil(gb)}GB` : `${Math.ceil(gb * 10) / 10}GB`;
 }
 
 export interface MemoryOptions {
@@ -51,7 +117,7 @@ export interface MemoryEstimate {
   activations: number;
   routing: number;
   total: number;
-  /** The biggest single buffers (weights and the routing ring), biggest first. */
+  /** The biggest single buffers (weights, one expert of each bank, the routing ring), biggest first. */
   largestBuffers: BufferNeed[];
 }
 
@@ -65,20 +131,31 @@ function routingBytes(c: MoeConfig, ring: number): { total: number; ringProbs: n
   return { total: perExpert + zLoss + ringSlots + ringProbs, ringProbs };
 }
 
-/** The large weight buffers of a config without a checkpoint (same canonical shapes as the load plan). */
+/**
+ * The large weight buffers of a config without a checkpoint (same canonical shapes as the load plan). Expert banks
+ * are split over as many buffers as the binding limit needs (src/loading/upload-weights.ts): one expert is the need.
+ */
 function configBuffers(c: MoeConfig): BufferNeed[] {
   const b = bytesPerElement(c.weightDtype), H = c.hiddenSize;
   const out: BufferNeed[] = [{ name: 'embed', bytes: c.vocabSize * H * b }];
   if (!c.tieWordEmbeddings) out.push({ name: 'lmHead', bytes: c.vocabSize * H * b });
   const l = c.moeLayers.indexOf(true);
   if (l >= 0) {
-    out.push({ name: `layers.${l}.expertsGateUp`, bytes: c.numExperts * 2 * c.moeIntermediateSize * H * b });
-    out.push({ name: `layers.${l}.expertsDown`, bytes: c.numExperts * c.moeIntermediateSize * H * b });
+    out.push({ name: `layers.${l}.expertsGateUp (one expert)`, bytes: 2 * c.moeIntermediateSize * H * b });
+    out.push({ name: `layers.${l}.expertsDown (one expert)`, bytes: c.moeIntermediateSize * H * b });
   }
   const d = c.moeLayers.indexOf(false);
   if (d >= 0) out.push({ name: `layers.${d}.denseGateUp`, bytes: 2 * c.intermediateSize * H * b });
   if (c.sharedExpert && l >= 0) out.push({ name: `layers.${l}.sharedGateUp`, bytes: 2 * c.sharedExpert.intermediateSize * H * b });
   return out;
+}
+
+/** The buffer a plan entry needs at least: one expert of a bank (banks split by expert), else the whole entry. */
+function planBuffer(e: LoadPlan['entries'][number]): BufferNeed {
+  if (e.role === 'expertsGateUp' || e.role === 'expertsDown') {
+    return { name: `${e.name} (one expert)`, bytes: Math.ceil(e.byteLength / e.shape[0] / 4) * 4 };
+  }
+  return { name: e.name, bytes: bufferSize(e) };
 }
 
 export function estimateMemory(c: MoeConfig, options: MemoryOptions, plan?: LoadPlan): MemoryEstimate {
@@ -106,7 +183,7 @@ export function estimateMemory(c: MoeConfig, options: MemoryOptions, plan?: Load
   const activations = T * perToken * 4;
 
   const r = routingBytes(c, ring);
-  const buffers: BufferNeed[] = plan ? plan.entries.map((e) => ({ name: e.name, bytes: bufferSize(e) })) : configBuffers(c);
+  const buffers: BufferNeed[] = plan ? plan.entries.map(planBuffer) : configBuffers(c);
   buffers.push({ name: 'routing.ringProbs', bytes: r.ringProbs });
   buffers.sort((a, b) => b.bytes - a.bytes);
   return {
@@ -135,7 +212,7 @@ export interface MemoryCheck {
 
 /**
  * Checks a model against the adapter's limits. `modelName` heads the message ("Mixtral-8x7B needs 93.4 GB of GPU
- * memory; this adapter allows ~4.3 GB; try config-only mode").
+ * memory (…); the memory budget is ~4.3 GB (a default: …); run with --memory 94GB or more, or try config-only mode").
  */
 export function checkMemory(
   c: MoeConfig, limits: GpuMemoryLimits, options: MemoryOptions, modelName: string, plan?: LoadPlan,
@@ -146,7 +223,9 @@ export function checkMemory(
     problems.push(
       `${modelName} needs ${formatBytes(est.total)} of GPU memory (weights ${formatBytes(est.weights)}, ` +
       `KV cache ${formatBytes(est.kvCache)} for ${options.contextLength} tokens, activations ~${formatBytes(est.activations)}, ` +
-      `routing record ${formatBytes(est.routing)}); this adapter allows ~${formatBytes(limits.budgetBytes)}; try config-only mode`,
+      `routing record ${formatBytes(est.routing)}); the memory budget is ~${formatBytes(limits.budgetBytes)}` +
+      (limits.budgetOrigin ? ` (${limits.budgetOrigin})` : '') +
+      (limits.raiseBudget ? `; ${limits.raiseBudget(est.total)}, or try config-only mode` : '; try config-only mode'),
     );
   }
   const perBuffer = Math.min(limits.maxBufferSize, limits.maxStorageBufferBindingSize);

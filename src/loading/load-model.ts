@@ -5,7 +5,7 @@ import { Decoder } from '../engine/model/decoder';
 import { Session } from '../engine/model/session';
 import { RoutingStats } from '../engine/routing/stats';
 import { openConfigOnly, openModel, folderName } from '../io/model';
-import { assertFitsInMemory, limitsOf } from '../io/memory';
+import { assertFitsInMemory, limitsOf, memoryBudget } from '../io/memory';
 import type { ModelFolder } from '../io/source';
 import { UnsupportedModelError } from '../io/errors';
 import { uploadWeights } from './upload-weights';
@@ -15,10 +15,17 @@ export interface LoadOptions {
   contextLength?: number;
   /** Tokens per forward step; longer inputs are processed in chunks. Default 64. */
   maxTokensPerStep?: number;
-  /** Total GPU memory the model may take (default from src/io/memory.ts). */
-  budgetBytes?: number;
+  /**
+   * Total GPU memory the model may take, as the person set it (`origin` names the setting in messages: "set with
+   * --memory"). Default: from the adapter's memory heaps where exposed, else src/io/memory.ts's default.
+   */
+  memory?: { bytes: number; origin: string };
+  /** How the person raises the budget, for the refusal message (`run with --memory 61GB or more`). */
+  raiseBudget?: (neededBytes: number) => string;
   /** Bytes one storage binding may hold (default: the device's limit); expert banks above it are split. */
   maxBindingBytes?: number;
+  /** Bytes of weights written between waits for the GPU queue (default: upload-weights.ts's UPLOAD_WINDOW_BYTES). */
+  uploadWindowBytes?: number;
   /** Time every layer's passes with timestamp queries (splits the step into one pass per module). */
   profile?: boolean;
   onProgress?: (done: number, total: number) => void;
@@ -33,7 +40,7 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   if (config.unsupported) throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
   const contextLength = Math.min(options.contextLength ?? 1024, config.maxPositions);
   const stepTokens = options.maxTokensPerStep ?? 64;
-  const limits = limitsOf(gpu.limits, options.budgetBytes);
+  const limits = limitsOf(gpu.limits, memoryBudget(gpu.adapter.memoryHeaps, options.memory), options.raiseBudget);
   const memory = { contextLength, stepTokens, ringCapacity: contextLength };
   // From the config alone first, so a model far too large fails before anything else is read.
   assertFitsInMemory(config, limits, memory, name);
@@ -44,6 +51,7 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
     onProgress: options.onProgress,
     keepF32: (entry) => entry.role === 'finalNorm',
     maxBindingBytes: options.maxBindingBytes,
+    windowBytes: options.uploadWindowBytes,
   });
   const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
   const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });

@@ -1,5 +1,7 @@
 // Streams a checkpoint's load plan (src/io/weights.ts) into GPU buffers, one buffer per plan entry.
-// Expert banks larger than one storage binding allows are split into buffers of whole experts.
+// Expert banks larger than one storage binding allows are split into buffers of whole experts. Host memory stays
+// bounded for checkpoints of any size: queue.writeBuffer copies each chunk into staging memory the device keeps until
+// the copy has run, so every UPLOAD_WINDOW_BYTES the queue is flushed and awaited before more is read.
 import type { Gpu } from '../engine/gpu';
 import { decodeToF32 } from '../model/dtypes';
 import type { Checkpoint } from '../io/safetensors';
@@ -13,12 +15,17 @@ export type { UploadedWeights } from '../engine/model/weights';
 /** Entries the engine keeps in f32 whatever the checkpoint stores (tiny vectors the kernels read as f32). */
 const F32_ROLES = new Set(['routerCorrectionBias']);
 
+/** Bytes written between two waits for the queue (bounds the staging memory the device holds at once). */
+export const UPLOAD_WINDOW_BYTES = 256 << 20;
+
 export interface UploadOptions {
   onProgress?: (done: number, total: number) => void;
   /** Entry names to also keep on the CPU as f32 (e.g. the final norm, to fold logits scaling into it). */
   keepF32?: (entry: PlanEntry) => boolean;
   /** Bytes one storage binding may hold (default: the device's limit); smaller values split expert banks sooner. */
   maxBindingBytes?: number;
+  /** Bytes written between waits for the queue (default UPLOAD_WINDOW_BYTES). */
+  windowBytes?: number;
 }
 
 /** A bank split over buffers of `expertsPerBuffer` experts; `bytesPerBuffer` is the stride of the split in the entry. */
@@ -77,10 +84,19 @@ export async function uploadWeights(gpu: Gpu, ckpt: Checkpoint, plan: LoadPlan, 
     }
   });
 
+  const windowBytes = options.windowBytes ?? UPLOAD_WINDOW_BYTES;
+  let unflushed = 0;
   await streamLoadPlan(
     ckpt,
     plan,
-    (entry, dstOffset, chunk) => {
+    async (entry, dstOffset, chunk) => {
+      unflushed += chunk.byteLength;
+      if (unflushed >= windowBytes) {
+        gpu.device.queue.submit([]);
+        await gpu.device.queue.onSubmittedWorkDone();
+        gpu.assertAlive();
+        unflushed = 0;
+      }
       const copy = cpuCopies.get(entry.name);
       if (copy) copy.set(chunk, dstOffset);
       const bank = splitBanks.get(entry.name);

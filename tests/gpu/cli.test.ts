@@ -63,6 +63,34 @@ describe('moescope run', () => {
     }
   });
 
+  it('--memory sets the budget; a refusal says how much to set, and that much loads (progress, timings, GPU memory)', async () => {
+    const dir = join('tests', 'fixtures', 'olmoe');
+    const refused = cli('run', '--model', dir, '--prompt', 'x', '--memory', '100kB');
+    await expect(refused).rejects.toMatchObject({ code: 1 });
+    const message = ((await refused.catch((e) => e)) as { stderr: string }).stderr;
+    expect(message).toMatch(/needs [\d.]+ MB of GPU memory .*; the memory budget is ~100\.0 kB \(set with --memory\); run with --memory [\d.]+GB or more, or try config-only mode/);
+    const suggested = /run with --memory (\S+) or more/.exec(message)![1];
+    const { stdout, stderr } = await cli('run', '--model', dir, '--prompt', 'x', '--max-tokens', '2', '--memory', suggested, '--json');
+    expect(stderr).toMatch(/loading weights ([\d.]+ kB) \/ \1\n$/);
+    const out = JSON.parse(stdout) as RunSummary;
+    expect(out.generatedIds).toHaveLength(2);
+    expect(out.timings.loadSeconds).toBeGreaterThan(0);
+    expect(out.timings.firstTokenSeconds).toBeGreaterThan(0);
+    expect(out.timings.generateSeconds).toBeGreaterThanOrEqual(out.timings.firstTokenSeconds);
+    expect(out.gpuMemory.map((m) => m.module)).toEqual(['weights', 'KV cache', 'activations + MoE scratch', 'routing record']);
+    await expect(cli('run', '--model', dir, '--prompt', 'x', '--memory', 'lots')).rejects.toMatchObject({
+      code: 1, stderr: expect.stringContaining('--memory must be a size such as 40GB'),
+    });
+  });
+
+  it('--prompt-ids feeds the given ids', async () => {
+    const golden = JSON.parse(readFileSync(join(ROOT, 'tests', 'fixtures', 'olmoe', 'golden.json'), 'utf8'));
+    const { stdout } = await cli('run', '--model', 'tests/fixtures/olmoe', '--prompt-ids', golden.input_ids.join(','), '--max-tokens', '5', '--json', '--quiet');
+    const out = JSON.parse(stdout) as RunSummary;
+    expect(out.promptIds).toEqual(golden.input_ids);
+    expect(out.generatedIds).toEqual(golden.generated_ids);
+  });
+
   it('names the file and field when the model folder is bad', async () => {
     await expect(cli('run', '--model', 'tests/fixtures/does-not-exist', '--prompt', 'x')).rejects.toMatchObject({
       code: 1,

@@ -90,6 +90,31 @@ describe('session', () => {
     expect(await run()).toEqual(await run());
   });
 
+  it('weights stream in bounded windows: the queue is awaited after each, and the model is the same', async () => {
+    const gpu = await testGpu();
+    const queue = gpu.device.queue;
+    const original = queue.onSubmittedWorkDone.bind(queue);
+    let waits = 0;
+    const logits: Float32Array[] = [];
+    const loadWaits: number[] = [];
+    try {
+      queue.onSubmittedWorkDone = () => { waits++; return original(); };
+      for (const uploadWindowBytes of [undefined, 4096]) {
+        waits = 0;
+        const session = await loadModel(gpu, await nodeFolder(FIXTURE), { contextLength: 64, maxTokensPerStep: 16, uploadWindowBytes });
+        sessions.push(session);
+        loadWaits.push(waits);
+        await session.feed(golden.input_ids.slice(0, 10));
+        logits.push(await session.stepLogits());
+      }
+    } finally {
+      queue.onSubmittedWorkDone = original;
+    }
+    // The fixture's 1 MB fit one default window; with 4 kB windows every chunk past the window waits (16 here).
+    expect(loadWaits[1] - loadWaits[0]).toBeGreaterThanOrEqual(10);
+    expect(logits[1]).toEqual(logits[0]);
+  });
+
   it('a model too large for the adapter is refused before anything is uploaded', async () => {
     const gpu = await testGpu();
     const config = readFileSync(join(ROOT, 'public', 'configs', 'mixtral-8x7b.json'), 'utf8');

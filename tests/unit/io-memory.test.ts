@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { normalizeConfig } from '../../src/io/config';
 import { OutOfMemoryError } from '../../src/io/errors';
-import { assertFitsInMemory, checkMemory, estimateMemory, formatBytes, limitsOf } from '../../src/io/memory';
+import {
+  assertFitsInMemory, checkMemory, DEFAULT_BUDGET_BYTES, estimateMemory, formatBytes, limitsOf, memoryBudget, parseMemorySize, roundUpGB,
+} from '../../src/io/memory';
 import { openCheckpoint } from '../../src/io/safetensors';
 import { memoryFolder } from '../../src/io/source';
 import { buildLoadPlan, bufferSize } from '../../src/io/weights';
@@ -22,18 +24,17 @@ const DEEPSEEK_V3 = normalizeConfig({
 const LIMITS = { maxBufferSize: 2 ** 30, maxStorageBufferBindingSize: 2 ** 30, budgetBytes: 4 * 2 ** 30 };
 
 describe('memory check', () => {
-  it('Mixtral-8x7B: 93.4 GB of bf16 weights; too big in total and per expert buffer', () => {
+  it('Mixtral-8x7B: 93.4 GB of bf16 weights; too big in total, not per buffer (expert banks split by expert)', () => {
     const est = estimateMemory(MIXTRAL_8X7B, { contextLength: 4096 });
     expect(est.weights).toBe(46_702_792_704 * 2);
     expect(est.kvCache).toBe(32 * 4096 * 2 * 8 * 128 * 4); // layers × positions × (K and V) × kv heads × head_dim × f32
-    expect(est.largestBuffers[0]).toEqual({ name: 'layers.0.expertsGateUp', bytes: 8 * 2 * 14336 * 4096 * 2 });
+    expect(est.largestBuffers[0]).toEqual({ name: 'embed', bytes: 32000 * 4096 * 2 });
+    expect(est.largestBuffers).toContainEqual({ name: 'layers.0.expertsGateUp (one expert)', bytes: 2 * 14336 * 4096 * 2 });
     const check = checkMemory(MIXTRAL_8X7B, LIMITS, { contextLength: 4096 }, 'Mixtral-8x7B');
     expect(check.fits).toBe(false);
-    expect(check.problems[0]).toMatch(/^Mixtral-8x7B needs 9\d\.\d GB of GPU memory \(weights 93\.4 GB, KV cache 1\.1 GB for 4096 tokens, activations ~[\d.]+ MB, routing record [\d.]+ MB\); this adapter allows ~4\.3 GB; try config-only mode$/);
-    expect(check.problems[1]).toBe(
-      "Mixtral-8x7B: layers.0.expertsGateUp needs one 1.9 GB buffer; this adapter's maxStorageBufferBindingSize is 1.1 GB; try config-only mode",
-    );
-    expect(check.message).toBe(check.problems.join('\n'));
+    expect(check.problems).toHaveLength(1);
+    expect(check.problems[0]).toMatch(/^Mixtral-8x7B needs 9\d\.\d GB of GPU memory \(weights 93\.4 GB, KV cache 1\.1 GB for 4096 tokens, activations ~[\d.]+ MB, routing record [\d.]+ MB\); the memory budget is ~4\.3 GB; try config-only mode$/);
+    expect(check.message).toBe(check.problems[0]);
     expect(() => assertFitsInMemory(MIXTRAL_8X7B, LIMITS, { contextLength: 4096 }, 'Mixtral-8x7B')).toThrow(OutOfMemoryError);
   });
 
@@ -65,18 +66,48 @@ describe('memory check', () => {
     }, 'config.json');
     const roomy = { maxBufferSize: 2 ** 28, maxStorageBufferBindingSize: 2 ** 30, budgetBytes: 2 ** 40 };
     const check = checkMemory(c, roomy, { contextLength: 16 }, 'olmoe-1layer');
-    // expertsGateUp 64·2·1024·2048·4 = 1.07 GB, expertsDown 537 MB, embed and lmHead 412 MB: all over 268 MB.
+    // embed and lmHead 412 MB are over 268 MB; expert banks (1.07 GB, 537 MB) split into buffers of whole experts.
     expect(check.problems).toEqual([
-      "olmoe-1layer: layers.0.expertsGateUp needs one 1.1 GB buffer; this adapter's maxBufferSize is 268.4 MB; try config-only mode",
-      "olmoe-1layer: layers.0.expertsDown needs one 536.9 MB buffer; this adapter's maxBufferSize is 268.4 MB; try config-only mode",
       "olmoe-1layer: embed needs one 412.1 MB buffer; this adapter's maxBufferSize is 268.4 MB; try config-only mode",
       "olmoe-1layer: lmHead needs one 412.1 MB buffer; this adapter's maxBufferSize is 268.4 MB; try config-only mode",
     ]);
     expect(checkMemory(c, { ...roomy, maxBufferSize: 2 ** 31, maxStorageBufferBindingSize: 2 ** 31 }, { contextLength: 16 }, 'x').fits).toBe(true);
   });
 
+  it("the budget: the person's setting, else 90% of the largest device-local heap, else the default", () => {
+    const heaps = [{ size: 64e9, deviceLocal: false }, { size: 141e9, deviceLocal: true }, { size: 1e8, deviceLocal: true }];
+    expect(memoryBudget(heaps)).toEqual({ bytes: 126.9e9, origin: "90% of the adapter's 141.0 GB memory heap" });
+    expect(memoryBudget([{ size: 8e9, deviceLocal: false }]).bytes).toBe(7.2e9); // unified memory: no heap marked local
+    expect(memoryBudget([])).toEqual({ bytes: DEFAULT_BUDGET_BYTES, origin: 'a default: the adapter reports no memory size' });
+    expect(memoryBudget(heaps, { bytes: 40e9, origin: 'set with --memory' })).toEqual({ bytes: 40e9, origin: 'set with --memory' });
+  });
+
+  it('the refusal names the budget, where it came from and how to raise it', () => {
+    const limits = limitsOf(LIMITS, memoryBudget([]), (n) => `run with --memory ${roundUpGB(n)} or more`);
+    const message = checkMemory(MIXTRAL_8X7B, limits, { contextLength: 4096 }, 'Mixtral-8x7B').message!;
+    expect(message).toMatch(
+      /; the memory budget is ~4\.3 GB \(a default: the adapter reports no memory size\); run with --memory 95GB or more, or try config-only mode$/,
+    );
+    const needed = estimateMemory(MIXTRAL_8X7B, { contextLength: 4096 }).total;
+    expect(needed).toBeGreaterThan(94e9);
+    expect(needed).toBeLessThanOrEqual(95e9);
+    const raised = limitsOf(LIMITS, { bytes: parseMemorySize(roundUpGB(needed), '--memory'), origin: 'set with --memory' });
+    expect(checkMemory(MIXTRAL_8X7B, { ...raised, maxStorageBufferBindingSize: 2 ** 31 }, { contextLength: 4096 }, 'x').fits).toBe(true);
+  });
+
+  it('memory sizes: decimal units as formatBytes writes them, binary with iB; anything else names the setting', () => {
+    expect(['40GB', '40 gb', '1.5TB', '512MiB', '2GiB', '4e9', '123', '7K'].map((t) => parseMemorySize(t, '--memory')))
+      .toEqual([40e9, 40e9, 1.5e12, 512 * 2 ** 20, 2 * 2 ** 30, 4e9, 123, 7000]);
+    for (const bad of ['', 'GB', '-4GB', '0', '4 XB', '4.GB', 'lots']) {
+      expect(() => parseMemorySize(bad, '--memory'), bad).toThrow(`--memory must be a size such as 40GB, 512MB or 1.5TB (decimal; GiB/MiB for binary), got "${bad}"`);
+    }
+    expect([roundUpGB(61.02e9), roundUpGB(5.31e9), roundUpGB(10e9)]).toEqual(['62GB', '5.4GB', '10GB']);
+  });
+
   it('limits from an adapter, and byte formatting', () => {
-    expect(limitsOf({ maxBufferSize: 1, maxStorageBufferBindingSize: 2 }, 3)).toEqual({ maxBufferSize: 1, maxStorageBufferBindingSize: 2, budgetBytes: 3 });
+    expect(limitsOf({ maxBufferSize: 1, maxStorageBufferBindingSize: 2 }, { bytes: 3, origin: 'set' })).toMatchObject({
+      maxBufferSize: 1, maxStorageBufferBindingSize: 2, budgetBytes: 3, budgetOrigin: 'set',
+    });
     expect(limitsOf({ maxBufferSize: 1, maxStorageBufferBindingSize: 2 }).budgetBytes).toBe(4 * 2 ** 30);
     expect([formatBytes(93.4e9), formatBytes(512e6), formatBytes(12_345), formatBytes(7)]).toEqual(['93.4 GB', '512.0 MB', '12.3 kB', '7 bytes']);
   });

@@ -23,6 +23,7 @@ import { countParameters, type MoeConfig } from '../model/config';
 import { bytesPerElement } from '../model/dtypes';
 import { median } from '../bench/timing';
 import { parseBytes } from './args';
+import { roundUpGB } from '../io/memory';
 
 export const syntheticIds = (n: number, vocab: number): number[] =>
   Array.from({ length: n }, (_, i) => (7919 * i + 13) % Math.min(vocab, 32768));
@@ -116,14 +117,15 @@ export async function benchModel(opts: {
   promptTokens: number;
   decodeTokens: number;
   trials: number;
-  budgetBytes?: number;
+  memoryBytes?: number;
 }): Promise<ModelBenchResult> {
   const gpu = await requestNodeGpu('bench-model');
   const t0 = performance.now();
   const session = await loadModel(gpu, await nodeFolder(opts.model), {
     contextLength: opts.promptTokens + opts.decodeTokens + 1,
     maxTokensPerStep: Math.min(opts.promptTokens, 512),
-    budgetBytes: opts.budgetBytes,
+    memory: opts.memoryBytes === undefined ? undefined : { bytes: opts.memoryBytes, origin: 'set with --memory' },
+    raiseBudget: (needed) => `run with --memory ${roundUpGB(needed)} or more`,
   });
   await settle(session);
   const loadMs = performance.now() - t0;
@@ -239,7 +241,7 @@ async function main(): Promise<void> {
     promptTokens: Number(values['prompt-tokens']),
     decodeTokens: Number(values['decode-tokens']),
     trials: Math.max(5, Number(values.trials)),
-    budgetBytes: values.memory ? parseBytes(values.memory, '--memory') : undefined,
+    memoryBytes: values.memory ? parseBytes(values.memory, '--memory') : undefined,
   });
   if (values.out) writeFileSync(values.out, JSON.stringify(result, null, 1));
   const torch = values.torch ? (JSON.parse(readFileSync(values.torch, 'utf8')) as TorchSide) : undefined;

@@ -8,7 +8,8 @@ import { loadModel } from '../loading/load-model';
 import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
-import { formatBytes, parseMemorySize, roundUpGB } from '../io/memory';
+import { formatBytes, roundUpGB } from '../io/memory';
+import { parseBytes } from './args';
 
 const USAGE = `usage: moescope run --model DIR (--prompt TEXT | --prompt-ids IDS) [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
                     [--top-k K] [--context N] [--memory SIZE] [--prompt-ids IDS] [--quiet] [--json]
@@ -151,7 +152,7 @@ async function run(argv: string[]): Promise<number> {
     topP: number('top-p', values['top-p'], false),
     seed: number('seed', values.seed),
   };
-  const memory = values.memory === undefined ? undefined : { bytes: parseMemorySize(values.memory, '--memory'), origin: 'set with --memory' };
+  const memory = values.memory === undefined ? undefined : { bytes: parseBytes(values.memory, '--memory'), origin: 'set with --memory' };
   const givenIds = values['prompt-ids']?.split(',').map((v) => number('prompt-ids', v.trim()));
   const started = performance.now();
   const gpu = await requestNodeGpu('moescope-cli');

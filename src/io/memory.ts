@@ -46,22 +46,20 @@ export function memoryBudget(heaps: readonly MemoryHeap[], setting?: { bytes: nu
 }
 
 const UNIT_BYTES: Readonly<Record<string, number>> = {
-  '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, K: 1e3, M: 1e6, G: 1e9, T: 1e12,
-  KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
+  '': 1, B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40,
 };
 
 /**
- * "40GB", "40 GB", "1.5TB", "512MiB", "4e9" → bytes (decimal units as formatBytes writes them, binary with "iB").
- * `what` names the setting in the error ("--memory").
+ * "40GB", "40 GiB", "512MB", "1.5TB", "2e9" → bytes (decimal units as formatBytes writes them, binary with "iB").
+ * `what` names the setting in the error ("--memory", "Memory").
  */
 export function parseMemorySize(text: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([a-z]*)\s*$/i.exec(text);
-  const unit = m ? UNIT_BYTES[m[2].toUpperCase()] : undefined;
-  const bytes = m && unit !== undefined ? Math.round(Number(m[1]) * unit) : NaN;
-  if (!Number.isFinite(bytes) || bytes <= 0) {
-    throw new Error(`${what} must be a size such as 40GB, 512MB or 1.5TB (decimal; GiB/MiB for binary), got "${text}"`);
-  }
-  return bytes;
+  const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);
+  const unit = m ? (m[2] ?? '').toUpperCase() : '';
+  if (!m || !(unit in UNIT_BYTES)) throw new Error(`${what}: "${text}" is not a size (examples: 40GB, 512MiB, 2e9)`);
+  const bytes = Number(m[1]) * UNIT_BYTES[unit];
+  if (!(bytes > 0) || !Number.isFinite(bytes)) throw new Error(`${what}: "${text}" must be a positive size`);
+  return Math.round(bytes);
 }
 
 export interface GpuMemoryLimits {

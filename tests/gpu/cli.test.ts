@@ -79,7 +79,7 @@ describe('moescope run', () => {
     expect(out.timings.generateSeconds).toBeGreaterThanOrEqual(out.timings.firstTokenSeconds);
     expect(out.gpuMemory.map((m) => m.module)).toEqual(['weights', 'KV cache', 'activations + MoE scratch', 'routing record']);
     await expect(cli('run', '--model', dir, '--prompt', 'x', '--memory', 'lots')).rejects.toMatchObject({
-      code: 1, stderr: expect.stringContaining('--memory must be a size such as 40GB'),
+      code: 1, stderr: expect.stringContaining('--memory: "lots" is not a size'),
     });
   });
 

@@ -96,11 +96,12 @@ describe('memory check', () => {
   });
 
   it('memory sizes: decimal units as formatBytes writes them, binary with iB; anything else names the setting', () => {
-    expect(['40GB', '40 gb', '1.5TB', '512MiB', '2GiB', '4e9', '123', '7K'].map((t) => parseMemorySize(t, '--memory')))
+    expect(['40GB', '40 gb', '1.5TB', '512MiB', '2GiB', '4e9', '123', '7kB'].map((t) => parseMemorySize(t, 'Memory')))
       .toEqual([40e9, 40e9, 1.5e12, 512 * 2 ** 20, 2 * 2 ** 30, 4e9, 123, 7000]);
-    for (const bad of ['', 'GB', '-4GB', '0', '4 XB', '4.GB', 'lots']) {
-      expect(() => parseMemorySize(bad, '--memory'), bad).toThrow(`--memory must be a size such as 40GB, 512MB or 1.5TB (decimal; GiB/MiB for binary), got "${bad}"`);
+    for (const bad of ['', 'GB', '-4GB', '4 XB', '4.GB', 'lots']) {
+      expect(() => parseMemorySize(bad, 'Memory'), bad).toThrow(`Memory: "${bad}" is not a size (examples: 40GB, 512MiB, 2e9)`);
     }
+    expect(() => parseMemorySize('0GB', 'Memory')).toThrow('Memory: "0GB" must be a positive size');
     expect([roundUpGB(61.02e9), roundUpGB(5.31e9), roundUpGB(10e9)]).toEqual(['62GB', '5.4GB', '10GB']);
   });
 

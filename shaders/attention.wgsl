@@ -21,6 +21,10 @@
 // combine (splits > 1 only; "flash-decoding"): one workgroup per (h, t) merges the splits' partial results:
 //   M = max_s m_s, out = Σ_s exp(m_s − M)·acc_s / Σ_s exp(m_s − M)·l_s. Empty splits carry m = LOWEST, l = 0.
 //   Splitting keeps the GPU busy when T · heads is small (decode) and the context long.
+//
+// Attention sinks (gpt-oss, params.sinks = 1): head h's learned logit sink[h] joins the softmax as one more score
+//   with a zero value: it enters the max and the sum where the row is finished (attend when splits = 1, combine
+//   otherwise), M' = max(M, sink), out = acc·exp(M − M') / (l·exp(M − M') + exp(sink − M')).
 
 struct Params {
   tokens: u32,     // T query rows (and new K/V rows) this step
@@ -38,6 +42,7 @@ struct Params {
   split_base: u32, // first key of split 0 (the lowest key any row sees)
   split_keys: u32, // keys per split
   scale: f32,      // softmax scale: 1/sqrt(d), or the family's override (Granite attention_multiplier)
+  sinks: u32,      // 1: sink logits in `sink_logits` / `sink_logits_c` join every row's softmax; 0: none
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -69,6 +74,7 @@ fn store_kv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 @group(0) @binding(3) var<storage, read> v_cache: array<f32>;          // [max_seq, kv_heads, d]
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;        // [T, heads, d] (splits = 1)
 @group(0) @binding(5) var<storage, read_write> partial: array<f32>;    // [T, heads, splits, 2 + d]: m, l, acc (splits > 1)
+@group(0) @binding(6) var<storage, read> sink_logits: array<f32>;      // [heads] sink logit per head (read when sinks = 1)
 
 override WORKGROUP: u32 = 64u;      // keys per chunk = threads per (head, query row, split)
 override MAX_HEAD_DIM: u32 = 256u;  // size of the shared q row
@@ -153,7 +159,14 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
   if (params.splits == 1u) {
     let out_base = (t * params.heads + h) * d;
-    let inv_l = 1.0 / l;
+    var keep = 1.0; // exp(m − M') when a sink raises the max
+    if (params.sinks == 1u) {
+      let sink = sink_logits[h];
+      let m_sink = max(m, sink);
+      keep = exp(m - m_sink);
+      l = l * keep + exp(sink - m_sink);
+    }
+    let inv_l = keep / l;
     for (var r = 0u; r < DIMS_PER_THREAD; r++) {
       let e = lid + r * WORKGROUP;
       if (e < d) {
@@ -178,6 +191,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 // ---- combine bindings
 @group(0) @binding(1) var<storage, read> partial_in: array<f32>;    // [T, heads, splits, 2 + d]
 @group(0) @binding(2) var<storage, read_write> merged: array<f32>;  // [T, heads, d] the attention output
+@group(0) @binding(3) var<storage, read> sink_logits_c: array<f32>; // [heads] sink logit per head (read when sinks = 1)
 
 @compute @workgroup_size(WORKGROUP)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -191,6 +205,11 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     big_m = max(big_m, partial_in[base + s * rec]);
   }
   var big_l = 0.0;
+  if (params.sinks == 1u) {
+    let sink = sink_logits_c[h];
+    big_m = max(big_m, sink);
+    big_l = exp(sink - big_m);
+  }
   for (var s = 0u; s < params.splits; s++) {
     big_l += partial_in[base + s * rec + 1u] * exp(partial_in[base + s * rec] - big_m);
   }

@@ -12,7 +12,7 @@ import type { MlaConfig, ModelFamily, MoeConfig, RouterConfig, SharedExpertConfi
 import { ModelFileError, field } from './errors';
 
 export const SUPPORTED_FAMILIES: readonly ModelFamily[] = [
-  'mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'granitemoe', 'deepseek_v2', 'deepseek_v3',
+  'mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'granitemoe', 'deepseek_v2', 'deepseek_v3', 'gpt_oss',
 ];
 
 /** Reads typed fields of one config.json, with errors naming the file and the field. */
@@ -127,6 +127,7 @@ const DEFAULTS: Record<ModelFamily, FamilyDefaults> = {
   granitemoe: { rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 2048 },
   deepseek_v2: { rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 2048 },
   deepseek_v3: { rmsNormEps: 1e-6, ropeTheta: 10000, maxPositions: 4096 },
+  gpt_oss: { rmsNormEps: 1e-5, ropeTheta: 150000, maxPositions: 131072 },
 };
 
 const TORCH_DTYPES: Record<string, WeightDtype> = {
@@ -318,6 +319,7 @@ const NORMALISERS: Record<ModelFamily, (f: Fields, family: ModelFamily) => MoeCo
 
   deepseek_v2: (f, family) => deepseek(f, family),
   deepseek_v3: (f, family) => deepseek(f, family),
+  gpt_oss: (f, family) => gptOss(f, family),
 };
 
 /** Qwen2-MoE and Qwen3-MoE: decoder_sparse_step and mlp_only_layers pick the MoE layers. */
@@ -430,6 +432,51 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
     attentionScale: 1 / Math.sqrt(mla.qkNopeHeadDim + mla.qkRopeHeadDim),
   });
   config.mla = mla;
+  return config;
+}
+
+/** transformers' GptOssExperts fixes its clamped SwiGLU at these (config.json's swiglu_limit is not read). */
+const GPT_OSS_ACTIVATION = { limit: 7.0, alpha: 1.702, upOffset: 1 };
+
+/**
+ * gpt-oss: layer_types alternate sliding_attention / full_attention (default: even layers slide), attention sinks,
+ * biases on q/k/v/o (attention_bias) and on every expert, a router with a bias whose top-k logits are softmaxed
+ * (the same as softmax over all experts renormalised over the k), and the clamped SwiGLU of GPT_OSS_ACTIVATION.
+ */
+function gptOss(f: Fields, family: ModelFamily): MoeConfig {
+  const unsupported: string[] = [];
+  const c = readCommon(f, family, unsupported);
+  const numExperts = f.int(f.name('num_local_experts', 'num_experts'));
+  const topK = f.int(f.name('num_experts_per_tok', 'experts_per_token'));
+  checkTopK(f, f.name('num_experts_per_tok', 'experts_per_token'), topK, numExperts);
+  const types = f.json.layer_types ?? Array.from({ length: c.numLayers }, (_, l) => (l % 2 === 0 ? 'sliding_attention' : 'full_attention'));
+  if (!Array.isArray(types) || types.length !== c.numLayers || !types.every((t) => t === 'sliding_attention' || t === 'full_attention')) {
+    f.fail('layer_types', `expected num_hidden_layers (${c.numLayers}) entries of "sliding_attention" or "full_attention", found ${JSON.stringify(types)}`);
+  }
+  const slidingLayers = types.map((t) => t === 'sliding_attention');
+  const limit = f.positive('swiglu_limit', GPT_OSS_ACTIVATION.limit);
+  if (limit !== GPT_OSS_ACTIVATION.limit) {
+    unsupported.push(`swiglu_limit ${limit}: transformers' GptOssExperts clamps at ${GPT_OSS_ACTIVATION.limit} whatever the config says`);
+  }
+  const attentionBias = f.bool('attention_bias', true);
+  const config = finish(f, family, c, unsupported, {
+    intermediateSize: 0,
+    moeIntermediateSize: f.int('intermediate_size'), // GptOssExperts use intermediate_size
+    numExperts,
+    router: router({ topK, normTopK: true, hasBias: true }),
+    sharedExpert: null,
+    moeLayers: new Array(c.numLayers).fill(true),
+    slidingWindow: slidingLayers.some(Boolean) ? f.int('sliding_window', 128) : null,
+    qkNorm: 'none',
+    attentionBias,
+    embeddingMultiplier: 1, residualMultiplier: 1, logitsScaling: 1,
+    attentionScale: 1 / Math.sqrt(c.headDim),
+  });
+  config.slidingLayers = slidingLayers;
+  config.attentionSinks = true;
+  config.outputBias = attentionBias;
+  config.expertBias = true;
+  config.expertActivation = { ...GPT_OSS_ACTIVATION };
   return config;
 }
 

@@ -10,9 +10,13 @@
 //   expertsDown [E, H, I] (w2 / down_proj)
 //   sharedGateUp [2Is, H], sharedDown [H, Is], sharedGate [1, H]   (Qwen2-MoE shared expert; same fused layout, E = 1)
 //   denseGateUp [2I, H], denseDown [H, I]                            (dense-MLP layers; same fused layout, E = 1)
+//   gpt-oss: oBias [H], attnSinks [nH], routerBias [E], expertsGateUpBias [E, 2I] (gate then up), expertsDownBias [E, H]
 // The fused 3D checkpoint layout of transformers 5 (MixtralExperts: gate_up_proj [E, 2I, H] whose output is
 // chunk(2) into gate, up; down_proj [E, H, I]) and Granite's input_linear [E, 2I, H] / output_linear [E, H, I] are
 // already canonical: one part each. Per-expert checkpoints become one part per expert and projection, concatenated.
+// gpt-oss stores its experts transposed (gate_up_proj [E, H, 2I] with gate and up in even and odd columns, down_proj
+// [E, I, H]) and its gate_up bias interleaved: those entries carry a StoredLayout, and streamLoadPlan rearranges
+// one expert at a time into the canonical layout.
 import type { WeightDtype } from '../model/dtypes';
 import type { ModelFamily, MoeConfig } from '../model/config';
 import { ModelFileError, UnsupportedModelError, tensorField } from './errors';
@@ -27,7 +31,10 @@ export type LayerRole =
   | 'q' | 'k' | 'v' | 'o' | 'qBias' | 'kBias' | 'vBias' | 'qNorm' | 'kNorm'
   | 'router' | 'routerCorrectionBias' | 'expertsGateUp' | 'expertsDown'
   | 'sharedGateUp' | 'sharedDown' | 'sharedGate'
-  | 'denseGateUp' | 'denseDown';
+  | 'denseGateUp' | 'denseDown'
+  | GptOssRole;
+/** gpt-oss's extra tensors (see the layout list above). */
+export type GptOssRole = 'oBias' | 'attnSinks' | 'routerBias' | 'expertsGateUpBias' | 'expertsDownBias';
 export type TensorRole = GlobalRole | LayerRole;
 
 /** One checkpoint tensor (or all of it) copied to `dstOffset` in the entry's buffer. */
@@ -56,6 +63,21 @@ export interface PlanEntry {
   byteLength: number;
   /** Contiguous, in order: part i covers [dstOffset, dstOffset + byteEnd - byteStart). */
   parts: TensorPart[];
+  /** Absent: the parts' bytes are already canonical. */
+  stored?: StoredLayout;
+}
+
+/**
+ * How the checkpoint stores each of an entry's `count` canonical [rows, cols] matrices (row-major) when it differs:
+ * `transposed` as [cols, rows]; `interleavedRows`: canonical rows r < rows/2 (gate) come from stored row 2r and
+ * rows rows/2 + r (up) from 2r + 1 (rows of the stored matrix after transposing back).
+ */
+export interface StoredLayout {
+  count: number;
+  rows: number;
+  cols: number;
+  transposed: boolean;
+  interleavedRows: boolean;
 }
 
 export type ExpertLayout = 'fused' | 'per-expert';
@@ -197,6 +219,26 @@ export const FAMILY_TABLES: Partial<Record<ModelFamily, FamilyTable>> = {
   },
 };
 
+/** gpt-oss's keys beyond FamilyTable (every name under the layer prefix, `{b}` = mlp). */
+export const GPT_OSS_KEYS = {
+  oBias: 'self_attn.o_proj.bias',
+  attnSinks: 'self_attn.sinks',
+  routerBias: '{b}.router.bias',
+  expertsGateUpBias: '{b}.experts.gate_up_proj_bias',
+  expertsDownBias: '{b}.experts.down_proj_bias',
+};
+
+FAMILY_TABLES.gpt_oss = {
+  ...DECODER,
+  attention: LLAMA_ATTENTION,
+  blocks: ['mlp'],
+  router: '{b}.router.weight',
+  // Stored transposed: gate_up_proj [E, H, 2I] (gate = even columns, up = odd), down_proj [E, I, H].
+  fused: FUSED_EXPERTS,
+  perExpert: null,
+  shared: null, sharedGate: null, dense: null,
+};
+
 // DeepSeek-V2/V3: everything but the MLA attention (q_a_proj, kv_a_proj_with_mqa, …), for ffnOnly plans.
 const DEEPSEEK: FamilyTable = {
   ...DECODER,
@@ -302,6 +344,8 @@ class PlanBuilder {
         this.single('kBias', l, key(a.kBias), [kvDim], `${at} k_proj bias`);
         this.single('vBias', l, key(a.vBias), [kvDim], `${at} v_proj bias`);
       }
+      if (c.outputBias) this.single('oBias', l, key(GPT_OSS_KEYS.oBias), [H], `${at} o_proj bias`);
+      if (c.attentionSinks) this.single('attnSinks', l, key(GPT_OSS_KEYS.attnSinks), [c.numHeads], `${at} attention sinks: num_attention_heads`);
       if (c.qkNorm !== 'none') {
         const full = c.qkNorm === 'full';
         this.single('qNorm', l, key(a.qNorm), [full ? qDim : c.headDim], `${at} q_norm (${c.qkNorm})`);
@@ -327,6 +371,12 @@ class PlanBuilder {
     if (c.router.hasCorrectionBias) {
       if (!t.routerCorrectionBias) throw new ModelFileError(c.source, null, `${c.family} has no router correction bias in its table`);
       this.single('routerCorrectionBias', l, name(t.routerCorrectionBias), [E], `${at} e_score_correction_bias`);
+    }
+
+    if (c.router.hasBias) this.single('routerBias', l, name(GPT_OSS_KEYS.routerBias), [E], `${at} router bias: num_experts`);
+    if (c.family === 'gpt_oss') {
+      this.gptOssExperts(l, name);
+      return;
     }
 
     const fusedGateUp = name(t.fused.gateUp), fusedDown = name(t.fused.down);
@@ -365,6 +415,29 @@ class PlanBuilder {
     }
   }
 
+  /**
+   * gpt-oss experts, stored transposed with gate/up interleaved (see StoredLayout), and their biases: canonical
+   * entries with the checkpoint's layout attached.
+   */
+  private gptOssExperts(l: number, name: (template: string, e?: number) => string): void {
+    const { c, t, H } = this;
+    const E = c.numExperts, I = c.moeIntermediateSize;
+    const at = `layer ${l}`;
+    this.expertLayouts.push('fused');
+    const stored = (role: TensorRole, key: string, storedShape: number[], shape: number[], layout: Omit<StoredLayout, 'count'>, what: string) => {
+      this.entry(role, l, shape, [this.tensor(key, storedShape, what)], { count: E, ...layout });
+    };
+    stored('expertsGateUp', name(t.fused.gateUp), [E, H, 2 * I], [E, 2 * I, H], { rows: 2 * I, cols: H, transposed: true, interleavedRows: true },
+      `${at} experts gate_up_proj: num_experts × hidden_size × 2·intermediate_size`);
+    stored('expertsDown', name(t.fused.down), [E, I, H], [E, H, I], { rows: H, cols: I, transposed: true, interleavedRows: false },
+      `${at} experts down_proj: num_experts × intermediate_size × hidden_size`);
+    if (c.expertBias) {
+      stored('expertsGateUpBias', name(GPT_OSS_KEYS.expertsGateUpBias), [E, 2 * I], [E, 2 * I], { rows: 2 * I, cols: 1, transposed: false, interleavedRows: true },
+        `${at} experts gate_up_proj_bias: num_experts × 2·intermediate_size`);
+      this.single('expertsDownBias', l, name(GPT_OSS_KEYS.expertsDownBias), [E, H], `${at} experts down_proj_bias: num_experts × hidden_size`);
+    }
+  }
+
   /** A gate/up/down MLP as the canonical fused gateUp [2I, H] and down [H, I]. */
   private gateUpDown(kind: 'dense' | 'shared', l: number, gate: string, up: string, down: string, I: number, what: string): void {
     const H = this.H;
@@ -393,7 +466,7 @@ class PlanBuilder {
     return info;
   }
 
-  private entry(role: TensorRole, layer: number | null, shape: number[], tensors: TensorInfo[]): void {
+  private entry(role: TensorRole, layer: number | null, shape: number[], tensors: TensorInfo[], stored?: StoredLayout): void {
     let dst = 0;
     const parts = tensors.map((t) => {
       const part = { file: t.file, tensor: t.name, byteStart: t.begin, byteEnd: t.end, dstOffset: dst };
@@ -406,6 +479,7 @@ class PlanBuilder {
       dtype: this.c.weightDtype,
       byteLength: dst,
       parts,
+      ...(stored ? { stored } : {}),
     });
   }
 }
@@ -437,8 +511,58 @@ export interface StreamPlanOptions {
 export const bufferSize = (entry: PlanEntry): number => Math.ceil(entry.byteLength / 4) * 4;
 
 /**
+ * One stored matrix (StoredLayout) rearranged into its canonical [rows, cols] row-major bytes; `bytesPerElement`
+ * is the dtype's size.
+ */
+export function canonicalMatrix(stored: Uint8Array, layout: StoredLayout, bytesPerElement: number): Uint8Array {
+  const { rows, cols } = layout;
+  const View = bytesPerElement === 4 ? Uint32Array : Uint16Array;
+  // Copied to a fresh, aligned buffer so both sides are element views.
+  const from = new View(stored.slice().buffer, 0, rows * cols);
+  const to = new View(rows * cols);
+  const half = rows / 2;
+  for (let r = 0; r < rows; r++) {
+    // The stored row (after transposing back) that canonical row r comes from.
+    const src = layout.interleavedRows ? (r < half ? 2 * r : 2 * (r - half) + 1) : r;
+    const out = r * cols;
+    if (layout.transposed) {
+      for (let col = 0; col < cols; col++) to[out + col] = from[col * rows + src]; // stored [cols, rows]
+    } else {
+      to.set(from.subarray(src * cols, src * cols + cols), out); // stored [rows, cols]
+    }
+  }
+  return new Uint8Array(to.buffer);
+}
+
+/** An entry's bytes in canonical order: its parts as read, or one rearranged matrix at a time (entry.stored). */
+async function* canonicalChunks(entry: PlanEntry, raw: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  const layout = entry.stored;
+  if (!layout) {
+    yield* raw;
+    return;
+  }
+  const bytesPerElement = entry.byteLength / (layout.count * layout.rows * layout.cols);
+  const matrix = new Uint8Array(entry.byteLength / layout.count);
+  let fill = 0;
+  for await (const chunk of raw) {
+    for (let at = 0; at < chunk.byteLength; ) {
+      const n = Math.min(chunk.byteLength - at, matrix.byteLength - fill);
+      matrix.set(chunk.subarray(at, at + n), fill);
+      fill += n;
+      at += n;
+      if (fill === matrix.byteLength) {
+        yield canonicalMatrix(matrix, layout, bytesPerElement);
+        fill = 0;
+      }
+    }
+  }
+  if (fill !== 0) throw new Error(`streamLoadPlan: ${entry.name}: parts end inside a matrix`);
+}
+
+/**
  * Streams every entry of a plan, in order, to `sink` in bounded chunks: parts are read by byte range from their
- * files and concatenated, never holding more than one chunk per call.
+ * files and concatenated, never holding more than one chunk per call (plus one matrix for entries with a
+ * StoredLayout, rearranged before it is passed on).
  */
 export async function streamLoadPlan(ckpt: Checkpoint, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
   const chunkBytes = Math.max(4, Math.floor((options.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4) * 4);
@@ -467,20 +591,25 @@ export async function streamLoadPlan(ckpt: Checkpoint, plan: LoadPlan, sink: Pla
         fillAt = 0;
         staging = new Uint8Array(Math.min(chunkBytes, size - flushedTo));
       };
-      for (const part of entry.parts) {
-        const source = await open(part.file);
-        for await (const chunk of source.stream(part.byteStart, part.byteEnd - part.byteStart, chunkBytes)) {
-          options.signal?.throwIfAborted();
-          for (let at = 0; at < chunk.byteLength; ) {
-            const n = Math.min(chunk.byteLength - at, staging.byteLength - fillAt);
-            if (n === 0) throw new Error(`streamLoadPlan: ${entry.name}: parts hold more than ${entry.byteLength} bytes`);
-            staging.set(chunk.subarray(at, at + n), fillAt);
-            fillAt += n;
-            at += n;
-            if (fillAt === staging.byteLength && flushedTo + fillAt < size) await flush(false);
+      async function* raw(): AsyncIterable<Uint8Array> {
+        for (const part of entry.parts) {
+          const source = await open(part.file);
+          for await (const chunk of source.stream(part.byteStart, part.byteEnd - part.byteStart, chunkBytes)) {
+            options.signal?.throwIfAborted();
+            yield chunk;
+            done += chunk.byteLength;
+            options.onProgress?.(done, plan.totalBytes, entry);
           }
-          done += chunk.byteLength;
-          options.onProgress?.(done, plan.totalBytes, entry);
+        }
+      }
+      for await (const chunk of canonicalChunks(entry, raw())) {
+        for (let at = 0; at < chunk.byteLength; ) {
+          const n = Math.min(chunk.byteLength - at, staging.byteLength - fillAt);
+          if (n === 0) throw new Error(`streamLoadPlan: ${entry.name}: parts hold more than ${entry.byteLength} bytes`);
+          staging.set(chunk.subarray(at, at + n), fillAt);
+          fillAt += n;
+          at += n;
+          if (fillAt === staging.byteLength && flushedTo + fillAt < size) await flush(false);
         }
       }
       await flush(true);

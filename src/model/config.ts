@@ -2,7 +2,8 @@
 // this in src/io/config.ts; nothing else in the engine reads a raw config.json.
 import type { WeightDtype } from './dtypes';
 
-export type ModelFamily = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'granitemoe' | 'deepseek_v2' | 'deepseek_v3';
+export type ModelFamily =
+  | 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'granitemoe' | 'deepseek_v2' | 'deepseek_v3' | 'gpt_oss';
 
 /** How router logits become gate weights. */
 export interface RouterConfig {
@@ -54,8 +55,21 @@ export interface MoeConfig {
   rmsNormEps: number;
   ropeTheta: number;
   maxPositions: number;
-  /** Mixtral sliding-window attention span (tokens), or null for full causal attention. */
+  /** Sliding-window attention span (tokens), or null for full causal attention. */
   slidingWindow: number | null;
+  /** Per layer: true where slidingWindow applies (gpt-oss alternates); absent: it applies to every layer. */
+  slidingLayers?: boolean[];
+  /** gpt-oss: a learned logit per head (self_attn.sinks) joins every attention softmax and takes its share. */
+  attentionSinks?: boolean;
+  /** gpt-oss: o_proj has a bias too (attentionBias covers q/k/v). */
+  outputBias?: boolean;
+  /** gpt-oss: experts' gate_up [E, 2I] and down [E, H] biases. */
+  expertBias?: boolean;
+  /**
+   * The experts' gated activation a = g·σ(alpha·g)·(u + upOffset) with g = min(gate, limit), u = clamp(up, ±limit)
+   * (gpt-oss: limit 7, alpha 1.702, upOffset 1). Absent: SwiGLU, silu(gate)·up (limit ∞, alpha 1, upOffset 0).
+   */
+  expertActivation?: ExpertActivation;
   tieWordEmbeddings: boolean;
   /** q/k RMSNorm: OLMoE over the whole projection ('full'), Qwen3-MoE per head ('head'), or none. */
   qkNorm: 'none' | 'full' | 'head';
@@ -75,6 +89,12 @@ export interface MoeConfig {
    * of config-only models are right). When set, numHeads/headDim describe the query heads (headDim = nope + rope).
    */
   mla?: MlaConfig;
+}
+
+export interface ExpertActivation {
+  limit: number;
+  alpha: number;
+  upOffset: number;
 }
 
 /** Shapes of multi-head latent attention (DeepSeek q_lora_rank, kv_lora_rank, qk_nope/rope_head_dim, v_head_dim). */
@@ -119,10 +139,10 @@ export function countParameters(c: MoeConfig): ParameterCounts {
   const lmHead = c.tieWordEmbeddings ? 0 : c.vocabSize * H;
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
-  const attnBias = c.attentionBias ? qDim + 2 * kvDim : 0;
+  const attnBias = (c.attentionBias ? qDim + 2 * kvDim : 0) + (c.outputBias ? H : 0) + (c.attentionSinks ? c.numHeads : 0);
   const qkNorm = c.qkNorm === 'full' ? qDim + kvDim : c.qkNorm === 'head' ? 2 * c.headDim : 0;
   const attentionPerLayer = c.mla ? mlaParameters(c, c.mla) : H * qDim + 2 * H * kvDim + qDim * H + attnBias + qkNorm;
-  const expertParams = 3 * H * c.moeIntermediateSize;
+  const expertParams = 3 * H * c.moeIntermediateSize + (c.expertBias ? 2 * c.moeIntermediateSize + H : 0);
   const sharedParams = c.sharedExpert ? 3 * H * c.sharedExpert.intermediateSize + (c.sharedExpert.gated ? H : 0) : 0;
   const routerParams =
     c.numExperts * H + (c.router.hasBias ? c.numExperts : 0) + (c.router.hasCorrectionBias ? c.numExperts : 0);

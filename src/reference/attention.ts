@@ -2,6 +2,8 @@
 // q: [tokens, heads, d]; k, v: [>= startPos + tokens, kvHeads, d] (the whole cache, rows 0..startPos+tokens-1 used).
 // Query t sits at position p = startPos + t and sees keys j <= p with p − j < window (window 0 = no limit),
 // transformers' causal mask and sliding_window_overlay. Head h reads kv head floor(h / (heads / kvHeads)).
+// With sinks (gpt-oss), head h's logit sinks[h] joins the softmax as one more score whose value is zero
+// (transformers' eager_attention_forward: concatenated to the scores, softmaxed, then dropped).
 export interface AttentionRefShape {
   tokens: number;
   startPos: number;
@@ -10,6 +12,8 @@ export interface AttentionRefShape {
   headDim: number;
   scale: number;
   window?: number;
+  /** [heads] sink logits, or absent. */
+  sinks?: ArrayLike<number>;
 }
 
 export function attentionRef(
@@ -32,9 +36,10 @@ export function attentionRef(
         for (let i = 0; i < d; i++) dot += q[(t * s.heads + h) * d + i] * k[(j * s.kvHeads + g) * d + i];
         return s.scale * dot;
       });
-      const max = Math.max(...scores);
+      const sink = s.sinks ? s.sinks[h] : -Infinity;
+      const max = Math.max(...scores, sink);
       const p = scores.map((x) => Math.exp(x - max));
-      const sum = p.reduce((a, b) => a + b, 0);
+      const sum = p.reduce((a, b) => a + b, 0) + Math.exp(sink - max);
       for (let i = 0; i < d; i++) {
         let acc = 0;
         visible.forEach((j, n) => (acc += p[n] * v[(j * s.kvHeads + g) * d + i]));

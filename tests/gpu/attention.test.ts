@@ -24,6 +24,8 @@ interface Case {
   policy?: Partial<AttentionSplitPolicy>;
   /** Expected key splits of the step, when the test is about them. */
   splits?: number;
+  /** Per-head sink logits (gpt-oss), drawn around the scores' range so they take a real share. */
+  sinks?: boolean;
 }
 
 /** Splits keys into 64-key ranges whenever the step has at most 8 rows: small tests exercise the combine pass. */
@@ -54,6 +56,7 @@ async function check(c: Case, gpu?: Gpu) {
   gpu.device.queue.writeBuffer(cache.v, 0, vAll);
   const out = poisonedBuffer(gpu, 'test.out', c.tokens * c.heads * d);
   const layout: AttentionLayout = { heads: c.heads, kvHeads: c.kvHeads, headDim: d, maxSeq, window: c.window };
+  const sinks = c.sinks ? randomF32(c.heads, c.seed + 5, 3) : undefined;
   const buffers = {
     q: uploadBuffer(gpu, 'test.q', q),
     kNew: uploadBuffer(gpu, 'test.kNew', kNew),
@@ -61,6 +64,7 @@ async function check(c: Case, gpu?: Gpu) {
     kCache: cache.k,
     vCache: cache.v,
     out,
+    ...(sinks ? { sinks: uploadBuffer(gpu, 'test.sinks', sinks) } : {}),
   };
   const b = kernel.bind('test.attention', buffers, layout);
   kernel.setShape(b, { tokens: c.tokens, startPos: c.startPos });
@@ -69,8 +73,8 @@ async function check(c: Case, gpu?: Gpu) {
 
   kAll.set(kNew, c.startPos * row);
   vAll.set(vNew, c.startPos * row);
-  const expected = attentionRef(q, kAll, vAll, { ...c, scale: 1 / Math.sqrt(d) });
-  const what = `attention T=${c.tokens} from ${c.startPos} H=${c.heads}/${c.kvHeads} d=${d} window=${c.window ?? 0} splits=${b.splits}`;
+  const expected = attentionRef(q, kAll, vAll, { ...c, scale: 1 / Math.sqrt(d), sinks });
+  const what = `attention T=${c.tokens} from ${c.startPos} H=${c.heads}/${c.kvHeads} d=${d} window=${c.window ?? 0} splits=${b.splits}${sinks ? ' sinks' : ''}`;
   expectClose(await readF32(gpu, out, expected.length), expected, TOL, what);
   // The cache now holds the new rows at their positions and nothing else changed.
   expectExact(await readU32(gpu, cache.k, kAll.length), new Uint32Array(kAll.buffer), `${what} K cache bits`);
@@ -111,6 +115,25 @@ describe('attention', () => {
     check({ tokens: 257, startPos: 0, heads: 2, kvHeads: 1, headDim: 16, seed: 10 }));
   it('prefill T=33 from 100, d=36 (not a power of two), 3 heads', () =>
     check({ tokens: 33, startPos: 100, heads: 3, kvHeads: 1, headDim: 36, seed: 11 }));
+
+  // Sinks (gpt-oss): finished in attend (one split) or in combine (split keys), with and without a window.
+  it('sinks, prefill T=7 from 5, window 4, GQA 2', () =>
+    check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, window: 4, seed: 12, sinks: true }));
+  it('sinks, prefill T=33 from 100, d=36, 3 heads', () =>
+    check({ tokens: 33, startPos: 100, heads: 3, kvHeads: 1, headDim: 36, seed: 13, sinks: true }));
+  it('sinks, decode at 200, split keys', () =>
+    check({ tokens: 1, startPos: 200, heads: 4, kvHeads: 2, headDim: 16, seed: 14, policy: SPLIT_SMALL, splits: 4, sinks: true }));
+  it('sinks, decode at 300, window 200, split keys', () =>
+    check({ tokens: 1, startPos: 300, heads: 4, kvHeads: 2, headDim: 16, window: 200, seed: 15, policy: SPLIT_SMALL, splits: 4, sinks: true }));
+  it('a broken kernel fails the check: the sink left out of the sum (one split)', async () => {
+    const broken = await mutantGpu('attention', 'l = l * keep + exp(sink - m_sink);', 'l = l * keep;');
+    await expect(check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 12, sinks: true }, broken)).rejects.toThrow(/outside atol/);
+  });
+  it('a broken kernel fails the check: the sink left out of the sum (split keys)', async () => {
+    const broken = await mutantGpu('attention', 'big_l = exp(sink - big_m);', 'big_l = 0.0 * sink;');
+    await expect(check({ tokens: 1, startPos: 200, heads: 4, kvHeads: 2, headDim: 16, seed: 14, policy: SPLIT_SMALL, splits: 4, sinks: true }, broken))
+      .rejects.toThrow(/outside atol/);
+  });
 
   it('a broken kernel fails the check: wrong kv head for a query head', async () => {
     const broken = await mutantGpu('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;');

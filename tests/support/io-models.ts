@@ -9,7 +9,7 @@ import type { TensorToWrite } from '../../src/io/safetensors';
 import { randomF32 } from './random';
 
 export type RunnableFamily = Exclude<ModelFamily, 'deepseek_v2' | 'deepseek_v3'>;
-export const RUNNABLE_FAMILIES: RunnableFamily[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'granitemoe'];
+export const RUNNABLE_FAMILIES: RunnableFamily[] = ['mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'granitemoe', 'gpt_oss'];
 
 const TORCH: Record<WeightDtype, string> = { f32: 'float32', f16: 'float16', bf16: 'bfloat16' };
 const ST: Record<WeightDtype, string> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
@@ -42,6 +42,12 @@ export function tinyConfig(family: RunnableFamily, dtype: WeightDtype = 'f32'): 
       return {
         ...base, intermediate_size: 7, num_local_experts: 5, num_experts_per_tok: 2, embedding_multiplier: 12,
         residual_multiplier: 0.22, attention_multiplier: 0.015625, logits_scaling: 6,
+      };
+    case 'gpt_oss':
+      return {
+        ...base, intermediate_size: 7, num_local_experts: 5, num_experts_per_tok: 2, sliding_window: 4, attention_bias: true,
+        layer_types: ['sliding_attention', 'full_attention', 'sliding_attention'], swiglu_limit: 7.0,
+        rope_parameters: { rope_type: 'default', rope_theta: 150000 },
       };
   }
 }
@@ -98,6 +104,8 @@ export function synthModel(family: RunnableFamily, options: SynthOptions = {}): 
   const d = (config.head_dim as number | undefined) ?? H / nH;
   const E = (config.num_local_experts ?? config.num_experts) as number;
   const I = (family === 'qwen2_moe' || family === 'qwen3_moe' ? config.moe_intermediate_size : config.intermediate_size) as number;
+  // gpt-oss stores experts transposed with gate/up interleaved: built here from canonical values element by element.
+  const values = (shape: number[]) => randomF32(shape.reduce((a, b) => a * b, 1), seed++, 0.5);
 
   canonical.set('embed', put('model.embed_tokens.weight', [V, H]));
   for (let l = 0; l < L; l++) {
@@ -112,6 +120,37 @@ export function synthModel(family: RunnableFamily, options: SynthOptions = {}): 
       canonical.set(`layers.${l}.qBias`, put(`${p}self_attn.q_proj.bias`, [nH * d]));
       canonical.set(`layers.${l}.kBias`, put(`${p}self_attn.k_proj.bias`, [nKV * d]));
       canonical.set(`layers.${l}.vBias`, put(`${p}self_attn.v_proj.bias`, [nKV * d]));
+    }
+    if (family === 'gpt_oss') {
+      canonical.set(`layers.${l}.qBias`, put(`${p}self_attn.q_proj.bias`, [nH * d]));
+      canonical.set(`layers.${l}.kBias`, put(`${p}self_attn.k_proj.bias`, [nKV * d]));
+      canonical.set(`layers.${l}.vBias`, put(`${p}self_attn.v_proj.bias`, [nKV * d]));
+      canonical.set(`layers.${l}.oBias`, put(`${p}self_attn.o_proj.bias`, [H]));
+      canonical.set(`layers.${l}.attnSinks`, put(`${p}self_attn.sinks`, [nH]));
+      canonical.set(`layers.${l}.router`, put(`${p}mlp.router.weight`, [E, H]));
+      canonical.set(`layers.${l}.routerBias`, put(`${p}mlp.router.bias`, [E]));
+      // Canonical gateUp [E, 2I, H] (gate rows, then up rows) and down [E, H, I]; stored gate_up_proj [E, H, 2I] with
+      // column 2i = gate row i and 2i + 1 = up row i, down_proj [E, I, H], gate_up_proj_bias [E, 2I] interleaved.
+      const gateUp = values([E, 2 * I, H]), down = values([E, H, I]), gateUpBias = values([E, 2 * I]);
+      const storedGateUp = new Float32Array(E * H * 2 * I), storedDown = new Float32Array(E * I * H), storedBias = new Float32Array(E * 2 * I);
+      for (let e = 0; e < E; e++) {
+        for (let i = 0; i < I; i++) {
+          for (const [half, col] of [[0, 2 * i], [1, 2 * i + 1]]) {
+            const r = half * I + i;
+            storedBias[e * 2 * I + col] = gateUpBias[e * 2 * I + r];
+            for (let h = 0; h < H; h++) storedGateUp[(e * H + h) * 2 * I + col] = gateUp[(e * 2 * I + r) * H + h];
+          }
+          for (let h = 0; h < H; h++) storedDown[(e * I + i) * H + h] = down[(e * H + h) * I + i];
+        }
+      }
+      canonical.set(`layers.${l}.expertsGateUp`, encodeValues(gateUp, dtype));
+      canonical.set(`layers.${l}.expertsDown`, encodeValues(down, dtype));
+      canonical.set(`layers.${l}.expertsGateUpBias`, encodeValues(gateUpBias, dtype));
+      put(`${p}mlp.experts.gate_up_proj`, [E, H, 2 * I], encodeValues(storedGateUp, dtype));
+      put(`${p}mlp.experts.down_proj`, [E, I, H], encodeValues(storedDown, dtype));
+      put(`${p}mlp.experts.gate_up_proj_bias`, [E, 2 * I], encodeValues(storedBias, dtype));
+      canonical.set(`layers.${l}.expertsDownBias`, put(`${p}mlp.experts.down_proj_bias`, [E, H]));
+      continue;
     }
     if (family === 'olmoe') {
       canonical.set(`layers.${l}.qNorm`, put(`${p}self_attn.q_norm.weight`, [nH * d]));

@@ -245,7 +245,7 @@ describe('normalizeConfig: bad configs name the file and the field', () => {
 
   it('unknown or missing model_type', () => {
     expect(bad({ ...MIXTRAL_8X7B, model_type: 'llama' })).toThrow(
-      `${SRC}: field "model_type": unknown model type "llama" (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3)`,
+      `${SRC}: field "model_type": unknown model type "llama" (supported: mixtral, qwen2_moe, qwen3_moe, olmoe, granitemoe, deepseek_v2, deepseek_v3, gpt_oss)`,
     );
     expect(bad({ ...MIXTRAL_8X7B, model_type: 'toString' })).toThrow('unknown model type "toString"');
     const { model_type: _, ...none } = MIXTRAL_8X7B;

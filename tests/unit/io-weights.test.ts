@@ -53,7 +53,8 @@ function expectCanonical(plan: LoadPlan, buffers: Map<string, Uint8Array>, model
 describe('load plan: every family, both expert layouts, dtypes, shards', () => {
   const cases: [RunnableFamily, SynthOptions, number][] = [];
   for (const family of RUNNABLE_FAMILIES) {
-    for (const layout of family === 'granitemoe' ? (['fused'] as const) : (['fused', 'per-expert'] as const)) {
+    const fusedOnly = family === 'granitemoe' || family === 'gpt_oss';
+    for (const layout of fusedOnly ? (['fused'] as const) : (['fused', 'per-expert'] as const)) {
       cases.push([family, { layout, dtype: 'f32' }, 1]);
     }
   }
@@ -64,6 +65,9 @@ describe('load plan: every family, both expert layouts, dtypes, shards', () => {
   cases.push(['olmoe', { layout: 'fused', dtype: 'f16' }, 2]);
   // hidden 9: norms [9] and vocab rows of odd length in f16 (18 bytes → buffers padded to 20).
   cases.push(['qwen3_moe', { layout: 'per-expert', dtype: 'f16', overrides: { hidden_size: 9, vocab_size: 31 } }, 1]);
+  // gpt-oss's transposed, interleaved experts rearranged in 16-bit elements, across shards and odd chunk sizes.
+  cases.push(['gpt_oss', { layout: 'fused', dtype: 'bf16' }, 3]);
+  cases.push(['gpt_oss', { layout: 'fused', dtype: 'f16', overrides: { hidden_size: 9, head_dim: 4, vocab_size: 31 } }, 1]);
 
   for (const [family, options, shards] of cases) {
     const label = `${family} ${options.layout} ${options.dtype}${options.mixtralBlock ? ` ${options.mixtralBlock}` : ''}${options.overrides ? ` ${JSON.stringify(options.overrides)}` : ''}, ${shards} file(s)`;

@@ -1,5 +1,6 @@
 // Causal attention over a KV cache (shaders/attention.wgsl): store the step's K/V rows, then attend.
-// Grouped-query heads, optional sliding window, prefill (T >= 1 rows from startPos) and decode (T = 1) alike.
+// Grouped-query heads, optional sliding window, optional per-head sink logits (gpt-oss), prefill (T >= 1 rows from
+// startPos) and decode (T = 1) alike.
 // When T · heads is small (decode) and the context long, keys are split across workgroups and a combine pass
 // merges the partial softmaxes (flash-decoding); the split policy is AttentionSplitPolicy.
 import type { Gpu } from '../gpu';
@@ -70,6 +71,8 @@ export interface AttentionBuffers {
   vCache: GPUBuffer;
   /** [T, heads, headDim] f32. */
   out: GPUBuffer;
+  /** [heads] f32 sink logits (gpt-oss self_attn.sinks); absent: no sinks. */
+  sinks?: GPUBuffer;
 }
 
 export interface AttentionBinding {
@@ -107,6 +110,8 @@ export class AttentionKernel {
    * pass, so one layer's combine has read them before the next layer's attend writes them.
    */
   private partials: GPUBuffer | null = null;
+  /** Bound where a layer has no sinks (never read then: params.sinks = 0). */
+  private noSinks: GPUBuffer | null = null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -114,8 +119,8 @@ export class AttentionKernel {
   ) {
     this.policy = { ...DEFAULT_SPLIT_POLICY, ...policy };
     this.storeLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw', 'rw']);
-    this.attendLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'rw']);
-    this.combineLayout = kernelLayout(gpu, ['uniform', 'read', 'rw']);
+    this.attendLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'rw', 'read']);
+    this.combineLayout = kernelLayout(gpu, ['uniform', 'read', 'rw', 'read']);
     const { WORKGROUP, MAX_HEAD_DIM } = ATTENTION_CONSTANTS;
     this.storePipeline = gpu.pipeline('attention', 'store_kv', KV_STORE_CONSTANTS, this.storeLayout.pipelineLayout, this.storeLayout.key);
     this.attendPipeline = gpu.pipeline('attention', 'attend', { WORKGROUP, MAX_HEAD_DIM }, this.attendLayout.pipelineLayout, this.attendLayout.key);
@@ -160,15 +165,18 @@ export class AttentionKernel {
     const cacheBytes = l.maxSeq * l.kvHeads * l.headDim * 4;
     requireBytes(label, `kCache [${l.maxSeq}, ${l.kvHeads}, ${l.headDim}]`, b.kCache, cacheBytes);
     requireBytes(label, `vCache [${l.maxSeq}, ${l.kvHeads}, ${l.headDim}]`, b.vCache, cacheBytes);
+    if (b.sinks) requireBytes(label, `sinks [${l.heads}]`, b.sinks, l.heads * 4);
     const uniforms = new Uniforms(this.gpu, `${label}.params`, [
       'tokens', 'start_pos', 'heads', 'kv_heads', 'head_dim', 'window',
-      'q_stride', 'q_offset', 'kv_stride', 'k_offset', 'v_offset', 'splits', 'split_base', 'split_keys', 'scale',
+      'q_stride', 'q_offset', 'kv_stride', 'k_offset', 'v_offset', 'splits', 'split_base', 'split_keys', 'scale', 'sinks',
     ]);
     const partials = this.partialBuffer(l.heads, l.headDim);
+    this.noSinks ??= storageBuffer(this.gpu, 'AttentionKernel.noSinks', 16);
+    const sinks = b.sinks ?? this.noSinks;
     return {
       store: bindGroup(this.gpu, `${label}.store`, this.storeLayout, [uniforms.buffer, b.kNew, b.vNew, b.kCache, b.vCache]),
-      attend: bindGroup(this.gpu, `${label}.attend`, this.attendLayout, [uniforms.buffer, b.q, b.kCache, b.vCache, b.out, partials]),
-      combine: bindGroup(this.gpu, `${label}.combine`, this.combineLayout, [uniforms.buffer, partials, b.out]),
+      attend: bindGroup(this.gpu, `${label}.attend`, this.attendLayout, [uniforms.buffer, b.q, b.kCache, b.vCache, b.out, partials, sinks]),
+      combine: bindGroup(this.gpu, `${label}.combine`, this.combineLayout, [uniforms.buffer, partials, b.out, sinks]),
       uniforms,
       label,
       layout: l,
@@ -210,6 +218,7 @@ export class AttentionKernel {
         split_base: split.base,
         split_keys: split.keys,
         scale: l.scale,
+        sinks: a.buffers.sinks ? 1 : 0,
       },
       ['scale'],
     );

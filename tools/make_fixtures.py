@@ -33,6 +33,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import (
     AutoModelForCausalLM,
     DeepseekV3Config,
+    GptOssConfig,
     GraniteMoeConfig,
     MixtralConfig,
     OlmoeConfig,
@@ -193,6 +194,14 @@ def family_specs(vocab_bl: int, vocab_bf: int) -> dict:
         routed_scaling_factor=2.5, norm_topk_prob=True, q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8,
         qk_nope_head_dim=16, v_head_dim=16, max_position_embeddings=512, rms_norm_eps=1e-6,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, bos_token_id=None, eos_token_id=0)
+    # gpt-oss: sliding layers 0 and 2 with a window of 6 (prompt and every decode step run past it), full layer 1,
+    # head_dim 20 (q width 80 != hidden 64), sinks, biases everywhere, the clamped SwiGLU. Plain RoPE: the published
+    # models' YaRN comes with the RoPE-scaling tables.
+    gpt_oss = GptOssConfig(
+        vocab_size=vocab_bl, intermediate_size=MOE_INTERMEDIATE, num_hidden_layers=3, num_local_experts=8,
+        num_experts_per_tok=3, head_dim=20, sliding_window=6, attention_bias=True, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 150000.0}, tie_word_embeddings=False,
+        bos_token_id=None, eos_token_id=0, pad_token_id=1, **common)
     return {
         "mixtral": ("mixtral", mixtral, "byte_fallback", torch.float32, "original"),
         "mixtral-fused": ("mixtral", mixtral, "byte_fallback", torch.float32, "fused"),
@@ -202,7 +211,11 @@ def family_specs(vocab_bl: int, vocab_bf: int) -> dict:
         "olmoe": ("olmoe", olmoe, "byte_level", torch.float32, "original"),
         "granitemoe": ("granitemoe", granite, "byte_level", torch.float32, "original"),
         "deepseek_v3": ("deepseek_v3", deepseek, "byte_level", torch.float32, "original"),
+        "gpt_oss": ("gpt_oss", gpt_oss, "byte_level", torch.float32, "original"),
     }
+
+# Decode steps after the prefill, per family (default DECODE_STEPS).
+DECODE_STEPS_OF = {"gpt_oss": 10}
 
 
 def seed_for(family: str) -> int:
@@ -225,6 +238,9 @@ def init_weights(model: torch.nn.Module, seed: int) -> None:
             p.copy_(torch.randn(shape, generator=g))
         else:
             p.copy_(torch.randn(shape, generator=g) / math.sqrt(shape[-1]))
+        if name.endswith("experts.gate_up_proj"):
+            # gpt-oss: stored [E, H, 2I] (fan-in H), scaled so some gate/up values pass the SwiGLU clamp at ±7.
+            p.mul_(4.0 * math.sqrt(shape[-1] / shape[-2]))
     for name, b in model.named_buffers():
         if name.endswith("e_score_correction_bias"):
             b.copy_(0.05 * torch.randn(b.shape, generator=g))
@@ -235,9 +251,9 @@ def init_weights(model: torch.nn.Module, seed: int) -> None:
 
 
 ROUTER_CLASSES = {"MixtralTopKRouter", "Qwen2MoeTopKRouter", "Qwen3MoeTopKRouter", "OlmoeTopKRouter",
-                  "GraniteMoeTopKRouter", "DeepseekV3TopkRouter"}
+                  "GraniteMoeTopKRouter", "DeepseekV3TopkRouter", "GptOssTopKRouter"}
 MOE_BLOCK_CLASSES = {"MixtralSparseMoeBlock", "Qwen2MoeSparseMoeBlock", "Qwen3MoeSparseMoeBlock",
-                     "OlmoeSparseMoeBlock", "GraniteMoeMoE", "DeepseekV3MoE"}
+                     "OlmoeSparseMoeBlock", "GraniteMoeMoE", "DeepseekV3MoE", "GptOssMLP"}
 
 
 def layer_of(module_name: str) -> int:
@@ -247,10 +263,10 @@ def layer_of(module_name: str) -> int:
 
 def selection_scores(router: torch.nn.Module, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The score each router ranks experts by, recomputed with transformers' own operations: softmax probabilities
-    (Mixtral, Qwen, OLMoE), raw logits (Granite: top-k of logits, then softmax over the k), or DeepSeek-V3's
+    (Mixtral, Qwen, OLMoE), raw logits (Granite, gpt-oss: top-k of logits, then softmax over the k), or DeepSeek-V3's
     sigmoid + correction bias with the experts of unselected groups at -inf. Also DeepSeek's group scores."""
     cls = type(router).__name__
-    if cls == "GraniteMoeTopKRouter":
+    if cls in ("GraniteMoeTopKRouter", "GptOssTopKRouter"):
         return logits.float(), None
     if cls == "DeepseekV3TopkRouter":
         scores = logits.sigmoid() + router.e_score_correction_bias
@@ -354,8 +370,8 @@ def f32_list(t: torch.Tensor):
 
 @torch.no_grad()
 def golden_run(model, tok: PreTrainedTokenizerFast, top_k: int, prompt: str = PROMPT,
-               logits_positions: list[int] | None = None) -> dict:
-    """Prefill `prompt`, then DECODE_STEPS greedy steps. With `logits_positions`, the prefill logits are kept only
+               logits_positions: list[int] | None = None, decode_steps: int = DECODE_STEPS) -> dict:
+    """Prefill `prompt`, then `decode_steps` greedy steps. With `logits_positions`, the prefill logits are kept only
     at those positions (for models with a large vocabulary) and listed in `prefill.logits_positions`."""
     model.eval()
     recorder = RoutingRecorder(model, top_k)
@@ -374,7 +390,7 @@ def golden_run(model, tok: PreTrainedTokenizerFast, top_k: int, prompt: str = PR
     cache = out.past_key_values
     decode, generated, pos = [], [], input_ids.shape[1]
     token = next_id
-    for step in range(DECODE_STEPS):
+    for step in range(decode_steps):
         generated.append(token)
         out = model(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True,
                     position_ids=torch.tensor([[pos]]))
@@ -454,12 +470,12 @@ def build_fixture(name: str, spec: tuple, tokenizers_by_kind: dict, out_root: st
     }
     goldens = {}
     # The model as transformers runs it from this checkpoint (for bf16 weights: bf16 compute)...
-    run = golden_run(model, fast, top_k)
+    run = golden_run(model, fast, top_k, decode_steps=DECODE_STEPS_OF.get(family, DECODE_STEPS))
     goldens["golden.json"] = {**meta, "compute_dtype": str(dtype).removeprefix("torch."), **run}
     if dtype != torch.float32:
         # ...and, for bf16 weights, the same weights upcast exactly to f32 and computed in f32, which is what an
         # engine that decodes bf16 weights and computes in f32 should match tightly.
-        run32 = golden_run(model.to(torch.float32), fast, top_k)
+        run32 = golden_run(model.to(torch.float32), fast, top_k, decode_steps=DECODE_STEPS_OF.get(family, DECODE_STEPS))
         goldens["golden.f32.json"] = {**meta, "compute_dtype": "float32", **run32}
     for file, data in goldens.items():
         with open(os.path.join(out_dir, file), "w") as f:

@@ -1,6 +1,7 @@
 // Naive float64 reference of a whole MoE layer: router (src/reference/router.ts), capacity, SwiGLU experts in the
-// fused transformers layout, weighted combine, shared experts, and the step's routing statistics.
-import type { RouterConfig } from '../model/config';
+// fused transformers layout (with gpt-oss's expert biases and clamped SwiGLU), weighted combine, shared experts, and
+// the step's routing statistics.
+import type { ExpertActivation, RouterConfig } from '../model/config';
 import { NO_EXPERT, assignCapacity, routerRef, type RouterRefOutput } from './router';
 
 export interface MoeRefWeights {
@@ -12,6 +13,9 @@ export interface MoeRefWeights {
   gateUp: ArrayLike<number>;
   /** [E, H, I] */
   down: ArrayLike<number>;
+  /** gpt-oss: [E, 2I] gate then up bias, [E, H] down bias. */
+  gateUpBias?: ArrayLike<number>;
+  downBias?: ArrayLike<number>;
   /** Shared expert: gate_up [2Is, H], down [H, Is], optional gate vector [H] (sigmoid-gated when present). */
   shared?: { gateUp: ArrayLike<number>; down: ArrayLike<number>; gate?: ArrayLike<number>; intermediate: number };
 }
@@ -35,6 +39,29 @@ export interface MoeRefInput {
   /** Per-expert capacity for this step (0 = unlimited). */
   capacity: number;
   overflow: 'drop' | 'reroute';
+  /** The experts' activation (gpt-oss's clamped SwiGLU); absent: silu(g)·u. */
+  activation?: ExpertActivation;
+}
+
+/**
+ * The gated activation of one unit: g·σ(alpha·g)·(u + upOffset) with g = min(gate, limit) and u clamped to
+ * [−limit, limit] (transformers' GptOssExperts._apply_gate); SwiGLU's silu(g)·u without an activation.
+ */
+export function gatedActivation(gate: number, up: number, a?: ExpertActivation): number {
+  if (!a) return (gate / (1 + Math.exp(-gate))) * up;
+  const g = Math.min(gate, a.limit);
+  const u = Math.min(Math.max(up, -a.limit), a.limit);
+  return (g / (1 + Math.exp(-a.alpha * g))) * (u + a.upOffset);
+}
+
+/** Biases and activation of one expert row (all optional: plain SwiGLU). */
+export interface ExpertRowOptions {
+  /** Bias vector holding [2I] gate then up biases at gateUpBiasOff, and [H] down biases at downBiasOff. */
+  gateUpBias?: ArrayLike<number>;
+  gateUpBiasOff?: number;
+  downBias?: ArrayLike<number>;
+  downBiasOff?: number;
+  activation?: ExpertActivation;
 }
 
 export interface MoeRefOutput extends RouterRefOutput {
@@ -53,7 +80,10 @@ export interface MoeRefOutput extends RouterRefOutput {
   zLossSum: number;
 }
 
-/** SwiGLU of one row: down · (silu(gate · x) ⊙ (up · x)), weights at the given offsets. */
+/**
+ * One row through one expert: down · act(gate · x + bg, up · x + bu) + bd, weights at the given offsets (SwiGLU
+ * without biases unless `o` says otherwise).
+ */
 export function swigluRef(
   x: ArrayLike<number>,
   xOff: number,
@@ -63,20 +93,21 @@ export function swigluRef(
   dOff: number,
   H: number,
   I: number,
+  o: ExpertRowOptions = {},
 ): Float64Array {
   const act = new Float64Array(I);
   for (let j = 0; j < I; j++) {
-    let g = 0;
-    let u = 0;
+    let g = o.gateUpBias ? o.gateUpBias[(o.gateUpBiasOff ?? 0) + j] : 0;
+    let u = o.gateUpBias ? o.gateUpBias[(o.gateUpBiasOff ?? 0) + I + j] : 0;
     for (let h = 0; h < H; h++) {
       g += x[xOff + h] * gateUp[guOff + j * H + h];
       u += x[xOff + h] * gateUp[guOff + (I + j) * H + h];
     }
-    act[j] = (g / (1 + Math.exp(-g))) * u;
+    act[j] = gatedActivation(g, u, o.activation);
   }
   const y = new Float64Array(H);
   for (let n = 0; n < H; n++) {
-    let s = 0;
+    let s = o.downBias ? o.downBias[(o.downBiasOff ?? 0) + n] : 0;
     for (let j = 0; j < I; j++) s += act[j] * down[dOff + n * I + j];
     y[n] = s;
   }
@@ -99,7 +130,9 @@ export function moeLayerRef(inp: MoeRefInput): MoeRefOutput {
       if (e === NO_EXPERT) continue;
       const w = r.weights[t * k + s];
       gateSum[e] += w;
-      const y = swigluRef(x, t * H, weights.gateUp, e * 2 * I * H, weights.down, e * H * I, H, I);
+      const y = swigluRef(x, t * H, weights.gateUp, e * 2 * I * H, weights.down, e * H * I, H, I, {
+        gateUpBias: weights.gateUpBias, gateUpBiasOff: e * 2 * I, downBias: weights.downBias, downBiasOff: e * H, activation: inp.activation,
+      });
       for (let n = 0; n < H; n++) out[t * H + n] += w * y[n];
     }
     const sh = weights.shared;

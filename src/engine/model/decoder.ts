@@ -4,7 +4,8 @@
 //
 // Family details handled here: q/k/v biases (Qwen2-MoE), q/k RMSNorm over the whole projection (OLMoE) or per head
 // (Qwen3-MoE), Granite-MoE's multipliers (embedding ×, residual branches ×, attention scale, logits ÷ — the last folded
-// into the final norm's weight), Mixtral's sliding window, tied LM heads. Shared experts live in MoeLayer.
+// into the final norm's weight), Mixtral's sliding window, tied LM heads, and gpt-oss's per-layer windows, attention
+// sinks, o_proj bias and router bias (gptOssLayer). Shared experts and expert biases live in MoeLayer.
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import { storageBuffer } from '../kernels/common';
@@ -41,6 +42,8 @@ interface LayerBindings {
   rope: RopeBinding;
   attention: AttentionBinding;
   o: LinearBinding;
+  /** gpt-oss o_proj bias, added to the o-projection's output. */
+  oBias: BiasAddBinding | null;
   attnResidual: ResidualBinding;
   postNorm: RmsNormBinding;
   moe: MoeLayer | null;
@@ -63,6 +66,26 @@ interface Activations {
   mlpUp: GPUBuffer; // [T, 2I] dense layers' gate/up
   mlpAct: GPUBuffer; // [T, I]
   logits: GPUBuffer; // [T, V]
+}
+
+/**
+ * A layer's attention window (slidingWindow where the layer slides: gpt-oss alternates, other families slide on every
+ * layer or none) and gpt-oss's per-layer tensors: sink logits [nH] (f32) and the o_proj bias [H].
+ */
+function gptOssLayer(
+  c: MoeConfig, layer: number, weight: (role: 'attnSinks' | 'oBias') => GPUBuffer | null,
+): { window: number; sinks: GPUBuffer | null; oBias: GPUBuffer | null } {
+  const slides = c.slidingLayers ? c.slidingLayers[layer] : true;
+  const need = (role: 'attnSinks' | 'oBias', wanted: boolean | undefined) => {
+    const b = wanted ? weight(role) : null;
+    if (wanted && !b) throw new Error(`model weights: layer ${layer} has no ${role} in the load plan`);
+    return b;
+  };
+  return {
+    window: slides ? (c.slidingWindow ?? 0) : 0,
+    sinks: need('attnSinks', c.attentionSinks),
+    oBias: need('oBias', c.outputBias),
+  };
 }
 
 export class Decoder {
@@ -171,6 +194,7 @@ export class Decoder {
           scratch: this.scratch!,
           weights: {
             router: w(`${p}.router`),
+            routerBias: has(`${p}.routerBias`) ? w(`${p}.routerBias`) : null,
             correctionBias: has(`${p}.routerCorrectionBias`) ? w(`${p}.routerCorrectionBias`) : null,
             gateUp: bank(`${p}.expertsGateUp`),
             down: bank(`${p}.expertsDown`),
@@ -191,6 +215,7 @@ export class Decoder {
           down: linear(`${label}.mlp.down`, a.mlpAct, w(`${p}.denseDown`), a.branch, denseI, H),
         };
       }
+      const extra = gptOssLayer(c, l, (role) => (has(`${p}.${role}`) ? w(`${p}.${role}`) : null));
       this.layers.push({
         inputNorm: k.norm.bind(`${label}.inputNorm`, a.x, w(`${p}.inputNorm`), a.normed),
         q: linear(`${label}.q`, a.normed, w(`${p}.q`), a.q, H, qDim),
@@ -202,17 +227,18 @@ export class Decoder {
         rope: k.rope.bind(`${label}.rope`, this.invFreq, qIn, kIn, { qHeads: c.numHeads, kHeads: c.numKvHeads, headDim: d }),
         attention: k.attention.bind(
           `${label}.attention`,
-          { q: qIn, kNew: kIn, vNew: a.v, kCache: cache.k, vCache: cache.v, out: a.attn },
+          { q: qIn, kNew: kIn, vNew: a.v, kCache: cache.k, vCache: cache.v, out: a.attn, ...(extra.sinks ? { sinks: extra.sinks } : {}) },
           {
             heads: c.numHeads,
             kvHeads: c.numKvHeads,
             headDim: d,
             maxSeq: options.maxSeq,
             scale: c.attentionScale,
-            window: c.slidingWindow ?? 0,
+            window: extra.window,
           },
         ),
         o: linear(`${label}.o`, a.attn, w(`${p}.o`), a.branch, qDim, H),
+        oBias: extra.oBias ? k.bias.bind(`${label}.oBias`, a.branch, extra.oBias, H) : null,
         attnResidual: k.residual.bindInPlace(`${label}.attnResidual`, a.x, a.branch),
         postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, w(`${p}.postAttnNorm`), a.normed),
         moe,
@@ -301,6 +327,10 @@ export class Decoder {
       k.attention.setShape(L.attention, { tokens: T, startPos });
       k.attention.encode(pass, L.attention, T);
       k.linear.encode(pass, L.o, T);
+      if (L.oBias) {
+        k.bias.setRows(L.oBias, T);
+        k.bias.encode(pass, L.oBias, T);
+      }
       k.residual.setShape(L.attnResidual, { count: T * H, scale: c.residualMultiplier });
       k.residual.encode(pass, L.attnResidual, T * H);
 

@@ -12,7 +12,8 @@ import { formatBytes, roundUpGB } from '../io/memory';
 import { parseBytes } from './args';
 
 const USAGE = `usage: moescope run --model DIR (--prompt TEXT | --prompt-ids IDS) [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
-                    [--top-k K] [--context N] [--memory SIZE] [--prompt-ids IDS] [--quiet] [--json]
+                    [--top-k K] [--context N] [--memory SIZE] [--prompt-ids IDS] [--logits-top N]
+                    [--quiet] [--json]
 
   --model DIR        a Hugging Face model folder: config.json, *.safetensors, tokenizer.json
   --prompt TEXT      the prompt (special tokens as the tokenizer adds them); or --prompt-ids
@@ -22,6 +23,7 @@ const USAGE = `usage: moescope run --model DIR (--prompt TEXT | --prompt-ids IDS
   --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
   --memory SIZE      GPU memory the model may take, e.g. 40GB or 512MiB (default: what the adapter reports, else 4 GiB)
   --prompt-ids IDS   comma-separated token ids to feed instead of encoding --prompt (e.g. to match another engine)
+  --logits-top N     with --json: the N largest logits (ids, values) each generated token was drawn from
   --quiet            no load progress on stderr
   --json             one JSON object: text, token ids and pieces, per-layer routing summary, timings, GPU memory`;
 
@@ -39,6 +41,8 @@ export interface RunSummary {
   timings: { loadSeconds: number; firstTokenSeconds: number; generateSeconds: number; peakHostBytes: number };
   /** GPU bytes the engine allocated, by module. */
   gpuMemory: { module: string; bytes: number }[];
+  /** With --logits-top N: per generated token, the N largest logits of the distribution it was drawn from. */
+  stepLogits?: { ids: number[]; values: number[] }[];
   layers: {
     layer: number;
     moe: boolean;
@@ -131,6 +135,7 @@ async function run(argv: string[]): Promise<number> {
       context: { type: 'string' },
       memory: { type: 'string' },
       'prompt-ids': { type: 'string' },
+      'logits-top': { type: 'string' },
       quiet: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -180,7 +185,10 @@ async function run(argv: string[]): Promise<number> {
     await session.feed(promptIds);
     let firstToken = NaN;
     const eos = session.tokenizer.eosId;
+    const logitsTop = values['logits-top'] === undefined ? 0 : number('logits-top', values['logits-top']);
+    const stepLogits: { ids: number[]; values: number[] }[] = [];
     for (let i = 0; i < Math.min(maxTokens, room); i++) {
+      if (logitsTop > 0) stepLogits.push(topLogits(await session.lastLogits(), logitsTop));
       const id = await session.generate(sampling);
       if (i === 0) firstToken = performance.now();
       if (id === eos) break;
@@ -193,12 +201,19 @@ async function run(argv: string[]): Promise<number> {
       peakHostBytes: process.resourceUsage().maxRSS * 1024,
     };
     const summary = summarize(session, values.model, prompt, promptIds, await session.snapshot(), timings);
+    if (logitsTop > 0) summary.stepLogits = stepLogits;
     console.log(values.json ? JSON.stringify(summary, null, 2) : formatText(summary));
     session.destroy();
     return 0;
   } finally {
     releaseNodeGpu(gpu);
   }
+}
+
+/** The n largest values of a logits row, largest first (ties: lower id first). */
+function topLogits(row: Float32Array, n: number): { ids: number[]; values: number[] } {
+  const ids = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, n);
+  return { ids, values: ids.map((i) => row[i]) };
 }
 
 /** Load progress on stderr: one rewritten line on a terminal, else a line per 10 %. */

@@ -98,6 +98,9 @@ class Fields {
   }
 }
 
+/** A reason the engine cannot run a model, naming the config.json field it comes from. */
+const because = (name: string, detail: string): string => `${field(name)}: ${detail}`;
+
 /** Common attention/shape fields; `unsupported` collects reasons the engine cannot run the model. */
 interface Common {
   vocabSize: number;
@@ -179,6 +182,7 @@ function readCommon(f: Fields, family: ModelFamily, unsupported: string[]): Comm
   // RoPE: v4 writes rope_theta and rope_scaling; v5 writes rope_parameters {rope_type, rope_theta, …}.
   let ropeTheta = d.ropeTheta;
   let ropeType = 'default';
+  let ropeField = 'rope_parameters.rope_type';
   const rp = f.json.rope_parameters;
   if (rp !== undefined && rp !== null) {
     if (typeof rp !== 'object' || Array.isArray(rp)) f.fail('rope_parameters', 'is not an object');
@@ -195,12 +199,13 @@ function readCommon(f: Fields, family: ModelFamily, unsupported: string[]): Comm
     if (typeof rs !== 'object' || Array.isArray(rs)) f.fail('rope_scaling', 'is not an object');
     const r = rs as Record<string, unknown>;
     ropeType = String(r.rope_type ?? r.type ?? 'default');
+    ropeField = r.rope_type !== undefined ? 'rope_scaling.rope_type' : 'rope_scaling.type';
   }
-  if (ropeType !== 'default') unsupported.push(`RoPE scaling "${ropeType}" is not implemented (only plain RoPE)`);
+  if (ropeType !== 'default') unsupported.push(because(ropeField, `RoPE scaling "${ropeType}" is not implemented (only plain RoPE)`));
 
   const act = f.str('hidden_act', 'silu');
-  if (act !== 'silu') unsupported.push(`hidden_act "${act}" is not implemented (only silu)`);
-  if (f.has('quantization_config')) unsupported.push('quantized checkpoints (quantization_config) are not supported');
+  if (act !== 'silu') unsupported.push(because('hidden_act', `"${act}" is not implemented (only silu)`));
+  if (f.has('quantization_config')) unsupported.push(because('quantization_config', 'quantized checkpoints are not supported'));
 
   return {
     vocabSize: f.int('vocab_size'),
@@ -231,7 +236,7 @@ function checkTopK(f: Fields, topKName: string, topK: number, numExperts: number
 
 /** Bias on q/k/v *and* o (Llama-style attention_bias); the engine implements q/k/v bias only (Qwen2-MoE's). */
 function llamaAttentionBias(f: Fields, unsupported: string[]): void {
-  if (f.bool('attention_bias', false)) unsupported.push('attention_bias=true (a bias on o_proj) is not implemented');
+  if (f.bool('attention_bias', false)) unsupported.push(because('attention_bias', 'true (a bias on q/k/v/o_proj) is not implemented for this family'));
 }
 
 function finish(
@@ -272,7 +277,7 @@ const NORMALISERS: Record<ModelFamily, (f: Fields, family: ModelFamily) => MoeCo
     const unsupported: string[] = [];
     const c = readCommon(f, family, unsupported);
     llamaAttentionBias(f, unsupported);
-    if (f.has('clip_qkv')) unsupported.push(`clip_qkv=${JSON.stringify(f.json.clip_qkv)} is not implemented`);
+    if (f.has('clip_qkv')) unsupported.push(because('clip_qkv', `${JSON.stringify(f.json.clip_qkv)} is not implemented`));
     const numExperts = f.int(f.name('num_experts', 'num_local_experts'));
     const topK = f.int('num_experts_per_tok');
     checkTopK(f, 'num_experts_per_tok', topK, numExperts);
@@ -339,11 +344,11 @@ function qwen(f: Fields, family: ModelFamily): MoeConfig {
   let slidingWindow: number | null = null;
   const layerTypes = f.json.layer_types;
   if (isQwen2 && Array.isArray(layerTypes) && layerTypes.some((t) => t !== 'full_attention')) {
-    unsupported.push('layer_types with sliding-window layers are not implemented (one attention kind for all layers)');
+    unsupported.push(because('layer_types', 'sliding-window layers are not implemented for Qwen2-MoE (one attention kind for all layers)'));
   } else if (f.bool('use_sliding_window', false)) {
     if (isQwen2) {
       // Qwen2-MoE slides only on some layers (layer_types); the engine has one window for all layers.
-      unsupported.push('use_sliding_window=true (sliding window on some layers only) is not implemented');
+      unsupported.push(because('use_sliding_window', 'true (sliding window on some layers only) is not implemented for Qwen2-MoE'));
     } else {
       slidingWindow = f.int('sliding_window');
     }
@@ -386,7 +391,7 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
     qkRopeHeadDim: f.int('qk_rope_head_dim', 64),
     vHeadDim: f.int('v_head_dim', 128),
   };
-  unsupported.unshift('multi-head latent attention (MLA: q_lora_rank/kv_lora_rank) is not implemented');
+  unsupported.unshift(because('kv_lora_rank', 'multi-head latent attention (MLA: q_lora_rank/kv_lora_rank) is not implemented'));
   const numExperts = f.int(f.name('n_routed_experts', 'num_local_experts', 'num_experts'));
   const topK = f.int('num_experts_per_tok');
   checkTopK(f, 'num_experts_per_tok', topK, numExperts);
@@ -456,7 +461,7 @@ function gptOss(f: Fields, family: ModelFamily): MoeConfig {
   const slidingLayers = types.map((t) => t === 'sliding_attention');
   const limit = f.positive('swiglu_limit', GPT_OSS_ACTIVATION.limit);
   if (limit !== GPT_OSS_ACTIVATION.limit) {
-    unsupported.push(`swiglu_limit ${limit}: transformers' GptOssExperts clamps at ${GPT_OSS_ACTIVATION.limit} whatever the config says`);
+    unsupported.push(because('swiglu_limit', `${limit}: transformers' GptOssExperts clamps at ${GPT_OSS_ACTIVATION.limit} whatever the config says`));
   }
   const attentionBias = f.bool('attention_bias', true);
   const config = finish(f, family, c, unsupported, {

@@ -72,7 +72,7 @@ export async function openModel(folder: ModelFolder, options: { ffnOnly?: boolea
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new ModelFileError(
       'tokenizer.json', null,
-      `has token ids up to ${tokenizer.vocabSize - 1} but ${source} has vocab_size ${config.vocabSize}`,
+      `has token ids up to ${tokenizer.vocabSize - 1} but ${source}: field "vocab_size" is ${config.vocabSize}`,
     );
   }
   return { folder, name: folderName(folder.location), config, checkpoint, plan, tokenizer };

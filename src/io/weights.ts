@@ -19,7 +19,7 @@
 // one expert at a time into the canonical layout.
 import type { WeightDtype } from '../model/dtypes';
 import type { ModelFamily, MoeConfig } from '../model/config';
-import { ModelFileError, UnsupportedModelError, tensorField } from './errors';
+import { ModelFileError, UnsupportedModelError, field, tensorField } from './errors';
 import { getTensor, SAFETENSORS_DTYPE, weightDtypeOf } from './safetensors';
 import type { Checkpoint, TensorInfo } from './safetensors';
 import { DEFAULT_CHUNK_BYTES } from './source';
@@ -285,8 +285,8 @@ export function buildLoadPlan(config: MoeConfig, ckpt: Checkpoint, options: Plan
   const ffnOnly = options.ffnOnly ?? false;
   if (config.unsupported && !ffnOnly) throw new UnsupportedModelError(config.source, config.unsupported);
   const table = FAMILY_TABLES[config.family];
-  if (!table) throw new UnsupportedModelError(config.source, `no weight table for model_type "${config.family}"`);
-  if (!table.attention && !ffnOnly) throw new UnsupportedModelError(config.source, `${config.family} attention is not mapped`);
+  if (!table) throw new UnsupportedModelError(config.source, `field "model_type": no weight table for "${config.family}"`);
+  if (!table.attention && !ffnOnly) throw new UnsupportedModelError(config.source, `field "model_type": ${config.family} attention is not mapped`);
   const origin = options.dtypeOrigin ?? `${config.source} gives ${config.weightDtype} weights (torch_dtype or dtype; f32 when it names none)`;
   return new PlanBuilder(config, ckpt, table, origin, ffnOnly).build();
 }
@@ -355,7 +355,7 @@ class PlanBuilder {
     if (c.moeLayers[l]) this.moe(l, key);
     else {
       this.expertLayouts.push(null);
-      if (!t.dense) throw new ModelFileError(c.source, null, `${c.family} has no dense-MLP layers, but layer ${l} is not a MoE layer`);
+      if (!t.dense) throw new ModelFileError(c.source, field('num_hidden_layers'), `${c.family} has no dense-MLP layers, but layer ${l} is not a MoE layer`);
       this.gateUpDown('dense', l, key(t.dense.gate), key(t.dense.up), key(t.dense.down), c.intermediateSize, `${at} dense MLP (intermediate_size)`);
     }
   }
@@ -369,7 +369,7 @@ class PlanBuilder {
     const name = (template: string, e?: number) => key(fill(template, { b: block, e }));
     this.single('router', l, name(t.router), [E, H], `${at} router: num_experts × hidden_size`);
     if (c.router.hasCorrectionBias) {
-      if (!t.routerCorrectionBias) throw new ModelFileError(c.source, null, `${c.family} has no router correction bias in its table`);
+      if (!t.routerCorrectionBias) throw new ModelFileError(c.source, field('topk_method'), `${c.family} has no router correction bias in its table`);
       this.single('routerCorrectionBias', l, name(t.routerCorrectionBias), [E], `${at} e_score_correction_bias`);
     }
 
@@ -406,10 +406,10 @@ class PlanBuilder {
     }
 
     if (c.sharedExpert) {
-      if (!t.shared) throw new ModelFileError(c.source, null, `${c.family} has no shared-expert weights in its table`);
+      if (!t.shared) throw new ModelFileError(c.source, field('shared_expert_intermediate_size'), `${c.family} has no shared-expert weights in its table`);
       this.gateUpDown('shared', l, key(t.shared.gate), key(t.shared.up), key(t.shared.down), c.sharedExpert.intermediateSize, `${at} shared expert (shared_expert_intermediate_size)`);
       if (c.sharedExpert.gated) {
-        if (!t.sharedGate) throw new ModelFileError(c.source, null, `${c.family} has no shared-expert gate in its table`);
+        if (!t.sharedGate) throw new ModelFileError(c.source, field('shared_expert_intermediate_size'), `${c.family} has no shared-expert gate in its table`);
         this.single('sharedGate', l, key(t.sharedGate), [1, H], `${at} shared_expert_gate`);
       }
     }

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { countParameters } from '../../src/model/config';
 import { declaredWeightDtype, normalizeConfig } from '../../src/io/config';
 import { ModelFileError } from '../../src/io/errors';
@@ -129,7 +131,7 @@ describe('normalizeConfig on released configs', () => {
 
   it('DeepSeek-V2-Lite: drawn, not run (MLA); greedy softmax routing, 1 dense layer, 15.7B', () => {
     const c = normalizeConfig(DEEPSEEK_V2_LITE, SRC);
-    expect(c.unsupported).toMatch(/^multi-head latent attention \(MLA/);
+    expect(c.unsupported).toMatch(/^field "kv_lora_rank": multi-head latent attention \(MLA/);
     expect(c.unsupported).toMatch(/RoPE scaling "yarn"/);
     expect(c).toMatchObject({
       family: 'deepseek_v2', numExperts: 64, intermediateSize: 10944, moeIntermediateSize: 1408,
@@ -155,6 +157,37 @@ describe('normalizeConfig on released configs', () => {
     const p = countParameters(c);
     expect(within(p.total, 671e9, 0.002)).toBe(true);
     expect(within(p.activePerToken, 37e9, 0.03)).toBe(true);
+  });
+});
+
+describe('gpt-oss', () => {
+  const published = (file: string) => JSON.parse(readFileSync(join(__dirname, '..', '..', 'public', 'configs', file), 'utf8'));
+
+  it('gpt-oss-20b and -120b as published: 20.9B / 116.8B parameters, alternating windows of 128, drawn only (YaRN, MXFP4)', () => {
+    for (const [file, layers, experts, total] of [['gpt-oss-20b.json', 24, 32, 20.9e9], ['gpt-oss-120b.json', 36, 128, 116.8e9]] as const) {
+      const c = normalizeConfig(published(file), file);
+      expect(c).toMatchObject({
+        family: 'gpt_oss', numLayers: layers, numExperts: experts, hiddenSize: 2880, moeIntermediateSize: 2880, headDim: 64,
+        numHeads: 64, numKvHeads: 8, slidingWindow: 128, attentionBias: true, outputBias: true, attentionSinks: true, expertBias: true,
+        expertActivation: { limit: 7, alpha: 1.702, upOffset: 1 }, ropeTheta: 150000, rmsNormEps: 1e-5,
+        router: { scoring: 'softmax', topK: 4, normTopK: true, hasBias: true },
+      });
+      expect(c.slidingLayers).toEqual(Array.from({ length: layers }, (_, l) => l % 2 === 0));
+      expect(within(countParameters(c).total, total, 0.005)).toBe(true);
+      expect(c.unsupported).toContain('field "rope_scaling.rope_type": RoPE scaling "yarn"');
+      expect(c.unsupported).toContain('field "quantization_config"');
+    }
+  });
+
+  it('layer_types default to alternating (even layers slide) and must name each layer', () => {
+    const { layer_types: _, ...noTypes } = tinyConfig('gpt_oss');
+    expect(normalizeConfig(noTypes, SRC).slidingLayers).toEqual([true, false, true]);
+    expect(() => normalizeConfig({ ...tinyConfig('gpt_oss'), layer_types: ['sliding_attention'] }, SRC)).toThrow(
+      `${SRC}: field "layer_types": expected num_hidden_layers (3) entries of "sliding_attention" or "full_attention"`,
+    );
+    const full = normalizeConfig({ ...tinyConfig('gpt_oss'), layer_types: new Array(3).fill('full_attention') }, SRC);
+    expect(full.slidingWindow).toBeNull();
+    expect(normalizeConfig({ ...tinyConfig('gpt_oss'), attention_bias: false }, SRC)).toMatchObject({ attentionBias: false, outputBias: false });
   });
 });
 
@@ -228,14 +261,24 @@ describe('normalizeConfig: defaults, variants and derived fields', () => {
     expect(normalizeConfig({ ...QWEN3_30B_A3B, sliding_window: 512, use_sliding_window: true }, SRC).slidingWindow).toBe(512);
   });
 
-  it('runs what it can, and says why not for what it cannot', () => {
+  it('runs what it can, and says why not for what it cannot, naming the field of every reason', () => {
     const why = (json: Record<string, unknown>) => normalizeConfig(json, SRC).unsupported;
-    expect(why({ ...QWEN15_MOE_A27B, use_sliding_window: true })).toMatch(/use_sliding_window=true/);
-    expect(why({ ...OLMOE_1B_7B, clip_qkv: 8 })).toMatch(/clip_qkv=8/);
-    expect(why({ ...OLMOE_1B_7B, attention_bias: true })).toMatch(/o_proj/);
-    expect(why({ ...MIXTRAL_8X7B, hidden_act: 'gelu' })).toMatch(/hidden_act "gelu"/);
-    expect(why({ ...MIXTRAL_8X7B, rope_scaling: { type: 'linear', factor: 2 } })).toMatch(/RoPE scaling "linear"/);
-    expect(why({ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } })).toMatch(/"yarn"/);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ ...QWEN15_MOE_A27B, use_sliding_window: true }, 'field "use_sliding_window": true (sliding window on some layers only)'],
+      [{ ...QWEN15_MOE_A27B, layer_types: ['sliding_attention', 'full_attention'] }, 'field "layer_types": sliding-window layers'],
+      [{ ...OLMOE_1B_7B, clip_qkv: 8 }, 'field "clip_qkv": 8 is not implemented'],
+      [{ ...OLMOE_1B_7B, attention_bias: true }, 'field "attention_bias": true (a bias on q/k/v/o_proj)'],
+      [{ ...MIXTRAL_8X7B, hidden_act: 'gelu' }, 'field "hidden_act": "gelu" is not implemented'],
+      [{ ...MIXTRAL_8X7B, rope_scaling: { type: 'linear', factor: 2 } }, 'field "rope_scaling.type": RoPE scaling "linear"'],
+      [{ ...MIXTRAL_8X7B, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, 'field "rope_scaling.rope_type": RoPE scaling "dynamic"'],
+      [{ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } }, 'field "rope_parameters.rope_type": RoPE scaling "yarn"'],
+      [{ ...MIXTRAL_8X7B, quantization_config: { quant_method: 'mxfp4' } }, 'field "quantization_config": quantized checkpoints'],
+      [{ ...tinyConfig('gpt_oss'), swiglu_limit: 10 }, 'field "swiglu_limit": 10: transformers\' GptOssExperts clamps at 7'],
+    ];
+    for (const [json, reason] of cases) expect(why(json)).toContain(reason);
+    // With several reasons, each one names its field.
+    const many = why({ ...MIXTRAL_8X7B, hidden_act: 'gelu', quantization_config: {}, rope_scaling: { type: 'linear' } })!;
+    expect(many.split('; ').map((r) => r.match(/^field "([^"]+)"/)?.[1])).toEqual(['rope_scaling.type', 'hidden_act', 'quantization_config']);
     expect(why({ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } })).toBeUndefined();
   });
 });

@@ -84,7 +84,7 @@ describe('openModel', () => {
     await expect(openModel(memoryFolder(files(model, 1, false), 'm'))).rejects.toThrow('tokenizer.json: not found in m');
     const small = synthModel('olmoe', { overrides: { vocab_size: 200 } });
     await expect(openModel(memoryFolder(files(small), 'm'))).rejects.toThrow(
-      'tokenizer.json: has token ids up to 262 but m/config.json has vocab_size 200',
+      'tokenizer.json: has token ids up to 262 but m/config.json: field "vocab_size" is 200',
     );
     const unknown = synthModel('olmoe', { overrides: VOCAB });
     unknown.config.model_type = 'llama';
@@ -100,7 +100,7 @@ describe('openModel', () => {
     const model = synthModel('qwen3_moe', { overrides: { ...VOCAB, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } } });
     const folder = memoryFolder(files(model), 'models/q3');
     await expect(openModel(folder)).rejects.toThrow(UnsupportedModelError);
-    await expect(openModel(folder)).rejects.toThrow('models/q3/config.json: this model can be drawn in config-only mode but not run: RoPE scaling "yarn"');
+    await expect(openModel(folder)).rejects.toThrow('models/q3/config.json: this model can be drawn in config-only mode but not run: field "rope_parameters.rope_type": RoPE scaling "yarn"');
     const config = await openConfigOnly(folder);
     expect(config.unsupported).toMatch(/yarn/);
     expect(config.numExperts).toBe(5);

@@ -230,7 +230,7 @@ describe('load plan: disagreements with config.json name the file, the tensor an
     const model = synthModel('olmoe');
     model.config.clip_qkv = 8;
     await expect(open(model)).rejects.toThrow(UnsupportedModelError);
-    await expect(open(model)).rejects.toThrow(`${SRC}: this model can be drawn in config-only mode but not run: clip_qkv=8 is not implemented`);
+    await expect(open(model)).rejects.toThrow(`${SRC}: this model can be drawn in config-only mode but not run: field "clip_qkv": 8 is not implemented`);
   });
 });
 

@@ -7,7 +7,10 @@ import { basename, dirname } from 'node:path';
 import { requestNodeGpu, releaseNodeGpu } from '../engine/node/device-node';
 import { loadModel } from '../loading/load-model';
 import { recordSequence, traceFromRecording, type RecordedSequence } from '../loading/record-trace';
-import { nodeFolder } from '../io/node-source';
+import { NodeFileSource, nodeFolder } from '../io/node-source';
+import { TraceFile } from '../trace/reader';
+import { reportData } from './report';
+import { reportHtml } from './report-html';
 import { parseJson, readJson } from '../io/source';
 import { loadTokenizer } from '../io/tokenizer';
 import { encodeTrace } from '../trace/writer';
@@ -117,5 +120,50 @@ export async function importCommand(argv: string[]): Promise<number> {
   const m = result.meta;
   const what = m.countSteps > 0 ? `${m.countSteps} steps of counts` : `${m.numTokens} tokens in ${m.sequences.length} sequence(s)`;
   console.log(`${values.out}: ${what}, ${m.moeLayers.length} MoE layers, k = ${m.topK} (from ${engine})`);
+  return 0;
+}
+
+export const REPORT_USAGE = `usage: moescope report TRACE --out report.html [--gpus G] [--replicas R] [--capacity-factor C] [--step-tokens N]
+
+  One static page (no server, opens offline): load heatmap, per-layer loads and balance metrics, and expert-parallel
+  placements (contiguous, round-robin, balanced with R replicas; default G = 8, R = G, C = 1.25, N = 256).`;
+
+export async function reportCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      out: { type: 'string' },
+      gpus: { type: 'string', default: '8' },
+      replicas: { type: 'string' },
+      'capacity-factor': { type: 'string', default: '1.25' },
+      'step-tokens': { type: 'string', default: '256' },
+    },
+  });
+  if (positionals.length !== 1 || !values.out) {
+    console.error(REPORT_USAGE);
+    return 2;
+  }
+  const positive = (name: string, v: string, integer = true) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0 || (integer && !Number.isInteger(n))) throw new Error(`--${name} must be a non-negative ${integer ? 'integer' : 'number'}, got "${v}"`);
+    return n;
+  };
+  const gpus = positive('gpus', values.gpus);
+  const options = {
+    gpus,
+    replicas: values.replicas === undefined ? gpus : positive('replicas', values.replicas),
+    capacityFactor: positive('capacity-factor', values['capacity-factor'], false),
+    stepTokens: Math.max(1, positive('step-tokens', values['step-tokens'])),
+  };
+  const trace = await TraceFile.open(await NodeFileSource.open(basename(positionals[0]), positionals[0]));
+  try {
+    const data = await reportData(trace, options);
+    writeFileSync(values.out, reportHtml(data));
+    const best = [...data.placements].sort((a, b) => a.meanStraggler - b.meanStraggler)[0];
+    console.log(`${values.out}: ${data.positions} ${data.unit}, ${data.trace.moeLayers.length} MoE layers; lowest mean straggler ratio on ${gpus} GPUs: ${best.kind} ${best.meanStraggler.toFixed(2)}`);
+  } finally {
+    await trace.close();
+  }
   return 0;
 }

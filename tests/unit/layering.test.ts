@@ -18,7 +18,7 @@ const ALLOWED: Record<string, string[]> = {
   loading: ['model', 'io', 'engine', 'trace'],
   viz: ['model', 'engine'],
   ui: ['model', 'io', 'engine', 'loading', 'viz', 'reference', 'trace', 'analysis'],
-  cli: ['model', 'io', 'engine', 'loading', 'reference', 'bench', 'trace', 'analysis'],
+  cli: ['model', 'io', 'engine', 'loading', 'reference', 'bench', 'trace', 'analysis', 'viz'],
   bench: ['model', 'engine', 'reference'],
 };
 

@@ -1,5 +1,6 @@
-// window.__moescope: what the end-to-end tests drive and inspect. Reading the renderer's storage buffer back
-// (instanceValues) maps a buffer; only tests call it, never the app's own frame or step paths.
+// window.__moescope: what the end-to-end tests drive and inspect, installed by main.ts on the development server only
+// (never in a production build). Reading the renderer's storage buffer back (instanceValues) maps a buffer; only
+// tests call it, never the app's own frame or step paths.
 import { readF32 } from '../engine/kernels/common';
 import { countsFromRing } from '../viz/panels/stats';
 import type { App } from './app';

@@ -3,7 +3,7 @@
 //   x'[i]       = x[i] · cos a − x[i + d/2] · sin a
 //   x'[i + d/2] = x[i + d/2] · cos a + x[i] · sin a
 // (cos and sin times `scaling`, transformers' attention_scaling, 1 for the default rope).
-// inv_freq comes from the host, computed in float32 exactly as transformers does (src/engine/kernels/rope.ts), and
+// inv_freq comes from the host, computed in float32 exactly as transformers does (src/model/rope.ts), and
 // the angle is the same single f32 product transformers forms, so angles match it bit for bit.
 // sin/cos are not WGSL's built-ins: WGSL promises only 2^-11 absolute error on [-π, π], and GPUs lose accuracy fast
 // outside it, while angles here reach the position (thousands of radians). sincos() below reduces by π/2 in three

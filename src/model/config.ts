@@ -1,6 +1,7 @@
 // MoeConfig: the one normalised description of a model the engine runs. Every family's config.json is turned into
 // this in src/io/config.ts; nothing else in the engine reads a raw config.json.
 import type { WeightDtype } from './dtypes';
+import type { RopeScaling } from './rope';
 
 export type ModelFamily = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'granitemoe' | 'deepseek_v2' | 'deepseek_v3';
 
@@ -53,6 +54,8 @@ export interface MoeConfig {
   moeLayers: boolean[];
   rmsNormEps: number;
   ropeTheta: number;
+  /** RoPE scaling (config rope_parameters / rope_scaling); absent: plain RoPE. */
+  ropeScaling?: RopeScaling;
   maxPositions: number;
   /** Mixtral sliding-window attention span (tokens), or null for full causal attention. */
   slidingWindow: number | null;

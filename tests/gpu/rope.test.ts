@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RopeKernel, ropeInvFreq } from '../../src/engine/kernels/rope';
+import { RopeKernel } from '../../src/engine/kernels/rope';
+import { ropeInvFreq } from '../../src/model/rope';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { ropeRef } from '../../src/reference/rope';
 import { expectClose, readF32, testGpu } from '../support/gpu';

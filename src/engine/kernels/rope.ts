@@ -5,25 +5,6 @@ import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 export const ROPE_CONSTANTS = { WORKGROUP: 256 };
 
-/**
- * inv_freq[i] = 1 / theta^(2i/d), i < d/2, rounded as transformers computes it in float32
- * (`1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))`): the exponent 2i/d is an f32 division,
- * the power is taken in f32 and so is the reciprocal. Each step here is the correctly rounded f32 result; torch's f32
- * pow is within an ulp of it, so a rare entry may differ from torch's by one ulp.
- * Upload the result once per model; the kernel multiplies it by the position in f32, as transformers does.
- */
-export function ropeInvFreq(headDim: number, theta: number): Float32Array {
-  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) throw new Error(`rope: head dim must be even, got ${headDim}`);
-  if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
-  const base = Math.fround(theta);
-  const out = new Float32Array(headDim / 2);
-  for (let i = 0; i < out.length; i++) {
-    const exponent = Math.fround((2 * i) / headDim);
-    out[i] = Math.fround(1 / Math.fround(Math.pow(base, exponent)));
-  }
-  return out;
-}
-
 /** Where the heads live; fixed at load time. */
 export interface RopeLayout {
   /** Heads rotated in q (for a fused qkv buffer bound as q: heads + kvHeads). */
@@ -66,7 +47,7 @@ export class RopeKernel {
   }
 
   /**
-   * invFreq: [headDim / 2] f32 from ropeInvFreq(); q: [T, qStride] f32 and k: [T, kStride] f32, rotated in place.
+   * invFreq: [headDim / 2] f32 from ropeTables() (src/model/rope.ts); q: [T, qStride] f32 and k: [T, kStride] f32, rotated in place.
    * Without k (null), only q's heads are rotated: pass a fused qkv buffer as q with qHeads = heads + kvHeads.
    */
   bind(label: string, invFreq: GPUBuffer, q: GPUBuffer, k: GPUBuffer | null, layout: RopeLayout): RopeBinding {

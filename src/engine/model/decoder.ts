@@ -12,7 +12,8 @@ import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';
 import { LinearKernel, type LinearBinding } from '../kernels/linear';
 import { BiasAddKernel, type BiasAddBinding } from '../kernels/bias-add';
-import { RopeKernel, ropeInvFreq, type RopeBinding } from '../kernels/rope';
+import { RopeKernel, type RopeBinding } from '../kernels/rope';
+import { ropeTables } from '../../model/rope';
 import { AttentionKernel, createKvCache, type AttentionBinding } from '../kernels/attention';
 import { ResidualKernel, type ResidualBinding } from '../kernels/residual';
 import { SwigluKernel, type SwigluBinding } from '../kernels/swiglu';
@@ -76,6 +77,8 @@ export class Decoder {
   private readonly kvCaches: GPUBuffer[] = [];
   private readonly scratch: MoeScratch | null;
   private readonly invFreq: GPUBuffer;
+  /** Sequence length the dynamic-NTK table in invFreq was computed for (the plain table: maxPositions). */
+  private ropeSeqLen = 0;
 
   constructor(
     private readonly gpu: Gpu,
@@ -129,7 +132,8 @@ export class Decoder {
     };
     const a = this.act;
     this.invFreq = buf('ropeInvFreq', (d / 2) * 4);
-    gpu.device.queue.writeBuffer(this.invFreq, 0, ropeInvFreq(d, c.ropeTheta));
+    const rope = ropeTables(c.ropeScaling ?? { type: 'default' }, d, c.ropeTheta);
+    gpu.device.queue.writeBuffer(this.invFreq, 0, rope.invFreq);
 
     this.embedding = k.embedding.bind('Decoder.embed', a.ids, w('embed'), a.x, { vocab: c.vocabSize, hidden: H });
     this.scratch = c.moeLayers.some(Boolean) ? new MoeScratch(gpu, moeScratchShape(c, { maxTokens: T })) : null;
@@ -199,7 +203,9 @@ export class Decoder {
         biases,
         qNorm,
         kNorm,
-        rope: k.rope.bind(`${label}.rope`, this.invFreq, qIn, kIn, { qHeads: c.numHeads, kHeads: c.numKvHeads, headDim: d }),
+        rope: k.rope.bind(`${label}.rope`, this.invFreq, qIn, kIn, {
+          qHeads: c.numHeads, kHeads: c.numKvHeads, headDim: d, scaling: rope.attentionFactor,
+        }),
         attention: k.attention.bind(
           `${label}.attention`,
           { q: qIn, kNew: kIn, vNew: a.v, kCache: cache.k, vCache: cache.v, out: a.attn },
@@ -261,6 +267,7 @@ export class Decoder {
     if (startPos + T > this.options.maxSeq) {
       throw new RangeError(`positions up to ${startPos + T} run past the context of ${this.options.maxSeq} tokens`);
     }
+    this.updateDynamicRope(startPos + T);
     const split = profiler?.enabled ?? false;
     let pass = encoder.beginComputePass(profiler?.passDescriptor('embedding') ?? { label: 'Decoder.step' });
     const section = (name: string) => {
@@ -324,6 +331,19 @@ export class Decoder {
     k.normF32.encode(pass, this.finalNorm, T);
     k.linear.encode(pass, this.lmHead, T);
     pass.end();
+  }
+
+  /**
+   * Dynamic NTK RoPE: transformers recomputes inv_freq for every forward whose sequence (max position + 1) passes
+   * max_position_embeddings, and goes back to the plain table below it. The table is rewritten only when it changes.
+   */
+  private updateDynamicRope(seqLen: number): void {
+    const s = this.config.ropeScaling;
+    if (s?.type !== 'dynamic') return;
+    const effective = Math.max(seqLen, s.maxPositions);
+    if (effective === this.ropeSeqLen) return;
+    this.ropeSeqLen = effective;
+    this.gpu.device.queue.writeBuffer(this.invFreq, 0, ropeTables(s, this.config.headDim, this.config.ropeTheta, effective).invFreq);
   }
 
   destroy(): void {

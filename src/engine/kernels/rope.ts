@@ -19,6 +19,11 @@ export interface RopeLayout {
   kOffset?: number;
   /** transformers' attention_scaling: multiplies cos and sin (default 1). */
   scaling?: number;
+  /** Elements between heads in q / k (default headDim: packed heads). */
+  qHeadStride?: number;
+  kHeadStride?: number;
+  /** Pairs (2i, 2i + 1) as DeepSeek's complex form, instead of rotate_half's (i, i + d/2). Default false. */
+  interleaved?: boolean;
 }
 
 /** Per step. */
@@ -66,11 +71,15 @@ export class RopeKernel {
       kStride: layout.kStride ?? layout.kHeads * layout.headDim,
       kOffset: layout.kOffset ?? 0,
       scaling: layout.scaling ?? 1,
+      qHeadStride: layout.qHeadStride ?? layout.headDim,
+      kHeadStride: layout.kHeadStride ?? layout.headDim,
+      interleaved: layout.interleaved ?? false,
     };
     requireBytes(label, `inv_freq [${layout.headDim / 2}]`, invFreq, (layout.headDim / 2) * 4);
     const kBuffer = k ?? storageBuffer(this.gpu, `${label}.noK`, 16);
     const uniforms = new Uniforms(this.gpu, `${label}.params`, [
       'tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling',
+      'q_head_stride', 'k_head_stride', 'interleaved',
     ]);
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, invFreq, q, kBuffer]);
     return { uniforms, bindGroup: group, label, layout: full, q, k: kBuffer };
@@ -81,9 +90,10 @@ export class RopeKernel {
     const l = b.layout;
     requireInt(b.label, 'tokens', s.tokens, 1);
     requireInt(b.label, 'startPos', s.startPos, 0, 2 ** 24 - s.tokens); // positions are exact in f32 below 2^24
-    const span = (stride: number, offset: number, heads: number) => (heads ? offset + (s.tokens - 1) * stride + heads * l.headDim : 0);
-    requireBytes(b.label, `q [${s.tokens}, ${l.qStride}]`, b.q, span(l.qStride, l.qOffset, l.qHeads) * 4);
-    requireBytes(b.label, `k [${s.tokens}, ${l.kStride}]`, b.k, span(l.kStride, l.kOffset, l.kHeads) * 4);
+    const span = (stride: number, offset: number, heads: number, headStride: number) =>
+      heads ? offset + (s.tokens - 1) * stride + (heads - 1) * headStride + l.headDim : 0;
+    requireBytes(b.label, `q [${s.tokens}, ${l.qStride}]`, b.q, span(l.qStride, l.qOffset, l.qHeads, l.qHeadStride) * 4);
+    requireBytes(b.label, `k [${s.tokens}, ${l.kStride}]`, b.k, span(l.kStride, l.kOffset, l.kHeads, l.kHeadStride) * 4);
     b.uniforms.set(
       {
         tokens: s.tokens,
@@ -96,6 +106,9 @@ export class RopeKernel {
         k_offset: l.kOffset,
         start_pos: s.startPos,
         scaling: l.scaling,
+        q_head_stride: l.qHeadStride,
+        k_head_stride: l.kHeadStride,
+        interleaved: l.interleaved ? 1 : 0,
       },
       ['scaling'],
     );

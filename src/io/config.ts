@@ -365,9 +365,9 @@ function qwen(f: Fields, family: ModelFamily): MoeConfig {
 }
 
 /**
- * DeepSeek-V2/V3: routing normalised in full (for drawing and counts); attention is MLA, which the engine does not
- * implement, so `unsupported` is always set. Group-limited routing differs: V2's group_limited_greedy ranks groups by
- * their best expert, V3's noaux_tc by the sum of their two best (bias-corrected) sigmoid scores.
+ * DeepSeek-V2/V3: multi-head latent attention (MlaConfig), YaRN with mscale on the softmax, first_k_dense_replace dense
+ * layers, and the family's routing. Group-limited routing differs: V2's group_limited_greedy ranks groups by their best
+ * expert, V3's noaux_tc by the sum of their two best (bias-corrected) sigmoid scores.
  */
 function deepseek(f: Fields, family: ModelFamily): MoeConfig {
   const unsupported: string[] = [];
@@ -380,8 +380,16 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
     qkNopeHeadDim: f.int('qk_nope_head_dim', 128),
     qkRopeHeadDim: f.int('qk_rope_head_dim', 64),
     vHeadDim: f.int('v_head_dim', 128),
+    // V2 rotates (2i, 2i + 1) pairs (complex form); V3 too unless rope_interleave is false.
+    ropeInterleave: v3 ? f.bool('rope_interleave', true) : true,
   };
-  unsupported.unshift('multi-head latent attention (MLA: q_lora_rank/kv_lora_rank) is not implemented');
+  if (mla.qkRopeHeadDim % 2) f.fail('qk_rope_head_dim', `${mla.qkRopeHeadDim} is odd; rotary embeddings need an even dimension`);
+  // The latent-space attention kernel reads cache rows as vec4 and accumulates up to 512 latent dimensions per head.
+  if (mla.kvLoraRank % 4 || mla.qkRopeHeadDim % 4) {
+    unsupported.push(`kv_lora_rank ${mla.kvLoraRank} and qk_rope_head_dim ${mla.qkRopeHeadDim} must be multiples of 4 for MLA attention`);
+  }
+  if (mla.kvLoraRank > 512) unsupported.push(`kv_lora_rank ${mla.kvLoraRank} above 512 is not implemented`);
+  if (f.bool('attention_bias', false)) unsupported.push('attention_bias=true (biases on q_a_proj, kv_a_proj_with_mqa, o_proj) is not implemented');
   const numExperts = f.int(f.name('n_routed_experts', 'num_local_experts', 'num_experts'));
   const topK = f.int('num_experts_per_tok');
   checkTopK(f, 'num_experts_per_tok', topK, numExperts);
@@ -403,7 +411,7 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
   }
   const nShared = f.count('n_shared_experts', v3 ? 1 : 2);
   const moeI = f.int('moe_intermediate_size');
-  // headDim for drawing: the query/key head (nope + rope parts); MLA caches a latent, not per-head K/V.
+  // headDim: the query/key head (nope + rope parts); MLA caches a latent, not per-head K/V.
   const common = { ...c, headDim: mla.qkNopeHeadDim + mla.qkRopeHeadDim };
   const config = finish(f, family, common, unsupported, {
     intermediateSize: moeLayers.some((m) => !m) ? f.int('intermediate_size') : 0,
@@ -412,7 +420,8 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
     router: router({
       topK,
       scoring,
-      normTopK: f.bool('norm_topk_prob', v3),
+      // transformers' DeepseekV2TopkRouter never renormalises (it ignores norm_topk_prob); V3 follows the config.
+      normTopK: v3 ? f.bool('norm_topk_prob', true) : false,
       hasCorrectionBias: topkMethod === 'noaux_tc',
       nGroup,
       topkGroup,

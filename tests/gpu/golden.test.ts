@@ -112,6 +112,9 @@ const CASES: [string, string, number][] = [
   ['qwen3_moe', 'golden.json', 1e-4],
   ['olmoe', 'golden.json', 1e-4],
   ['granitemoe', 'golden.json', 1e-4],
+  // MLA on the compressed cache, YaRN, first_k_dense_replace; V3 sigmoid + noaux_tc, V2 softmax + group_limited_greedy.
+  ['deepseek_v3', 'golden.json', 1e-4],
+  ['deepseek_v2', 'golden.json', 1e-4],
   // The bundled demo model (bf16 weights; this golden is transformers in f32 on them upcast exactly).
   ['demo', 'golden.json', 1e-4],
 ];

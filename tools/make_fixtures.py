@@ -175,6 +175,10 @@ def family_specs(vocab_bl: int, vocab_bf: int) -> dict:
         head_dim=32,  # q/k/v width 128 != hidden 64, as in real Qwen3-MoE
         num_experts=16, num_experts_per_tok=4, norm_topk_prob=True, rms_norm_eps=1e-6,
         rope_parameters={"rope_type": "default", "rope_theta": 1e6}, bos_token_id=None, eos_token_id=0, **common)
+    # Dynamic NTK RoPE past max_position_embeddings (16 < the 28-token prompt): transformers recomputes inv_freq for
+    # the prefill's length and again at every decode step.
+    qwen3_dynamic = Qwen3MoeConfig(**{**qwen3.to_dict(), "max_position_embeddings": 16,
+                                      "rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e6, "factor": 2.0}})
     olmoe = OlmoeConfig(
         vocab_size=vocab_bl, intermediate_size=MOE_INTERMEDIATE, num_hidden_layers=2, num_experts=8,
         num_experts_per_tok=2, norm_topk_prob=False, rms_norm_eps=1e-5,
@@ -216,6 +220,7 @@ def family_specs(vocab_bl: int, vocab_bf: int) -> dict:
         "mixtral-bf16": ("mixtral", mixtral, "byte_fallback", torch.bfloat16, "original"),
         "qwen2_moe": ("qwen2_moe", qwen2, "byte_level", torch.float32, "original"),
         "qwen3_moe": ("qwen3_moe", qwen3, "byte_level", torch.float32, "original"),
+        "qwen3_moe-dynamic": ("qwen3_moe", qwen3_dynamic, "byte_level", torch.float32, "original"),
         "olmoe": ("olmoe", olmoe, "byte_level", torch.float32, "original"),
         "granitemoe": ("granitemoe", granite, "byte_level", torch.float32, "original"),
         "deepseek_v3": ("deepseek_v3", deepseek, "byte_level", torch.float32, "original", {"decode_steps": 8}),

@@ -380,6 +380,7 @@ export class Decoder {
   /**
    * Dynamic NTK RoPE: transformers recomputes inv_freq for every forward whose sequence (max position + 1) passes
    * max_position_embeddings, and goes back to the plain table below it. The table is rewritten only when it changes.
+   * A prompt split over several steps gets each chunk's own table, where transformers uses the whole prompt's.
    */
   private updateDynamicRope(seqLen: number): void {
     const s = this.config.ropeScaling;

@@ -147,6 +147,8 @@ export async function benchModel(opts: {
   };
   let m = await measure();
   if ([m.prefill, m.sync, m.ahead].some((s) => spread(s) > 0.1)) m = await measure();
+  // A GPU error (an invalid dispatch, say) drops the whole command buffer and leaves nothing to time.
+  if (gpu.recentErrors.length) throw new Error(`the GPU reported an error, timings void: ${gpu.recentErrors[0].message}`);
   const result: ModelBenchResult = {
     model: opts.model,
     family: c.family,

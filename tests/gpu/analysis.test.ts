@@ -1,6 +1,7 @@
 // The analyses on the engine's own buffers, each against a CPU computation on the Mixtral fixture: co-activation and
 // transition counts from the routing ring against counts of the experts transformers chose (exact), and the ablation
-// sweep's Δ log-likelihood and KL against the float64 reference decoder run with the expert removed.
+// sweep's Δ log-likelihood and KL against the float64 reference decoder run with the expert removed; merged experts
+// against the reference decoder on weights merged here.
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +11,7 @@ import type { Session } from '../../src/engine/model/session';
 import { nodeFolder } from '../../src/io/node-source';
 import { openModel } from '../../src/io/model';
 import { ablationSweep } from '../../src/engine/analysis/ablation-sweep';
+import { ExpertMerger, type MergeMode } from '../../src/engine/analysis/expert-merge';
 import { pathways } from '../../src/analysis/pathways';
 import { AtlasBuilder } from '../../src/analysis/atlas';
 import { decoderRef } from '../../src/reference/decoder';
@@ -113,5 +115,53 @@ describe('causal expert atlas', () => {
     expect(Math.min(...gpu.entries.map((x) => x.meanKl))).toBeGreaterThan(1e-6);
     expect(gpu.entries.map((x) => `${x.layer}.${x.expert}`)).toEqual(ref.entries.map((x) => `${x.layer}.${x.expert}`));
     console.log(`ablation sweep vs reference: worst |ΔΔLL| ${worst.toExponential(2)}`);
+  });
+});
+
+/** max |a − e| / max |e| over a logits array. */
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let worst = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return Number.isNaN(worst) ? Infinity : worst / scale;
+}
+
+describe('expert merging', () => {
+  it('an averaged layer and a copied expert predict as the reference on merged weights; restore gives the model back', async () => {
+    const s = await open();
+    const c = s.config;
+    const E = c.numExperts;
+    const original = await s.feedWithLogits(ids);
+    const weights = await planTensorsF32(await openModel(await nodeFolder(FIXTURE)));
+    const merger = new ExpertMerger(s);
+    const cases: [number, MergeMode][] = [[0, { kind: 'average' }], [1, { kind: 'copy', expert: 5 }]];
+    for (const [layer, mode] of cases) {
+      await merger.merge(layer, mode);
+      expect(merger.mergedLayers).toEqual([layer]);
+      await s.reset();
+      const merged = await s.feedWithLogits(ids);
+      // The same merge, done here on the CPU copy of the weights.
+      const edited = new Map<string, ArrayLike<number>>(weights);
+      for (const role of ['expertsGateUp', 'expertsDown']) {
+        const w = weights.get(`layers.${layer}.${role}`)!;
+        const n = w.length / E;
+        const one = new Float64Array(n);
+        for (let i = 0; i < n; i++) {
+          if (mode.kind === 'copy') one[i] = w[mode.expert * n + i];
+          else for (let e = 0; e < E; e++) one[i] += w[e * n + i] / E;
+        }
+        edited.set(`layers.${layer}.${role}`, Float64Array.from({ length: w.length }, (_, i) => one[i % n]));
+      }
+      const ref = decoderRef(c, edited, ids);
+      expect(relativeError(merged, ref), `layer ${layer} ${mode.kind}`).toBeLessThan(1e-5);
+      expect(relativeError(merged, original)).toBeGreaterThan(1e-3); // the merge changed the predictions
+      merger.restore();
+      expect(merger.mergedLayers).toEqual([]);
+      await s.reset();
+      expect(Array.from(await s.feedWithLogits(ids))).toEqual(Array.from(original));
+    }
   });
 });

@@ -32,14 +32,14 @@ case "$mode" in
     [ -f .gpu/bench-model.mjs ] || { echo "gpu-bench.sh: .gpu/bench-model.mjs missing: run 'bash tools/gpu-bench.sh bundle' first" >&2; exit 1; }
     for spec in "${@:-demo}"; do
       name=${spec%%:*}; layers=${spec#*:}; [ "$layers" = "$spec" ] && layers=""
-      if [ "$name" = demo ]; then dir=public/models/moescope-demo; dtypes=f32
+      if [ "$name" = demo ]; then dir=public/models/moescope-demo; dtypes=f32; prompt=256  # its context is 512
       else
-        dir=/tmp/models/$name${layers:+-$layers}; dtypes=f32,bf16
+        dir=/tmp/models/$name${layers:+-$layers}; dtypes=f32,bf16; prompt=512
         [ -d "$dir" ] || python3 tools/random_model.py --shape "$name" ${layers:+--layers $layers} --dtype bf16 --out "$dir"
       fi
       tag=$(basename "$dir")
-      PYTHONUNBUFFERED=1 python3 tools/bench_model_torch.py --model "$dir" --dtypes "$dtypes" --out "$out/$tag.torch.json" 2>&1 | tail -5
-      node .gpu/bench-model.mjs --model "$dir" --memory 120GB --torch "$out/$tag.torch.json" --out "$out/$tag.json" \
+      PYTHONUNBUFFERED=1 python3 tools/bench_model_torch.py --model "$dir" --dtypes "$dtypes" --prompt-tokens $prompt --out "$out/$tag.torch.json" 2>&1 | tail -5
+      node .gpu/bench-model.mjs --model "$dir" --prompt-tokens $prompt --memory 120GB --torch "$out/$tag.torch.json" --out "$out/$tag.json" \
         --markdown "$out/$tag.md" || echo "gpu-bench.sh: bench-model failed on $dir" >&2
     done
     cat "$out"/*.md > "$out/model-table.md" 2>/dev/null || true

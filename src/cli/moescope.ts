@@ -10,6 +10,7 @@ import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
 import { formatBytes, roundUpGB } from '../io/memory';
 import { parseBytes } from './args';
+import { IMPORT_USAGE, REPORT_USAGE, TRACE_USAGE, importCommand, reportCommand, traceCommand } from './trace-commands';
 
 const USAGE = `usage: moescope run --model DIR (--prompt TEXT | --prompt-ids IDS) [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
                     [--top-k K] [--context N] [--memory SIZE] [--prompt-ids IDS] [--logits-top N]
@@ -234,7 +235,11 @@ async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   try {
     if (command === 'run') return await run(rest);
-    console.error(command === undefined || command === '--help' || command === '-h' ? USAGE : `unknown command "${command}"\n${USAGE}`);
+    if (command === 'trace') return await traceCommand(rest);
+    if (command === 'import') return await importCommand(rest);
+    if (command === 'report') return await reportCommand(rest);
+    const all = [USAGE, TRACE_USAGE, IMPORT_USAGE, REPORT_USAGE].join('\n\n');
+    console.error(command === undefined || command === '--help' || command === '-h' ? all : `unknown command "${command}"\n${all}`);
     return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
   } catch (e) {
     console.error(`moescope: ${(e as Error).message}`);

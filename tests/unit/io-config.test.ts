@@ -129,15 +129,19 @@ describe('normalizeConfig on released configs', () => {
     expect(within(p.activePerToken, 0.4e9, 0.1)).toBe(true);
   });
 
-  it('DeepSeek-V2-Lite: drawn, not run (MLA); greedy softmax routing, 1 dense layer, 15.7B', () => {
+  it('DeepSeek-V2-Lite: runnable (MLA without q_lora_rank, YaRN); greedy softmax routing, 1 dense layer, 15.7B', () => {
     const c = normalizeConfig(DEEPSEEK_V2_LITE, SRC);
-    expect(c.unsupported).toMatch(/^field "kv_lora_rank": multi-head latent attention \(MLA/);
-    expect(c.unsupported).toMatch(/RoPE scaling "yarn"/);
+    expect(c.unsupported).toBeUndefined();
+    // yarn_apply_mscale: (0.1 · 0.707 · ln 40 + 1)² / sqrt(192)
+    expect(c.attentionScale).toBeCloseTo((0.1 * 0.707 * Math.log(40) + 1) ** 2 / Math.sqrt(192), 12);
+    expect(c.ropeScaling).toEqual({
+      type: 'yarn', factor: 40, originalMaxPositions: 4096, betaFast: 32, betaSlow: 1, attentionFactor: null, mscale: 0.707, mscaleAllDim: 0.707, truncate: true,
+    });
     expect(c).toMatchObject({
       family: 'deepseek_v2', numExperts: 64, intermediateSize: 10944, moeIntermediateSize: 1408,
       sharedExpert: { intermediateSize: 2 * 1408, gated: false },
       router: { scoring: 'softmax', topK: 6, normTopK: false, nGroup: 1, topkGroup: 1, hasCorrectionBias: false, routedScalingFactor: 1 },
-      mla: { qLoraRank: null, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128 },
+      mla: { qLoraRank: null, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128, ropeInterleave: true },
     });
     expect(c.moeLayers).toEqual([false, ...new Array(26).fill(true)]);
     expect(within(countParameters(c).total, 15.7e9, 0.005)).toBe(true);
@@ -145,8 +149,7 @@ describe('normalizeConfig on released configs', () => {
 
   it('DeepSeek-V3: sigmoid routing with correction bias and 8 groups, 3 dense layers, 671B / 37B', () => {
     const c = normalizeConfig(DEEPSEEK_V3, SRC);
-    expect(c.unsupported).toMatch(/MLA/);
-    expect(c.unsupported).toMatch(/quantized/);
+    expect(c.unsupported).toBe('field "quantization_config": quantized checkpoints are not supported');
     expect(c).toMatchObject({
       family: 'deepseek_v3', numExperts: 256, headDim: 192,
       router: { scoring: 'sigmoid', topK: 8, normTopK: true, hasCorrectionBias: true, nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5 },
@@ -163,7 +166,7 @@ describe('normalizeConfig on released configs', () => {
 describe('gpt-oss', () => {
   const published = (file: string) => JSON.parse(readFileSync(join(__dirname, '..', '..', 'public', 'configs', file), 'utf8'));
 
-  it('gpt-oss-20b and -120b as published: 20.9B / 116.8B parameters, alternating windows of 128, drawn only (YaRN, MXFP4)', () => {
+  it('gpt-oss-20b and -120b as published: 20.9B / 116.8B parameters, alternating windows of 128, YaRN; drawn only (MXFP4)', () => {
     for (const [file, layers, experts, total] of [['gpt-oss-20b.json', 24, 32, 20.9e9], ['gpt-oss-120b.json', 36, 128, 116.8e9]] as const) {
       const c = normalizeConfig(published(file), file);
       expect(c).toMatchObject({
@@ -174,8 +177,10 @@ describe('gpt-oss', () => {
       });
       expect(c.slidingLayers).toEqual(Array.from({ length: layers }, (_, l) => l % 2 === 0));
       expect(within(countParameters(c).total, total, 0.005)).toBe(true);
-      expect(c.unsupported).toContain('field "rope_scaling.rope_type": RoPE scaling "yarn"');
-      expect(c.unsupported).toContain('field "quantization_config"');
+      expect(c.ropeScaling).toEqual({
+        type: 'yarn', factor: 32, originalMaxPositions: 4096, betaFast: 32, betaSlow: 1, attentionFactor: null, mscale: null, mscaleAllDim: null, truncate: false,
+      });
+      expect(c.unsupported).toBe('field "quantization_config": quantized checkpoints are not supported');
     }
   });
 
@@ -269,16 +274,21 @@ describe('normalizeConfig: defaults, variants and derived fields', () => {
       [{ ...OLMOE_1B_7B, clip_qkv: 8 }, 'field "clip_qkv": 8 is not implemented'],
       [{ ...OLMOE_1B_7B, attention_bias: true }, 'field "attention_bias": true (a bias on q/k/v/o_proj)'],
       [{ ...MIXTRAL_8X7B, hidden_act: 'gelu' }, 'field "hidden_act": "gelu" is not implemented'],
-      [{ ...MIXTRAL_8X7B, rope_scaling: { type: 'linear', factor: 2 } }, 'field "rope_scaling.type": RoPE scaling "linear"'],
-      [{ ...MIXTRAL_8X7B, rope_scaling: { rope_type: 'dynamic', factor: 2 } }, 'field "rope_scaling.rope_type": RoPE scaling "dynamic"'],
-      [{ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } }, 'field "rope_parameters.rope_type": RoPE scaling "yarn"'],
+      [{ ...MIXTRAL_8X7B, rope_scaling: { type: 'longrope', factor: 2 } }, 'field "rope_scaling.type": RoPE scaling "longrope"'],
+      [{ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'longrope', rope_theta: 1e6, factor: 4 } }, 'field "rope_parameters.rope_type": RoPE scaling "longrope"'],
+      [{ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'default', rope_theta: 1e6, partial_rotary_factor: 0.5 } },
+        'field "rope_parameters.partial_rotary_factor": 0.5 (rotary embedding on part of the head)'],
       [{ ...MIXTRAL_8X7B, quantization_config: { quant_method: 'mxfp4' } }, 'field "quantization_config": quantized checkpoints'],
+      [{ ...DEEPSEEK_V2_LITE, kv_lora_rank: 1024 }, 'field "kv_lora_rank": 1024 above 512 is not implemented'],
+      [{ ...DEEPSEEK_V2_LITE, attention_bias: true }, 'field "attention_bias": true (biases on q_a_proj'],
       [{ ...tinyConfig('gpt_oss'), swiglu_limit: 10 }, 'field "swiglu_limit": 10: transformers\' GptOssExperts clamps at 7'],
     ];
     for (const [json, reason] of cases) expect(why(json)).toContain(reason);
     // With several reasons, each one names its field.
-    const many = why({ ...MIXTRAL_8X7B, hidden_act: 'gelu', quantization_config: {}, rope_scaling: { type: 'linear' } })!;
+    const many = why({ ...MIXTRAL_8X7B, hidden_act: 'gelu', quantization_config: {}, rope_scaling: { type: 'longrope' } })!;
     expect(many.split('; ').map((r) => r.match(/^field "([^"]+)"/)?.[1])).toEqual(['rope_scaling.type', 'hidden_act', 'quantization_config']);
+    expect(why({ ...MIXTRAL_8X7B, rope_scaling: { type: 'linear', factor: 2 } })).toBeUndefined();
+    expect(why({ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } })).toBeUndefined();
     expect(why({ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } })).toBeUndefined();
   });
 });

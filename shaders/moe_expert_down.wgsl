@@ -1,5 +1,5 @@
 // Grouped expert matmul, second half of SwiGLU: for every plan row r of expert e,
-//   y[r, n] = h[r]·Wd[e, n],  n < H,   with down[e] = [H, I] (transformers' down_proj layout).
+//   y[r, n] = h[r]·Wd[e, n] (+ bias[e, n], gpt-oss),  n < H,   with down[e] = [H, I] (transformers' down_proj layout).
 // The plan's tile list gives each y-workgroup (expert, first row); an expert's rows are contiguous in h and y (token
 // order). x-workgroups cover H in TILE_N = 8·WG_N columns.
 //
@@ -16,6 +16,7 @@
 @group(0) @binding(2) var<storage, read> plan: array<u32>;          // dispatch plan
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;       // [num_experts, H, I] WEIGHT_DTYPE words
 @group(0) @binding(4) var<storage, read_write> y: array<vec4<f32>>; // [rows, H]
+@group(0) @binding(5) var<storage, read> bias: array<f32>;          // [E, H] down biases (has_bias = 1)
 
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
@@ -37,9 +38,13 @@ fn w_span(n: u32, k: u32) -> vec2<u32> {
   return vec2<u32>(wbase + n * K + k, select(0u, min(UK, K - k), n < P.n && k < K));
 }
 
-fn store_y(row: u32, n: u32, v: vec4<f32>) {
+fn store_y(row: u32, n: u32, acc_v: vec4<f32>) {
   let N = P.n;
   if (row >= row_end || n >= N) { return; }
+  var v = acc_v;
+  for (var j = 0u; j < 4u; j++) {
+    if (n + j < N) { v[j] += expert_bias(tile_info.x, n + j); }
+  }
   let base = row * N + n;
   if ((N & 3u) == 0u) {
     y[base >> 2u] = v;

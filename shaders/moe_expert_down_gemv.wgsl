@@ -1,5 +1,5 @@
 // Grouped expert matmul for few rows per expert (decode): the down half of SwiGLU,
-//   y[r, n] = h[r]·Wd[e, n],  n < H,   down[e] = [H, I]
+//   y[r, n] = h[r]·Wd[e, n] (+ bias[e, n], gpt-oss),  n < H,   down[e] = [H, I]
 // for plan tiles of at most R rows. Each group of LANES threads owns one output column n (one weight row); the lanes
 // stride over I in 16-byte units (ALIGNED: I % 4 == 0, % 8 for 16-bit weights), two in flight per lane, element by
 // element otherwise; row accumulators in registers, a shared-memory tree adds the lanes (only the tile's rows).
@@ -13,6 +13,7 @@
 @group(0) @binding(2) var<storage, read> plan: array<u32>;        // dispatch plan
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;     // [num_experts, H, I] WEIGHT_DTYPE words
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;     // [rows, H]
+@group(0) @binding(5) var<storage, read> bias: array<f32>;        // [E, H] down biases (has_bias = 1)
 
 override ALIGNED: bool = true;
 const LANES: u32 = 32u;
@@ -114,8 +115,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
   }
   if (lane == 0u && n < N) {
+    let b = expert_bias(info.x, n);
     for (var r = 0u; r < R; r++) {
-      if (r < nrows) { y[(info.y + r) * N + n] = partial[pbase + r]; }
+      if (r < nrows) { y[(info.y + r) * N + n] = partial[pbase + r] + b; }
     }
   }
 }

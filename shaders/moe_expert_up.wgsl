@@ -1,5 +1,6 @@
 // Grouped expert matmul, first half of SwiGLU: for every row r of the dispatch plan (expert e, token t),
 //   h[r, j] = silu(x[t]·Wg[e, j]) · (x[t]·Wu[e, j]),  j < I,   silu(g) = g / (1 + exp(-g))
+// (gpt-oss: biases added to both products and the clamped activation of lib/moe_expert_params' gated_act)
 // with the fused transformers layout gate_up[e] = [2I, H]: rows 0..I-1 are the gate, I..2I-1 the up projection.
 // The plan's tile list gives each y-workgroup (expert, first row); rows map to tokens through the plan's row keys
 // (token·8 + slot), so x rows are gathered, not copied. x-workgroups cover I in TILE_COLS = 4·WG_N columns.
@@ -20,6 +21,7 @@
 @group(0) @binding(2) var<storage, read> plan: array<u32>;           // dispatch plan (row_key = token·8 + slot)
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;        // [num_experts, 2I, H] WEIGHT_DTYPE words
 @group(0) @binding(4) var<storage, read_write> h: array<vec4<f32>>;  // [rows, I]
+@group(0) @binding(5) var<storage, read> bias: array<f32>;           // [E, 2I] gate then up biases (has_bias = 1)
 
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
@@ -54,7 +56,12 @@ fn w_span(c: u32, k: u32) -> vec2<u32> {
 fn store_h(row: u32, n: u32, g: vec4<f32>, u: vec4<f32>) {
   let I = P.n;
   if (row >= tile_info.z || n >= I) { return; }
-  let v = g / (vec4<f32>(1.0) + exp(-g)) * u;
+  var bg = vec4<f32>(0.0);
+  var bu = vec4<f32>(0.0);
+  for (var j = 0u; j < 4u; j++) {
+    if (n + j < I) { bg[j] = expert_bias(tile_info.x, n + j); bu[j] = expert_bias(tile_info.x, I + n + j); }
+  }
+  let v = gated_act(g + bg, u + bu);
   let base = row * I + n;
   if ((I & 3u) == 0u) {
     h[base >> 2u] = v;

@@ -1,5 +1,6 @@
 // Grouped expert matmul for few rows per expert (decode): the gate/up half of SwiGLU,
 //   h[r, j] = silu(x[t]·Wg[e, j]) · (x[t]·Wu[e, j]),  j < I,   gate_up[e] = [2I, H] (rows 0..I-1 gate, I..2I-1 up)
+// (gpt-oss: biases added to both products and the clamped activation of lib/moe_expert_params' gated_act)
 // for plan tiles of at most R rows. Bound by reading the weights once, so the work is split along the weight rows:
 // each group of LANES threads owns one output column j (its gate row and its up row); the lanes stride over H in
 // 16-byte units (4 f32 or 8 f16/bf16 weights; ALIGNED: H % 4 == 0, % 8 for 16-bit weights), two units in flight per
@@ -15,6 +16,7 @@
 @group(0) @binding(2) var<storage, read> plan: array<u32>;          // dispatch plan (row_key = token·8 + slot)
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;       // [num_experts, 2I, H] WEIGHT_DTYPE words
 @group(0) @binding(4) var<storage, read_write> h: array<f32>;       // [rows, I]
+@group(0) @binding(5) var<storage, read> bias: array<f32>;          // [E, 2I] gate then up biases (has_bias = 1)
 
 override ALIGNED: bool = true;
 const LANES: u32 = 32u;
@@ -142,10 +144,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
   }
   if (lane == 0u && j < I) {
+    let bg = expert_bias(info.x, j);
+    let bu = expert_bias(info.x, I + j);
     for (var r = 0u; r < R; r++) {
       if (r < nrows) {
-        let g = partial[pbase + r];
-        h[(info.y + r) * I + j] = g / (1.0 + exp(-g)) * partial[pbase + R + r];
+        h[(info.y + r) * I + j] = gated_act(vec4<f32>(partial[pbase + r] + bg), vec4<f32>(partial[pbase + R + r] + bu)).x;
       }
     }
   }

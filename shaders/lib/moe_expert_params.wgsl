@@ -1,6 +1,6 @@
 // Uniform of the grouped expert matmuls (moe_expert_up/down[_gemv].wgsl) and their view of the dispatch plan.
 // Field order must match EXPERT_MATMUL_FIELDS in src/engine/kernels/moe-layout.ts. The including shader binds the
-// uniform as `P` and the plan buffer as `plan`.
+// uniform as `P`, the plan buffer as `plan` and the experts' biases as `bias` (f32; read only when P.has_bias = 1).
 struct ExpertParams {
   k: u32,               // reduction length (up: H, down: I)
   n: u32,               // output columns (up: I, down: H)
@@ -12,8 +12,12 @@ struct ExpertParams {
   off_tile_expert: u32,
   off_tile_row: u32,
   off_row_key: u32,     // [rows] token·8 + slot of each row
+  has_bias: u32,        // 1: add bias[e, column] (gpt-oss: up bias [E, 2I] gate then up, down bias [E, H])
+  bias_stride: u32,     // floats per expert in `bias` (up: 2I, down: H)
+  act_limit: f32,       // gated activation (up kernels): g = min(gate, limit), u = clamp(up, ±limit);
+  act_alpha: f32,       //   a = g·σ(alpha·g)·(u + up_offset). SwiGLU: limit = f32 max, alpha 1, up_offset 0
+  act_up_offset: f32,
   _pad0: u32,
-  _pad1: u32,
 }
 
 // Plan tile `tile` as (expert, first row, end of the expert's rows, tile count); (0, 0, 0, count) past the count.
@@ -27,4 +31,17 @@ fn plan_tile(tile: u32) -> vec4<u32> {
 // Whether tile `tile` (described by plan_tile) exists and its expert lives in this weight binding.
 fn tile_in_binding(tile: u32, info: vec4<u32>) -> bool {
   return tile < info.w && info.x >= P.first_expert && info.x < P.first_expert + P.num_experts;
+}
+
+// Bias of output column j of expert e (global index), 0 without biases.
+fn expert_bias(e: u32, j: u32) -> f32 {
+  if (P.has_bias == 0u) { return 0.0; }
+  return bias[e * P.bias_stride + j];
+}
+
+// The experts' gated activation of gate and up pre-activations (see ExpertParams.act_*).
+fn gated_act(gate: vec4<f32>, up: vec4<f32>) -> vec4<f32> {
+  let g = min(gate, vec4<f32>(P.act_limit));
+  let u = clamp(up, vec4<f32>(-P.act_limit), vec4<f32>(P.act_limit));
+  return g / (vec4<f32>(1.0) + exp(-P.act_alpha * g)) * (u + vec4<f32>(P.act_up_offset));
 }

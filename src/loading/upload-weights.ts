@@ -13,7 +13,7 @@ import type { UploadedWeights } from '../engine/model/weights';
 export type { UploadedWeights } from '../engine/model/weights';
 
 /** Entries the engine keeps in f32 whatever the checkpoint stores (tiny vectors the kernels read as f32). */
-const F32_ROLES = new Set(['routerCorrectionBias', 'routerBias', 'attnSinks']);
+const F32_ROLES = new Set(['routerCorrectionBias', 'routerBias', 'attnSinks', 'expertsGateUpBias', 'expertsDownBias']);
 
 /** Bytes written between two waits for the queue (bounds the staging memory the device holds at once). */
 export const UPLOAD_WINDOW_BYTES = 256 << 20;

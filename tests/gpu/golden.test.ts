@@ -117,6 +117,9 @@ const CASES: [string, string, number][] = [
   // MLA on the compressed cache, YaRN, first_k_dense_replace; V3 sigmoid + noaux_tc, V2 softmax + group_limited_greedy.
   ['deepseek_v3', 'golden.json', 1e-4],
   ['deepseek_v2', 'golden.json', 1e-4],
+  // Sinks, windows of 6 on layers 0 and 2 (prompt of 28 and 10 decode steps past them), q/k/v/o, router and expert
+  // biases, transposed interleaved experts, clamped SwiGLU, YaRN without truncation.
+  ['gpt_oss', 'golden.json', 1e-4],
   // The bundled demo model (bf16 weights; this golden is transformers in f32 on them upcast exactly).
   ['demo', 'golden.json', 1e-4],
 ];

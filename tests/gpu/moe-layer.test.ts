@@ -65,7 +65,7 @@ async function checkStepStats(gpu: Gpu, p: Problem, ref: Awaited<ReturnType<type
   expect(gpu.recentErrors).toEqual([]);
 }
 
-const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'deepseek_v3', 'switch'];
+const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'deepseek_v3', 'switch', 'gpt_oss'];
 
 describe('MoE layer vs float64 reference', () => {
   for (const family of FAMILIES) {
@@ -159,15 +159,26 @@ describe('weights and kernels', () => {
       await checkStep(gpu, p, 9, policyWith(p.config, {}), 4);
     }
   });
-  it('expert banks split over several buffers (3 experts each)', async () => {
+  it('expert banks split over several buffers (3 experts each); gpt-oss biases indexed by global expert', async () => {
     const gpu = await testGpu();
-    const spec = { family: 'mixtral' as const, H: 24, I: 16, E: 8, k: 2, seed: 4 };
-    const bytes = 3 * 2 * spec.I * spec.H * 4;
+    for (const family of ['mixtral', 'gpt_oss'] as const) {
+      const spec = { family, H: 24, I: 16, E: 8, k: 2, seed: 4 };
+      const bytes = 3 * 2 * spec.I * spec.H * 4;
+      for (const mode of ['gemv', 'tiled'] as const) {
+        const p = buildProblem(gpu, spec, { expertMode: mode, maxBindingBytes: bytes });
+        expect(p.gpuWeights.gateUp.buffers.length).toBe(3);
+        expect(p.gpuWeights.down.buffers.length).toBeGreaterThan(1);
+        await checkStep(gpu, p, 21, policyWith(p.config, {}), 9);
+      }
+    }
+  });
+  it('gpt-oss experts with bf16 weights, element-wise (H=33, I=19) and 16-byte loads (H=32, I=24)', async () => {
+    const gpu = await testGpu();
     for (const mode of ['gemv', 'tiled'] as const) {
-      const p = buildProblem(gpu, spec, { expertMode: mode, maxBindingBytes: bytes });
-      expect(p.gpuWeights.gateUp.buffers.length).toBe(3);
-      expect(p.gpuWeights.down.buffers.length).toBeGreaterThan(1);
-      await checkStep(gpu, p, 21, policyWith(p.config, {}), 9);
+      for (const [H, I] of [[33, 19], [32, 24]]) {
+        const p = buildProblem(gpu, { family: 'gpt_oss', H, I, E: 8, k: 2, dtype: 'bf16', seed: 31 }, { expertMode: mode });
+        await checkStep(gpu, p, 13, policyWith(p.config, {}), 6);
+      }
     }
   });
   it('a prefill over 1024 tokens (flattened prefix scan in the plan) with capacity cut-offs deep in the masks', async () => {
@@ -304,6 +315,23 @@ describe('expert numbering is arbitrary', () => {
 });
 
 describe('the checks can fail', () => {
+  // gpt-oss's expert biases and clamped activation, one mutant per place they enter (T = 33 tiled, T = 7 gemv).
+  const GPT_OSS_MUTANTS: [string, string, string, number, ExpertVariant][] = [
+    ['moe_expert_up', 'bg[j] = expert_bias(tile_info.x, n + j);', 'bg[j] = 0.0;', 33, 'tiled'],
+    ['moe_expert_up_gemv', 'let bu = expert_bias(info.x, I + j);', 'let bu = expert_bias(info.x, j);', 7, 'gemv'],
+    ['moe_expert_down', 'if (n + j < N) { v[j] += expert_bias(tile_info.x, n + j); }', 'if (n + j < N) { v[j] += expert_bias(0u, n + j); }', 33, 'tiled'],
+    ['moe_expert_down_gemv', 'partial[pbase + r] + b;', 'partial[pbase + r];', 7, 'gemv'],
+    ['lib/moe_expert_params', 'let g = min(gate, vec4<f32>(P.act_limit));', 'let g = gate;', 33, 'tiled'],
+    ['lib/moe_expert_params', '(u + vec4<f32>(P.act_up_offset))', 'u', 7, 'gemv'],
+  ];
+  for (const [shader, from, to, T, mode] of GPT_OSS_MUTANTS) {
+    it(`gpt-oss experts: ${shader} with "${to}" fails`, async () => {
+      const broken = await mutantGpu(shader, from, to);
+      const p = buildProblem(broken, { family: 'gpt_oss', H: 33, I: 20, E: 16, k: 3, seed: 10 + T }, { expertMode: mode });
+      await expect(checkStep(broken, p, T, policyWith(p.config, {}), 100 + T, 5)).rejects.toThrow(/output/);
+      expect(broken.recentErrors).toEqual([]); // it compiled and ran; only its numbers are wrong
+    });
+  }
   it('a combine that ignores the gate weights fails', async () => {
     const broken = await mutantGpu('moe_combine', 'acc += w[s] * y[rows[s] * H + c]', 'acc += y[rows[s] * H + c]');
     const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });

@@ -15,7 +15,10 @@ import { moeLayerRef, type MoeRefOutput, type MoeRefWeights } from '../../src/re
 import { randomF32 } from './random';
 import { poisonedBuffer } from './gpu';
 
-export type Family = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'deepseek_v2' | 'deepseek_v3' | 'switch';
+export type Family = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'deepseek_v2' | 'deepseek_v3' | 'switch' | 'gpt_oss';
+
+/** gpt-oss's experts: transformers' GptOssExperts clamp and alpha, (up + 1). */
+const GPT_OSS_ACTIVATION = { limit: 7, alpha: 1.702, upOffset: 1 };
 
 export interface ProblemSpec {
   family: Family;
@@ -37,6 +40,7 @@ const ROUTERS: Record<Family, (E: number, k: number) => RouterConfig> = {
   deepseek_v2: (_E, k) => router({ topK: k, nGroup: 4, topkGroup: 2, routedScalingFactor: 16 }),
   deepseek_v3: (_E, k) => router({ topK: k, scoring: 'sigmoid', normTopK: true, hasCorrectionBias: true, nGroup: 4, topkGroup: 2, routedScalingFactor: 2.5 }),
   switch: () => router({ topK: 1, capacityFactor: 1 }),
+  gpt_oss: (_E, k) => router({ topK: k, normTopK: true, hasBias: true }),
 };
 
 function router(o: Partial<RouterConfig>): RouterConfig {
@@ -48,6 +52,7 @@ function router(o: Partial<RouterConfig>): RouterConfig {
 
 const MODEL_FAMILY: Record<Family, ModelFamily> = {
   olmoe: 'olmoe', mixtral: 'mixtral', qwen2_moe: 'qwen2_moe', deepseek_v2: 'deepseek_v2', deepseek_v3: 'deepseek_v3', switch: 'mixtral',
+  gpt_oss: 'gpt_oss',
 };
 
 export function makeConfig(s: ProblemSpec): MoeConfig {
@@ -57,7 +62,9 @@ export function makeConfig(s: ProblemSpec): MoeConfig {
     s.family === 'deepseek_v2' || s.family === 'deepseek_v3' ? { intermediateSize: 2 * s.I, gated: false } : null;
   const r = ROUTERS[s.family](s.E, s.k ?? 2);
   if (s.routerBias) r.hasBias = true;
+  const gptOss = s.family === 'gpt_oss' ? { expertBias: true, expertActivation: GPT_OSS_ACTIVATION } : {};
   return {
+    ...gptOss,
     family: MODEL_FAMILY[s.family], source: `test:${s.family}`, vocabSize: 64, hiddenSize: s.H, numLayers: layers,
     numHeads: 2, numKvHeads: 1, headDim: 8, intermediateSize: 0, moeIntermediateSize: s.I, numExperts: s.E,
     router: r, sharedExpert: shared, moeLayers: new Array(layers).fill(true),
@@ -104,7 +111,9 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   };
   // Router rows scaled so the softmax is neither flat nor one-hot.
   const router = pack('test.router', o.routerWeight ?? randomF32(E * H, seed + 1, 1.5 / Math.sqrt(H)));
-  const gateUp = uploadExpertBank(gpu, 'test.gateUp', o.gateUpWeight ?? randomF32(E * 2 * I * H, seed + 2, 1 / Math.sqrt(H)), E, dtype, o.maxBindingBytes);
+  // gpt-oss: gate/up pre-activations of std ~8, so many pass the ±7 clamp on either side.
+  const gateUpScale = (config.expertActivation ? 8 : 1) / Math.sqrt(H);
+  const gateUp = uploadExpertBank(gpu, 'test.gateUp', o.gateUpWeight ?? randomF32(E * 2 * I * H, seed + 2, gateUpScale), E, dtype, o.maxBindingBytes);
   const down = uploadExpertBank(gpu, 'test.down', o.downWeight ?? randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
   const ref: MoeRefWeights = { router: router.rounded, gateUp: gateUp.rounded, down: down.rounded };
   const gpuWeights: MoeLayerWeights = { router: router.buffer, gateUp: gateUp.bank, down: down.bank };
@@ -112,6 +121,13 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
     const bias = randomF32(E, seed + 8, 0.5);
     ref.bias = bias;
     gpuWeights.routerBias = uploadBuffer(gpu, 'test.routerBias', bias);
+  }
+  if (config.expertBias) {
+    const gub = randomF32(E * 2 * I, seed + 9, 2), db = randomF32(E * H, seed + 10, 0.5);
+    ref.gateUpBias = gub;
+    ref.downBias = db;
+    gpuWeights.gateUpBias = uploadBuffer(gpu, 'test.gateUpBias', gub);
+    gpuWeights.downBias = uploadBuffer(gpu, 'test.downBias', db);
   }
   if (config.router.hasCorrectionBias) {
     const corr = o.correctionBias ?? randomF32(E, seed + 4, 0.05);
@@ -164,6 +180,6 @@ export function refStep(p: Problem, x: Float32Array, T: number, position: number
     T, H: c.hiddenSize, I: c.moeIntermediateSize, E, x, weights: p.ref, router: c.router, layer, position, k,
     noiseStd: policy.noiseStd, noiseSeed: policy.noiseSeed, temperature: policy.temperature,
     ablated: policy.ablated.subarray(layer * E, (layer + 1) * E),
-    capacity: expertCapacity(policy.capacityFactor, T, k, E), overflow: policy.overflow,
+    capacity: expertCapacity(policy.capacityFactor, T, k, E), overflow: policy.overflow, activation: c.expertActivation,
   });
 }

@@ -1,13 +1,20 @@
 // Grouped expert matmuls of the MoE layer (SwiGLU in two halves) over the dispatch plan's tiles:
 //   'up'   shaders/moe_expert_up.wgsl / moe_expert_up_gemv.wgsl:     h = silu(x·Wgᵀ) ⊙ (x·Wuᵀ)   gate_up [E, 2I, H]
 //   'down' shaders/moe_expert_down.wgsl / moe_expert_down_gemv.wgsl: y = h·Wdᵀ                  down [E, H, I]
+// gpt-oss adds per-expert biases to both halves and uses the clamped activation (ExpertActivation): both are
+// per-binding uniforms, so shared experts of the same layer keep plain SwiGLU.
 // Two shapes of kernel: 'tiled' (register-blocked tiles of TM rows, for many rows per expert) and 'gemv' (weight
 // rows split over lanes, tiles of GEMV_ROWS rows, for decode). The grid is sized for the worst case of a step;
 // workgroups past the plan's tile count return at once, so no indirect dispatch and no readback are needed.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
+import type { ExpertActivation } from '../../model/config';
 import { EXPERT_MATMUL_FIELDS, planUniforms, type PlanLayout } from './moe-layout';
-import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
+import { Uniforms, bindGroup, ceilDiv, kernelLayout, storageBuffer } from './common';
+import { requireBytes } from './dispatch';
+
+/** SwiGLU as the gated activation's parameters: no clamp (the largest f32), silu(g) = g·σ(g), no offset on up. */
+export const SWIGLU: ExpertActivation = { limit: 3.4028234663852886e38, alpha: 1, upOffset: 0 };
 
 export type ExpertOp = 'up' | 'down';
 export type ExpertMode = 'tiled' | 'gemv';
@@ -45,6 +52,8 @@ export class ExpertMatmulKernel {
   private readonly layout;
   private readonly pipelines = new Map<boolean, GPUComputePipeline>();
   readonly shape: TiledShape;
+  /** Bound where a binding has no biases (never read then: has_bias = 0). */
+  private noBias: GPUBuffer | null = null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -53,7 +62,7 @@ export class ExpertMatmulKernel {
     private readonly weightDtype: WeightDtype,
     shape?: TiledShape,
   ) {
-    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw']);
+    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'read']);
     this.shape = shape ?? defaultTiledShape(gpu);
   }
 
@@ -86,6 +95,8 @@ export class ExpertMatmulKernel {
    * input: f32 [tokens, K] ('up': x, gathered through the plan) or [rows, K] ('down': h); weights: experts
    * [firstExpert, firstExpert + numExperts) of gate_up [E, 2N, K] ('up') or down [E, N, K] ('down');
    * output: f32 [rows, N]. K and N: 'up' K = H, N = I; 'down' K = I, N = H.
+   * options.bias: f32 biases of every expert of the layer (global expert index), 'up' [E, 2N] (gate then up),
+   * 'down' [E, N]; options.activation ('up' only): the gated activation, SwiGLU when absent.
    */
   bind(
     label: string,
@@ -95,10 +106,22 @@ export class ExpertMatmulKernel {
     weights: GPUBuffer,
     output: GPUBuffer,
     dims: { k: number; n: number; firstExpert: number; numExperts: number },
+    options: { bias?: { buffer: GPUBuffer; experts: number } | null; activation?: ExpertActivation } = {},
   ): ExpertMatmulBinding {
+    const stride = this.op === 'up' ? 2 * dims.n : dims.n;
+    const bias = options.bias ?? null;
+    if (bias) requireBytes(label, `bias [${bias.experts}, ${stride}]`, bias.buffer, bias.experts * stride * 4);
+    const act = options.activation ?? SWIGLU;
     const uniforms = new Uniforms(this.gpu, `${label}.params`, EXPERT_MATMUL_FIELDS);
-    uniforms.set({ k: dims.k, n: dims.n, first_expert: dims.firstExpert, num_experts: dims.numExperts, ...planUniforms(layout) });
-    const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output]);
+    uniforms.set(
+      {
+        k: dims.k, n: dims.n, first_expert: dims.firstExpert, num_experts: dims.numExperts, ...planUniforms(layout),
+        has_bias: bias ? 1 : 0, bias_stride: stride, act_limit: act.limit, act_alpha: act.alpha, act_up_offset: act.upOffset,
+      },
+      ['act_limit', 'act_alpha', 'act_up_offset'],
+    );
+    this.noBias ??= storageBuffer(this.gpu, 'ExpertMatmulKernel.noBias', 16);
+    const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output, bias?.buffer ?? this.noBias]);
     return { uniforms, group, pipeline: this.pipelineFor(dims.k) };
   }
 

@@ -23,7 +23,8 @@ export const MOE_LAYER_FLOATS = ['scale', 'noise_std', 'inv_temp'] as const;
 export const EXPERT_MATMUL_FIELDS = [
   'k', 'n', 'first_expert', 'num_experts',
   'off_header', 'off_offsets', 'off_kept', 'off_tile_expert',
-  'off_tile_row', 'off_row_key', '_pad0', '_pad1',
+  'off_tile_row', 'off_row_key', 'has_bias', 'bias_stride',
+  'act_limit', 'act_alpha', 'act_up_offset', '_pad0',
 ] as const;
 
 /** 32-bit words per token in the records scratch buffer (see moe_params.wgsl). */

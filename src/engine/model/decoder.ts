@@ -207,6 +207,8 @@ export class Decoder {
             correctionBias: has(`${p}.routerCorrectionBias`) ? w(`${p}.routerCorrectionBias`) : null,
             gateUp: bank(`${p}.expertsGateUp`),
             down: bank(`${p}.expertsDown`),
+            gateUpBias: has(`${p}.expertsGateUpBias`) ? w(`${p}.expertsGateUpBias`) : null,
+            downBias: has(`${p}.expertsDownBias`) ? w(`${p}.expertsDownBias`) : null,
             shared: c.sharedExpert
               ? {
                   gateUp: w(`${p}.sharedGateUp`),

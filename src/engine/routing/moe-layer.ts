@@ -46,6 +46,9 @@ export interface MoeLayerWeights {
   gateUp: ExpertBank;
   /** [E, H, I] down projection, weight-dtype words. */
   down: ExpertBank;
+  /** gpt-oss (config.expertBias): f32 [E, 2I] gate then up biases and f32 [E, H] down biases. */
+  gateUpBias?: GPUBuffer | null;
+  downBias?: GPUBuffer | null;
   /** Shared expert: gate_up [2Is, H], down [H, Is], and for Qwen2-MoE the gate vector [H] (shared_expert_gate). */
   shared?: { gateUp: GPUBuffer; down: GPUBuffer; gate?: GPUBuffer | null } | null;
 }
@@ -358,11 +361,14 @@ export class MoeLayer {
     const I = c.moeIntermediateSize;
     const label = `Layer${this.layer}.moe.${k.up.mode}${k.up.mode === 'tiled' ? k.up.tileRows : ''}`;
     const bank = (b: ExpertBank, i: number) => ({ firstExpert: i * b.expertsPerBuffer, numExperts: Math.min(b.expertsPerBuffer, E - i * b.expertsPerBuffer) });
+    // Biases are indexed by global expert, so every split binding reads the layer's whole bias buffer.
+    const bias = (b: GPUBuffer | null | undefined) => (b ? { buffer: b, experts: E } : null);
+    const up = { bias: bias(w.gateUpBias), activation: c.expertActivation };
     w.gateUp.buffers.forEach((buf, i) => {
-      pair.upBindings.push(k.up.bind(`${label}.gateUp${i}`, x, s.plan, s.planLayout, buf, s.h, { k: H, n: I, ...bank(w.gateUp, i) }));
+      pair.upBindings.push(k.up.bind(`${label}.gateUp${i}`, x, s.plan, s.planLayout, buf, s.h, { k: H, n: I, ...bank(w.gateUp, i) }, up));
     });
     w.down.buffers.forEach((buf, i) => {
-      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bank(w.down, i) }));
+      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bank(w.down, i) }, { bias: bias(w.downBias) }));
     });
     if (w.shared && c.sharedExpert) {
       const Is = c.sharedExpert.intermediateSize;
@@ -391,6 +397,7 @@ function validateLayer(c: MoeConfig, o: MoeLayerOptions): void {
   }
   if (r.hasBias && !o.weights.routerBias) throw new RangeError(`${where}: config.router.hasBias but weights.routerBias is missing`);
   if (r.hasCorrectionBias && !o.weights.correctionBias) throw new RangeError(`${where}: config.router.hasCorrectionBias but weights.correctionBias is missing`);
+  if (c.expertBias && !(o.weights.gateUpBias && o.weights.downBias)) throw new RangeError(`${where}: config.expertBias but weights.gateUpBias / downBias are missing`);
   if (c.sharedExpert && !o.weights.shared) throw new RangeError(`${where}: config.sharedExpert is set but weights.shared is missing`);
   if (c.sharedExpert?.gated && !o.weights.shared?.gate) throw new RangeError(`${where}: gated shared expert needs weights.shared.gate`);
   for (const [name, bank] of [['gateUp', o.weights.gateUp], ['down', o.weights.down]] as const) {

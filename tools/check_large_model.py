@@ -15,7 +15,9 @@ Prints, per shape, load time, time to first token (prompt fed and first token sa
 (nvidia-smi, polled while the engine runs), the engine's own allocation and the host's peak resident memory, and
 writes everything to --out as JSON. Exit status 1 when any shape disagrees.
 
-On the lent GPU machine (repository root; `.gpu` made by shared/gpu/prepare.sh and `bash tools/gpu-bench.sh bundle`):
+On the lent GPU machine (repository root; `.gpu` made by shared/gpu/prepare.sh and `bash tools/gpu-bench.sh bundle`),
+one call per step if a call's time limit is short (checkpoints stay in --models while the machine is held):
+  source .gpu/remote.sh && python3 tools/check_large_model.py --shapes qwen3-30b-a3b:24 --build-only
   source .gpu/remote.sh && python3 tools/check_large_model.py --shapes qwen3-30b-a3b:24,granite-3b-a800m \\
       --memory 60GB --cli "node .gpu/moescope.mjs" --out $OUT/check-large.json
 Here (no GPU; a tiny shape on SwiftShader and transformers on the CPU, to test this script):
@@ -146,6 +148,7 @@ def main() -> None:
     ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     ap.add_argument('--rtol', type=float, default=1e-3, help="logit error allowed, relative to the step's max |logit|")
     ap.add_argument('--out', default='')
+    ap.add_argument('--build-only', action='store_true', help='only build the checkpoints (to split the work over calls)')
     args = ap.parse_args()
 
     results, ok = [], True
@@ -153,6 +156,8 @@ def main() -> None:
         name, _, layers = spec.partition(':')
         model_dir = os.path.join(args.models, name + (f'-{layers}' if layers else ''))
         build(name, int(layers) if layers else None, model_dir)
+        if args.build_only:
+            continue
         tok = transformers.PreTrainedTokenizerFast(tokenizer_file=os.path.join(model_dir, 'tokenizer.json'))
         ids = tok(PROMPT)['input_ids']
         theirs = transformers_side(model_dir, ids, args.tokens, args.device)

@@ -6,6 +6,8 @@ import { App } from './app';
 import { progress, showError } from './messages';
 import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
+import { bindMemoryInput } from './memory-setting';
+import { memoryBudget } from '../io/memory';
 
 async function main(): Promise<void> {
   let gpu;
@@ -19,6 +21,7 @@ async function main(): Promise<void> {
     return;
   }
   document.getElementById('app')!.hidden = false;
+  bindMemoryInput(document.getElementById('memory-input') as HTMLInputElement, localStorage, memoryBudget(gpu.adapter.memoryHeaps), showError);
 
   const models = bundledModels();
   const configs = await bundledConfigs().catch(() => []);

@@ -5,6 +5,7 @@ import type { Gpu } from '../engine/gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../model/config';
 import type { KernelTiming, ModelSession } from '../engine/session-api';
 import { loadModel } from '../loading/load-model';
+import { raiseInPage, readMemorySetting } from './memory-setting';
 import type { Session } from '../engine/model/session';
 import {
   CONFIG_FILE,
@@ -148,6 +149,8 @@ export async function loadFolder(
   try {
     session = await loadModel(gpu, folder, {
       name,
+      memory: readMemorySetting(localStorage),
+      raiseBudget: raiseInPage,
       profile: gpu.features.timestampQuery,
       onProgress: (done, total) => onProgress(total > 0 ? done / total : 0, `${name}: uploading weights ${formatMiB(done)} / ${formatMiB(total)}`),
     });

@@ -165,6 +165,36 @@ describe('config-only skeleton', () => {
     await p.close();
   });
 
+  it('the GPU-memory setting is remembered; a model over it is drawn with a message naming the setting and the size', async () => {
+    const { page: p, log: l } = await openPage(h);
+    await p.goto(`${h.origin}/?model=config:olmoe-1b-7b.json`);
+    await waitForApp(p);
+    const setMemory = (value: string) =>
+      p.$eval('#memory-input', (e, v) => {
+        (e as HTMLInputElement).value = v;
+        e.dispatchEvent(new Event('change'));
+      }, value);
+    expect(await p.$eval('#memory-input', (e) => (e as HTMLInputElement).placeholder)).toMatch(/ \(device\)$/);
+    await setMemory('1MB');
+    expect(await p.evaluate(() => localStorage.getItem('moescope.gpuMemory'))).toBe('1MB');
+    await p.evaluate(() => window.__moescope!.open('demo:moescope-demo'));
+    expect(await p.evaluate(() => window.__moescope!.hasSession())).toBe(false);
+    const note = await p.$eval('#model-note', (e) => e.textContent ?? '');
+    expect(note).toMatch(/the memory budget is ~1\.0 MB \(GPU memory set to 1MB in this browser\); set GPU memory \(beside the model list\) to [\d.]+GB or more/);
+    // Remembered across pages; an invalid value is refused and the remembered one kept; clearing it lets the model run.
+    await p.reload();
+    await waitForApp(p);
+    expect(await p.$eval('#memory-input', (e) => (e as HTMLInputElement).value)).toBe('1MB');
+    await setMemory('lots');
+    expect(await p.evaluate(() => localStorage.getItem('moescope.gpuMemory'))).toBe('1MB');
+    expect(await p.evaluate(() => window.__moescope!.errors().join(' '))).toMatch(/GPU memory: "lots" is not a size/);
+    await setMemory('');
+    await p.evaluate(() => window.__moescope!.open('demo:moescope-demo'));
+    expect(await p.evaluate(() => window.__moescope!.hasSession())).toBe(true);
+    expect(l.errors.filter((e) => !/is not a size/.test(e))).toEqual([]);
+    await p.close();
+  });
+
   it('logged no console errors', () => {
     expect(log.errors).toEqual([]);
   });

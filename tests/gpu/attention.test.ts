@@ -4,7 +4,7 @@ import { readU32, submitPass, uploadBuffer } from '../../src/engine/kernels/comm
 import { attentionRef } from '../../src/reference/attention';
 import { expectClose, expectExact, POISON_BITS, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // f32 dot products of length d, exp, and a probability-weighted sum of values of magnitude ~1.
@@ -113,16 +113,13 @@ describe('attention', () => {
     check({ tokens: 33, startPos: 100, heads: 3, kvHeads: 1, headDim: 36, seed: 11 }));
 
   it('a broken kernel fails the check: wrong kv head for a query head', async () => {
-    const broken = await mutantGpu('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;');
-    await expect(check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;'), (broken) => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: splits merged without their max', async () => {
-    const broken = await mutantGpu('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];');
-    await expect(check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];'), (broken) => check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: no rescale when the max grows', async () => {
-    const broken = await mutantGpu('attention', 'let alpha = exp(m - m_new);', 'let alpha = 1.0;');
-    await expect(check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('attention', 'let alpha = exp(m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken), /outside atol/);
   });
 
   it('stepping back: a shorter startPos overwrites the rows past it, nothing to clear', async () => {

@@ -1,69 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import { uploadBuffer, readU32 } from '../../src/engine/kernels/common';
-import { K_MAX } from '../../src/engine/routing-buffers';
 import { expectClose, expectExact, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { applyPolicy, buildProblem, policyWith, refStep, runStep, type Family, type Problem } from '../support/moe';
+import {
+  OUT_TOL, applyPolicy, buildProblem, checkStep, checkStepStats, policyWith, refStep, runStep, type Family, type Problem,
+} from '../support/moe';
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import type { Gpu } from '../../src/engine/gpu';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
-
-const OUT_TOL = { atol: 3e-5, rtol: 3e-4 };
-
-/** Chosen/assigned experts and weights of `layer` for ring positions [position, position + T). */
-async function ringRows(gpu: Gpu, p: Problem, position: number, T: number) {
-  const L = p.config.numLayers;
-  const n = (position + T) * L * K_MAX;
-  const chosen = await readU32(gpu, p.stats.buffers.ringChosen, n);
-  const assigned = await readU32(gpu, p.stats.buffers.ringAssigned, n);
-  const weights = await readF32(gpu, p.stats.buffers.ringWeights, n);
-  return { chosen, assigned, weights, at: (t: number, s: number) => ((position + t) * L + p.layer.layer) * K_MAX + s };
-}
-
-/** Runs one step and checks output, routing ids and weights against the reference. */
-export async function checkStep(gpu: Gpu, p: Problem, T: number, policy: RoutingPolicy, seed: number, position = 0) {
-  applyPolicy(p, policy);
-  const x = randomF32(T * p.config.hiddenSize, seed, 1);
-  const out = runStep(gpu, p, uploadBuffer(gpu, 'test.x', x), T, position);
-  const ref = refStep(p, x, T, position, policy);
-  const k = ref.chosen.length / T;
-  const ring = await ringRows(gpu, p, position, T);
-  const got = { chosen: [] as number[], assigned: [] as number[], weights: [] as number[] };
-  for (let t = 0; t < T; t++) {
-    for (let s = 0; s < k; s++) {
-      got.chosen.push(ring.chosen[ring.at(t, s)]);
-      got.assigned.push(ring.assigned[ring.at(t, s)]);
-      got.weights.push(ring.weights[ring.at(t, s)]);
-    }
-  }
-  const what = `${p.config.source} T=${T}`;
-  expectExact(got.chosen, ref.chosen, `${what} chosen (min gap ${Math.min(...ref.gap).toExponential(2)})`);
-  expectExact(got.assigned, ref.assigned, `${what} assigned`);
-  expectClose(got.weights, ref.weights, { atol: 1e-6, rtol: 1e-5 }, `${what} weights`);
-  expectClose(await readF32(gpu, out, T * p.config.hiddenSize), ref.out, OUT_TOL, `${what} output`);
-  expect(gpu.recentErrors).toEqual([]);
-  return ref;
-}
-
-/** The layer's statistics after its first step (the buffers start at zero) against that step's reference. */
-async function checkStepStats(gpu: Gpu, p: Problem, ref: Awaited<ReturnType<typeof checkStep>>) {
-  const E = p.config.numExperts;
-  const l = p.layer.layer;
-  const b = p.stats.buffers;
-  const row = async <A extends Uint32Array | Float32Array>(read: Promise<A>) => (await read).subarray(l * E, (l + 1) * E);
-  const n = p.config.numLayers * E;
-  const what = `${p.config.source} statistics`;
-  expectExact(await row(readU32(gpu, b.counts, n)), ref.counts, `${what} counts`);
-  expectExact(await row(readU32(gpu, b.stepCounts, n)), ref.counts, `${what} stepCounts`);
-  expectExact(await row(readU32(gpu, b.dropped, n)), ref.dropped, `${what} dropped`);
-  const SUM_TOL = { atol: 1e-4, rtol: 1e-5 };
-  expectClose(await row(readF32(gpu, b.probMass, n)), ref.probMass, SUM_TOL, `${what} probMass`);
-  expectClose(await row(readF32(gpu, b.gateSum, n)), ref.gateSum, SUM_TOL, `${what} gateSum`);
-  expectClose([(await readF32(gpu, b.zLossSum, p.config.numLayers))[l]], [ref.zLossSum], SUM_TOL, `${what} zLossSum`);
-  expect(gpu.recentErrors).toEqual([]);
-}
 
 const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'deepseek_v3', 'switch'];
 
@@ -304,19 +250,31 @@ describe('expert numbering is arbitrary', () => {
 });
 
 describe('the checks can fail', () => {
-  it('a combine that ignores the gate weights fails', async () => {
-    const broken = await mutantGpu('moe_combine', 'acc += w[s] * y[rows[s] * H + c]', 'acc += y[rows[s] * H + c]');
-    const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });
-    await expect(checkStep(broken, p, 5, policyWith(p.config, {}), 1)).rejects.toThrow(/output/);
-  });
-  it('a scatter that keeps one token too many per expert fails the capacity check', async () => {
-    const broken = await mutantGpu('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])');
-    const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });
-    await expect(checkStep(broken, p, 33, policyWith(p.config, { capacityFactor: 0.6 }), 1)).rejects.toThrow();
-  });
-  it('a router that breaks ties and ranks toward the higher index fails', async () => {
-    const broken = await mutantGpu('moe_router', 'if (best == NONE || c > bv) { best = e; bv = c; }', 'if (best == NONE || c < bv) { best = e; bv = c; }');
-    const p = buildProblem(broken, { family: 'olmoe', H: 16, I: 8, E: 8, k: 2, seed: 3 });
-    await expect(checkStep(broken, p, 5, policyWith(p.config, {}), 1)).rejects.toThrow(/chosen/);
-  });
+  type Spec = Parameters<typeof buildProblem>[1];
+  const MIXTRAL: Spec = { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 };
+  /** One step of a fresh problem on `gpu` against the reference; with `stats`, the layer's statistics too. */
+  const step = (spec: Spec, T: number, policy: Partial<RoutingPolicy>, stats = false) => async (gpu: Gpu) => {
+    const p = buildProblem(gpu, spec, { maxTokens: Math.max(T, 64), ringCapacity: Math.max(T, 128) });
+    const ref = await checkStep(gpu, p, T, policyWith(p.config, policy), 1);
+    if (stats) await checkStepStats(gpu, p, ref);
+  };
+
+  it('a combine that ignores the gate weights fails', () =>
+    expectMutantFails(mutation('moe_combine', 'acc += w[s] * y[rows[s] * H + c]', 'acc += y[rows[s] * H + c]'), step(MIXTRAL, 5, {}), /output/));
+  it('a scatter that keeps one token too many per expert fails the capacity check', () =>
+    expectMutantFails(mutation('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])'),
+      step(MIXTRAL, 33, { capacityFactor: 0.6 }), /assigned/));
+  it('a router that breaks ties and ranks toward the higher index fails', () =>
+    expectMutantFails(mutation('moe_router', 'if (best == NONE || c > bv) { best = e; bv = c; }', 'if (best == NONE || c < bv) { best = e; bv = c; }'),
+      step({ ...MIXTRAL, family: 'olmoe' }, 5, {}), /chosen/));
+  it('a re-route to the worst-scoring free expert fails', () =>
+    expectMutantFails(mutation('moe_reroute', 'if (best == NONE || v > bv) { best = c; bv = v; }', 'if (best == NONE || v < bv) { best = c; bv = v; }'),
+      step({ family: 'olmoe', H: 24, I: 12, E: 16, k: 3, seed: 16 }, 33, { capacityFactor: 0.8, overflow: 'reroute' }), /assigned/));
+  it('a one-pass plan that keeps only the last share of each expert\'s probability mass fails', () =>
+    expectMutantFails(mutation('moe_plan', 'ps += facc[g * E + li];', 'ps = facc[g * E + li];'), step(MIXTRAL, 33, {}, true), /probMass/));
+  it('a two-pass plan that counts one member too many per block fails', () =>
+    expectMutantFails(mutation('moe_plan_partials', 'var run = 0u;', 'var run = 1u;'), step(MIXTRAL, 300, {}, true), /counts/));
+  it('a two-pass plan whose block scan skips the neighbour at each stride fails', () =>
+    expectMutantFails(mutation('moe_plan_finish', 'if (li >= off) { add = scan_buf[li - off]; }', 'if (li > off) { add = scan_buf[li - off]; }'),
+      step(MIXTRAL, 300, {}), /output/));
 });

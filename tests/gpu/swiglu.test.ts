@@ -4,7 +4,7 @@ import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { swigluRef } from '../../src/reference/swiglu';
 import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { AWKWARD_SIZES, randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // f32 exp and one division: a few ulp.
@@ -31,8 +31,7 @@ describe('swiglu', () => {
   it('large |gate| saturates without NaN', () => check(7, 33, 4, undefined, 60));
   it('a broken kernel fails the check', async () => {
     // Reading up from the gate half: the classic fused-layout mistake.
-    const broken = await mutantGpu('swiglu', 'x[row + params.up_offset + c]', 'x[row + c]');
-    await expect(check(7, 33, 3, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('swiglu', 'x[row + params.up_offset + c]', 'x[row + c]'), (broken) => check(7, 33, 3, broken), /outside atol/);
   });
   it('pinned: silu(0) = 0, silu(1)·2, silu(-1)·-1', async () => {
     const gpu = await testGpu();

@@ -6,7 +6,7 @@
 // workgroups past the plan's tile count return at once, so no indirect dispatch and no readback are needed.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { EXPERT_MATMUL_FIELDS, planUniforms, type PlanLayout } from './moe-layout';
+import { EXPERT_PARAMS, planUniforms, type PlanLayout } from './moe-layout';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 
 export type ExpertOp = 'up' | 'down';
@@ -104,7 +104,7 @@ export class ExpertMatmulKernel {
     output: GPUBuffer,
     dims: { k: number; n: number; firstExpert: number; numExperts: number },
   ): ExpertMatmulBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, EXPERT_MATMUL_FIELDS);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, EXPERT_PARAMS);
     uniforms.set({ k: dims.k, n: dims.n, first_expert: dims.firstExpert, num_experts: dims.numExperts, ...planUniforms(layout) });
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output]);
     return { uniforms, group, pipeline: this.pipelineFor(dims.k) };

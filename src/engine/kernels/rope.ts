@@ -1,7 +1,12 @@
 // Rotary position embedding kernel (shaders/rope.wgsl), in place on q and k, Hugging Face "rotate_half" convention.
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout, storageBuffer } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/rope.wgsl. */
+export const ROPE_PARAMS: UniformLayout = { fields: [
+    'tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling',
+  ], floats: ['scaling'] };
 
 export const ROPE_CONSTANTS = { WORKGROUP: 256 };
 
@@ -88,9 +93,7 @@ export class RopeKernel {
     };
     requireBytes(label, `inv_freq [${layout.headDim / 2}]`, invFreq, (layout.headDim / 2) * 4);
     const kBuffer = k ?? storageBuffer(this.gpu, `${label}.noK`, 16);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, [
-      'tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling',
-    ]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, ROPE_PARAMS);
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, invFreq, q, kBuffer]);
     return { uniforms, bindGroup: group, label, layout: full, q, k: kBuffer };
   }
@@ -116,7 +119,6 @@ export class RopeKernel {
         start_pos: s.startPos,
         scaling: l.scaling,
       },
-      ['scaling'],
     );
   }
 

@@ -10,6 +10,8 @@ import {
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import type { Gpu } from '../../src/engine/gpu';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
+import { PLAN_BLOCK_WORDS } from '../../src/engine/kernels/moe-layout';
+import { planWorkgroupSize } from '../../src/engine/kernels/moe-plan';
 
 const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'deepseek_v3', 'switch'];
 
@@ -134,6 +136,10 @@ describe('weights and kernels', () => {
     const gpu = await testGpu();
     const p = buildProblem(gpu, { family: 'olmoe', H: 8, I: 4, E: 8, k: 2, seed: 23 }, { maxTokens: 520, ringCapacity: 520 });
     await checkStepStats(gpu, p, await checkStep(gpu, p, 520, policyWith(p.config, {}), 24));
+  });
+  it('the two-pass plan with more (expert, block) totals than its PLAN_WG threads: each scans several', async () => {
+    const gpu = await testGpu();
+    await checkManyBlocks(gpu);
   });
   it('a long prefill over many tiles (T = 200, E = 64, k = 6)', async () => {
     const gpu = await testGpu();
@@ -274,7 +280,22 @@ describe('the checks can fail', () => {
     expectMutantFails(mutation('moe_plan', 'ps += facc[g * E + li];', 'ps = facc[g * E + li];'), step(MIXTRAL, 33, {}, true), /probMass/));
   it('a two-pass plan that counts one member too many per block fails', () =>
     expectMutantFails(mutation('moe_plan_partials', 'var run = 0u;', 'var run = 1u;'), step(MIXTRAL, 300, {}, true), /counts/));
+  it('a two-pass plan whose threads sum only the first of their block totals fails', () =>
+    expectMutantFails(mutation('moe_plan_finish', 'for (var i = lo; i < hi; i++) { run += plan[op + i]; }', 'for (var i = lo; i < min(hi, lo + 1u); i++) { run += plan[op + i]; }'),
+      checkManyBlocks, /assigned/));
   it('a two-pass plan whose block scan skips the neighbour at each stride fails', () =>
     expectMutantFails(mutation('moe_plan_finish', 'if (li >= off) { add = scan_buf[li - off]; }', 'if (li > off) { add = scan_buf[li - off]; }'),
       step(MIXTRAL, 300, {}), /output/));
 });
+
+/**
+ * moe_plan_finish scans E · blocks block totals with PLAN_WG threads, ceil(E · blocks / PLAN_WG) each: with E = 64
+ * and blocks = 2 · PLAN_WG / E + 1 (of PLAN_BLOCK_WORDS mask words, 32 tokens each) every thread has two or three.
+ */
+async function checkManyBlocks(gpu: Gpu) {
+  const E = 64;
+  const blocks = (2 * planWorkgroupSize(gpu)) / E + 1;
+  const T = blocks * PLAN_BLOCK_WORDS * 32 - 5;
+  const p = buildProblem(gpu, { family: 'olmoe', H: 8, I: 4, E, k: 2, seed: 19 }, { maxTokens: T, ringCapacity: T });
+  await checkStepStats(gpu, p, await checkStep(gpu, p, T, policyWith(p.config, { capacityFactor: 0.9 }), 20));
+}

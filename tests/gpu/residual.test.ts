@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ResidualKernel } from '../../src/engine/kernels/residual';
+import { RESIDUAL_CONSTANTS, ResidualKernel } from '../../src/engine/kernels/residual';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { residualRef } from '../../src/reference/residual';
-import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { cappedGridCount, cappedGridGpu, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
@@ -38,6 +38,12 @@ describe('residual add', () => {
     it(`n=${count} into out, scale 0.22`, () => check(count, 0.22, false, count + 7));
   }
   it('Granite residual multiplier in place', () => check(1000, 0.22, true, 9));
+  it('a capped grid: each thread strides over 2-3 elements, in place and into out', async () => {
+    const gpu = await cappedGridGpu();
+    const n = cappedGridCount(RESIDUAL_CONSTANTS.WORKGROUP);
+    await check(n, 0.5, true, 31, gpu);
+    await check(n, 0.5, false, 32, gpu);
+  });
   it('a broken in-place kernel fails the check', async () => {
     await expectMutantFails(mutation('residual', 'acc[i] + params.scale * branch[i]', 'acc[i] + branch[i]'), (broken) => check(33, 0.5, true, 3, broken), /outside atol/);
   });

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { RopeKernel, ropeInvFreq } from '../../src/engine/kernels/rope';
+import { ROPE_CONSTANTS, RopeKernel, ropeInvFreq } from '../../src/engine/kernels/rope';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { ropeRef } from '../../src/reference/rope';
-import { expectClose, readF32, testGpu } from '../support/gpu';
+import { cappedGridCount, cappedGridGpu, expectClose, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
@@ -62,6 +62,11 @@ describe('rope', () => {
   }
   it('theta 1e6 (Qwen3-MoE), 7 q heads and 1 kv head, positions past 4096', () =>
     check({ tokens: 7, qHeads: 7, kHeads: 1, headDim: 64, startPos: 6000, theta: 1e6, seed: 9 }));
+  it('a capped grid: each thread strides over 2-3 rotation pairs', async () => {
+    const [qHeads, kHeads, headDim] = [4, 2, 64];
+    const tokens = Math.ceil(cappedGridCount(ROPE_CONSTANTS.WORKGROUP) / ((qHeads + kHeads) * headDim / 2));
+    await check({ tokens, qHeads, kHeads, headDim, startPos: 3, theta: 10000, seed: 12 }, await cappedGridGpu());
+  });
   it('a long prefill: T=257', () => check({ tokens: 257, qHeads: 2, kHeads: 1, headDim: 16, startPos: 0, theta: 10000, seed: 10 }));
   it('a broken kernel fails the check', async () => {
     await expectMutantFails(mutation('rope', 'q[a] = x1 * sc.y - x2 * sc.x;', 'q[a] = x1 * sc.y + x2 * sc.x;'), (broken) => check({ tokens: 7, qHeads: 2, kHeads: 1, headDim: 16, startPos: 5, theta: 10000, seed: 3 }, broken), /outside atol/);

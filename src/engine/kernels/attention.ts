@@ -7,10 +7,13 @@ import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer, t
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/attention.wgsl. */
-export const ATTENTION_PARAMS: UniformLayout = { fields: [
+export const ATTENTION_PARAMS: UniformLayout = {
+  fields: [
     'tokens', 'start_pos', 'heads', 'kv_heads', 'head_dim', 'window',
     'q_stride', 'q_offset', 'kv_stride', 'k_offset', 'v_offset', 'splits', 'split_base', 'split_keys', 'scale',
-  ], floats: ['scale'] };
+  ],
+  floats: ['scale'],
+};
 
 /** attend: threads per (head, query row) = keys per chunk; MAX_HEAD_DIM sizes the shared q row. */
 export const ATTENTION_CONSTANTS = { WORKGROUP: 64, MAX_HEAD_DIM: 256 };

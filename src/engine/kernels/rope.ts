@@ -4,9 +4,10 @@ import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } 
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/rope.wgsl. */
-export const ROPE_PARAMS: UniformLayout = { fields: [
-    'tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling',
-  ], floats: ['scaling'] };
+export const ROPE_PARAMS: UniformLayout = {
+  fields: ['tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling'],
+  floats: ['scaling'],
+};
 
 export const ROPE_CONSTANTS = { WORKGROUP: 256 };
 

@@ -5,12 +5,10 @@ import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } 
 import { requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/sampling.wgsl. */
-export const SAMPLING_PARAMS: UniformLayout = { fields: [
-    'vocab', 'logits_offset', 'greedy', 'seed', 'step', 'append_at', 'inv_temperature', 'top_p', 'u_override',
-  ], floats: ['inv_temperature', 'top_p', 'u_override'] };
-
-/** Default threads of the single workgroup: a power of two >= 64 (SwiftShader allows at most 256). */
-export const SAMPLING_CONSTANTS = { WORKGROUP: 256 };
+export const SAMPLING_PARAMS: UniformLayout = {
+  fields: ['vocab', 'logits_offset', 'greedy', 'seed', 'step', 'append_at', 'inv_temperature', 'top_p', 'u_override'],
+  floats: ['inv_temperature', 'top_p', 'u_override'],
+};
 
 /** Shared memory the shader declares for a workgroup of `wg` threads (bytes). */
 const sharedBytes = (wg: number) => 40 * wg + 96;

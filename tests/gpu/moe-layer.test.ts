@@ -12,6 +12,7 @@ import type { Gpu } from '../../src/engine/gpu';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
 import { PLAN_BLOCK_WORDS } from '../../src/engine/kernels/moe-layout';
 import { planWorkgroupSize } from '../../src/engine/kernels/moe-plan';
+import { REROUTE_WG } from '../../src/engine/kernels/moe-reroute';
 
 const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'deepseek_v3', 'switch'];
 
@@ -140,6 +141,9 @@ describe('weights and kernels', () => {
   it('the two-pass plan with more (expert, block) totals than its PLAN_WG threads: each scans several', async () => {
     const gpu = await testGpu();
     await checkManyBlocks(gpu);
+  });
+  it(`capacity re-routing over more tokens than its ${REROUTE_WG} threads: each handles two`, async () => {
+    await checkLongReroute(await testGpu());
   });
   it('a long prefill over many tiles (T = 200, E = 64, k = 6)', async () => {
     const gpu = await testGpu();
@@ -280,6 +284,8 @@ describe('the checks can fail', () => {
     expectMutantFails(mutation('moe_plan', 'ps += facc[g * E + li];', 'ps = facc[g * E + li];'), step(MIXTRAL, 33, {}, true), /probMass/));
   it('a two-pass plan that counts one member too many per block fails', () =>
     expectMutantFails(mutation('moe_plan_partials', 'var run = 0u;', 'var run = 1u;'), step(MIXTRAL, 300, {}, true), /counts/));
+  it('a re-route whose threads skip every other token stride fails', () =>
+    expectMutantFails(mutation('moe_reroute', 't += WG', 't += 2u * WG'), checkLongReroute, /assigned/));
   it('a two-pass plan whose threads sum only the first of their block totals fails', () =>
     expectMutantFails(mutation('moe_plan_finish', 'for (var i = lo; i < hi; i++) { run += plan[op + i]; }', 'for (var i = lo; i < min(hi, lo + 1u); i++) { run += plan[op + i]; }'),
       checkManyBlocks, /assigned/));
@@ -298,4 +304,13 @@ async function checkManyBlocks(gpu: Gpu) {
   const T = blocks * PLAN_BLOCK_WORDS * 32 - 5;
   const p = buildProblem(gpu, { family: 'olmoe', H: 8, I: 4, E, k: 2, seed: 19 }, { maxTokens: T, ringCapacity: T });
   await checkStepStats(gpu, p, await checkStep(gpu, p, T, policyWith(p.config, { capacityFactor: 0.9 }), 20));
+}
+
+/** moe_reroute walks tokens strided by its REROUTE_WG threads: T = REROUTE_WG + 44 with capacity re-routing. */
+async function checkLongReroute(gpu: Gpu) {
+  const T = REROUTE_WG + 44;
+  const p = buildProblem(gpu, { family: 'mixtral', H: 8, I: 4, E: 8, k: 2, seed: 25 }, { maxTokens: T, ringCapacity: T });
+  const ref = await checkStep(gpu, p, T, policyWith(p.config, { capacityFactor: 0.9, overflow: 'reroute' }), 26);
+  expect(ref.rerouted.reduce((a, b) => a + b), 'assignments re-routed').toBeGreaterThan(0);
+  await checkStepStats(gpu, p, ref);
 }

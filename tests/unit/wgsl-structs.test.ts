@@ -12,6 +12,7 @@ import { EMBEDDING_PARAMS } from '../../src/engine/kernels/embedding';
 import { MATMUL_PARAMS } from '../../src/engine/kernels/matmul';
 import { GEMV_GROUPS, GEMV_LANES, GEMV_ROWS } from '../../src/engine/kernels/moe-expert';
 import { EXPERT_PARAMS, MOE_LAYER_PARAMS, REC } from '../../src/engine/kernels/moe-layout';
+import { REROUTE_WG } from '../../src/engine/kernels/moe-reroute';
 import { ROUTER_LANES, ROUTER_TOKENS_PER_WORKGROUP } from '../../src/engine/kernels/moe-router';
 import { STATS_REBUILD_PARAMS, STATS_REBUILD_WG } from '../../src/engine/kernels/moe-stats';
 import { RESIDUAL_PARAMS } from '../../src/engine/kernels/residual';
@@ -115,6 +116,9 @@ describe('constants both sides hard-code', () => {
   it('the router: LANES and RT', () => {
     const code = source('moe_router');
     expect([wgslConst(code, 'LANES'), wgslConst(code, 'RT')]).toEqual([ROUTER_LANES, ROUTER_TOKENS_PER_WORKGROUP]);
+  });
+  it('the re-route kernel: WG', () => {
+    expect(wgslConst(source('moe_reroute'), 'WG')).toBe(REROUTE_WG);
   });
   it('the statistics rebuild: workgroup size and slots', () => {
     const code = source('moe_stats_rebuild');

@@ -86,6 +86,10 @@ describe('matmul', () => {
     await expectMutantFails(mutation('matmul', 'multiply_k(tx, ty, 7u);', ''), (broken) => check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_LARGE, seed: 16 }, broken), /outside atol/);
   });
 
+  it('a broken shared staging (lib/matmul_stage) fails the check (the last weight of each element-wise unit dropped)', () =>
+    expectMutantFails(mutation('lib/matmul_stage', 'if (j < s.y) { vals[j] = w_elem(s.x + j); }', 'if (j + 1u < s.y) { vals[j] = w_elem(s.x + j); }'),
+      (broken) => check({ M: 7, K: 33, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_LARGE, seed: 18 }, broken), /outside atol/));
+
   it('a broken matmul_kmajor fails the check (drops every fourth k)', async () => {
     await expectMutantFails(mutation('matmul_kmajor', 's = fma(a[i].w, b.w, s);', ''), (broken) => check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_MID, seed: 17 }, broken), /outside atol/);
   });

@@ -16,7 +16,7 @@ export interface Mutation {
 }
 
 /** A Gpu whose source for one shader is mutated; it records the modules it compiles and its pipelines' errors. */
-export class MutantGpu extends Gpu {
+class MutantGpu extends Gpu {
   /** Compiled modules whose source contains the mutated text. */
   readonly mutatedModules: { name: string; module: GPUShaderModule }[] = [];
   /** One validation scope per pipeline creation (null when the pipeline was created cleanly). */
@@ -53,10 +53,6 @@ export class MutantGpu extends Gpu {
   }
 }
 
-export async function mutantGpu(shader: string, from: string | RegExp, to: string): Promise<MutantGpu> {
-  return new MutantGpu(await testGpu(), { shader, from, to });
-}
-
 /**
  * Runs `check` on a Gpu with `mutation` applied and asserts, in this order: (1) every module built from the mutated
  * source compiles with no error message; (2) every pipeline was created without a validation error; (3) running
@@ -81,7 +77,7 @@ export async function expectMutantFails(mutation: Mutation, check: (gpu: Gpu) =>
   }
   const what = `mutant of shaders/${mutation.shader}.wgsl (${String(mutation.from)})`;
 
-  expect(gpu.mutatedModules.length, `${what}: the check compiled the mutated source`).toBeGreaterThan(0);
+  expect(gpu.mutatedModules.length, `${what}: the check compiled the mutated source (it ended with: ${String(failure)})`).toBeGreaterThan(0);
   for (const { name, module } of gpu.mutatedModules) {
     const info = await module.getCompilationInfo();
     const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);

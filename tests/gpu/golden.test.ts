@@ -116,8 +116,13 @@ const CASES: [string, string, number, number][] = [
   ['mixtral-bf16', 'golden.json', 2e-2, 1e-2],
   ['qwen2_moe', 'golden.json', 1e-4, 1e-5],
   ['qwen3_moe', 'golden.json', 1e-4, 1e-5],
+  // Dynamic NTK RoPE past max_position_embeddings (16): the table rewritten for the prefill and every decode step.
+  ['qwen3_moe-dynamic', 'golden.json', 1e-4, 1e-5],
   ['olmoe', 'golden.json', 1e-4, 1e-5],
   ['granitemoe', 'golden.json', 1e-4, 1e-5],
+  // MLA on the compressed cache, YaRN, first_k_dense_replace; V3 sigmoid + noaux_tc, V2 softmax + group_limited_greedy.
+  ['deepseek_v3', 'golden.json', 1e-4, 1e-5],
+  ['deepseek_v2', 'golden.json', 1e-4, 1e-5],
   // The bundled demo model (bf16 weights; this golden is transformers in f32 on them upcast exactly).
   ['demo', 'golden.json', 1e-4, 1e-5],
 ];

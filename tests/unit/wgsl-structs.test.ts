@@ -10,6 +10,8 @@ import { ATTENTION_PARAMS } from '../../src/engine/kernels/attention';
 import { BIAS_ADD_PARAMS } from '../../src/engine/kernels/bias-add';
 import { EMBEDDING_PARAMS } from '../../src/engine/kernels/embedding';
 import { MATMUL_PARAMS } from '../../src/engine/kernels/matmul';
+import { MLA_ABSORB_PARAMS } from '../../src/engine/kernels/mla-absorb';
+import { MLA_ATTENTION_PARAMS } from '../../src/engine/kernels/mla-attention';
 import { GEMV_GROUPS, GEMV_LANES, GEMV_ROWS } from '../../src/engine/kernels/moe-expert';
 import { EXPERT_PARAMS, MOE_LAYER_PARAMS, REC } from '../../src/engine/kernels/moe-layout';
 import { REROUTE_WG } from '../../src/engine/kernels/moe-reroute';
@@ -55,6 +57,8 @@ const STRUCTS: [string, string, UniformLayout][] = [
   ['matmul_kmajor', 'Params', MATMUL_PARAMS],
   ['gemv', 'Params', MATMUL_PARAMS],
   ['attention', 'Params', ATTENTION_PARAMS],
+  ['mla_absorb', 'Params', MLA_ABSORB_PARAMS],
+  ['mla_attention', 'Params', MLA_ATTENTION_PARAMS],
   ['bias_add', 'Params', BIAS_ADD_PARAMS],
   ['embedding', 'Params', EMBEDDING_PARAMS],
   ['residual', 'Params', RESIDUAL_PARAMS],

@@ -1,5 +1,6 @@
 // moescope CLI.
 //   moescope run --model DIR --prompt "…" [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--top-k K] [--json]
+//   moescope analyze pathways|atlas|corpus|merge|align --model DIR … [--json] [--svg DIR [--png]]  (src/cli/analyze.ts)
 // Prints the generated text and a per-layer routing summary (or one JSON object with --json).
 import { parseArgs } from 'node:util';
 import { requestNodeGpu, releaseNodeGpu } from '../engine/node/device-node';
@@ -7,6 +8,7 @@ import { loadModel } from '../loading/load-model';
 import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
+import { analyze, ANALYZE_USAGE } from './analyze';
 
 const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
                     [--top-k K] [--context N] [--json]
@@ -17,7 +19,9 @@ const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [-
   --temperature T    0 = greedy (default); otherwise seeded sampling with --top-p (default 1) and --seed (default 0)
   --top-k K          route each token to K experts instead of the model's own k (what-if)
   --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
-  --json             one JSON object: text, token ids and pieces, per-layer routing summary`;
+  --json             one JSON object: text, token ids and pieces, per-layer routing summary
+
+${ANALYZE_USAGE}`;
 
 export interface RunSummary {
   model: string;
@@ -160,6 +164,7 @@ async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   try {
     if (command === 'run') return await run(rest);
+    if (command === 'analyze') return await analyze(rest);
     console.error(command === undefined || command === '--help' || command === '-h' ? USAGE : `unknown command "${command}"\n${USAGE}`);
     return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
   } catch (e) {

@@ -9,6 +9,7 @@ import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
 import { analyze, ANALYZE_USAGE } from './analyze';
+import { IMPORT_USAGE, REPORT_USAGE, TRACE_USAGE, importCommand, reportCommand, traceCommand } from './trace-commands';
 
 const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
                     [--top-k K] [--context N] [--json]
@@ -19,9 +20,7 @@ const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [-
   --temperature T    0 = greedy (default); otherwise seeded sampling with --top-p (default 1) and --seed (default 0)
   --top-k K          route each token to K experts instead of the model's own k (what-if)
   --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
-  --json             one JSON object: text, token ids and pieces, per-layer routing summary
-
-${ANALYZE_USAGE}`;
+  --json             one JSON object: text, token ids and pieces, per-layer routing summary`;
 
 export interface RunSummary {
   model: string;
@@ -165,7 +164,11 @@ async function main(): Promise<number> {
   try {
     if (command === 'run') return await run(rest);
     if (command === 'analyze') return await analyze(rest);
-    console.error(command === undefined || command === '--help' || command === '-h' ? USAGE : `unknown command "${command}"\n${USAGE}`);
+    if (command === 'trace') return await traceCommand(rest);
+    if (command === 'import') return await importCommand(rest);
+    if (command === 'report') return await reportCommand(rest);
+    const all = [USAGE, ANALYZE_USAGE, TRACE_USAGE, IMPORT_USAGE, REPORT_USAGE].join('\n\n');
+    console.error(command === undefined || command === '--help' || command === '-h' ? all : `unknown command "${command}"\n${all}`);
     return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
   } catch (e) {
     console.error(`moescope: ${(e as Error).message}`);

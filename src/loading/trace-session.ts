@@ -14,6 +14,12 @@ import { UNKNOWN } from '../trace/format';
 import type { TraceFile } from '../trace/reader';
 import { TraceTimeline, type TimelineState } from '../trace/timeline';
 
+/**
+ * Token positions whose per-token routing (heatmap rows, token colours and paths) the replay keeps in the ring; the
+ * cumulative views cover every position. Every snapshot copies the ring, so it is kept short for scrubbing.
+ */
+export const REPLAY_RING_TOKENS = 256;
+
 export interface TraceRange {
   /** First token of the range (index into the trace). */
   start: number;
@@ -24,7 +30,9 @@ export interface TraceRange {
 export class TraceSession implements ModelSession {
   readonly parameters: ParameterCounts;
   private readonly stats: RoutingStats;
-  private ids: number[] = [];
+  /** Tokens replayed so far; `tokens` materialises their ids on demand. */
+  private count = 0;
+  private idsCache: number[] | null = null;
   private base: TimelineState | null = null;
   /** u32 [moeLayers, experts] counts of the range's tokens [0, position). */
   private current: Uint32Array;
@@ -44,7 +52,7 @@ export class TraceSession implements ModelSession {
     this.moe = trace.meta.moeLayers;
     this.current = new Uint32Array(this.moe.length * c.numExperts);
     const budget = ringCapacityFor(c.numLayers, c.numExperts, 64 * 2 ** 20, gpu.limits.maxStorageBufferBindingSize);
-    this.stats = new RoutingStats(gpu, c, { ringCapacity: Math.max(1, Math.min(range.length, budget)) });
+    this.stats = new RoutingStats(gpu, c, { ringCapacity: Math.max(1, Math.min(range.length, budget, REPLAY_RING_TOKENS)) });
   }
 
   /**
@@ -75,11 +83,11 @@ export class TraceSession implements ModelSession {
   }
 
   get tokens(): readonly number[] {
-    return this.ids;
+    return (this.idsCache ??= Array.from(this.rangeIds.subarray(0, this.count)));
   }
 
   get position(): number {
-    return this.ids.length;
+    return this.count;
   }
 
   setPolicy(policy: RoutingPolicy): void {
@@ -118,7 +126,8 @@ export class TraceSession implements ModelSession {
     else step = new Uint32Array(counts.length);
     const gate = state.gateSum ? state.gateSum.map((g, i) => g - this.base!.gateSum![i]) : null;
     this.current = counts;
-    this.ids = Array.from(this.rangeIds.subarray(0, position));
+    this.count = position;
+    this.idsCache = null;
     const q = this.gpu.device.queue, b = this.stats.buffers, E = this.config.numExperts;
     q.writeBuffer(b.counts, 0, this.allLayers(counts, E, Uint32Array));
     q.writeBuffer(b.stepCounts, 0, this.allLayers(step, E, Uint32Array));
@@ -142,13 +151,14 @@ export class TraceSession implements ModelSession {
     const chosen = new Uint32Array(n * L * K_MAX).fill(NO_EXPERT);
     const weights = new Float32Array(n * L * K_MAX);
     for (let t = 0; t < n; t++) {
-      this.moe.forEach((l, m) => {
+      for (let m = 0; m < M; m++) {
+        const src = (t * M + m) * K, dst = (t * L + this.moe[m]) * K_MAX;
         for (let k = 0; k < K; k++) {
-          const e = ids[(t * M + m) * K + k];
-          chosen[(t * L + l) * K_MAX + k] = e === UNKNOWN ? NO_EXPERT : e;
-          if (w) weights[(t * L + l) * K_MAX + k] = w[(t * M + m) * K + k];
+          const e = ids[src + k];
+          chosen[dst + k] = e === UNKNOWN ? NO_EXPERT : e;
+          if (w) weights[dst + k] = w[src + k];
         }
-      });
+      }
     }
     const q = this.gpu.device.queue, b = this.stats.buffers, at = from * L * K_MAX * 4;
     q.writeBuffer(b.ringChosen, at, chosen);

@@ -70,7 +70,7 @@ export async function loadTrace(gpu: Gpu, traceFile: File, files: readonly File[
       // The replay's "text" is the trace's own tokens: position i stands for itself, and its text is the recorded one.
       tokenizer: {
         encode: () => Array.from({ length: range.length }, (_, i) => i),
-        tokenText: (i) => texts?.[i] ?? (session.rangeIds[i] >= 0 ? `#${session.rangeIds[i]}` : '?'),
+        tokenText: (i) => texts?.[i] ?? (session.rangeIds[i] >= 0 ? `[${session.rangeIds[i]}]` : "[?]"),
       },
       samples: [],
       note:

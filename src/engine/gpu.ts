@@ -35,8 +35,6 @@ export interface GpuAdapterSummary {
   architecture: string;
   device: string;
   description: string;
-  /** A CPU (software) adapter such as SwiftShader: its memory is the host's. */
-  isFallbackAdapter: boolean;
   /**
    * Memory heaps, where the browser exposes them (Chrome with WebGPU developer features: GPUAdapterInfo.memoryHeaps;
    * Dawn's Node bindings do not). `size` in bytes; `deviceLocal` from the DEVICE_LOCAL property bit.
@@ -209,14 +207,13 @@ export function deviceDescriptor(adapter: GPUAdapter, label: string): GPUDeviceD
 const HEAP_DEVICE_LOCAL = 0x1;
 
 export function summarizeAdapter(adapter: GPUAdapter): GpuAdapterSummary {
-  const info = adapter.info as (GPUAdapterInfo & { memoryHeaps?: { size: number; properties: number }[]; isFallbackAdapter?: boolean }) | undefined;
+  const info = adapter.info as (GPUAdapterInfo & { memoryHeaps?: { size: number; properties: number }[] }) | undefined;
   const heaps = Array.isArray(info?.memoryHeaps) ? info.memoryHeaps : [];
   return {
     vendor: info?.vendor ?? '',
     architecture: info?.architecture ?? '',
     device: info?.device ?? '',
     description: info?.description ?? '',
-    isFallbackAdapter: info?.isFallbackAdapter === true,
     memoryHeaps: heaps
       .filter((h) => Number.isFinite(Number(h.size)) && Number(h.size) > 0)
       .map((h) => ({ size: Number(h.size), deviceLocal: (h.properties & HEAP_DEVICE_LOCAL) !== 0 })),

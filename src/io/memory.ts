@@ -2,7 +2,7 @@
 // what the adapter allows (largest buffer, largest storage binding, and a total budget), checked before any upload.
 //
 // WebGPU does not report how much memory a device has. The total budget (memoryBudget) is the person's setting
-// (--memory, the app's Memory field) when given, else most of the largest device-local memory heap where the
+// (--memory, the app's GPU-memory field) when given, else most of the largest device-local memory heap where the
 // browser exposes heaps, else DEFAULT_BUDGET_BYTES; the refusal message says where the budget came from and how to
 // raise it. Activations are an estimate of the engine's per-step scratch; weights are exact when a load plan is
 // given, from the config's parameter count otherwise (config-only mode).
@@ -51,7 +51,7 @@ const UNIT_BYTES: Readonly<Record<string, number>> = {
 
 /**
  * "40GB", "40 GiB", "512MB", "1.5TB", "2e9" → bytes (decimal units as formatBytes writes them, binary with "iB").
- * `what` names the setting in the error ("--memory", "Memory").
+ * `what` names the setting in the error ("--memory", "GPU memory").
  */
 export function parseMemorySize(text: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?(?:e\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);

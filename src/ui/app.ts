@@ -14,6 +14,7 @@ import { el } from './dom';
 import { FrameLoop } from './frame-loop';
 import { ParamsGui } from './gui';
 import { InspectorPanel } from './inspector-panel';
+import { PlacementPanel } from './placement-panel';
 import { LayersList } from './layers-list';
 import { showError, progress } from './messages';
 import type { LoadedModel } from './models';
@@ -66,6 +67,7 @@ export class App implements Dashboard {
     new GridPointer(this);
     new InspectorPanel(this);
     new CompareMode(this, loadById);
+    new PlacementPanel(this);
     this.url = new UrlSync(this);
     this.controls = new Controls(this, { open: (id) => this.open(id), useText: (...a) => this.useText(...a), writeUrl: () => this.url.write() });
     new ResizeObserver(() => this.resize()).observe(el('view'));

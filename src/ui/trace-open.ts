@@ -89,6 +89,18 @@ export async function loadTrace(gpu: Gpu, traceFile: File, files: readonly File[
           if (!whole) return `#${i}`;
           return texts?.[t] ?? (ids[t] >= 0 ? `[${ids[t]}]` : '[?]');
         },
+        // Prompt or generated, from the request the token belongs to (for the load bars' split).
+        domainOf: (i) => {
+          const t = current.range.start + i;
+          let lo = 0, hi = m.sequences.length - 1; // the last sequence starting at or before t
+          while (lo < hi) {
+            const mid = (lo + hi + 1) >> 1;
+            if (m.sequences[mid].start <= t) lo = mid;
+            else hi = mid - 1;
+          }
+          const s = m.sequences[lo];
+          return s && t - s.start >= s.promptLength ? 'generated' : 'prompt';
+        },
       },
       samples: ranges.map((r) => ({ text: r.key, domain: 'trace', title: r.title })),
       note:

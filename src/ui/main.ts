@@ -6,7 +6,7 @@ import { App } from './app';
 import { progress, showError } from './messages';
 import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
-import { findTrace, loadTrace } from './trace-open';
+import { findTraces, loadTrace } from './trace-open';
 
 async function main(): Promise<void> {
   let gpu;
@@ -48,8 +48,8 @@ async function main(): Promise<void> {
   const openFiles = async (files: File[], location: string) => {
     try {
       progress(0, `opening ${location}`);
-      const trace = await findTrace(files);
-      if (trace) dropped = await loadTrace(gpu, trace, files, (f, what) => progress(f, what));
+      const traces = await findTraces(files);
+      if (traces.length) dropped = await loadTrace(gpu, traces[0], files, (f, what) => progress(f, what), traces[1]);
       else {
         dropped = await loadFolder(gpu, fileListFolder(files, location), (f, what) => progress(f, what));
         if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;

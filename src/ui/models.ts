@@ -41,6 +41,8 @@ export interface LoadedModel {
   timings?: () => { kernels: KernelTiming[]; note: string; memory: { module: string; bytes: number }[] } | null;
   /** A replayed trace (src/ui/trace-open.ts): why gate weights or router probabilities cannot be shown, or null. */
   replay?: { weights: string | null; probs: string | null };
+  /** A model to compare with other than the bundled counterpart (a second trace picked with this one). */
+  compareWith?: { name: string; load: (onProgress: Progress) => Promise<LoadedModel> };
   destroy(): void;
 }
 

@@ -14,18 +14,19 @@ import type { LoadedModel, Progress } from './models';
 const WHOLE_TRACE_TOKENS = 200_000;
 
 /**
- * The picked files' trace, or null: a .safetensors file whose JSON header mentions the trace metadata key. Only
+ * The picked files' traces, in order: .safetensors files whose JSON header mentions the trace metadata key. Only
  * sniffed here (a damaged trace is still recognised); TraceFile.open checks it and names what is wrong.
  */
-export async function findTrace(files: readonly File[]): Promise<File | null> {
+export async function findTraces(files: readonly File[]): Promise<File[]> {
+  const out: File[] = [];
   for (const f of files) {
     if (!f.name.endsWith('.safetensors') || f.size < 8) continue;
     const head = new DataView(await f.slice(0, 8).arrayBuffer());
     const n = head.getUint32(0, true);
     if (head.getUint32(4, true) !== 0 || n > MAX_HEADER_BYTES || 8 + n > f.size) continue;
-    if ((await f.slice(8, 8 + n).text()).includes(`"${METADATA_KEY}"`)) return f;
+    if ((await f.slice(8, 8 + n).text()).includes(`"${METADATA_KEY}"`)) out.push(f);
   }
-  return null;
+  return out;
 }
 
 /** Checks a separately given config.json against the trace's own. */
@@ -43,7 +44,8 @@ function checkConfig(trace: TraceFile, file: string, text: string): void {
   }
 }
 
-export async function loadTrace(gpu: Gpu, traceFile: File, files: readonly File[], onProgress: Progress): Promise<LoadedModel> {
+/** Opens `traceFile` for replay; `other`, a second trace picked with it, becomes what compare mode compares with. */
+export async function loadTrace(gpu: Gpu, traceFile: File, files: readonly File[], onProgress: Progress, other?: File): Promise<LoadedModel> {
   const trace = await TraceFile.open(new BlobSource(traceFile.name, traceFile));
   try {
     const configFile = files.find((f) => f.name === 'config.json');
@@ -108,6 +110,7 @@ export async function loadTrace(gpu: Gpu, traceFile: File, files: readonly File[
         `${trace.config.numLayers} layers × ${trace.config.numExperts} experts, k = ${m.topK}. Replay only: no what-ifs. ` +
         `Not recorded: ${[!m.recorded.tokenIds && 'token ids', !m.recorded.tokenTexts && 'token texts', missing.weights && 'gate weights', !m.recorded.router && 'router probabilities'].filter(Boolean).join(', ') || 'nothing'}.`,
       replay: missing,
+      compareWith: other && { name: other.name, load: (p) => loadTrace(gpu, other, [], p) },
       destroy: () => session.destroy(),
     };
   } catch (e) {

@@ -178,4 +178,22 @@ describe('trace replay in the dashboard', () => {
     expect(await hook((m) => m.modelId())).toBe('trace:deepseek-v3-100k.safetensors');
     expect(log.errors.filter((e) => !/favicon/.test(e))).toEqual([]);
   }, 120_000);
+
+  it('two traces picked together: compare mode replays the second on the same positions', async () => {
+    const qwen3 = JSON.parse(readFileSync('tests/fixtures/qwen3_moe/config.json', 'utf8'));
+    const a = synthTrace(qwen3, { tokens: 60, sequences: 2, seed: 3 });
+    const b = synthTrace(qwen3, { tokens: 60, sequences: 2, seed: 4 });
+    const [pa, pb] = [join(dir, 'a.safetensors'), join(dir, 'b.safetensors')];
+    writeFileSync(pa, encodeTrace(a.meta, a.arrays));
+    writeFileSync(pb, encodeTrace(b.meta, b.arrays));
+    await hook(async () => document.querySelectorAll('#errors .error button').forEach((b) => (b as HTMLElement).click()));
+    await pickFiles(page, [pa, pb]);
+    await page.waitForFunction(() => (window as any).__moescope.modelId() === 'trace:a.safetensors', { timeout: 60_000 });
+    expect(await page.$eval('#compare', (e) => [(e as HTMLButtonElement).disabled, e.textContent])).toEqual([false, 'compare with b.safetensors']);
+    await hook((m) => m.app.stepper!.seek(20));
+    await page.click('#compare');
+    await page.waitForFunction(() => !(document.getElementById('compare-canvas') as HTMLCanvasElement).hidden, { timeout: 60_000 });
+    expect(await page.$eval('#compare-note', (e) => e.textContent)).toMatch(/^b\.safetensors against a\.safetensors\./);
+    expect(await hook((m) => m.errors())).toEqual([]);
+  }, 120_000);
 });

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { MlaAbsorbKernel, MLA_ABSORB_CONSTANTS } from '../../src/engine/kernels/mla-absorb';
-import { MlaAttentionKernel, MLA_ATTENTION_CONSTANTS, createMlaCache } from '../../src/engine/kernels/mla-attention';
+import { MlaAttentionKernel, MLA_ATTENTION_CONSTANTS, MLA_STORE_CONSTANTS, createMlaCache } from '../../src/engine/kernels/mla-attention';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { mlaAbsorbQRef, mlaAttendRef, mlaExpandVRef, mlaExpandedRef, type MlaShape } from '../../src/reference/mla';
-import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { CAPPED_GRID, cappedGridCount, cappedGridGpu, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // Dot products of up to 512 terms of magnitude ~1/sqrt(K) each, summed in f32.
@@ -100,13 +100,16 @@ describe('MLA absorb_q / expand_v', () => {
     { tokens: 1, startPos: 0, heads: 2, rank: 66, nope: 9, rope: 4, vDim: 5, seed: 5, dtype: 'f16' }, // odd row starts
   ];
   for (const c of cases) it(`T=${c.tokens} heads=${c.heads} rank=${c.rank} nope=${c.nope} v=${c.vDim} ${c.dtype ?? 'f32'}`, () => checkAbsorbExpand(c));
+  it('a capped grid: each thread strides over 2-3 outputs', async () => {
+    const heads = 5;
+    const rank = Math.ceil(cappedGridCount(ABSORB_WG) / (2 * heads));
+    await checkAbsorbExpand({ tokens: 2, startPos: 0, heads, rank, nope: 7, rope: 8, vDim: rank, seed: 6 }, await cappedGridGpu());
+  });
   it('a broken absorb (weights read along the row) fails the check', async () => {
-    const broken = await mutantGpu('mla_absorb', 'acc += x[qb + j] * weight(wb + j * r);', 'acc += x[qb + j] * weight(wb + j);');
-    await expect(checkAbsorbExpand(cases[1], broken)).rejects.toThrow(/absorb_q: .* outside atol/);
+    await expectMutantFails(mutation('mla_absorb', 'acc += x[qb + j] * weight(wb + j * r);', 'acc += x[qb + j] * weight(wb + j);'), (broken) => checkAbsorbExpand(cases[1], broken), /absorb_q: .* outside atol/);
   });
   it('a broken expand (key rows read as value rows) fails the check', async () => {
-    const broken = await mutantGpu('mla_absorb', 'let wb = (h * row_stride + params.nope + i) * r;', 'let wb = (h * row_stride + i) * r;');
-    await expect(checkAbsorbExpand(cases[1], broken)).rejects.toThrow(/expand_v: .* outside atol/);
+    await expectMutantFails(mutation('mla_absorb', 'let wb = (h * row_stride + params.nope + i) * r;', 'let wb = (h * row_stride + i) * r;'), (broken) => checkAbsorbExpand(cases[1], broken), /expand_v: .* outside atol/);
   });
 });
 
@@ -119,13 +122,16 @@ describe('MLA attention over the compressed cache', () => {
     { tokens: 2, startPos: ATTEND_WG + 6, heads: 2, rank: 8 * ATTEND_WG, nope: 8, rope: 64, vDim: 4, seed: 14 },
   ];
   for (const c of cases) it(`T=${c.tokens} from ${c.startPos}, heads=${c.heads} rank=${c.rank} rope=${c.rope}`, () => checkAttention(c));
+  it('a capped grid: store threads stride over the new rows more than once', async () => {
+    // Tokens and heads are capped too, so each new row is made wider than a workgroup: T · (rank + rope) > T · 256.
+    const rank = MLA_STORE_CONSTANTS.STORE_WORKGROUP + 44;
+    await checkAttention({ tokens: CAPPED_GRID, startPos: 3, heads: CAPPED_GRID, rank, nope: 4, rope: 8, vDim: 4, seed: 15 }, await cappedGridGpu());
+  });
   it('a broken chunk walk (the last key of every full chunk skipped) fails the check', async () => {
-    const broken = await mutantGpu('mla_attention', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);');
-    await expect(checkAttention(cases[2], broken)).rejects.toThrow(/ctx: .* outside atol/);
+    await expectMutantFails(mutation('mla_attention', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);
   });
   it('a broken store (one rope column taken from the latent) fails the check', async () => {
-    const broken = await mutantGpu('mla_attention', 'c < params.rank);', 'c <= params.rank);');
-    await expect(checkAttention(cases[1], broken)).rejects.toThrow(/stored cache rows/);
+    await expectMutantFails(mutation('mla_attention', 'c < params.rank);', 'c <= params.rank);'), (broken) => checkAttention(cases[1], broken), /stored cache rows/);
   });
 });
 

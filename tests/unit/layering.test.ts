@@ -20,6 +20,7 @@ const ALLOWED: Record<string, string[]> = {
   ui: ['model', 'io', 'engine', 'loading', 'viz', 'reference', 'trace', 'analysis'],
   cli: ['model', 'io', 'engine', 'loading', 'reference', 'bench', 'trace', 'analysis', 'viz'],
   bench: ['model', 'engine', 'reference'],
+  analysis: ['model', 'reference'],
 };
 
 function sourceFiles(dir: string): string[] {

@@ -1,8 +1,14 @@
 // MLA attention over the compressed cache (shaders/mla_attention.wgsl): store the step's latent + rope-key rows,
 // then attend in latent space. Cache: [maxSeq, rank + rope] f32 per layer.
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout, storageBuffer, type KernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer, type KernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/mla_attention.wgsl. */
+export const MLA_ATTENTION_PARAMS: UniformLayout = {
+  fields: ['tokens', 'start_pos', 'heads', 'rank', 'rope', 'q_stride', 'q_head_stride', 'q_offset', 'scale'],
+  floats: ['scale'],
+};
 
 export const MLA_ATTENTION_CONSTANTS = { WORKGROUP: 64 };
 export const MLA_STORE_CONSTANTS = { STORE_WORKGROUP: 256 };
@@ -76,9 +82,7 @@ export class MlaAttentionKernel {
     requireInt(label, 'maxSeq', l.maxSeq, 1);
     if (!(l.scale > 0)) throw new Error(`${label}: scale must be > 0, got ${l.scale}`);
     requireBytes(label, `cache [${l.maxSeq}, ${l.rank + l.rope}]`, b.cache, l.maxSeq * (l.rank + l.rope) * 4);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, [
-      'tokens', 'start_pos', 'heads', 'rank', 'rope', 'q_stride', 'q_head_stride', 'q_offset', 'scale',
-    ]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, MLA_ATTENTION_PARAMS);
     return {
       store: bindGroup(this.gpu, `${label}.store`, this.storeLayout, [uniforms.buffer, b.latent, b.kvA, b.cache]),
       attend: bindGroup(this.gpu, `${label}.attend`, this.attendLayout, [uniforms.buffer, b.qLat, b.q, b.cache, b.ctx]),
@@ -107,7 +111,6 @@ export class MlaAttentionKernel {
         tokens: s.tokens, start_pos: s.startPos, heads: l.heads, rank: l.rank, rope: l.rope,
         q_stride: qRow, q_head_stride: l.nope + l.rope, q_offset: l.nope, scale: l.scale,
       },
-      ['scale'],
     );
   }
 

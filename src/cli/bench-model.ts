@@ -1,7 +1,7 @@
 // Whole-model benchmark: load time, prefill and decode of a model folder on this GPU, with the floors beside them.
 //
 //   npx tsx src/cli/bench-model.ts --model DIR [--prompt-tokens 512] [--decode-tokens 64] [--trials 5]
-//                                  [--memory 40GB] [--out FILE] [--torch FILE] [--markdown FILE]
+//                                  [--memory 40GB] [--profile] [--out FILE] [--torch FILE] [--markdown FILE]
 //
 // Token ids are synthetic and the same in tools/bench_model_torch.py: id_i = (7919·i + 13) mod min(vocab, 32768),
 // so both sides run identical inputs without a tokenizer. Trials are interleaved (prefill, decode, prefill, …) and
@@ -109,6 +109,33 @@ export interface ModelBenchResult {
   decodeAheadMs: Stat;
   greedyIds: number[];
   floors: { decodeWeightBytes: number; prefillFlops: number };
+  /** With --profile: GPU µs per decode step by module (one compute pass per module), summed over layers. */
+  decodeProfile?: { module: string; micros: number }[];
+}
+
+/** One pass per module timed over `n` decode tokens; layers summed by module kind (attention, moe, mlp, …). */
+async function profileDecode(model: string, prompt: number[], n: number, budgetBytes?: number): Promise<{ module: string; micros: number }[]> {
+  const gpu = await requestNodeGpu('bench-model.profile');
+  const session = await loadModel(gpu, await nodeFolder(model), {
+    contextLength: prompt.length + n + 1,
+    maxTokensPerStep: Math.min(prompt.length, 512),
+    budgetBytes,
+    profile: true,
+  });
+  await session.feed(prompt);
+  await settle(session);
+  session.profiler?.reset();
+  for (let i = 0; i < n; i++) await session.generate();
+  await settle(session);
+  await session.profiler?.collect();
+  const byModule = new Map<string, number>();
+  for (const t of session.timings()) {
+    const module = t.name.replace(/^Layer\d+\./, '');
+    byModule.set(module, (byModule.get(module) ?? 0) + t.micros);
+  }
+  session.destroy();
+  releaseNodeGpu(gpu);
+  return [...byModule].map(([module, micros]) => ({ module, micros }));
 }
 
 export async function benchModel(opts: {
@@ -117,6 +144,7 @@ export async function benchModel(opts: {
   decodeTokens: number;
   trials: number;
   budgetBytes?: number;
+  profile?: boolean;
 }): Promise<ModelBenchResult> {
   const gpu = await requestNodeGpu('bench-model');
   const t0 = performance.now();
@@ -171,6 +199,7 @@ export async function benchModel(opts: {
   };
   session.destroy();
   releaseNodeGpu(gpu);
+  if (opts.profile) result.decodeProfile = await profileDecode(opts.model, prompt, Math.min(16, opts.decodeTokens), opts.budgetBytes);
   return result;
 }
 
@@ -213,6 +242,11 @@ export function markdown(r: ModelBenchResult, torch?: TorchSide): string {
       `; prefill is ${(r.floors.prefillFlops / 1e12).toFixed(3)} TFLOP` +
       (torch ? ` at cuBLAS f32 ${(torch.f32Flops / 1e12).toFixed(1)} TFLOP/s.` : '.'),
   );
+  if (r.decodeProfile) {
+    const total = r.decodeProfile.reduce((a, x) => a + x.micros, 0);
+    lines.push(`Decode step by module (one pass each, so slower than the fused step): ` +
+      r.decodeProfile.map((x) => `${x.module} ${x.micros.toFixed(0)} µs`).join(', ') + `; total ${total.toFixed(0)} µs.`);
+  }
   for (const run of torch?.runs ?? []) {
     const n = Math.min(run.greedyIds.length, r.greedyIds.length);
     let same = 0;
@@ -233,6 +267,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       torch: { type: 'string' },
       markdown: { type: 'string' },
+      profile: { type: 'boolean', default: false },
     },
   });
   if (!values.model) throw new Error('usage: bench-model --model DIR [--prompt-tokens N] [--decode-tokens N] [--trials N] [--memory 40GB] [--out FILE] [--torch FILE] [--markdown FILE]');
@@ -242,6 +277,7 @@ async function main(): Promise<void> {
     decodeTokens: Number(values['decode-tokens']),
     trials: Math.max(5, Number(values.trials)),
     budgetBytes: values.memory ? parseBytes(values.memory, '--memory') : undefined,
+    profile: values.profile,
   });
   if (values.out) writeFileSync(values.out, JSON.stringify(result, null, 1));
   const torch = values.torch ? (JSON.parse(readFileSync(values.torch, 'utf8')) as TorchSide) : undefined;

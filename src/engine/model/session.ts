@@ -100,6 +100,22 @@ export class Session implements ModelSession {
     }
   }
 
+  /**
+   * Feeds `ids` like feed() and returns every fed token's logits, [ids.length, vocab]: row t predicts the token after
+   * ids[t]. Reads the logits back once per step.
+   */
+  async feedWithLogits(ids: number[]): Promise<Float32Array> {
+    const V = this.config.vocabSize;
+    const out = new Float32Array(ids.length * V);
+    const chunk = this.decoder.options.maxTokensPerStep;
+    for (let at = 0; at < ids.length; at += chunk) {
+      const part = ids.slice(at, at + chunk);
+      await this.feed(part);
+      out.set(await this.stepLogits(), at * V);
+    }
+    return out;
+  }
+
   /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
   private step(T: number, start: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });

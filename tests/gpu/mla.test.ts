@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { MlaAbsorbKernel, MLA_ABSORB_CONSTANTS } from '../../src/engine/kernels/mla-absorb';
-import { MlaAttentionKernel, MLA_ATTENTION_CONSTANTS, createMlaCache } from '../../src/engine/kernels/mla-attention';
+import { MlaAttentionKernel, MLA_ATTENTION_CONSTANTS, MLA_STORE_CONSTANTS, createMlaCache } from '../../src/engine/kernels/mla-attention';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import type { AttentionSplitPolicy } from '../../src/engine/kernels/attention';
 import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { mlaAbsorbQRef, mlaAttendRef, mlaExpandVRef, mlaExpandedRef, type MlaShape } from '../../src/reference/mla';
-import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { CAPPED_GRID, cappedGridCount, cappedGridGpu, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // Dot products of up to 512 terms of magnitude ~1/sqrt(K) each, summed in f32.
@@ -108,13 +108,16 @@ describe('MLA absorb_q / expand_v', () => {
     { tokens: 1, startPos: 0, heads: 2, rank: 66, nope: 9, rope: 4, vDim: 5, seed: 5, dtype: 'f16' }, // odd row starts
   ];
   for (const c of cases) it(`T=${c.tokens} heads=${c.heads} rank=${c.rank} nope=${c.nope} v=${c.vDim} ${c.dtype ?? 'f32'}`, () => checkAbsorbExpand(c));
+  it('a capped grid: each thread strides over 2-3 outputs', async () => {
+    const heads = 5;
+    const rank = Math.ceil(cappedGridCount(ABSORB_WG) / (2 * heads));
+    await checkAbsorbExpand({ tokens: 2, startPos: 0, heads, rank, nope: 7, rope: 8, vDim: rank, seed: 6 }, await cappedGridGpu());
+  });
   it('a broken absorb (weights read along the row) fails the check', async () => {
-    const broken = await mutantGpu('mla_absorb', 'acc += x[qb + j] * weight(wb + j * r);', 'acc += x[qb + j] * weight(wb + j);');
-    await expect(checkAbsorbExpand(cases[1], broken)).rejects.toThrow(/absorb_q: .* outside atol/);
+    await expectMutantFails(mutation('mla_absorb', 'acc += x[qb + j] * weight(wb + j * r);', 'acc += x[qb + j] * weight(wb + j);'), (broken) => checkAbsorbExpand(cases[1], broken), /absorb_q: .* outside atol/);
   });
   it('a broken expand (key rows read as value rows) fails the check', async () => {
-    const broken = await mutantGpu('mla_absorb', 'let wb = (h * row_stride + params.nope + i) * r;', 'let wb = (h * row_stride + i) * r;');
-    await expect(checkAbsorbExpand(cases[1], broken)).rejects.toThrow(/expand_v: .* outside atol/);
+    await expectMutantFails(mutation('mla_absorb', 'let wb = (h * row_stride + params.nope + i) * r;', 'let wb = (h * row_stride + i) * r;'), (broken) => checkAbsorbExpand(cases[1], broken), /expand_v: .* outside atol/);
   });
 });
 
@@ -133,6 +136,11 @@ describe('MLA attention over the compressed cache', () => {
   for (const c of cases) {
     it(`T=${c.tokens} from ${c.startPos}, heads=${c.heads} rank=${c.rank} rope=${c.rope}, ${c.splits ?? 1} split(s)`, () => checkAttention(c));
   }
+  it('a capped grid: store threads stride over the new rows more than once', async () => {
+    // Tokens and heads are capped too, so each new row is made wider than a workgroup: T · (rank + rope) > T · 256.
+    const rank = MLA_STORE_CONSTANTS.STORE_WORKGROUP + 44;
+    await checkAttention({ tokens: CAPPED_GRID, startPos: 3, heads: CAPPED_GRID, rank, nope: 4, rope: 8, vDim: 4, seed: 15 }, await cappedGridGpu());
+  });
   it('the engine splits a long decode step of few heads (DeepSeek-V2-Lite: 16 heads, 4096 keys → 16 splits of 256)', async () => {
     const kernel = new MlaAttentionKernel(await testGpu(), 576);
     expect(kernel.splitFor(1, 4096, 16)).toEqual({ splits: 16, keys: 256 });
@@ -140,16 +148,13 @@ describe('MLA attention over the compressed cache', () => {
     expect(kernel.splitFor(64, 4096, 16).splits).toBe(1); // prefill: rows × heads keep the GPU busy
   });
   it('a broken combine (splits merged without their maxima) fails the check', async () => {
-    const broken = await mutantGpu('mla_attention', 'let w = exp(partial_in[first + s * rec_len] - top);', 'let w = 1.0;');
-    await expect(checkAttention(cases[4], broken)).rejects.toThrow(/ctx: .* outside atol/);
+    await expectMutantFails(mutation('mla_attention', 'let w = exp(partial_in[first + s * rec_len] - top);', 'let w = 1.0;'), (broken) => checkAttention(cases[4], broken), /ctx: .* outside atol/);
   });
   it('a broken chunk walk (the last key of every full chunk skipped) fails the check', async () => {
-    const broken = await mutantGpu('mla_attention', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);');
-    await expect(checkAttention(cases[2], broken)).rejects.toThrow(/ctx: .* outside atol/);
+    await expectMutantFails(mutation('mla_attention', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);
   });
   it('a broken store (one rope column taken from the latent) fails the check', async () => {
-    const broken = await mutantGpu('mla_attention', 'c < params.rank);', 'c <= params.rank);');
-    await expect(checkAttention(cases[1], broken)).rejects.toThrow(/stored cache rows/);
+    await expectMutantFails(mutation('mla_attention', 'c < params.rank);', 'c <= params.rank);'), (broken) => checkAttention(cases[1], broken), /stored cache rows/);
   });
 });
 

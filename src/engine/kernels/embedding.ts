@@ -1,8 +1,11 @@
 // Embedding gather kernel (shaders/embedding.wgsl): token ids → f32 rows of the embedding table, times a scale.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, bytesPerElement, type WeightDtype } from '../../model/dtypes';
-import { Uniforms, bindGroup, kernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/embedding.wgsl. */
+export const EMBEDDING_PARAMS: UniformLayout = { fields: ['tokens', 'hidden', 'vocab', 'ids_offset', 'scale'], floats: ['scale'] };
 
 export const EMBEDDING_CONSTANTS = { WORKGROUP: 256 };
 
@@ -53,7 +56,7 @@ export class EmbeddingKernel {
     if (shape.vocab * shape.hidden > 0xffffffff) throw new Error(`${label}: vocab·hidden must be below 2^32 elements`);
     requireBytes(label, `table [${shape.vocab}, ${shape.hidden}] ${this.weightDtype}`, table,
       Math.ceil((shape.vocab * shape.hidden * bytesPerElement(this.weightDtype)) / 4) * 4);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['tokens', 'hidden', 'vocab', 'ids_offset', 'scale']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, EMBEDDING_PARAMS);
     return {
       uniforms,
       bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, ids, table, out]),
@@ -70,10 +73,7 @@ export class EmbeddingKernel {
     requireInt(b.label, 'tokens', s.tokens, 1);
     requireBytes(b.label, `ids [${idsOffset} + ${s.tokens}]`, b.ids, (idsOffset + s.tokens) * 4);
     requireBytes(b.label, `out [${s.tokens}, ${b.table.hidden}]`, b.out, s.tokens * b.table.hidden * 4);
-    b.uniforms.set(
-      { tokens: s.tokens, hidden: b.table.hidden, vocab: b.table.vocab, ids_offset: idsOffset, scale: s.scale ?? 1 },
-      ['scale'],
-    );
+    b.uniforms.set({ tokens: s.tokens, hidden: b.table.hidden, vocab: b.table.vocab, ids_offset: idsOffset, scale: s.scale ?? 1 });
   }
 
   encode(pass: GPUComputePassEncoder, b: EmbeddingBinding, tokens: number): void {

@@ -2,8 +2,11 @@
 // (attention's latent context → per-head values).
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { Uniforms, bindGroup, kernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/mla_absorb.wgsl. */
+export const MLA_ABSORB_PARAMS: UniformLayout = { fields: ['tokens', 'heads', 'rank', 'nope', 'v_dim', 'q_stride', 'q_head_stride'] };
 
 export const MLA_ABSORB_CONSTANTS = { WORKGROUP: 256 };
 
@@ -64,7 +67,7 @@ export class MlaAbsorbKernel {
     const elementBytes = this.weightDtype === 'f32' ? 4 : 2;
     requireBytes(label, `kv_b_proj [${layout.heads * (layout.nope + layout.vDim)}, ${layout.rank}]`, b.kvB,
       layout.heads * (layout.nope + layout.vDim) * layout.rank * elementBytes);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['tokens', 'heads', 'rank', 'nope', 'v_dim', 'q_stride', 'q_head_stride']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, MLA_ABSORB_PARAMS);
     return {
       absorb: bindGroup(this.gpu, `${label}.absorbQ`, this.layout, [uniforms.buffer, b.q, b.kvB, b.qLat]),
       expand: bindGroup(this.gpu, `${label}.expandV`, this.layout, [uniforms.buffer, b.ctx, b.kvB, b.out]),

@@ -2,9 +2,15 @@
 // then attend in latent space. Cache: [maxSeq, rank + rope] f32 per layer. Short steps over long contexts split
 // their keys across workgroups and merge the partial softmaxes (the same policy type as standard attention).
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout, storageBuffer, type KernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer, type KernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 import { DEFAULT_SPLIT_POLICY, type AttentionSplitPolicy } from './attention';
+
+/** `Params` of shaders/mla_attention.wgsl. */
+export const MLA_ATTENTION_PARAMS: UniformLayout = {
+  fields: ['tokens', 'start_pos', 'heads', 'rank', 'rope', 'q_stride', 'q_head_stride', 'q_offset', 'splits', 'split_keys', 'scale'],
+  floats: ['scale'],
+};
 
 export const MLA_ATTENTION_CONSTANTS = { WORKGROUP: 64 };
 export const MLA_STORE_CONSTANTS = { STORE_WORKGROUP: 256 };
@@ -106,9 +112,7 @@ export class MlaAttentionKernel {
     requireInt(label, 'maxSeq', l.maxSeq, 1);
     if (!(l.scale > 0)) throw new Error(`${label}: scale must be > 0, got ${l.scale}`);
     requireBytes(label, `cache [${l.maxSeq}, ${l.rank + l.rope}]`, b.cache, l.maxSeq * (l.rank + l.rope) * 4);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, [
-      'tokens', 'start_pos', 'heads', 'rank', 'rope', 'q_stride', 'q_head_stride', 'q_offset', 'splits', 'split_keys', 'scale',
-    ]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, MLA_ATTENTION_PARAMS);
     const partials = this.partialBuffer(l.heads, l.rank);
     return {
       store: bindGroup(this.gpu, `${label}.store`, this.storeLayout, [uniforms.buffer, b.latent, b.kvA, b.cache]),
@@ -143,7 +147,6 @@ export class MlaAttentionKernel {
         q_stride: qRow, q_head_stride: l.nope + l.rope, q_offset: l.nope,
         splits: split.splits, split_keys: split.keys, scale: l.scale,
       },
-      ['scale'],
     );
   }
 

@@ -6,7 +6,7 @@
 // workgroups past the plan's tile count return at once, so no indirect dispatch and no readback are needed.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { EXPERT_MATMUL_FIELDS, planUniforms, type PlanLayout } from './moe-layout';
+import { EXPERT_PARAMS, planUniforms, type PlanLayout } from './moe-layout';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 
 export type ExpertOp = 'up' | 'down';
@@ -27,12 +27,20 @@ export function defaultTiledShape(gpu: Gpu): TiledShape {
 
 /** Whether rows of length k allow the 16-byte loads (4 f32 or 8 f16/bf16 per load). */
 export function alignedRows(k: number, dtype: WeightDtype): boolean {
-  return k % (dtype === 'f32' ? 4 : 8) === 0;
+  return k % weightsPerUnit(dtype) === 0;
 }
 /** Rows per tile of the gemv kernels (const R in their shaders). */
 export const GEMV_ROWS = 8;
-const GEMV_GROUPS = 8;
+/** Output columns per workgroup of the gemv kernels (const GROUPS). */
+export const GEMV_GROUPS = 8;
+/** Threads per output column of the gemv kernels (const LANES): each strides over K in 16-byte units. */
+export const GEMV_LANES = 32;
 const RM = 8;
+
+/** Weights per 16-byte unit (override UK of the expert kernels): 4 f32 or 8 f16/bf16. */
+export function weightsPerUnit(dtype: WeightDtype): number {
+  return dtype === 'f32' ? 4 : 8;
+}
 
 export interface ExpertMatmulBinding {
   group: GPUBindGroup;
@@ -96,7 +104,7 @@ export class ExpertMatmulKernel {
     output: GPUBuffer,
     dims: { k: number; n: number; firstExpert: number; numExperts: number },
   ): ExpertMatmulBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, EXPERT_MATMUL_FIELDS);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, EXPERT_PARAMS);
     uniforms.set({ k: dims.k, n: dims.n, first_expert: dims.firstExpert, num_experts: dims.numExperts, ...planUniforms(layout) });
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output]);
     return { uniforms, group, pipeline: this.pipelineFor(dims.k) };

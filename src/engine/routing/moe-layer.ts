@@ -23,7 +23,7 @@ import { MoeCombineKernel } from '../kernels/moe-combine';
 import { MoeScatterKernel } from '../kernels/moe-scatter';
 import { ExpertMatmulKernel, defaultTiledShape, maxPlanTiles, type ExpertMatmulBinding, type TiledShape } from '../kernels/moe-expert';
 import { K_MAX } from '../routing-buffers';
-import { MOE_LAYER_FIELDS, MOE_LAYER_FLOATS } from '../kernels/moe-layout';
+import { MOE_LAYER_PARAMS } from '../kernels/moe-layout';
 import { defaultPolicy, effectiveTopK, expertCapacity, validatePolicy } from './policy';
 import type { RoutingStats } from './stats';
 import type { MoeScratch, MoeScratchShape } from './scratch';
@@ -141,7 +141,7 @@ export class MoeLayer {
     if (c.router.hasCorrectionBias) enc.copyBufferToBuffer(o.weights.correctionBias!, 0, this.aux, E * 4, E * 4);
     gpu.device.queue.submit([enc.finish()]);
 
-    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_FIELDS);
+    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS);
     this.router = new MoeRouterKernel(gpu, c.weightDtype, c.hiddenSize);
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
@@ -297,7 +297,7 @@ export class MoeLayer {
     this.values.capacity = capacity;
     this.values.reroute_ran = rerouting ? 1 : 0;
     this.values.tile_m = this.modes[mode].up.tileRows;
-    this.params.set(this.values, MOE_LAYER_FLOATS);
+    this.params.set(this.values);
     const io = this.io(x, out);
     emit('router', (pass) => this.router.encode(pass, io.router, T));
     if (rerouting) emit('reroute', (pass) => this.reroute.encode(pass, this.fixedGroups.reroute));

@@ -1,0 +1,29 @@
+// The committed quantised-block fixtures (tools/make_gguf_fixtures.py blocks): raw blocks and gguf-py's values.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { QuantFormat } from '../../src/model/dtypes';
+
+const DIR = join(__dirname, '..', 'fixtures', 'gguf-blocks');
+
+export interface BlockFixture {
+  format: QuantFormat;
+  rows: number;
+  cols: number;
+  /** [rows, cols] in the format's blocks, row-major. */
+  bytes: Uint8Array;
+  /** gguf-py's dequantisation, [rows, cols]. */
+  values: Float32Array;
+}
+
+export const FIXTURE_FORMATS: QuantFormat[] = ['q8_0', 'q4_k', 'q5_k', 'q6_k', 'mxfp4'];
+
+export function blockFixture(format: QuantFormat): BlockFixture {
+  const index = JSON.parse(readFileSync(join(DIR, 'index.json'), 'utf8')) as {
+    formats: Record<string, { rows: number; cols: number }>;
+  };
+  const { rows, cols } = index.formats[format];
+  const bytes = new Uint8Array(readFileSync(join(DIR, `${format}.bin`)));
+  const f32 = readFileSync(join(DIR, `${format}.f32`));
+  const values = new Float32Array(f32.buffer.slice(f32.byteOffset, f32.byteOffset + f32.byteLength));
+  return { format, rows, cols, bytes, values };
+}

@@ -1,0 +1,78 @@
+// GEMV on block-quantised weights (shaders/gemv.wgsl + lib/quant.wgsl) against a float64 matmul of the float64
+// dequantisation. Sizes come from GEMV_TILE_QUANT: rows of K/32 sub-blocks below one pass of WG_K threads, and above
+// it with a tail; N not a multiple of WG_N·NT; row counts in three buckets.
+import { describe, expect, it } from 'vitest';
+import { GEMV_TILE_QUANT, GemvKernel, gemvBucket } from '../../src/engine/kernels/gemv';
+import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
+import { QUANT_BLOCKS, type QuantFormat } from '../../src/model/dtypes';
+import { dequantRef } from '../../src/reference/dequant';
+import { matmulRef } from '../../src/reference/matmul';
+import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { FIXTURE_FORMATS, padTo4, randomBlocks } from '../support/gguf-blocks';
+import { randomF32 } from '../support/random';
+import { mutantGpu } from '../support/mutant';
+import type { Gpu } from '../../src/engine/gpu';
+
+const T = GEMV_TILE_QUANT;
+const BLOCK_N = T.WG_N * T.NT;
+
+interface Case {
+  format: QuantFormat;
+  rows: number;
+  K: number;
+  N: number;
+  seed: number;
+}
+
+async function check(c: Case, gpu?: Gpu) {
+  gpu ??= await testGpu();
+  const { format, rows, K, N } = c;
+  const x = randomF32(rows * K, c.seed);
+  const blocks = randomBlocks(format, N, K, c.seed + 1);
+  const w = dequantRef(format, blocks, N * K);
+  const kernel = new GemvKernel(gpu, { weightDtype: format, weightLayout: 'nk', rows: gemvBucket(rows), aligned: false });
+  const y = poisonedBuffer(gpu, 'test.y', rows * N);
+  const b = kernel.bind('test.gemv', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', padTo4(blocks)), y);
+  kernel.setShape(b, { rows, N, K });
+  submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, N));
+  // f32 sums of K products: error bounded by a small multiple of eps · Σ|x·w| (the largest such sum sets atol).
+  let mass = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let n = 0; n < N; n++) {
+      let m = 0;
+      for (let k = 0; k < K; k++) m += Math.abs(x[r * K + k] * w[n * K + k]);
+      mass = Math.max(mass, m);
+    }
+  }
+  expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w, rows, K, N, 'nk'), { atol: 1e-5 * mass, rtol: 1e-4 },
+    `gemv ${rows}x${K}->${N} ${format}`);
+  expect(gpu.recentErrors).toEqual([]);
+}
+
+/** K with `subs` 32-element sub-blocks, rounded up to whole blocks of the format. */
+const kFor = (format: QuantFormat, subs: number) => Math.ceil((subs * 32) / QUANT_BLOCKS[format].elements) * QUANT_BLOCKS[format].elements;
+
+describe('gemv on quantised weights', () => {
+  for (const format of FIXTURE_FORMATS) {
+    // Fewer sub-blocks than WG_K threads; then more, with a tail (K-quants: 8 sub-blocks per block).
+    const small = kFor(format, T.WG_K / 2);
+    const large = kFor(format, T.WG_K + 5);
+    it(`${format}: 1 row, ${small}->${BLOCK_N * 2 + 3}`, () => check({ format, rows: 1, K: small, N: BLOCK_N * 2 + 3, seed: 1 }));
+    it(`${format}: 3 rows, ${large}->${BLOCK_N + 1}`, () => check({ format, rows: 3, K: large, N: BLOCK_N + 1, seed: 2 }));
+  }
+  it('q4_k: 16 rows', () => check({ format: 'q4_k', rows: 16, K: 512, N: 5, seed: 3 }));
+  it('q8_0: 9 rows', () => check({ format: 'q8_0', rows: 9, K: 96, N: 13, seed: 4 }));
+
+  it('refuses a K that is not whole blocks', async () => {
+    const gpu = await testGpu();
+    const kernel = new GemvKernel(gpu, { weightDtype: 'q6_k', weightLayout: 'nk', rows: 1, aligned: false });
+    const buf = poisonedBuffer(gpu, 'test.any', 1024);
+    expect(() => kernel.setShape(kernel.bind('test.gemv', buf, buf, buf), { rows: 1, N: 1, K: 128 })).toThrow(/256-element blocks/);
+  });
+
+  it('a mutant that drops the last 4 elements of every sub-block fails', async () => {
+    const gpu = await mutantGpu('gemv', 'for (var g = 0u; g < 8u; g++) { s += dot', 'for (var g = 0u; g < 7u; g++) { s += dot');
+    await expect(check({ format: 'q4_k', rows: 3, K: 512, N: 9, seed: 5 }, gpu)).rejects.toThrow(/outside atol/);
+    expect(gpu.recentErrors).toEqual([]);
+  });
+});

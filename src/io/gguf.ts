@@ -197,7 +197,7 @@ export async function readGgufHeader(src: ByteSource, options: { maxHeaderBytes?
 
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < kvCount; i++) {
-    const key = await r.string(`metadata key #${i}`, MAX_GGUF_KEY_BYTES);
+    const key = await r.string(field(`metadata[${i}].key`), MAX_GGUF_KEY_BYTES);
     if (metadata.has(key)) r.fail(field(key), 'appears twice');
     const type = await r.u32(field(key));
     metadata.set(key, await r.value(type, field(key), 0));
@@ -211,7 +211,7 @@ export async function readGgufHeader(src: ByteSource, options: { maxHeaderBytes?
   const infos: { name: string; ggmlType: number; ne: number[]; offset: number }[] = [];
   const names = new Set<string>();
   for (let i = 0; i < tensorCount; i++) {
-    const name = await r.string(`tensor #${i} name`, MAX_GGUF_KEY_BYTES);
+    const name = await r.string(field(`tensor_infos[${i}].name`), MAX_GGUF_KEY_BYTES);
     const what = tensorField(name);
     if (names.has(name)) r.fail(what, 'appears twice');
     names.add(name);

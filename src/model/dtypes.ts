@@ -75,8 +75,9 @@ export function packWeights(values: Float32Array, dtype: WeightDtype): { words: 
   return { words: new Uint32Array(halves.buffer), rounded };
 }
 
-/** Decode raw little-endian tensor bytes of `dtype` into f32 values. */
-export function decodeToF32(bytes: Uint8Array, dtype: WeightDtype): Float32Array {
+/** Decode raw little-endian tensor bytes of `dtype` into f32 values (block-quantised formats decode on the GPU). */
+export function decodeToF32(bytes: Uint8Array, dtype: TensorFormat): Float32Array {
+  if (isQuantFormat(dtype)) throw new Error(`decodeToF32: ${dtype} tensors are decoded inside the kernels, not on the CPU`);
   const n = bytes.byteLength / bytesPerElement(dtype);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(n);

@@ -22,7 +22,7 @@ struct Params {
 
 override WORKGROUP: u32 = 256u;
 
-fn quant_word(i: u32) -> u32 {
+fn w_word(i: u32) -> u32 {
   return table[i];
 }
 

@@ -54,7 +54,7 @@ fn x_scalar(i: u32) -> f32 {
   return x[i >> 2u][i & 3u];
 }
 
-fn quant_word(i: u32) -> u32 {
+fn w_word(i: u32) -> u32 {
   return w[i >> 2u][i & 3u];
 }
 

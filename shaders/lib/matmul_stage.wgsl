@@ -1,5 +1,6 @@
 // Global memory → registers for the tiled matmuls (matmul.wgsl, matmul_kmajor.wgsl): bounds-checked 16-byte loads of
-// x and of W in its weight dtype, decoded to f32 into this thread's staging registers (x_stage, w_stage).
+// x and of W in its weight dtype (or block-quantised format, lib/quant), decoded to f32 into this thread's staging
+// registers (x_stage, w_stage).
 // The including shader declares the bindings x, w, params, the overrides (ALIGNED, W_NK, TILE_*, UK, X_UNITS,
 // W_UNITS, W_SLOTS, WG_SIZE) and the x_stage / w_stage registers; how the staged tile is laid out in shared
 // memory (store_tile) is the shader's own.
@@ -40,7 +41,14 @@ fn stage_w_unit(slot: u32, n: u32, k: u32) {
   if (ALIGNED) {
     let inside = n < N && k < K;
     let e = select(k * N + n, n * K + k, W_NK);
-    if (inside) {
+    if (inside && is_quant()) {
+      let b = quant_sub(n * quant_row_bytes(K), k >> 5u);
+      let g = (k & 31u) >> 2u;
+      let lo = quant_group(b, g);
+      let hi = quant_group(b, g + 1u);
+      vals[0] = lo.x; vals[1] = lo.y; vals[2] = lo.z; vals[3] = lo.w;
+      vals[4] = hi.x; vals[5] = hi.y; vals[6] = hi.z; vals[7] = hi.w;
+    } else if (inside) {
       if (WEIGHT_DTYPE == 0u) {
         let q = w[e >> 2u];
         vals[0] = bitcast<f32>(q.x); vals[1] = bitcast<f32>(q.y);

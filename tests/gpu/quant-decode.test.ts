@@ -64,10 +64,10 @@ describe('quantised decode equals gguf-py bit for bit', () => {
 
   // Each mutant compiles, raises no GPU error, and decodes wrong values.
   const mutants: [QuantFormat, string, string][] = [
-    ['q8_0', 'signed_bytes4(q_u32(at + 2u + 4u * g))', 'signed_bytes4(q_u32(at + 4u * g))'],
+    ['q8_0', 'signed_bytes4(q_u32(b.at + 2u + 4u * g))', 'signed_bytes4(q_u32(b.at + 4u * g))'],
     ['q4_k', 'return vec2<f32>(f32(q_u8(at + j) & 63u)', 'return vec2<f32>(f32(q_u8(at + j) & 31u)'],
-    ['q5_k', '>> vec4<u32>(j)) & vec4<u32>(1u)) << vec4<u32>(4u)', '>> vec4<u32>(j)) & vec4<u32>(1u)) << vec4<u32>(3u)'],
-    ['q6_k', 'out[g] = q * select(d0, d1, g >= 4u)', 'out[g] = q * select(d0, d1, g >= 3u)'],
+    ['q5_k', '>> vec4<u32>(b.j)) & vec4<u32>(1u)) << vec4<u32>(4u)', '>> vec4<u32>(b.j)) & vec4<u32>(1u)) << vec4<u32>(3u)'],
+    ['q6_k', 'select(b.d.x, b.d.y, g >= 4u)', 'select(b.d.x, b.d.y, g >= 3u)'],
     ['mxfp4', '(m >> vec4<u32>(1u)) - vec4<u32>(1u)', '(m >> vec4<u32>(1u)) - vec4<u32>(0u)'],
   ];
   for (const [format, from, to] of mutants) {

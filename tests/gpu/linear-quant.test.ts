@@ -1,8 +1,10 @@
-// GEMV on block-quantised weights (shaders/gemv.wgsl + lib/quant.wgsl) against a float64 matmul of the float64
-// dequantisation. Sizes come from GEMV_TILE_QUANT: rows of K/32 sub-blocks below one pass of WG_K threads, and above
-// it with a tail; N not a multiple of WG_N·NT; row counts in three buckets.
+// Linear layers on block-quantised weights: the GEMV (shaders/gemv.wgsl) and both tiled matmuls (matmul.wgsl,
+// matmul_kmajor.wgsl through lib/matmul_stage), decoding with lib/quant, against a float64 matmul of the float64
+// dequantisation. Sizes come from the tiles: GEMV rows of K/32 sub-blocks below and above one pass of its WG_K
+// threads, N with a tail of the GEMV's WG_N·NT and of the matmul's 128-column tiles, K over several TILE_K steps.
 import { describe, expect, it } from 'vitest';
 import { GEMV_TILE_QUANT, GemvKernel, gemvBucket } from '../../src/engine/kernels/gemv';
+import { MATMUL_LARGE, MATMUL_MID, MatmulKernel, type MatmulConfig } from '../../src/engine/kernels/matmul';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { QUANT_BLOCKS, type QuantFormat } from '../../src/model/dtypes';
 import { dequantRef } from '../../src/reference/dequant';
@@ -22,6 +24,8 @@ interface Case {
   K: number;
   N: number;
   seed: number;
+  /** A tiled matmul instead of the GEMV. */
+  matmul?: MatmulConfig;
 }
 
 async function check(c: Case, gpu?: Gpu) {
@@ -30,11 +34,20 @@ async function check(c: Case, gpu?: Gpu) {
   const x = randomF32(rows * K, c.seed);
   const blocks = randomBlocks(format, N, K, c.seed + 1);
   const w = dequantRef(format, blocks, N * K);
-  const kernel = new GemvKernel(gpu, { weightDtype: format, weightLayout: 'nk', rows: gemvBucket(rows), aligned: false });
   const y = poisonedBuffer(gpu, 'test.y', rows * N);
-  const b = kernel.bind('test.gemv', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', padTo4(blocks)), y);
-  kernel.setShape(b, { rows, N, K });
-  submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, N));
+  const xBuf = uploadBuffer(gpu, 'test.x', x);
+  const wBuf = uploadBuffer(gpu, 'test.w', padTo4(blocks));
+  if (c.matmul) {
+    const kernel = new MatmulKernel(gpu, { weightDtype: format, weightLayout: 'nk', aligned: true, ...c.matmul });
+    const b = kernel.bind('test.matmul', xBuf, wBuf, y);
+    kernel.setShape(b, { M: rows, N, K });
+    submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, rows, N));
+  } else {
+    const kernel = new GemvKernel(gpu, { weightDtype: format, weightLayout: 'nk', rows: gemvBucket(rows), aligned: false });
+    const b = kernel.bind('test.gemv', xBuf, wBuf, y);
+    kernel.setShape(b, { rows, N, K });
+    submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, N));
+  }
   // f32 sums of K products: error bounded by a small multiple of eps · Σ|x·w| (the largest such sum sets atol).
   let mass = 0;
   for (let r = 0; r < rows; r++) {
@@ -44,8 +57,8 @@ async function check(c: Case, gpu?: Gpu) {
       mass = Math.max(mass, m);
     }
   }
-  expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w, rows, K, N, 'nk'), { atol: 1e-5 * mass, rtol: 1e-4 },
-    `gemv ${rows}x${K}->${N} ${format}`);
+  const what = `${c.matmul ? c.matmul.shader : 'gemv'} ${rows}x${K}->${N} ${format}`;
+  expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w, rows, K, N, 'nk'), { atol: 1e-5 * mass, rtol: 1e-4 }, what);
   expect(gpu.recentErrors).toEqual([]);
 }
 
@@ -73,6 +86,23 @@ describe('gemv on quantised weights', () => {
   it('a mutant that drops the last 4 elements of every sub-block fails', async () => {
     const gpu = await mutantGpu('gemv', 'for (var g = 0u; g < 8u; g++) { s += dot', 'for (var g = 0u; g < 7u; g++) { s += dot');
     await expect(check({ format: 'q4_k', rows: 3, K: 512, N: 9, seed: 5 }, gpu)).rejects.toThrow(/outside atol/);
+    expect(gpu.recentErrors).toEqual([]);
+  });
+});
+
+describe('tiled matmul on quantised weights', () => {
+  for (const config of [MATMUL_LARGE, MATMUL_MID]) {
+    const tileN = config.tile.WG_N * 8;
+    for (const format of FIXTURE_FORMATS) {
+      const K = kFor(format, 3); // 96 or 256: several TILE_K steps, sub-blocks split across units
+      it(`${config.shader} ${format}: 19 rows, ${K}->${tileN + 5}`, () =>
+        check({ format, rows: 19, K, N: tileN + 5, seed: 6, matmul: config }));
+    }
+  }
+
+  it('a mutant that stages the wrong group of a sub-block fails', async () => {
+    const gpu = await mutantGpu('lib/matmul_stage', 'let hi = quant_group(b, g + 1u);', 'let hi = quant_group(b, g);');
+    await expect(check({ format: 'q6_k', rows: 19, K: 256, N: 7, seed: 7, matmul: MATMUL_MID }, gpu)).rejects.toThrow(/outside atol/);
     expect(gpu.recentErrors).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@
 import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
-import { readF32, readU32 } from '../kernels/common';
+import { readBuffer, readF32, readU32 } from '../kernels/common';
 import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
@@ -152,6 +152,41 @@ export class Session implements ModelSession {
     this.ids.push(id);
     this.lastRow = 0;
     return id;
+  }
+
+  /**
+   * Generates `n` tokens without a host round trip per token: each sampled id is appended to the ids buffer on the
+   * GPU, where the next step reads it, so all n sample + step submits are recorded back to back and the ids are read
+   * once at the end. Same ids as n calls of generate(); no stop on EOS (the caller can step back).
+   */
+  async generateMany(n: number, sampling: SamplingOptions = { temperature: 0, topP: 1, seed: 0 }): Promise<number[]> {
+    this.gpu.assertAlive();
+    if (this.position === 0) throw new Error('generate needs at least one token of context');
+    if (this.position + n > this.contextLength) {
+      throw new RangeError(`generating ${n} tokens at position ${this.position} overruns the context of ${this.contextLength}`);
+    }
+    const start = this.position;
+    for (let i = 0; i < n; i++) {
+      const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sample' });
+      this.sampler.setStep(this.sampling, {
+        row: this.lastRow,
+        temperature: sampling.temperature,
+        topP: sampling.topP,
+        seed: sampling.seed,
+        step: this.drawn++,
+        appendAt: start + i,
+      });
+      const pass = encoder.beginComputePass({ label: 'Session.sample' });
+      this.sampler.encode(pass, this.sampling);
+      pass.end();
+      this.gpu.device.queue.submit([encoder.finish()]);
+      this.step(1, start + i);
+      this.lastRow = 0;
+    }
+    const bytes = await readBuffer(this.gpu, this.decoder.act.ids, n * 4, start * 4);
+    const ids = Array.from(new Uint32Array(bytes));
+    this.ids.push(...ids);
+    return ids;
   }
 
   async back(n: number): Promise<void> {

@@ -295,6 +295,19 @@ export interface OpenedGguf {
 }
 
 /**
+ * The GGUF file a model folder (or a set of dropped files) holds, or null when it is a transformers folder (it has a
+ * config.json) or has no .gguf file. Several .gguf files (split GGUFs) are an error naming them.
+ */
+export async function findGguf(folder: ModelFolder): Promise<string | null> {
+  if (await folder.has('config.json')) return null;
+  const files = (await folder.list()).filter((f) => f.toLowerCase().endsWith('.gguf'));
+  if (files.length > 1) {
+    throw new ModelFileError(files[0], null, `one GGUF file per model is supported; ${folder.location} has ${files.length} (${files.join(', ')})`);
+  }
+  return files[0] ?? null;
+}
+
+/**
  * Opens a GGUF file of a folder (or of dropped files): header, config, load plan with every tensor's type and shape
  * checked, tokenizer. Reads only the header, never tensor data. An architecture the engine cannot run is an error
  * naming general.architecture.

@@ -441,7 +441,7 @@ export const bufferSize = (entry: PlanEntry): number => Math.ceil(entry.byteLeng
  * Streams every entry of a plan, in order, to `sink` in bounded chunks: parts are read by byte range from their
  * files and concatenated, never holding more than one chunk per call.
  */
-export async function streamLoadPlan(ckpt: Checkpoint, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
+export async function streamLoadPlan(ckpt: Pick<Checkpoint, 'folder'>, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
   const chunkBytes = Math.max(4, Math.floor((options.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4) * 4);
   const sources = new Map<string, ByteSource>();
   const open = async (file: string) => {

@@ -114,6 +114,11 @@ const CASES: [string, string, number][] = [
   ['granitemoe', 'golden.json', 1e-4],
   // The bundled demo model (bf16 weights; this golden is transformers in f32 on them upcast exactly).
   ['demo', 'golden.json', 1e-4],
+  // GGUF files written by gguf-py (Q8_0, MXFP4, F16, BF16, F32 tensors; tools/make_gguf_fixtures.py models): the
+  // golden is transformers in f32 on gguf-py's dequantisation of the same bytes.
+  ['gguf-mixtral', 'golden.json', 1e-4],
+  ['gguf-qwen3_moe', 'golden.json', 1e-4],
+  ['gguf-olmoe', 'golden.json', 1e-4],
 ];
 
 const sessions: Session[] = [];

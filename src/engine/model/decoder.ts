@@ -7,6 +7,7 @@
 // into the final norm's weight), Mixtral's sliding window, tied LM heads. Shared experts live in MoeLayer.
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
+import type { TensorFormat } from '../../model/dtypes';
 import { storageBuffer } from '../kernels/common';
 import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';
@@ -98,9 +99,15 @@ export class Decoder {
       return b;
     };
     const has = (name: string) => weights.buffers.has(name);
+    // Each entry keeps its checkpoint format (GGUF files mix them); vectors the small kernels read must be dense.
+    const fmt = (name: string): TensorFormat => weights.formats.get(name) ?? dtype;
+    const denseW = (name: string): GPUBuffer => {
+      if (fmt(name) !== dtype) throw new Error(`model weights: "${name}" is ${fmt(name)}; norms and biases must be ${dtype} like the model`);
+      return w(name);
+    };
 
     this.kernels = {
-      embedding: new EmbeddingKernel(gpu, dtype),
+      embedding: new EmbeddingKernel(gpu, weights.formats.get('embed') ?? dtype),
       norm: new RmsNormKernel(gpu, dtype),
       normF32: new RmsNormKernel(gpu, 'f32'),
       linear: new LinearKernel(gpu),
@@ -134,8 +141,8 @@ export class Decoder {
     this.embedding = k.embedding.bind('Decoder.embed', a.ids, w('embed'), a.x, { vocab: c.vocabSize, hidden: H });
     this.scratch = c.moeLayers.some(Boolean) ? new MoeScratch(gpu, moeScratchShape(c, { maxTokens: T })) : null;
 
-    const linear = (label: string, x: GPUBuffer, W: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
-      k.linear.bind(label, x, W, y, { K, N, maxRows: T, weightDtype: dtype });
+    const linear = (label: string, x: GPUBuffer, name: string, y: GPUBuffer, K: number, N: number) =>
+      k.linear.bind(label, x, w(name), y, { K, N, maxRows: T, weightDtype: fmt(name) });
 
     for (let l = 0; l < c.numLayers; l++) {
       const p = `layers.${l}`;
@@ -144,13 +151,13 @@ export class Decoder {
       this.kvCaches.push(cache.k, cache.v);
       const biases: BiasAddBinding[] = [];
       for (const [role, target, cols] of [['qBias', a.q, qDim], ['kBias', a.k, kvDim], ['vBias', a.v, kvDim]] as const) {
-        if (has(`${p}.${role}`)) biases.push(k.bias.bind(`${label}.${role}`, target, w(`${p}.${role}`), cols));
+        if (has(`${p}.${role}`)) biases.push(k.bias.bind(`${label}.${role}`, target, denseW(`${p}.${role}`), cols));
       }
       let qNorm: RmsNormBinding | null = null;
       let kNorm: RmsNormBinding | null = null;
       if (a.qNormed && a.kNormed) {
-        qNorm = k.norm.bind(`${label}.qNorm`, a.q, w(`${p}.qNorm`), a.qNormed);
-        kNorm = k.norm.bind(`${label}.kNorm`, a.k, w(`${p}.kNorm`), a.kNormed);
+        qNorm = k.norm.bind(`${label}.qNorm`, a.q, denseW(`${p}.qNorm`), a.qNormed);
+        kNorm = k.norm.bind(`${label}.kNorm`, a.k, denseW(`${p}.kNorm`), a.kNormed);
       }
       // Attention reads q/k after their norms when the family has them.
       const qIn = a.qNormed ?? a.q;
@@ -171,6 +178,7 @@ export class Decoder {
           scratch: this.scratch!,
           weights: {
             router: w(`${p}.router`),
+            routerFormat: fmt(`${p}.router`),
             correctionBias: has(`${p}.routerCorrectionBias`) ? w(`${p}.routerCorrectionBias`) : null,
             gateUp: bank(`${p}.expertsGateUp`),
             down: bank(`${p}.expertsDown`),
@@ -186,16 +194,16 @@ export class Decoder {
         this.moeLayers.push(moe);
       } else {
         dense = {
-          gateUp: linear(`${label}.mlp.gateUp`, a.normed, w(`${p}.denseGateUp`), a.mlpUp, H, 2 * denseI),
+          gateUp: linear(`${label}.mlp.gateUp`, a.normed, `${p}.denseGateUp`, a.mlpUp, H, 2 * denseI),
           swiglu: k.swiglu.bind(`${label}.mlp.swiglu`, a.mlpUp, a.mlpAct),
-          down: linear(`${label}.mlp.down`, a.mlpAct, w(`${p}.denseDown`), a.branch, denseI, H),
+          down: linear(`${label}.mlp.down`, a.mlpAct, `${p}.denseDown`, a.branch, denseI, H),
         };
       }
       this.layers.push({
-        inputNorm: k.norm.bind(`${label}.inputNorm`, a.x, w(`${p}.inputNorm`), a.normed),
-        q: linear(`${label}.q`, a.normed, w(`${p}.q`), a.q, H, qDim),
-        k: linear(`${label}.k`, a.normed, w(`${p}.k`), a.k, H, kvDim),
-        v: linear(`${label}.v`, a.normed, w(`${p}.v`), a.v, H, kvDim),
+        inputNorm: k.norm.bind(`${label}.inputNorm`, a.x, denseW(`${p}.inputNorm`), a.normed),
+        q: linear(`${label}.q`, a.normed, `${p}.q`, a.q, H, qDim),
+        k: linear(`${label}.k`, a.normed, `${p}.k`, a.k, H, kvDim),
+        v: linear(`${label}.v`, a.normed, `${p}.v`, a.v, H, kvDim),
         biases,
         qNorm,
         kNorm,
@@ -212,9 +220,9 @@ export class Decoder {
             window: c.slidingWindow ?? 0,
           },
         ),
-        o: linear(`${label}.o`, a.attn, w(`${p}.o`), a.branch, qDim, H),
+        o: linear(`${label}.o`, a.attn, `${p}.o`, a.branch, qDim, H),
         attnResidual: k.residual.bindInPlace(`${label}.attnResidual`, a.x, a.branch),
-        postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, w(`${p}.postAttnNorm`), a.normed),
+        postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, denseW(`${p}.postAttnNorm`), a.normed),
         moe,
         dense,
         ffnResidual: k.residual.bindInPlace(`${label}.ffnResidual`, a.x, a.branch),
@@ -228,8 +236,8 @@ export class Decoder {
     const finalNormWeight = buf('finalNormScaled', scaled.byteLength);
     gpu.device.queue.writeBuffer(finalNormWeight, 0, scaled);
     this.finalNorm = k.normF32.bind('Decoder.finalNorm', a.x, finalNormWeight, a.normed);
-    const lmHeadWeight = c.tieWordEmbeddings || !has('lmHead') ? w('embed') : w('lmHead');
-    this.lmHead = linear('Decoder.lmHead', a.normed, lmHeadWeight, a.logits, H, c.vocabSize);
+    const lmHeadName = c.tieWordEmbeddings || !has('lmHead') ? 'embed' : 'lmHead';
+    this.lmHead = linear('Decoder.lmHead', a.normed, lmHeadName, a.logits, H, c.vocabSize);
   }
 
   setPolicy(policy: RoutingPolicy): void {

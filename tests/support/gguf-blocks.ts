@@ -31,22 +31,23 @@ export function blockFixture(format: QuantFormat): BlockFixture {
 
 /**
  * Seeded random blocks of `format` for a [rows, cols] tensor: random bytes whose scale fields hold finite values of
- * both signs between 2^-10 and 2^2 (as the fixture tool's random rows, smaller so that products stay modest).
+ * both signs between 2^minExp and 2^(minExp + 12) (default 2^-10 .. 2^2, as the fixture tool's random rows, smaller
+ * so that products stay modest); MXFP4 exponents 2^minExp .. 2^(minExp + 11).
  */
-export function randomBlocks(format: QuantFormat, rows: number, cols: number, seed: number): Uint8Array {
+export function randomBlocks(format: QuantFormat, rows: number, cols: number, seed: number, minExp = -10, spanExp = 12): Uint8Array {
   const { elements, bytes: size } = QUANT_BLOCKS[format];
   const r = rng(seed);
   const n = (rows * cols) / elements;
   const out = new Uint8Array(n * size);
   for (let i = 0; i < out.length; i++) out[i] = Math.floor(r() * 256);
   const view = new DataView(out.buffer);
-  const scale = () => f32ToF16((r() < 0.5 ? -1 : 1) * 2 ** (-10 + 12 * r()));
+  const scale = () => f32ToF16((r() < 0.5 ? -1 : 1) * 2 ** (minExp + spanExp * r()));
   for (let b = 0; b < n; b++) {
     const at = b * size;
     if (format === 'q8_0' || format === 'q4_k' || format === 'q5_k') view.setUint16(at, scale(), true);
     if (format === 'q4_k' || format === 'q5_k') view.setUint16(at + 2, scale(), true);
     if (format === 'q6_k') view.setUint16(at + 208, scale(), true);
-    if (format === 'mxfp4') out[at] = 117 + Math.floor(r() * 12); // 2^-10 .. 2^1
+    if (format === 'mxfp4') out[at] = 127 + minExp + Math.floor(r() * spanExp); // 2^minExp ..
   }
   return out;
 }

@@ -20,7 +20,7 @@ const ggufBytes = (family: string) => new Uint8Array(readFileSync(join(FIXTURES,
 /** Every entry's bytes, as streamLoadPlan delivers them. */
 async function entryBytes(folder: ModelFolder, plan: LoadPlan): Promise<Map<string, Uint8Array>> {
   const out = new Map<string, Uint8Array>();
-  await streamLoadPlan({ folder } as never, plan, (entry, at, bytes) => {
+  await streamLoadPlan({ folder }, plan, (entry, at, bytes) => {
     const buf = out.get(entry.name) ?? new Uint8Array(Math.ceil(entry.byteLength / 4) * 4);
     buf.set(bytes, at);
     out.set(entry.name, buf);

@@ -1,8 +1,8 @@
 // The committed quantised-block fixtures (tools/make_gguf_fixtures.py blocks): raw blocks and gguf-py's values.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { QUANT_BLOCKS, f32ToF16, type QuantFormat } from '../../src/model/dtypes';
-import { rng } from './random';
+import { QUANT_BLOCKS, type QuantFormat } from '../../src/model/dtypes';
+import { randomQuantBlocks } from '../../src/bench/quant-operands';
 
 const DIR = join(__dirname, '..', 'fixtures', 'gguf-blocks');
 
@@ -29,27 +29,9 @@ export function blockFixture(format: QuantFormat): BlockFixture {
   return { format, rows, cols, bytes, values };
 }
 
-/**
- * Seeded random blocks of `format` for a [rows, cols] tensor: random bytes whose scale fields hold finite values of
- * both signs between 2^minExp and 2^(minExp + 12) (default 2^-10 .. 2^2, as the fixture tool's random rows, smaller
- * so that products stay modest); MXFP4 exponents 2^minExp .. 2^(minExp + 11).
- */
-export function randomBlocks(format: QuantFormat, rows: number, cols: number, seed: number, minExp = -10, spanExp = 12): Uint8Array {
-  const { elements, bytes: size } = QUANT_BLOCKS[format];
-  const r = rng(seed);
-  const n = (rows * cols) / elements;
-  const out = new Uint8Array(n * size);
-  for (let i = 0; i < out.length; i++) out[i] = Math.floor(r() * 256);
-  const view = new DataView(out.buffer);
-  const scale = () => f32ToF16((r() < 0.5 ? -1 : 1) * 2 ** (minExp + spanExp * r()));
-  for (let b = 0; b < n; b++) {
-    const at = b * size;
-    if (format === 'q8_0' || format === 'q4_k' || format === 'q5_k') view.setUint16(at, scale(), true);
-    if (format === 'q4_k' || format === 'q5_k') view.setUint16(at + 2, scale(), true);
-    if (format === 'q6_k') view.setUint16(at + 208, scale(), true);
-    if (format === 'mxfp4') out[at] = 127 + minExp + Math.floor(r() * spanExp); // 2^minExp ..
-  }
-  return out;
+/** Seeded random blocks of `format` for a [rows, cols] tensor (see randomQuantBlocks for the scale range). */
+export function randomBlocks(format: QuantFormat, rows: number, cols: number, seed: number, minExp?: number, spanExp?: number): Uint8Array {
+  return randomQuantBlocks(format, (rows * cols) / QUANT_BLOCKS[format].elements, seed, minExp, spanExp);
 }
 
 /** The bytes zero-padded to whole 32-bit words (a GPU buffer write needs them; the weight upload pads the same way). */

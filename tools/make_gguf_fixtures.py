@@ -23,7 +23,11 @@ models → tests/fixtures/gguf-<family>/ for the committed transformers fixtures
   24 (expert down projections), F32 for norms and routers (llama.cpp never quantises ffn_gate_inp).
   The K-quants need rows of 256 and these models are 64 wide; their decoding is covered by the blocks fixtures.
 
-Usage: python3 tools/make_gguf_fixtures.py blocks|models [--out DIR]
+random → DIR/model.gguf: a Qwen3-30B-A3B-shaped qwen3moe GGUF of random Q4_K blocks (Q6_K output, F32 norms and
+  routers, a 257-token byte tokenizer: benchmarks feed synthetic ids), written tensor by tensor (no copy in memory);
+  --layers N keeps the first N of 48 layers. For the Node tokens/s benchmark (src/cli/bench-model.ts --model DIR).
+
+Usage: python3 tools/make_gguf_fixtures.py blocks|models|random [--out DIR] [--layers N]
 Needs: numpy, gguf (gguf-py from llama.cpp, written against 0.19); models also torch, transformers 5.x.
 """
 from __future__ import annotations
@@ -270,15 +274,91 @@ def make_models(out_root: str) -> None:
         print(name, {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
 
 
+def random_blocks(qtype: T, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    """[rows, bytes per row] random blocks with small finite f16 scales (2^-12 .. 2^-8): decoded weights of ~0.1."""
+    elems, size = GGML_QUANT_SIZES[qtype]
+    n = rows * cols // elems
+    b = rng.integers(0, 256, size=(n, size), dtype=np.uint8)
+    scales = lambda: f16_bytes(rng.choice([-1, 1], n) * np.exp2(rng.uniform(-12, -8, n)))
+    if qtype == T.Q4_K:
+        b[:, 0:2] = scales()
+        b[:, 2:4] = scales()
+    elif qtype == T.Q6_K:
+        b[:, 208:210] = f16_bytes(np.exp2(rng.uniform(-15, -11, n)))
+    else:
+        raise ValueError(qtype)
+    return b.reshape(rows, -1)
+
+
+def make_random(out: str, layers: int) -> None:
+    from gguf import GGUFWriter
+
+    H, heads, kv, d, E, k, I, V = 2048, 32, 4, 128, 128, 8, 768, 151936
+    rng = np.random.default_rng(30)
+    os.makedirs(out, exist_ok=True)
+    w = GGUFWriter(os.path.join(out, "model.gguf"), "qwen3moe")
+    w.add_name("random Qwen3-30B-A3B shape, Q4_K")
+    for adder, v in ((w.add_context_length, 40960), (w.add_embedding_length, H), (w.add_block_count, layers),
+                     (w.add_feed_forward_length, 6144), (w.add_expert_feed_forward_length, I), (w.add_head_count, heads),
+                     (w.add_head_count_kv, kv), (w.add_key_length, d), (w.add_value_length, d), (w.add_expert_count, E),
+                     (w.add_expert_used_count, k), (w.add_vocab_size, V)):
+        adder(v)
+    w.add_rope_freq_base(1e6)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list([bytes([b]).decode("latin-1") for b in range(256)] + ["ab"])
+    w.add_token_merges(["a b"])  # gguf-py leaves an empty merges array out
+    # name: (shape [rows, cols], type); experts stacked as rows of [E·rows, cols]
+    tensors = {"token_embd.weight": ((V, H), T.Q4_K)}
+    for l in range(layers):
+        b = f"blk.{l}."
+        tensors.update({
+            b + "attn_norm.weight": ((H,), T.F32), b + "ffn_norm.weight": ((H,), T.F32),
+            b + "attn_q.weight": ((heads * d, H), T.Q4_K), b + "attn_k.weight": ((kv * d, H), T.Q4_K),
+            b + "attn_v.weight": ((kv * d, H), T.Q4_K), b + "attn_output.weight": ((H, heads * d), T.Q4_K),
+            b + "attn_q_norm.weight": ((d,), T.F32), b + "attn_k_norm.weight": ((d,), T.F32),
+            b + "ffn_gate_inp.weight": ((E, H), T.F32),
+            b + "ffn_gate_exps.weight": ((E, I, H), T.Q4_K), b + "ffn_up_exps.weight": ((E, I, H), T.Q4_K),
+            b + "ffn_down_exps.weight": ((E, H, I), T.Q4_K),
+        })
+    tensors.update({"output_norm.weight": ((H,), T.F32), "output.weight": ((V, H), T.Q6_K)})
+
+    def data(shape, qtype):
+        if qtype == T.F32:
+            return (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32) if len(shape) == 1 \
+                else (0.02 * rng.standard_normal(shape)).astype(np.float32)
+        rows = int(np.prod(shape[:-1]))
+        return random_blocks(qtype, rows, shape[-1], rng).reshape(*shape[:-1], -1)
+
+    for name, (shape, qtype) in tensors.items():
+        if qtype == T.F32:
+            w.add_tensor_info(name, shape, np.dtype(np.float32), int(np.prod(shape)) * 4)
+        else:
+            elems, size = GGML_QUANT_SIZES[qtype]
+            byte_shape = (*shape[:-1], shape[-1] // elems * size)
+            w.add_tensor_info(name, byte_shape, np.dtype(np.uint8), int(np.prod(byte_shape)), raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    for name, (shape, qtype) in tensors.items():
+        w.write_tensor_data(data(shape, qtype))
+    w.close()
+    print(out, os.path.getsize(os.path.join(out, "model.gguf")) / 1e9, "GB")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["blocks", "models"])
+    p.add_argument("what", choices=["blocks", "models", "random"])
     p.add_argument("--out", default=None)
+    p.add_argument("--layers", type=int, default=48)
     a = p.parse_args()
     if a.what == "blocks":
         make_blocks(a.out or "tests/fixtures/gguf-blocks")
-    else:
+    elif a.what == "models":
         make_models(a.out or "tests/fixtures")
+    else:
+        make_random(a.out or "/tmp/models/qwen3-30b-a3b-q4_k", a.layers)
 
 
 if __name__ == "__main__":

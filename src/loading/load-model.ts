@@ -41,8 +41,9 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   const stepTokens = options.maxTokensPerStep ?? 64;
   const limits = limitsOf(gpu.limits, options.budgetBytes);
   const memory = { contextLength, stepTokens, ringCapacity: contextLength };
-  // From the config alone first, so a model far too large fails before anything else is read.
-  assertFitsInMemory(config, limits, memory, name);
+  // From the config alone first, so a model far too large fails before anything else is read (a GGUF header already
+  // gave the plan: its exact, quantised sizes are checked below).
+  if (!gguf) assertFitsInMemory(config, limits, memory, name);
   const opened = gguf ?? (await openModel(folder));
   assertFitsInMemory(opened.config, limits, memory, name, opened.plan);
   gpu.assertAlive();

@@ -7,7 +7,7 @@
 // global load of x (or of a W row) is stored with one 16-byte store, and the next tile is loaded into registers
 // while the current one is multiplied. Thread (tx, ty) owns rows ty + WG_M·i and columns tx + WG_N·j (i, j < 8);
 // per 4 k it loads 8 x and 8 W vec4s and does 256 FMAs. On the H100 this wins on mid-sized grids (M = 128…512 at
-// K = 4096: +20–25%) and loses on large ones (30 vs 36 TFLOP/s at 4096³), see docs/benchmarks.md.
+// K = 4096: +20–25%) and loses on large ones (30.2 vs 40.9 TFLOP/s at 4096³), see docs/benchmarks.md.
 // TILE_K ≤ 16. W stored [K, N] is transposed into [n][k] element by element when the tile is stored.
 //
 // Loads: with ALIGNED, 16 bytes at a time (K % 4 == 0 and the W row length a multiple of 4 for f32 or 8 for

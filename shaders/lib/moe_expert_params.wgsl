@@ -1,6 +1,6 @@
 // Uniform of the grouped expert matmuls (moe_expert_up/down[_gemv].wgsl) and their view of the dispatch plan.
-// Field order must match EXPERT_MATMUL_FIELDS in src/engine/kernels/moe-layout.ts. The including shader binds the
-// uniform as `P` and the plan buffer as `plan`.
+// Field order must match EXPERT_PARAMS in src/engine/kernels/moe-layout.ts (tests/unit/wgsl-structs.test.ts).
+// The including shader binds the uniform as `P` and the plan buffer as `plan`.
 struct ExpertParams {
   k: u32,               // reduction length (up: H, down: I)
   n: u32,               // output columns (up: I, down: H)

@@ -127,7 +127,7 @@ export class App implements Dashboard {
     this.frameLoop.restart();
     this.gui.setLayers(config.numLayers);
     this.gui.setAblatedCount(0);
-    this.gui.setRoutingEnabled(model.session !== null);
+    this.gui.setRoutingEnabled(model.session !== null && !model.replay);
     this.layers.setModel(config.moeLayers);
     el<HTMLDetailsElement>('layers-box').open = config.numLayers <= 8;
     this.layers.update({ hidden: this.state.hidden, solo: this.state.params.soloLayer });
@@ -137,6 +137,7 @@ export class App implements Dashboard {
     el('model-note').title = model.note;
     el('model-name').textContent = model.name;
     this.state.modelReady();
+    this.refuseUnrecorded();
 
     const stepper = this.stepper;
     if (model.session && stepper) {
@@ -183,7 +184,9 @@ export class App implements Dashboard {
       this.scene.setAblated(this.state.ablated);
       this.gui.setAblatedCount(this.state.ablatedCount);
       void this.applyPolicy();
-    } else if (kind === 'view') this.scene.setView(this.state.view());
+    } else if (kind === 'view') {
+      if (!this.refuseUnrecorded()) this.scene.setView(this.state.view());
+    }
     else if (kind === 'grid') void this.rebuildGrid();
     else if (kind === 'layers') {
       this.scene.setVisibility(this.state.visibility());
@@ -218,6 +221,16 @@ export class App implements Dashboard {
     await this.scene.setModel(model.config, sources, { collapseDense: this.state.params.collapseDense }, this.state.view(), this.state.visibility());
     this.scene.setAblated(this.state.ablated);
     this.state.layoutReady();
+  }
+
+  /** A replayed trace has no probability mass to draw: say why and show the load instead of drawing zeros. */
+  private refuseUnrecorded(): boolean {
+    const why = this.model?.replay?.probs;
+    if (!why || this.state.params.mode !== 'probability') return false;
+    showError(new Error(`The probability view needs router probabilities: ${why}. Showing the load.`));
+    this.state.setParam('mode', 'load');
+    this.gui.refresh();
+    return true;
   }
 
   private ablateSelected(): void {

@@ -6,6 +6,7 @@ import { App } from './app';
 import { progress, showError } from './messages';
 import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
+import { findTrace, loadTrace } from './trace-open';
 
 async function main(): Promise<void> {
   let gpu;
@@ -29,7 +30,7 @@ async function main(): Promise<void> {
   const skeletons = group('config only (too large to run)');
   for (const c of configs) skeletons.append(new Option(c.name, `config:${c.file}`));
   const other = group('your own');
-  other.append(new Option('open a model folder…', 'open'), new Option('open model files…', 'open-files'));
+  other.append(new Option('open a model folder…', 'open'), new Option('open model files or a routing trace…', 'open-files'));
   select.append(...[runnable, skeletons, other].filter((g) => g.children.length));
 
   let dropped: LoadedModel | null = null;
@@ -46,10 +47,13 @@ async function main(): Promise<void> {
 
   const openFiles = async (files: File[], location: string) => {
     try {
-      const folder = fileListFolder(files, location);
       progress(0, `opening ${location}`);
-      dropped = await loadFolder(gpu, folder, (f, what) => progress(f, what));
-      if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;
+      const trace = await findTrace(files);
+      if (trace) dropped = await loadTrace(gpu, trace, files, (f, what) => progress(f, what));
+      else {
+        dropped = await loadFolder(gpu, fileListFolder(files, location), (f, what) => progress(f, what));
+        if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;
+      }
       const id = dropped.id;
       if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(dropped.name, id));
       await app.setModel(dropped);

@@ -39,6 +39,8 @@ export interface LoadedModel {
   /** Reads expert weights of a layer for the inspector (running models only). */
   weights?: ExpertWeightReader;
   timings?: () => { kernels: KernelTiming[]; note: string; memory: { module: string; bytes: number }[] } | null;
+  /** A replayed trace (src/ui/trace-open.ts): why gate weights or router probabilities cannot be shown, or null. */
+  replay?: { weights: string | null; probs: string | null };
   destroy(): void;
 }
 

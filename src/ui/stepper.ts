@@ -139,7 +139,8 @@ export class TokenStepper {
         const take = ids.slice(0, room);
         if (take.length === 0) throw new Error(`the model's context (${limit} tokens) is full`);
         await this.session.feed(take.map((t) => t.id));
-        this.processed.push(...take);
+        // A loop, not push(...take): a replayed trace can move tens of thousands of tokens in one step.
+        for (const t of take) this.processed.push(t);
         done = take.length;
       } else {
         for (let i = 0; i < n; i++) {

@@ -3,8 +3,14 @@
 // token like `<img src=x onerror=alert(1)>` shows literally.
 import type { TokenInfo } from './stepper';
 
+/** Spans kept in the page at once: a longer text (a replayed trace) shows this many around the current token. */
+export const STRIP_WINDOW = 256;
+
 export class TokenStrip {
   private spans: HTMLSpanElement[] = [];
+  private tokens: readonly TokenInfo[] = [];
+  /** Position of spans[0]. */
+  private first = 0;
 
   constructor(
     private readonly root: HTMLElement,
@@ -18,7 +24,16 @@ export class TokenStrip {
 
   /** Rebuild the spans for a new plan (text). */
   setTokens(tokens: readonly TokenInfo[]): void {
-    this.spans = tokens.map((t, i) => {
+    this.tokens = tokens;
+    this.render(0);
+  }
+
+  /** Spans for positions [first, first + STRIP_WINDOW). */
+  private render(first: number): void {
+    const tokens = this.tokens;
+    this.first = first;
+    this.spans = tokens.slice(first, first + STRIP_WINDOW).map((t, j) => {
+      const i = first + j;
       const span = document.createElement('span');
       span.className = 'tok';
       span.dataset.pos = String(i);
@@ -41,7 +56,13 @@ export class TokenStrip {
    * (null = unknown yet), `selected` the selected position or null.
    */
   update(position: number, colorOf: (p: number) => string | null, selected: number | null): void {
-    this.spans.forEach((span, p) => {
+    const n = this.tokens.length;
+    if (n > STRIP_WINDOW && (position - 1 < this.first + STRIP_WINDOW / 8 || position > this.first + (STRIP_WINDOW * 7) / 8)) {
+      const first = Math.max(0, Math.min(n - STRIP_WINDOW, position - STRIP_WINDOW / 2));
+      if (first !== this.first) this.render(first);
+    }
+    this.spans.forEach((span, j) => {
+      const p = this.first + j;
       const processed = p < position;
       span.classList.toggle('done', processed);
       span.classList.toggle('current', p === position - 1);
@@ -49,7 +70,7 @@ export class TokenStrip {
       const c = processed ? colorOf(p) : null;
       span.style.setProperty('--expert', c ?? 'transparent');
     });
-    const current = this.spans[position - 1];
+    const current = this.spans[position - 1 - this.first];
     if (current && typeof current.scrollIntoView === 'function') current.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   }
 }

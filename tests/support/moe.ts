@@ -15,7 +15,10 @@ import { defaultPolicy, effectiveTopK, expertCapacity } from '../../src/engine/r
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
 import { moeLayerRef, type MoeRefOutput, type MoeRefWeights } from '../../src/reference/moe';
 import { randomF32 } from './random';
-import { poisonedBuffer } from './gpu';
+import { expect } from 'vitest';
+import { readU32 } from '../../src/engine/kernels/common';
+import { K_MAX } from '../../src/engine/routing-buffers';
+import { expectClose, expectExact, poisonedBuffer, readF32 } from './gpu';
 
 export type Family = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'deepseek_v2' | 'deepseek_v3' | 'switch';
 
@@ -183,4 +186,59 @@ export function refStep(p: Problem, x: Float32Array, T: number, position: number
     ablated: policy.ablated.subarray(layer * E, (layer + 1) * E),
     capacity: expertCapacity(policy.capacityFactor, T, k, E), overflow: policy.overflow,
   });
+}
+
+export const OUT_TOL = { atol: 3e-5, rtol: 3e-4 };
+
+/** Chosen/assigned experts and weights of `layer` for ring positions [position, position + T). */
+async function ringRows(gpu: Gpu, p: Problem, position: number, T: number) {
+  const L = p.config.numLayers;
+  const n = (position + T) * L * K_MAX;
+  const chosen = await readU32(gpu, p.stats.buffers.ringChosen, n);
+  const assigned = await readU32(gpu, p.stats.buffers.ringAssigned, n);
+  const weights = await readF32(gpu, p.stats.buffers.ringWeights, n);
+  return { chosen, assigned, weights, at: (t: number, s: number) => ((position + t) * L + p.layer.layer) * K_MAX + s };
+}
+
+/** Runs one step and checks output, routing ids and weights against the reference. */
+export async function checkStep(gpu: Gpu, p: Problem, T: number, policy: RoutingPolicy, seed: number, position = 0) {
+  applyPolicy(p, policy);
+  const x = randomF32(T * p.config.hiddenSize, seed, 1);
+  const out = runStep(gpu, p, uploadBuffer(gpu, 'test.x', x), T, position);
+  const ref = refStep(p, x, T, position, policy);
+  const k = ref.chosen.length / T;
+  const ring = await ringRows(gpu, p, position, T);
+  const got = { chosen: [] as number[], assigned: [] as number[], weights: [] as number[] };
+  for (let t = 0; t < T; t++) {
+    for (let s = 0; s < k; s++) {
+      got.chosen.push(ring.chosen[ring.at(t, s)]);
+      got.assigned.push(ring.assigned[ring.at(t, s)]);
+      got.weights.push(ring.weights[ring.at(t, s)]);
+    }
+  }
+  const what = `${p.config.source} T=${T}`;
+  expectExact(got.chosen, ref.chosen, `${what} chosen (min gap ${Math.min(...ref.gap).toExponential(2)})`);
+  expectExact(got.assigned, ref.assigned, `${what} assigned`);
+  expectClose(got.weights, ref.weights, { atol: 1e-6, rtol: 1e-5 }, `${what} weights`);
+  expectClose(await readF32(gpu, out, T * p.config.hiddenSize), ref.out, OUT_TOL, `${what} output`);
+  expect(gpu.recentErrors).toEqual([]);
+  return ref;
+}
+
+/** The layer's statistics after its first step (the buffers start at zero) against that step's reference. */
+export async function checkStepStats(gpu: Gpu, p: Problem, ref: Awaited<ReturnType<typeof checkStep>>) {
+  const E = p.config.numExperts;
+  const l = p.layer.layer;
+  const b = p.stats.buffers;
+  const row = async <A extends Uint32Array | Float32Array>(read: Promise<A>) => (await read).subarray(l * E, (l + 1) * E);
+  const n = p.config.numLayers * E;
+  const what = `${p.config.source} statistics`;
+  expectExact(await row(readU32(gpu, b.counts, n)), ref.counts, `${what} counts`);
+  expectExact(await row(readU32(gpu, b.stepCounts, n)), ref.counts, `${what} stepCounts`);
+  expectExact(await row(readU32(gpu, b.dropped, n)), ref.dropped, `${what} dropped`);
+  const SUM_TOL = { atol: 1e-4, rtol: 1e-5 };
+  expectClose(await row(readF32(gpu, b.probMass, n)), ref.probMass, SUM_TOL, `${what} probMass`);
+  expectClose(await row(readF32(gpu, b.gateSum, n)), ref.gateSum, SUM_TOL, `${what} gateSum`);
+  expectClose([(await readF32(gpu, b.zLossSum, p.config.numLayers))[l]], [ref.zLossSum], SUM_TOL, `${what} zLossSum`);
+  expect(gpu.recentErrors).toEqual([]);
 }

@@ -1,8 +1,11 @@
 // Embedding gather kernel (shaders/embedding.wgsl): token ids → f32 rows of the embedding table, times a scale.
 import type { Gpu } from '../gpu';
 import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, tensorBytes, type TensorFormat } from '../../model/dtypes';
-import { Uniforms, bindGroup, kernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/embedding.wgsl. */
+export const EMBEDDING_PARAMS: UniformLayout = { fields: ['tokens', 'hidden', 'vocab', 'ids_offset', 'scale'], floats: ['scale'] };
 
 export const EMBEDDING_CONSTANTS = { WORKGROUP: 256 };
 
@@ -57,7 +60,7 @@ export class EmbeddingKernel {
       throw new Error(`${label}: hidden ${shape.hidden} is not a multiple of ${this.weightDtype}'s ${block}-element blocks`);
     }
     requireBytes(label, `table [${shape.vocab}, ${shape.hidden}] ${this.weightDtype}`, table, Math.ceil(bytes / 4) * 4);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['tokens', 'hidden', 'vocab', 'ids_offset', 'scale']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, EMBEDDING_PARAMS);
     return {
       uniforms,
       bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, ids, table, out]),
@@ -74,10 +77,7 @@ export class EmbeddingKernel {
     requireInt(b.label, 'tokens', s.tokens, 1);
     requireBytes(b.label, `ids [${idsOffset} + ${s.tokens}]`, b.ids, (idsOffset + s.tokens) * 4);
     requireBytes(b.label, `out [${s.tokens}, ${b.table.hidden}]`, b.out, s.tokens * b.table.hidden * 4);
-    b.uniforms.set(
-      { tokens: s.tokens, hidden: b.table.hidden, vocab: b.table.vocab, ids_offset: idsOffset, scale: s.scale ?? 1 },
-      ['scale'],
-    );
+    b.uniforms.set({ tokens: s.tokens, hidden: b.table.hidden, vocab: b.table.vocab, ids_offset: idsOffset, scale: s.scale ?? 1 });
   }
 
   encode(pass: GPUComputePassEncoder, b: EmbeddingBinding, tokens: number): void {

@@ -3,7 +3,7 @@ import type { Gpu } from '../gpu';
 import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat } from '../../model/dtypes';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
 import { blockGrid } from './dispatch';
-import { SHAPE_FIELDS, matmulAligned, type WeightLayout } from './matmul';
+import { MATMUL_PARAMS, matmulAligned, type WeightLayout } from './matmul';
 
 /** Row counts a GEMV pipeline is compiled for; `rows` rounds up to the next one. */
 export const GEMV_ROW_BUCKETS = [1, 2, 4, 8, 16] as const;
@@ -93,7 +93,7 @@ export class GemvKernel {
 
   /** x: [rows, K] f32; w: [N, K] or [K, N] in weightDtype words; y: [rows, N] f32 (may not alias x or w). */
   bind(label: string, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer): GemvBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.shape`, SHAPE_FIELDS);
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, MATMUL_PARAMS);
     return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, w, y]) };
   }
 

@@ -10,7 +10,7 @@ import {
   MATMUL_LARGE,
   MATMUL_MID,
   MatmulKernel,
-  SHAPE_FIELDS,
+  MATMUL_PARAMS,
   checkLinearBuffers,
   matmulAligned,
   matmulConfigFor,
@@ -69,7 +69,7 @@ export class LinearKernel {
     }
     const configs = s.maxRows > GEMV_MAX_ROWS ? [MATMUL_LARGE, MATMUL_MID] : [];
     const matmul = configs.map((c) => new MatmulKernel(this.gpu, { ...common, ...c }));
-    const uniforms = new Uniforms(this.gpu, `${label}.shape`, SHAPE_FIELDS);
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, MATMUL_PARAMS);
     const layout = kernelLayout(this.gpu, ['uniform', 'read', 'read', 'rw']);
     return {
       label,

@@ -5,8 +5,8 @@
 // rows split over lanes, tiles of GEMV_ROWS rows, for decode). The grid is sized for the worst case of a step;
 // workgroups past the plan's tile count return at once, so no indirect dispatch and no readback are needed.
 import type { Gpu } from '../gpu';
-import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat } from '../../model/dtypes';
-import { EXPERT_MATMUL_FIELDS, planUniforms, type PlanLayout } from './moe-layout';
+import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat, type WeightDtype } from '../../model/dtypes';
+import { EXPERT_PARAMS, planUniforms, type PlanLayout } from './moe-layout';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 
 export type ExpertOp = 'up' | 'down';
@@ -30,12 +30,20 @@ export function defaultTiledShape(gpu: Gpu): TiledShape {
  * read by sub-block (k must be whole blocks, checked in bind).
  */
 export function alignedRows(k: number, dtype: TensorFormat): boolean {
-  return isQuantFormat(dtype) || k % (dtype === 'f32' ? 4 : 8) === 0;
+  return isQuantFormat(dtype) || k % weightsPerUnit(dtype) === 0;
 }
 /** Rows per tile of the gemv kernels (const R in their shaders). */
 export const GEMV_ROWS = 8;
-const GEMV_GROUPS = 8;
+/** Output columns per workgroup of the gemv kernels (const GROUPS). */
+export const GEMV_GROUPS = 8;
+/** Threads per output column of the gemv kernels (const LANES): each strides over K in 16-byte units. */
+export const GEMV_LANES = 32;
 const RM = 8;
+
+/** Weights per 16-byte unit (override UK of the expert kernels): 4 f32 or 8 f16/bf16. */
+export function weightsPerUnit(dtype: WeightDtype): number {
+  return dtype === 'f32' ? 4 : 8;
+}
 
 export interface ExpertMatmulBinding {
   group: GPUBindGroup;
@@ -103,7 +111,7 @@ export class ExpertMatmulKernel {
     if (isQuantFormat(f) && dims.k % QUANT_BLOCKS[f].elements !== 0) {
       throw new Error(`${label}: rows of ${dims.k} are not whole ${f} blocks of ${QUANT_BLOCKS[f].elements}`);
     }
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, EXPERT_MATMUL_FIELDS);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, EXPERT_PARAMS);
     uniforms.set({ k: dims.k, n: dims.n, first_expert: dims.firstExpert, num_experts: dims.numExperts, ...planUniforms(layout) });
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output]);
     return { uniforms, group, pipeline: this.pipelineFor(dims.k) };

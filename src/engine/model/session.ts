@@ -100,6 +100,22 @@ export class Session implements ModelSession {
     }
   }
 
+  /**
+   * Feeds `ids` like feed() and returns every fed token's logits, [ids.length, vocab]: row t predicts the token after
+   * ids[t]. Reads the logits back once per step.
+   */
+  async feedWithLogits(ids: number[]): Promise<Float32Array> {
+    const V = this.config.vocabSize;
+    const out = new Float32Array(ids.length * V);
+    const chunk = this.decoder.options.maxTokensPerStep;
+    for (let at = 0; at < ids.length; at += chunk) {
+      const part = ids.slice(at, at + chunk);
+      await this.feed(part);
+      out.set(await this.stepLogits(), at * V);
+    }
+    return out;
+  }
+
   /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
   private step(T: number, start: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
@@ -132,7 +148,17 @@ export class Session implements ModelSession {
     this.gpu.assertAlive();
     if (this.position === 0) throw new Error('generate needs at least one token of context');
     if (this.position >= this.contextLength) throw new RangeError(`the context of ${this.contextLength} tokens is full`);
-    // Sample from the last logits (written by the previous step) and run the new token in the same submit.
+    this.sampleAndStep(sampling, this.position);
+    const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
+    this.ids.push(id);
+    return id;
+  }
+
+  /**
+   * Samples from the last logits (written by the previous step) into ids[position] on the GPU, then records the step
+   * of that one token: two submits, no readback.
+   */
+  private sampleAndStep(sampling: SamplingOptions, position: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sample' });
     this.sampler.setStep(this.sampling, {
       row: this.lastRow,
@@ -140,18 +166,14 @@ export class Session implements ModelSession {
       topP: sampling.topP,
       seed: sampling.seed,
       step: this.drawn++,
-      appendAt: this.position,
+      appendAt: position,
     });
     const pass = encoder.beginComputePass({ label: 'Session.sample' });
     this.sampler.encode(pass, this.sampling);
     pass.end();
     this.gpu.device.queue.submit([encoder.finish()]);
-    const start = this.position;
-    this.step(1, start);
-    const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
-    this.ids.push(id);
+    this.step(1, position);
     this.lastRow = 0;
-    return id;
   }
 
   /**
@@ -166,23 +188,7 @@ export class Session implements ModelSession {
       throw new RangeError(`generating ${n} tokens at position ${this.position} overruns the context of ${this.contextLength}`);
     }
     const start = this.position;
-    for (let i = 0; i < n; i++) {
-      const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sample' });
-      this.sampler.setStep(this.sampling, {
-        row: this.lastRow,
-        temperature: sampling.temperature,
-        topP: sampling.topP,
-        seed: sampling.seed,
-        step: this.drawn++,
-        appendAt: start + i,
-      });
-      const pass = encoder.beginComputePass({ label: 'Session.sample' });
-      this.sampler.encode(pass, this.sampling);
-      pass.end();
-      this.gpu.device.queue.submit([encoder.finish()]);
-      this.step(1, start + i);
-      this.lastRow = 0;
-    }
+    for (let i = 0; i < n; i++) this.sampleAndStep(sampling, start + i);
     const bytes = await readBuffer(this.gpu, this.decoder.act.ids, n * 4, start * 4);
     const ids = Array.from(new Uint32Array(bytes));
     this.ids.push(...ids);

@@ -24,7 +24,7 @@ import { MoeCombineKernel } from '../kernels/moe-combine';
 import { MoeScatterKernel } from '../kernels/moe-scatter';
 import { ExpertMatmulKernel, defaultTiledShape, maxPlanTiles, type ExpertMatmulBinding, type TiledShape } from '../kernels/moe-expert';
 import { K_MAX } from '../routing-buffers';
-import { MOE_LAYER_FIELDS, MOE_LAYER_FLOATS } from '../kernels/moe-layout';
+import { MOE_LAYER_PARAMS } from '../kernels/moe-layout';
 import { defaultPolicy, effectiveTopK, expertCapacity, validatePolicy } from './policy';
 import type { RoutingStats } from './stats';
 import type { MoeScratch, MoeScratchShape } from './scratch';
@@ -108,7 +108,8 @@ export class MoeLayer {
   private readonly config: MoeConfig;
   private readonly scratch: MoeScratch;
   private readonly stats: RoutingStats;
-  private readonly weights: MoeLayerWeights;
+  /** The layer's weight buffers (src/engine/analysis/expert-merge.ts rewrites the expert banks). */
+  readonly weights: MoeLayerWeights;
   private readonly params: Uniforms;
   private readonly values: Record<string, number> = {};
   private readonly aux: GPUBuffer;
@@ -145,7 +146,7 @@ export class MoeLayer {
     if (c.router.hasCorrectionBias) enc.copyBufferToBuffer(o.weights.correctionBias!, 0, this.aux, E * 4, E * 4);
     gpu.device.queue.submit([enc.finish()]);
 
-    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_FIELDS);
+    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS);
     const routerFormat = o.weights.routerFormat ?? c.weightDtype;
     if (isQuantFormat(routerFormat)) throw new Error(`Layer${o.layer}: a ${routerFormat} router is not supported (routers are read dense)`);
     this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize);
@@ -303,7 +304,7 @@ export class MoeLayer {
     this.values.capacity = capacity;
     this.values.reroute_ran = rerouting ? 1 : 0;
     this.values.tile_m = this.modes[mode].up.tileRows;
-    this.params.set(this.values, MOE_LAYER_FLOATS);
+    this.params.set(this.values);
     const io = this.io(x, out);
     emit('router', (pass) => this.router.encode(pass, io.router, T));
     if (rerouting) emit('reroute', (pass) => this.reroute.encode(pass, this.fixedGroups.reroute));

@@ -10,7 +10,7 @@
 // The `llama` architecture (Mixtral) and `granitemoe` store q/k rows permuted for interleaved RoPE
 // (convert_hf_to_gguf.py LlamaModel.permute): the plan reads those rows back into rotate-half order, row by row.
 import type { ModelFamily, MoeConfig } from '../model/config';
-import { QUANT_BLOCKS, isQuantFormat, tensorBytes, type TensorFormat } from '../model/dtypes';
+import { tensorBytes, type TensorFormat } from '../model/dtypes';
 import { normalizeConfig } from './config';
 import { ModelFileError, UnsupportedModelError, field, tensorField } from './errors';
 import { ggufTensorFormat, readGgufHeader, type GgufHeader, type GgufTensor, type GgufValue } from './gguf';
@@ -266,23 +266,6 @@ export function buildGgufLoadPlan(h: GgufHeader, c: MoeConfig): LoadPlan {
     expertLayouts: c.moeLayers.map((moe) => (moe ? 'fused' : null)),
     unused: [...h.tensors.keys()].filter((n) => !b.used.has(n)).sort(),
   };
-}
-
-/** Formats of a plan's entries grouped by role ('q' → {Q8_0: 2}): for model info and the memory panel. */
-export function formatsByRole(plan: LoadPlan): Map<TensorRole, Map<TensorFormat, { tensors: number; bytes: number; params: number }>> {
-  const out = new Map<TensorRole, Map<TensorFormat, { tensors: number; bytes: number; params: number }>>();
-  for (const e of plan.entries) {
-    const byFormat = out.get(e.role) ?? new Map();
-    out.set(e.role, byFormat);
-    const s = byFormat.get(e.dtype) ?? { tensors: 0, bytes: 0, params: 0 };
-    byFormat.set(e.dtype, { tensors: s.tensors + 1, bytes: s.bytes + e.byteLength, params: s.params + e.shape.reduce((a, x) => a * x, 1) });
-  }
-  return out;
-}
-
-/** Bits per weight of a format (for display): 4.5 for Q4_K, 8.5 for Q8_0, 16 for BF16. */
-export function bitsPerWeight(f: TensorFormat): number {
-  return isQuantFormat(f) ? (8 * QUANT_BLOCKS[f].bytes) / QUANT_BLOCKS[f].elements : 8 * tensorBytes(f, [1])!;
 }
 
 export interface OpenedGguf {

@@ -10,6 +10,7 @@ import { assertFitsInMemory, limitsOf } from '../io/memory';
 import type { ModelFolder } from '../io/source';
 import { UnsupportedModelError } from '../io/errors';
 import { uploadWeights } from './upload-weights';
+import { summarizeFormats } from '../model/weight-formats';
 
 export interface LoadOptions {
   /** Context length (KV cache rows); default min(config max positions, 1024). */
@@ -56,6 +57,8 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   });
   const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
   const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
-  return new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
+  const session = new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
+  session.weightFormats = summarizeFormats(opened.plan.entries);
+  return session;
 }
 

@@ -6,7 +6,8 @@ import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import type { QuantFormat } from '../../src/model/dtypes';
 import { dequantRef } from '../../src/reference/dequant';
 import { poisonedBuffer, readF32, testGpu } from '../support/gpu';
-import { FIXTURE_FORMATS, blockFixture, padTo4, randomBlocks } from '../support/gguf-blocks';
+import { FIXTURE_FORMATS, blockFixture, hfMxfp4Fixture, padTo4, randomBlocks } from '../support/gguf-blocks';
+import { repackHfMxfp4 } from '../../src/io/mxfp4';
 import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
@@ -48,6 +49,15 @@ async function checkFixture(format: QuantFormat, gpu?: Gpu) {
 
 describe('quantised decode equals gguf-py bit for bit', () => {
   for (const format of FIXTURE_FORMATS) it(`${format}: gguf-py fixture blocks`, () => checkFixture(format));
+
+  it('mxfp4: Hugging Face gpt-oss blocks repacked, against transformers', async () => {
+    const gpu = await testGpu();
+    const f = hfMxfp4Fixture();
+    const rows = f.count / 5; // [E·N rows, 5 blocks of 32]
+    const ids = [...Array(rows).keys()];
+    const got = await gather(gpu, 'mxfp4', repackHfMxfp4('hf', f.blocks, f.scales, f.count), rows, 160, ids);
+    expectBits(got, new Uint32Array(f.values.buffer), 'mxfp4 from the HF layout');
+  });
 
   // More rows than one workgroup's threads have sub-blocks for (grid-stride loop), against the float64 reference.
   for (const format of FIXTURE_FORMATS) {

@@ -40,3 +40,19 @@ export function padTo4(bytes: Uint8Array): Uint8Array {
   out.set(bytes);
   return out;
 }
+
+/**
+ * Hugging Face gpt-oss MXFP4 blocks, scales and transformers' float32 dequantisation ([E, N, K] rows), with −0 (its
+ * table's value of code 8) written as +0, as ggml's table has it: the same numbers, and then the same bits.
+ */
+export function hfMxfp4Fixture(): { blocks: Uint8Array; scales: Uint8Array; count: number; values: Float32Array } {
+  const index = JSON.parse(readFileSync(join(DIR, 'index.json'), 'utf8')) as { mxfp4_hf: { experts: number; rows: number; groups: number } };
+  const { experts, rows, groups } = index.mxfp4_hf;
+  const f32 = readFileSync(join(DIR, 'mxfp4-hf.f32'));
+  return {
+    blocks: new Uint8Array(readFileSync(join(DIR, 'mxfp4-hf.blocks'))),
+    scales: new Uint8Array(readFileSync(join(DIR, 'mxfp4-hf.scales'))),
+    count: experts * rows * groups,
+    values: new Float32Array(f32.buffer.slice(f32.byteOffset, f32.byteOffset + f32.byteLength)).map((v) => v + 0),
+  };
+}

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { dequantRef } from '../../src/reference/dequant';
 import { f32ToBf16, f32ToF16 } from '../../src/model/dtypes';
-import { FIXTURE_FORMATS, blockFixture } from '../support/gguf-blocks';
+import { FIXTURE_FORMATS, blockFixture, hfMxfp4Fixture } from '../support/gguf-blocks';
+import { repackHfMxfp4 } from '../../src/io/mxfp4';
 
 /** Index of the first element whose f32 bits differ, or -1. */
 function firstBitMismatch(got: ArrayLike<number>, want: Float32Array): number {
@@ -32,6 +33,18 @@ describe('dequantRef equals gguf-py bit for bit', () => {
     expect(Array.from(dequantRef('f16', f16, values.length))).toEqual(values);
     expect(Array.from(dequantRef('bf16', bf16, 2))).toEqual([1.5, -2.25]);
     expect(Array.from(dequantRef('f32', new Uint8Array(new Float32Array(values).buffer), 5))).toEqual(values.map(Math.fround));
+  });
+
+  it('Hugging Face gpt-oss MXFP4 blocks, repacked, equal transformers\' dequantisation', () => {
+    const f = hfMxfp4Fixture();
+    const ref = dequantRef('mxfp4', repackHfMxfp4('hf', f.blocks, f.scales, f.count), 32 * f.count);
+    const bad = firstBitMismatch(ref, f.values);
+    expect(bad, `element ${bad}: ${ref[bad]} vs transformers ${f.values[bad]}`).toBe(-1);
+    // Read without the repack (HF bytes as if GGUF order), most values differ: the order matters.
+    const raw = new Uint8Array(17 * f.count);
+    for (let b = 0; b < f.count; b++) { raw[17 * b] = f.scales[b]; raw.set(f.blocks.subarray(16 * b, 16 * b + 16), 17 * b + 1); }
+    expect(firstBitMismatch(dequantRef('mxfp4', raw, 32 * f.count), f.values)).toBeGreaterThanOrEqual(0);
+    expect(() => repackHfMxfp4('x.safetensors', f.blocks, f.scales, f.count + 1)).toThrow(/^x\.safetensors: MXFP4 blocks/);
   });
 
   it('refuses a byte count that is not whole blocks', () => {

@@ -74,7 +74,10 @@ function denseConfig(gpu: Gpu, format: TensorFormat, N: number, K: number, rotat
  * One decode token through k of E experts (gate/up, then down), over `copies` expert banks, each with its own k
  * experts (a plan written here as the routing kernels would: one row per chosen expert, one tile per row).
  */
-function expertConfig(gpu: Gpu, format: TensorFormat, E: number, H: number, I: number, k: number, rotate: number): Config {
+function expertConfig(gpu: Gpu, format: TensorFormat, experts: number, H: number, I: number, k: number, rotate: number): Config {
+  // A bank is one binding here: fewer experts where the device's binding limit cannot hold them all (k stay k).
+  const perExpert = tensorBytes(format, [2 * I, H])!;
+  const E = Math.max(k, Math.min(experts, Math.floor(gpu.limits.maxStorageBufferBindingSize / perExpert)));
   const upBytes = tensorBytes(format, [E * 2 * I, H])!;
   const downBytes = tensorBytes(format, [E * H, I])!;
   const readPerCall = (k / E) * (upBytes + downBytes);

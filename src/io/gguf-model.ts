@@ -102,14 +102,16 @@ export function ggufConfig(h: GgufHeader): MoeConfig {
   const layers = m.num(k('block_count'));
   const heads = m.num(k('attention.head_count'));
   const hidden = m.num(k('embedding_length'));
+  // llama.cpp writes {arch}.vocab_size only when it differs from the token list's length.
   const tokens = m.list('tokenizer.ggml.tokens', 'strings', isString);
+  const vocab = m.has(k('vocab_size')) || !tokens ? m.num(k('vocab_size')) : tokens.length;
   const json: Record<string, unknown> = {
     model_type: family,
     hidden_size: hidden,
     num_hidden_layers: layers,
     num_attention_heads: heads,
     num_key_value_heads: m.num(k('attention.head_count_kv'), heads),
-    vocab_size: m.num(k('vocab_size'), tokens?.length ?? 0) || m.fail(k('vocab_size'), 'missing (and no tokenizer.ggml.tokens)'),
+    vocab_size: vocab,
     max_position_embeddings: m.num(k('context_length')),
     rms_norm_eps: m.num(k('attention.layer_norm_rms_epsilon')),
     rope_theta: m.num(k('rope.freq_base'), 10000),

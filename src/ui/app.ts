@@ -133,7 +133,7 @@ export class App implements Dashboard {
     this.layers.setModel(config.moeLayers);
     el<HTMLDetailsElement>('layers-box').open = config.numLayers <= 8;
     this.layers.update({ hidden: this.state.hidden, solo: this.state.params.soloLayer });
-    this.info.setModel(config, model.parameters);
+    this.info.setModel(config, model.parameters, model.weightFormats);
     this.info.setTimings(null, model.session ? 'GPU timings appear after the first steps.' : 'Not running: no GPU timings.');
     el('model-note').textContent = model.note;
     el('model-note').title = model.note;

@@ -3,6 +3,7 @@
 //
 // Per-token path: feed() writes token ids with queue writes, records one step and submits; it never maps a buffer.
 // generate() reads the sampled id back (one u32) because the caller needs the token; snapshots read asynchronously.
+import type { FormatGroupRow } from '../../model/weight-formats';
 import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
@@ -36,6 +37,9 @@ export class Session implements ModelSession {
   private policy: RoutingPolicy;
   /** Generated-token counter mixed into the sampling seed. */
   private drawn = 0;
+
+  /** Format, parameters and bytes per tensor group of the loaded weights (set by the loader; empty if unknown). */
+  weightFormats: readonly FormatGroupRow[] = [];
 
   constructor(
     readonly gpu: Gpu,

@@ -19,6 +19,7 @@ import { LayersList } from './layers-list';
 import { showError, progress } from './messages';
 import type { LoadedModel } from './models';
 import { GridPointer } from './pointer';
+import { PathwaysView } from './pathways-panel';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
@@ -32,6 +33,7 @@ export class App implements Dashboard {
   readonly scene: GridScene;
   readonly snapshots = new SnapshotPump((e) => showError(e));
   readonly frameLoop: FrameLoop;
+  readonly pathways: PathwaysView;
   model: LoadedModel | null = null;
   stepper: TokenStepper | null = null;
 
@@ -63,6 +65,7 @@ export class App implements Dashboard {
     this.state.subscribe((kind) => this.onState(kind));
     this.snapshots.subscribe(() => this.showTimings());
     new RoutingPanels(this);
+    this.pathways = new PathwaysView(this);
     new TokenView(this);
     new GridPointer(this);
     new InspectorPanel(this);

@@ -9,7 +9,7 @@ import { MemorySource } from '../../src/io/source';
 import { TraceFile } from '../../src/trace/reader';
 
 const ROOT = join(__dirname, '..', '..');
-const cli = (...args: string[]) => promisify(execFile)('node', [join(ROOT, 'bin', 'moescope.mjs'), ...args], { cwd: ROOT, timeout: 120_000 });
+const cli = (...args: string[]) => promisify(execFile)('node', [join(ROOT, 'bin', 'moescope.mjs'), ...args], { cwd: ROOT, timeout: 110_000 });
 const dir = mkdtempSync(join(tmpdir(), 'moescope-cli-'));
 
 describe('moescope import / report', () => {
@@ -26,7 +26,7 @@ describe('moescope import / report', () => {
     const r = await cli('report', out, '--out', html, '--gpus', '4', '--step-tokens', '4');
     expect(r.stdout).toMatch(/r\.html: 9 tokens, 2 MoE layers; lowest mean straggler ratio on 4 GPUs: \S+ \d\.\d\d/);
     expect(readFileSync(html, 'utf8')).toContain('Expert-parallel placement on 4 GPUs');
-  });
+  }, 240_000);
 
   it('imports vLLM responses with token texts from a tokenizer', async () => {
     const out = join(dir, 'v.safetensors');
@@ -35,11 +35,11 @@ describe('moescope import / report', () => {
     const t = await TraceFile.open(new MemorySource('v', new Uint8Array(readFileSync(out))));
     expect(t.meta.recorded).toEqual({ tokenIds: true, tokenTexts: true, weights: false, router: null });
     expect((await t.tokenTexts(0, 13))!.every((s) => typeof s === 'string')).toBe(true);
-  });
+  }, 120_000);
 
   it('exits 1 naming the file and the field for a config of another model', async () => {
     await expect(
       cli('import', 'sglang', 'tests/fixtures/traces/sglang-0.5-generate.json', '--config', 'tests/fixtures/qwen3_moe/config.json', '--out', join(dir, 's.safetensors')),
     ).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/sglang-0\.5-generate\.json: field "\[0\]\.meta_info\.routed_experts": \d+ values are not a whole number of tokens × 2 layers × k 4/) });
-  });
+  }, 120_000);
 });

@@ -102,6 +102,8 @@ async function routingOf(session: Session, ids: number[]): Promise<RoutingRecord
   return { tokens: Math.min(snap.position, session.routing.ringCapacity), numLayers: snap.numLayers, numExperts: snap.numExperts, chosen: snap.chosen };
 }
 
+/** A model folder's last path segment, for figure titles. */
+const name = (dir: string) => dir.replace(/\/+$/, '').split('/').pop()!;
 const range = (n: number, f: (i: number) => string = String) => Array.from({ length: n }, (_, i) => f(i));
 const square = (m: ArrayLike<number>, E: number) => range(E).map((_, i) => Array.from(m).slice(i * E, (i + 1) * E));
 
@@ -239,7 +241,6 @@ async function analyzeCorpus(gpu: Gpu, values: Values) {
   const alignment = values.compare ? await alignModels(dir, values.compare) : null;
   const [first] = runs;
   const { domains, numLayers: L, numExperts: E } = first.result.stats;
-  const name = (m: string) => m.replace(/\/+$/, '').split('/').pop()!;
   /** Load by domain of run r, experts in the first model's order (matched experts when aligned). */
   const load = (r: number) =>
     domains.map((_, d) => runs[r].result.layers.map((layer, l) => range(E).map((_, e) => layer.loadByDomain[d][r && alignment?.[l] ? alignment[l]!.match[e] : e])));
@@ -315,7 +316,7 @@ async function analyzeAlign(values: Values) {
   const live = layers.filter((x): x is LayerAlignment => x !== null);
   const E = live[0]?.match.length ?? 0;
   const written = await figures(values, [['alignment', heatmapSvg({
-    title: 'Expert similarity (cosine of W_down·W_up) between checkpoints', xLabel: `expert of ${b}`, yLabel: `expert of ${a}`,
+    title: 'Expert similarity (cosine of W_down·W_up) between checkpoints', xLabel: `expert of ${name(b)}`, yLabel: `expert of ${name(a)}`,
     xTicks: range(E), yTicks: range(E), panels: live.map((x, i) => ({ title: `layer ${i}`, values: x.similarity })), valueLabel: 'cosine', scale: 'diverging',
   })]]);
   return { model: a, other: b, layers: layers.map((x, l) => (x ? { layer: l, ...x } : null)), figures: written };

@@ -17,6 +17,8 @@ import { InspectorPanel } from './inspector-panel';
 import { LayersList } from './layers-list';
 import { showError, progress } from './messages';
 import type { LoadedModel } from './models';
+import { OutputPanel } from './output-panel';
+import { OutputRecord } from './output-record';
 import { GridPointer } from './pointer';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
@@ -30,6 +32,7 @@ export class App implements Dashboard {
   readonly state = new DashboardState();
   readonly scene: GridScene;
   readonly snapshots = new SnapshotPump((e) => showError(e));
+  readonly output = new OutputRecord();
   readonly frameLoop: FrameLoop;
   model: LoadedModel | null = null;
   stepper: TokenStepper | null = null;
@@ -61,6 +64,7 @@ export class App implements Dashboard {
     this.info = new ModelInfoPanel(el('model-info'));
     this.state.subscribe((kind) => this.onState(kind));
     this.snapshots.subscribe(() => this.showTimings());
+    new OutputPanel(this);
     new RoutingPanels(this);
     new TokenView(this);
     new GridPointer(this);

@@ -2,6 +2,7 @@
 // App implements it; each module subscribes to what it draws from and derives its own data.
 import type { GridScene } from '../viz/scene';
 import type { LoadedModel } from './models';
+import type { OutputRecord } from './output-record';
 import type { SnapshotPump } from './snapshots';
 import type { DashboardState } from './state';
 import type { StepListener, TokenStepper } from './stepper';
@@ -10,6 +11,8 @@ export interface Dashboard {
   readonly state: DashboardState;
   readonly scene: GridScene;
   readonly snapshots: SnapshotPump;
+  /** What the model predicted along the text (next-token distributions, surprisal). */
+  readonly output: OutputRecord;
   /** The model on screen (a running session or a config-only skeleton), or null before the first one. */
   readonly model: LoadedModel | null;
   /** The current model's stepper; null for a config-only model. */

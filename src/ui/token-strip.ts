@@ -20,7 +20,7 @@ export class TokenStrip {
   setTokens(tokens: readonly TokenInfo[]): void {
     this.spans = tokens.map((t, i) => {
       const span = document.createElement('span');
-      span.className = 'tok';
+      span.className = t.domain === 'generated' ? 'tok gen' : 'tok';
       span.dataset.pos = String(i);
       span.textContent = t.text;
       span.title = `#${i} id ${t.id} (${t.domain})`;
@@ -36,13 +36,21 @@ export class TokenStrip {
     }
   }
 
+  get length(): number {
+    return this.spans.length;
+  }
+
   /**
    * Colour and mark the spans: `position` tokens processed, `colorOf(p)` the colour of processed token p
-   * (null = unknown yet), `selected` the selected position or null.
+   * (null = unknown yet), `selected` the selected position or null, `bitsOf(p)` the surprisal of token p in bits
+   * (NaN unknown), shown in its tooltip.
    */
-  update(position: number, colorOf: (p: number) => string | null, selected: number | null): void {
+  update(position: number, colorOf: (p: number) => string | null, selected: number | null, bitsOf: (p: number) => number): void {
     this.spans.forEach((span, p) => {
       const processed = p < position;
+      const bits = bitsOf(p);
+      const base = span.title.split(' · ')[0];
+      span.title = processed && Number.isFinite(bits) ? `${base} · surprisal ${bits.toFixed(2)} bits` : base;
       span.classList.toggle('done', processed);
       span.classList.toggle('current', p === position - 1);
       span.classList.toggle('selected', p === selected);

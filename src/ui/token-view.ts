@@ -19,10 +19,12 @@ export class TokenView {
     this.strip = new TokenStrip(el('strip'), (p) => d.state.selectToken(p));
     d.state.subscribe((kind) => this.onState(kind));
     d.snapshots.subscribe(() => this.drawAll());
+    d.output.onChange(() => this.scheduleStrip());
     d.onStep((kind) => {
       const stepper = d.stepper;
       if (!stepper) return;
-      if (kind === 'plan') this.strip.setTokens(stepper.planned);
+      // Generate mode grows the plan with every token it decodes.
+      if (kind === 'plan' || this.strip.length !== stepper.planned.length) this.strip.setTokens(stepper.planned);
       const sel = d.state.selectedToken;
       if (sel !== null && sel >= stepper.position) d.state.selectToken(null);
       else this.updateStrip();
@@ -42,6 +44,18 @@ export class TokenView {
     this.updateExpertList();
   }
 
+  private stripPending = false;
+
+  /** Strip update at the next animation frame (surprisal arrives in many small read-backs). */
+  private scheduleStrip(): void {
+    if (this.stripPending) return;
+    this.stripPending = true;
+    requestAnimationFrame(() => {
+      this.stripPending = false;
+      this.updateStrip();
+    });
+  }
+
   private updateStrip(): void {
     const s = this.d.snapshots.current;
     const model = this.d.model;
@@ -54,6 +68,7 @@ export class TokenView {
       stepper.position,
       (p) => (s && p < rows && p < s.position ? expertColorCss(topExpert(s, p, focus), E) : null),
       this.d.state.selectedToken,
+      (p) => this.d.output.surprisal[p] / Math.LN2,
     );
   }
 

@@ -11,7 +11,7 @@ import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
-import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-api';
+import type { ModelSession, RoutingPolicy, RoutingSnapshot, StepLogits, StepLogitsListener } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 
@@ -36,6 +36,9 @@ export class Session implements ModelSession {
   private policy: RoutingPolicy;
   /** Generated-token counter mixed into the sampling seed. */
   private drawn = 0;
+  private logitsListener: StepLogitsListener | null = null;
+  /** Free MAP_READ buffers of [maxTokensPerStep, vocab] f32 for logits read-backs (reused; more only while busy). */
+  private readonly logitsStaging: GPUBuffer[] = [];
 
   constructor(
     readonly gpu: Gpu,
@@ -97,7 +100,40 @@ export class Session implements ModelSession {
       this.step(part.length, start);
       this.ids.push(...part);
       this.lastRow = part.length - 1;
+      this.copyStepLogits(start, part);
     }
+  }
+
+  onStepLogits(fn: StepLogitsListener | null): void {
+    this.logitsListener = fn;
+  }
+
+  /**
+   * With a listener set: queue a copy of the step's logits rows ([ids.length, vocab] f32) into a staging buffer
+   * and hand the listener the pending mapping. Nothing here waits for the GPU.
+   */
+  private copyStepLogits(start: number, ids: readonly number[]): void {
+    const listener = this.logitsListener;
+    if (!listener) return;
+    const V = this.config.vocabSize;
+    const bytes = ids.length * V * 4;
+    const staging =
+      this.logitsStaging.pop() ??
+      this.gpu.device.createBuffer({
+        label: 'Session.logitsReadback',
+        size: this.decoder.options.maxTokensPerStep * V * 4,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.logitsReadback' });
+    encoder.copyBufferToBuffer(this.decoder.act.logits, 0, staging, 0, bytes);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    const pending = staging.mapAsync(GPUMapMode.READ, 0, bytes).then((): StepLogits => {
+      const logits = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      this.logitsStaging.push(staging);
+      return { start, ids: Uint32Array.from(ids), logits };
+    });
+    listener(pending);
   }
 
   /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
@@ -151,6 +187,7 @@ export class Session implements ModelSession {
     const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
     this.ids.push(id);
     this.lastRow = 0;
+    this.copyStepLogits(start, [id]);
     return id;
   }
 
@@ -200,6 +237,8 @@ export class Session implements ModelSession {
   }
 
   destroy(): void {
+    this.logitsListener = null;
+    for (const b of this.logitsStaging.splice(0)) b.destroy();
     this.decoder.destroy();
     this.stats.destroy();
     this.profiler?.destroy();

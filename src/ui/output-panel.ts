@@ -6,11 +6,10 @@ import { drawNextTokens, type NextTokenData } from '../viz/panels/next-token';
 import { rankOf } from '../viz/panels/predictions';
 import { SurprisalChart } from '../viz/panels/surprisal';
 import type { Dashboard } from './context';
-import { el } from './dom';
+import { el, onNextFrame } from './dom';
 
 export class OutputPanel {
   private readonly chart: SurprisalChart;
-  private pending = false;
   /** Draws so far (tests wait on it). */
   draws = 0;
 
@@ -37,14 +36,7 @@ export class OutputPanel {
     return this.d.state.selectedToken ?? (this.d.stepper?.position ?? 0) - 1;
   }
 
-  private schedule(): void {
-    if (this.pending) return;
-    this.pending = true;
-    requestAnimationFrame(() => {
-      this.pending = false;
-      this.draw();
-    });
-  }
+  private readonly schedule = onNextFrame(() => this.draw());
 
   private draw(): void {
     this.draws++;

@@ -5,7 +5,7 @@ import { CELL_KIND, instanceOf } from '../viz/layout';
 import { visible } from '../viz/panels/heatmap';
 import { barHeight, ringTokens, tokenPath, tokensOfExpert, topExpert } from '../viz/panels/stats';
 import type { Dashboard } from './context';
-import { el, make } from './dom';
+import { el, make, onNextFrame } from './dom';
 import type { ChangeKind } from './state';
 import { TokenStrip } from './token-strip';
 
@@ -44,17 +44,8 @@ export class TokenView {
     this.updateExpertList();
   }
 
-  private stripPending = false;
-
   /** Strip update at the next animation frame (surprisal arrives in many small read-backs). */
-  private scheduleStrip(): void {
-    if (this.stripPending) return;
-    this.stripPending = true;
-    requestAnimationFrame(() => {
-      this.stripPending = false;
-      this.updateStrip();
-    });
-  }
+  private readonly scheduleStrip = onNextFrame(() => this.updateStrip());
 
   private updateStrip(): void {
     const s = this.d.snapshots.current;

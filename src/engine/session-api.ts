@@ -82,6 +82,8 @@ export interface ModelSession {
   readonly gpu: Gpu;
   readonly routing: RoutingBuffers;
   readonly parameters: ParameterCounts;
+  /** Most tokens one step runs (feed splits longer runs into steps of this size; capacity applies per step). */
+  readonly maxTokensPerStep?: number;
   /** Token ids processed so far; position = tokens.length. */
   readonly tokens: readonly number[];
   setPolicy(policy: RoutingPolicy): void;

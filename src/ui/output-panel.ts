@@ -3,7 +3,7 @@
 // once per animation frame however many read-backs arrive.
 import { visible } from '../viz/panels/heatmap';
 import { drawNextTokens, type NextTokenData } from '../viz/panels/next-token';
-import { rankOf } from '../viz/panels/predictions';
+import { klDivergence, rankOf } from '../viz/panels/predictions';
 import { SurprisalChart } from '../viz/panels/surprisal';
 import type { Dashboard } from './context';
 import { el, onNextFrame } from './dom';
@@ -16,6 +16,7 @@ export class OutputPanel {
   constructor(private readonly d: Dashboard) {
     this.chart = new SurprisalChart(el('surprisal'));
     this.d.output.onChange(() => this.schedule());
+    d.baseline.onChange(() => this.schedule());
     d.state.subscribe((kind) => {
       if (kind === 'model') {
         const live = this.d.output.attach(d.model?.session ?? null);
@@ -59,6 +60,27 @@ export class OutputPanel {
       if (row) actual = { id: after.id, prob: Math.exp(row[after.id] - summary.logSumExp), rank: rankOf(row, after.id) };
       else if (Number.isFinite(s)) actual = { id: after.id, prob: Math.exp(-s), rank: null };
     }
-    return { caption: `after "${visible(stepper.processed[p]?.text ?? '')}" (#${p}), the next token:`, top: summary.top, text, actual, entropy: summary.entropy };
+    return {
+      caption: `after "${visible(stepper.processed[p]?.text ?? '')}" (#${p}), the next token:`,
+      top: summary.top,
+      text,
+      actual,
+      entropy: summary.entropy,
+      original: this.original(p),
+    };
+  }
+
+  /** Position p under the original policy, while a what-if is on and the baseline covers p. */
+  private original(p: number): NextTokenData['original'] {
+    const base = this.d.baseline.current;
+    const before = base && p < base.position ? base.output.next[p] : undefined;
+    if (!base || !before) return undefined;
+    const baseRow = base.output.rows.get(p);
+    const row = this.d.output.row(p);
+    return {
+      probOf: (id) => (baseRow ? Math.exp(baseRow[id] - before.logSumExp) : (before.top.find((c) => c.id === id)?.prob ?? null)),
+      kl: baseRow && row ? klDivergence(baseRow, row) : null,
+      topId: before.top[0].id,
+    };
   }
 }

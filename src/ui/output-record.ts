@@ -9,6 +9,12 @@ export const TOP_TOKENS = 8;
 /** Full logits rows kept (most recent positions), for surprisal across steps and KL divergence. */
 const KEPT_ROWS = 64;
 
+export interface OutputCopy {
+  surprisal: number[];
+  next: (RowSummary | undefined)[];
+  rows: Map<number, Float32Array>;
+}
+
 export class OutputRecord {
   /** [positions] surprisal in nats of the token at p given the tokens before it (NaN: unknown, and for p = 0). */
   readonly surprisal: number[] = [];
@@ -61,6 +67,11 @@ export class OutputRecord {
   /** The full logits row after position p, while it is among the recent ones kept. */
   row(p: number): Float32Array | undefined {
     return this.rows.get(p);
+  }
+
+  /** A frozen copy (the original policy's predictions, kept as a what-if's baseline). */
+  copy(): OutputCopy {
+    return { surprisal: [...this.surprisal], next: [...this.next], rows: new Map(this.rows) };
   }
 
   private take(s: StepLogits): void {

@@ -46,6 +46,11 @@ export class TokenStepper {
   private listeners = new Set<StepListener>();
   playing = false;
   mode: 'scan' | 'generate' = 'scan';
+  /**
+   * Scan steps re-run the text from its start, so the engine sees the same steps (windows of maxTokensPerStep
+   * tokens) however the text is stepped: what per-step routing capacity needs to mean the same thing.
+   */
+  rerunSteps = false;
   speed = 4;
   sampling: Sampling = { temperature: 0.8, topP: 0.95, seed: 7 };
   /** Set when an engine call failed; playing stops. */
@@ -138,7 +143,10 @@ export class TokenStepper {
         const room = Math.max(0, limit - this.position);
         const take = ids.slice(0, room);
         if (take.length === 0) throw new Error(`the model's context (${limit} tokens) is full`);
-        await this.session.feed(take.map((t) => t.id));
+        if (this.rerunSteps) {
+          await this.session.reset();
+          await this.session.feed([...this.processed, ...take].map((t) => t.id));
+        } else await this.session.feed(take.map((t) => t.id));
         this.processed.push(...take);
         done = take.length;
       } else {
@@ -162,7 +170,11 @@ export class TokenStepper {
     return this.enqueue(async () => {
       const k = Math.min(n, this.position);
       if (k === 0) return 0;
-      await this.session.back(k);
+      if (this.rerunSteps) {
+        await this.session.reset();
+        const kept = this.processed.slice(0, this.position - k).map((t) => t.id);
+        if (kept.length > 0) await this.session.feed(kept);
+      } else await this.session.back(k);
       this.processed.length -= k;
       this.emit('back');
       return k;

@@ -5,11 +5,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, openPage, pickFiles, startHarness, waitForApp, type Harness, type PageLog } from './support/browser';
+import { ARTIFACTS, startHarness, type Harness, type PageLog } from './support/browser';
+import { MIXTRAL_FIXTURE as FIXTURE, openMixtralFixture, type HookCall } from './support/fixture-page';
 
-type Hook = NonNullable<Window['__moescope']>;
-
-const FIXTURE = 'tests/fixtures/mixtral';
 const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as {
   prompt: string;
   input_ids: number[];
@@ -28,20 +26,12 @@ function softmax(row: number[]): number[] {
 let h: Harness;
 let page: Page;
 let log: PageLog;
+let hook: HookCall;
 
-const hook = <T>(fn: (m: Hook) => T | Promise<T>): Promise<T> =>
-  page.evaluate(async (src) => {
-    const f = new Function('m', `return (${src})(m)`) as (m: Hook) => T;
-    return f(window.__moescope!);
-  }, fn.toString()) as Promise<T>;
 
 beforeAll(async () => {
   h = await startHarness();
-  ({ page, log } = await openPage(h, 1280, 900));
-  await page.goto(`${h.origin}/?model=config:mixtral-8x7b.json`);
-  await waitForApp(page);
-  await pickFiles(page, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => join(FIXTURE, f)));
-  await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 90_000 });
+  ({ page, log, hook } = await openMixtralFixture(h, 1280, 900));
   await hook((m) => m.settle());
 }, 180_000);
 

@@ -69,6 +69,10 @@ export class Session implements ModelSession {
     return this.ids.length;
   }
 
+  get maxTokensPerStep(): number {
+    return this.decoder.options.maxTokensPerStep;
+  }
+
   /** Token positions the KV cache holds. */
   get contextLength(): number {
     return this.decoder.options.maxSeq;

@@ -13,6 +13,14 @@ export interface NextTokenData {
   actual: { id: number; prob: number; rank: number | null } | null;
   /** Entropy of the distribution, nats. */
   entropy: number;
+  /** The same position under the original routing policy, while a what-if is on. */
+  original?: {
+    /** Probability of a token there (null when not known). */
+    probOf(id: number): number | null;
+    /** KL(original ‖ what-if), nats; null when a full row is missing. */
+    kl: number | null;
+    topId: number;
+  };
 }
 
 export function drawNextTokens(root: HTMLElement, d: NextTokenData | null, empty: string): void {
@@ -27,7 +35,17 @@ export function drawNextTokens(root: HTMLElement, d: NextTokenData | null, empty
     if (d.actual?.id === c.id) row.classList.add('actual');
     const bar = el('span', 'next-bar');
     bar.style.setProperty('--p', String(c.prob));
-    row.append(el('span', 'next-tok', visible(d.text(c.id))), bar, el('span', 'next-p', `${(c.prob * 100).toFixed(1)}%`));
+    const before = d.original?.probOf(c.id) ?? null;
+    if (before !== null) {
+      // The original probability as a ghost marker on the same bar.
+      const ghost = el('i', 'next-ghost');
+      ghost.style.setProperty('--q', String(before));
+      ghost.title = `original: ${(before * 100).toFixed(1)}%`;
+      bar.append(ghost);
+    }
+    const pct = el('span', 'next-p', `${(c.prob * 100).toFixed(1)}%`);
+    if (before !== null) pct.title = `original ${(before * 100).toFixed(1)}%`;
+    row.append(el('span', 'next-tok', visible(d.text(c.id))), bar, pct);
     return row;
   });
   const foot = el('div', 'note');
@@ -38,5 +56,19 @@ export function drawNextTokens(root: HTMLElement, d: NextTokenData | null, empty
       ? ` · next was "${visible(d.text(d.actual.id))}": p = ${(d.actual.prob * 100).toFixed(2)}%` +
         (d.actual.rank !== null ? `, rank ${d.actual.rank + 1}` : '') + `, surprisal ${bits(-Math.log(d.actual.prob))} bits`
       : '');
-  root.replaceChildren(el('div', 'next-caption', d.caption), ...rows, foot);
+  const parts = [el('div', 'next-caption', d.caption), ...rows, foot];
+  const o = d.original;
+  if (o) {
+    const top = d.top[0]?.id;
+    parts.push(
+      el(
+        'div',
+        'note next-original',
+        `vs original routing (ghost marks): ` +
+          (o.kl !== null ? `KL(original ‖ what-if) ${bits(o.kl)} bits; ` : '') +
+          (top === o.topId ? `top token unchanged ("${visible(d.text(top))}")` : `top token "${visible(d.text(o.topId))}" → "${visible(d.text(top))}"`),
+      ),
+    );
+  }
+  root.replaceChildren(...parts);
 }

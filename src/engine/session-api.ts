@@ -62,6 +62,10 @@ export interface KernelTiming {
   name: string;
   /** Mean GPU time per step, microseconds. */
   micros: number;
+  /** GPU time per token (steps differ in size), microseconds. */
+  microsPerToken: number;
+  /** Steps measured. */
+  samples: number;
 }
 
 /** One step's next-token logits, read back after the step (see ModelSession.onStepLogits). */

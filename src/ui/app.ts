@@ -20,6 +20,7 @@ import { showError, progress } from './messages';
 import type { LoadedModel } from './models';
 import { OutputPanel } from './output-panel';
 import { OutputRecord } from './output-record';
+import { GridLegend } from './grid-legend';
 import { GridPointer } from './pointer';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
@@ -74,6 +75,7 @@ export class App implements Dashboard {
     new WhatIfPanel(this);
     new TokenView(this);
     new GridPointer(this);
+    new GridLegend(this);
     new InspectorPanel(this);
     new CompareMode(this, loadById);
     this.url = new UrlSync(this);

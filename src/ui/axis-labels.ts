@@ -1,6 +1,7 @@
 // Axis labels of the 3D grid as an HTML overlay: layer names along one edge, expert ids along another, on the edges
 // nearest the camera, re-projected only when the camera moves or the shown layers change. Neighbours closer than a
 // few pixels on screen are skipped, so labels thin out instead of overlapping.
+import { expertColorCss } from '../viz/colormaps';
 import type { Dashboard } from './context';
 import { el, make } from './dom';
 
@@ -12,6 +13,7 @@ export class AxisLabels {
   private readonly root = el('labels');
   private layer: HTMLElement[] = [];
   private expert: HTMLElement[] = [];
+  private readonly titles = { expert: make('span', 'label axis-title', 'expert id'), layer: make('span', 'label axis-title', 'layer') };
 
   constructor(private readonly d: Dashboard) {
     d.state.subscribe((kind) => {
@@ -24,8 +26,13 @@ export class AxisLabels {
     const layout = this.d.scene.layout;
     if (!layout) return;
     this.layer = Array.from({ length: layout.numLayers }, (_, l) => make('span', 'label layer-label', `L${l}`));
-    this.expert = Array.from({ length: layout.numExperts }, (_, e) => make('span', 'label expert-label', String(e)));
-    this.root.replaceChildren(...this.layer, ...this.expert);
+    // Expert ids in their identity colour, the one the token strip and the module view use.
+    this.expert = Array.from({ length: layout.numExperts }, (_, e) => {
+      const span = make('span', 'label expert-label', String(e));
+      span.style.color = expertColorCss(e, layout.numExperts);
+      return span;
+    });
+    this.root.replaceChildren(...this.layer, ...this.expert, this.titles.expert, this.titles.layer);
     this.place();
   }
 
@@ -52,5 +59,13 @@ export class AxisLabels {
     };
     placeAll(this.layer, (l) => [layerX, 0, layout.rowZ[l]], (l) => vis[l], MIN_LAYER_GAP);
     placeAll(this.expert, (e) => [layout.x0 + e, 0, expertZ], () => true, MIN_EXPERT_GAP);
+    // Axis titles just outside the labels, at the middle of each axis.
+    const { minX, maxX, minZ } = layout.bounds;
+    const titleAt = (span: HTMLElement, p: { x: number; y: number } | null) => {
+      span.hidden = p === null;
+      if (p) span.style.transform = `translate(${p.x}px, ${p.y}px) translate(-50%, -50%)`;
+    };
+    titleAt(this.titles.expert, scene.project((minX + maxX) / 2, 0, expertZ + (near.plusZ ? 1.6 : -1.6)));
+    titleAt(this.titles.layer, scene.project(layerX, 0, minZ - 0.9));
   }
 }

@@ -46,6 +46,7 @@ export class Controls {
         el<HTMLInputElement>(v === 'open' ? 'folder-input' : 'files-input').click();
       } else void actions.open(v);
     });
+    click('open-folder', () => el<HTMLInputElement>('folder-input').click());
     click('export-png', async () => download(`moescope-${d.model?.name ?? 'view'}.png`, await d.scene.toPng()));
     click('export-json', () => exportTrace(d, 'json'));
     click('export-csv', () => exportTrace(d, 'csv'));

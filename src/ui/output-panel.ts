@@ -20,6 +20,7 @@ export class OutputPanel {
     d.state.subscribe((kind) => {
       if (kind === 'model') {
         const live = this.d.output.attach(d.model?.session ?? null);
+        el('surprisal').hidden = !live;
         el('output-note').textContent = live ? '' : d.model?.session ? 'This session hands out no logits.' : 'Config only: the model does not run here, so it predicts nothing.';
       }
       if (kind === 'model' || kind === 'selection') this.schedule();

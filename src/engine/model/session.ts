@@ -143,7 +143,7 @@ export class Session implements ModelSession {
   /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
   private step(T: number, start: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
-    this.profiler?.beginStep();
+    this.profiler?.beginStep(T);
     this.decoder.encodeStep(encoder, T, start, this.profiler ?? undefined);
     this.profiler?.resolve(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);

@@ -2,7 +2,8 @@
 // would open it, and a typed caller of the app's test hook.
 import { join } from 'node:path';
 import type { Page } from 'puppeteer';
-import { openPage, pickFiles, waitForApp, type Harness, type PageLog } from './browser';
+import { afterAll, beforeAll } from 'vitest';
+import { openPage, pickFiles, startHarness, waitForApp, type Harness, type PageLog } from './browser';
 
 export type Hook = NonNullable<Window['__moescope']>;
 export type HookCall = <T>(fn: (m: Hook) => T | Promise<T>) => Promise<T>;
@@ -25,4 +26,16 @@ export async function openMixtralFixture(h: Harness, width: number, height: numb
   await pickFiles(page, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => join(MIXTRAL_FIXTURE, f)));
   await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 90_000 });
   return { page, log, hook: hookOf(page) };
+}
+
+/** A harness started before the file's tests and closed after them; call the result inside tests and hooks. */
+export function harnessForFile(): () => Harness {
+  let h: Harness | null = null;
+  beforeAll(async () => {
+    h = await startHarness();
+  }, 120_000);
+  afterAll(async () => {
+    await h?.close();
+  });
+  return () => h!;
 }

@@ -3,6 +3,19 @@
 // token like `<img src=x onerror=alert(1)>` shows literally.
 import type { TokenInfo } from './stepper';
 
+/** What the strip shows of each position. */
+export interface StripView {
+  /** Tokens processed. */
+  position: number;
+  selected: number | null;
+  /** Colour of processed token p (its top expert), or null while unknown. */
+  colorOf(p: number): string | null;
+  /** Surprisal of token p in bits (NaN unknown). */
+  bitsOf(p: number): number;
+  /** Whether capacity dropped all of token p's assignments in the focus layer. */
+  droppedIn(p: number): boolean;
+}
+
 export class TokenStrip {
   private spans: HTMLSpanElement[] = [];
 
@@ -40,21 +53,20 @@ export class TokenStrip {
     return this.spans.length;
   }
 
-  /**
-   * Colour and mark the spans: `position` tokens processed, `colorOf(p)` the colour of processed token p
-   * (null = unknown yet), `selected` the selected position or null, `bitsOf(p)` the surprisal of token p in bits
-   * (NaN unknown), shown in its tooltip.
-   */
-  update(position: number, colorOf: (p: number) => string | null, selected: number | null, bitsOf: (p: number) => number): void {
+  /** Colour and mark the spans from what the view knows about each position. */
+  update(v: StripView): void {
+    const { position, selected } = v;
     this.spans.forEach((span, p) => {
       const processed = p < position;
-      const bits = bitsOf(p);
+      const bits = processed ? v.bitsOf(p) : NaN;
+      const dropped = processed && v.droppedIn(p);
       const base = span.title.split(' · ')[0];
-      span.title = processed && Number.isFinite(bits) ? `${base} · surprisal ${bits.toFixed(2)} bits` : base;
+      span.title = [base, ...(dropped ? [`dropped by capacity in the focus layer: no expert processed it there`] : []), ...(Number.isFinite(bits) ? [`surprisal ${bits.toFixed(2)} bits`] : [])].join(' · ');
       span.classList.toggle('done', processed);
+      span.classList.toggle('dropped', dropped);
       span.classList.toggle('current', p === position - 1);
       span.classList.toggle('selected', p === selected);
-      const c = processed ? colorOf(p) : null;
+      const c = processed && !dropped ? v.colorOf(p) : null;
       span.style.setProperty('--expert', c ?? 'transparent');
     });
     const current = this.spans[position - 1];

@@ -112,22 +112,45 @@ export function gridLayout(config: Pick<MoeConfig, 'numLayers' | 'numExperts' | 
   return { numLayers: L, numExperts: E, count, layer, expert, kind, rect, firstExpert, sharedCell, denseCell, rowZ, x0, bounds };
 }
 
-/** The instance whose footprint contains the ground point (x, z), or −1. */
-export function pickCell(g: GridLayout, x: number, z: number): number {
-  for (let l = 0; l < g.numLayers; l++) {
-    const candidates: number[] = [];
-    if (g.firstExpert[l] >= 0) {
-      const e = Math.round((x - g.x0) / EXPERT_PITCH);
-      if (e >= 0 && e < g.numExperts) candidates.push(g.firstExpert[l] + e);
+/** Lowest drawn bar height (world units): cells that took no tokens still show as flat tiles. */
+export const MIN_BAR_HEIGHT = 0.04;
+
+/**
+ * The nearest bar a ray hits, or −1: each instance is the box over its footprint from y = 0 to
+ * max(heights[i], MIN_BAR_HEIGHT), as the grid draws it; instances of hidden layers are skipped. Slab test per box.
+ */
+export function pickBar(
+  g: GridLayout,
+  heights: ArrayLike<number>,
+  visible: readonly boolean[],
+  origin: readonly [number, number, number],
+  dir: readonly [number, number, number],
+): number {
+  let best = -1;
+  let bestT = Infinity;
+  for (let i = 0; i < g.count; i++) {
+    if (!visible[g.layer[i]]) continue;
+    const cx = g.rect[i * 4], cz = g.rect[i * 4 + 1], hw = g.rect[i * 4 + 2] / 2, hd = g.rect[i * 4 + 3] / 2;
+    const lo = [cx - hw, 0, cz - hd];
+    const hi = [cx + hw, Math.max(heights[i] ?? 0, MIN_BAR_HEIGHT), cz + hd];
+    let near = -Infinity;
+    let far = Infinity;
+    for (let a = 0; a < 3 && near <= far; a++) {
+      if (Math.abs(dir[a]) < 1e-12) {
+        if (origin[a] < lo[a] || origin[a] > hi[a]) far = -Infinity;
+        continue;
+      }
+      const t1 = (lo[a] - origin[a]) / dir[a];
+      const t2 = (hi[a] - origin[a]) / dir[a];
+      near = Math.max(near, Math.min(t1, t2));
+      far = Math.min(far, Math.max(t1, t2));
     }
-    if (g.sharedCell[l] >= 0) candidates.push(g.sharedCell[l]);
-    if (g.denseCell[l] >= 0) candidates.push(g.denseCell[l]);
-    for (const i of candidates) {
-      const [cx, cz, w, d] = g.rect.subarray(i * 4, i * 4 + 4);
-      if (Math.abs(x - cx) <= w / 2 && Math.abs(z - cz) <= d / 2) return i;
+    if (near <= far && far >= 0 && Math.max(near, 0) < bestT) {
+      bestT = Math.max(near, 0);
+      best = i;
     }
   }
-  return -1;
+  return best;
 }
 
 /** Instance index of (layer, routed expert), or −1 if the layer is dense or the expert out of range. */

@@ -6,7 +6,7 @@ import {
   gridLayout,
   instanceOf,
   layerVisibility,
-  pickCell,
+  pickBar,
 } from '../../src/viz/layout';
 
 const moeOnly = (layers: number, experts: number) => ({
@@ -101,16 +101,33 @@ describe('gridLayout', () => {
   });
 });
 
-describe('pickCell', () => {
-  it('finds the instance under every cell centre and nothing in the gaps', () => {
-    const g = gridLayout(withDenseAndShared);
-    for (let i = 0; i < g.count; i++) {
-      expect(pickCell(g, g.rect[i * 4], g.rect[i * 4 + 1])).toBe(i);
-    }
+describe('pickBar', () => {
+  const g = gridLayout(withDenseAndShared);
+  const flat = new Float32Array(g.count);
+  const all = Array<boolean>(g.numLayers).fill(true);
+  const down = [0, -1, 0] as const;
+
+  it('straight down onto every cell centre finds that cell, and nothing in the gaps', () => {
+    for (let i = 0; i < g.count; i++) expect(pickBar(g, flat, all, [g.rect[i * 4], 5, g.rect[i * 4 + 1]], down)).toBe(i);
     const first = instanceOf(g, 4, 3);
-    const gapX = g.rect[first * 4] + EXPERT_PITCH / 2;
-    expect(pickCell(g, gapX, g.rect[first * 4 + 1])).toBe(-1);
-    expect(pickCell(g, g.bounds.maxX + 5, 0)).toBe(-1);
+    expect(pickBar(g, flat, all, [g.rect[first * 4] + EXPERT_PITCH / 2, 5, g.rect[first * 4 + 1]], down)).toBe(-1);
+  });
+
+  it('a slanted ray through the top of a tall front bar picks that bar, not the cell behind it on the floor', () => {
+    const front = instanceOf(g, 4, 3);
+    const behind = instanceOf(g, 5, 3);
+    const [x, z] = [g.rect[front * 4], g.rect[front * 4 + 1]];
+    const heights = new Float32Array(g.count);
+    heights[front] = 3;
+    // From the front and above, through the tall bar's top (y = 2.5 over its centre) down to the floor of row 5.
+    const origin = [x, 6, z + 2.1] as const;
+    const dir = [0, -6, -3.6] as const;
+    expect(pickBar(g, heights, all, origin, dir)).toBe(front);
+    const floorZ = origin[2] + (dir[2] * origin[1]) / -dir[1];
+    expect(Math.abs(floorZ - g.rect[behind * 4 + 1])).toBeLessThan(g.rect[behind * 4 + 3] / 2); // the old floor pick
+    // With the front bar's layer hidden, the same ray goes on to the cell behind.
+    const hidden = all.map((_, l) => l !== 4);
+    expect(pickBar(g, heights, hidden, origin, dir)).toBe(behind);
   });
 });
 

@@ -140,22 +140,39 @@ describe('layerVisibility', () => {
 });
 
 describe('framingView', () => {
-  it('looks at the grid centre from the front and above, further away for bigger grids', () => {
-    const small = gridLayout(moeOnly(4, 8));
-    const big = gridLayout(moeOnly(64, 256));
-    const a = framingView(small, 45, 16 / 9);
-    const b = framingView(big, 45, 16 / 9);
-    expect(a.position[1]).toBeGreaterThan(0);
-    expect(a.position[2]).toBeGreaterThan(a.target[2]);
-    const dist = (v: typeof a) => Math.hypot(...v.position.map((p, i) => p - v.target[i]));
-    expect(dist(b)).toBeGreaterThan(dist(a) * 5);
-    expect(a.side).toBe(false);
-  });
+  /** Normalised screen coordinates of a world point for a framing (the camera's own projection, written out). */
+  const project = (v: ReturnType<typeof framingView>, fov: number, aspect: number, p: [number, number, number]) => {
+    const d = v.position.map((c, i) => c - v.target[i]);
+    const dist = Math.hypot(...d);
+    const back = d.map((c) => c / dist);
+    const right = [1, 0, 0];
+    const up = [back[1] * right[2] - back[2] * right[1], back[2] * right[0] - back[0] * right[2], back[0] * right[1] - back[1] * right[0]];
+    const rel = p.map((c, i) => c - v.position[i]);
+    const dot = (a: number[], b: number[]) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    const forward = -dot(rel, back);
+    const t = Math.tan((fov * Math.PI) / 360);
+    return { x: dot(rel, right) / (forward * t * aspect), y: dot(rel, up) / (forward * t) };
+  };
 
-  it('looks from the side at a grid with many layers and few experts, so layers run across the screen', () => {
-    const deep = gridLayout(moeOnly(32, 8));
-    const v = framingView(deep, 40, 1.5);
-    expect(v.side).toBe(true);
-    expect(v.position[0] - v.target[0]).toBeGreaterThan(Math.abs(v.position[2] - v.target[2]));
+  it.each([
+    ['demo 6 × 8', moeOnly(6, 8)],
+    ['Mixtral 32 × 8', moeOnly(32, 8)],
+    ['dense and shared 8 × 16', withDenseAndShared],
+    ['DeepSeek-V3 61 × 256', { ...withDenseAndShared, numLayers: 61, numExperts: 256, moeLayers: Array.from({ length: 61 }, (_, l) => l >= 3) }],
+    ['94 × 128', moeOnly(94, 128)],
+  ])('fits all of %s on screen, the same way round (layer 0 in front, experts across)', (_, config) => {
+    const g = gridLayout(config);
+    for (const aspect of [1.2, 16 / 9]) {
+      const v = framingView(g, 40, aspect);
+      const { minX, maxX, minZ, maxZ } = g.bounds;
+      for (const x of [minX, maxX]) for (const z of [minZ, maxZ]) for (const y of [0, 3]) {
+        const p = project(v, 40, aspect, [x, y, z]);
+        expect(Math.abs(p.x)).toBeLessThanOrEqual(0.87);
+        expect(Math.abs(p.y)).toBeLessThanOrEqual(0.87);
+      }
+      // Experts left to right, layer 0 below the last layer on screen.
+      expect(project(v, 40, aspect, [maxX, 0, 0]).x).toBeGreaterThan(project(v, 40, aspect, [minX, 0, 0]).x);
+      expect(project(v, 40, aspect, [0, 0, minZ]).y).toBeGreaterThan(project(v, 40, aspect, [0, 0, maxZ]).y);
+    }
   });
 });

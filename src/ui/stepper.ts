@@ -34,6 +34,9 @@ export interface Sampling {
   seed: number;
 }
 
+/** Steps over which play's delivered rate is measured. */
+const PLAY_RATE_STEPS = 4;
+
 export type StepListener = (kind: 'forward' | 'back' | 'reset' | 'plan') => void;
 
 export class TokenStepper {
@@ -198,13 +201,22 @@ export class TokenStepper {
     else if (target < this.position) await this.back(this.position - target);
   }
 
+  /** Tokens per second play delivered over its last steps, or null before two steps (and while paused). */
+  playRate: number | null = null;
+  private playStarts: number[] = [];
+
   play(): void {
     if (this.playing) return;
     this.playing = true;
+    this.playStarts = [];
+    this.playRate = null;
     this.emit('forward');
     const tick = async () => {
       if (!this.playing) return;
       const started = performance.now();
+      this.playStarts = [...this.playStarts.slice(-PLAY_RATE_STEPS), started];
+      const n = this.playStarts.length;
+      if (n >= 2) this.playRate = ((n - 1) * 1000) / (started - this.playStarts[0]);
       try {
         const moved = await this.forward(1);
         if (moved === 0) {
@@ -226,6 +238,7 @@ export class TokenStepper {
   pause(): void {
     const was = this.playing;
     this.playing = false;
+    this.playRate = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     if (was) this.emit('forward');

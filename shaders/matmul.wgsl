@@ -8,8 +8,9 @@
 // vec4s (W): no bank conflicts on the 16-byte loads of the inner loop (4 loads per 64 FMAs).
 // K advances TILE_K at a time through one shared-memory tile per operand, both transposed to [k][m] and [k][n] (f32,
 // already decoded): load from global memory, barrier, store, barrier, multiply. On the H100 this single-buffered
-// loop beat double buffering with a register-staged prefetch (35.5 vs 32.6 TFLOP/s at 4096³, TILE_K 8), most likely
-// because the staged registers cost more occupancy than the prefetch hid (docs/benchmarks.md).
+// loop beat double buffering with a register-staged prefetch (35.0 vs 32.3 TFLOP/s at 4096³, TILE_K 8), most likely
+// because the staged registers cost more occupancy than the prefetch hid; with k written out as literals (below) it
+// reaches 40.9 TFLOP/s, 0.81× cuBLAS f32 (docs/benchmarks.md).
 // Shared rows are declared 128 floats wide (MAX_TILE_VEC4 vec4s) so that the thread-dependent index is the inner,
 // constant-sized dimension: the bounds clamp WebGPU adds to it is loop-invariant and the k offset folds into the
 // load's address. Mid-sized grids do better with shaders/matmul_kmajor.wgsl (same interface).
@@ -19,7 +20,9 @@
 // 4 (f32) or 8 (f16/bf16); without it the same tiles are filled element by element. Any M, N, K work: every load
 // and store is bounds-checked. y is stored 16 bytes at a time when N % 4 == 0.
 // Buffers are viewed as vec4 arrays: x, W and y must be allocated with their sizes rounded up to 16 bytes.
-// #include "lib/weights"
+// Block-quantised W (lib/quant; W_NK, ALIGNED, K a multiple of the block): each 8-weight unit is decoded from its
+// 32-element sub-block's scales into the same f32 staging registers.
+// #include "lib/quant"
 
 struct Params {
   M: u32, // rows of x and y
@@ -60,7 +63,7 @@ var<private> x_stage: array<vec4<f32>, MAX_SLOTS>; // this thread's part of the 
 var<private> w_stage: array<vec4<f32>, MAX_SLOTS>; // this thread's part of the W tile, decoded
 var<private> acc: array<vec4<f32>, 16>;            // [8 rows][2 column groups] outputs of this thread
 
-// #include "lib/matmul_stage"
+// #include "lib/matmul_dense"
 
 // Registers → shared memory, transposed to [k][m] and [k][n].
 fn store_tile(lid: u32) {
@@ -91,21 +94,7 @@ fn store_tile(lid: u32) {
   }
 }
 
-// acc += the outer product of shared row k (x column k times W row k).
-fn multiply_k(tx: u32, ty: u32, k: u32) {
-  let a0 = xs_tile[k][ty];        // rows 4ty .. 4ty+3
-  let a1 = xs_tile[k][WG_M + ty]; // rows TILE_M/2 + 4ty ..
-  let b0 = ws_tile[k][tx];        // columns 4tx .. 4tx+3
-  let b1 = ws_tile[k][WG_N + tx]; // columns TILE_N/2 + 4tx ..
-  acc[0] += a0.x * b0;  acc[1] += a0.x * b1;
-  acc[2] += a0.y * b0;  acc[3] += a0.y * b1;
-  acc[4] += a0.z * b0;  acc[5] += a0.z * b1;
-  acc[6] += a0.w * b0;  acc[7] += a0.w * b1;
-  acc[8] += a1.x * b0;  acc[9] += a1.x * b1;
-  acc[10] += a1.y * b0; acc[11] += a1.y * b1;
-  acc[12] += a1.z * b0; acc[13] += a1.z * b1;
-  acc[14] += a1.w * b0; acc[15] += a1.w * b1;
-}
+// #include "lib/matmul_outer"
 
 // acc += the TILE_K outer products of the shared tiles. Every k is a literal: once the driver inlines multiply_k,
 // the bounds clamp WebGPU puts on the k index folds away and each shared-memory load is a register plus a constant

@@ -15,6 +15,7 @@ import { el } from './dom';
 import { FrameLoop } from './frame-loop';
 import { ParamsGui } from './gui';
 import { InspectorPanel } from './inspector-panel';
+import { PlacementPanel } from './placement-panel';
 import { LayersList } from './layers-list';
 import { showError, progress } from './messages';
 import type { LoadedModel } from './models';
@@ -22,6 +23,7 @@ import { OutputPanel } from './output-panel';
 import { OutputRecord } from './output-record';
 import { GridLegend } from './grid-legend';
 import { GridPointer } from './pointer';
+import { PathwaysView } from './pathways-panel';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
@@ -40,6 +42,7 @@ export class App implements Dashboard {
   /** Whether the session's routing record was made under the original policy (so it can serve as a baseline). */
   private recordIsOriginal = true;
   readonly frameLoop: FrameLoop;
+  readonly pathways: PathwaysView;
   model: LoadedModel | null = null;
   stepper: TokenStepper | null = null;
 
@@ -73,11 +76,13 @@ export class App implements Dashboard {
     new OutputPanel(this);
     new RoutingPanels(this);
     new WhatIfPanel(this);
+    this.pathways = new PathwaysView(this);
     new TokenView(this);
     new GridPointer(this);
     new GridLegend(this);
     new InspectorPanel(this);
     new CompareMode(this, loadById);
+    new PlacementPanel(this);
     this.url = new UrlSync(this);
     this.controls = new Controls(this, { open: (id) => this.open(id), useText: (...a) => this.useText(...a), writeUrl: () => this.url.write() });
     new ResizeObserver(() => this.resize()).observe(el('view'));
@@ -139,16 +144,17 @@ export class App implements Dashboard {
     this.frameLoop.restart();
     this.gui.setLayers(config.numLayers);
     this.gui.setAblatedCount(0);
-    this.gui.setRoutingEnabled(model.session !== null);
+    this.gui.setRoutingEnabled(model.session !== null && !model.replay);
     this.layers.setModel(config.moeLayers);
     el<HTMLDetailsElement>('layers-box').open = config.numLayers <= 8;
     this.layers.update({ hidden: this.state.hidden, solo: this.state.params.soloLayer });
-    this.info.setModel(config, model.parameters);
+    this.info.setModel(config, model.parameters, model.weightFormats);
     this.info.setTimings(null, model.session ? 'GPU timings appear after the first steps.' : 'Not running: no GPU timings.');
     el('model-note').textContent = model.note;
     el('model-note').title = model.note;
     el('model-name').textContent = model.name;
     this.state.modelReady();
+    this.refuseUnrecorded();
 
     const stepper = this.stepper;
     if (model.session && stepper) {
@@ -203,7 +209,9 @@ export class App implements Dashboard {
       this.scene.setAblated(this.state.ablated);
       this.gui.setAblatedCount(this.state.ablatedCount);
       void this.applyPolicy();
-    } else if (kind === 'view') this.scene.setView(this.state.view());
+    } else if (kind === 'view') {
+      if (!this.refuseUnrecorded()) this.scene.setView(this.state.view());
+    }
     else if (kind === 'grid') void this.rebuildGrid();
     else if (kind === 'layers') {
       this.scene.setVisibility(this.state.visibility());
@@ -249,6 +257,16 @@ export class App implements Dashboard {
     await this.scene.setModel(model.config, sources, { collapseDense: this.state.params.collapseDense }, this.state.view(), this.state.visibility());
     this.scene.setAblated(this.state.ablated);
     this.state.layoutReady();
+  }
+
+  /** A replayed trace has no probability mass to draw: say why and show the load instead of drawing zeros. */
+  private refuseUnrecorded(): boolean {
+    const why = this.model?.replay?.probs;
+    if (!why || this.state.params.mode !== 'probability') return false;
+    showError(new Error(`The probability view needs router probabilities: ${why}. Showing the load.`));
+    this.state.setParam('mode', 'load');
+    this.gui.refresh();
+    return true;
   }
 
   private ablateSelected(): void {

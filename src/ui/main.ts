@@ -7,6 +7,7 @@ import { progress, showError } from './messages';
 import { Tour } from './tour';
 import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
+import { findTraces, loadTrace } from './trace-open';
 
 async function main(): Promise<void> {
   let gpu;
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   const skeletons = group('config only (too large to run)');
   for (const c of configs) skeletons.append(new Option(c.name, `config:${c.file}`));
   const other = group('your own');
-  other.append(new Option('open a model folder…', 'open'), new Option('open model files…', 'open-files'));
+  other.append(new Option('open a model folder…', 'open'), new Option('open model files or a routing trace…', 'open-files'));
   select.append(...[runnable, skeletons, other].filter((g) => g.children.length));
 
   let dropped: LoadedModel | null = null;
@@ -48,10 +49,13 @@ async function main(): Promise<void> {
 
   const openFiles = async (files: File[], location: string) => {
     try {
-      const folder = fileListFolder(files, location);
       progress(0, `opening ${location}`);
-      dropped = await loadFolder(gpu, folder, (f, what) => progress(f, what));
-      if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;
+      const traces = await findTraces(files);
+      if (traces.length) dropped = await loadTrace(gpu, traces[0], files, (f, what) => progress(f, what), traces[1]);
+      else {
+        dropped = await loadFolder(gpu, fileListFolder(files, location), (f, what) => progress(f, what));
+        if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;
+      }
       const id = dropped.id;
       if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(dropped.name, id));
       await app.setModel(dropped);

@@ -82,8 +82,8 @@ export class GridPointer {
         lines.push(
           `count ${st.count}`,
           `share ${(st.share * 100).toFixed(1)}% (fair ${(100 / layout.numExperts).toFixed(1)}%)`,
-          `mean gate weight ${st.meanGate.toFixed(3)}`,
-          `mean router prob ${st.meanProb.toFixed(3)}`,
+          `mean gate weight ${model.replay?.weights ?? st.meanGate.toFixed(3)}`,
+          `mean router prob ${model.replay?.probs ?? st.meanProb.toFixed(3)}`,
         );
         if (st.dropped || st.rerouted) lines.push(`dropped ${st.dropped} · re-routed in ${st.rerouted}`);
       } else lines.push(model.session ? 'no tokens yet' : 'config only: no routing data');

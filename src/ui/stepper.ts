@@ -26,6 +26,8 @@ export interface TokenTexts {
   encode(text: string): number[];
   /** Display text of one token id (byte-level pieces decoded; control characters made visible). */
   tokenText(id: number): string;
+  /** Domain label of the i-th token of the last encoded text, where the source knows it (a trace's prompt / generated). */
+  domainOf?(i: number): string;
 }
 
 export interface Sampling {
@@ -123,7 +125,7 @@ export class TokenStepper {
       const pieces = ids.map((id) => this.tokenizer.tokenText(id));
       const offsets = labels.posSpans ? alignTokens(text, pieces) : [];
       this.plan = ids.map((id, i) => {
-        const info: TokenInfo = { id, text: pieces[i], domain };
+        const info: TokenInfo = { id, text: pieces[i], domain: this.tokenizer.domainOf?.(i) ?? domain };
         if (labels.genre) info.genre = labels.genre;
         const pos = labels.posSpans ? labelAt(text, offsets[i], labels.posSpans) : null;
         if (pos) info.pos = pos;
@@ -150,7 +152,8 @@ export class TokenStepper {
           await this.session.reset();
           await this.session.feed([...this.processed, ...take].map((t) => t.id));
         } else await this.session.feed(take.map((t) => t.id));
-        this.processed.push(...take);
+        // A loop, not push(...take): a replayed trace can move tens of thousands of tokens in one step.
+        for (const t of take) this.processed.push(t);
         done = take.length;
       } else {
         for (let i = 0; i < n; i++) {

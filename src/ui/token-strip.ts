@@ -3,6 +3,9 @@
 // token like `<img src=x onerror=alert(1)>` shows literally.
 import type { TokenInfo } from './stepper';
 
+/** Spans kept in the page at once: a longer text (a replayed trace) shows this many around the current token. */
+export const STRIP_WINDOW = 256;
+
 /** What the strip shows of each position. */
 export interface StripView {
   /** Tokens processed. */
@@ -18,6 +21,9 @@ export interface StripView {
 
 export class TokenStrip {
   private spans: HTMLSpanElement[] = [];
+  private tokens: readonly TokenInfo[] = [];
+  /** Position of spans[0]. */
+  private first = 0;
 
   constructor(
     private readonly root: HTMLElement,
@@ -31,7 +37,16 @@ export class TokenStrip {
 
   /** Rebuild the spans for a new plan (text). */
   setTokens(tokens: readonly TokenInfo[]): void {
-    this.spans = tokens.map((t, i) => {
+    this.tokens = tokens;
+    this.render(0);
+  }
+
+  /** Spans for positions [first, first + STRIP_WINDOW). */
+  private render(first: number): void {
+    const tokens = this.tokens;
+    this.first = first;
+    this.spans = tokens.slice(first, first + STRIP_WINDOW).map((t, j) => {
+      const i = first + j;
       const span = document.createElement('span');
       span.className = t.domain === 'generated' ? 'tok gen' : 'tok';
       span.dataset.pos = String(i);
@@ -49,14 +64,21 @@ export class TokenStrip {
     }
   }
 
+  /** Tokens of the text the strip holds (its spans are a window of them). */
   get length(): number {
-    return this.spans.length;
+    return this.tokens.length;
   }
 
   /** Colour and mark the spans from what the view knows about each position. */
   update(v: StripView): void {
     const { position, selected } = v;
-    this.spans.forEach((span, p) => {
+    const n = this.tokens.length;
+    if (n > STRIP_WINDOW && (position - 1 < this.first + STRIP_WINDOW / 8 || position > this.first + (STRIP_WINDOW * 7) / 8)) {
+      const first = Math.max(0, Math.min(n - STRIP_WINDOW, position - STRIP_WINDOW / 2));
+      if (first !== this.first) this.render(first);
+    }
+    this.spans.forEach((span, j) => {
+      const p = this.first + j;
       const processed = p < position;
       const bits = processed ? v.bitsOf(p) : NaN;
       const dropped = processed && v.droppedIn(p);
@@ -69,7 +91,7 @@ export class TokenStrip {
       const c = processed && !dropped ? v.colorOf(p) : null;
       span.style.setProperty('--expert', c ?? 'transparent');
     });
-    const current = this.spans[position - 1];
+    const current = this.spans[position - 1 - this.first];
     if (current && typeof current.scrollIntoView === 'function') current.scrollIntoView({ block: 'nearest', inline: 'nearest' });
   }
 }

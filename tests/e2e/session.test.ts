@@ -258,11 +258,9 @@ describe('a running model', () => {
   }, 60_000);
 
   it('frame CPU time does not grow over 500 processed tokens', async () => {
-    const text = 'Routing sends each token to two of eight experts; the counts grow, the frame work does not. '.repeat(12);
     await hook((m) => m.useText('Routing sends each token to two of eight experts; the counts grow, the frame work does not. '.repeat(12)));
     const planned = await hook((m) => m.app.stepper!.planned.length);
     expect(planned).toBeGreaterThanOrEqual(500);
-    expect(text.length).toBeGreaterThan(0);
     // 500 tokens as 25 steps of 20; frame times are sampled near the start and near the end.
     const result = await page.evaluate(async () => {
       const m = window.__moescope!;

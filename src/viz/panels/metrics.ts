@@ -44,6 +44,19 @@ export class MetricsPanel {
     container.append(this.select, this.host);
   }
 
+  /** Metrics the current source cannot give, with why: their options are disabled and say so. */
+  setUnavailable(why: Partial<Record<MetricKey, string>>): void {
+    for (const option of this.select.options) {
+      const reason = why[option.value as MetricKey];
+      option.disabled = reason !== undefined;
+      option.text = METRIC_LABELS[option.value as MetricKey] + (reason ? ` (${reason})` : '');
+    }
+    if (why[this.metric] !== undefined) {
+      this.metric = 'cv';
+      this.select.value = 'cv';
+    }
+  }
+
   /** Forget everything (new model or new text). */
   clear(moeLayers: readonly boolean[]): void {
     this.moeLayers = moeLayers;

@@ -2,6 +2,7 @@
 // All text goes in through textContent.
 import type { MoeConfig, ParameterCounts } from '../../model/config';
 import type { KernelTiming } from '../../engine/session-api';
+import { bitsPerWeight, type FormatGroupRow } from '../../model/weight-formats';
 
 const BYTES: Record<MoeConfig['weightDtype'], number> = { f32: 4, f16: 2, bf16: 2 };
 
@@ -73,7 +74,8 @@ export class ModelInfoPanel {
     container.append(this.params, this.memory, this.timings);
   }
 
-  setModel(config: MoeConfig, p: ParameterCounts): void {
+  /** `formats` (a loaded model's weights per group and format) replaces the estimate from the config's dtype. */
+  setModel(config: MoeConfig, p: ParameterCounts, formats: readonly FormatGroupRow[] = []): void {
     const frac = p.total > 0 ? p.activePerToken / p.total : 0;
     const bar = document.createElement('div');
     bar.className = 'param-bar';
@@ -85,6 +87,19 @@ export class ModelInfoPanel {
       `${formatCount(p.total)} parameters, ${formatCount(p.activePerToken)} active per token ` +
       `(${(frac * 100).toFixed(1)}%; k = ${config.router.topK} of ${config.numExperts} experts)`;
     this.params.replaceChildren(line, bar);
+    if (formats.length) {
+      const total = formats.reduce((s, r) => s + r.bytes, 0);
+      this.memory.replaceChildren(
+        table(
+          [
+            ...formats.map((r) => [r.group, r.format.toUpperCase(), formatCount(r.params), formatBytes(r.bytes), `${bitsPerWeight(r.format)}`]),
+            ['total', '', formatCount(formats.reduce((s, r) => s + r.params, 0)), formatBytes(total), ''],
+          ],
+          ['weights', 'format', 'parameters', 'memory', 'bits/weight'],
+        ),
+      );
+      return;
+    }
     const mem = memoryByModule(config, p);
     const total = mem.reduce((s, [, n]) => s + n, 0);
     this.memory.replaceChildren(

@@ -100,15 +100,18 @@ export function tokensOfExpert(s: Ring, layer: number, expert: number): number[]
   return out;
 }
 
-/** [tokens, experts] gate weight of each processed assignment in `layer` (0 elsewhere), for the heatmap. */
-export function gateMatrix(s: Ring, layer: number): Float32Array {
+/**
+ * [tokens, experts] gate weight of each processed assignment in `layer` (0 elsewhere), for the heatmap; with
+ * `weighted` false, 1 per assignment (traces without gate weights).
+ */
+export function gateMatrix(s: Ring, layer: number, weighted = true): Float32Array {
   const T = ringTokens(s);
   const out = new Float32Array(T * s.numExperts);
   for (let p = 0; p < T; p++) {
     for (let k = 0; k < K_MAX; k++) {
       const i = slot(s, p, layer, k);
       const e = s.assigned[i];
-      if (e !== NO_EXPERT) out[p * s.numExperts + e] += s.weights[i];
+      if (e !== NO_EXPERT) out[p * s.numExperts + e] += weighted ? s.weights[i] : 1;
     }
   }
   return out;

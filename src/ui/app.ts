@@ -7,6 +7,7 @@ import { emptyRoutingSources, type RoutingViewSources } from '../viz/instance-va
 import { ModelInfoPanel } from '../viz/panels/model-info';
 import { GridScene } from '../viz/scene';
 import { AxisLabels } from './axis-labels';
+import { BaselineStore } from './baseline';
 import { CompareMode, type ModelLoader } from './compare-mode';
 import type { Dashboard } from './context';
 import { Controls } from './controls';
@@ -18,6 +19,9 @@ import { PlacementPanel } from './placement-panel';
 import { LayersList } from './layers-list';
 import { showError, progress } from './messages';
 import type { LoadedModel } from './models';
+import { OutputPanel } from './output-panel';
+import { OutputRecord } from './output-record';
+import { GridLegend } from './grid-legend';
 import { GridPointer } from './pointer';
 import { PathwaysView } from './pathways-panel';
 import { RoutingPanels } from './routing-panels';
@@ -26,12 +30,17 @@ import { DashboardState, type ChangeKind } from './state';
 import { TokenStepper, type StepListener, type TextLabels } from './stepper';
 import { TokenView } from './token-view';
 import { UrlSync } from './url-sync';
+import { WhatIfPanel } from './what-if';
 import { decodeUrlState } from './url-state';
 
 export class App implements Dashboard {
   readonly state = new DashboardState();
   readonly scene: GridScene;
   readonly snapshots = new SnapshotPump((e) => showError(e));
+  readonly output = new OutputRecord();
+  readonly baseline = new BaselineStore();
+  /** Whether the session's routing record was made under the original policy (so it can serve as a baseline). */
+  private recordIsOriginal = true;
   readonly frameLoop: FrameLoop;
   readonly pathways: PathwaysView;
   model: LoadedModel | null = null;
@@ -64,10 +73,13 @@ export class App implements Dashboard {
     this.info = new ModelInfoPanel(el('model-info'));
     this.state.subscribe((kind) => this.onState(kind));
     this.snapshots.subscribe(() => this.showTimings());
+    new OutputPanel(this);
     new RoutingPanels(this);
+    new WhatIfPanel(this);
     this.pathways = new PathwaysView(this);
     new TokenView(this);
     new GridPointer(this);
+    new GridLegend(this);
     new InspectorPanel(this);
     new CompareMode(this, loadById);
     new PlacementPanel(this);
@@ -149,11 +161,18 @@ export class App implements Dashboard {
       this.snapshots.attach(model.session, stepper);
       stepper.onError = (e) => showError(e);
       stepper.onChange((kind) => {
+        if (kind === 'plan') {
+          // A new text is routed under the policy in force: there is no original record of it.
+          this.baseline.clear();
+          this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
+        }
         for (const fn of this.stepListeners) fn(kind);
         this.snapshots.request();
       });
       this.applyStepperParams();
       model.session.setPolicy(this.state.policy(config.router.topK));
+      this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
+      this.baseline.clear();
       const sample = restore.text === null ? (restore.sample ?? 0) : null;
       const chosen = sample === null ? undefined : model.samples[sample];
       const text = restore.text ?? chosen?.text ?? '';
@@ -186,6 +205,7 @@ export class App implements Dashboard {
   private onState(kind: ChangeKind): void {
     if (!this.model) return;
     if (kind === 'routing') {
+      this.applyStepperParams();
       this.scene.setAblated(this.state.ablated);
       this.gui.setAblatedCount(this.state.ablatedCount);
       void this.applyPolicy();
@@ -200,13 +220,23 @@ export class App implements Dashboard {
     } else if (kind === 'playback') this.applyStepperParams();
   }
 
-  /** Send the routing policy to the engine and replay the text up to the current position under it. */
+  /**
+   * Send the routing policy to the engine and replay the text up to the current position under it. Leaving the
+   * original policy keeps its record as the baseline (queued before the replay); returning to it drops the baseline.
+   */
   async applyPolicy(): Promise<void> {
     const session = this.model?.session;
     const stepper = this.stepper;
     if (!session || !stepper) return;
-    const policy = this.state.policy(this.model!.config.router.topK);
-    await stepper.run(async () => session.setPolicy(policy));
+    const topK = this.model!.config.router.topK;
+    const policy = this.state.policy(topK);
+    const original = this.state.isOriginalPolicy(topK);
+    await stepper.run(async () => {
+      if (original) this.baseline.clear();
+      else if (this.recordIsOriginal && stepper.position > 0) void this.baseline.capture(session.snapshot(), this.output.copy());
+      session.setPolicy(policy);
+      this.recordIsOriginal = original;
+    });
     await stepper.rerun();
   }
 
@@ -216,6 +246,7 @@ export class App implements Dashboard {
     const p = this.state.params;
     st.mode = p.stepMode;
     st.speed = p.speed;
+    st.rerunSteps = p.capacityFactor > 0;
     st.sampling = { temperature: p.sampleTemperature, topP: p.topP, seed: p.sampleSeed };
   }
 

@@ -4,6 +4,7 @@ import { requestBrowserGpu, WebGpuUnavailableError } from '../engine/device';
 import { fileListFolder, filesFromDrop } from '../io';
 import { App } from './app';
 import { progress, showError } from './messages';
+import { Tour } from './tour';
 import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
 import { findTraces, loadTrace } from './trace-open';
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
     throw new Error(`unknown model "${id}": pick one from the list or open a folder`);
   });
   await app.init();
+  new Tour();
   // The end-to-end tests' hook: development server only (import.meta.env.DEV is false in a production build, which
   // then drops this import and the module).
   if (import.meta.env.DEV) (await import('./test-hook')).installTestHook(app);

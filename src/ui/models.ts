@@ -190,7 +190,7 @@ export async function loadFolder(
       `${config.numLayers} layers × ${config.numExperts} experts, k = ${config.router.topK}, ${formatsNote(session.weightFormats)} weights, ` +
       `running on ${adapterName(gpu)}.`,
     timings: () => ({
-      kernels: session.timings().map((t) => ({ name: t.name, micros: t.micros })),
+      kernels: session.timings().map((t) => ({ name: t.name, micros: t.micros, microsPerToken: t.microsPerToken, samples: t.samples })),
       note: resolution,
       memory: session.memory(),
     }),

@@ -12,7 +12,7 @@ import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
-import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-api';
+import type { ModelSession, RoutingPolicy, RoutingSnapshot, StepLogits, StepLogitsListener } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 
@@ -37,6 +37,9 @@ export class Session implements ModelSession {
   private policy: RoutingPolicy;
   /** Generated-token counter mixed into the sampling seed. */
   private drawn = 0;
+  private logitsListener: StepLogitsListener | null = null;
+  /** Free MAP_READ buffers of [maxTokensPerStep, vocab] f32 for logits read-backs (reused; more only while busy). */
+  private readonly logitsStaging: GPUBuffer[] = [];
 
   /** Format, parameters and bytes per tensor group of the loaded weights (set by the loader; empty if unknown). */
   weightFormats: readonly FormatGroupRow[] = [];
@@ -70,6 +73,10 @@ export class Session implements ModelSession {
     return this.ids.length;
   }
 
+  get maxTokensPerStep(): number {
+    return this.decoder.options.maxTokensPerStep;
+  }
+
   /** Token positions the KV cache holds. */
   get contextLength(): number {
     return this.decoder.options.maxSeq;
@@ -101,7 +108,40 @@ export class Session implements ModelSession {
       this.step(part.length, start);
       this.ids.push(...part);
       this.lastRow = part.length - 1;
+      this.copyStepLogits(start, part);
     }
+  }
+
+  onStepLogits(fn: StepLogitsListener | null): void {
+    this.logitsListener = fn;
+  }
+
+  /**
+   * With a listener set: queue a copy of the step's logits rows ([ids.length, vocab] f32) into a staging buffer
+   * and hand the listener the pending mapping. Nothing here waits for the GPU.
+   */
+  private copyStepLogits(start: number, ids: readonly number[]): void {
+    const listener = this.logitsListener;
+    if (!listener) return;
+    const V = this.config.vocabSize;
+    const bytes = ids.length * V * 4;
+    const staging =
+      this.logitsStaging.pop() ??
+      this.gpu.device.createBuffer({
+        label: 'Session.logitsReadback',
+        size: this.decoder.options.maxTokensPerStep * V * 4,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.logitsReadback' });
+    encoder.copyBufferToBuffer(this.decoder.act.logits, 0, staging, 0, bytes);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    const pending = staging.mapAsync(GPUMapMode.READ, 0, bytes).then((): StepLogits => {
+      const logits = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      this.logitsStaging.push(staging);
+      return { start, ids: Uint32Array.from(ids), logits };
+    });
+    listener(pending);
   }
 
   /**
@@ -123,7 +163,7 @@ export class Session implements ModelSession {
   /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
   private step(T: number, start: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
-    this.profiler?.beginStep();
+    this.profiler?.beginStep(T);
     this.decoder.encodeStep(encoder, T, start, this.profiler ?? undefined);
     this.profiler?.resolve(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);
@@ -152,9 +192,11 @@ export class Session implements ModelSession {
     this.gpu.assertAlive();
     if (this.position === 0) throw new Error('generate needs at least one token of context');
     if (this.position >= this.contextLength) throw new RangeError(`the context of ${this.contextLength} tokens is full`);
-    this.sampleAndStep(sampling, this.position);
+    const start = this.position;
+    this.sampleAndStep(sampling, start);
     const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
     this.ids.push(id);
+    this.copyStepLogits(start, [id]);
     return id;
   }
 
@@ -245,6 +287,8 @@ export class Session implements ModelSession {
   }
 
   destroy(): void {
+    this.logitsListener = null;
+    for (const b of this.logitsStaging.splice(0)) b.destroy();
     this.decoder.destroy();
     this.stats.destroy();
     this.profiler?.destroy();

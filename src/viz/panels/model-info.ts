@@ -15,6 +15,13 @@ export function formatCount(n: number): string {
   return String(Math.round(n));
 }
 
+/** Microseconds with a unit that reads: 850 µs, 12.3 ms, 1.25 s. */
+export function formatMicros(us: number): string {
+  if (us >= 1e6) return `${(us / 1e6).toFixed(2)} s`;
+  if (us >= 1e4) return `${(us / 1e3).toFixed(1)} ms`;
+  return `${us.toFixed(us >= 100 ? 0 : 1)} µs`;
+}
+
 export function formatBytes(n: number): string {
   if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(1)} GiB`;
   if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
@@ -117,8 +124,18 @@ export class ModelInfoPanel {
       parts.push(table([...memory.map((m) => [m.module, formatBytes(m.bytes)]), ['total', formatBytes(total)]], ['GPU memory', 'bytes']));
     }
     if (timings && timings.length) {
-      const sorted = [...timings].sort((a, b) => b.micros - a.micros).slice(0, 24);
-      parts.push(table(sorted.map((t) => [t.name, t.micros.toFixed(1)]), ['kernel (pass)', 'µs / step']));
+      const sorted = [...timings].sort((a, b) => b.microsPerToken - a.microsPerToken).slice(0, 24);
+      const total = timings.reduce((s, t) => s + t.microsPerToken, 0);
+      parts.push(
+        table(
+          [...sorted.map((t) => [t.name, formatMicros(t.microsPerToken), formatMicros(t.micros)]), ['all passes', formatMicros(total), '']],
+          ['kernel (pass)', 'GPU time / token', 'per step'],
+        ),
+      );
+      const steps = Math.max(...timings.map((t) => t.samples));
+      const caption = Object.assign(document.createElement('div'), { className: 'note' });
+      caption.textContent = `Per token: a step's time divided by the tokens it ran (steps of 1 to 64 tokens), summed over the ${steps} steps measured.`;
+      parts.push(caption);
     }
     this.timings.replaceChildren(...parts, caption);
   }

@@ -44,8 +44,10 @@ export class OutputPanel {
     this.draws++;
     const stepper = this.d.stepper;
     const tokenizer = this.d.model?.tokenizer;
-    const labels = (stepper?.processed ?? []).map((t) => visible(t.text));
-    this.chart.draw(this.d.output.surprisal.slice(0, labels.length).map((s) => s / Math.LN2), labels);
+    // Labels are looked up on hover only: a replayed trace can hold a hundred thousand tokens.
+    const processed = stepper?.processed ?? [];
+    const bits = this.d.output.surprisal.slice(0, processed.length).map((s) => s / Math.LN2);
+    this.chart.draw(bits, (p) => visible(processed[p]?.text ?? ''));
     drawNextTokens(el('next-token'), stepper && tokenizer ? this.nextTokens(this.position(), (id) => tokenizer.tokenText(id)) : null, 'Step through some tokens to see what the model predicts next.');
   }
 

@@ -6,7 +6,7 @@ import 'uplot/dist/uPlot.min.css';
 export class SurprisalChart {
   private plot: uPlot | null = null;
   private width = 0;
-  private labels: readonly string[] = [];
+  private labelOf: (p: number) => string = () => '';
   private readonly summary: HTMLElement;
   private readonly host: HTMLElement;
 
@@ -16,9 +16,9 @@ export class SurprisalChart {
     container.append(this.summary, this.host);
   }
 
-  /** `bits[p]`: surprisal of token p in bits (NaN unknown); `labels[p]`: its display text. */
-  draw(bits: readonly number[], labels: readonly string[]): void {
-    this.labels = labels;
+  /** `bits[p]`: surprisal of token p in bits (NaN unknown); `labelOf(p)`: its display text. */
+  draw(bits: readonly number[], labelOf: (p: number) => string): void {
+    this.labelOf = labelOf;
     const xs = bits.map((_, p) => p);
     const ys = bits.map((b) => (Number.isFinite(b) ? b : null));
     const known = ys.filter((b): b is number => b !== null);
@@ -44,7 +44,7 @@ export class SurprisalChart {
             { ...axis, label: 'surprisal (bits)', size: 40 },
           ],
           series: [
-            { label: 'token', value: (_u, p) => (p === null ? '–' : `#${p} "${this.labels[p] ?? ''}"`) },
+            { label: 'token', value: (_u, p) => (p === null ? '–' : `#${p} "${this.labelOf(p)}"`) },
             { label: 'surprisal', stroke: '#ffd166', width: 1.5, points: { show: true, size: 4 }, value: (_u, v) => (v === null ? '–' : `${v.toFixed(2)} bits`) },
           ],
         },

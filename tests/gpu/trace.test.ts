@@ -53,7 +53,7 @@ describe('engine trace', () => {
     expect(await t.tokenTexts(0, T)).toEqual(session.tokens.map((id) => session.tokenizer.piece(id).text));
     // Every token has k distinct experts in each MoE layer.
     for (let i = 0; i < T * 2; i++) expect(new Set(rec.experts.subarray(i * 4, i * 4 + 4)).size).toBe(4);
-  }, 120_000);
+  }, 240_000);
 
   it('`moescope trace` gives the transformers exporter\'s trace of the same prompt', async () => {
     const out = join(mkdtempSync(join(tmpdir(), 'moescope-trace-')), 'q3.safetensors');

@@ -4,7 +4,7 @@
 //
 // Large reads go through `stream`, which yields bounded chunks: nothing here ever holds a whole checkpoint in one
 // ArrayBuffer.
-import { MissingFileError, ModelFileError } from './errors';
+import { JSON_SYNTAX, MissingFileError, ModelFileError, TEXT } from './errors';
 
 /** Default chunk for streamed reads (bytes). A multiple of 4 so GPU writes of whole chunks stay aligned. */
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
@@ -387,13 +387,13 @@ export async function readText(folder: ModelFolder, name: string): Promise<strin
   const source = await folder.open(name);
   try {
     if (source.size > MAX_TEXT_FILE_BYTES) {
-      throw new ModelFileError(name, null, `${source.size} bytes is too large for a JSON/text file (limit ${MAX_TEXT_FILE_BYTES})`);
+      throw new ModelFileError(name, TEXT, `${source.size} bytes is too large for a JSON/text file (limit ${MAX_TEXT_FILE_BYTES})`);
     }
     const bytes = await source.read(0, source.size);
     try {
       return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     } catch {
-      throw new ModelFileError(name, null, 'is not valid UTF-8 text');
+      throw new ModelFileError(name, TEXT, 'is not valid UTF-8');
     }
   } finally {
     await source.close();
@@ -408,6 +408,6 @@ export function parseJson(name: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ModelFileError(name, null, `invalid JSON (${(e as Error).message})`);
+    throw new ModelFileError(name, JSON_SYNTAX, `invalid JSON (${(e as Error).message})`);
   }
 }

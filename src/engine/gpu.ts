@@ -50,6 +50,8 @@ export class Gpu {
   private readonly lostListeners = new Set<(e: GpuDeviceLostError) => void>();
   /** Uncaptured errors seen so far (most recent last, at most 32 kept). */
   readonly recentErrors: GpuError[] = [];
+  /** Buffers made through createBuffer, and how many of them were destroyed (for leak checks in long runs). */
+  readonly bufferCounts = { created: 0, destroyed: 0 };
 
   constructor(
     readonly device: GPUDevice,
@@ -70,6 +72,28 @@ export class Gpu {
       this.lostError = new GpuDeviceLostError(info.reason, info.message || 'no message');
       for (const fn of this.lostListeners) fn(this.lostError);
     });
+  }
+
+  /**
+   * device.createBuffer, counted: the engine makes every buffer here, so `liveBuffers` says whether a long session
+   * leaks (destroying a buffer twice counts once).
+   */
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    const buffer = this.device.createBuffer(descriptor);
+    this.bufferCounts.created++;
+    const destroy = buffer.destroy.bind(buffer);
+    let alive = true;
+    buffer.destroy = () => {
+      if (alive) this.bufferCounts.destroyed++;
+      alive = false;
+      destroy();
+    };
+    return buffer;
+  }
+
+  /** Buffers created through createBuffer and not yet destroyed. */
+  get liveBuffers(): number {
+    return this.bufferCounts.created - this.bufferCounts.destroyed;
   }
 
   get limits(): GPUSupportedLimits {

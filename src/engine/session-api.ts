@@ -71,6 +71,8 @@ export interface ModelSession {
   readonly parameters: ParameterCounts;
   /** Token ids processed so far; position = tokens.length. */
   readonly tokens: readonly number[];
+  /** Token positions the KV cache holds; feed and generate past it throw ContextFullError. */
+  readonly contextLength: number;
   setPolicy(policy: RoutingPolicy): void;
   /** Teacher-forced: run these tokens through the model, recording their routing. */
   feed(ids: number[]): Promise<void>;

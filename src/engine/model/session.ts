@@ -15,6 +15,18 @@ import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-ap
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 
+/** The KV cache holds no more tokens: the caller stops with a message or slides the window (Session.slide). */
+export class ContextFullError extends RangeError {
+  constructor(
+    readonly contextLength: number,
+    readonly position: number,
+    readonly requested: number,
+  ) {
+    super(`the context of ${contextLength} tokens is full (at ${position}, ${requested} more asked for)`);
+    this.name = 'ContextFullError';
+  }
+}
+
 export interface SamplingOptions {
   /** 0 = greedy. */
   temperature: number;
@@ -83,9 +95,7 @@ export class Session implements ModelSession {
 
   async feed(ids: number[]): Promise<void> {
     this.gpu.assertAlive();
-    if (this.position + ids.length > this.contextLength) {
-      throw new RangeError(`${ids.length} more tokens would pass the context of ${this.contextLength} (at ${this.position})`);
-    }
+    if (this.position + ids.length > this.contextLength) throw new ContextFullError(this.contextLength, this.position, ids.length);
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (${this.config.vocabSize})`);
     }
@@ -131,7 +141,7 @@ export class Session implements ModelSession {
   async generate(sampling: SamplingOptions = { temperature: 0, topP: 1, seed: 0 }): Promise<number> {
     this.gpu.assertAlive();
     if (this.position === 0) throw new Error('generate needs at least one token of context');
-    if (this.position >= this.contextLength) throw new RangeError(`the context of ${this.contextLength} tokens is full`);
+    if (this.position >= this.contextLength) throw new ContextFullError(this.contextLength, this.position, 1);
     // Sample from the last logits (written by the previous step) and run the new token in the same submit.
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sample' });
     this.sampler.setStep(this.sampling, {
@@ -167,6 +177,22 @@ export class Session implements ModelSession {
     this.stats.rebuild(encoder, this.position);
     this.gpu.device.queue.submit([encoder.finish()]);
     if (redo !== null) await this.feed([redo]);
+  }
+
+  /**
+   * Slides the window when the context is full: keeps the last `keep` tokens and runs them again from position 0, so
+   * the KV cache, RoPE positions and routing record restart from them (the record of the dropped tokens is gone).
+   * Sampling keeps counting, so a seeded run stays reproducible across slides.
+   */
+  async slide(keep: number): Promise<void> {
+    if (!Number.isInteger(keep) || keep < 1 || keep >= this.contextLength) {
+      throw new RangeError(`slide(${keep}): keep must be an integer in [1, ${this.contextLength})`);
+    }
+    const kept = this.ids.slice(-keep);
+    const drawn = this.drawn;
+    await this.reset();
+    this.drawn = drawn;
+    await this.feed(kept);
   }
 
   async reset(): Promise<void> {

@@ -54,7 +54,7 @@ export class RoutingStats {
       ringCapacityFor(L, E, options.ringBudgetBytes ?? 64 * 2 ** 20, gpu.limits.maxStorageBufferBindingSize);
     const R = this.ringCapacity;
     const make = (name: string, bytes: number) =>
-      gpu.device.createBuffer({
+      gpu.createBuffer({
         label: `Moe.${name}`,
         size: Math.max(16, Math.ceil(bytes / 16) * 16),
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -138,7 +138,7 @@ export class RoutingStats {
       offsets.push(size);
       size += Math.ceil(bytes / 4) * 4;
     }
-    const staging = this.gpu.device.createBuffer({ label: 'Moe.snapshot', size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.gpu.createBuffer({ label: 'Moe.snapshot', size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = this.gpu.device.createCommandEncoder({ label: 'Moe.snapshot' });
     parts.forEach(([buf, bytes], i) => {
       if (bytes > 0) enc.copyBufferToBuffer(buf, 0, staging, offsets[i], bytes);

@@ -34,6 +34,8 @@ export interface RunSummary {
   text: string;
   tokens: { id: number; text: string; generated: boolean }[];
   parameters: { total: number; activePerToken: number };
+  /** Tokens (positions in the last window) a layer's router found NaN or ±Inf for; they are not in the counts. */
+  nonFinite: { position: number; layer: number }[];
   layers: {
     layer: number;
     moe: boolean;
@@ -69,6 +71,7 @@ export function summarize(session: Session, model: string, prompt: string, run: 
     text: session.tokenizer.decode(generatedIds, { skipSpecialTokens: true }),
     tokens: [...promptIds, ...generatedIds].map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
     parameters: { total: session.parameters.total, activePerToken: session.parameters.activePerToken },
+    nonFinite: snap.nonFinite.map(({ position, layer }) => ({ position, layer })),
     layers: c.moeLayers.map((moe, l) => {
       const counts = Array.from(snap.counts.subarray(l * E, (l + 1) * E));
       const sum = counts.reduce((a, b) => a + b, 0) || 1;
@@ -111,6 +114,14 @@ function formatText(s: RunSummary): string {
     lines.push(
       `${String(l.layer).padStart(5)}  ${top} ${l.cv.toFixed(3).padStart(7)}  ${l.entropy.toFixed(3).padStart(7)}  ` +
         `${l.balancedness.toFixed(3).padStart(7)}  ${String(l.deadExperts).padStart(4)}  ${l.auxLoss.toFixed(3).padStart(8)}`,
+    );
+  }
+  if (s.nonFinite.length > 0) {
+    const first = s.nonFinite[0];
+    lines.push(
+      '',
+      `warning: NaN or Inf reached the router ${s.nonFinite.length} time(s), first at token ${first.position} in layer ${first.layer}; ` +
+        'those tokens are not routed there and not counted above',
     );
   }
   return lines.join('\n');

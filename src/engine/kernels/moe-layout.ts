@@ -33,6 +33,7 @@ export const REC_ASSIGNED = 16;
 export const REC_ROW = 24;
 export const REC_LSE = 32;
 export const REC_SGATE = 33;
+export const REC_FLAGS = 34;
 
 /** Offsets (u32 words) of the regions of a plan buffer. */
 export interface PlanLayout {

@@ -52,6 +52,8 @@ export class Gpu {
   readonly recentErrors: GpuError[] = [];
   /** Buffers made through createBuffer, and how many of them were destroyed (for leak checks in long runs). */
   readonly bufferCounts = { created: 0, destroyed: 0 };
+  /** Buffers made while an allOrNothing call runs, per open call. */
+  private readonly collectors = new Set<Set<GPUBuffer>>();
 
   constructor(
     readonly device: GPUDevice,
@@ -81,6 +83,7 @@ export class Gpu {
   createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
     const buffer = this.device.createBuffer(descriptor);
     this.bufferCounts.created++;
+    for (const c of this.collectors) c.add(buffer);
     const destroy = buffer.destroy.bind(buffer);
     let alive = true;
     buffer.destroy = () => {
@@ -89,6 +92,23 @@ export class Gpu {
       destroy();
     };
     return buffer;
+  }
+
+  /**
+   * Runs `fn` (a load: uploads, buffers, bind groups); if it throws, every buffer created through createBuffer while
+   * it ran is destroyed, so a failed load (out of memory, a bad file found late, a lost device) leaves nothing behind.
+   */
+  async allOrNothing<T>(fn: () => Promise<T>): Promise<T> {
+    const made = new Set<GPUBuffer>();
+    this.collectors.add(made);
+    try {
+      return await fn();
+    } catch (e) {
+      for (const b of made) b.destroy();
+      throw e;
+    } finally {
+      this.collectors.delete(made);
+    }
   }
 
   /** Buffers created through createBuffer and not yet destroyed. */

@@ -14,6 +14,7 @@ import { Profiler, type PassTiming } from '../profiler';
 import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
+import type { UploadedWeights } from './weights';
 
 /** The KV cache holds no more tokens: the caller stops with a message or slides the window (Session.slide). */
 export class ContextFullError extends RangeError {
@@ -25,6 +26,34 @@ export class ContextFullError extends RangeError {
     super(`the context of ${contextLength} tokens is full (at ${position}, ${requested} more asked for)`);
     this.name = 'ContextFullError';
   }
+}
+
+/** A session's CPU-side state: enough to rebuild its GPU state on another device (see Session.replay). */
+export interface SessionState {
+  tokens: number[];
+  steps: ReplayStep[];
+  policy: RoutingPolicy;
+  /** Tokens sampled so far (the sampling seed's counter). */
+  drawn: number;
+}
+
+/** One submitted step: its tokens and the routing policy it ran under. */
+export interface ReplayStep {
+  size: number;
+  policy: RoutingPolicy;
+}
+
+/** Steps cut to cover the first `n` tokens (a step that straddles n is shortened). */
+function truncateSteps(steps: readonly ReplayStep[], n: number): ReplayStep[] {
+  const out: ReplayStep[] = [];
+  let sum = 0;
+  for (const s of steps) {
+    if (sum >= n) break;
+    const size = Math.min(s.size, n - sum);
+    out.push({ size, policy: s.policy });
+    sum += size;
+  }
+  return out;
 }
 
 export interface SamplingOptions {
@@ -45,6 +74,8 @@ export class Session implements ModelSession {
   private readonly sampling: SamplingBinding;
   private readonly sampler: SamplingKernel;
   private ids: number[] = [];
+  /** Submitted steps in order (sizes sum to position), with the policy each ran under: replayed after a lost device. */
+  private steps: ReplayStep[] = [];
   private policy: RoutingPolicy;
   /** Generated-token counter mixed into the sampling seed. */
   private drawn = 0;
@@ -55,7 +86,7 @@ export class Session implements ModelSession {
     readonly tokenizer: Tokenizer,
     readonly decoder: Decoder,
     readonly stats: RoutingStats,
-    readonly weightBytes: number,
+    private readonly weights: UploadedWeights,
     profile: boolean,
   ) {
     this.parameters = countParameters(config);
@@ -106,6 +137,7 @@ export class Session implements ModelSession {
       this.gpu.device.queue.writeBuffer(this.decoder.act.ids, start * 4, new Uint32Array(part));
       this.step(part.length, start);
       this.ids.push(...part);
+      this.steps.push({ size: part.length, policy: this.policy });
       this.lastRow = part.length - 1;
     }
   }
@@ -160,6 +192,7 @@ export class Session implements ModelSession {
     this.step(1, start);
     const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
     this.ids.push(id);
+    this.steps.push({ size: 1, policy: this.policy });
     this.lastRow = 0;
     return id;
   }
@@ -173,6 +206,7 @@ export class Session implements ModelSession {
     const kept = this.ids.slice(0, target);
     const redo = target > 0 ? kept.pop()! : null;
     this.ids = kept;
+    this.steps = truncateSteps(this.steps, kept.length);
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.back' });
     this.stats.rebuild(encoder, this.position);
     this.gpu.device.queue.submit([encoder.finish()]);
@@ -195,7 +229,29 @@ export class Session implements ModelSession {
     await this.feed(kept);
   }
 
+  /** What replay() needs to bring another session (e.g. on a re-created device) to this one's state. */
+  get state(): SessionState {
+    return { tokens: [...this.ids], steps: this.steps.map((s) => ({ ...s })), policy: this.policy, drawn: this.drawn };
+  }
+
+  /**
+   * From position 0, runs `state`'s tokens in the same steps under the same policies, so the KV cache and the routing
+   * record come out as they were (routing is deterministic for the same steps), and sampling continues where it was.
+   */
+  async replay(state: SessionState): Promise<void> {
+    await this.reset();
+    let at = 0;
+    for (const step of state.steps) {
+      if (step.policy !== this.policy) this.setPolicy(step.policy);
+      await this.feed(state.tokens.slice(at, at + step.size));
+      at += step.size;
+    }
+    this.setPolicy(state.policy);
+    this.drawn = state.drawn;
+  }
+
   async reset(): Promise<void> {
+    this.steps = [];
     this.ids = [];
     this.lastRow = 0;
     this.drawn = 0;
@@ -218,7 +274,7 @@ export class Session implements ModelSession {
     const routing = [b.counts, b.stepCounts, b.probMass, b.gateSum, b.dropped, b.rerouted, b.zLossSum, b.ringChosen, b.ringAssigned, b.ringWeights, b.ringProbs]
       .reduce((n, x) => n + x.size, 0);
     return [
-      { module: 'weights', bytes: this.weightBytes },
+      { module: 'weights', bytes: this.weights.bytes },
       { module: 'KV cache', bytes: this.decoder.kvCacheBytes },
       { module: 'activations + MoE scratch', bytes: this.decoder.runtimeBytes - this.decoder.kvCacheBytes },
       { module: 'routing record', bytes: routing },
@@ -226,6 +282,8 @@ export class Session implements ModelSession {
   }
 
   destroy(): void {
+    const weightBuffers = new Set([...this.weights.buffers.values(), ...[...this.weights.banks.values()].flatMap((b) => b.buffers)]);
+    for (const b of weightBuffers) b.destroy();
     this.decoder.destroy();
     this.stats.destroy();
     this.profiler?.destroy();

@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import type { Plugin } from 'vite';
 import { existsSync, readdirSync } from 'node:fs';
 
 // Without a GPU, Dawn (npm `webgpu`) runs on SwiftShader, the CPU Vulkan driver that Debian's chromium ships.
@@ -21,7 +22,16 @@ if (existsSync('public/models')) {
   }
 }
 
+// index.html's Content-Security-Policy allows styles from files only. The development server injects imported CSS as
+// <style> elements, so there (and only there) style-src also gets 'unsafe-inline'.
+const devServerStyles: Plugin = {
+  name: 'moescope-dev-csp',
+  apply: 'serve',
+  transformIndexHtml: (html) => html.replace("style-src 'self';", "style-src 'self' 'unsafe-inline';"),
+};
+
 export default defineConfig({
+  plugins: [devServerStyles],
   define: { __MOESCOPE_BUNDLED_MODELS__: JSON.stringify(bundledModels) },
   server: { port: 5173 },
   build: { target: 'es2022', chunkSizeWarningLimit: 2000 },

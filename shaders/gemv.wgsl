@@ -145,11 +145,15 @@ fn store_y(r: u32, n: u32, v: f32) {
 }
 
 @compute @workgroup_size(WG_SIZE)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  // Blocks of BLOCK_N outputs, numbered row-major over a 2D grid (one dimension allows at most 65535 workgroups,
+  // fewer than a 151936-token vocabulary needs); the grid's last row may overhang N.
+  let n0 = (wg.y * groups.x + wg.x) * BLOCK_N;
+  if (n0 >= params.N) { return; }
   // W_NK: tk varies fastest (a warp walks along a W row); otherwise tn does (a warp walks along n).
   let tk = select(lid / WG_N, lid % WG_K, W_NK);
   let tn = select(lid % WG_N, lid / WG_K, W_NK);
-  let n0 = wg.x * BLOCK_N;
   if (W_NK) {
     accumulate_nk(tk, n0 + tn * NT);
   } else {

@@ -60,7 +60,7 @@ var<private> x_stage: array<vec4<f32>, MAX_SLOTS>; // this thread's part of the 
 var<private> w_stage: array<vec4<f32>, MAX_SLOTS>; // this thread's part of the W tile, decoded
 var<private> acc: array<vec4<f32>, 16>;            // [8 rows][2 column groups] outputs of this thread
 
-// #include "lib/matmul_stage"
+// #include "lib/matmul_dense"
 
 // Registers → shared memory, transposed to [k][m] and [k][n].
 fn store_tile(lid: u32) {
@@ -91,21 +91,7 @@ fn store_tile(lid: u32) {
   }
 }
 
-// acc += the outer product of shared row k (x column k times W row k).
-fn multiply_k(tx: u32, ty: u32, k: u32) {
-  let a0 = xs_tile[k][ty];        // rows 4ty .. 4ty+3
-  let a1 = xs_tile[k][WG_M + ty]; // rows TILE_M/2 + 4ty ..
-  let b0 = ws_tile[k][tx];        // columns 4tx .. 4tx+3
-  let b1 = ws_tile[k][WG_N + tx]; // columns TILE_N/2 + 4tx ..
-  acc[0] += a0.x * b0;  acc[1] += a0.x * b1;
-  acc[2] += a0.y * b0;  acc[3] += a0.y * b1;
-  acc[4] += a0.z * b0;  acc[5] += a0.z * b1;
-  acc[6] += a0.w * b0;  acc[7] += a0.w * b1;
-  acc[8] += a1.x * b0;  acc[9] += a1.x * b1;
-  acc[10] += a1.y * b0; acc[11] += a1.y * b1;
-  acc[12] += a1.z * b0; acc[13] += a1.z * b1;
-  acc[14] += a1.w * b0; acc[15] += a1.w * b1;
-}
+// #include "lib/matmul_outer"
 
 // acc += the TILE_K outer products of the shared tiles. Every k is a literal: once the driver inlines multiply_k,
 // the bounds clamp WebGPU puts on the k index folds away and each shared-memory load is a register plus a constant

@@ -54,7 +54,7 @@ var<private> x_stage: array<vec4<f32>, MAX_SLOTS>; // this thread's part of the 
 var<private> w_stage: array<vec4<f32>, MAX_SLOTS>; // this thread's part of the next W tile, decoded
 var<private> acc: array<f32, 64>;                  // [8 rows][8 columns] outputs of this thread
 
-// #include "lib/matmul_stage"
+// #include "lib/matmul_dense"
 
 // Registers → shared memory, k contiguous: [m][k/4] and [n][k/4].
 fn store_tile(lid: u32) {

@@ -6,23 +6,9 @@
 // Grid: x = ceil(H / GROUPS), y = plan tiles (extra tiles and other bindings' experts return at once).
 // h and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
 // #include "lib/weights"
+// #include "lib/moe_expert_params"
 
-struct Params {
-  inter: u32,
-  hidden: u32,
-  first_expert: u32,
-  num_experts: u32,
-  off_header: u32,
-  off_offsets: u32,
-  off_kept: u32,
-  off_tile_expert: u32,
-  off_tile_row: u32,
-  off_row_key: u32,
-  _pad0: u32,
-  _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(0) var<uniform> P: ExpertParams;
 @group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;     // [rows, I]
 @group(0) @binding(2) var<storage, read> plan: array<u32>;        // dispatch plan
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;     // [num_experts, H, I] WEIGHT_DTYPE words
@@ -35,7 +21,7 @@ const R: u32 = 8u;
 override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
 
 var<workgroup> partial: array<f32, 2048>; // [GROUPS, LANES, R]
-var<workgroup> tile_info: vec4<u32>;
+var<workgroup> tile_info: vec4<u32>; // plan_tile with the tile's row count (≤ R) in z
 
 var<private> acc: array<f32, 8>;
 
@@ -80,21 +66,15 @@ fn fma_unit(wv: array<f32, 8>, hb: u32, K: u32, k: u32, nrows: u32) {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let tile = wg.y;
   if (li == 0u) {
-    let n_tiles = plan[P.off_header];
-    var info = vec4<u32>(0u, 0u, 0u, n_tiles);
-    if (tile < n_tiles) {
-      let e = plan[P.off_tile_expert + tile];
-      let row0 = plan[P.off_tile_row + tile];
-      let end = plan[P.off_offsets + e] + plan[P.off_kept + e];
-      info = vec4<u32>(e, row0, min(R, end - row0), n_tiles);
-    }
+    var info = plan_tile(tile);
+    info.z = min(R, info.z - info.y);
     tile_info = info;
   }
   let info = workgroupUniformLoad(&tile_info);
-  if (tile >= info.w || info.x < P.first_expert || info.x >= P.first_expert + P.num_experts) { return; }
+  if (!tile_in_binding(tile, info)) { return; }
   let nrows = info.z;
-  let K = P.inter;
-  let N = P.hidden;
+  let K = P.k;
+  let N = P.n;
   let group = li / LANES;
   let lane = li % LANES;
   let n = wg.x * GROUPS + group;

@@ -8,23 +8,9 @@
 // experts in another weight binding, return at once).
 // x and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
 // #include "lib/weights"
+// #include "lib/moe_expert_params"
 
-struct Params {
-  hidden: u32,
-  inter: u32,
-  first_expert: u32,
-  num_experts: u32,
-  off_header: u32,
-  off_offsets: u32,
-  off_kept: u32,
-  off_tile_expert: u32,
-  off_tile_row: u32,
-  off_row_key: u32,
-  _pad0: u32,
-  _pad1: u32,
-}
-
-@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(0) var<uniform> P: ExpertParams;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [tokens, H]
 @group(0) @binding(2) var<storage, read> plan: array<u32>;          // dispatch plan (row_key = token·8 + slot)
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;       // [num_experts, 2I, H] WEIGHT_DTYPE words
@@ -37,7 +23,7 @@ const R: u32 = 8u; // rows per plan tile (the host sets the plan's tile_m to thi
 override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
 
 var<workgroup> partial: array<f32, 4096>; // [GROUPS, LANES, 2R]
-var<workgroup> tile_info: vec4<u32>;      // expert, first row, row count, tile count
+var<workgroup> tile_info: vec4<u32>;      // plan_tile with the tile's row count (≤ R) in z
 var<workgroup> row_token: array<u32, 8>;
 
 var<private> acc_g: array<f32, 8>;
@@ -89,24 +75,20 @@ fn fma_unit(g: array<f32, 8>, u: array<f32, 8>, k: u32, nrows: u32) {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let tile = wg.y;
   if (li == 0u) {
-    let n_tiles = plan[P.off_header];
-    var info = vec4<u32>(0u, 0u, 0u, n_tiles);
-    if (tile < n_tiles) {
-      let e = plan[P.off_tile_expert + tile];
-      let row0 = plan[P.off_tile_row + tile];
-      let end = plan[P.off_offsets + e] + plan[P.off_kept + e];
-      info = vec4<u32>(e, row0, min(R, end - row0), n_tiles);
+    var info = plan_tile(tile);
+    if (tile < info.w) {
+      info.z = min(R, info.z - info.y);
       for (var r = 0u; r < R; r++) {
-        row_token[r] = select(0u, plan[P.off_row_key + row0 + r] / 8u, r < info.z);
+        row_token[r] = select(0u, plan[P.off_row_key + info.y + r] / 8u, r < info.z);
       }
     }
     tile_info = info;
   }
   let info = workgroupUniformLoad(&tile_info);
-  if (tile >= info.w || info.x < P.first_expert || info.x >= P.first_expert + P.num_experts) { return; }
+  if (!tile_in_binding(tile, info)) { return; }
   let nrows = info.z;
-  let K = P.hidden;
-  let I = P.inter;
+  let K = P.k;
+  let I = P.n;
   let group = li / LANES;
   let lane = li % LANES;
   let j = wg.x * GROUPS + group;

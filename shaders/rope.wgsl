@@ -3,13 +3,17 @@
 //   x'[i]       = x[i] · cos a − x[i + d/2] · sin a
 //   x'[i + d/2] = x[i + d/2] · cos a + x[i] · sin a
 // (cos and sin times `scaling`, transformers' attention_scaling, 1 for the default rope).
-// inv_freq comes from the host, computed in float32 exactly as transformers does (src/engine/kernels/rope.ts), and
+// inv_freq comes from the host, computed in float32 exactly as transformers does (src/model/rope.ts), and
 // the angle is the same single f32 product transformers forms, so angles match it bit for bit.
 // sin/cos are not WGSL's built-ins: WGSL promises only 2^-11 absolute error on [-π, π], and GPUs lose accuracy fast
 // outside it, while angles here reach the position (thousands of radians). sincos() below reduces by π/2 in three
 // parts (Cody–Waite) and evaluates minimax polynomials on [-π/4, π/4]: ~1e-7 absolute for angles up to ~6000
 // (the reduction is exact there), degrading slowly beyond (~1e-6 at 50000).
-// One thread per (token, head, pair), grid-stride; q heads then k heads. q and k are separate read_write bindings
+// Pairs: "rotate_half" pairs element i with i + d/2; `interleaved` (DeepSeek's complex-number form) pairs 2i with
+// 2i + 1. Either way the rotated pair stays where it was, so q·k is the same as transformers' (DeepSeek-V3 writes the
+// interleaved result de-interleaved, a permutation applied to q and k alike).
+// One thread per (token, head, pair), grid-stride; q heads then k heads. Heads sit head_stride elements apart (d when
+// packed; DeepSeek's q rope part sits after the nope part of each head). q and k are separate read_write bindings
 // (WebGPU forbids aliasing writable bindings): a fused qkv buffer is rotated through `q` alone with
 // q_heads = heads + kv_heads, the k binding unused (k_heads = 0).
 
@@ -24,12 +28,15 @@ struct Params {
   k_offset: u32,  // element offset of token 0, head 0 in k
   start_pos: u32, // position of token 0
   scaling: f32,   // multiplies cos and sin (transformers' attention_scaling)
+  q_head_stride: u32, // elements between heads in q (d when packed)
+  k_head_stride: u32, // elements between heads in k
+  interleaved: u32,   // 1: pairs (2i, 2i + 1); 0: pairs (i, i + d/2)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> inv_freq: array<f32>; // [d / 2] f32
-@group(0) @binding(2) var<storage, read_write> q: array<f32>;  // [T, q_stride]: head h at q_offset + t·q_stride + h·d
-@group(0) @binding(3) var<storage, read_write> k: array<f32>;  // [T, k_stride]: head h at k_offset + t·k_stride + h·d
+@group(0) @binding(2) var<storage, read_write> q: array<f32>;  // [T, q_stride]: head h at q_offset + t·q_stride + h·q_head_stride
+@group(0) @binding(3) var<storage, read_write> k: array<f32>;  // [T, k_stride]: head h at k_offset + t·k_stride + h·k_head_stride
 
 override WORKGROUP: u32 = 256u;
 
@@ -62,18 +69,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let t = th / heads;
     let angle = f32(params.start_pos + t) * inv_freq[i];
     let sc = sincos(angle) * params.scaling;
+    // Offsets of the pair's two elements within the head.
+    let first = select(i, 2u * i, params.interleaved == 1u);
+    let gap = select(half, 1u, params.interleaved == 1u);
     if (h < params.q_heads) {
-      let a = params.q_offset + t * params.q_stride + h * 2u * half + i;
+      let a = params.q_offset + t * params.q_stride + h * params.q_head_stride + first;
       let x1 = q[a];
-      let x2 = q[a + half];
+      let x2 = q[a + gap];
       q[a] = x1 * sc.y - x2 * sc.x;
-      q[a + half] = x2 * sc.y + x1 * sc.x;
+      q[a + gap] = x2 * sc.y + x1 * sc.x;
     } else {
-      let a = params.k_offset + t * params.k_stride + (h - params.q_heads) * 2u * half + i;
+      let a = params.k_offset + t * params.k_stride + (h - params.q_heads) * params.k_head_stride + first;
       let x1 = k[a];
-      let x2 = k[a + half];
+      let x2 = k[a + gap];
       k[a] = x1 * sc.y - x2 * sc.x;
-      k[a + half] = x2 * sc.y + x1 * sc.x;
+      k[a + gap] = x2 * sc.y + x1 * sc.x;
     }
   }
 }

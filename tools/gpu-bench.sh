@@ -3,10 +3,14 @@
 # process), then PyTorch/cuBLAS f32 (TF32 off) on the same shapes, with copy bandwidth from both, and the ratios.
 #
 # Here (development machine), once after changing the code:
-#   bash tools/gpu-bench.sh bundle            # esbuild src/cli/bench.ts (+ tfjs) -> .gpu/bench.mjs; `webgpu` stays external
+#   bash tools/gpu-bench.sh bundle            # esbuild the Node entries (bench, bench-moe, bench-model, the moescope CLI)
+#                                             # -> .gpu/*.mjs; `webgpu` stays external
 # On the device (repository root, `.gpu` carried, see ../shared/gpu/prepare.sh):
 #   source .gpu/remote.sh && bash tools/gpu-bench.sh run [--tune [--tune-spec bench/x.json]] [other npm run bench flags]
 #   source .gpu/remote.sh && bash tools/gpu-bench.sh diagnose bench/diagnose.json   # same points, robustness off
+#   source .gpu/remote.sh && bash tools/gpu-bench.sh model demo granite-1b-a400m qwen3-30b-a3b:8
+#       whole models (src/cli/bench-model.ts) beside transformers (tools/bench_model_torch.py): `demo` is the bundled
+#       model, other names are tools/random_model.py shapes (random bf16 weights), `:N` keeps the first N layers
 # Results go to $OUT (or bench/results/): webgpu.json, torch.json, table.md and the logs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +18,31 @@ mode=${1:-}
 shift || true
 case "$mode" in
   bundle)
-    npx esbuild src/cli/bench.ts --bundle --platform=node --format=esm --external:webgpu \
-      --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
-      --log-level=warning --outfile=.gpu/bench.mjs
-    ls -la .gpu/bench.mjs
+    mkdir -p .gpu
+    for entry in bench bench-moe bench-model moescope; do
+      npx esbuild "src/cli/$entry.ts" --bundle --platform=node --format=esm --external:webgpu \
+        --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
+        --log-level=warning --outfile=".gpu/$entry.mjs"
+    done
+    ls -la .gpu/*.mjs
+    ;;
+  model)
+    out=${OUT:-bench/results}
+    mkdir -p "$out" /tmp/models
+    [ -f .gpu/bench-model.mjs ] || { echo "gpu-bench.sh: .gpu/bench-model.mjs missing: run 'bash tools/gpu-bench.sh bundle' first" >&2; exit 1; }
+    for spec in "${@:-demo}"; do
+      name=${spec%%:*}; layers=${spec#*:}; [ "$layers" = "$spec" ] && layers=""
+      if [ "$name" = demo ]; then dir=public/models/moescope-demo; dtypes=f32; prompt=256  # its context is 512
+      else
+        dir=/tmp/models/$name${layers:+-$layers}; dtypes=f32,bf16; prompt=512
+        [ -d "$dir" ] || python3 tools/random_model.py --shape "$name" ${layers:+--layers $layers} --dtype bf16 --out "$dir"
+      fi
+      tag=$(basename "$dir")
+      PYTHONUNBUFFERED=1 python3 tools/bench_model_torch.py --model "$dir" --dtypes "$dtypes" --prompt-tokens $prompt --out "$out/$tag.torch.json" 2>&1 | tail -5
+      node .gpu/bench-model.mjs --model "$dir" --prompt-tokens $prompt --memory 120GB --torch "$out/$tag.torch.json" --out "$out/$tag.json" \
+        --markdown "$out/$tag.md" || echo "gpu-bench.sh: bench-model failed on $dir" >&2
+    done
+    cat "$out"/*.md > "$out/model-table.md" 2>/dev/null || true
     ;;
   run)
     out=${OUT:-bench/results}
@@ -36,7 +61,7 @@ case "$mode" in
     node .gpu/bench.mjs --diagnose --tune-spec "${1:?diagnose needs a tune spec (bench/*.json)}" 2>&1 | tee "$out/diagnose.log"
     ;;
   *)
-    echo "usage: bash tools/gpu-bench.sh bundle | run [bench flags] | diagnose SPEC.json" >&2
+    echo "usage: bash tools/gpu-bench.sh bundle | run [bench flags] | diagnose SPEC.json | model NAME[:LAYERS]..." >&2
     exit 2
     ;;
 esac

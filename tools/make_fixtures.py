@@ -32,6 +32,7 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import (
     AutoModelForCausalLM,
+    DeepseekV2Config,
     DeepseekV3Config,
     GraniteMoeConfig,
     MixtralConfig,
@@ -154,8 +155,9 @@ MOE_INTERMEDIATE = 24  # deliberately not a multiple of common tile sizes
 
 
 def family_specs(vocab_bl: int, vocab_bf: int) -> dict:
-    """name -> (family, config, tokenizer kind, weights dtype, expert layout). Expert layout 'original' is what
-    save_pretrained writes by default (the checkpoint's legacy names); 'fused' is transformers' in-memory 3D layout."""
+    """name -> (family, config, tokenizer kind, weights dtype, expert layout[, options]). Expert layout 'original' is
+    what save_pretrained writes by default (the checkpoint's legacy names); 'fused' is transformers' in-memory 3D
+    layout. Options: decode_steps (default DECODE_STEPS)."""
     common = dict(hidden_size=HIDDEN, num_attention_heads=HEADS, num_key_value_heads=KV_HEADS,
                   max_position_embeddings=512, output_router_logits=False)
     mixtral = MixtralConfig(
@@ -173,6 +175,10 @@ def family_specs(vocab_bl: int, vocab_bf: int) -> dict:
         head_dim=32,  # q/k/v width 128 != hidden 64, as in real Qwen3-MoE
         num_experts=16, num_experts_per_tok=4, norm_topk_prob=True, rms_norm_eps=1e-6,
         rope_parameters={"rope_type": "default", "rope_theta": 1e6}, bos_token_id=None, eos_token_id=0, **common)
+    # Dynamic NTK RoPE past max_position_embeddings (16 < the 28-token prompt): transformers recomputes inv_freq for
+    # the prefill's length and again at every decode step.
+    qwen3_dynamic = Qwen3MoeConfig(**{**qwen3.to_dict(), "max_position_embeddings": 16,
+                                      "rope_parameters": {"rope_type": "dynamic", "rope_theta": 1e6, "factor": 2.0}})
     olmoe = OlmoeConfig(
         vocab_size=vocab_bl, intermediate_size=MOE_INTERMEDIATE, num_hidden_layers=2, num_experts=8,
         num_experts_per_tok=2, norm_topk_prob=False, rms_norm_eps=1e-5,
@@ -184,24 +190,41 @@ def family_specs(vocab_bl: int, vocab_bf: int) -> dict:
         logits_scaling=1.7, tie_word_embeddings=True, rms_norm_eps=1e-6,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, bos_token_id=None, eos_token_id=0,
         pad_token_id=1, **common)
-    # DeepSeek-V3: the engine supports its routing, not its MLA attention. The whole tiny model is still saved (real
-    # key names), and golden.json carries the MoE blocks' inputs and outputs so the routing can be tested alone.
+    # DeepSeek-V3: MLA with a q_lora_rank (q_a_proj, q_a_layernorm, q_b_proj), interleaved rope pairs, YaRN whose
+    # mscale differs from mscale_all_dim (cos/sin scaled by their ratio, the softmax by mscale_all_dim's square).
+    # golden.json also carries the MoE blocks' inputs and outputs, so the routing can be tested alone.
     deepseek = DeepseekV3Config(
         vocab_size=vocab_bl, hidden_size=HIDDEN, intermediate_size=40, moe_intermediate_size=MOE_INTERMEDIATE,
         num_hidden_layers=2, first_k_dense_replace=1, num_attention_heads=HEADS, num_key_value_heads=HEADS,
         n_routed_experts=16, n_group=4, topk_group=2, num_experts_per_tok=4, n_shared_experts=1,
         routed_scaling_factor=2.5, norm_topk_prob=True, q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8,
         qk_nope_head_dim=16, v_head_dim=16, max_position_embeddings=512, rms_norm_eps=1e-6,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, bos_token_id=None, eos_token_id=0)
+        rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 8.0, "original_max_position_embeddings": 64,
+                         "beta_fast": 32, "beta_slow": 1, "mscale": 1.0, "mscale_all_dim": 0.8},
+        bos_token_id=None, eos_token_id=0)
+    # DeepSeek-V2 (V2-Lite's attention: no q_lora_rank, plain q_proj; YaRN with mscale = mscale_all_dim as V2-Lite
+    # ships), softmax routing limited to the best groups by their best expert (group_limited_greedy), no
+    # renormalisation, two shared experts, v_head_dim != qk_nope_head_dim, three layers (first dense).
+    deepseek_v2 = DeepseekV2Config(
+        vocab_size=vocab_bl, hidden_size=HIDDEN, intermediate_size=40, moe_intermediate_size=MOE_INTERMEDIATE,
+        num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=HEADS, num_key_value_heads=HEADS,
+        n_routed_experts=16, topk_method="group_limited_greedy", n_group=4, topk_group=2, num_experts_per_tok=3,
+        n_shared_experts=2, routed_scaling_factor=1.5, q_lora_rank=None, kv_lora_rank=32, qk_rope_head_dim=8,
+        qk_nope_head_dim=16, v_head_dim=12, max_position_embeddings=512, rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0, "original_max_position_embeddings": 128,
+                         "beta_fast": 32, "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707},
+        bos_token_id=None, eos_token_id=0)
     return {
         "mixtral": ("mixtral", mixtral, "byte_fallback", torch.float32, "original"),
         "mixtral-fused": ("mixtral", mixtral, "byte_fallback", torch.float32, "fused"),
         "mixtral-bf16": ("mixtral", mixtral, "byte_fallback", torch.bfloat16, "original"),
         "qwen2_moe": ("qwen2_moe", qwen2, "byte_level", torch.float32, "original"),
         "qwen3_moe": ("qwen3_moe", qwen3, "byte_level", torch.float32, "original"),
+        "qwen3_moe-dynamic": ("qwen3_moe", qwen3_dynamic, "byte_level", torch.float32, "original"),
         "olmoe": ("olmoe", olmoe, "byte_level", torch.float32, "original"),
         "granitemoe": ("granitemoe", granite, "byte_level", torch.float32, "original"),
-        "deepseek_v3": ("deepseek_v3", deepseek, "byte_level", torch.float32, "original"),
+        "deepseek_v3": ("deepseek_v3", deepseek, "byte_level", torch.float32, "original", {"decode_steps": 8}),
+        "deepseek_v2": ("deepseek_v2", deepseek_v2, "byte_level", torch.float32, "original", {"decode_steps": 8}),
     }
 
 
@@ -235,9 +258,9 @@ def init_weights(model: torch.nn.Module, seed: int) -> None:
 
 
 ROUTER_CLASSES = {"MixtralTopKRouter", "Qwen2MoeTopKRouter", "Qwen3MoeTopKRouter", "OlmoeTopKRouter",
-                  "GraniteMoeTopKRouter", "DeepseekV3TopkRouter"}
+                  "GraniteMoeTopKRouter", "DeepseekV2TopkRouter", "DeepseekV3TopkRouter"}
 MOE_BLOCK_CLASSES = {"MixtralSparseMoeBlock", "Qwen2MoeSparseMoeBlock", "Qwen3MoeSparseMoeBlock",
-                     "OlmoeSparseMoeBlock", "GraniteMoeMoE", "DeepseekV3MoE"}
+                     "OlmoeSparseMoeBlock", "GraniteMoeMoE", "DeepseekV2Moe", "DeepseekV3MoE"}
 
 
 def layer_of(module_name: str) -> int:
@@ -248,10 +271,19 @@ def layer_of(module_name: str) -> int:
 def selection_scores(router: torch.nn.Module, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The score each router ranks experts by, recomputed with transformers' own operations: softmax probabilities
     (Mixtral, Qwen, OLMoE), raw logits (Granite: top-k of logits, then softmax over the k), or DeepSeek-V3's
-    sigmoid + correction bias with the experts of unselected groups at -inf. Also DeepSeek's group scores."""
+    sigmoid + correction bias with the experts of unselected groups at -inf, or DeepSeek-V2's softmax with the
+    experts of unselected groups at 0 (group_limited_greedy). Also DeepSeek's group scores."""
     cls = type(router).__name__
     if cls == "GraniteMoeTopKRouter":
         return logits.float(), None
+    if cls == "DeepseekV2TopkRouter" and router.topk_method == "group_limited_greedy":
+        scores = logits.softmax(dim=-1, dtype=torch.float32)
+        n_group, per_group = router.num_group, router.num_experts // router.num_group
+        group_scores = scores.view(-1, n_group, per_group).max(dim=-1).values
+        group_idx = torch.topk(group_scores, k=router.topk_group, dim=-1, sorted=False)[1]
+        group_mask = torch.zeros_like(group_scores).scatter_(1, group_idx, 1)
+        score_mask = group_mask.unsqueeze(-1).expand(-1, n_group, per_group).reshape(-1, router.num_experts)
+        return scores.masked_fill(~score_mask.bool(), 0.0), group_scores
     if cls == "DeepseekV3TopkRouter":
         scores = logits.sigmoid() + router.e_score_correction_bias
         n_group, per_group = router.num_group, router.num_experts // router.num_group
@@ -354,8 +386,8 @@ def f32_list(t: torch.Tensor):
 
 @torch.no_grad()
 def golden_run(model, tok: PreTrainedTokenizerFast, top_k: int, prompt: str = PROMPT,
-               logits_positions: list[int] | None = None) -> dict:
-    """Prefill `prompt`, then DECODE_STEPS greedy steps. With `logits_positions`, the prefill logits are kept only
+               logits_positions: list[int] | None = None, decode_steps: int = DECODE_STEPS) -> dict:
+    """Prefill `prompt`, then `decode_steps` greedy steps. With `logits_positions`, the prefill logits are kept only
     at those positions (for models with a large vocabulary) and listed in `prefill.logits_positions`."""
     model.eval()
     recorder = RoutingRecorder(model, top_k)
@@ -374,7 +406,7 @@ def golden_run(model, tok: PreTrainedTokenizerFast, top_k: int, prompt: str = PR
     cache = out.past_key_values
     decode, generated, pos = [], [], input_ids.shape[1]
     token = next_id
-    for step in range(DECODE_STEPS):
+    for step in range(decode_steps):
         generated.append(token)
         out = model(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True,
                     position_ids=torch.tensor([[pos]]))
@@ -410,13 +442,14 @@ def moe_layers(family: str, cfg) -> list[int]:
     n = cfg.num_hidden_layers
     if family in ("qwen2_moe", "qwen3_moe"):
         return [i for i in range(n) if i not in cfg.mlp_only_layers and (i + 1) % cfg.decoder_sparse_step == 0]
-    if family == "deepseek_v3":
+    if family in ("deepseek_v2", "deepseek_v3"):
         return list(range(cfg.first_k_dense_replace, n))
     return list(range(n))
 
 
 def build_fixture(name: str, spec: tuple, tokenizers_by_kind: dict, out_root: str) -> dict:
-    family, cfg, tok_kind, dtype, layout = spec
+    family, cfg, tok_kind, dtype, layout = spec[:5]
+    decode_steps = (spec[5] if len(spec) > 5 else {}).get("decode_steps", DECODE_STEPS)
     out_dir = os.path.join(out_root, name)
     if os.path.isdir(out_dir):
         shutil.rmtree(out_dir)
@@ -442,7 +475,7 @@ def build_fixture(name: str, spec: tuple, tokenizers_by_kind: dict, out_root: st
         "schema": SCHEMA,
         "family": family,
         "weights_dtype": str(dtype).removeprefix("torch."),
-        "engine_support": "routing-only (MLA attention unsupported)" if family == "deepseek_v3" else "full",
+        "engine_support": "full",
         "num_layers": cfg.num_hidden_layers,
         "moe_layers": moe_layers(family, cfg),
         "num_experts": num_experts,
@@ -454,12 +487,12 @@ def build_fixture(name: str, spec: tuple, tokenizers_by_kind: dict, out_root: st
     }
     goldens = {}
     # The model as transformers runs it from this checkpoint (for bf16 weights: bf16 compute)...
-    run = golden_run(model, fast, top_k)
+    run = golden_run(model, fast, top_k, decode_steps=decode_steps)
     goldens["golden.json"] = {**meta, "compute_dtype": str(dtype).removeprefix("torch."), **run}
     if dtype != torch.float32:
         # ...and, for bf16 weights, the same weights upcast exactly to f32 and computed in f32, which is what an
         # engine that decodes bf16 weights and computes in f32 should match tightly.
-        run32 = golden_run(model.to(torch.float32), fast, top_k)
+        run32 = golden_run(model.to(torch.float32), fast, top_k, decode_steps=decode_steps)
         goldens["golden.f32.json"] = {**meta, "compute_dtype": "float32", **run32}
     for file, data in goldens.items():
         with open(os.path.join(out_dir, file), "w") as f:

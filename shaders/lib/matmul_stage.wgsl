@@ -1,8 +1,12 @@
-// Global memory → registers for the tiled matmuls (matmul.wgsl, matmul_kmajor.wgsl): bounds-checked 16-byte loads of
-// x and of W in its weight dtype, decoded to f32 into this thread's staging registers (x_stage, w_stage).
-// The including shader declares the bindings x, w, params, the overrides (ALIGNED, W_NK, TILE_*, UK, X_UNITS,
-// W_UNITS, W_SLOTS, WG_SIZE) and the x_stage / w_stage registers; how the staged tile is laid out in shared
-// memory (store_tile) is the shader's own.
+// Global memory → registers for the tiled matmuls (dense: matmul.wgsl, matmul_kmajor.wgsl through lib/matmul_dense;
+// grouped experts: moe_expert_up.wgsl, moe_expert_down.wgsl): bounds-checked 16-byte loads of x and of W in its
+// weight dtype, decoded to f32 into this thread's staging registers (x_stage, w_stage).
+// The including shader declares the bindings x (vec4<f32>) and w (vec4<u32>), the overrides (ALIGNED, W_NK, TILE_*,
+// UK, X_UNITS, W_TOTAL, W_UNITS, W_SLOTS, WG_SIZE), the x_stage / w_stage registers, and where each unit lives:
+//   fn x_span(m: u32, k: u32) -> vec2<u32>   x[m, k .. k+4): (flat index of the first element, how many lie inside)
+//   fn w_span(n: u32, k: u32) -> vec2<u32>   W_NK: W[n, k .. k+UK), else W[k, n .. n+UK): the same pair
+// With ALIGNED a unit lies wholly inside or wholly outside. How the staged tile is laid out in shared memory
+// (store_tile) is the shader's own.
 
 fn x_scalar(i: u32) -> f32 {
   return x[i >> 2u][i & 3u];
@@ -17,30 +21,25 @@ fn w_elem(e: u32) -> f32 {
   return decode_weight(w_word(weight_word(e)), e);
 }
 
-// x[m, k .. k+3], zero outside the matrix.
-fn read_x4(m: u32, k: u32) -> vec4<f32> {
+// The 4 x values of span s = (first element, count inside); zero past the count.
+fn stage_x4(s: vec2<u32>) -> vec4<f32> {
   var v = vec4<f32>(0.0);
-  if (m >= params.M) { return v; }
-  let base = m * params.K + k;
   if (ALIGNED) {
-    if (k < params.K) { v = x[base >> 2u]; }
+    if (s.y != 0u) { v = x[s.x >> 2u]; }
   } else {
     for (var j = 0u; j < 4u; j++) {
-      if (k + j < params.K) { v[j] = x_scalar(base + j); }
+      if (j < s.y) { v[j] = x_scalar(s.x + j); }
     }
   }
   return v;
 }
 
-// The UK weights of one unit into w_stage[slot .. slot + W_SLOTS). W_NK: W[n, k .. k+UK); else W[k, n .. n+UK).
-fn stage_w_unit(slot: u32, n: u32, k: u32) {
-  let K = params.K;
-  let N = params.N;
+// The UK weights of span s into w_stage[slot .. slot + W_SLOTS); zero past the count.
+fn stage_w_unit(slot: u32, s: vec2<u32>) {
   var vals: array<f32, 8>;
   if (ALIGNED) {
-    let inside = n < N && k < K;
-    let e = select(k * N + n, n * K + k, W_NK);
-    if (inside) {
+    if (s.y != 0u) {
+      let e = s.x;
       if (WEIGHT_DTYPE == 0u) {
         let q = w[e >> 2u];
         vals[0] = bitcast<f32>(q.x); vals[1] = bitcast<f32>(q.y);
@@ -55,11 +54,7 @@ fn stage_w_unit(slot: u32, n: u32, k: u32) {
     }
   } else {
     for (var j = 0u; j < UK; j++) {
-      let nj = select(n + j, n, W_NK);
-      let kj = select(k, k + j, W_NK);
-      if (nj < N && kj < K) {
-        vals[j] = w_elem(select(kj * N + nj, nj * K + kj, W_NK));
-      }
+      if (j < s.y) { vals[j] = w_elem(s.x + j); }
     }
   }
   for (var s = 0u; s < W_SLOTS; s++) {
@@ -67,13 +62,13 @@ fn stage_w_unit(slot: u32, n: u32, k: u32) {
   }
 }
 
-// Global → registers: this thread's share of the x and W tiles starting at k0.
+// Global → registers: this thread's share of the x and W tiles starting at (m0, n0, k0).
 fn load_tile(lid: u32, m0: u32, n0: u32, k0: u32) {
   for (var i = 0u; i < X_UNITS; i++) {
     let u = lid + i * WG_SIZE;
     let row = u / (TILE_K / 4u);
     let c = u % (TILE_K / 4u);
-    x_stage[i] = read_x4(m0 + row, k0 + c * 4u);
+    x_stage[i] = stage_x4(x_span(m0 + row, k0 + c * 4u));
   }
   for (var i = 0u; i < W_UNITS; i++) {
     let u = lid + i * WG_SIZE;
@@ -81,11 +76,11 @@ fn load_tile(lid: u32, m0: u32, n0: u32, k0: u32) {
     if (W_NK) {
       let row = u / (TILE_K / UK); // n within the tile
       let c = u % (TILE_K / UK);
-      stage_w_unit(i * W_SLOTS, n0 + row, k0 + c * UK);
+      stage_w_unit(i * W_SLOTS, w_span(n0 + row, k0 + c * UK));
     } else {
       let row = u / (TILE_N / UK); // k within the tile
       let c = u % (TILE_N / UK);
-      stage_w_unit(i * W_SLOTS, n0 + c * UK, k0 + row);
+      stage_w_unit(i * W_SLOTS, w_span(n0 + c * UK, k0 + row));
     }
   }
 }

@@ -7,6 +7,7 @@ import { loadModel } from '../loading/load-model';
 import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
+import { IMPORT_USAGE, REPORT_USAGE, TRACE_USAGE, importCommand, reportCommand, traceCommand } from './trace-commands';
 
 const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
                     [--top-k K] [--context N] [--on-full stop|slide] [--json]
@@ -209,7 +210,11 @@ async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   try {
     if (command === 'run') return await run(rest);
-    console.error(command === undefined || command === '--help' || command === '-h' ? USAGE : `unknown command "${command}"\n${USAGE}`);
+    if (command === 'trace') return await traceCommand(rest);
+    if (command === 'import') return await importCommand(rest);
+    if (command === 'report') return await reportCommand(rest);
+    const all = [USAGE, TRACE_USAGE, IMPORT_USAGE, REPORT_USAGE].join('\n\n');
+    console.error(command === undefined || command === '--help' || command === '-h' ? all : `unknown command "${command}"\n${all}`);
     return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
   } catch (e) {
     console.error(`moescope: ${(e as Error).message}`);

@@ -5,12 +5,14 @@
 // layers, heads, expert counts and sizes, k) are required: a config.json missing one is an error naming the field,
 // never a silent default. Everything transformers defaults per family is defaulted the same way here.
 //
-// Models the engine can draw but not run (DeepSeek's MLA attention, RoPE scaling, …) are still normalised, with
+// Models the engine can draw but not run (RoPE scaling types it lacks, quantised checkpoints, …) are still normalised, with
 // `unsupported` set to the reasons; config-only mode draws them, openModel refuses them.
 import type { WeightDtype } from '../model/dtypes';
 import type { MlaConfig, ModelFamily, MoeConfig, RouterConfig, SharedExpertConfig } from '../model/config';
 import { MAX_EXPERTS, MAX_LAYERS } from '../model/limits';
+import { deepseekSoftmaxMultiplier, type RopeScaling } from '../model/rope';
 import { ModelFileError, TOP_LEVEL, field } from './errors';
+import { parseRopeScaling } from './rope-config';
 
 export const SUPPORTED_FAMILIES: readonly ModelFamily[] = [
   'mixtral', 'qwen2_moe', 'qwen3_moe', 'olmoe', 'granitemoe', 'deepseek_v2', 'deepseek_v3',
@@ -115,6 +117,7 @@ interface Common {
   headDim: number;
   rmsNormEps: number;
   ropeTheta: number;
+  ropeScaling: RopeScaling;
   maxPositions: number;
   tieWordEmbeddings: boolean;
   weightDtype: WeightDtype;
@@ -184,25 +187,18 @@ function readCommon(f: Fields, family: ModelFamily, unsupported: string[]): Comm
 
   // RoPE: v4 writes rope_theta and rope_scaling; v5 writes rope_parameters {rope_type, rope_theta, …}.
   let ropeTheta = d.ropeTheta;
-  let ropeType = 'default';
   const rp = f.json.rope_parameters;
-  if (rp !== undefined && rp !== null) {
-    if (typeof rp !== 'object' || Array.isArray(rp)) f.fail('rope_parameters', 'is not an object');
-    const r = rp as Record<string, unknown>;
-    if (r.rope_theta !== undefined) {
-      if (typeof r.rope_theta !== 'number' || !(r.rope_theta > 0)) f.fail('rope_parameters.rope_theta', `expected a positive number, found ${JSON.stringify(r.rope_theta)}`);
-      ropeTheta = r.rope_theta;
+  if (rp !== undefined && rp !== null && typeof rp === 'object' && !Array.isArray(rp)) {
+    const theta = (rp as Record<string, unknown>).rope_theta;
+    if (theta !== undefined) {
+      if (typeof theta !== 'number' || !(theta > 0)) f.fail('rope_parameters.rope_theta', `expected a positive number, found ${JSON.stringify(theta)}`);
+      ropeTheta = theta;
     }
-    ropeType = String(r.rope_type ?? r.type ?? 'default');
   }
   if (f.has('rope_theta')) ropeTheta = f.positive('rope_theta');
-  const rs = f.json.rope_scaling;
-  if (rs !== undefined && rs !== null) {
-    if (typeof rs !== 'object' || Array.isArray(rs)) f.fail('rope_scaling', 'is not an object');
-    const r = rs as Record<string, unknown>;
-    ropeType = String(r.rope_type ?? r.type ?? 'default');
-  }
-  if (ropeType !== 'default') unsupported.push(`RoPE scaling "${ropeType}" is not implemented (only plain RoPE)`);
+  const maxPositions = f.int('max_position_embeddings', d.maxPositions);
+  const rope = parseRopeScaling(f.json, f.source, maxPositions);
+  if ('unsupported' in rope) unsupported.push(rope.unsupported);
 
   const act = f.str('hidden_act', 'silu');
   if (act !== 'silu') unsupported.push(`hidden_act "${act}" is not implemented (only silu)`);
@@ -217,7 +213,8 @@ function readCommon(f: Fields, family: ModelFamily, unsupported: string[]): Comm
     headDim,
     rmsNormEps: f.positive('rms_norm_eps', d.rmsNormEps),
     ropeTheta,
-    maxPositions: f.int('max_position_embeddings', d.maxPositions),
+    maxPositions,
+    ropeScaling: 'scaling' in rope ? rope.scaling : { type: 'default' },
     tieWordEmbeddings: f.bool('tie_word_embeddings', false),
     weightDtype: declaredWeightDtype(f.json, f.source) ?? 'f32',
   };
@@ -381,9 +378,9 @@ function qwen(f: Fields, family: ModelFamily): MoeConfig {
 }
 
 /**
- * DeepSeek-V2/V3: routing normalised in full (for drawing and counts); attention is MLA, which the engine does not
- * implement, so `unsupported` is always set. Group-limited routing differs: V2's group_limited_greedy ranks groups by
- * their best expert, V3's noaux_tc by the sum of their two best (bias-corrected) sigmoid scores.
+ * DeepSeek-V2/V3: multi-head latent attention (MlaConfig), YaRN with mscale on the softmax, first_k_dense_replace dense
+ * layers, and the family's routing. Group-limited routing differs: V2's group_limited_greedy ranks groups by their best
+ * expert, V3's noaux_tc by the sum of their two best (bias-corrected) sigmoid scores.
  */
 function deepseek(f: Fields, family: ModelFamily): MoeConfig {
   const unsupported: string[] = [];
@@ -396,8 +393,16 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
     qkNopeHeadDim: f.int('qk_nope_head_dim', 128),
     qkRopeHeadDim: f.int('qk_rope_head_dim', 64),
     vHeadDim: f.int('v_head_dim', 128),
+    // V2 rotates (2i, 2i + 1) pairs (complex form); V3 too unless rope_interleave is false.
+    ropeInterleave: v3 ? f.bool('rope_interleave', true) : true,
   };
-  unsupported.unshift('multi-head latent attention (MLA: q_lora_rank/kv_lora_rank) is not implemented');
+  if (mla.qkRopeHeadDim % 2) f.fail('qk_rope_head_dim', `${mla.qkRopeHeadDim} is odd; rotary embeddings need an even dimension`);
+  // The latent-space attention kernel reads cache rows as vec4 and accumulates up to 512 latent dimensions per head.
+  if (mla.kvLoraRank % 4 || mla.qkRopeHeadDim % 4) {
+    unsupported.push(`kv_lora_rank ${mla.kvLoraRank} and qk_rope_head_dim ${mla.qkRopeHeadDim} must be multiples of 4 for MLA attention`);
+  }
+  if (mla.kvLoraRank > 512) unsupported.push(`kv_lora_rank ${mla.kvLoraRank} above 512 is not implemented`);
+  if (f.bool('attention_bias', false)) unsupported.push('attention_bias=true (biases on q_a_proj, kv_a_proj_with_mqa, o_proj) is not implemented');
   const expertsName = f.name('n_routed_experts', 'num_local_experts', 'num_experts');
   const numExperts = f.int(expertsName);
   const topK = f.int('num_experts_per_tok');
@@ -420,7 +425,7 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
   }
   const nShared = f.count('n_shared_experts', v3 ? 1 : 2);
   const moeI = f.int('moe_intermediate_size');
-  // headDim for drawing: the query/key head (nope + rope parts); MLA caches a latent, not per-head K/V.
+  // headDim: the query/key head (nope + rope parts); MLA caches a latent, not per-head K/V.
   const common = { ...c, headDim: mla.qkNopeHeadDim + mla.qkRopeHeadDim };
   const config = finish(f, family, common, unsupported, {
     intermediateSize: moeLayers.some((m) => !m) ? f.int('intermediate_size') : 0,
@@ -429,7 +434,8 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
     router: router({
       topK,
       scoring,
-      normTopK: f.bool('norm_topk_prob', v3),
+      // transformers' DeepseekV2TopkRouter never renormalises (it ignores norm_topk_prob); V3 follows the config.
+      normTopK: v3 ? f.bool('norm_topk_prob', true) : false,
       hasCorrectionBias: topkMethod === 'noaux_tc',
       nGroup,
       topkGroup,
@@ -441,7 +447,8 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
     qkNorm: 'none',
     attentionBias: false,
     embeddingMultiplier: 1, residualMultiplier: 1, logitsScaling: 1,
-    attentionScale: 1 / Math.sqrt(mla.qkNopeHeadDim + mla.qkRopeHeadDim),
+    // yarn_apply_mscale: YaRN's mscale(factor, mscale_all_dim)² multiplies the softmax scale.
+    attentionScale: deepseekSoftmaxMultiplier(c.ropeScaling) / Math.sqrt(mla.qkNopeHeadDim + mla.qkRopeHeadDim),
   });
   config.mla = mla;
   return config;

@@ -81,6 +81,13 @@ function configBuffers(c: MoeConfig): BufferNeed[] {
   return out;
 }
 
+/** MLA's per-token step scratch (src/engine/model/mla.ts): q_a rows, two [R + P] rows, q_lat and ctx, the values. */
+function mlaScratchFloats(c: MoeConfig): number {
+  const m = c.mla;
+  if (!m) return 0;
+  return 2 * (m.qLoraRank ?? 0) + 2 * (m.kvLoraRank + m.qkRopeHeadDim) + 2 * c.numHeads * m.kvLoraRank + c.numHeads * m.vHeadDim;
+}
+
 export function estimateMemory(c: MoeConfig, options: MemoryOptions, plan?: LoadPlan): MemoryEstimate {
   const ctx = options.contextLength;
   const ring = options.ringCapacity ?? ctx;
@@ -97,12 +104,12 @@ export function estimateMemory(c: MoeConfig, options: MemoryOptions, plan?: Load
 
   // Per-step scratch, f32: residual/normed/attention-out rows, q/k/v, attention scores, router logits and
   // probabilities, the k routed experts' gate/up/act rows, the shared expert or dense MLP rows, and logits.
-  const H = c.hiddenSize, qDim = c.numHeads * c.headDim, kvDim = c.numKvHeads * c.headDim;
+  const H = c.hiddenSize, qDim = c.numHeads * c.headDim, kvDim = c.mla ? 0 : c.numKvHeads * c.headDim;
   const ffnRow = Math.max(
     c.router.topK * 3 * c.moeIntermediateSize + (c.sharedExpert ? 3 * c.sharedExpert.intermediateSize : 0),
     3 * c.intermediateSize,
   );
-  const perToken = 4 * H + qDim + 2 * kvDim + c.numHeads * ctx + 2 * c.numExperts + ffnRow + c.vocabSize;
+  const perToken = 4 * H + qDim + 2 * kvDim + c.numHeads * ctx + 2 * c.numExperts + ffnRow + c.vocabSize + mlaScratchFloats(c);
   const activations = T * perToken * 4;
 
   const r = routingBytes(c, ring);

@@ -10,6 +10,9 @@
 //   expertsDown [E, H, I] (w2 / down_proj)
 //   sharedGateUp [2Is, H], sharedDown [H, Is], sharedGate [1, H]   (Qwen2-MoE shared expert; same fused layout, E = 1)
 //   denseGateUp [2I, H], denseDown [H, I]                            (dense-MLP layers; same fused layout, E = 1)
+//   MLA (DeepSeek; nH heads, Q = nope + rope, R = kv_lora_rank, P = rope, V = v_head_dim, r = q_lora_rank):
+//     q [nH·Q, H] (no q_lora_rank) or qA [r, H], qANorm [r], qB [nH·Q, r]; kvA [R + P, H], kvANorm [R],
+//     kvB [nH·(nope + V), R], o [H, nH·V]
 // The fused 3D checkpoint layout of transformers 5 (MixtralExperts: gate_up_proj [E, 2I, H] whose output is
 // chunk(2) into gate, up; down_proj [E, H, I]) and Granite's input_linear [E, 2I, H] / output_linear [E, H, I] are
 // already canonical: one part each. Per-expert checkpoints become one part per expert and projection, concatenated.
@@ -27,7 +30,8 @@ export type LayerRole =
   | 'q' | 'k' | 'v' | 'o' | 'qBias' | 'kBias' | 'vBias' | 'qNorm' | 'kNorm'
   | 'router' | 'routerCorrectionBias' | 'expertsGateUp' | 'expertsDown'
   | 'sharedGateUp' | 'sharedDown' | 'sharedGate'
-  | 'denseGateUp' | 'denseDown';
+  | 'denseGateUp' | 'denseDown'
+  | 'qA' | 'qANorm' | 'qB' | 'kvA' | 'kvANorm' | 'kvB';
 export type TensorRole = GlobalRole | LayerRole;
 
 /** One checkpoint tensor (or all of it) copied to `dstOffset` in the entry's buffer. */
@@ -91,6 +95,12 @@ interface AttentionKeys {
   qNorm: string; kNorm: string;
 }
 
+/** DeepSeek's multi-head latent attention (q_proj only without q_lora_rank; q_a/q_b only with it). */
+interface MlaKeys {
+  q: string; qA: string; qANorm: string; qB: string;
+  kvA: string; kvANorm: string; kvB: string; o: string;
+}
+
 interface FamilyTable {
   embed: string;
   finalNorm: string;
@@ -101,6 +111,8 @@ interface FamilyTable {
   postAttnNorm: string;
   /** Standard attention projections; null where the family's attention is not mapped (DeepSeek's MLA). */
   attention: AttentionKeys | null;
+  /** Multi-head latent attention (DeepSeek), where `attention` is null. */
+  mla?: MlaKeys;
   /** Candidate names of the MoE block module, tried in order (Mixtral: transformers 4 vs 5). */
   blocks: string[];
   router: string;
@@ -197,10 +209,14 @@ export const FAMILY_TABLES: Partial<Record<ModelFamily, FamilyTable>> = {
   },
 };
 
-// DeepSeek-V2/V3: everything but the MLA attention (q_a_proj, kv_a_proj_with_mqa, …), for ffnOnly plans.
 const DEEPSEEK: FamilyTable = {
   ...DECODER,
   attention: null,
+  mla: {
+    q: 'self_attn.q_proj.weight', qA: 'self_attn.q_a_proj.weight', qANorm: 'self_attn.q_a_layernorm.weight', qB: 'self_attn.q_b_proj.weight',
+    kvA: 'self_attn.kv_a_proj_with_mqa.weight', kvANorm: 'self_attn.kv_a_layernorm.weight', kvB: 'self_attn.kv_b_proj.weight',
+    o: 'self_attn.o_proj.weight',
+  },
   blocks: ['mlp'],
   router: '{b}.gate.weight',
   routerCorrectionBias: '{b}.gate.e_score_correction_bias',
@@ -230,7 +246,7 @@ export interface PlanOptions {
   dtypeOrigin?: string;
   /**
    * Leave attention out: embeddings, norms, routers, experts, shared and dense MLPs only. Allowed for models the
-   * engine cannot run (DeepSeek's MLA), for MoE-block and routing tests against a checkpoint.
+   * engine cannot run, for MoE-block and routing tests against a checkpoint.
    */
   ffnOnly?: boolean;
 }
@@ -244,7 +260,7 @@ export function buildLoadPlan(config: MoeConfig, ckpt: Checkpoint, options: Plan
   if (config.unsupported && !ffnOnly) throw new UnsupportedModelError(config.source, config.unsupported);
   const table = FAMILY_TABLES[config.family];
   if (!table) throw new UnsupportedModelError(config.source, `no weight table for model_type "${config.family}"`);
-  if (!table.attention && !ffnOnly) throw new UnsupportedModelError(config.source, `${config.family} attention is not mapped`);
+  if (!table.attention && !table.mla && !ffnOnly) throw new UnsupportedModelError(config.source, `${config.family} attention is not mapped`);
   const origin = options.dtypeOrigin ?? `${config.source} gives ${config.weightDtype} weights (torch_dtype or dtype; f32 when it names none)`;
   return new PlanBuilder(config, ckpt, table, origin, ffnOnly).build();
 }
@@ -308,12 +324,31 @@ class PlanBuilder {
         this.single('kNorm', l, key(a.kNorm), [full ? kvDim : c.headDim], `${at} k_norm (${c.qkNorm})`);
       }
     }
+    if (t.mla && c.mla && !this.ffnOnly) this.mla(l, key, t.mla, c.mla);
     if (c.moeLayers[l]) this.moe(l, key);
     else {
       this.expertLayouts.push(null);
       if (!t.dense) throw new ModelFileError(c.source, null, `${c.family} has no dense-MLP layers, but layer ${l} is not a MoE layer`);
       this.gateUpDown('dense', l, key(t.dense.gate), key(t.dense.up), key(t.dense.down), c.intermediateSize, `${at} dense MLP (intermediate_size)`);
     }
+  }
+
+  private mla(l: number, key: (s: string) => string, k: MlaKeys, m: NonNullable<MoeConfig['mla']>): void {
+    const { c, H } = this;
+    const at = `layer ${l}`;
+    const qOut = c.numHeads * (m.qkNopeHeadDim + m.qkRopeHeadDim);
+    if (m.qLoraRank === null) {
+      this.single('q', l, key(k.q), [qOut, H], `${at} q_proj: num_attention_heads·(qk_nope_head_dim + qk_rope_head_dim) × hidden_size`);
+    } else {
+      this.single('qA', l, key(k.qA), [m.qLoraRank, H], `${at} q_a_proj: q_lora_rank × hidden_size`);
+      this.single('qANorm', l, key(k.qANorm), [m.qLoraRank], `${at} q_a_layernorm`);
+      this.single('qB', l, key(k.qB), [qOut, m.qLoraRank], `${at} q_b_proj: num_attention_heads·(qk_nope_head_dim + qk_rope_head_dim) × q_lora_rank`);
+    }
+    this.single('kvA', l, key(k.kvA), [m.kvLoraRank + m.qkRopeHeadDim, H], `${at} kv_a_proj_with_mqa: (kv_lora_rank + qk_rope_head_dim) × hidden_size`);
+    this.single('kvANorm', l, key(k.kvANorm), [m.kvLoraRank], `${at} kv_a_layernorm`);
+    this.single('kvB', l, key(k.kvB), [c.numHeads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank],
+      `${at} kv_b_proj: num_attention_heads·(qk_nope_head_dim + v_head_dim) × kv_lora_rank`);
+    this.single('o', l, key(k.o), [H, c.numHeads * m.vHeadDim], `${at} o_proj: hidden_size × num_attention_heads·v_head_dim`);
   }
 
   private moe(l: number, key: (s: string) => string): void {

@@ -31,7 +31,9 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   const name = options.name ?? folderName(folder.location);
   const config = await openConfigOnly(folder);
   if (config.unsupported) throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
-  const contextLength = Math.min(options.contextLength ?? 1024, config.maxPositions);
+  // Dynamic NTK RoPE exists to run past max_position_embeddings; other models stop there.
+  const positionLimit = config.ropeScaling?.type === 'dynamic' ? Infinity : config.maxPositions;
+  const contextLength = Math.min(options.contextLength ?? 1024, positionLimit);
   const stepTokens = options.maxTokensPerStep ?? 64;
   const limits = limitsOf(gpu.limits, options.budgetBytes);
   const memory = { contextLength, stepTokens, ringCapacity: contextLength };

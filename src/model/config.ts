@@ -1,6 +1,7 @@
 // MoeConfig: the one normalised description of a model the engine runs. Every family's config.json is turned into
 // this in src/io/config.ts; nothing else in the engine reads a raw config.json.
 import type { WeightDtype } from './dtypes';
+import type { RopeScaling } from './rope';
 
 export type ModelFamily = 'mixtral' | 'qwen2_moe' | 'qwen3_moe' | 'olmoe' | 'granitemoe' | 'deepseek_v2' | 'deepseek_v3';
 
@@ -53,6 +54,8 @@ export interface MoeConfig {
   moeLayers: boolean[];
   rmsNormEps: number;
   ropeTheta: number;
+  /** RoPE scaling (config rope_parameters / rope_scaling); absent: plain RoPE. */
+  ropeScaling?: RopeScaling;
   maxPositions: number;
   /** Mixtral sliding-window attention span (tokens), or null for full causal attention. */
   slidingWindow: number | null;
@@ -68,11 +71,11 @@ export interface MoeConfig {
   logitsScaling: number;
   /** dtype the checkpoint stores its weights in (weights keep it in GPU memory). */
   weightDtype: WeightDtype;
-  /** Only set for models the engine draws but cannot run, with the reason (e.g. MLA attention). */
+  /** Only set for models the engine draws but cannot run, with the reason (e.g. a RoPE scaling type it lacks). */
   unsupported?: string;
   /**
-   * DeepSeek-V2/V3 multi-head latent attention (never run by the engine; set only so parameter counts and drawings
-   * of config-only models are right). When set, numHeads/headDim describe the query heads (headDim = nope + rope).
+   * DeepSeek-V2/V3 multi-head latent attention. When set, numHeads/headDim describe the query heads
+   * (headDim = nope + rope) and numKvHeads is unused: the cache holds one latent + rope key per position.
    */
   mla?: MlaConfig;
 }
@@ -85,6 +88,8 @@ export interface MlaConfig {
   qkNopeHeadDim: number;
   qkRopeHeadDim: number;
   vHeadDim: number;
+  /** Rotary pairs (2i, 2i + 1) (V2's complex form; V3's rope_interleave, default true) instead of (i, i + d/2). */
+  ropeInterleave: boolean;
 }
 
 /** Attention parameters of one MLA layer (DeepSeek-V2/V3 modules, without biases). */

@@ -1,6 +1,7 @@
 // Exports: the session's routing trace as JSON or CSV (from a snapshot), and file downloads.
 import { K_MAX, NO_EXPERT } from '../engine/routing-buffers';
 import type { RoutingSnapshot } from '../engine/session-api';
+import type { Dashboard } from './context';
 import type { TokenInfo } from './stepper';
 
 export interface TraceMeta {
@@ -92,4 +93,26 @@ export function download(name: string, data: Blob | string, type = 'application/
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+/** Download the current snapshot's routing trace, with the model and the policy in force. */
+export function exportTrace(d: Dashboard, kind: 'json' | 'csv'): void {
+  const s = d.snapshots.current;
+  const model = d.model;
+  const stepper = d.stepper;
+  if (!s || !model || !stepper) throw new Error('Nothing to export yet: step through some tokens first.');
+  const name = `moescope-trace-${model.name}-${s.position}`;
+  if (kind === 'csv') {
+    download(`${name}.csv`, traceCsv(s, stepper.processed), 'text/csv');
+    return;
+  }
+  const { ablated, ...policy } = d.state.policy(model.config.router.topK);
+  const meta: TraceMeta = {
+    model: model.name,
+    numLayers: model.config.numLayers,
+    numExperts: model.config.numExperts,
+    topK: d.state.params.topK || model.config.router.topK,
+    policy: { ...policy, ablated: [...ablated.keys()].filter((i) => ablated[i]) },
+  };
+  download(`${name}.json`, traceJson(meta, s, stepper.processed), 'application/json');
 }

@@ -30,7 +30,8 @@ export class ParamsGui {
     onChange: (key: keyof Params) => void,
     actions: GuiActions,
   ) {
-    this.gui = new GUI({ container, title: 'Controls' });
+    // Its stylesheet is part of ours (lil-gui.css): no <style> element injected, as the page's CSP requires.
+    this.gui = new GUI({ container, title: 'Controls', injectStyles: false });
     const add = (folder: GUI, key: keyof Params, label: string, options?: unknown) => {
       const range = (RANGES as Partial<Record<keyof Params, readonly [number, number, number]>>)[key];
       const c = options

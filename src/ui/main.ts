@@ -3,7 +3,7 @@ import './style.css';
 import { requestBrowserGpu, WebGpuUnavailableError } from '../engine/device';
 import { fileListFolder, filesFromDrop } from '../io';
 import { App } from './app';
-import { installTestHook } from './test-hook';
+import { progress, showError } from './messages';
 import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
 
@@ -40,22 +40,23 @@ async function main(): Promise<void> {
     throw new Error(`unknown model "${id}": pick one from the list or open a folder`);
   });
   await app.init();
-  installTestHook(app);
-
+  // The end-to-end tests' hook: development server only (import.meta.env.DEV is false in a production build, which
+  // then drops this import and the module).
+  if (import.meta.env.DEV) (await import('./test-hook')).installTestHook(app);
 
   const openFiles = async (files: File[], location: string) => {
     try {
       const folder = fileListFolder(files, location);
-      app.progress(0, `opening ${location}`);
-      dropped = await loadFolder(gpu, folder, (f, what) => app.progress(f, what));
+      progress(0, `opening ${location}`);
+      dropped = await loadFolder(gpu, folder, (f, what) => progress(f, what));
       if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;
       const id = dropped.id;
       if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(dropped.name, id));
       await app.setModel(dropped);
     } catch (e) {
-      app.showError(e);
+      showError(e);
     } finally {
-      app.progress(null, '');
+      progress(null, '');
     }
   };
   // A folder (webkitdirectory) or the files of one (config.json, *.safetensors, tokenizer.json) picked together.
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
     const top = items.length === 1 ? items[0].webkitGetAsEntry() : null;
     const location = top?.isDirectory ? top.name : 'dropped files';
     const pending = filesFromDrop(items as unknown as Parameters<typeof filesFromDrop>[0]);
-    void pending.then((files) => openFiles(files, location), (e) => app.showError(e));
+    void pending.then((files) => openFiles(files, location), showError);
   });
 
   // Start on the URL's model, else the bundled demo model, else the first skeleton.
@@ -96,22 +97,22 @@ async function main(): Promise<void> {
   const demo = models.find((m) => !m.endsWith('-early')) ?? models[0];
   const first = url.model ?? (demo ? `demo:${demo}` : configs.length ? `config:${configs[0].file}` : null);
   if (!first) {
-    app.showError(new Error('No bundled model or config found under public/.'));
+    showError(new Error('No bundled model or config found under public/.'));
     return;
   }
   try {
-    app.progress(0, 'loading');
+    progress(0, 'loading');
     const model = await (first.startsWith('demo:')
-      ? loadBundledModel(gpu, first.slice(5), (f, what) => app.progress(f, what))
+      ? loadBundledModel(gpu, first.slice(5), (f, what) => progress(f, what))
       : first.startsWith('config:')
         ? loadBundledConfig(first.slice(7))
         : Promise.reject(new Error(`the link names model "${first}", which has to be opened again`)));
     await app.setModel(model, url);
   } catch (e) {
-    app.showError(e);
+    showError(e);
     if (first !== `config:${configs[0]?.file}` && configs.length) await app.open(`config:${configs[0].file}`);
   } finally {
-    app.progress(null, '');
+    progress(null, '');
   }
 }
 

@@ -1,5 +1,6 @@
-// window.__moescope: what the end-to-end tests drive and inspect. Reading the renderer's storage buffer back
-// (instanceValues) maps a buffer; only tests call it, never the app's own frame or step paths.
+// window.__moescope: what the end-to-end tests drive and inspect, installed by main.ts on the development server only
+// (never in a production build). Reading the renderer's storage buffer back (instanceValues) maps a buffer; only
+// tests call it, never the app's own frame or step paths.
 import { readF32 } from '../engine/kernels/common';
 import { countsFromRing } from '../viz/panels/stats';
 import type { App } from './app';
@@ -17,27 +18,22 @@ function makeHook(app: App) {
   const hook = {
     app,
     get inFrame(): boolean {
-      return app.inFrame;
+      return app.frameLoop.inFrame;
     },
     modelId: () => app.model?.id ?? null,
     hasSession: () => app.model?.session != null,
     position: () => app.stepper?.position ?? 0,
-    frames: () => app.frames,
-    snapshots: () => app.snapshots,
+    frames: () => app.frameLoop.frames,
+    snapshots: () => app.snapshots.count,
     /** CPU ms of the most recent `n` frames. */
-    frameTimes(n = 120): number[] {
-      const count = Math.min(n, app.frames, app.frameTimes.length);
-      const out: number[] = [];
-      for (let i = app.frames - count; i < app.frames; i++) out.push(app.frameTimes[i % app.frameTimes.length]);
-      return out;
-    },
+    frameTimes: (n = 120): number[] => app.frameLoop.recent(n),
     async waitFrames(n: number): Promise<void> {
       for (let i = 0; i < n; i++) await nextFrame();
     },
     /** Engine calls done, a frame drawn after them, GPU work finished. */
     async settle(): Promise<void> {
       await app.stepper?.idle();
-      await app.snapshotsSettled();
+      await app.snapshots.settled();
       await nextFrame();
       await nextFrame();
       await app.gpu.device.queue.onSubmittedWorkDone();
@@ -57,12 +53,11 @@ function makeHook(app: App) {
       await hook.settle();
     },
     async setParam<K extends keyof Params>(key: K, value: Params[K]): Promise<void> {
-      app.params[key] = value;
-      app.onParam(key);
+      app.state.setParam(key, value);
       await hook.settle();
     },
     async toggleLayer(layer: number, shown: boolean): Promise<void> {
-      app.toggleLayer(layer, shown);
+      app.state.setLayerShown(layer, shown);
       await hook.settle();
     },
     open: (id: string) => app.open(id),

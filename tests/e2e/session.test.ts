@@ -96,7 +96,7 @@ describe('a running model', () => {
     expect(view.raw).toEqual(goldenCounts(20));
     expect(engine.counts).toEqual(goldenCounts(20));
     expect(engine.ringCounts).toEqual(goldenCounts(20));
-    await hook((m) => m.app.selectToken(19));
+    await hook((m) => m.app.state.selectToken(19));
     await hook((m) => m.settle());
     await page.screenshot({ path: join(ARTIFACTS, 'session-20-tokens.png') });
   }, 120_000);
@@ -139,7 +139,7 @@ describe('a running model', () => {
         const b = [...document.querySelectorAll('.lil-gui button')].find((x) => x.textContent?.includes(text));
         (b as HTMLButtonElement).click();
       }, label);
-    await hook((m) => m.app.selectCell(m.app.scene.layout!.firstExpert[0] + 3));
+    await hook((m) => m.app.state.selectCell(m.app.scene.layout!.firstExpert[0] + 3));
     await clickGui('ablate selected expert');
     await hook((m) => m.settle());
     const [values, layout, engine] = await Promise.all([hook((m) => m.instanceValues()), hook((m) => m.layout()), hook((m) => m.engineState())]);
@@ -152,7 +152,7 @@ describe('a running model', () => {
     await clickGui('clear ablations');
     await hook((m) => m.settle());
     expect((await viewCounts()).raw).toEqual(goldenCounts(20));
-    await hook((m) => m.app.selectCell(-1));
+    await hook((m) => m.app.state.selectCell(-1));
   }, 60_000);
 
   it('toggling a layer hides exactly its instances', async () => {
@@ -333,7 +333,7 @@ describe('the bundled demo model, which the page opens on', () => {
     expect(engine!.position).toBe(8);
     expect(raw).toEqual(engine!.counts);
     expect(engine!.ringCounts).toEqual(engine!.counts);
-    await hook((m) => m.app.selectToken(5));
+    await hook((m) => m.app.state.selectToken(5));
     await hook((m) => m.settle());
     await page.screenshot({ path: join(ARTIFACTS, 'demo-8-tokens.png') });
 

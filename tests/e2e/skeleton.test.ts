@@ -152,7 +152,7 @@ describe('config-only skeleton', () => {
     await waitForApp(p);
     const state = await p.evaluate(() => {
       const m = window.__moescope!;
-      return { id: m.modelId(), params: { ...m.app.params }, hidden: [...m.app.hidden].sort() };
+      return { id: m.modelId(), params: { ...m.app.state.params }, hidden: [...m.app.state.hidden].sort() };
     });
     expect(state.id).toBe('config:olmoe-1b-7b.json');
     expect(state.params).toMatchObject({ colormap: 'magma', mode: 'probability', heightScale: 2 });

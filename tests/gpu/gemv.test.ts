@@ -66,6 +66,16 @@ describe('gemv', () => {
     await expect(check({ rows: 2, K: 64, N: 9, dtype: 'f32', layout: 'nk', seed: 25 }, broken)).rejects.toThrow(/outside atol/);
   });
 
+  it('more output blocks than one grid dimension allows (an lm head over a Qwen-size vocabulary) use a 2D grid', async () => {
+    const gpu = await testGpu();
+    // The smallest tile (one thread, two outputs), so the grid passes the limit at a size SwiftShader runs quickly.
+    const tile = { WG_K: 1, WG_N: 1, NT: 2 };
+    const probe = new GemvKernel(gpu, { weightDtype: 'bf16', weightLayout: 'nk', rows: 1, aligned: false, tile });
+    // Past the 65535-workgroup limit of one dimension, with a ragged last block and an overhanging grid row.
+    const N = probe.blockN * (gpu.limits.maxComputeWorkgroupsPerDimension + 3) + 1;
+    await check({ rows: 1, K: 6, N, dtype: 'bf16', layout: 'nk', tile, seed: 26 });
+  });
+
   it('pinned: one row times a 3x4 weight', async () => {
     const gpu = await testGpu();
     const kernel = new GemvKernel(gpu, { weightDtype: 'f32', weightLayout: 'nk', rows: 1, aligned: true });

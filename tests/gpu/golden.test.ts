@@ -110,8 +110,13 @@ const CASES: [string, string, number][] = [
   ['mixtral-bf16', 'golden.json', 2e-2],
   ['qwen2_moe', 'golden.json', 1e-4],
   ['qwen3_moe', 'golden.json', 1e-4],
+  // Dynamic NTK RoPE past max_position_embeddings (16): the table rewritten for the prefill and every decode step.
+  ['qwen3_moe-dynamic', 'golden.json', 1e-4],
   ['olmoe', 'golden.json', 1e-4],
   ['granitemoe', 'golden.json', 1e-4],
+  // MLA on the compressed cache, YaRN, first_k_dense_replace; V3 sigmoid + noaux_tc, V2 softmax + group_limited_greedy.
+  ['deepseek_v3', 'golden.json', 1e-4],
+  ['deepseek_v2', 'golden.json', 1e-4],
   // The bundled demo model (bf16 weights; this golden is transformers in f32 on them upcast exactly).
   ['demo', 'golden.json', 1e-4],
 ];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { RopeKernel, ropeInvFreq } from '../../src/engine/kernels/rope';
+import { RopeKernel } from '../../src/engine/kernels/rope';
+import { ropeInvFreq, ropeTables } from '../../src/model/rope';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { ropeRef } from '../../src/reference/rope';
 import { expectClose, readF32, testGpu } from '../support/gpu';
@@ -96,6 +97,43 @@ describe('rope', () => {
       expected.set(qk, t * row);
     }
     expectClose(got, expected, TOL);
+  });
+  async function strided(gpu: Gpu, interleaved: boolean) {
+    // DeepSeek's layout: each q head is [nope | rope], the rope part rotated; one k head inside a [latent | rope] row.
+    const T = 7, H = 3, nope = 5, d = 16, qRow = H * (nope + d), kRow = 9 + d;
+    const q = randomF32(T * qRow, 21), k = randomF32(T * kRow, 22);
+    const { invFreq, attentionFactor } = ropeTables(
+      { type: 'yarn', factor: 40, originalMaxPositions: 64, betaFast: 32, betaSlow: 1, attentionFactor: null, mscale: null, mscaleAllDim: null, truncate: true },
+      d, 10000,
+    );
+    const kernel = new RopeKernel(gpu);
+    const qBuf = uploadBuffer(gpu, 'strided.q', q), kBuf = uploadBuffer(gpu, 'strided.k', k);
+    const b = kernel.bind('strided.rope', uploadBuffer(gpu, 'strided.invFreq', invFreq), qBuf, kBuf, {
+      qHeads: H, kHeads: 1, headDim: d, qStride: qRow, qOffset: nope, qHeadStride: nope + d, kStride: kRow, kOffset: 9,
+      scaling: attentionFactor, interleaved,
+    });
+    kernel.setShape(b, { tokens: T, startPos: 61 });
+    submitPass(gpu, 'strided', (pass) => kernel.encode(pass, b, T));
+    const wantQ = Float64Array.from(q), wantK = Float64Array.from(k);
+    const opts = { f32Angles: true, scaling: attentionFactor, interleaved };
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < H; h++) {
+        const at = t * qRow + h * (nope + d) + nope;
+        wantQ.set(ropeRef(q.subarray(at, at + d), 1, 1, d, 61 + t, invFreq, opts), at);
+      }
+      wantK.set(ropeRef(k.subarray(t * kRow + 9, (t + 1) * kRow), 1, 1, d, 61 + t, invFreq, opts), t * kRow + 9);
+    }
+    const gotQ = await readF32(gpu, qBuf, q.length), gotK = await readF32(gpu, kBuf, k.length);
+    expect(gpu.recentErrors).toEqual([]); // before the numbers: a mutant must compile and run cleanly
+    expectClose(gotQ, wantQ, TOL, 'strided q');
+    expectClose(gotK, wantK, TOL, 'strided k');
+  }
+  it('strided heads (DeepSeek q: nope then rope per head; k inside the latent row), YaRN factor, rotate_half pairs', async () =>
+    strided(await testGpu(), false));
+  it('the same with interleaved pairs (DeepSeek-V2 complex form, V3 rope_interleave)', async () => strided(await testGpu(), true));
+  it('a broken pairing fails the interleaved check', async () => {
+    const broken = await mutantGpu('rope', 'let gap = select(half, 1u, params.interleaved == 1u);', 'let gap = select(half, half, params.interleaved == 1u);');
+    await expect(strided(broken, true)).rejects.toThrow(/outside atol/);
   });
   it('pinned: d=4, theta 10000, position 1 rotates pair 0 by 1 rad and pair 1 by 0.01 rad', async () => {
     const gpu = await testGpu();

@@ -78,6 +78,22 @@ describe('session', () => {
     }
   });
 
+  it('generateMany runs ahead without a readback per token and gives the ids and routing of n generate() calls', async () => {
+    const one = await open();
+    const many = await open();
+    const sampling = { temperature: 0.8, topP: 0.9, seed: 5 };
+    await one.feed(golden.input_ids.slice(0, 12));
+    await many.feed(golden.input_ids.slice(0, 12));
+    const stepwise: number[] = [];
+    for (let i = 0; i < 6; i++) stepwise.push(await one.generate(sampling));
+    const ahead = await many.generateMany(6, sampling);
+    expect(ahead).toEqual(stepwise);
+    expect(many.tokens).toEqual(one.tokens);
+    expect(Array.from((await many.snapshot()).counts)).toEqual(Array.from((await one.snapshot()).counts));
+    // The next token continues from the same state.
+    expect(await many.generate(sampling)).toBe(await one.generate(sampling));
+  });
+
   it('seeded sampling is reproducible', async () => {
     const s = await open();
     const run = async () => {

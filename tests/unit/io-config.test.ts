@@ -127,15 +127,19 @@ describe('normalizeConfig on released configs', () => {
     expect(within(p.activePerToken, 0.4e9, 0.1)).toBe(true);
   });
 
-  it('DeepSeek-V2-Lite: drawn, not run (MLA); greedy softmax routing, 1 dense layer, 15.7B', () => {
+  it('DeepSeek-V2-Lite: runnable (MLA without q_lora_rank, YaRN); greedy softmax routing, 1 dense layer, 15.7B', () => {
     const c = normalizeConfig(DEEPSEEK_V2_LITE, SRC);
-    expect(c.unsupported).toMatch(/^multi-head latent attention \(MLA/);
-    expect(c.unsupported).toMatch(/RoPE scaling "yarn"/);
+    expect(c.unsupported).toBeUndefined();
+    // yarn_apply_mscale: (0.1 · 0.707 · ln 40 + 1)² / sqrt(192)
+    expect(c.attentionScale).toBeCloseTo((0.1 * 0.707 * Math.log(40) + 1) ** 2 / Math.sqrt(192), 12);
+    expect(c.ropeScaling).toEqual({
+      type: 'yarn', factor: 40, originalMaxPositions: 4096, betaFast: 32, betaSlow: 1, attentionFactor: null, mscale: 0.707, mscaleAllDim: 0.707, truncate: true,
+    });
     expect(c).toMatchObject({
       family: 'deepseek_v2', numExperts: 64, intermediateSize: 10944, moeIntermediateSize: 1408,
       sharedExpert: { intermediateSize: 2 * 1408, gated: false },
       router: { scoring: 'softmax', topK: 6, normTopK: false, nGroup: 1, topkGroup: 1, hasCorrectionBias: false, routedScalingFactor: 1 },
-      mla: { qLoraRank: null, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128 },
+      mla: { qLoraRank: null, kvLoraRank: 512, qkNopeHeadDim: 128, qkRopeHeadDim: 64, vHeadDim: 128, ropeInterleave: true },
     });
     expect(c.moeLayers).toEqual([false, ...new Array(26).fill(true)]);
     expect(within(countParameters(c).total, 15.7e9, 0.005)).toBe(true);
@@ -143,8 +147,7 @@ describe('normalizeConfig on released configs', () => {
 
   it('DeepSeek-V3: sigmoid routing with correction bias and 8 groups, 3 dense layers, 671B / 37B', () => {
     const c = normalizeConfig(DEEPSEEK_V3, SRC);
-    expect(c.unsupported).toMatch(/MLA/);
-    expect(c.unsupported).toMatch(/quantized/);
+    expect(c.unsupported).toBe('quantized checkpoints (quantization_config) are not supported');
     expect(c).toMatchObject({
       family: 'deepseek_v3', numExperts: 256, headDim: 192,
       router: { scoring: 'sigmoid', topK: 8, normTopK: true, hasCorrectionBias: true, nGroup: 8, topkGroup: 4, routedScalingFactor: 2.5 },
@@ -234,8 +237,9 @@ describe('normalizeConfig: defaults, variants and derived fields', () => {
     expect(why({ ...OLMOE_1B_7B, clip_qkv: 8 })).toMatch(/clip_qkv=8/);
     expect(why({ ...OLMOE_1B_7B, attention_bias: true })).toMatch(/o_proj/);
     expect(why({ ...MIXTRAL_8X7B, hidden_act: 'gelu' })).toMatch(/hidden_act "gelu"/);
-    expect(why({ ...MIXTRAL_8X7B, rope_scaling: { type: 'linear', factor: 2 } })).toMatch(/RoPE scaling "linear"/);
-    expect(why({ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } })).toMatch(/"yarn"/);
+    expect(why({ ...MIXTRAL_8X7B, rope_scaling: { type: 'linear', factor: 2 } })).toBeUndefined();
+    expect(why({ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } })).toBeUndefined();
+    expect(why({ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'longrope', rope_theta: 1e6, factor: 4 } })).toMatch(/RoPE scaling "longrope"/);
     expect(why({ ...QWEN3_30B_A3B, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } })).toBeUndefined();
   });
 });

@@ -97,12 +97,12 @@ describe('openModel', () => {
   });
 
   it('models it cannot run are refused with the reason; config-only mode still reads them', async () => {
-    const model = synthModel('qwen3_moe', { overrides: { ...VOCAB, rope_parameters: { rope_type: 'yarn', rope_theta: 1e6, factor: 4 } } });
+    const model = synthModel('qwen3_moe', { overrides: { ...VOCAB, rope_parameters: { rope_type: 'longrope', rope_theta: 1e6, factor: 4 } } });
     const folder = memoryFolder(files(model), 'models/q3');
     await expect(openModel(folder)).rejects.toThrow(UnsupportedModelError);
-    await expect(openModel(folder)).rejects.toThrow('models/q3/config.json: this model can be drawn in config-only mode but not run: RoPE scaling "yarn"');
+    await expect(openModel(folder)).rejects.toThrow('models/q3/config.json: this model can be drawn in config-only mode but not run: RoPE scaling "longrope"');
     const config = await openConfigOnly(folder);
-    expect(config.unsupported).toMatch(/yarn/);
+    expect(config.unsupported).toMatch(/longrope/);
     expect(config.numExperts).toBe(5);
     // Config-only needs nothing but config.json.
     expect((await openConfigOnly(memoryFolder({ 'config.json': JSON.stringify(model.config) }))).family).toBe('qwen3_moe');

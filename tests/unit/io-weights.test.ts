@@ -230,7 +230,7 @@ describe('load plan: disagreements with config.json name the file, the tensor an
   });
 });
 
-describe('DeepSeek: FFN-only plans (MLA attention not mapped)', () => {
+describe('DeepSeek load plans', () => {
   // Names as transformers' DeepseekV3 modules; layer 0 dense (first_k_dense_replace 1), layer 1 MoE.
   const H = 8, E = 8, I = 4, Id = 6, V = 11;
   const config = {
@@ -256,10 +256,10 @@ describe('DeepSeek: FFN-only plans (MLA attention not mapped)', () => {
     t('model.layers.1.mlp.shared_experts.down_proj.weight', [H, I]),
   ];
 
-  it('maps routers with their correction bias, experts, shared and dense MLPs; attention is left unused', async () => {
+  it('FFN-only: routers with their correction bias, experts, shared and dense MLPs; attention is left unused', async () => {
     const ckpt = await openCheckpoint(memoryFolder({ 'model.safetensors': encodeSafetensors(tensors) }));
     const c = normalizeConfig(config, SRC);
-    expect(() => buildLoadPlan(c, ckpt)).toThrow(UnsupportedModelError);
+    expect(() => buildLoadPlan(c, ckpt)).toThrow(UnsupportedModelError); // qk_rope_head_dim 2: not a multiple of 4
     const plan = buildLoadPlan(c, ckpt, { ffnOnly: true });
     expect(plan.ffnOnly).toBe(true);
     expect(plan.entries.map((e) => e.name)).toEqual([
@@ -269,5 +269,31 @@ describe('DeepSeek: FFN-only plans (MLA attention not mapped)', () => {
     ]);
     expect(plan.unused).toEqual(['model.layers.0.self_attn.q_a_proj.weight', 'model.layers.1.self_attn.kv_a_proj_with_mqa.weight']);
     expect(planEntry(plan, 'sharedGateUp', 1)!.shape).toEqual([2 * I, H]);
+  });
+
+  it('MLA: q_a/q_a_layernorm/q_b with a q_lora_rank, plain q_proj without; kv_a, kv_a_layernorm, kv_b, o; shapes checked', async () => {
+    // 2 heads, q_lora_rank 4, kv_lora_rank 4, nope 2, rope 4, v 3.
+    const mla = { ...config, qk_rope_head_dim: 4, v_head_dim: 3 };
+    const attention = (l: number, qLora: boolean, kvB = [2 * (2 + 3), 4]) => [
+      ...(qLora
+        ? [t(`model.layers.${l}.self_attn.q_a_proj.weight`, [4, H]), t(`model.layers.${l}.self_attn.q_a_layernorm.weight`, [4]),
+          t(`model.layers.${l}.self_attn.q_b_proj.weight`, [2 * 6, 4])]
+        : [t(`model.layers.${l}.self_attn.q_proj.weight`, [2 * 6, H])]),
+      t(`model.layers.${l}.self_attn.kv_a_proj_with_mqa.weight`, [4 + 4, H]), t(`model.layers.${l}.self_attn.kv_a_layernorm.weight`, [4]),
+      t(`model.layers.${l}.self_attn.kv_b_proj.weight`, kvB), t(`model.layers.${l}.self_attn.o_proj.weight`, [H, 2 * 3]),
+    ];
+    const ffn = tensors.filter((x) => !x.name.includes('self_attn'));
+    const plan = async (json: Record<string, unknown>, all: TensorToWrite[]) =>
+      buildLoadPlan(normalizeConfig(json, SRC), await openCheckpoint(memoryFolder({ 'model.safetensors': encodeSafetensors(all) })));
+    const withLora = await plan(mla, [...ffn, ...attention(0, true), ...attention(1, true)]);
+    expect(withLora.unused).toEqual([]);
+    expect(withLora.entries.filter((e) => e.layer === 0).map((e) => `${e.role} ${e.shape.join('x')}`).slice(2, 9)).toEqual([
+      'qA 4x8', 'qANorm 4', 'qB 12x4', 'kvA 8x8', 'kvANorm 4', 'kvB 10x4', 'o 8x6',
+    ]);
+    const plain = await plan({ ...mla, q_lora_rank: null }, [...ffn, ...attention(0, false), ...attention(1, false)]);
+    expect(planEntry(plain, 'q', 1)!.shape).toEqual([12, H]);
+    await expect(plan(mla, [...ffn, ...attention(0, true), ...attention(1, true, [2 * (2 + 2), 4])])).rejects.toThrow(
+      `model.safetensors: tensor "model.layers.1.self_attn.kv_b_proj.weight": shape [8, 4] but ${SRC} implies [10, 4] (layer 1 kv_b_proj: num_attention_heads·(qk_nope_head_dim + v_head_dim) × kv_lora_rank)`,
+    );
   });
 });

@@ -14,11 +14,13 @@ const ALLOWED: Record<string, string[]> = {
   io: ['model'],
   engine: ['model'],
   reference: ['model'],
-  loading: ['model', 'io', 'engine'],
+  trace: ['model', 'io'],
+  loading: ['model', 'io', 'engine', 'trace'],
   viz: ['model', 'engine'],
   ui: ['model', 'io', 'engine', 'loading', 'viz', 'reference', 'trace', 'analysis'],
-  cli: ['model', 'io', 'engine', 'loading', 'reference', 'bench', 'trace', 'analysis'],
+  cli: ['model', 'io', 'engine', 'loading', 'reference', 'bench', 'trace', 'analysis', 'viz'],
   bench: ['model', 'engine', 'reference'],
+  analysis: ['model', 'reference'],
 };
 
 function sourceFiles(dir: string): string[] {

@@ -41,7 +41,7 @@ import { layerModules } from '../../src/viz/panels/module-view';
 
 describe('module view parameter counts', () => {
   it('add up over the layers to the model totals (published configs)', () => {
-    for (const file of ['mixtral-8x7b.json', 'qwen1.5-moe-a2.7b.json', 'olmoe-1b-7b.json', 'deepseek-v3.json']) {
+    for (const file of ['mixtral-8x7b.json', 'qwen1.5-moe-a2.7b.json', 'olmoe-1b-7b.json', 'deepseek-v2-lite.json', 'deepseek-v3.json']) {
       const c = normalizeConfig(JSON.parse(readFileSync(`public/configs/${file}`, 'utf8')), file);
       const total = countParameters(c);
       const sum = { attention: 0, router: 0, experts: 0, shared: 0, dense: 0, norms: 0 };
@@ -58,11 +58,13 @@ describe('module view parameter counts', () => {
     }
   });
 
-  it('reads the published totals: Mixtral-8x7B 46.7B with 12.9B active, DeepSeek-V3 671B', () => {
+  it('reads the published totals: Mixtral-8x7B 46.7B with 12.9B active, DeepSeek-V3 671B, DeepSeek-V2-Lite exactly', () => {
     const load = (f: string) => normalizeConfig(JSON.parse(readFileSync(`public/configs/${f}`, 'utf8')), f);
     const mixtral = countParameters(load('mixtral-8x7b.json'));
     expect(mixtral.total / 1e9).toBeCloseTo(46.7, 1);
     expect(mixtral.activePerToken / 1e9).toBeCloseTo(12.9, 1);
     expect(countParameters(load('deepseek-v3.json')).total / 1e9).toBeCloseTo(671, -1);
+    // The sum of DeepSeek-V2-Lite's checkpoint tensors (MLA without q_lora_rank, kv_a_layernorm included).
+    expect(countParameters(load('deepseek-v2-lite.json')).total).toBe(15_706_484_224);
   });
 });

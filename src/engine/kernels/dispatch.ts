@@ -10,6 +10,17 @@ export function gridStrideGroups(gpu: Gpu, count: number, workgroup: number): nu
   return Math.max(1, Math.min(ceilDiv(count, workgroup), gpu.limits.maxComputeWorkgroupsPerDimension));
 }
 
+/**
+ * A 2D grid of at least `blocks` workgroups, numbered `y · x_count + x` by the shader: one dimension holds at most
+ * maxComputeWorkgroupsPerDimension (65535) workgroups, and an lm head over a 151936-token vocabulary needs more.
+ */
+export function blockGrid(gpu: Gpu, blocks: number): [number, number] {
+  const maxX = gpu.limits.maxComputeWorkgroupsPerDimension;
+  if (blocks <= maxX) return [Math.max(1, blocks), 1];
+  const y = ceilDiv(blocks, maxX);
+  return [ceilDiv(blocks, y), y];
+}
+
 /** Throws a clear error when `buffer` is smaller than a shape needs. */
 export function requireBytes(owner: string, what: string, buffer: GPUBuffer, bytes: number): void {
   if (buffer.size < bytes) {

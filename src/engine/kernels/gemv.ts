@@ -2,6 +2,7 @@
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
+import { blockGrid } from './dispatch';
 import { SHAPE_FIELDS, matmulAligned, type WeightLayout } from './matmul';
 
 /** Row counts a GEMV pipeline is compiled for; `rows` rounds up to the next one. */
@@ -62,7 +63,7 @@ export class GemvKernel {
   readonly blockN: number;
 
   constructor(
-    private readonly gpu: Gpu,
+    readonly gpu: Gpu,
     readonly options: GemvOptions,
   ) {
     const nk = options.weightLayout === 'nk';
@@ -99,7 +100,7 @@ export class GemvKernel {
   encode(pass: GPUComputePassEncoder, b: GemvBinding, N: number): void {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, b.bindGroup);
-    pass.dispatchWorkgroups(ceilDiv(N, this.blockN));
+    pass.dispatchWorkgroups(...blockGrid(this.gpu, ceilDiv(N, this.blockN)));
   }
 }
 

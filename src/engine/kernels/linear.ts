@@ -17,6 +17,7 @@ import {
   type WeightLayout,
 } from './matmul';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
+import { blockGrid } from './dispatch';
 
 export interface LinearShape {
   /** Input features (columns of x). */
@@ -94,7 +95,7 @@ export class LinearKernel {
     if (rows <= GEMV_MAX_ROWS) {
       const kernel = b.gemv.get(gemvBucket(rows))!;
       pass.setPipeline(kernel.pipeline);
-      pass.dispatchWorkgroups(ceilDiv(N, kernel.blockN));
+      pass.dispatchWorkgroups(...blockGrid(kernel.gpu, ceilDiv(N, kernel.blockN)));
       return;
     }
     const kernel = pickMatmul(b, rows);

@@ -19,7 +19,7 @@ export const MOE_LAYER_FIELDS = [
 /** `LayerParams` fields written as f32. */
 export const MOE_LAYER_FLOATS = ['scale', 'noise_std', 'inv_temp'] as const;
 
-/** Field order of the expert-matmul kernels' `Params` (moe_expert_up/down[_gemv].wgsl); `k`/`n` per kernel. */
+/** Field order of `ExpertParams` (shaders/lib/moe_expert_params.wgsl): k = reduction length, n = output columns. */
 export const EXPERT_MATMUL_FIELDS = [
   'k', 'n', 'first_expert', 'num_experts',
   'off_header', 'off_offsets', 'off_kept', 'off_tile_expert',

@@ -5,25 +5,6 @@ import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 export const ROPE_CONSTANTS = { WORKGROUP: 256 };
 
-/**
- * inv_freq[i] = 1 / theta^(2i/d), i < d/2, rounded as transformers computes it in float32
- * (`1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))`): the exponent 2i/d is an f32 division,
- * the power is taken in f32 and so is the reciprocal. Each step here is the correctly rounded f32 result; torch's f32
- * pow is within an ulp of it, so a rare entry may differ from torch's by one ulp.
- * Upload the result once per model; the kernel multiplies it by the position in f32, as transformers does.
- */
-export function ropeInvFreq(headDim: number, theta: number): Float32Array {
-  if (!Number.isInteger(headDim) || headDim < 2 || headDim % 2 !== 0) throw new Error(`rope: head dim must be even, got ${headDim}`);
-  if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
-  const base = Math.fround(theta);
-  const out = new Float32Array(headDim / 2);
-  for (let i = 0; i < out.length; i++) {
-    const exponent = Math.fround((2 * i) / headDim);
-    out[i] = Math.fround(1 / Math.fround(Math.pow(base, exponent)));
-  }
-  return out;
-}
-
 /** Where the heads live; fixed at load time. */
 export interface RopeLayout {
   /** Heads rotated in q (for a fused qkv buffer bound as q: heads + kvHeads). */
@@ -38,6 +19,11 @@ export interface RopeLayout {
   kOffset?: number;
   /** transformers' attention_scaling: multiplies cos and sin (default 1). */
   scaling?: number;
+  /** Elements between heads in q / k (default headDim: packed heads). */
+  qHeadStride?: number;
+  kHeadStride?: number;
+  /** Pairs (2i, 2i + 1) as DeepSeek's complex form, instead of rotate_half's (i, i + d/2). Default false. */
+  interleaved?: boolean;
 }
 
 /** Per step. */
@@ -66,7 +52,7 @@ export class RopeKernel {
   }
 
   /**
-   * invFreq: [headDim / 2] f32 from ropeInvFreq(); q: [T, qStride] f32 and k: [T, kStride] f32, rotated in place.
+   * invFreq: [headDim / 2] f32 from ropeTables() (src/model/rope.ts); q: [T, qStride] f32 and k: [T, kStride] f32, rotated in place.
    * Without k (null), only q's heads are rotated: pass a fused qkv buffer as q with qHeads = heads + kvHeads.
    */
   bind(label: string, invFreq: GPUBuffer, q: GPUBuffer, k: GPUBuffer | null, layout: RopeLayout): RopeBinding {
@@ -85,11 +71,15 @@ export class RopeKernel {
       kStride: layout.kStride ?? layout.kHeads * layout.headDim,
       kOffset: layout.kOffset ?? 0,
       scaling: layout.scaling ?? 1,
+      qHeadStride: layout.qHeadStride ?? layout.headDim,
+      kHeadStride: layout.kHeadStride ?? layout.headDim,
+      interleaved: layout.interleaved ?? false,
     };
     requireBytes(label, `inv_freq [${layout.headDim / 2}]`, invFreq, (layout.headDim / 2) * 4);
     const kBuffer = k ?? storageBuffer(this.gpu, `${label}.noK`, 16);
     const uniforms = new Uniforms(this.gpu, `${label}.params`, [
       'tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling',
+      'q_head_stride', 'k_head_stride', 'interleaved',
     ]);
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, invFreq, q, kBuffer]);
     return { uniforms, bindGroup: group, label, layout: full, q, k: kBuffer };
@@ -100,9 +90,10 @@ export class RopeKernel {
     const l = b.layout;
     requireInt(b.label, 'tokens', s.tokens, 1);
     requireInt(b.label, 'startPos', s.startPos, 0, 2 ** 24 - s.tokens); // positions are exact in f32 below 2^24
-    const span = (stride: number, offset: number, heads: number) => (heads ? offset + (s.tokens - 1) * stride + heads * l.headDim : 0);
-    requireBytes(b.label, `q [${s.tokens}, ${l.qStride}]`, b.q, span(l.qStride, l.qOffset, l.qHeads) * 4);
-    requireBytes(b.label, `k [${s.tokens}, ${l.kStride}]`, b.k, span(l.kStride, l.kOffset, l.kHeads) * 4);
+    const span = (stride: number, offset: number, heads: number, headStride: number) =>
+      heads ? offset + (s.tokens - 1) * stride + (heads - 1) * headStride + l.headDim : 0;
+    requireBytes(b.label, `q [${s.tokens}, ${l.qStride}]`, b.q, span(l.qStride, l.qOffset, l.qHeads, l.qHeadStride) * 4);
+    requireBytes(b.label, `k [${s.tokens}, ${l.kStride}]`, b.k, span(l.kStride, l.kOffset, l.kHeads, l.kHeadStride) * 4);
     b.uniforms.set(
       {
         tokens: s.tokens,
@@ -115,6 +106,9 @@ export class RopeKernel {
         k_offset: l.kOffset,
         start_pos: s.startPos,
         scaling: l.scaling,
+        q_head_stride: l.qHeadStride,
+        k_head_stride: l.kHeadStride,
+        interleaved: l.interleaved ? 1 : 0,
       },
       ['scaling'],
     );

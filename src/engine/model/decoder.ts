@@ -4,7 +4,9 @@
 //
 // Family details handled here: q/k/v biases (Qwen2-MoE), q/k RMSNorm over the whole projection (OLMoE) or per head
 // (Qwen3-MoE), Granite-MoE's multipliers (embedding ×, residual branches ×, attention scale, logits ÷ — the last folded
-// into the final norm's weight), Mixtral's sliding window, tied LM heads. Shared experts live in MoeLayer.
+// into the final norm's weight), Mixtral's sliding window, tied LM heads, RoPE scaling (src/model/rope.ts; dynamic
+// NTK tables rewritten per step). DeepSeek's multi-head latent attention lives in MlaAttention (./mla.ts), shared
+// experts in MoeLayer.
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import { storageBuffer } from '../kernels/common';
@@ -12,7 +14,8 @@ import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';
 import { LinearKernel, type LinearBinding } from '../kernels/linear';
 import { BiasAddKernel, type BiasAddBinding } from '../kernels/bias-add';
-import { RopeKernel, ropeInvFreq, type RopeBinding } from '../kernels/rope';
+import { RopeKernel, type RopeBinding } from '../kernels/rope';
+import { ropeTables } from '../../model/rope';
 import { AttentionKernel, createKvCache, type AttentionBinding } from '../kernels/attention';
 import { ResidualKernel, type ResidualBinding } from '../kernels/residual';
 import { SwigluKernel, type SwigluBinding } from '../kernels/swiglu';
@@ -22,6 +25,7 @@ import type { RoutingStats } from '../routing/stats';
 import type { RoutingPolicy } from '../session-api';
 import type { Profiler } from '../profiler';
 import type { UploadedWeights } from './weights';
+import { MlaAttention, MlaScratch, mlaKernels, type MlaKernels } from './mla';
 
 export interface DecoderOptions {
   /** Most tokens one step processes (prefill is chunked to this). */
@@ -30,8 +34,9 @@ export interface DecoderOptions {
   maxSeq: number;
 }
 
-interface LayerBindings {
-  inputNorm: RmsNormBinding;
+/** Grouped-query attention with RoPE over a per-head KV cache (every family but DeepSeek). */
+interface StandardAttention {
+  kind: 'standard';
   q: LinearBinding;
   k: LinearBinding;
   v: LinearBinding;
@@ -41,6 +46,11 @@ interface LayerBindings {
   rope: RopeBinding;
   attention: AttentionBinding;
   o: LinearBinding;
+}
+
+interface LayerBindings {
+  inputNorm: RmsNormBinding;
+  attn: StandardAttention | MlaAttention;
   attnResidual: ResidualBinding;
   postNorm: RmsNormBinding;
   moe: MoeLayer | null;
@@ -75,7 +85,12 @@ export class Decoder {
   private readonly kernels;
   private readonly kvCaches: GPUBuffer[] = [];
   private readonly scratch: MoeScratch | null;
+  private readonly mlaScratch: MlaScratch | null;
   private readonly invFreq: GPUBuffer;
+  /** Rotary dimensions: headDim, or DeepSeek's qk_rope_head_dim. */
+  private readonly ropeDim: number;
+  /** Sequence length the dynamic-NTK table in invFreq was computed for (the plain table: maxPositions). */
+  private ropeSeqLen = 0;
 
   constructor(
     private readonly gpu: Gpu,
@@ -89,7 +104,7 @@ export class Decoder {
     const H = c.hiddenSize;
     const d = c.headDim;
     const qDim = c.numHeads * d;
-    const kvDim = c.numKvHeads * d;
+    const kvDim = c.mla ? 0 : c.numKvHeads * d; // MLA keeps no per-head K/V
     const denseI = c.intermediateSize;
     const dtype = c.weightDtype;
     const w = (name: string): GPUBuffer => {
@@ -128,33 +143,27 @@ export class Decoder {
       logits: buf('logits', T * c.vocabSize * 4),
     };
     const a = this.act;
-    this.invFreq = buf('ropeInvFreq', (d / 2) * 4);
-    gpu.device.queue.writeBuffer(this.invFreq, 0, ropeInvFreq(d, c.ropeTheta));
+    this.ropeDim = c.mla ? c.mla.qkRopeHeadDim : d;
+    this.invFreq = buf('ropeInvFreq', (this.ropeDim / 2) * 4);
+    const rope = ropeTables(c.ropeScaling ?? { type: 'default' }, this.ropeDim, c.ropeTheta);
+    gpu.device.queue.writeBuffer(this.invFreq, 0, rope.invFreq);
 
     this.embedding = k.embedding.bind('Decoder.embed', a.ids, w('embed'), a.x, { vocab: c.vocabSize, hidden: H });
     this.scratch = c.moeLayers.some(Boolean) ? new MoeScratch(gpu, moeScratchShape(c, { maxTokens: T })) : null;
+    this.mlaScratch = c.mla ? new MlaScratch(gpu, c, T) : null;
 
     const linear = (label: string, x: GPUBuffer, W: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
       k.linear.bind(label, x, W, y, { K, N, maxRows: T, weightDtype: dtype });
 
+    const mla: MlaKernels | null = c.mla ? mlaKernels(gpu, c, { norm: k.norm, linear: k.linear, rope: k.rope }) : null;
     for (let l = 0; l < c.numLayers; l++) {
       const p = `layers.${l}`;
       const label = `Layer${l}`;
-      const cache = createKvCache(gpu, `${label}.attention`, { maxSeq: options.maxSeq, kvHeads: c.numKvHeads, headDim: d });
-      this.kvCaches.push(cache.k, cache.v);
-      const biases: BiasAddBinding[] = [];
-      for (const [role, target, cols] of [['qBias', a.q, qDim], ['kBias', a.k, kvDim], ['vBias', a.v, kvDim]] as const) {
-        if (has(`${p}.${role}`)) biases.push(k.bias.bind(`${label}.${role}`, target, w(`${p}.${role}`), cols));
-      }
-      let qNorm: RmsNormBinding | null = null;
-      let kNorm: RmsNormBinding | null = null;
-      if (a.qNormed && a.kNormed) {
-        qNorm = k.norm.bind(`${label}.qNorm`, a.q, w(`${p}.qNorm`), a.qNormed);
-        kNorm = k.norm.bind(`${label}.kNorm`, a.k, w(`${p}.kNorm`), a.kNormed);
-      }
-      // Attention reads q/k after their norms when the family has them.
-      const qIn = a.qNormed ?? a.q;
-      const kIn = a.kNormed ?? a.k;
+      const attn = c.mla
+        ? new MlaAttention(gpu, mla!, c, label, { x: a.normed, q: a.q, out: a.branch, invFreq: this.invFreq, ropeScaling: rope.attentionFactor },
+          this.mlaScratch!, (role) => w(`${p}.${role}`), { maxTokens: T, maxSeq: options.maxSeq })
+        : this.standardAttention(l, w, has, rope.attentionFactor);
+      this.kvCaches.push(...(attn.kind === 'mla' ? [attn.cache] : [attn.attention.buffers.kCache, attn.attention.buffers.vCache]));
       const isMoe = c.moeLayers[l];
       let moe: MoeLayer | null = null;
       let dense: LayerBindings['dense'] = null;
@@ -193,26 +202,7 @@ export class Decoder {
       }
       this.layers.push({
         inputNorm: k.norm.bind(`${label}.inputNorm`, a.x, w(`${p}.inputNorm`), a.normed),
-        q: linear(`${label}.q`, a.normed, w(`${p}.q`), a.q, H, qDim),
-        k: linear(`${label}.k`, a.normed, w(`${p}.k`), a.k, H, kvDim),
-        v: linear(`${label}.v`, a.normed, w(`${p}.v`), a.v, H, kvDim),
-        biases,
-        qNorm,
-        kNorm,
-        rope: k.rope.bind(`${label}.rope`, this.invFreq, qIn, kIn, { qHeads: c.numHeads, kHeads: c.numKvHeads, headDim: d }),
-        attention: k.attention.bind(
-          `${label}.attention`,
-          { q: qIn, kNew: kIn, vNew: a.v, kCache: cache.k, vCache: cache.v, out: a.attn },
-          {
-            heads: c.numHeads,
-            kvHeads: c.numKvHeads,
-            headDim: d,
-            maxSeq: options.maxSeq,
-            scale: c.attentionScale,
-            window: c.slidingWindow ?? 0,
-          },
-        ),
-        o: linear(`${label}.o`, a.attn, w(`${p}.o`), a.branch, qDim, H),
+        attn,
         attnResidual: k.residual.bindInPlace(`${label}.attnResidual`, a.x, a.branch),
         postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, w(`${p}.postAttnNorm`), a.normed),
         moe,
@@ -232,6 +222,87 @@ export class Decoder {
     this.lmHead = linear('Decoder.lmHead', a.normed, lmHeadWeight, a.logits, H, c.vocabSize);
   }
 
+  /** Standard attention of layer l: q/k/v projections (biases, q/k norms), RoPE, the per-head KV cache, o. */
+  private standardAttention(
+    l: number, w: (name: string) => GPUBuffer, has: (name: string) => boolean, ropeScaling: number,
+  ): StandardAttention {
+    const { config: c, act: a, kernels: k, options, gpu } = this;
+    const T = options.maxTokensPerStep, H = c.hiddenSize, d = c.headDim;
+    const qDim = c.numHeads * d, kvDim = c.numKvHeads * d;
+    const p = `layers.${l}`;
+    const label = `Layer${l}`;
+    const linear = (name: string, x: GPUBuffer, W: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
+      k.linear.bind(name, x, W, y, { K, N, maxRows: T, weightDtype: c.weightDtype });
+    const cache = createKvCache(gpu, `${label}.attention`, { maxSeq: options.maxSeq, kvHeads: c.numKvHeads, headDim: d });
+    const biases: BiasAddBinding[] = [];
+    for (const [role, target, cols] of [['qBias', a.q, qDim], ['kBias', a.k, kvDim], ['vBias', a.v, kvDim]] as const) {
+      if (has(`${p}.${role}`)) biases.push(k.bias.bind(`${label}.${role}`, target, w(`${p}.${role}`), cols));
+    }
+    let qNorm: RmsNormBinding | null = null;
+    let kNorm: RmsNormBinding | null = null;
+    if (a.qNormed && a.kNormed) {
+      qNorm = k.norm.bind(`${label}.qNorm`, a.q, w(`${p}.qNorm`), a.qNormed);
+      kNorm = k.norm.bind(`${label}.kNorm`, a.k, w(`${p}.kNorm`), a.kNormed);
+    }
+    // Attention reads q/k after their norms when the family has them.
+    const qIn = a.qNormed ?? a.q;
+    const kIn = a.kNormed ?? a.k;
+    return {
+      kind: 'standard',
+      q: linear(`${label}.q`, a.normed, w(`${p}.q`), a.q, H, qDim),
+      k: linear(`${label}.k`, a.normed, w(`${p}.k`), a.k, H, kvDim),
+      v: linear(`${label}.v`, a.normed, w(`${p}.v`), a.v, H, kvDim),
+      biases,
+      qNorm,
+      kNorm,
+      rope: k.rope.bind(`${label}.rope`, this.invFreq, qIn, kIn, {
+        qHeads: c.numHeads, kHeads: c.numKvHeads, headDim: d, scaling: ropeScaling,
+      }),
+      attention: k.attention.bind(
+        `${label}.attention`,
+        { q: qIn, kNew: kIn, vNew: a.v, kCache: cache.k, vCache: cache.v, out: a.attn },
+        {
+          heads: c.numHeads,
+          kvHeads: c.numKvHeads,
+          headDim: d,
+          maxSeq: options.maxSeq,
+          scale: c.attentionScale,
+          window: c.slidingWindow ?? 0,
+        },
+      ),
+      o: linear(`${label}.o`, a.attn, w(`${p}.o`), a.branch, qDim, H),
+    };
+  }
+
+  private encodeStandardAttention(pass: GPUComputePassEncoder, A: StandardAttention, T: number, startPos: number): void {
+    const c = this.config;
+    const k = this.kernels;
+    k.linear.encode(pass, A.q, T);
+    k.linear.encode(pass, A.k, T);
+    k.linear.encode(pass, A.v, T);
+    for (const b of A.biases) {
+      k.bias.setRows(b, T);
+      k.bias.encode(pass, b, T);
+    }
+    if (A.qNorm && A.kNorm) {
+      // OLMoE normalises the whole projection; Qwen3-MoE each head (rows = tokens · heads).
+      const perHead = c.qkNorm === 'head';
+      const qRows = perHead ? T * c.numHeads : T;
+      const kRows = perHead ? T * c.numKvHeads : T;
+      const qCols = perHead ? c.headDim : c.numHeads * c.headDim;
+      const kCols = perHead ? c.headDim : c.numKvHeads * c.headDim;
+      k.norm.setShape(A.qNorm, { rows: qRows, cols: qCols, eps: c.rmsNormEps });
+      k.norm.encode(pass, A.qNorm, qRows);
+      k.norm.setShape(A.kNorm, { rows: kRows, cols: kCols, eps: c.rmsNormEps });
+      k.norm.encode(pass, A.kNorm, kRows);
+    }
+    k.rope.setShape(A.rope, { tokens: T, startPos });
+    k.rope.encode(pass, A.rope, T);
+    k.attention.setShape(A.attention, { tokens: T, startPos });
+    k.attention.encode(pass, A.attention, T);
+    k.linear.encode(pass, A.o, T);
+  }
+
   setPolicy(policy: RoutingPolicy): void {
     for (const moe of this.moeLayers) moe.setPolicy(policy);
   }
@@ -241,6 +312,7 @@ export class Decoder {
     let total = 0;
     for (const b of [...Object.values(this.act), ...this.kvCaches]) total += b?.size ?? 0;
     if (this.scratch) for (const b of [this.scratch.records, this.scratch.probs, this.scratch.plan, this.scratch.h, this.scratch.y]) total += b.size;
+    for (const b of this.mlaScratch?.buffers ?? []) total += b.size;
     return total;
   }
 
@@ -261,6 +333,7 @@ export class Decoder {
     if (startPos + T > this.options.maxSeq) {
       throw new RangeError(`positions up to ${startPos + T} run past the context of ${this.options.maxSeq} tokens`);
     }
+    this.updateDynamicRope(startPos + T);
     const split = profiler?.enabled ?? false;
     let pass = encoder.beginComputePass(profiler?.passDescriptor('embedding') ?? { label: 'Decoder.step' });
     const section = (name: string) => {
@@ -277,30 +350,8 @@ export class Decoder {
       section(`Layer${l}.attention`);
       k.norm.setShape(L.inputNorm, { rows: T, cols: H, eps: c.rmsNormEps });
       k.norm.encode(pass, L.inputNorm, T);
-      k.linear.encode(pass, L.q, T);
-      k.linear.encode(pass, L.k, T);
-      k.linear.encode(pass, L.v, T);
-      for (const b of L.biases) {
-        k.bias.setRows(b, T);
-        k.bias.encode(pass, b, T);
-      }
-      if (L.qNorm && L.kNorm) {
-        // OLMoE normalises the whole projection; Qwen3-MoE each head (rows = tokens · heads).
-        const perHead = c.qkNorm === 'head';
-        const qRows = perHead ? T * c.numHeads : T;
-        const kRows = perHead ? T * c.numKvHeads : T;
-        const qCols = perHead ? c.headDim : c.numHeads * c.headDim;
-        const kCols = perHead ? c.headDim : c.numKvHeads * c.headDim;
-        k.norm.setShape(L.qNorm, { rows: qRows, cols: qCols, eps: c.rmsNormEps });
-        k.norm.encode(pass, L.qNorm, qRows);
-        k.norm.setShape(L.kNorm, { rows: kRows, cols: kCols, eps: c.rmsNormEps });
-        k.norm.encode(pass, L.kNorm, kRows);
-      }
-      k.rope.setShape(L.rope, { tokens: T, startPos });
-      k.rope.encode(pass, L.rope, T);
-      k.attention.setShape(L.attention, { tokens: T, startPos });
-      k.attention.encode(pass, L.attention, T);
-      k.linear.encode(pass, L.o, T);
+      if (L.attn.kind === 'mla') L.attn.encode(pass, T, startPos);
+      else this.encodeStandardAttention(pass, L.attn, T, startPos);
       k.residual.setShape(L.attnResidual, { count: T * H, scale: c.residualMultiplier });
       k.residual.encode(pass, L.attnResidual, T * H);
 
@@ -326,8 +377,22 @@ export class Decoder {
     pass.end();
   }
 
+  /**
+   * Dynamic NTK RoPE: transformers recomputes inv_freq for every forward whose sequence (max position + 1) passes
+   * max_position_embeddings, and goes back to the plain table below it. The table is rewritten only when it changes.
+   * A prompt split over several steps gets each chunk's own table, where transformers uses the whole prompt's.
+   */
+  private updateDynamicRope(seqLen: number): void {
+    const s = this.config.ropeScaling;
+    if (s?.type !== 'dynamic') return;
+    const effective = Math.max(seqLen, s.maxPositions);
+    if (effective === this.ropeSeqLen) return;
+    this.ropeSeqLen = effective;
+    this.gpu.device.queue.writeBuffer(this.invFreq, 0, ropeTables(s, this.ropeDim, this.config.ropeTheta, effective).invFreq);
+  }
+
   destroy(): void {
-    for (const b of [...Object.values(this.act), ...this.kvCaches, this.invFreq]) b?.destroy();
+    for (const b of [...Object.values(this.act), ...this.kvCaches, this.invFreq, ...(this.mlaScratch?.buffers ?? [])]) b?.destroy();
     for (const m of this.moeLayers) m.destroy();
   }
 }

@@ -6,7 +6,7 @@
 import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
-import { readF32, readU32 } from '../kernels/common';
+import { readBuffer, readF32, readU32 } from '../kernels/common';
 import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
@@ -142,6 +142,22 @@ export class Session implements ModelSession {
     }
   }
 
+  /**
+   * Feeds `ids` like feed() and returns every fed token's logits, [ids.length, vocab]: row t predicts the token after
+   * ids[t]. Reads the logits back once per step.
+   */
+  async feedWithLogits(ids: number[]): Promise<Float32Array> {
+    const V = this.config.vocabSize;
+    const out = new Float32Array(ids.length * V);
+    const chunk = this.decoder.options.maxTokensPerStep;
+    for (let at = 0; at < ids.length; at += chunk) {
+      const part = ids.slice(at, at + chunk);
+      await this.feed(part);
+      out.set(await this.stepLogits(), at * V);
+    }
+    return out;
+  }
+
   /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
   private step(T: number, start: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
@@ -174,7 +190,18 @@ export class Session implements ModelSession {
     this.gpu.assertAlive();
     if (this.position === 0) throw new Error('generate needs at least one token of context');
     if (this.position >= this.contextLength) throw new ContextFullError(this.contextLength, this.position, 1);
-    // Sample from the last logits (written by the previous step) and run the new token in the same submit.
+    this.sampleAndStep(sampling, this.position);
+    const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
+    this.ids.push(id);
+    this.steps.push({ size: 1, policy: this.policy });
+    return id;
+  }
+
+  /**
+   * Samples from the last logits (written by the previous step) into ids[position] on the GPU, then records the step
+   * of that one token: two submits, no readback.
+   */
+  private sampleAndStep(sampling: SamplingOptions, position: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sample' });
     this.sampler.setStep(this.sampling, {
       row: this.lastRow,
@@ -182,19 +209,32 @@ export class Session implements ModelSession {
       topP: sampling.topP,
       seed: sampling.seed,
       step: this.drawn++,
-      appendAt: this.position,
+      appendAt: position,
     });
     const pass = encoder.beginComputePass({ label: 'Session.sample' });
     this.sampler.encode(pass, this.sampling);
     pass.end();
     this.gpu.device.queue.submit([encoder.finish()]);
-    const start = this.position;
-    this.step(1, start);
-    const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
-    this.ids.push(id);
-    this.steps.push({ size: 1, policy: this.policy });
+    this.step(1, position);
     this.lastRow = 0;
-    return id;
+  }
+
+  /**
+   * Generates `n` tokens without a host round trip per token: each sampled id is appended to the ids buffer on the
+   * GPU, where the next step reads it, so all n sample + step submits are recorded back to back and the ids are read
+   * once at the end. Same ids as n calls of generate(); no stop on EOS (the caller can step back).
+   */
+  async generateMany(n: number, sampling: SamplingOptions = { temperature: 0, topP: 1, seed: 0 }): Promise<number[]> {
+    this.gpu.assertAlive();
+    if (this.position === 0) throw new Error('generate needs at least one token of context');
+    if (this.position + n > this.contextLength) throw new ContextFullError(this.contextLength, this.position, n);
+    const start = this.position;
+    for (let i = 0; i < n; i++) this.sampleAndStep(sampling, start + i);
+    const bytes = await readBuffer(this.gpu, this.decoder.act.ids, n * 4, start * 4);
+    const ids = Array.from(new Uint32Array(bytes));
+    this.ids.push(...ids);
+    for (let i = 0; i < n; i++) this.steps.push({ size: 1, policy: this.policy });
+    return ids;
   }
 
   async back(n: number): Promise<void> {

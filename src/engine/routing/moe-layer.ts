@@ -103,7 +103,8 @@ export class MoeLayer {
   private readonly config: MoeConfig;
   private readonly scratch: MoeScratch;
   private readonly stats: RoutingStats;
-  private readonly weights: MoeLayerWeights;
+  /** The layer's weight buffers (src/engine/analysis/expert-merge.ts rewrites the expert banks). */
+  readonly weights: MoeLayerWeights;
   private readonly params: Uniforms;
   private readonly values: Record<string, number> = {};
   private readonly aux: GPUBuffer;

@@ -63,7 +63,7 @@ export interface PageLog {
 }
 
 /** A page that records console errors, page errors and failed requests, and counts buffer mappings in frames. */
-export async function openPage(h: Harness, width = 1280, height = 800): Promise<{ page: Page; log: PageLog }> {
+export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height = 800): Promise<{ page: Page; log: PageLog }> {
   const page = await h.browser.newPage();
   await page.setViewport({ width, height });
   const log: PageLog = { errors: [], all: [] };

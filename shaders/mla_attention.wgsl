@@ -1,0 +1,141 @@
+// Multi-head latent attention over the compressed cache (DeepSeek-V2/V3, absorbed form). Two entry points:
+//
+// store: the cache row of position p holds [c_p | k_rope_p]: the kv_a_layernorm-ed latent (R = kv_lora_rank values)
+//   and the rotated shared rope key (P = qk_rope_head_dim values), W = R + P per position and layer, instead of
+//   heads·(nope + rope + v) for expanded K and V. Copies this step's rows to positions [start_pos, start_pos + T);
+//   one thread per element, grid-stride. Stepping back needs nothing (rows past a position are rewritten first).
+//
+// attend: for query row t (position p = start_pos + t) and head h,
+//   s_j = scale · (q_lat[t, h] · c_j + q_rope[t, h] · k_rope_j),  j <= p
+//   ctx[t, h, :] = Σ_j softmax_j(s) · c_j
+//   where q_lat = W_k,hᵀ q_nope (mla_absorb.wgsl absorb_q); expand_v then turns ctx into the head's value output.
+//   Equal to softmax(q·kᵀ)·v of the expanded form, without forming per-head K or V.
+//   Workgroup (h, t), WORKGROUP threads: [scale·q_lat | scale·q_rope] sits in shared memory; keys are walked in chunks
+//   of WORKGROUP, thread i scoring key chunk + i with vec4 loads over its W-long cache row; online softmax (running
+//   max m and sum l, accumulators rescaled by exp(m_old − m_new)); thread i accumulates latent dimensions
+//   i + r·WORKGROUP, r < DIMS_PER_THREAD. Two barriers per chunk; exp arguments are always <= 0.
+//   No key splitting yet: a decode step runs `heads` workgroups over the whole context.
+
+struct Params {
+  tokens: u32,        // T query rows (and new cache rows) this step
+  start_pos: u32,     // position of row 0 = cache rows already filled
+  heads: u32,         // query heads
+  rank: u32,          // R = kv_lora_rank, a multiple of 4
+  rope: u32,          // P = qk_rope_head_dim, a multiple of 4
+  q_stride: u32,      // elements between tokens in q (heads·(nope + P))
+  q_head_stride: u32, // elements between heads in q (nope + P)
+  q_offset: u32,      // offset of the rope part of head 0 in q (nope)
+  scale: f32,         // softmax scale (DeepSeek: YaRN mscale² / sqrt(nope + P))
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+
+// ---- store bindings
+@group(0) @binding(1) var<storage, read> latent: array<f32>;        // [T, W]: c in columns [0, R) (kv_a_layernorm output)
+@group(0) @binding(2) var<storage, read> kv_a: array<f32>;          // [T, W]: rotated k_rope in columns [R, W)
+@group(0) @binding(3) var<storage, read_write> store_cache: array<f32>; // [max_seq, W]
+
+override STORE_WORKGROUP: u32 = 256u;
+
+@compute @workgroup_size(STORE_WORKGROUP)
+fn store(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+  let width = params.rank + params.rope;
+  let count = params.tokens * width;
+  for (var i = gid.x; i < count; i += groups.x * STORE_WORKGROUP) {
+    let c = i % width;
+    store_cache[params.start_pos * width + i] = select(kv_a[i], latent[i], c < params.rank);
+  }
+}
+
+// ---- attend bindings
+@group(0) @binding(1) var<storage, read> q_lat: array<f32>;         // [T, heads, R] absorbed q_nope
+@group(0) @binding(2) var<storage, read> q: array<f32>;             // [T, q_stride]: rope part of head h at q_offset + t·q_stride + h·q_head_stride
+@group(0) @binding(3) var<storage, read> cache: array<vec4<f32>>;   // [max_seq, W / 4]
+@group(0) @binding(4) var<storage, read_write> ctx: array<f32>;     // [T, heads, R]
+
+override WORKGROUP: u32 = 64u;     // keys per chunk = threads per (head, query row)
+override MAX_WIDTH: u32 = 576u;    // W = R + P the shared query row holds (DeepSeek: 512 + 64)
+const DIMS_PER_THREAD: u32 = 8u;   // so R <= 8 · WORKGROUP (checked on the host)
+const LOWEST: f32 = -3.4028234e38; // start of the running max; exp(LOWEST − m) = 0
+
+var<workgroup> q_sh: array<vec4<f32>, MAX_WIDTH / 4u>; // scale · [q_lat | q_rope]
+var<workgroup> score_sh: array<f32, WORKGROUP>;         // this chunk's scores (LOWEST past the range)
+var<workgroup> p_sh: array<f32, WORKGROUP>;             // exp(score − running max), 0 past the range
+
+@compute @workgroup_size(WORKGROUP)
+fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.x;
+  let t = wg.y;
+  let r = params.rank;
+  let w4 = (r + params.rope) / 4u;
+  let r4 = r / 4u;
+  let pos = params.start_pos + t;
+
+  let lat_base = (t * params.heads + h) * r;
+  let rope_base = params.q_offset + t * params.q_stride + h * params.q_head_stride;
+  for (var i = lid; i < w4; i += WORKGROUP) {
+    var v: vec4<f32>;
+    if (i < r4) {
+      let e = lat_base + 4u * i;
+      v = vec4<f32>(q_lat[e], q_lat[e + 1u], q_lat[e + 2u], q_lat[e + 3u]);
+    } else {
+      let e = rope_base + 4u * (i - r4);
+      v = vec4<f32>(q[e], q[e + 1u], q[e + 2u], q[e + 3u]);
+    }
+    q_sh[i] = v * params.scale;
+  }
+  workgroupBarrier();
+
+  let hi = pos + 1u; // keys [0, hi)
+  var m = LOWEST;
+  var l = 0.0;
+  var acc = array<f32, DIMS_PER_THREAD>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+  for (var chunk = 0u; chunk < hi; chunk += WORKGROUP) {
+    let j = chunk + lid;
+    var s = LOWEST;
+    if (j < hi) {
+      let kb = j * w4;
+      var dot4 = vec4<f32>(0.0);
+      for (var i = 0u; i < w4; i++) {
+        dot4 += q_sh[i] * cache[kb + i];
+      }
+      s = (dot4.x + dot4.y) + (dot4.z + dot4.w);
+    }
+    score_sh[lid] = s;
+    workgroupBarrier();
+
+    var m_new = m;
+    for (var i = 0u; i < WORKGROUP; i++) {
+      m_new = max(m_new, score_sh[i]);
+    }
+    p_sh[lid] = select(0.0, exp(s - m_new), j < hi);
+    workgroupBarrier();
+
+    let alpha = exp(m - m_new); // 0 on the first chunk
+    l *= alpha;
+    for (var k = 0u; k < DIMS_PER_THREAD; k++) {
+      acc[k] *= alpha;
+    }
+    let n = min(WORKGROUP, hi - chunk);
+    for (var i = 0u; i < n; i++) {
+      let p = p_sh[i];
+      l += p;
+      let row = (chunk + i) * w4;
+      for (var k = 0u; k < DIMS_PER_THREAD; k++) {
+        let e = lid + k * WORKGROUP;
+        if (e < r) {
+          acc[k] += p * cache[row + e / 4u][e % 4u];
+        }
+      }
+    }
+    m = m_new;
+  }
+
+  let inv_l = 1.0 / l;
+  for (var k = 0u; k < DIMS_PER_THREAD; k++) {
+    let e = lid + k * WORKGROUP;
+    if (e < r) {
+      ctx[lat_base + e] = acc[k] * inv_l;
+    }
+  }
+}

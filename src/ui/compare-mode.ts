@@ -1,0 +1,93 @@
+// Compare mode: the other checkpoint of the same model (the demo model and its early checkpoint) runs on the same
+// tokens after every snapshot, under the same routing policy, and a panel shows where their routing differs.
+import type { RoutingSnapshot } from '../engine/session-api';
+import { drawCompare } from '../viz/panels/compare';
+import { routingAgreement } from '../viz/panels/stats';
+import type { Dashboard } from './context';
+import { el } from './dom';
+import { guard, progress } from './messages';
+import { compareCounterpart, type LoadedModel } from './models';
+
+export type ModelLoader = (id: string, onProgress: (fraction: number, what: string) => void) => Promise<LoadedModel>;
+
+export class CompareMode {
+  /** The other checkpoint, while compare mode is on. */
+  private other: LoadedModel | null = null;
+
+  constructor(
+    private readonly d: Dashboard,
+    private readonly load: ModelLoader,
+  ) {
+    el('compare').addEventListener('click', () => void guard(() => this.toggle()));
+    d.state.subscribe((kind) => {
+      if (kind === 'model') this.stop();
+      else if (kind === 'routing' && d.model) this.other?.session?.setPolicy(d.state.policy(d.model.config.router.topK));
+    });
+    d.snapshots.subscribe((s) => this.sync(s));
+  }
+
+  private stop(): void {
+    this.other?.destroy();
+    this.other = null;
+    const model = this.d.model;
+    const counterpart = model ? compareCounterpart(model.id) : null;
+    const button = el<HTMLButtonElement>('compare');
+    button.disabled = counterpart === null || !model?.session;
+    button.textContent = counterpart ? `compare with ${counterpart.slice(5)}` : 'compare';
+    el<HTMLCanvasElement>('compare-canvas').hidden = true;
+    el('compare-note').textContent = counterpart
+      ? 'Runs the other checkpoint of this model on the same tokens and shows where their routing differs.'
+      : 'Needs two checkpoints of one model: the bundled demo model and its early checkpoint (<name>-early).';
+  }
+
+  /** Load (or drop) the other checkpoint. */
+  async toggle(): Promise<void> {
+    const model = this.d.model;
+    if (this.other) {
+      this.stop();
+      return;
+    }
+    const counterpart = model ? compareCounterpart(model.id) : null;
+    if (!model?.session || !counterpart) return;
+    try {
+      const loaded = await this.load(counterpart, progress);
+      if (!loaded.session || loaded.config.numLayers !== model.config.numLayers || loaded.config.numExperts !== model.config.numExperts) {
+        loaded.destroy();
+        throw new Error(`${loaded.name} does not have ${model.name}'s architecture: nothing to compare`);
+      }
+      loaded.session.setPolicy(this.d.state.policy(model.config.router.topK));
+      this.other = loaded;
+      el('compare').textContent = `stop comparing with ${loaded.name}`;
+      this.d.snapshots.request();
+    } finally {
+      progress(null, '');
+    }
+  }
+
+  /** Bring the other checkpoint to the same tokens (common prefix kept) and draw where routing differs. */
+  private async sync(main: RoutingSnapshot): Promise<void> {
+    const other = this.other;
+    const stepper = this.d.stepper;
+    const model = this.d.model;
+    if (!other?.session || !stepper || !model) return;
+    const session = other.session;
+    const ids = stepper.processed.slice(0, main.position).map((t) => t.id);
+    let common = 0;
+    while (common < session.tokens.length && common < ids.length && session.tokens[common] === ids[common]) common++;
+    if (common < session.tokens.length) await session.back(session.tokens.length - common);
+    if (ids.length > common) await session.feed(ids.slice(common));
+    const snap = await session.snapshot();
+    const agreement = routingAgreement(main, snap, ids.length);
+    const canvas = el<HTMLCanvasElement>('compare-canvas');
+    canvas.hidden = false;
+    drawCompare(canvas, {
+      names: [model.name, other.name],
+      perLayer: agreement.perLayer,
+      perToken: agreement.perToken,
+      labels: stepper.processed.slice(0, agreement.perToken.length / main.numLayers).map((t) => t.text),
+      moeLayers: model.config.moeLayers,
+    });
+    el('compare-note').textContent =
+      `${other.name} against ${model.name}. Blue: both checkpoints sent the token to the same experts; red: different ones.`;
+  }
+}

@@ -1,0 +1,19 @@
+// What the dashboard's modules share: the state, the 3D scene, the snapshot pump, and the current model and stepper.
+// App implements it; each module subscribes to what it draws from and derives its own data.
+import type { GridScene } from '../viz/scene';
+import type { LoadedModel } from './models';
+import type { SnapshotPump } from './snapshots';
+import type { DashboardState } from './state';
+import type { StepListener, TokenStepper } from './stepper';
+
+export interface Dashboard {
+  readonly state: DashboardState;
+  readonly scene: GridScene;
+  readonly snapshots: SnapshotPump;
+  /** The model on screen (a running session or a config-only skeleton), or null before the first one. */
+  readonly model: LoadedModel | null;
+  /** The current model's stepper; null for a config-only model. */
+  readonly stepper: TokenStepper | null;
+  /** Hear every step of whichever model is current. */
+  onStep(fn: StepListener): void;
+}

@@ -1,0 +1,16 @@
+// Small DOM helpers shared by the dashboard's modules.
+
+/** The element of index.html with this id; a missing one is a bug in the page, so it throws. */
+export function el<T extends HTMLElement = HTMLElement>(id: string): T {
+  const e = document.getElementById(id);
+  if (!e) throw new Error(`index.html has no element #${id}`);
+  return e as T;
+}
+
+/** A new element with a class name and text (always textContent, never HTML). */
+export function make<K extends keyof HTMLElementTagNameMap>(tag: K, className = '', text = ''): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (className) e.className = className;
+  if (text) e.textContent = text;
+  return e;
+}

@@ -1,0 +1,74 @@
+// Pointing at the 3D grid: hover shows a tooltip with the cell's figures (from the latest snapshot), a click (not a
+// drag) selects the cell. The cell under the pointer is picked by the scene; the state holds hovered and selected.
+import { CELL_KIND } from '../viz/layout';
+import { expertStat } from '../viz/panels/stats';
+import type { Dashboard } from './context';
+import { el, make } from './dom';
+
+/** Pointer travel (CSS pixels) between press and release beyond which it was a drag, not a click. */
+const CLICK_SLOP = 4;
+
+export class GridPointer {
+  private readonly tooltip = el('tooltip');
+
+  constructor(private readonly d: Dashboard) {
+    const canvas = d.scene.canvas;
+    const at = (ev: PointerEvent) => {
+      const r = canvas.getBoundingClientRect();
+      return { x: ev.clientX - r.left, y: ev.clientY - r.top };
+    };
+    let down: { x: number; y: number } | null = null;
+    canvas.addEventListener('pointermove', (ev) => {
+      const p = at(ev);
+      this.tooltip.style.transform = `translate(${p.x + 14}px, ${p.y + 14}px)`;
+      d.state.hover(d.scene.pick(p.x, p.y));
+    });
+    canvas.addEventListener('pointerleave', () => d.state.hover(-1));
+    canvas.addEventListener('pointerdown', (ev) => (down = { x: ev.clientX, y: ev.clientY }));
+    canvas.addEventListener('pointerup', (ev) => {
+      if (!down || Math.hypot(ev.clientX - down.x, ev.clientY - down.y) > CLICK_SLOP) return;
+      const p = at(ev);
+      d.state.selectCell(d.scene.pick(p.x, p.y));
+    });
+    d.state.subscribe((kind) => {
+      if (kind === 'hover' || kind === 'selection' || kind === 'model' || kind === 'layout') {
+        d.scene.setHighlight(d.state.hoveredCell, d.state.selectedCell);
+      }
+      if (kind !== 'selection' && kind !== 'focus' && kind !== 'playback') this.updateTooltip();
+    });
+    d.snapshots.subscribe(() => this.updateTooltip());
+  }
+
+  /** Tooltip of the hovered cell: layer, expert, count, share, mean gate weight (from the latest snapshot). */
+  private updateTooltip(): void {
+    const layout = this.d.scene.layout;
+    const i = this.d.state.hoveredCell;
+    const model = this.d.model;
+    if (!layout || i < 0 || !model) {
+      this.tooltip.hidden = true;
+      return;
+    }
+    const l = layout.layer[i];
+    const lines: string[] = [];
+    if (layout.kind[i] === CELL_KIND.dense) lines.push(`layer ${l}: dense FFN (no router; every token)`);
+    else if (layout.kind[i] === CELL_KIND.shared) lines.push(`layer ${l}: shared expert (every token)`);
+    else {
+      const e = layout.expert[i];
+      lines.push(`layer ${l} · expert ${e}`);
+      const s = this.d.snapshots.current;
+      if (s) {
+        const st = expertStat(s, l, e);
+        lines.push(
+          `count ${st.count}`,
+          `share ${(st.share * 100).toFixed(1)}% (fair ${(100 / layout.numExperts).toFixed(1)}%)`,
+          `mean gate weight ${st.meanGate.toFixed(3)}`,
+          `mean router prob ${st.meanProb.toFixed(3)}`,
+        );
+        if (st.dropped || st.rerouted) lines.push(`dropped ${st.dropped} · re-routed in ${st.rerouted}`);
+      } else lines.push(model.session ? 'no tokens yet' : 'config only: no routing data');
+      if (this.d.state.ablated[l * layout.numExperts + e]) lines.push('ablated');
+    }
+    this.tooltip.replaceChildren(...lines.map((t) => make('div', '', t)));
+    this.tooltip.hidden = false;
+  }
+}

@@ -21,6 +21,8 @@ import { GridPointer } from './pointer';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
+import { recoverOnDeviceLoss } from './device-recovery';
+import { NumericsNotice } from './numerics-notice';
 import { TokenStepper, type StepListener, type TextLabels } from './stepper';
 import { TokenView } from './token-view';
 import { UrlSync } from './url-sync';
@@ -70,7 +72,8 @@ export class App implements Dashboard {
     this.controls = new Controls(this, { open: (id) => this.open(id), useText: (...a) => this.useText(...a), writeUrl: () => this.url.write() });
     new ResizeObserver(() => this.resize()).observe(el('view'));
     gpu.onError((e) => showError(e));
-    gpu.onLost((e) => showError(e));
+    new NumericsNotice(this);
+    recoverOnDeviceLoss(gpu, this, () => this.url.write());
   }
 
   async init(): Promise<void> {

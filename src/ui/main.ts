@@ -6,6 +6,7 @@ import { App } from './app';
 import { progress, showError } from './messages';
 import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
+import { reportRecovery } from './device-recovery';
 
 async function main(): Promise<void> {
   let gpu;
@@ -108,6 +109,7 @@ async function main(): Promise<void> {
         ? loadBundledConfig(first.slice(7))
         : Promise.reject(new Error(`the link names model "${first}", which has to be opened again`)));
     await app.setModel(model, url);
+    reportRecovery(app);
   } catch (e) {
     showError(e);
     if (first !== `config:${configs[0]?.file}` && configs.length) await app.open(`config:${configs[0].file}`);

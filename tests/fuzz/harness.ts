@@ -70,6 +70,11 @@ export async function fuzzParser<T>(target: FuzzTarget<T>): Promise<FuzzOutcome>
       { cause: details.errorInstance },
     );
   }
+  // FUZZ_REPORT=1: one line per parser for docs/reliability.md.
+  if (process.env.FUZZ_REPORT) {
+    const fields = [...outcome.fields].sort((a, b) => b[1] - a[1]).map(([f, n]) => `${f} ${n}`).join(', ');
+    console.log(`| ${target.name} | ${seed} | ${outcome.runs} | ${outcome.accepted} | ${outcome.rejected} | ${fields} |`);
+  }
   return outcome;
 }
 

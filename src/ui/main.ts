@@ -1,10 +1,10 @@
 // Entry point of the dashboard (index.html). Without WebGPU the page says so and what to use instead.
 import './style.css';
 import { requestBrowserGpu, WebGpuUnavailableError } from '../engine/device';
-import { fileListFolder, filesFromDrop } from '../io';
+import { fileListFolder, filesFromDrop, type ModelFolder } from '../io';
 import { App } from './app';
 import { progress, showError } from './messages';
-import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
+import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel } from './models';
 import { decodeUrlState } from './url-state';
 import { reportRecovery } from './device-recovery';
 
@@ -33,11 +33,12 @@ async function main(): Promise<void> {
   other.append(new Option('open a model folder…', 'open'), new Option('open model files…', 'open-files'));
   select.append(...[runnable, skeletons, other].filter((g) => g.children.length));
 
-  let dropped: LoadedModel | null = null;
+  // The opened folder, kept so picking it again loads it again (switching away destroys the loaded model).
+  let dropped: { id: string; name: string; folder: ModelFolder } | null = null;
   const app = new App(gpu, async (id, onProgress) => {
     if (id.startsWith('demo:')) return loadBundledModel(gpu, id.slice(5), onProgress);
     if (id.startsWith('config:')) return loadBundledConfig(id.slice(7));
-    if (dropped && id === dropped.id) return dropped;
+    if (dropped && id === dropped.id) return Object.assign(await loadFolder(gpu, dropped.folder, onProgress), { name: dropped.name });
     throw new Error(`unknown model "${id}": pick one from the list or open a folder`);
   });
   await app.init();
@@ -49,11 +50,12 @@ async function main(): Promise<void> {
     try {
       const folder = fileListFolder(files, location);
       progress(0, `opening ${location}`);
-      dropped = await loadFolder(gpu, folder, (f, what) => progress(f, what));
-      if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;
-      const id = dropped.id;
-      if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(dropped.name, id));
-      await app.setModel(dropped);
+      const model = await loadFolder(gpu, folder, (f, what) => progress(f, what));
+      if (location === 'picked files') model.name = `${model.config.family} model (picked files)`;
+      dropped = { id: model.id, name: model.name, folder };
+      const id = model.id;
+      if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(model.name, id));
+      await app.setModel(model);
     } catch (e) {
       showError(e);
     } finally {

@@ -8,8 +8,9 @@
 // vec4s (W): no bank conflicts on the 16-byte loads of the inner loop (4 loads per 64 FMAs).
 // K advances TILE_K at a time through one shared-memory tile per operand, both transposed to [k][m] and [k][n] (f32,
 // already decoded): load from global memory, barrier, store, barrier, multiply. On the H100 this single-buffered
-// loop beat double buffering with a register-staged prefetch (35.5 vs 32.6 TFLOP/s at 4096³, TILE_K 8), most likely
-// because the staged registers cost more occupancy than the prefetch hid (docs/benchmarks.md).
+// loop beat double buffering with a register-staged prefetch (35.0 vs 32.3 TFLOP/s at 4096³, TILE_K 8), most likely
+// because the staged registers cost more occupancy than the prefetch hid; with k written out as literals (below) it
+// reaches 40.9 TFLOP/s, 0.81× cuBLAS f32 (docs/benchmarks.md).
 // Shared rows are declared 128 floats wide (MAX_TILE_VEC4 vec4s) so that the thread-dependent index is the inner,
 // constant-sized dimension: the bounds clamp WebGPU adds to it is loop-invariant and the k offset folds into the
 // load's address. Mid-sized grids do better with shaders/matmul_kmajor.wgsl (same interface).
@@ -19,7 +20,9 @@
 // 4 (f32) or 8 (f16/bf16); without it the same tiles are filled element by element. Any M, N, K work: every load
 // and store is bounds-checked. y is stored 16 bytes at a time when N % 4 == 0.
 // Buffers are viewed as vec4 arrays: x, W and y must be allocated with their sizes rounded up to 16 bytes.
-// #include "lib/weights"
+// Block-quantised W (lib/quant; W_NK, ALIGNED, K a multiple of the block): each 8-weight unit is decoded from its
+// 32-element sub-block's scales into the same f32 staging registers.
+// #include "lib/quant"
 
 struct Params {
   M: u32, // rows of x and y

@@ -7,13 +7,15 @@
 // global load of x (or of a W row) is stored with one 16-byte store, and the next tile is loaded into registers
 // while the current one is multiplied. Thread (tx, ty) owns rows ty + WG_M·i and columns tx + WG_N·j (i, j < 8);
 // per 4 k it loads 8 x and 8 W vec4s and does 256 FMAs. On the H100 this wins on mid-sized grids (M = 128…512 at
-// K = 4096: +20–25%) and loses on large ones (30 vs 36 TFLOP/s at 4096³), see docs/benchmarks.md.
+// K = 4096: +20–25%) and loses on large ones (30.2 vs 40.9 TFLOP/s at 4096³), see docs/benchmarks.md.
 // TILE_K ≤ 16. W stored [K, N] is transposed into [n][k] element by element when the tile is stored.
 //
 // Loads: with ALIGNED, 16 bytes at a time (K % 4 == 0 and the W row length a multiple of 4 for f32 or 8 for
 // f16/bf16); otherwise element by element. Any M, N, K: every load and store is bounds-checked.
 // Buffers are viewed as vec4 arrays: x, W and y must be allocated with their sizes rounded up to 16 bytes.
-// #include "lib/weights"
+// Block-quantised W (lib/quant; W_NK, ALIGNED, K a multiple of the block): each 8-weight unit is decoded from its
+// 32-element sub-block's scales into the same f32 staging registers.
+// #include "lib/quant"
 
 struct Params {
   M: u32, // rows of x and y

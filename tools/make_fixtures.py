@@ -11,7 +11,8 @@ Output, one folder per fixture under tests/fixtures/<name>/:
   tokenizer.json, tokenizer_config.json
   golden.json                         prompt, ids, logits, routing; schema in tests/fixtures/README.md
 
-Everything is computed on the CPU in float32 (bf16 fixture: see `mixtral-bf16`), eager attention, eager experts,
+Everything is computed on the CPU in float32 (bf16 fixture: golden.json in bf16 as saved, golden.f32.json from the
+checkpoint loaded in float32), eager attention, eager experts,
 TF32 off: the numbers are deterministic and the same on any machine with the same library versions.
 
 Usage: python3 tools/make_fixtures.py [--out tests/fixtures] [--only mixtral,olmoe]
@@ -490,10 +491,14 @@ def build_fixture(name: str, spec: tuple, tokenizers_by_kind: dict, out_root: st
     run = golden_run(model, fast, top_k, decode_steps=decode_steps)
     goldens["golden.json"] = {**meta, "compute_dtype": str(dtype).removeprefix("torch."), **run}
     if dtype != torch.float32:
-        # ...and, for bf16 weights, the same weights upcast exactly to f32 and computed in f32, which is what an
-        # engine that decodes bf16 weights and computes in f32 should match tightly.
-        run32 = golden_run(model.to(torch.float32), fast, top_k, decode_steps=decode_steps)
-        goldens["golden.f32.json"] = {**meta, "compute_dtype": "float32", **run32}
+        # ...and, for bf16 weights, the checkpoint loaded from disk in f32 (its tensors upcast exactly) and computed in
+        # f32, which is what an engine that decodes bf16 weights and computes in f32 should match tightly. Loading, not
+        # `model.to(torch.float32)`: casting the bf16 model in memory also rounds buffers that are never saved (RoPE's
+        # inv_freq, computed in f32 at construction), which the checkpoint and the engine both keep exact.
+        model32 = AutoModelForCausalLM.from_pretrained(out_dir, dtype=torch.float32, attn_implementation="eager",
+                                                       experts_implementation="eager")
+        run32 = golden_run(model32, fast, top_k, decode_steps=decode_steps)
+        goldens["golden.f32.json"] = {**meta, "compute_dtype": "float32", "loaded_from": "model.safetensors", **run32}
     for file, data in goldens.items():
         with open(os.path.join(out_dir, file), "w") as f:
             json.dump(data, f, separators=(",", ":"), allow_nan=False)

@@ -1,6 +1,6 @@
 // Uniform of the grouped expert matmuls (moe_expert_up/down[_gemv].wgsl) and their view of the dispatch plan.
-// Field order must match EXPERT_MATMUL_FIELDS in src/engine/kernels/moe-layout.ts. The including shader binds the
-// uniform as `P` and the plan buffer as `plan`.
+// Field order must match EXPERT_PARAMS in src/engine/kernels/moe-layout.ts (tests/unit/wgsl-structs.test.ts).
+// The including shader binds the uniform as `P` and the plan buffer as `plan`.
 struct ExpertParams {
   k: u32,               // reduction length (up: H, down: I)
   n: u32,               // output columns (up: I, down: H)
@@ -27,4 +27,9 @@ fn plan_tile(tile: u32) -> vec4<u32> {
 // Whether tile `tile` (described by plan_tile) exists and its expert lives in this weight binding.
 fn tile_in_binding(tile: u32, info: vec4<u32>) -> bool {
   return tile < info.w && info.x >= P.first_expert && info.x < P.first_expert + P.num_experts;
+}
+
+// Elements per weight row (lib/matmul_stage addresses block-quantised weights by row).
+fn w_row_length() -> u32 {
+  return P.k;
 }

@@ -1,5 +1,5 @@
 // Per-layer uniform shared by the MoE routing kernels (moe_router, moe_reroute, moe_plan, moe_scatter, moe_combine).
-// Field order must match MOE_LAYER_FIELDS in src/engine/kernels/moe-layout.ts. All fields are 32-bit.
+// Field order and types must match MOE_LAYER_PARAMS in src/engine/kernels/moe-layout.ts (tests/unit/wgsl-structs.test.ts).
 struct LayerParams {
   tokens: u32,          // T: tokens in this step
   position: u32,        // absolute position of token 0 (ring row, noise key)

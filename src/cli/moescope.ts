@@ -1,5 +1,6 @@
 // moescope CLI.
 //   moescope run --model DIR --prompt "…" [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--top-k K] [--json]
+//   moescope analyze pathways|atlas|corpus|merge|align --model DIR … [--json] [--svg DIR [--png]]  (src/cli/analyze.ts)
 // Prints the generated text and a per-layer routing summary (or one JSON object with --json).
 import { parseArgs } from 'node:util';
 import { requestNodeGpu, releaseNodeGpu } from '../engine/node/device-node';
@@ -7,12 +8,16 @@ import { loadModel } from '../loading/load-model';
 import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
+import { bitsPerWeight, type FormatGroupRow } from '../model/weight-formats';
+import { formatBytes } from '../viz/panels/model-info';
+import { analyze, ANALYZE_USAGE } from './analyze';
 import { IMPORT_USAGE, REPORT_USAGE, TRACE_USAGE, importCommand, reportCommand, traceCommand } from './trace-commands';
 
 const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
                     [--top-k K] [--context N] [--on-full stop|slide] [--json]
 
-  --model DIR        a Hugging Face model folder: config.json, *.safetensors, tokenizer.json
+  --model DIR        a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a folder with
+                     one GGUF file (Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, F16, BF16, F32 tensors)
   --prompt TEXT      the prompt (special tokens as the tokenizer adds them)
   --max-tokens N     tokens to generate (default 16)
   --temperature T    0 = greedy (default); otherwise seeded sampling with --top-p (default 1) and --seed (default 0)
@@ -37,6 +42,8 @@ export interface RunSummary {
   parameters: { total: number; activePerToken: number };
   /** Tokens (positions in the last window) a layer's router found NaN or ±Inf for; they are not in the counts. */
   nonFinite: { position: number; layer: number }[];
+  /** Format, parameters and bytes per tensor group, as loaded. */
+  weights: FormatGroupRow[];
   layers: {
     layer: number;
     moe: boolean;
@@ -73,6 +80,7 @@ export function summarize(session: Session, model: string, prompt: string, run: 
     tokens: [...promptIds, ...generatedIds].map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
     parameters: { total: session.parameters.total, activePerToken: session.parameters.activePerToken },
     nonFinite: snap.nonFinite.map(({ position, layer }) => ({ position, layer })),
+    weights: [...session.weightFormats],
     layers: c.moeLayers.map((moe, l) => {
       const counts = Array.from(snap.counts.subarray(l * E, (l + 1) * E));
       const sum = counts.reduce((a, b) => a + b, 0) || 1;
@@ -95,9 +103,12 @@ export function summarize(session: Session, model: string, prompt: string, run: 
   };
 }
 
-function formatText(s: RunSummary): string {
+export function formatText(s: RunSummary): string {
   const lines = [
     `${s.model} (${s.family}): ${(s.parameters.total / 1e6).toFixed(2)}M parameters, ${(s.parameters.activePerToken / 1e6).toFixed(2)}M active per token`,
+    ...s.weights.map((w) =>
+      `  ${w.group.padEnd(15)} ${w.format.toUpperCase().padEnd(6)} ${(w.params / 1e6).toFixed(2).padStart(9)}M params ` +
+        `${formatBytes(w.bytes).padStart(10)}  ${bitsPerWeight(w.format)} bits/weight`),
     '',
     s.prompt + s.text,
     '',
@@ -210,10 +221,11 @@ async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   try {
     if (command === 'run') return await run(rest);
+    if (command === 'analyze') return await analyze(rest);
     if (command === 'trace') return await traceCommand(rest);
     if (command === 'import') return await importCommand(rest);
     if (command === 'report') return await reportCommand(rest);
-    const all = [USAGE, TRACE_USAGE, IMPORT_USAGE, REPORT_USAGE].join('\n\n');
+    const all = [USAGE, ANALYZE_USAGE, TRACE_USAGE, IMPORT_USAGE, REPORT_USAGE].join('\n\n');
     console.error(command === undefined || command === '--help' || command === '-h' ? all : `unknown command "${command}"\n${all}`);
     return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
   } catch (e) {

@@ -74,13 +74,32 @@ export interface KernelTiming {
   name: string;
   /** Mean GPU time per step, microseconds. */
   micros: number;
+  /** GPU time per token (steps differ in size), microseconds. */
+  microsPerToken: number;
+  /** Steps measured. */
+  samples: number;
 }
+
+/** One step's next-token logits, read back after the step (see ModelSession.onStepLogits). */
+export interface StepLogits {
+  /** Position of the step's first token: row r holds the logits for the token after position start + r. */
+  start: number;
+  /** Token ids the step processed, [rows]. */
+  ids: Uint32Array;
+  /** [rows, vocab] f32. */
+  logits: Float32Array;
+}
+
+/** Called once per step, synchronously after its submit, with the read-back still in flight. */
+export type StepLogitsListener = (pending: Promise<StepLogits>) => void;
 
 export interface ModelSession {
   readonly config: MoeConfig;
   readonly gpu: Gpu;
   readonly routing: RoutingBuffers;
   readonly parameters: ParameterCounts;
+  /** Most tokens one step runs (feed splits longer runs into steps of this size; capacity applies per step). */
+  readonly maxTokensPerStep?: number;
   /** Token ids processed so far; position = tokens.length. */
   readonly tokens: readonly number[];
   /** Token positions the KV cache holds; feed and generate past it throw ContextFullError. */
@@ -94,5 +113,10 @@ export interface ModelSession {
   back(n: number): Promise<void>;
   reset(): Promise<void>;
   snapshot(): Promise<RoutingSnapshot>;
+  /**
+   * Have every later step's logits copied out after it (null: stop). The copy is queued behind the step and mapped
+   * asynchronously: no step waits for it. Optional: a session without logits (a replayed trace) leaves it out.
+   */
+  onStepLogits?(fn: StepLogitsListener | null): void;
   destroy(): void;
 }

@@ -470,8 +470,3 @@ export function normalizeConfig(json: unknown, source: string): MoeConfig {
   }
   return NORMALISERS[type as ModelFamily](f, type as ModelFamily);
 }
-
-/** True unless the config describes a model the engine can only draw (see MoeConfig.unsupported). */
-export function isRunnable(config: MoeConfig): boolean {
-  return config.unsupported === undefined;
-}

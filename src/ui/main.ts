@@ -1,11 +1,13 @@
 // Entry point of the dashboard (index.html). Without WebGPU the page says so and what to use instead.
 import './style.css';
 import { requestBrowserGpu, WebGpuUnavailableError } from '../engine/device';
-import { fileListFolder, filesFromDrop, type ModelFolder } from '../io';
+import { fileListFolder, filesFromDrop } from '../io';
 import { App } from './app';
 import { progress, showError } from './messages';
-import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel } from './models';
+import { Tour } from './tour';
+import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
+import { findTraces, loadTrace } from './trace-open';
 import { reportRecovery } from './device-recovery';
 
 async function main(): Promise<void> {
@@ -30,29 +32,33 @@ async function main(): Promise<void> {
   const skeletons = group('config only (too large to run)');
   for (const c of configs) skeletons.append(new Option(c.name, `config:${c.file}`));
   const other = group('your own');
-  other.append(new Option('open a model folder…', 'open'), new Option('open model files…', 'open-files'));
+  other.append(new Option('open a model folder…', 'open'), new Option('open model files or a routing trace…', 'open-files'));
   select.append(...[runnable, skeletons, other].filter((g) => g.children.length));
 
-  // The opened folder, kept so picking it again loads it again (switching away destroys the loaded model).
-  let dropped: { id: string; name: string; folder: ModelFolder } | null = null;
+  // What was opened, kept so picking it again loads it again (switching away destroys the loaded model).
+  let dropped: { id: string; name: string; reopen: (onProgress: (f: number, what: string) => void) => Promise<LoadedModel> } | null = null;
   const app = new App(gpu, async (id, onProgress) => {
     if (id.startsWith('demo:')) return loadBundledModel(gpu, id.slice(5), onProgress);
     if (id.startsWith('config:')) return loadBundledConfig(id.slice(7));
-    if (dropped && id === dropped.id) return Object.assign(await loadFolder(gpu, dropped.folder, onProgress), { name: dropped.name });
+    if (dropped && id === dropped.id) return Object.assign(await dropped.reopen(onProgress), { name: dropped.name });
     throw new Error(`unknown model "${id}": pick one from the list or open a folder`);
   });
   await app.init();
+  new Tour();
   // The end-to-end tests' hook: development server only (import.meta.env.DEV is false in a production build, which
   // then drops this import and the module).
   if (import.meta.env.DEV) (await import('./test-hook')).installTestHook(app);
 
   const openFiles = async (files: File[], location: string) => {
     try {
-      const folder = fileListFolder(files, location);
       progress(0, `opening ${location}`);
-      const model = await loadFolder(gpu, folder, (f, what) => progress(f, what));
-      if (location === 'picked files') model.name = `${model.config.family} model (picked files)`;
-      dropped = { id: model.id, name: model.name, folder };
+      const traces = await findTraces(files);
+      const reopen = traces.length
+        ? (p: (f: number, what: string) => void) => loadTrace(gpu, traces[0], files, p, traces[1])
+        : (p: (f: number, what: string) => void) => loadFolder(gpu, fileListFolder(files, location), p);
+      const model = await reopen((f, what) => progress(f, what));
+      if (!traces.length && location === 'picked files') model.name = `${model.config.family} model (picked files)`;
+      dropped = { id: model.id, name: model.name, reopen };
       const id = model.id;
       if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(model.name, id));
       await app.setModel(model);

@@ -21,6 +21,11 @@ function makeHook(app: App) {
       return app.frameLoop.inFrame;
     },
     modelId: () => app.model?.id ?? null,
+    /** What the pathways panel drew last, typed arrays as plain arrays. */
+    pathways() {
+      const d = app.pathways.panel.data;
+      return d && { ...d, coactivation: Array.from(d.coactivation), transitions: d.transitions && Array.from(d.transitions) };
+    },
     hasSession: () => app.model?.session != null,
     position: () => app.stepper?.position ?? 0,
     frames: () => app.frameLoop.frames,

@@ -69,7 +69,7 @@ beforeAll(async () => {
   await page.goto(`${h.origin}/?model=config:mixtral-8x7b.json`);
   await waitForApp(page);
   await pickFiles(page, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => join(FIXTURE, f)));
-  await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 60_000 });
+  await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 120_000 });
   expect(await hook((m) => m.errors())).toEqual([]);
   // First engine work compiles every pipeline (SwiftShader's JIT: tens of seconds on two cores).
   await hook((m) => m.settle());
@@ -258,11 +258,9 @@ describe('a running model', () => {
   }, 60_000);
 
   it('frame CPU time does not grow over 500 processed tokens', async () => {
-    const text = 'Routing sends each token to two of eight experts; the counts grow, the frame work does not. '.repeat(12);
     await hook((m) => m.useText('Routing sends each token to two of eight experts; the counts grow, the frame work does not. '.repeat(12)));
     const planned = await hook((m) => m.app.stepper!.planned.length);
     expect(planned).toBeGreaterThanOrEqual(500);
-    expect(text.length).toBeGreaterThan(0);
     // 500 tokens as 25 steps of 20; frame times are sampled near the start and near the end.
     const result = await page.evaluate(async () => {
       const m = window.__moescope!;

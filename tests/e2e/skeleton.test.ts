@@ -187,4 +187,16 @@ describe('without WebGPU', () => {
     expect(l.errors).toEqual([]);
     await p.close();
   });
+
+  it('a test that needs WebGPU fails at once, naming the reason, instead of timing out', async () => {
+    const { page: p } = await openPage(h);
+    await p.evaluateOnNewDocument(() => {
+      delete (Navigator.prototype as unknown as Record<string, unknown>).gpu;
+    });
+    await p.goto(h.origin);
+    const started = Date.now();
+    await expect(waitForApp(p)).rejects.toThrow(/no WebGPU adapter in the page .*: navigator\.gpu is missing/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await p.close();
+  });
 });

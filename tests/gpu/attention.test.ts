@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { AttentionKernel, createKvCache, type AttentionLayout, type AttentionSplitPolicy } from '../../src/engine/kernels/attention';
+import { ATTENTION_CONSTANTS, AttentionKernel, KV_STORE_CONSTANTS, createKvCache, type AttentionLayout, type AttentionSplitPolicy } from '../../src/engine/kernels/attention';
 import { readU32, submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { attentionRef } from '../../src/reference/attention';
-import { expectClose, expectExact, POISON_BITS, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { cappedGridCount, cappedGridGpu, expectClose, expectExact, POISON_BITS, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // f32 dot products of length d, exp, and a probability-weighted sum of values of magnitude ~1.
@@ -112,17 +112,25 @@ describe('attention', () => {
   it('prefill T=33 from 100, d=36 (not a power of two), 3 heads', () =>
     check({ tokens: 33, startPos: 100, heads: 3, kvHeads: 1, headDim: 36, seed: 11 }));
 
+  // d = DIMS_PER_THREAD (4) · WORKGROUP: every thread accumulates all four of its dimensions.
+  const widest = { heads: 2, kvHeads: 1, headDim: 4 * ATTENTION_CONSTANTS.WORKGROUP };
+  it(`head dim ${widest.headDim}, prefill T=7 from 5`, () => check({ ...widest, tokens: 7, startPos: 5, seed: 12 }));
+  it(`head dim ${widest.headDim}, decode at 150, split keys`, () =>
+    check({ ...widest, tokens: 1, startPos: 150, seed: 13, policy: SPLIT_SMALL, splits: 3 }));
+  it('a capped grid: store_kv threads stride over 2-3 elements each', async () => {
+    // Tokens and heads are limited by the (capped) workgroups per dimension too: a cap of 4, and wide K/V rows.
+    const cap = 4, tokens = cap, kvHeads = cap;
+    const headDim = 4 * Math.ceil(cappedGridCount(KV_STORE_CONSTANTS.STORE_WORKGROUP, cap) / (tokens * kvHeads * 4));
+    await check({ tokens, startPos: 3, heads: kvHeads, kvHeads, headDim, seed: 14 }, await cappedGridGpu(undefined, cap));
+  });
   it('a broken kernel fails the check: wrong kv head for a query head', async () => {
-    const broken = await mutantGpu('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;');
-    await expect(check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;'), (broken) => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: splits merged without their max', async () => {
-    const broken = await mutantGpu('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];');
-    await expect(check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];'), (broken) => check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: no rescale when the max grows', async () => {
-    const broken = await mutantGpu('attention', 'let alpha = exp(m - m_new);', 'let alpha = 1.0;');
-    await expect(check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('attention', 'let alpha = exp(m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken), /outside atol/);
   });
 
   it('stepping back: a shorter startPos overwrites the rows past it, nothing to clear', async () => {

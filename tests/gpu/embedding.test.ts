@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { EmbeddingKernel } from '../../src/engine/kernels/embedding';
+import { EMBEDDING_CONSTANTS, EmbeddingKernel } from '../../src/engine/kernels/embedding';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { embeddingRef } from '../../src/reference/embedding';
-import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { cappedGridCount, cappedGridGpu, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32, rng } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // A gather is exact; only the scale multiply rounds.
@@ -60,9 +60,13 @@ describe('embedding', () => {
     check({ tokens: 3, vocab: 50, hidden: 16, dtype: 'f32', seed: 14, idsOffset: 9 }));
   it('out-of-range ids read the last row', () =>
     check({ tokens: 4, vocab: 10, hidden: 7, dtype: 'f16', seed: 15, ids: [9, 10, 0xffffffff, 1234567] }));
+  const capped = (seed: number): Case => ({ tokens: 3, vocab: 20, hidden: Math.ceil(cappedGridCount(EMBEDDING_CONSTANTS.WORKGROUP) / 3), dtype: 'bf16', seed });
+  it('a capped grid: each thread strides over 2-3 elements', async () => check(capped(16), await cappedGridGpu()));
+  it('a broken kernel fails the check: a grid stride that skips every other pass', () =>
+    expectMutantFails(mutation('embedding', 'i += groups.x * WORKGROUP', 'i += 2u * groups.x * WORKGROUP'),
+      async (broken) => check(capped(17), await cappedGridGpu(broken)), /outside atol/));
   it('a broken kernel fails the check', async () => {
-    const broken = await mutantGpu('embedding', 'let e = id * params.hidden + c;', 'let e = id * params.hidden + c + 1u;');
-    await expect(check({ tokens: 7, vocab: 40, hidden: 33, dtype: 'f32', seed: 3 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('embedding', 'let e = id * params.hidden + c;', 'let e = id * params.hidden + c + 1u;'), (broken) => check({ tokens: 7, vocab: 40, hidden: 33, dtype: 'f32', seed: 3 }, broken), /outside atol/);
   });
   it('pinned: rows 2, 0, 2 of a 3x2 table, scaled by 0.5', async () => {
     const gpu = await testGpu();

@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { GemvKernel, gemvAligned, gemvBucket, type GemvTile } from '../../src/engine/kernels/gemv';
+import { GemvKernel, gemvAligned, gemvBucket, gemvDefaultTile, type GemvTile } from '../../src/engine/kernels/gemv';
 import type { WeightLayout } from '../../src/engine/kernels/matmul';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { matmulRef } from '../../src/reference/matmul';
 import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 const TOL = { atol: 1e-4, rtol: 1e-4 };
@@ -61,9 +61,27 @@ describe('gemv', () => {
   }
   it('non-default tile (NT 4, WG_K 8)', () => check({ rows: 5, K: 96, N: 45, dtype: 'f32', layout: 'nk', tile: { WG_K: 8, WG_N: 8, NT: 4 }, seed: 24 }));
 
+  // W_NK: each of a tile's WG_K threads strides over a row's 16-byte units (K / UK of them), or over its elements when
+  // unaligned. K = 2.5·WG_K units (or elements + 1) gives every thread two or three passes, per row bucket's tile.
+  const loopK = (rows: number, dtype: WeightDtype, aligned: boolean) => {
+    const { WG_K } = gemvDefaultTile('nk', rows);
+    return aligned ? 2.5 * WG_K * (dtype === 'f32' ? 4 : 8) : 2 * WG_K + 1;
+  };
+  for (const rows of [1, 4, 16]) {
+    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+      for (const aligned of [true, false]) {
+        const K = loopK(rows, dtype, aligned);
+        it(`${rows} rows, K = ${K} (${aligned ? '16-byte units' : 'elements'}): ${gemvDefaultTile('nk', rows).WG_K} threads stride over K, ${dtype}`, () =>
+          check({ rows, K, N: 9, dtype, layout: 'nk', seed: 26 + rows }));
+      }
+    }
+  }
+  it('a broken kernel fails the check (f32 16-byte loop: every other pass skipped)', () =>
+    expectMutantFails(mutation('gemv', 'for (var u = tk; u < units; u += WG_K) {', 'for (var u = tk; u < units; u += 2u * WG_K) {'),
+      (broken) => check({ rows: 1, K: loopK(1, 'f32', true), N: 9, dtype: 'f32', layout: 'nk', seed: 27 }, broken), /outside atol/));
+
   it('a broken kernel fails the check (drops the last partial sum)', async () => {
-    const broken = await mutantGpu('gemv', 'for (var t = 0u; t < WG_K; t++)', 'for (var t = 1u; t < WG_K; t++)');
-    await expect(check({ rows: 2, K: 64, N: 9, dtype: 'f32', layout: 'nk', seed: 25 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('gemv', 'for (var t = 0u; t < WG_K; t++)', 'for (var t = 1u; t < WG_K; t++)'), (broken) => check({ rows: 2, K: 64, N: 9, dtype: 'f32', layout: 'nk', seed: 25 }, broken), /outside atol/);
   });
 
   it('more output blocks than one grid dimension allows (an lm head over a Qwen-size vocabulary) use a 2D grid', async () => {

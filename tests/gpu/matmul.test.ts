@@ -13,7 +13,7 @@ import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { matmulRef } from '../../src/reference/matmul';
 import { POISON_BITS, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // f32 accumulation over K ≤ 257 of N(0,1)·N(0,1) products: sums ~ √K; rounding stays far below this.
@@ -83,13 +83,15 @@ describe('matmul', () => {
     check({ M: 70, K: 33, N: 67, dtype: 'bf16', layout: 'nk', config: { shader: 'matmul', tile: { WG_M: 16, WG_N: 16, TILE_K: 8 } }, seed: 14 }));
 
   it('a broken matmul fails the check (drops k = 7 of every tile)', async () => {
-    const broken = await mutantGpu('matmul', 'multiply_k(tx, ty, 7u);', '');
-    await expect(check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_LARGE, seed: 16 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('matmul', 'multiply_k(tx, ty, 7u);', ''), (broken) => check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_LARGE, seed: 16 }, broken), /outside atol/);
   });
 
+  it('a broken shared staging (lib/matmul_stage) fails the check (the last weight of each element-wise unit dropped)', () =>
+    expectMutantFails(mutation('lib/matmul_stage', 'if (j < s.y) { vals[j] = w_elem(s.x + j); }', 'if (j + 1u < s.y) { vals[j] = w_elem(s.x + j); }'),
+      (broken) => check({ M: 7, K: 33, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_LARGE, seed: 18 }, broken), /outside atol/));
+
   it('a broken matmul_kmajor fails the check (drops every fourth k)', async () => {
-    const broken = await mutantGpu('matmul_kmajor', 's = fma(a[i].w, b.w, s);', '');
-    await expect(check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_MID, seed: 17 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('matmul_kmajor', 's = fma(a[i].w, b.w, s);', ''), (broken) => check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_MID, seed: 17 }, broken), /outside atol/);
   });
 
   it('pinned: [[1,2,3],[4,5,6]] · Wᵀ', async () => {

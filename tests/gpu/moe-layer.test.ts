@@ -1,69 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import { uploadBuffer, readU32 } from '../../src/engine/kernels/common';
-import { K_MAX } from '../../src/engine/routing-buffers';
 import { expectClose, expectExact, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { applyPolicy, buildProblem, policyWith, refStep, runStep, type Family, type Problem } from '../support/moe';
+import {
+  OUT_TOL, applyPolicy, buildProblem, checkStep, checkStepStats, policyWith, refStep, runStep, type Family, type Problem,
+} from '../support/moe';
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import type { Gpu } from '../../src/engine/gpu';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
-
-const OUT_TOL = { atol: 3e-5, rtol: 3e-4 };
-
-/** Chosen/assigned experts and weights of `layer` for ring positions [position, position + T). */
-async function ringRows(gpu: Gpu, p: Problem, position: number, T: number) {
-  const L = p.config.numLayers;
-  const n = (position + T) * L * K_MAX;
-  const chosen = await readU32(gpu, p.stats.buffers.ringChosen, n);
-  const assigned = await readU32(gpu, p.stats.buffers.ringAssigned, n);
-  const weights = await readF32(gpu, p.stats.buffers.ringWeights, n);
-  return { chosen, assigned, weights, at: (t: number, s: number) => ((position + t) * L + p.layer.layer) * K_MAX + s };
-}
-
-/** Runs one step and checks output, routing ids and weights against the reference. */
-export async function checkStep(gpu: Gpu, p: Problem, T: number, policy: RoutingPolicy, seed: number, position = 0) {
-  applyPolicy(p, policy);
-  const x = randomF32(T * p.config.hiddenSize, seed, 1);
-  const out = runStep(gpu, p, uploadBuffer(gpu, 'test.x', x), T, position);
-  const ref = refStep(p, x, T, position, policy);
-  const k = ref.chosen.length / T;
-  const ring = await ringRows(gpu, p, position, T);
-  const got = { chosen: [] as number[], assigned: [] as number[], weights: [] as number[] };
-  for (let t = 0; t < T; t++) {
-    for (let s = 0; s < k; s++) {
-      got.chosen.push(ring.chosen[ring.at(t, s)]);
-      got.assigned.push(ring.assigned[ring.at(t, s)]);
-      got.weights.push(ring.weights[ring.at(t, s)]);
-    }
-  }
-  const what = `${p.config.source} T=${T}`;
-  expectExact(got.chosen, ref.chosen, `${what} chosen (min gap ${Math.min(...ref.gap).toExponential(2)})`);
-  expectExact(got.assigned, ref.assigned, `${what} assigned`);
-  expectClose(got.weights, ref.weights, { atol: 1e-6, rtol: 1e-5 }, `${what} weights`);
-  expectClose(await readF32(gpu, out, T * p.config.hiddenSize), ref.out, OUT_TOL, `${what} output`);
-  expect(gpu.recentErrors).toEqual([]);
-  return ref;
-}
-
-/** The layer's statistics after its first step (the buffers start at zero) against that step's reference. */
-async function checkStepStats(gpu: Gpu, p: Problem, ref: Awaited<ReturnType<typeof checkStep>>) {
-  const E = p.config.numExperts;
-  const l = p.layer.layer;
-  const b = p.stats.buffers;
-  const row = async <A extends Uint32Array | Float32Array>(read: Promise<A>) => (await read).subarray(l * E, (l + 1) * E);
-  const n = p.config.numLayers * E;
-  const what = `${p.config.source} statistics`;
-  expectExact(await row(readU32(gpu, b.counts, n)), ref.counts, `${what} counts`);
-  expectExact(await row(readU32(gpu, b.stepCounts, n)), ref.counts, `${what} stepCounts`);
-  expectExact(await row(readU32(gpu, b.dropped, n)), ref.dropped, `${what} dropped`);
-  const SUM_TOL = { atol: 1e-4, rtol: 1e-5 };
-  expectClose(await row(readF32(gpu, b.probMass, n)), ref.probMass, SUM_TOL, `${what} probMass`);
-  expectClose(await row(readF32(gpu, b.gateSum, n)), ref.gateSum, SUM_TOL, `${what} gateSum`);
-  expectClose([(await readF32(gpu, b.zLossSum, p.config.numLayers))[l]], [ref.zLossSum], SUM_TOL, `${what} zLossSum`);
-  expect(gpu.recentErrors).toEqual([]);
-}
+import { PLAN_BLOCK_WORDS } from '../../src/engine/kernels/moe-layout';
+import { planWorkgroupSize } from '../../src/engine/kernels/moe-plan';
+import { REROUTE_WG } from '../../src/engine/kernels/moe-reroute';
 
 const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'deepseek_v3', 'switch'];
 
@@ -152,6 +101,25 @@ describe('weights and kernels', () => {
       }
     }
   }
+  // Quantised expert banks (lib/quant in the expert GEMV and the tiled staging), against the float64 reference on the
+  // dequantised weights. H and I of 2 blocks (Q8_0, MXFP4) or 1 block (Q4_K: 256); a mutant that skips the second
+  // sub-block half of every GEMV step fails.
+  for (const [format, H, I] of [['q8_0', 64, 96], ['mxfp4', 96, 64], ['q4_k', 256, 256], ['q6_k', 256, 256]] as const) {
+    for (const mode of ['gemv', 'tiled'] as const) {
+      it(`${format} expert banks, ${mode}, H=${H} I=${I}`, async () => {
+        const gpu = await testGpu();
+        const p = buildProblem(gpu, { family: 'mixtral', H, I, E: 4, k: 2, seed: 31 }, { expertMode: mode, quantExperts: format });
+        await checkStep(gpu, p, 9, policyWith(p.config, {}), 6);
+      });
+    }
+  }
+  it('a quantised expert GEMV mutant (last group of each sub-block dropped) fails', async () => {
+    await expectMutantFails(mutation('moe_expert_down_gemv', 'for (var q = 0u; q < 8u; q++) { sum +=', 'for (var q = 0u; q < 7u; q++) { sum +='), (broken) => {
+      const p = buildProblem(broken, { family: 'mixtral', H: 64, I: 96, E: 4, k: 2, seed: 31 }, { expertMode: 'gemv', quantExperts: 'q8_0' });
+      return checkStep(broken, p, 9, policyWith(p.config, {}), 6);
+    }, /output/);
+  });
+
   it('router bias (x·Wᵀ + b), with a correction bias too', async () => {
     const gpu = await testGpu();
     for (const family of ['mixtral', 'deepseek_v3'] as const) {
@@ -188,6 +156,13 @@ describe('weights and kernels', () => {
     const gpu = await testGpu();
     const p = buildProblem(gpu, { family: 'olmoe', H: 8, I: 4, E: 8, k: 2, seed: 23 }, { maxTokens: 520, ringCapacity: 520 });
     await checkStepStats(gpu, p, await checkStep(gpu, p, 520, policyWith(p.config, {}), 24));
+  });
+  it('the two-pass plan with more (expert, block) totals than its PLAN_WG threads: each scans several', async () => {
+    const gpu = await testGpu();
+    await checkManyBlocks(gpu);
+  });
+  it(`capacity re-routing over more tokens than its ${REROUTE_WG} threads: each handles two`, async () => {
+    await checkLongReroute(await testGpu());
   });
   it('a long prefill over many tiles (T = 200, E = 64, k = 6)', async () => {
     const gpu = await testGpu();
@@ -304,19 +279,57 @@ describe('expert numbering is arbitrary', () => {
 });
 
 describe('the checks can fail', () => {
-  it('a combine that ignores the gate weights fails', async () => {
-    const broken = await mutantGpu('moe_combine', 'acc += w[s] * y[rows[s] * H + c]', 'acc += y[rows[s] * H + c]');
-    const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });
-    await expect(checkStep(broken, p, 5, policyWith(p.config, {}), 1)).rejects.toThrow(/output/);
-  });
-  it('a scatter that keeps one token too many per expert fails the capacity check', async () => {
-    const broken = await mutantGpu('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])');
-    const p = buildProblem(broken, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 });
-    await expect(checkStep(broken, p, 33, policyWith(p.config, { capacityFactor: 0.6 }), 1)).rejects.toThrow();
-  });
-  it('a router that breaks ties and ranks toward the higher index fails', async () => {
-    const broken = await mutantGpu('moe_router', 'if (best == NONE || c > bv) { best = e; bv = c; }', 'if (best == NONE || c < bv) { best = e; bv = c; }');
-    const p = buildProblem(broken, { family: 'olmoe', H: 16, I: 8, E: 8, k: 2, seed: 3 });
-    await expect(checkStep(broken, p, 5, policyWith(p.config, {}), 1)).rejects.toThrow(/chosen/);
-  });
+  type Spec = Parameters<typeof buildProblem>[1];
+  const MIXTRAL: Spec = { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 3 };
+  /** One step of a fresh problem on `gpu` against the reference; with `stats`, the layer's statistics too. */
+  const step = (spec: Spec, T: number, policy: Partial<RoutingPolicy>, stats = false) => async (gpu: Gpu) => {
+    const p = buildProblem(gpu, spec, { maxTokens: Math.max(T, 64), ringCapacity: Math.max(T, 128) });
+    const ref = await checkStep(gpu, p, T, policyWith(p.config, policy), 1);
+    if (stats) await checkStepStats(gpu, p, ref);
+  };
+
+  it('a combine that ignores the gate weights fails', () =>
+    expectMutantFails(mutation('moe_combine', 'acc += w[s] * y[rows[s] * H + c]', 'acc += y[rows[s] * H + c]'), step(MIXTRAL, 5, {}), /output/));
+  it('a scatter that keeps one token too many per expert fails the capacity check', () =>
+    expectMutantFails(mutation('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])'),
+      step(MIXTRAL, 33, { capacityFactor: 0.6 }), /assigned/));
+  it('a router that breaks ties and ranks toward the higher index fails', () =>
+    expectMutantFails(mutation('moe_router', 'if (best == NONE || c > bv) { best = e; bv = c; }', 'if (best == NONE || c < bv) { best = e; bv = c; }'),
+      step({ ...MIXTRAL, family: 'olmoe' }, 5, {}), /chosen/));
+  it('a re-route to the worst-scoring free expert fails', () =>
+    expectMutantFails(mutation('moe_reroute', 'if (best == NONE || v > bv) { best = c; bv = v; }', 'if (best == NONE || v < bv) { best = c; bv = v; }'),
+      step({ family: 'olmoe', H: 24, I: 12, E: 16, k: 3, seed: 16 }, 33, { capacityFactor: 0.8, overflow: 'reroute' }), /assigned/));
+  it('a one-pass plan that keeps only the last share of each expert\'s probability mass fails', () =>
+    expectMutantFails(mutation('moe_plan', 'ps += facc[g * E + li];', 'ps = facc[g * E + li];'), step(MIXTRAL, 33, {}, true), /probMass/));
+  it('a two-pass plan that counts one member too many per block fails', () =>
+    expectMutantFails(mutation('moe_plan_partials', 'var run = 0u;', 'var run = 1u;'), step(MIXTRAL, 300, {}, true), /counts/));
+  it('a re-route whose threads skip every other token stride fails', () =>
+    expectMutantFails(mutation('moe_reroute', 't += WG', 't += 2u * WG'), checkLongReroute, /assigned/));
+  it('a two-pass plan whose threads sum only the first of their block totals fails', () =>
+    expectMutantFails(mutation('moe_plan_finish', 'for (var i = lo; i < hi; i++) { run += plan[op + i]; }', 'for (var i = lo; i < min(hi, lo + 1u); i++) { run += plan[op + i]; }'),
+      checkManyBlocks, /assigned/));
+  it('a two-pass plan whose block scan skips the neighbour at each stride fails', () =>
+    expectMutantFails(mutation('moe_plan_finish', 'if (li >= off) { add = scan_buf[li - off]; }', 'if (li > off) { add = scan_buf[li - off]; }'),
+      step(MIXTRAL, 300, {}), /output/));
 });
+
+/**
+ * moe_plan_finish scans E · blocks block totals with PLAN_WG threads, ceil(E · blocks / PLAN_WG) each: with E = 64
+ * and blocks = 2 · PLAN_WG / E + 1 (of PLAN_BLOCK_WORDS mask words, 32 tokens each) every thread has two or three.
+ */
+async function checkManyBlocks(gpu: Gpu) {
+  const E = 64;
+  const blocks = (2 * planWorkgroupSize(gpu)) / E + 1;
+  const T = blocks * PLAN_BLOCK_WORDS * 32 - 5;
+  const p = buildProblem(gpu, { family: 'olmoe', H: 8, I: 4, E, k: 2, seed: 19 }, { maxTokens: T, ringCapacity: T });
+  await checkStepStats(gpu, p, await checkStep(gpu, p, T, policyWith(p.config, { capacityFactor: 0.9 }), 20));
+}
+
+/** moe_reroute walks tokens strided by its REROUTE_WG threads: T = REROUTE_WG + 44 with capacity re-routing. */
+async function checkLongReroute(gpu: Gpu) {
+  const T = REROUTE_WG + 44;
+  const p = buildProblem(gpu, { family: 'mixtral', H: 8, I: 4, E: 8, k: 2, seed: 25 }, { maxTokens: T, ringCapacity: T });
+  const ref = await checkStep(gpu, p, T, policyWith(p.config, { capacityFactor: 0.9, overflow: 'reroute' }), 26);
+  expect(ref.rerouted.reduce((a, b) => a + b), 'assignments re-routed').toBeGreaterThan(0);
+  await checkStepStats(gpu, p, ref);
+}

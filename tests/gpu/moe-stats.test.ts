@@ -9,6 +9,9 @@ import { expectClose, expectExact, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import { applyPolicy, buildProblem, makeConfig, policyWith, refStep, runStep } from '../support/moe';
 import type { MoeRefOutput } from '../../src/reference/moe';
+import { STATS_REBUILD_WG } from '../../src/engine/kernels/moe-stats';
+import { expectMutantFails, mutation } from '../support/mutant';
+import type { Gpu } from '../../src/engine/gpu';
 
 const SUM_TOL = { atol: 1e-4, rtol: 1e-5 };
 
@@ -118,6 +121,14 @@ describe('routing statistics on the GPU', () => {
     expect(gpu.recentErrors).toEqual([]);
   });
 
+  it(`a rebuild over more positions than its ${STATS_REBUILD_WG}-thread workgroup (each thread sums several)`, async () => {
+    await checkLongRebuild(await testGpu());
+  });
+  it('a rebuild whose threads skip every other stride fails', () =>
+    expectMutantFails(
+      mutation('moe_stats_rebuild', /for \(var p = li; p < P\.positions; p \+= WG\) \{\n    let base/, 'for (var p = li; p < P.positions; p += 2u * WG) {\n    let base'),
+      checkLongRebuild, /rebuilt counts/));
+
   it('positions past the ring are counted but not recorded', async () => {
     const gpu = await testGpu();
     const p = buildProblem(gpu, { family: 'olmoe', H: 12, I: 6, E: 8, k: 2, seed: 5 }, { ringCapacity: 4 });
@@ -143,3 +154,42 @@ describe('routing statistics on the GPU', () => {
     expect(ringCapacityFor(64, 256, 2 ** 40, 2 ** 20)).toBe(Math.floor(2 ** 20 / (64 * 256 * 4)));
   });
 });
+
+/**
+ * Steps of 1.5·WG − 1, 1 and 20 tokens with capacity re-routing, then a step back to 1.5·WG (the end of the second
+ * step): every rebuilt buffer against the reference sums of the first two steps; stepCounts is the last position's.
+ */
+async function checkLongRebuild(gpu: Gpu) {
+  const WG = STATS_REBUILD_WG;
+  const steps = [1.5 * WG - 1, 1, 20];
+  const back = 1.5 * WG;
+  const spec = { family: 'olmoe' as const, H: 12, I: 6, E: 8, k: 2, seed: 41 };
+  const p = buildProblem(gpu, spec, { maxTokens: steps[0], ringCapacity: 2 * WG });
+  const policy = policyWith(p.config, { capacityFactor: 0.9, overflow: 'reroute' });
+  applyPolicy(p, policy);
+  const refs: MoeRefOutput[] = [];
+  let position = 0;
+  for (const T of steps) {
+    const x = randomF32(T * spec.H, 500 + position);
+    runStep(gpu, p, uploadBuffer(gpu, 'lr.x', x), T, position);
+    refs.push(refStep(p, x, T, position, policy));
+    position += T;
+  }
+  const enc = gpu.device.createCommandEncoder();
+  p.stats.rebuild(enc, back);
+  gpu.device.queue.submit([enc.finish()]);
+  const snap = await p.stats.snapshot(back);
+  const E = spec.E;
+  const l = p.layer.layer;
+  const row = <A extends Uint32Array | Float32Array>(a: A) => a.subarray(l * E, (l + 1) * E);
+  const acc = accumulate(refs.slice(0, 2), E);
+  expect(acc.rerouted.reduce((a, b) => a + b), 'the steps exercise re-routing').toBeGreaterThan(0);
+  expectExact(row(snap.counts), acc.counts, 'rebuilt counts');
+  expectExact(row(snap.dropped), acc.dropped, 'rebuilt dropped');
+  expectExact(row(snap.rerouted), acc.rerouted, 'rebuilt rerouted');
+  expectExact(row(snap.stepCounts), refs[1].counts, 'rebuilt stepCounts');
+  expectClose(row(snap.probMass), acc.probMass, SUM_TOL, 'rebuilt probMass');
+  expectClose(row(snap.gateSum), acc.gateSum, SUM_TOL, 'rebuilt gateSum');
+  expectClose([snap.zLossSum[l]], [acc.zLossSum], SUM_TOL, 'rebuilt zLossSum');
+  expect(gpu.recentErrors).toEqual([]);
+}

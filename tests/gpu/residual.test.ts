@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ResidualKernel } from '../../src/engine/kernels/residual';
+import { RESIDUAL_CONSTANTS, ResidualKernel } from '../../src/engine/kernels/residual';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { residualRef } from '../../src/reference/residual';
-import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { cappedGridCount, cappedGridGpu, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // One multiply and one add in f32 on inputs of magnitude ~1-4.
@@ -38,13 +38,17 @@ describe('residual add', () => {
     it(`n=${count} into out, scale 0.22`, () => check(count, 0.22, false, count + 7));
   }
   it('Granite residual multiplier in place', () => check(1000, 0.22, true, 9));
+  it('a capped grid: each thread strides over 2-3 elements, in place and into out', async () => {
+    const gpu = await cappedGridGpu();
+    const n = cappedGridCount(RESIDUAL_CONSTANTS.WORKGROUP);
+    await check(n, 0.5, true, 31, gpu);
+    await check(n, 0.5, false, 32, gpu);
+  });
   it('a broken in-place kernel fails the check', async () => {
-    const broken = await mutantGpu('residual', 'acc[i] + params.scale * branch[i]', 'acc[i] + branch[i]');
-    await expect(check(33, 0.5, true, 3, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('residual', 'acc[i] + params.scale * branch[i]', 'acc[i] + branch[i]'), (broken) => check(33, 0.5, true, 3, broken), /outside atol/);
   });
   it('a broken out-of-place kernel fails the check', async () => {
-    const broken = await mutantGpu('residual', /for \(var i = gid\.x; i < params\.count; i \+= groups\.x \* WORKGROUP\) \{\n    out/, 'for (var i = gid.x + 1u; i < params.count; i += groups.x * WORKGROUP) {\n    out');
-    await expect(check(33, 1, false, 3, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('residual', /for \(var i = gid\.x; i < params\.count; i \+= groups\.x \* WORKGROUP\) \{\n    out/, 'for (var i = gid.x + 1u; i < params.count; i += groups.x * WORKGROUP) {\n    out'), (broken) => check(33, 1, false, 3, broken), /outside atol/);
   });
   it('pinned: [1, 2, 3] + 0.5·[2, -4, 6]', async () => {
     const gpu = await testGpu();

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { RopeKernel } from '../../src/engine/kernels/rope';
+import { ROPE_CONSTANTS, RopeKernel } from '../../src/engine/kernels/rope';
 import { ropeInvFreq, ropeTables } from '../../src/model/rope';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { ropeRef } from '../../src/reference/rope';
-import { expectClose, readF32, testGpu } from '../support/gpu';
+import { cappedGridCount, cappedGridGpu, expectClose, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // Against the reference with transformers' f32 angles: only sin/cos (~1e-7) and the f32 rotation round.
@@ -63,10 +63,14 @@ describe('rope', () => {
   }
   it('theta 1e6 (Qwen3-MoE), 7 q heads and 1 kv head, positions past 4096', () =>
     check({ tokens: 7, qHeads: 7, kHeads: 1, headDim: 64, startPos: 6000, theta: 1e6, seed: 9 }));
+  it('a capped grid: each thread strides over 2-3 rotation pairs', async () => {
+    const [qHeads, kHeads, headDim] = [4, 2, 64];
+    const tokens = Math.ceil(cappedGridCount(ROPE_CONSTANTS.WORKGROUP) / ((qHeads + kHeads) * headDim / 2));
+    await check({ tokens, qHeads, kHeads, headDim, startPos: 3, theta: 10000, seed: 12 }, await cappedGridGpu());
+  });
   it('a long prefill: T=257', () => check({ tokens: 257, qHeads: 2, kHeads: 1, headDim: 16, startPos: 0, theta: 10000, seed: 10 }));
   it('a broken kernel fails the check', async () => {
-    const broken = await mutantGpu('rope', 'q[a] = x1 * sc.y - x2 * sc.x;', 'q[a] = x1 * sc.y + x2 * sc.x;');
-    await expect(check({ tokens: 7, qHeads: 2, kHeads: 1, headDim: 16, startPos: 5, theta: 10000, seed: 3 }, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('rope', 'q[a] = x1 * sc.y - x2 * sc.x;', 'q[a] = x1 * sc.y + x2 * sc.x;'), (broken) => check({ tokens: 7, qHeads: 2, kHeads: 1, headDim: 16, startPos: 5, theta: 10000, seed: 3 }, broken), /outside atol/);
   });
   it('sincos stays accurate at position 50000', async () => {
     // Looser than TOL: the f32 reduction constant's second part is no longer exact at j ≈ 2^15 (see the shader).
@@ -132,8 +136,7 @@ describe('rope', () => {
     strided(await testGpu(), false));
   it('the same with interleaved pairs (DeepSeek-V2 complex form, V3 rope_interleave)', async () => strided(await testGpu(), true));
   it('a broken pairing fails the interleaved check', async () => {
-    const broken = await mutantGpu('rope', 'let gap = select(half, 1u, params.interleaved == 1u);', 'let gap = select(half, half, params.interleaved == 1u);');
-    await expect(strided(broken, true)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('rope', 'let gap = select(half, 1u, params.interleaved == 1u);', 'let gap = select(half, half, params.interleaved == 1u);'), (broken) => strided(broken, true), /outside atol/);
   });
   it('pinned: d=4, theta 10000, position 1 rotates pair 0 by 1 rad and pair 1 by 0.01 rad', async () => {
     const gpu = await testGpu();

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { SwigluKernel } from '../../src/engine/kernels/swiglu';
+import { SWIGLU_CONSTANTS, SwigluKernel } from '../../src/engine/kernels/swiglu';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { swigluRef } from '../../src/reference/swiglu';
-import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
+import { cappedGridCount, cappedGridGpu, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { AWKWARD_SIZES, randomF32 } from '../support/random';
-import { mutantGpu } from '../support/mutant';
+import { expectMutantFails, mutation } from '../support/mutant';
 import type { Gpu } from '../../src/engine/gpu';
 
 // f32 exp and one division: a few ulp.
@@ -29,10 +29,11 @@ describe('swiglu', () => {
     }
   }
   it('large |gate| saturates without NaN', () => check(7, 33, 4, undefined, 60));
+  it('a capped grid: each thread strides over 2-3 elements', async () =>
+    check(3, Math.ceil(cappedGridCount(SWIGLU_CONSTANTS.WORKGROUP) / 3), 5, await cappedGridGpu()));
   it('a broken kernel fails the check', async () => {
     // Reading up from the gate half: the classic fused-layout mistake.
-    const broken = await mutantGpu('swiglu', 'x[row + params.up_offset + c]', 'x[row + c]');
-    await expect(check(7, 33, 3, broken)).rejects.toThrow(/outside atol/);
+    await expectMutantFails(mutation('swiglu', 'x[row + params.up_offset + c]', 'x[row + c]'), (broken) => check(7, 33, 3, broken), /outside atol/);
   });
   it('pinned: silu(0) = 0, silu(1)·2, silu(-1)·-1', async () => {
     const gpu = await testGpu();

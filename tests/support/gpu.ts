@@ -20,6 +20,26 @@ export function testGpu(): Promise<Gpu> {
   return shared;
 }
 
+/** Workgroups per dimension cappedGridGpu allows by default: grid-stride kernels then give each thread several elements. */
+export const CAPPED_GRID = 2;
+
+/**
+ * `base` (default: the test device) seen through limits that allow only `cap` workgroups per dimension.
+ * Grid-stride kernels size their grid from that limit, so here an element count past cap · WORKGROUP runs
+ * their loops more than once (on the real limit, 65535, that takes tens of millions of elements). Everything else,
+ * pipelines and shader source included, is base's own.
+ */
+export async function cappedGridGpu(base?: Gpu, cap = CAPPED_GRID): Promise<Gpu> {
+  const gpu = base ?? (await testGpu());
+  const limits = new Proxy(gpu.device.limits, {
+    get: (target, key) => (key === 'maxComputeWorkgroupsPerDimension' ? cap : Reflect.get(target, key)),
+  });
+  return Object.create(gpu, { limits: { get: () => limits } }) as Gpu;
+}
+
+/** Elements for a grid-stride kernel of `workgroup` threads on cappedGridGpu: every thread 2 or 3 of them. */
+export const cappedGridCount = (workgroup: number, cap = CAPPED_GRID) => Math.floor(2.5 * cap * workgroup) + 1;
+
 /** NaN bit pattern written into outputs before each run, so a kernel that skips an element fails. */
 export const POISON_BITS = 0x7fc0dead;
 

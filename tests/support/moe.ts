@@ -3,7 +3,9 @@
 import type { Gpu } from '../../src/engine/gpu';
 import type { MoeConfig, RouterConfig, ModelFamily } from '../../src/model/config';
 import type { RoutingPolicy } from '../../src/engine/session-api';
-import { packWeights, type WeightDtype } from '../../src/model/dtypes';
+import { packWeights, type QuantFormat, type WeightDtype } from '../../src/model/dtypes';
+import { dequantRef } from '../../src/reference/dequant';
+import { padTo4, randomBlocks } from './gguf-blocks';
 import { uploadBuffer } from '../../src/engine/kernels/common';
 import { MoeLayer, applyRoutingPolicy, moeScratchShape, type MoeLayerWeights } from '../../src/engine/routing/moe-layer';
 import { MoeScratch } from '../../src/engine/routing/scratch';
@@ -13,7 +15,10 @@ import { defaultPolicy, effectiveTopK, expertCapacity } from '../../src/engine/r
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
 import { moeLayerRef, type MoeRefOutput, type MoeRefWeights } from '../../src/reference/moe';
 import { randomF32 } from './random';
-import { poisonedBuffer } from './gpu';
+import { expect } from 'vitest';
+import { readU32 } from '../../src/engine/kernels/common';
+import { K_MAX } from '../../src/engine/routing-buffers';
+import { expectClose, expectExact, poisonedBuffer, readF32 } from './gpu';
 
 export type Family = 'olmoe' | 'mixtral' | 'qwen2_moe' | 'deepseek_v2' | 'deepseek_v3' | 'switch';
 
@@ -89,6 +94,8 @@ export interface BuildOptions {
   gateUpWeight?: Float32Array;
   downWeight?: Float32Array;
   correctionBias?: Float32Array;
+  /** Expert banks as random blocks of this format (one buffer each; H and I whole blocks) instead of dtype words. */
+  quantExperts?: QuantFormat;
   stats?: RoutingStats;
   scratch?: MoeScratch;
 }
@@ -104,8 +111,21 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   };
   // Router rows scaled so the softmax is neither flat nor one-hot.
   const router = pack('test.router', o.routerWeight ?? randomF32(E * H, seed + 1, 1.5 / Math.sqrt(H)));
-  const gateUp = uploadExpertBank(gpu, 'test.gateUp', o.gateUpWeight ?? randomF32(E * 2 * I * H, seed + 2, 1 / Math.sqrt(H)), E, dtype, o.maxBindingBytes);
-  const down = uploadExpertBank(gpu, 'test.down', o.downWeight ?? randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
+  const quantBank = (label: string, rows: number, cols: number, s: number) => {
+    // Scales 2^-13 .. 2^-9 (Q6_K, whose int8 sub-scales and 6-bit codes multiply to 8× more: 2^-16 .. 2^-12):
+    // weights of a few tenths at most, as in trained layers.
+    const blocks = randomBlocks(o.quantExperts!, rows, cols, s, o.quantExperts === 'q6_k' ? -16 : -13, 4);
+    return {
+      bank: { buffers: [uploadBuffer(gpu, label, padTo4(blocks))], expertsPerBuffer: E, format: o.quantExperts },
+      rounded: Float32Array.from(dequantRef(o.quantExperts!, blocks, rows * cols)),
+    };
+  };
+  const gateUp = o.quantExperts
+    ? quantBank('test.gateUp', E * 2 * I, H, seed + 2)
+    : uploadExpertBank(gpu, 'test.gateUp', o.gateUpWeight ?? randomF32(E * 2 * I * H, seed + 2, 1 / Math.sqrt(H)), E, dtype, o.maxBindingBytes);
+  const down = o.quantExperts
+    ? quantBank('test.down', E * H, I, seed + 3)
+    : uploadExpertBank(gpu, 'test.down', o.downWeight ?? randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
   const ref: MoeRefWeights = { router: router.rounded, gateUp: gateUp.rounded, down: down.rounded };
   const gpuWeights: MoeLayerWeights = { router: router.buffer, gateUp: gateUp.bank, down: down.bank };
   if (config.router.hasBias) {
@@ -166,4 +186,59 @@ export function refStep(p: Problem, x: Float32Array, T: number, position: number
     ablated: policy.ablated.subarray(layer * E, (layer + 1) * E),
     capacity: expertCapacity(policy.capacityFactor, T, k, E), overflow: policy.overflow,
   });
+}
+
+export const OUT_TOL = { atol: 3e-5, rtol: 3e-4 };
+
+/** Chosen/assigned experts and weights of `layer` for ring positions [position, position + T). */
+async function ringRows(gpu: Gpu, p: Problem, position: number, T: number) {
+  const L = p.config.numLayers;
+  const n = (position + T) * L * K_MAX;
+  const chosen = await readU32(gpu, p.stats.buffers.ringChosen, n);
+  const assigned = await readU32(gpu, p.stats.buffers.ringAssigned, n);
+  const weights = await readF32(gpu, p.stats.buffers.ringWeights, n);
+  return { chosen, assigned, weights, at: (t: number, s: number) => ((position + t) * L + p.layer.layer) * K_MAX + s };
+}
+
+/** Runs one step and checks output, routing ids and weights against the reference. */
+export async function checkStep(gpu: Gpu, p: Problem, T: number, policy: RoutingPolicy, seed: number, position = 0) {
+  applyPolicy(p, policy);
+  const x = randomF32(T * p.config.hiddenSize, seed, 1);
+  const out = runStep(gpu, p, uploadBuffer(gpu, 'test.x', x), T, position);
+  const ref = refStep(p, x, T, position, policy);
+  const k = ref.chosen.length / T;
+  const ring = await ringRows(gpu, p, position, T);
+  const got = { chosen: [] as number[], assigned: [] as number[], weights: [] as number[] };
+  for (let t = 0; t < T; t++) {
+    for (let s = 0; s < k; s++) {
+      got.chosen.push(ring.chosen[ring.at(t, s)]);
+      got.assigned.push(ring.assigned[ring.at(t, s)]);
+      got.weights.push(ring.weights[ring.at(t, s)]);
+    }
+  }
+  const what = `${p.config.source} T=${T}`;
+  expectExact(got.chosen, ref.chosen, `${what} chosen (min gap ${Math.min(...ref.gap).toExponential(2)})`);
+  expectExact(got.assigned, ref.assigned, `${what} assigned`);
+  expectClose(got.weights, ref.weights, { atol: 1e-6, rtol: 1e-5 }, `${what} weights`);
+  expectClose(await readF32(gpu, out, T * p.config.hiddenSize), ref.out, OUT_TOL, `${what} output`);
+  expect(gpu.recentErrors).toEqual([]);
+  return ref;
+}
+
+/** The layer's statistics after its first step (the buffers start at zero) against that step's reference. */
+export async function checkStepStats(gpu: Gpu, p: Problem, ref: Awaited<ReturnType<typeof checkStep>>) {
+  const E = p.config.numExperts;
+  const l = p.layer.layer;
+  const b = p.stats.buffers;
+  const row = async <A extends Uint32Array | Float32Array>(read: Promise<A>) => (await read).subarray(l * E, (l + 1) * E);
+  const n = p.config.numLayers * E;
+  const what = `${p.config.source} statistics`;
+  expectExact(await row(readU32(gpu, b.counts, n)), ref.counts, `${what} counts`);
+  expectExact(await row(readU32(gpu, b.stepCounts, n)), ref.counts, `${what} stepCounts`);
+  expectExact(await row(readU32(gpu, b.dropped, n)), ref.dropped, `${what} dropped`);
+  const SUM_TOL = { atol: 1e-4, rtol: 1e-5 };
+  expectClose(await row(readF32(gpu, b.probMass, n)), ref.probMass, SUM_TOL, `${what} probMass`);
+  expectClose(await row(readF32(gpu, b.gateSum, n)), ref.gateSum, SUM_TOL, `${what} gateSum`);
+  expectClose([(await readF32(gpu, b.zLossSum, p.config.numLayers))[l]], [ref.zLossSum], SUM_TOL, `${what} zLossSum`);
+  expect(gpu.recentErrors).toEqual([]);
 }

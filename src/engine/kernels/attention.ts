@@ -3,8 +3,17 @@
 // When T · heads is small (decode) and the context long, keys are split across workgroups and a combine pass
 // merges the partial softmaxes (flash-decoding); the split policy is AttentionSplitPolicy.
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout, storageBuffer, type KernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer, type KernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/attention.wgsl. */
+export const ATTENTION_PARAMS: UniformLayout = {
+  fields: [
+    'tokens', 'start_pos', 'heads', 'kv_heads', 'head_dim', 'window',
+    'q_stride', 'q_offset', 'kv_stride', 'k_offset', 'v_offset', 'splits', 'split_base', 'split_keys', 'scale',
+  ],
+  floats: ['scale'],
+};
 
 /** attend: threads per (head, query row) = keys per chunk; MAX_HEAD_DIM sizes the shared q row. */
 export const ATTENTION_CONSTANTS = { WORKGROUP: 64, MAX_HEAD_DIM: 256 };
@@ -160,10 +169,7 @@ export class AttentionKernel {
     const cacheBytes = l.maxSeq * l.kvHeads * l.headDim * 4;
     requireBytes(label, `kCache [${l.maxSeq}, ${l.kvHeads}, ${l.headDim}]`, b.kCache, cacheBytes);
     requireBytes(label, `vCache [${l.maxSeq}, ${l.kvHeads}, ${l.headDim}]`, b.vCache, cacheBytes);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, [
-      'tokens', 'start_pos', 'heads', 'kv_heads', 'head_dim', 'window',
-      'q_stride', 'q_offset', 'kv_stride', 'k_offset', 'v_offset', 'splits', 'split_base', 'split_keys', 'scale',
-    ]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, ATTENTION_PARAMS);
     const partials = this.partialBuffer(l.heads, l.headDim);
     return {
       store: bindGroup(this.gpu, `${label}.store`, this.storeLayout, [uniforms.buffer, b.kNew, b.vNew, b.kCache, b.vCache]),
@@ -211,7 +217,6 @@ export class AttentionKernel {
         split_keys: split.keys,
         scale: l.scale,
       },
-      ['scale'],
     );
   }
 

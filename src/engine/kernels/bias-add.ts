@@ -1,8 +1,11 @@
 // Row-broadcast bias add kernel (shaders/bias_add.wgsl): x[t, :] += bias, in place.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { Uniforms, bindGroup, kernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/bias_add.wgsl. */
+export const BIAS_ADD_PARAMS: UniformLayout = { fields: ['rows', 'cols'] };
 
 export const BIAS_ADD_CONSTANTS = { WORKGROUP: 256 };
 
@@ -30,7 +33,7 @@ export class BiasAddKernel {
   /** x: [rows, cols] f32 (updated in place); bias: [cols] in weightDtype words. */
   bind(label: string, x: GPUBuffer, bias: GPUBuffer, cols: number): BiasAddBinding {
     requireInt(label, 'cols', cols, 1);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['rows', 'cols']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, BIAS_ADD_PARAMS);
     return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, bias]), label, cols, x };
   }
 

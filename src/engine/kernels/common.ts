@@ -62,8 +62,17 @@ export function uploadBuffer(gpu: Gpu, label: string, data: ArrayBufferView): GP
 }
 
 /**
- * A uniform buffer of 32-bit fields. Kernels declare a WGSL struct with the same field order;
- * `set` writes it through the queue (no GPU object created, safe on the hot path).
+ * The host's view of a kernel's uniform struct: its 32-bit fields in WGSL order, and which of them are f32 (the rest
+ * are u32). tests/unit/wgsl-structs.test.ts compares each with the struct it names.
+ */
+export interface UniformLayout {
+  fields: readonly string[];
+  floats?: readonly string[];
+}
+
+/**
+ * A uniform buffer of 32-bit fields laid out by `layout`; `set` writes it through the queue (no GPU object created,
+ * safe on the hot path).
  */
 export class Uniforms {
   readonly buffer: GPUBuffer;
@@ -74,20 +83,21 @@ export class Uniforms {
   constructor(
     private readonly gpu: Gpu,
     label: string,
-    readonly fields: readonly string[],
+    readonly layout: UniformLayout,
   ) {
-    const bytes = Math.max(16, Math.ceil((fields.length * 4) / 16) * 16);
+    const bytes = Math.max(16, Math.ceil((layout.fields.length * 4) / 16) * 16);
     this.data = new ArrayBuffer(bytes);
     this.u32 = new Uint32Array(this.data);
     this.f32 = new Float32Array(this.data);
     this.buffer = gpu.createBuffer({ label, size: bytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   }
 
-  /** Write fields by name: integers as u32, values listed in `floats` as f32. */
-  set(values: Record<string, number>, floats: readonly string[] = []): void {
+  /** Write fields by name: the layout's floats as f32, the others as u32. */
+  set(values: Record<string, number>): void {
+    const { fields, floats = [] } = this.layout;
     for (const [name, v] of Object.entries(values)) {
-      const i = this.fields.indexOf(name);
-      if (i < 0) throw new Error(`uniform field "${name}" is not one of ${this.fields.join(', ')}`);
+      const i = fields.indexOf(name);
+      if (i < 0) throw new Error(`uniform field "${name}" is not one of ${fields.join(', ')}`);
       if (floats.includes(name)) this.f32[i] = v;
       else this.u32[i] = v >>> 0;
     }

@@ -4,13 +4,13 @@
 // large grid would leave the GPU half idle.
 // Everything is created in bind() at load time; encode() only writes the shape uniform and dispatches.
 import type { Gpu } from '../gpu';
-import type { WeightDtype } from '../../model/dtypes';
+import type { TensorFormat } from '../../model/dtypes';
 import { GEMV_MAX_ROWS, GEMV_ROW_BUCKETS, GemvKernel, gemvBucket } from './gemv';
 import {
   MATMUL_LARGE,
   MATMUL_MID,
   MatmulKernel,
-  SHAPE_FIELDS,
+  MATMUL_PARAMS,
   checkLinearBuffers,
   matmulAligned,
   matmulConfigFor,
@@ -26,7 +26,8 @@ export interface LinearShape {
   N: number;
   /** Most rows any encode() will run; x and y must hold maxRows rows. */
   maxRows: number;
-  weightDtype: WeightDtype;
+  /** Dense dtype or block-quantised format ('nk', K a whole number of blocks). */
+  weightDtype: TensorFormat;
   /** y += x·Wᵀ (residual fusion) instead of y = x·Wᵀ. */
   accumulate?: boolean;
   /** How W is stored: 'nk' = [N, K], the checkpoints' [out, in] (default); 'kn' = [K, N]. */
@@ -68,7 +69,7 @@ export class LinearKernel {
     }
     const configs = s.maxRows > GEMV_MAX_ROWS ? [MATMUL_LARGE, MATMUL_MID] : [];
     const matmul = configs.map((c) => new MatmulKernel(this.gpu, { ...common, ...c }));
-    const uniforms = new Uniforms(this.gpu, `${label}.shape`, SHAPE_FIELDS);
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, MATMUL_PARAMS);
     const layout = kernelLayout(this.gpu, ['uniform', 'read', 'read', 'rw']);
     return {
       label,

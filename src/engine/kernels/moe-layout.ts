@@ -1,39 +1,36 @@
 // Layouts shared by the MoE routing kernels and the host: the per-layer uniform's field order, the per-token record,
 // and the plan scratch buffer. The WGSL side is shaders/lib/moe_params.wgsl; keep both in step.
 import { K_MAX } from '../../model/limits';
+import type { UniformLayout } from './common';
 
-/** Field order of `LayerParams` (shaders/lib/moe_params.wgsl). */
-export const MOE_LAYER_FIELDS = [
-  'tokens', 'position', 'layer', 'num_layers',
-  'hidden', 'experts', 'top_k', 'scoring',
-  'norm_topk', 'has_bias', 'has_corr', 'n_group',
-  'topk_group', 'group_score', 'shared_mode', 'noise_seed',
-  'scale', 'noise_std', 'inv_temp', 'capacity',
-  'reroute_ran', 'tile_m', 'ring_capacity', 'max_tokens',
-  'mask_words', 'off_prefix', 'off_header', 'off_offsets',
-  'off_kept', 'off_tile_expert', 'off_tile_row', 'off_row_key',
-  'off_drop_step', 'off_reroute_step', 'choice_offset', 'off_mask_copy',
-  'off_starts', 'off_partials', '_pad1',
-] as const;
+/** `LayerParams` (shaders/lib/moe_params.wgsl). */
+export const MOE_LAYER_PARAMS: UniformLayout = {
+  fields: [
+    'tokens', 'position', 'layer', 'num_layers',
+    'hidden', 'experts', 'top_k', 'scoring',
+    'norm_topk', 'has_bias', 'has_corr', 'n_group',
+    'topk_group', 'group_score', 'shared_mode', 'noise_seed',
+    'scale', 'noise_std', 'inv_temp', 'capacity',
+    'reroute_ran', 'tile_m', 'ring_capacity', 'max_tokens',
+    'mask_words', 'off_prefix', 'off_header', 'off_offsets',
+    'off_kept', 'off_tile_expert', 'off_tile_row', 'off_row_key',
+    'off_drop_step', 'off_reroute_step', 'choice_offset', 'off_mask_copy',
+    'off_starts', 'off_partials', '_pad1',
+  ],
+  floats: ['scale', 'noise_std', 'inv_temp'],
+};
 
-/** `LayerParams` fields written as f32. */
-export const MOE_LAYER_FLOATS = ['scale', 'noise_std', 'inv_temp'] as const;
+/** `ExpertParams` (shaders/lib/moe_expert_params.wgsl): k = reduction length, n = output columns. */
+export const EXPERT_PARAMS: UniformLayout = {
+  fields: [
+    'k', 'n', 'first_expert', 'num_experts',
+    'off_header', 'off_offsets', 'off_kept', 'off_tile_expert',
+    'off_tile_row', 'off_row_key', '_pad0', '_pad1',
+  ],
+};
 
-/** Field order of `ExpertParams` (shaders/lib/moe_expert_params.wgsl): k = reduction length, n = output columns. */
-export const EXPERT_MATMUL_FIELDS = [
-  'k', 'n', 'first_expert', 'num_experts',
-  'off_header', 'off_offsets', 'off_kept', 'off_tile_expert',
-  'off_tile_row', 'off_row_key', '_pad0', '_pad1',
-] as const;
-
-/** 32-bit words per token in the records scratch buffer (see moe_params.wgsl). */
+/** 32-bit words per token in the records scratch buffer (its fields: REC_* in shaders/lib/moe_params.wgsl). */
 export const REC = 36;
-export const REC_WEIGHT = 8;
-export const REC_ASSIGNED = 16;
-export const REC_ROW = 24;
-export const REC_LSE = 32;
-export const REC_SGATE = 33;
-export const REC_FLAGS = 34;
 
 /** Offsets (u32 words) of the regions of a plan buffer. */
 export interface PlanLayout {

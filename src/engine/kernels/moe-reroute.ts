@@ -2,6 +2,9 @@
 import type { Gpu } from '../gpu';
 import { bindGroup, kernelLayout } from './common';
 
+/** Threads of the one workgroup (const WG in the shader): a thread per expert, then tokens strided by WG. */
+export const REROUTE_WG = 256;
+
 export class MoeRerouteKernel {
   private readonly layout;
   readonly pipeline: GPUComputePipeline;

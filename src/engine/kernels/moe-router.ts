@@ -6,6 +6,8 @@ import { alignedRows } from './moe-expert';
 
 /** Tokens per workgroup (const RT in the shader). */
 export const ROUTER_TOKENS_PER_WORKGROUP = 4;
+/** Threads per expert row (const LANES): they stride over H in 16-byte units, two per iteration. */
+export const ROUTER_LANES = 32;
 
 export interface MoeRouterBuffers {
   /** LayerParams uniform (src/engine/kernels/moe-layout.ts). */

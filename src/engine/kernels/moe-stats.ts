@@ -1,7 +1,12 @@
 // Routing-statistics rebuild kernels (shaders/moe_stats_rebuild.wgsl): cumulative buffers from the ring.
 import type { Gpu } from '../gpu';
 import type { RoutingBuffers } from '../routing-buffers';
-import { Uniforms, bindGroup, kernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
+
+/** `Params` of shaders/moe_stats_rebuild.wgsl. */
+export const STATS_REBUILD_PARAMS: UniformLayout = { fields: ['positions', 'num_layers', 'experts', '_pad'] };
+/** Threads per (expert, layer) workgroup (const WG in the shader); they stride over the ring's positions. */
+export const STATS_REBUILD_WG = 64;
 
 export class MoeStatsRebuildKernel {
   private readonly assignLayout;
@@ -18,7 +23,7 @@ export class MoeStatsRebuildKernel {
 
   /** Bind groups over `b` (whose ringLse is the [ring, layers, 2] logsumexp-and-flags ring) and a Params uniform. */
   bind(label: string, b: RoutingBuffers): { uniforms: Uniforms; assign: GPUBindGroup; prob: GPUBindGroup } {
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['positions', 'num_layers', 'experts', '_pad']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, STATS_REBUILD_PARAMS);
     const assign = bindGroup(this.gpu, `${label}.assignments`, this.assignLayout, [
       uniforms.buffer, b.ringChosen, b.ringAssigned, b.ringWeights, b.counts, b.stepCounts, b.gateSum, b.dropped, b.rerouted,
     ]);

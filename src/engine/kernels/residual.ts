@@ -1,7 +1,10 @@
 // Residual add kernel (shaders/residual.wgsl): acc += scale · b in place, or out = a + scale · b.
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout, type KernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout, type KernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/residual.wgsl. */
+export const RESIDUAL_PARAMS: UniformLayout = { fields: ['count', 'scale'], floats: ['scale'] };
 
 export const RESIDUAL_CONSTANTS = { WORKGROUP: 256 };
 
@@ -38,7 +41,7 @@ export class ResidualKernel {
   /** acc: [count] f32, updated to acc + scale · b; b: [count] f32 (a different buffer). */
   bindInPlace(label: string, acc: GPUBuffer, b: GPUBuffer): ResidualBinding {
     if (acc === b) throw new Error(`${label}: acc and b must be different buffers`);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['count', 'scale']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, RESIDUAL_PARAMS);
     const group = bindGroup(this.gpu, label, this.inplaceLayout, [uniforms.buffer, acc, b]);
     return { uniforms, bindGroup: group, pipeline: this.inplacePipeline, label, buffers: [acc, b], count: 0 };
   }
@@ -46,7 +49,7 @@ export class ResidualKernel {
   /** out = a + scale · b; all [count] f32; out must differ from a and b (use bindInPlace for out = a). */
   bind(label: string, a: GPUBuffer, b: GPUBuffer, out: GPUBuffer): ResidualBinding {
     if (out === a || out === b) throw new Error(`${label}: out aliases an input; use bindInPlace`);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['count', 'scale']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, RESIDUAL_PARAMS);
     const group = bindGroup(this.gpu, label, this.outLayout, [uniforms.buffer, a, b, out]);
     return { uniforms, bindGroup: group, pipeline: this.outPipeline, label, buffers: [a, b, out], count: 0 };
   }
@@ -56,7 +59,7 @@ export class ResidualKernel {
     requireInt(r.label, 'count', s.count, 1);
     for (const buffer of r.buffers) requireBytes(r.label, `[${s.count}] f32`, buffer, s.count * 4);
     r.count = s.count;
-    r.uniforms.set({ count: s.count, scale: s.scale ?? 1 }, ['scale']);
+    r.uniforms.set({ count: s.count, scale: s.scale ?? 1 });
   }
 
   encode(pass: GPUComputePassEncoder, r: ResidualBinding, count: number): void {

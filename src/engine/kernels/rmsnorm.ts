@@ -1,7 +1,10 @@
 // RMSNorm kernel (shaders/rmsnorm.wgsl): one workgroup per row.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { Uniforms, bindGroup, kernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
+
+/** `Params` of shaders/rmsnorm.wgsl. */
+export const RMSNORM_PARAMS: UniformLayout = { fields: ['rows', 'cols', 'eps', 'x_stride'], floats: ['eps'] };
 
 export const RMSNORM_CONSTANTS = { WORKGROUP: 256 };
 
@@ -36,13 +39,13 @@ export class RmsNormKernel {
    * x: [rows, stride] f32; weight: [cols] in weightDtype words; out: [rows, stride] f32 (may not alias x).
    */
   bind(label: string, x: GPUBuffer, weight: GPUBuffer, out: GPUBuffer): RmsNormBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['rows', 'cols', 'eps', 'x_stride']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, RMSNORM_PARAMS);
     return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, weight, out]) };
   }
 
   /** Writes the shape uniform (queue write, no allocation). */
   setShape(b: RmsNormBinding, s: RmsNormShape): void {
-    b.uniforms.set({ rows: s.rows, cols: s.cols, eps: s.eps, x_stride: s.stride ?? s.cols }, ['eps']);
+    b.uniforms.set({ rows: s.rows, cols: s.cols, eps: s.eps, x_stride: s.stride ?? s.cols });
   }
 
   encode(pass: GPUComputePassEncoder, b: RmsNormBinding, rows: number): void {

@@ -1,7 +1,16 @@
 // Rotary position embedding kernel (shaders/rope.wgsl), in place on q and k, Hugging Face "rotate_half" convention.
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout, storageBuffer } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/rope.wgsl. */
+export const ROPE_PARAMS: UniformLayout = {
+  fields: [
+    'tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling',
+    'q_head_stride', 'k_head_stride', 'interleaved',
+  ],
+  floats: ['scaling'],
+};
 
 export const ROPE_CONSTANTS = { WORKGROUP: 256 };
 
@@ -77,10 +86,7 @@ export class RopeKernel {
     };
     requireBytes(label, `inv_freq [${layout.headDim / 2}]`, invFreq, (layout.headDim / 2) * 4);
     const kBuffer = k ?? storageBuffer(this.gpu, `${label}.noK`, 16);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, [
-      'tokens', 'q_heads', 'k_heads', 'half_dim', 'q_stride', 'q_offset', 'k_stride', 'k_offset', 'start_pos', 'scaling',
-      'q_head_stride', 'k_head_stride', 'interleaved',
-    ]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, ROPE_PARAMS);
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, invFreq, q, kBuffer]);
     return { uniforms, bindGroup: group, label, layout: full, q, k: kBuffer };
   }
@@ -110,7 +116,6 @@ export class RopeKernel {
         k_head_stride: l.kHeadStride,
         interleaved: l.interleaved ? 1 : 0,
       },
-      ['scaling'],
     );
   }
 

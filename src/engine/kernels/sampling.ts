@@ -1,11 +1,14 @@
 // Token sampling kernel (shaders/sampling.wgsl): greedy argmax, or seeded temperature + top-p sampling, in one
 // workgroup, writing the token id to a small result buffer and optionally appending it to a token-id buffer.
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout, storageBuffer } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } from './common';
 import { requireBytes, requireInt } from './dispatch';
 
-/** Default threads of the single workgroup: a power of two >= 64 (SwiftShader allows at most 256). */
-export const SAMPLING_CONSTANTS = { WORKGROUP: 256 };
+/** `Params` of shaders/sampling.wgsl. */
+export const SAMPLING_PARAMS: UniformLayout = {
+  fields: ['vocab', 'logits_offset', 'greedy', 'seed', 'step', 'append_at', 'inv_temperature', 'top_p', 'u_override'],
+  floats: ['inv_temperature', 'top_p', 'u_override'],
+};
 
 /** Shared memory the shader declares for a workgroup of `wg` threads (bytes). */
 const sharedBytes = (wg: number) => 40 * wg + 96;
@@ -111,9 +114,7 @@ export class SamplingKernel {
     requireBytes(label, `logits [${vocab}]`, logits, vocab * 4);
     const result = storageBuffer(this.gpu, `${label}.result`, 12);
     const tokenBuffer = tokens ?? storageBuffer(this.gpu, `${label}.noTokens`, 16);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, [
-      'vocab', 'logits_offset', 'greedy', 'seed', 'step', 'append_at', 'inv_temperature', 'top_p', 'u_override',
-    ]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, SAMPLING_PARAMS);
     return {
       uniforms,
       bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, logits, result, tokenBuffer]),
@@ -152,7 +153,6 @@ export class SamplingKernel {
         top_p: topP,
         u_override: s.u ?? -1,
       },
-      ['inv_temperature', 'top_p', 'u_override'],
     );
   }
 

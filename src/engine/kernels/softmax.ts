@@ -1,7 +1,10 @@
 // Row softmax kernel with temperature (shaders/softmax.wgsl): one workgroup per row.
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/softmax.wgsl. */
+export const SOFTMAX_PARAMS: UniformLayout = { fields: ['rows', 'cols', 'stride', 'inv_temperature'], floats: ['inv_temperature'] };
 
 export const SOFTMAX_CONSTANTS = { WORKGROUP: 256 };
 
@@ -34,7 +37,7 @@ export class SoftmaxKernel {
   /** x: [rows, stride] f32; out: [rows, stride] f32, a different buffer. */
   bind(label: string, x: GPUBuffer, out: GPUBuffer): SoftmaxBinding {
     if (x === out) throw new Error(`${label}: out must differ from x`);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['rows', 'cols', 'stride', 'inv_temperature']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, SOFTMAX_PARAMS);
     return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, out]), label, x, out };
   }
 
@@ -49,7 +52,7 @@ export class SoftmaxKernel {
     const bytes = ((s.rows - 1) * stride + s.cols) * 4;
     requireBytes(b.label, `x [${s.rows}, ${stride}]`, b.x, bytes);
     requireBytes(b.label, `out [${s.rows}, ${stride}]`, b.out, bytes);
-    b.uniforms.set({ rows: s.rows, cols: s.cols, stride, inv_temperature: 1 / temperature }, ['inv_temperature']);
+    b.uniforms.set({ rows: s.rows, cols: s.cols, stride, inv_temperature: 1 / temperature });
   }
 
   encode(pass: GPUComputePassEncoder, b: SoftmaxBinding, rows: number): void {

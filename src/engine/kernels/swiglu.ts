@@ -1,7 +1,10 @@
 // SwiGLU kernel (shaders/swiglu.wgsl): silu(gate) · up from a fused [T, 2I] gate/up buffer.
 import type { Gpu } from '../gpu';
-import { Uniforms, bindGroup, kernelLayout } from './common';
+import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+
+/** `Params` of shaders/swiglu.wgsl. */
+export const SWIGLU_PARAMS: UniformLayout = { fields: ['tokens', 'inter', 'x_stride', 'up_offset'] };
 
 export const SWIGLU_CONSTANTS = { WORKGROUP: 256 };
 
@@ -35,7 +38,7 @@ export class SwigluKernel {
 
   /** x: [T, xStride] f32 holding gate then up in each row (fused layout [T, 2I] by default); out: [T, I] f32. */
   bind(label: string, x: GPUBuffer, out: GPUBuffer): SwigluBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ['tokens', 'inter', 'x_stride', 'up_offset']);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, SWIGLU_PARAMS);
     return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, out]), label, x, out, inter: 0 };
   }
 

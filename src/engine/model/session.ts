@@ -3,6 +3,7 @@
 //
 // Per-token path: feed() writes token ids with queue writes, records one step and submits; it never maps a buffer.
 // generate() reads the sampled id back (one u32) because the caller needs the token; snapshots read asynchronously.
+import type { FormatGroupRow } from '../../model/weight-formats';
 import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
@@ -11,7 +12,7 @@ import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
-import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-api';
+import type { ModelSession, RoutingPolicy, RoutingSnapshot, StepLogits, StepLogitsListener } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 import type { UploadedWeights } from './weights';
@@ -79,6 +80,12 @@ export class Session implements ModelSession {
   private policy: RoutingPolicy;
   /** Generated-token counter mixed into the sampling seed. */
   private drawn = 0;
+  private logitsListener: StepLogitsListener | null = null;
+  /** Free MAP_READ buffers of [maxTokensPerStep, vocab] f32 for logits read-backs (reused; more only while busy). */
+  private readonly logitsStaging: GPUBuffer[] = [];
+
+  /** Format, parameters and bytes per tensor group of the loaded weights (set by the loader; empty if unknown). */
+  weightFormats: readonly FormatGroupRow[] = [];
 
   constructor(
     readonly gpu: Gpu,
@@ -107,6 +114,10 @@ export class Session implements ModelSession {
 
   get position(): number {
     return this.ids.length;
+  }
+
+  get maxTokensPerStep(): number {
+    return this.decoder.options.maxTokensPerStep;
   }
 
   /** Token positions the KV cache holds. */
@@ -139,7 +150,40 @@ export class Session implements ModelSession {
       this.ids.push(...part);
       this.steps.push({ size: part.length, policy: this.policy });
       this.lastRow = part.length - 1;
+      this.copyStepLogits(start, part);
     }
+  }
+
+  onStepLogits(fn: StepLogitsListener | null): void {
+    this.logitsListener = fn;
+  }
+
+  /**
+   * With a listener set: queue a copy of the step's logits rows ([ids.length, vocab] f32) into a staging buffer
+   * and hand the listener the pending mapping. Nothing here waits for the GPU.
+   */
+  private copyStepLogits(start: number, ids: readonly number[]): void {
+    const listener = this.logitsListener;
+    if (!listener) return;
+    const V = this.config.vocabSize;
+    const bytes = ids.length * V * 4;
+    const staging =
+      this.logitsStaging.pop() ??
+      this.gpu.createBuffer({
+        label: 'Session.logitsReadback',
+        size: this.decoder.options.maxTokensPerStep * V * 4,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.logitsReadback' });
+    encoder.copyBufferToBuffer(this.decoder.act.logits, 0, staging, 0, bytes);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    const pending = staging.mapAsync(GPUMapMode.READ, 0, bytes).then((): StepLogits => {
+      const logits = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      this.logitsStaging.push(staging);
+      return { start, ids: Uint32Array.from(ids), logits };
+    });
+    listener(pending);
   }
 
   /**
@@ -161,7 +205,7 @@ export class Session implements ModelSession {
   /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
   private step(T: number, start: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
-    this.profiler?.beginStep();
+    this.profiler?.beginStep(T);
     this.decoder.encodeStep(encoder, T, start, this.profiler ?? undefined);
     this.profiler?.resolve(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);
@@ -190,10 +234,12 @@ export class Session implements ModelSession {
     this.gpu.assertAlive();
     if (this.position === 0) throw new Error('generate needs at least one token of context');
     if (this.position >= this.contextLength) throw new ContextFullError(this.contextLength, this.position, 1);
-    this.sampleAndStep(sampling, this.position);
+    const start = this.position;
+    this.sampleAndStep(sampling, start);
     const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
     this.ids.push(id);
     this.steps.push({ size: 1, policy: this.policy });
+    this.copyStepLogits(start, [id]);
     return id;
   }
 
@@ -324,6 +370,8 @@ export class Session implements ModelSession {
   destroy(): void {
     const weightBuffers = new Set([...this.weights.buffers.values(), ...[...this.weights.banks.values()].flatMap((b) => b.buffers)]);
     for (const b of weightBuffers) b.destroy();
+    this.logitsListener = null;
+    for (const b of this.logitsStaging.splice(0)) b.destroy();
     this.decoder.destroy();
     this.stats.destroy();
     this.profiler?.destroy();

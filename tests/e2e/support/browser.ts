@@ -63,7 +63,7 @@ export interface PageLog {
 }
 
 /** A page that records console errors, page errors and failed requests, and counts buffer mappings in frames. */
-export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height = 800): Promise<{ page: Page; log: PageLog }> {
+export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height = 800, tour = false): Promise<{ page: Page; log: PageLog }> {
   const page = await h.browser.newPage();
   await page.setViewport({ width, height });
   const log: PageLog = { errors: [], all: [] };
@@ -76,8 +76,10 @@ export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height
   page.on('requestfailed', (r) => {
     if (r.failure()?.errorText !== 'net::ERR_ABORTED') log.errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
   });
-  // Count GPUBuffer.mapAsync calls: in total, and those made while the app's frame callback runs.
-  await page.evaluateOnNewDocument(() => {
+  // Count GPUBuffer.mapAsync calls: in total, and those made while the app's frame callback runs. Pages start as a
+  // returning user's (first-run tour seen) unless `tour` is asked for.
+  await page.evaluateOnNewDocument((showTour) => {
+    if (!showTour) localStorage.setItem('moescope.tour', 'done');
     const w = window as unknown as { __maps: { total: number; inFrame: number }; __moescope?: { inFrame: boolean } };
     w.__maps = { total: 0, inFrame: 0 };
     const proto = (globalThis as unknown as { GPUBuffer?: { prototype: GPUBuffer } }).GPUBuffer?.prototype;
@@ -88,12 +90,35 @@ export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height
       if (w.__moescope?.inFrame) w.__maps.inFrame++;
       return original.apply(this, args);
     };
-  });
+  }, tour);
   return { page, log };
 }
 
-/** Wait until the app has a model on screen (or an error box), with the page's own time limit. */
+/**
+ * Throws at once, with the reason, when the loaded page has no WebGPU adapter: the tests that need one would
+ * otherwise only time out.
+ */
+export async function requireWebGpu(page: Page): Promise<void> {
+  const reason = await page.evaluate(async () => {
+    if (!navigator.gpu) return `navigator.gpu is missing (secure context: ${window.isSecureContext})`;
+    try {
+      return (await navigator.gpu.requestAdapter()) ? null : 'navigator.gpu.requestAdapter() returned null';
+    } catch (e) {
+      return `navigator.gpu.requestAdapter() threw ${String(e)}`;
+    }
+  });
+  if (reason) {
+    throw new Error(`no WebGPU adapter in the page at ${page.url()}: ${reason}. Chromium ran with ${CHROMIUM_ARGS.join(' ')} ` +
+      '(SwiftShader needs /usr/lib/chromium/vk_swiftshader_icd.json; see ARCHITECTURE.md, environment facts)');
+  }
+}
+
+/**
+ * Wait until the app has a model on screen, with the page's own time limit. Fails at once when the page has no
+ * WebGPU adapter, and with the page's own text when it shows its no-WebGPU notice.
+ */
 export async function waitForApp(page: Page, timeout = 90_000): Promise<void> {
+  await requireWebGpu(page);
   await page.waitForFunction(
     () => {
       const h = (window as unknown as { __moescope?: { modelId(): string | null; frames(): number } }).__moescope;
@@ -101,6 +126,8 @@ export async function waitForApp(page: Page, timeout = 90_000): Promise<void> {
     },
     { timeout, polling: 200 },
   );
+  const notice = await page.$eval('#nogpu', (e) => ((e as HTMLElement).hidden ? null : e.textContent));
+  if (notice !== null) throw new Error(`the page shows its no-WebGPU notice: ${notice}`);
 }
 
 /** Pick files through the page's "open model files…" input, as a user would. */

@@ -14,7 +14,7 @@ import { analyze, ANALYZE_USAGE } from './analyze';
 import { IMPORT_USAGE, REPORT_USAGE, TRACE_USAGE, importCommand, reportCommand, traceCommand } from './trace-commands';
 
 const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
-                    [--top-k K] [--context N] [--json]
+                    [--top-k K] [--context N] [--on-full stop|slide] [--json]
 
   --model DIR        a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a folder with
                      one GGUF file (Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, F16, BF16, F32 tensors)
@@ -23,6 +23,8 @@ const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [-
   --temperature T    0 = greedy (default); otherwise seeded sampling with --top-p (default 1) and --seed (default 0)
   --top-k K          route each token to K experts instead of the model's own k (what-if)
   --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
+  --on-full MODE     when the context fills before --max-tokens: stop (default; says so on stderr and in --json's
+                     "stopped") or slide (keep the last half of the context, run it again, go on generating)
   --json             one JSON object: text, token ids and pieces, per-layer routing summary`;
 
 export interface RunSummary {
@@ -31,9 +33,15 @@ export interface RunSummary {
   prompt: string;
   promptIds: number[];
   generatedIds: number[];
+  /** Why generation ended before --max-tokens: the end-of-sequence token, or a full context (with --on-full stop). */
+  stopped: 'eos' | 'context full' | null;
+  /** Times the window slid (--on-full slide); the routing summary covers the tokens in the last window. */
+  slides: number;
   text: string;
   tokens: { id: number; text: string; generated: boolean }[];
   parameters: { total: number; activePerToken: number };
+  /** Tokens (positions in the last window) a layer's router found NaN or ±Inf for; they are not in the counts. */
+  nonFinite: { position: number; layer: number }[];
   /** Format, parameters and bytes per tensor group, as loaded. */
   weights: FormatGroupRow[];
   layers: {
@@ -49,19 +57,29 @@ export interface RunSummary {
   }[];
 }
 
-export function summarize(session: Session, model: string, prompt: string, promptIds: number[], snap: RoutingSnapshot): RunSummary {
+export interface Generation {
+  promptIds: number[];
+  generatedIds: number[];
+  stopped: RunSummary['stopped'];
+  slides: number;
+}
+
+export function summarize(session: Session, model: string, prompt: string, run: Generation, snap: RoutingSnapshot): RunSummary {
   const c = session.config;
-  const generatedIds = session.tokens.slice(promptIds.length);
+  const { promptIds, generatedIds } = run;
   const E = c.numExperts;
   return {
     model,
     family: c.family,
     prompt,
     promptIds,
-    generatedIds: [...generatedIds],
+    generatedIds,
+    stopped: run.stopped,
+    slides: run.slides,
     text: session.tokenizer.decode(generatedIds, { skipSpecialTokens: true }),
-    tokens: session.tokens.map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
+    tokens: [...promptIds, ...generatedIds].map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
     parameters: { total: session.parameters.total, activePerToken: session.parameters.activePerToken },
+    nonFinite: snap.nonFinite.map(({ position, layer }) => ({ position, layer })),
     weights: [...session.weightFormats],
     layers: c.moeLayers.map((moe, l) => {
       const counts = Array.from(snap.counts.subarray(l * E, (l + 1) * E));
@@ -94,7 +112,9 @@ export function formatText(s: RunSummary): string {
     '',
     s.prompt + s.text,
     '',
-    `routing over ${s.tokens.length} tokens (${s.promptIds.length} prompt + ${s.generatedIds.length} generated):`,
+    s.slides > 0
+      ? `routing over the last window (the context slid ${s.slides} time${s.slides === 1 ? '' : 's'}; ${s.promptIds.length} prompt + ${s.generatedIds.length} generated tokens in all):`
+      : `routing over ${s.tokens.length} tokens (${s.promptIds.length} prompt + ${s.generatedIds.length} generated):`,
     'layer  top experts (share)            load CV  entropy  balance  dead  aux loss',
   ];
   for (const l of s.layers) {
@@ -106,6 +126,14 @@ export function formatText(s: RunSummary): string {
     lines.push(
       `${String(l.layer).padStart(5)}  ${top} ${l.cv.toFixed(3).padStart(7)}  ${l.entropy.toFixed(3).padStart(7)}  ` +
         `${l.balancedness.toFixed(3).padStart(7)}  ${String(l.deadExperts).padStart(4)}  ${l.auxLoss.toFixed(3).padStart(8)}`,
+    );
+  }
+  if (s.nonFinite.length > 0) {
+    const first = s.nonFinite[0];
+    lines.push(
+      '',
+      `warning: NaN or Inf reached the router ${s.nonFinite.length} time(s), first at token ${first.position} in layer ${first.layer}; ` +
+        'those tokens are not routed there and not counted above',
     );
   }
   return lines.join('\n');
@@ -123,6 +151,7 @@ async function run(argv: string[]): Promise<number> {
       seed: { type: 'string', default: '0' },
       'top-k': { type: 'string' },
       context: { type: 'string' },
+      'on-full': { type: 'string', default: 'stop' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -138,6 +167,8 @@ async function run(argv: string[]): Promise<number> {
     return n;
   };
   const maxTokens = number('max-tokens', values['max-tokens']);
+  const onFull = values['on-full'];
+  if (onFull !== 'stop' && onFull !== 'slide') throw new Error(`--on-full must be stop or slide, got "${onFull}"`);
   const sampling = {
     temperature: number('temperature', values.temperature, false),
     topP: number('top-p', values['top-p'], false),
@@ -151,15 +182,33 @@ async function run(argv: string[]): Promise<number> {
     const promptIds = session.tokenizer.encode(values.prompt);
     if (promptIds.length === 0) throw new Error('the prompt encodes to no tokens');
     if (values['top-k'] !== undefined) session.setPolicy({ ...session.getPolicy(), topK: number('top-k', values['top-k']) });
-    const room = session.contextLength - promptIds.length;
-    if (room < 0) throw new Error(`the prompt has ${promptIds.length} tokens; the context holds ${session.contextLength}`);
-    await session.feed(promptIds);
-    const eos = session.tokenizer.eosId;
-    for (let i = 0; i < Math.min(maxTokens, room); i++) {
-      const id = await session.generate(sampling);
-      if (id === eos) break;
+    if (promptIds.length > session.contextLength) {
+      throw new Error(`the prompt has ${promptIds.length} tokens; the context holds ${session.contextLength}`);
     }
-    const summary = summarize(session, values.model, values.prompt, promptIds, await session.snapshot());
+    await session.feed(promptIds);
+    const run: Generation = { promptIds, generatedIds: [], stopped: null, slides: 0 };
+    const eos = session.tokenizer.eosId;
+    while (run.generatedIds.length < maxTokens) {
+      if (session.position === session.contextLength) {
+        if (onFull === 'stop') {
+          run.stopped = 'context full';
+          console.error(
+            `moescope: the context of ${session.contextLength} tokens is full after ${run.generatedIds.length} generated tokens; ` +
+              'stopped (--on-full slide keeps going over the last half, --context N makes it longer)',
+          );
+          break;
+        }
+        await session.slide(Math.floor(session.contextLength / 2) || 1);
+        run.slides++;
+      }
+      const id = await session.generate(sampling);
+      run.generatedIds.push(id);
+      if (id === eos) {
+        run.stopped = 'eos';
+        break;
+      }
+    }
+    const summary = summarize(session, values.model, values.prompt, run, await session.snapshot());
     console.log(values.json ? JSON.stringify(summary, null, 2) : formatText(summary));
     session.destroy();
     return 0;

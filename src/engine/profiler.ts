@@ -39,12 +39,12 @@ export class Profiler {
     if (!this.enabled) return;
     const count = maxPasses * 2;
     this.querySet = gpu.device.createQuerySet({ label: 'Profiler.queries', type: 'timestamp', count });
-    this.resolveBuffer = gpu.device.createBuffer({
+    this.resolveBuffer = gpu.createBuffer({
       label: 'Profiler.resolve',
       size: count * 8, // u64 [passes, 2] begin/end ticks (ns)
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
     });
-    this.readBuffer = gpu.device.createBuffer({
+    this.readBuffer = gpu.createBuffer({
       label: 'Profiler.read',
       size: count * 8,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,

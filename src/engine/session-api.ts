@@ -39,6 +39,16 @@ export interface LayerMetrics {
   rerouted: number;
 }
 
+/** A token a layer's router could not route: NaN or ±Inf in its logits (input activations) or scores. */
+export interface NonFiniteToken {
+  position: number;
+  layer: number;
+  /** A router logit was NaN or ±Inf: the layer's input activations (or its router weights) went bad. */
+  logits: boolean;
+  /** A probability or selection score was NaN or ±Inf (overflow in scoring). */
+  scores: boolean;
+}
+
 /** A small CPU copy of the routing record, read asynchronously (never on the per-frame path). */
 export interface RoutingSnapshot {
   position: number;
@@ -55,6 +65,8 @@ export interface RoutingSnapshot {
   chosen: Uint32Array;
   assigned: Uint32Array;
   weights: Float32Array;
+  /** Ring positions whose routing was not drawn because a router saw NaN or ±Inf, by position then layer. */
+  nonFinite: NonFiniteToken[];
   metrics: LayerMetrics[];
 }
 
@@ -90,6 +102,8 @@ export interface ModelSession {
   readonly maxTokensPerStep?: number;
   /** Token ids processed so far; position = tokens.length. */
   readonly tokens: readonly number[];
+  /** Token positions the KV cache holds; feed and generate past it throw ContextFullError. */
+  readonly contextLength: number;
   setPolicy(policy: RoutingPolicy): void;
   /** Teacher-forced: run these tokens through the model, recording their routing. */
   feed(ids: number[]): Promise<void>;

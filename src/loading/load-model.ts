@@ -50,15 +50,19 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   const opened = gguf ?? (await openModel(folder));
   assertFitsInMemory(opened.config, limits, memory, name, opened.plan);
   gpu.assertAlive();
-  const weights = await uploadWeights(gpu, { folder }, opened.plan, {
-    onProgress: options.onProgress,
-    keepF32: (entry) => entry.role === 'finalNorm',
-    maxBindingBytes: options.maxBindingBytes,
+  // All or nothing: a failure part-way (out of memory, a short read, a lost device) frees what was made so far, and
+  // whatever the caller had loaded before keeps working.
+  return gpu.allOrNothing(async () => {
+    const weights = await uploadWeights(gpu, { folder }, opened.plan, {
+      onProgress: options.onProgress,
+      keepF32: (entry) => entry.role === 'finalNorm',
+      maxBindingBytes: options.maxBindingBytes,
+    });
+    const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
+    const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
+    const session = new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights, options.profile ?? false);
+    session.weightFormats = summarizeFormats(opened.plan.entries);
+    return session;
   });
-  const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
-  const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
-  const session = new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
-  session.weightFormats = summarizeFormats(opened.plan.entries);
-  return session;
 }
 

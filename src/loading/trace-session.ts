@@ -75,6 +75,11 @@ export class TraceSession implements ModelSession {
     return s;
   }
 
+  /** A replay has no KV cache: it holds exactly the range's tokens. */
+  get contextLength(): number {
+    return this.currentRange.length;
+  }
+
   /** The token range replayed: positions count from its start. */
   get range(): TraceRange {
     return this.currentRange;

@@ -42,7 +42,7 @@ export async function uploadWeights(gpu: Gpu, ckpt: Pick<Checkpoint, 'folder'>, 
   let bytes = 0;
   const make = (label: string, size: number) => {
     bytes += size;
-    return gpu.device.createBuffer({
+    return gpu.createBuffer({
       label,
       size: Math.max(16, Math.ceil(size / 16) * 16),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,

@@ -27,6 +27,8 @@ import { PathwaysView } from './pathways-panel';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
+import { recoverOnDeviceLoss } from './device-recovery';
+import { NumericsNotice } from './numerics-notice';
 import { TokenStepper, type StepListener, type TextLabels } from './stepper';
 import { TokenView } from './token-view';
 import { UrlSync } from './url-sync';
@@ -54,6 +56,11 @@ export class App implements Dashboard {
   private readonly labels: AxisLabels;
   private readonly controls: Controls;
   private readonly url: UrlSync;
+  /** Model switches in order (see setModel). */
+  private switches: Promise<void> = Promise.resolve();
+  private switching = false;
+  /** Kinds of state change that arrived during a switch. */
+  private readonly held = new Set<ChangeKind>();
 
   constructor(
     readonly gpu: Gpu,
@@ -87,7 +94,8 @@ export class App implements Dashboard {
     this.controls = new Controls(this, { open: (id) => this.open(id), useText: (...a) => this.useText(...a), writeUrl: () => this.url.write() });
     new ResizeObserver(() => this.resize()).observe(el('view'));
     gpu.onError((e) => showError(e));
-    gpu.onLost((e) => showError(e));
+    new NumericsNotice(this);
+    recoverOnDeviceLoss(gpu, this, () => this.url.write());
   }
 
   async init(): Promise<void> {
@@ -122,7 +130,27 @@ export class App implements Dashboard {
     }
   }
 
-  async setModel(model: LoadedModel, restore = decodeUrlState('')): Promise<void> {
+  /**
+   * Make `model` current. Switches run one at a time; while one runs, changes to the state are held back (the old
+   * grid and engine and the new state differ in shape) and applied to the new model once it is in place.
+   */
+  setModel(model: LoadedModel, restore = decodeUrlState('')): Promise<void> {
+    const run = this.switches.then(async () => {
+      this.switching = true;
+      try {
+        await this.swapModel(model, restore);
+      } finally {
+        this.switching = false;
+        const held = [...this.held];
+        this.held.clear();
+        for (const kind of held) this.onState(kind);
+      }
+    });
+    this.switches = run.catch(() => undefined);
+    return run;
+  }
+
+  private async swapModel(model: LoadedModel, restore: ReturnType<typeof decodeUrlState>): Promise<void> {
     const { config } = model;
     const old = { model: this.model, stepper: this.stepper, skeleton: this.skeleton };
     old.stepper?.pause();
@@ -204,6 +232,10 @@ export class App implements Dashboard {
 
   private onState(kind: ChangeKind): void {
     if (!this.model) return;
+    if (this.switching) {
+      this.held.add(kind);
+      return;
+    }
     if (kind === 'routing') {
       this.applyStepperParams();
       this.scene.setAblated(this.state.ablated);

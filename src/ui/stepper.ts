@@ -144,7 +144,7 @@ export class TokenStepper {
       if (this.mode === 'scan') {
         const ids = this.plan.slice(this.position, this.position + n);
         if (ids.length === 0) return 0;
-        const limit = this.session.config.maxPositions;
+        const limit = this.session.contextLength;
         const room = Math.max(0, limit - this.position);
         const take = ids.slice(0, room);
         if (take.length === 0) throw new Error(`the model's context (${limit} tokens) is full`);

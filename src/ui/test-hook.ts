@@ -102,6 +102,9 @@ function makeHook(app: App) {
     },
     stripTexts: () => [...document.querySelectorAll('#strip .tok')].map((e) => e.textContent ?? ''),
     errors: () => [...document.querySelectorAll('#errors .error')].map((e) => e.textContent ?? ''),
+    notices: () => [...document.querySelectorAll('#errors .notice')].map((e) => e.textContent ?? ''),
+    /** Destroys the GPU device, as a driver reset or a lost GPU would. */
+    loseDevice: () => app.gpu.destroy(),
     async png(): Promise<number> {
       return (await app.scene.toPng()).size;
     },

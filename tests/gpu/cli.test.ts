@@ -47,6 +47,25 @@ describe('moescope run', () => {
     expect(stdout).toMatch(/\n\s+1\s+dense FFN/);
   });
 
+  it('a full context stops with a message (default) or slides the window (--on-full slide)', async () => {
+    const dir = join('tests', 'fixtures', 'olmoe');
+    const golden = JSON.parse(readFileSync(join(ROOT, dir, 'golden.json'), 'utf8'));
+    const context = String(golden.input_ids.length + 3);
+    const args = ['run', '--model', dir, '--prompt', golden.prompt, '--max-tokens', '8', '--context', context, '--json'];
+    const stop = await cli(...args);
+    const stopped = JSON.parse(stop.stdout) as RunSummary;
+    expect(stopped.generatedIds).toHaveLength(3);
+    expect(stopped.stopped).toBe('context full');
+    expect(stop.stderr).toContain(`the context of ${context} tokens is full after 3 generated tokens; stopped`);
+    const slide = JSON.parse((await cli(...args, '--on-full', 'slide')).stdout) as RunSummary;
+    expect(slide.slides).toBeGreaterThanOrEqual(1);
+    expect(slide.stopped === 'eos' || slide.generatedIds.length === 8).toBe(true);
+    expect(slide.generatedIds.length).toBeGreaterThan(3);
+    // Greedy: the tokens before the first slide are the stopped run's.
+    expect(slide.generatedIds.slice(0, 3)).toEqual(stopped.generatedIds);
+    await expect(cli(...args, '--on-full', 'wrap')).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/--on-full must be stop or slide/) });
+   }, 240_000);
+
   it('names the file and field when the model folder is bad', async () => {
     await expect(cli('run', '--model', 'tests/fixtures/does-not-exist', '--prompt', 'x')).rejects.toMatchObject({
       code: 1,

@@ -35,7 +35,7 @@ export function uploadExpertBank(
     const slice = values.subarray(first * per, Math.min(experts, first + n) * per);
     const packed = packWeights(slice, dtype);
     rounded.set(packed.rounded, first * per);
-    const buffer = gpu.device.createBuffer({
+    const buffer = gpu.createBuffer({
       label: `${label}${buffers.length ? `.${i}` : ''}`,
       size: Math.max(16, Math.ceil(packed.words.byteLength / 16) * 16),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,

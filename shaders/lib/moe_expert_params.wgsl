@@ -28,3 +28,8 @@ fn plan_tile(tile: u32) -> vec4<u32> {
 fn tile_in_binding(tile: u32, info: vec4<u32>) -> bool {
   return tile < info.w && info.x >= P.first_expert && info.x < P.first_expert + P.num_experts;
 }
+
+// Elements per weight row (lib/matmul_stage addresses block-quantised weights by row).
+fn w_row_length() -> u32 {
+  return P.k;
+}

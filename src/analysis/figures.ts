@@ -113,7 +113,7 @@ export function heatmapSvg(f: HeatmapFigure): string {
     const v = hi - ((hi - lo) * i) / 19;
     out.push(`<rect x="${lx}" y="${top + (i * lh) / 20}" width="14" height="${lh / 20 + 0.5}" fill="${colourAt(v, lo, hi, f.scale)}"/>`);
   }
-  const fmt = (v: number) => (Math.abs(v) >= 100 || v === 0 ? v.toFixed(0) : v.toPrecision(3));
+  const fmt = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
   out.push(text(lx + 18, top + 9, fmt(f.scale === 'diverging' ? Math.max(Math.abs(lo), Math.abs(hi)) : hi), 'font-size="10"'));
   out.push(text(lx + 18, top + lh, fmt(f.scale === 'diverging' ? -Math.max(Math.abs(lo), Math.abs(hi)) : lo), 'font-size="10"'));
   out.push(text(lx + 7, top + lh + 16, f.valueLabel, 'font-size="10" text-anchor="middle"'));

@@ -1,5 +1,6 @@
 // moescope CLI.
 //   moescope run --model DIR --prompt "…" [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--top-k K] [--json]
+//   moescope analyze pathways|atlas|corpus|merge|align --model DIR … [--json] [--svg DIR [--png]]  (src/cli/analyze.ts)
 // Prints the generated text and a per-layer routing summary (or one JSON object with --json).
 import { parseArgs } from 'node:util';
 import { requestNodeGpu, releaseNodeGpu } from '../engine/node/device-node';
@@ -7,17 +8,23 @@ import { loadModel } from '../loading/load-model';
 import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
+import { bitsPerWeight, type FormatGroupRow } from '../model/weight-formats';
+import { formatBytes } from '../viz/panels/model-info';
+import { analyze, ANALYZE_USAGE } from './analyze';
 import { IMPORT_USAGE, REPORT_USAGE, TRACE_USAGE, importCommand, reportCommand, traceCommand } from './trace-commands';
 
 const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
-                    [--top-k K] [--context N] [--json]
+                    [--top-k K] [--context N] [--on-full stop|slide] [--json]
 
-  --model DIR        a Hugging Face model folder: config.json, *.safetensors, tokenizer.json
+  --model DIR        a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a folder with
+                     one GGUF file (Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, F16, BF16, F32 tensors)
   --prompt TEXT      the prompt (special tokens as the tokenizer adds them)
   --max-tokens N     tokens to generate (default 16)
   --temperature T    0 = greedy (default); otherwise seeded sampling with --top-p (default 1) and --seed (default 0)
   --top-k K          route each token to K experts instead of the model's own k (what-if)
   --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
+  --on-full MODE     when the context fills before --max-tokens: stop (default; says so on stderr and in --json's
+                     "stopped") or slide (keep the last half of the context, run it again, go on generating)
   --json             one JSON object: text, token ids and pieces, per-layer routing summary`;
 
 export interface RunSummary {
@@ -26,9 +33,17 @@ export interface RunSummary {
   prompt: string;
   promptIds: number[];
   generatedIds: number[];
+  /** Why generation ended before --max-tokens: the end-of-sequence token, or a full context (with --on-full stop). */
+  stopped: 'eos' | 'context full' | null;
+  /** Times the window slid (--on-full slide); the routing summary covers the tokens in the last window. */
+  slides: number;
   text: string;
   tokens: { id: number; text: string; generated: boolean }[];
   parameters: { total: number; activePerToken: number };
+  /** Tokens (positions in the last window) a layer's router found NaN or ±Inf for; they are not in the counts. */
+  nonFinite: { position: number; layer: number }[];
+  /** Format, parameters and bytes per tensor group, as loaded. */
+  weights: FormatGroupRow[];
   layers: {
     layer: number;
     moe: boolean;
@@ -42,19 +57,30 @@ export interface RunSummary {
   }[];
 }
 
-export function summarize(session: Session, model: string, prompt: string, promptIds: number[], snap: RoutingSnapshot): RunSummary {
+export interface Generation {
+  promptIds: number[];
+  generatedIds: number[];
+  stopped: RunSummary['stopped'];
+  slides: number;
+}
+
+export function summarize(session: Session, model: string, prompt: string, run: Generation, snap: RoutingSnapshot): RunSummary {
   const c = session.config;
-  const generatedIds = session.tokens.slice(promptIds.length);
+  const { promptIds, generatedIds } = run;
   const E = c.numExperts;
   return {
     model,
     family: c.family,
     prompt,
     promptIds,
-    generatedIds: [...generatedIds],
+    generatedIds,
+    stopped: run.stopped,
+    slides: run.slides,
     text: session.tokenizer.decode(generatedIds, { skipSpecialTokens: true }),
-    tokens: session.tokens.map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
+    tokens: [...promptIds, ...generatedIds].map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
     parameters: { total: session.parameters.total, activePerToken: session.parameters.activePerToken },
+    nonFinite: snap.nonFinite.map(({ position, layer }) => ({ position, layer })),
+    weights: [...session.weightFormats],
     layers: c.moeLayers.map((moe, l) => {
       const counts = Array.from(snap.counts.subarray(l * E, (l + 1) * E));
       const sum = counts.reduce((a, b) => a + b, 0) || 1;
@@ -77,13 +103,18 @@ export function summarize(session: Session, model: string, prompt: string, promp
   };
 }
 
-function formatText(s: RunSummary): string {
+export function formatText(s: RunSummary): string {
   const lines = [
     `${s.model} (${s.family}): ${(s.parameters.total / 1e6).toFixed(2)}M parameters, ${(s.parameters.activePerToken / 1e6).toFixed(2)}M active per token`,
+    ...s.weights.map((w) =>
+      `  ${w.group.padEnd(15)} ${w.format.toUpperCase().padEnd(6)} ${(w.params / 1e6).toFixed(2).padStart(9)}M params ` +
+        `${formatBytes(w.bytes).padStart(10)}  ${bitsPerWeight(w.format)} bits/weight`),
     '',
     s.prompt + s.text,
     '',
-    `routing over ${s.tokens.length} tokens (${s.promptIds.length} prompt + ${s.generatedIds.length} generated):`,
+    s.slides > 0
+      ? `routing over the last window (the context slid ${s.slides} time${s.slides === 1 ? '' : 's'}; ${s.promptIds.length} prompt + ${s.generatedIds.length} generated tokens in all):`
+      : `routing over ${s.tokens.length} tokens (${s.promptIds.length} prompt + ${s.generatedIds.length} generated):`,
     'layer  top experts (share)            load CV  entropy  balance  dead  aux loss',
   ];
   for (const l of s.layers) {
@@ -95,6 +126,14 @@ function formatText(s: RunSummary): string {
     lines.push(
       `${String(l.layer).padStart(5)}  ${top} ${l.cv.toFixed(3).padStart(7)}  ${l.entropy.toFixed(3).padStart(7)}  ` +
         `${l.balancedness.toFixed(3).padStart(7)}  ${String(l.deadExperts).padStart(4)}  ${l.auxLoss.toFixed(3).padStart(8)}`,
+    );
+  }
+  if (s.nonFinite.length > 0) {
+    const first = s.nonFinite[0];
+    lines.push(
+      '',
+      `warning: NaN or Inf reached the router ${s.nonFinite.length} time(s), first at token ${first.position} in layer ${first.layer}; ` +
+        'those tokens are not routed there and not counted above',
     );
   }
   return lines.join('\n');
@@ -112,6 +151,7 @@ async function run(argv: string[]): Promise<number> {
       seed: { type: 'string', default: '0' },
       'top-k': { type: 'string' },
       context: { type: 'string' },
+      'on-full': { type: 'string', default: 'stop' },
       json: { type: 'boolean', default: false },
     },
   });
@@ -127,6 +167,8 @@ async function run(argv: string[]): Promise<number> {
     return n;
   };
   const maxTokens = number('max-tokens', values['max-tokens']);
+  const onFull = values['on-full'];
+  if (onFull !== 'stop' && onFull !== 'slide') throw new Error(`--on-full must be stop or slide, got "${onFull}"`);
   const sampling = {
     temperature: number('temperature', values.temperature, false),
     topP: number('top-p', values['top-p'], false),
@@ -140,15 +182,33 @@ async function run(argv: string[]): Promise<number> {
     const promptIds = session.tokenizer.encode(values.prompt);
     if (promptIds.length === 0) throw new Error('the prompt encodes to no tokens');
     if (values['top-k'] !== undefined) session.setPolicy({ ...session.getPolicy(), topK: number('top-k', values['top-k']) });
-    const room = session.contextLength - promptIds.length;
-    if (room < 0) throw new Error(`the prompt has ${promptIds.length} tokens; the context holds ${session.contextLength}`);
-    await session.feed(promptIds);
-    const eos = session.tokenizer.eosId;
-    for (let i = 0; i < Math.min(maxTokens, room); i++) {
-      const id = await session.generate(sampling);
-      if (id === eos) break;
+    if (promptIds.length > session.contextLength) {
+      throw new Error(`the prompt has ${promptIds.length} tokens; the context holds ${session.contextLength}`);
     }
-    const summary = summarize(session, values.model, values.prompt, promptIds, await session.snapshot());
+    await session.feed(promptIds);
+    const run: Generation = { promptIds, generatedIds: [], stopped: null, slides: 0 };
+    const eos = session.tokenizer.eosId;
+    while (run.generatedIds.length < maxTokens) {
+      if (session.position === session.contextLength) {
+        if (onFull === 'stop') {
+          run.stopped = 'context full';
+          console.error(
+            `moescope: the context of ${session.contextLength} tokens is full after ${run.generatedIds.length} generated tokens; ` +
+              'stopped (--on-full slide keeps going over the last half, --context N makes it longer)',
+          );
+          break;
+        }
+        await session.slide(Math.floor(session.contextLength / 2) || 1);
+        run.slides++;
+      }
+      const id = await session.generate(sampling);
+      run.generatedIds.push(id);
+      if (id === eos) {
+        run.stopped = 'eos';
+        break;
+      }
+    }
+    const summary = summarize(session, values.model, values.prompt, run, await session.snapshot());
     console.log(values.json ? JSON.stringify(summary, null, 2) : formatText(summary));
     session.destroy();
     return 0;
@@ -161,10 +221,11 @@ async function main(): Promise<number> {
   const [command, ...rest] = process.argv.slice(2);
   try {
     if (command === 'run') return await run(rest);
+    if (command === 'analyze') return await analyze(rest);
     if (command === 'trace') return await traceCommand(rest);
     if (command === 'import') return await importCommand(rest);
     if (command === 'report') return await reportCommand(rest);
-    const all = [USAGE, TRACE_USAGE, IMPORT_USAGE, REPORT_USAGE].join('\n\n');
+    const all = [USAGE, ANALYZE_USAGE, TRACE_USAGE, IMPORT_USAGE, REPORT_USAGE].join('\n\n');
     console.error(command === undefined || command === '--help' || command === '-h' ? all : `unknown command "${command}"\n${all}`);
     return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
   } catch (e) {

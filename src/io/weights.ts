@@ -16,7 +16,7 @@
 // The fused 3D checkpoint layout of transformers 5 (MixtralExperts: gate_up_proj [E, 2I, H] whose output is
 // chunk(2) into gate, up; down_proj [E, H, I]) and Granite's input_linear [E, 2I, H] / output_linear [E, H, I] are
 // already canonical: one part each. Per-expert checkpoints become one part per expert and projection, concatenated.
-import type { WeightDtype } from '../model/dtypes';
+import type { TensorFormat, WeightDtype } from '../model/dtypes';
 import type { ModelFamily, MoeConfig } from '../model/config';
 import { ModelFileError, UnsupportedModelError, tensorField } from './errors';
 import { getTensor, SAFETENSORS_DTYPE, weightDtypeOf } from './safetensors';
@@ -55,8 +55,9 @@ export interface PlanEntry {
   /** Layer index, or null for embed / finalNorm / lmHead. */
   layer: number | null;
   shape: number[];
-  dtype: WeightDtype;
-  /** product(shape) · bytes per element. Buffers are this rounded up to 4 (streamLoadPlan pads with zeros). */
+  /** safetensors checkpoints: the checkpoint dtype; GGUF files: each tensor's own format (quantised ones too). */
+  dtype: TensorFormat;
+  /** product(shape) · bytes per element (quantised: whole blocks). Buffers are this rounded up to 4 (streamLoadPlan pads with zeros). */
   byteLength: number;
   /** Contiguous, in order: part i covers [dstOffset, dstOffset + byteEnd - byteStart). */
   parts: TensorPart[];
@@ -475,7 +476,7 @@ export const bufferSize = (entry: PlanEntry): number => Math.ceil(entry.byteLeng
  * Streams every entry of a plan, in order, to `sink` in bounded chunks: parts are read by byte range from their
  * files and concatenated, never holding more than one chunk per call.
  */
-export async function streamLoadPlan(ckpt: Checkpoint, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
+export async function streamLoadPlan(ckpt: Pick<Checkpoint, 'folder'>, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
   const chunkBytes = Math.max(4, Math.floor((options.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4) * 4);
   const sources = new Map<string, ByteSource>();
   const open = async (file: string) => {

@@ -90,30 +90,38 @@ export class TraceFile {
 
   /** Expert ids of tokens [start, start + count): Int32Array [count, moeLayers, k], UNKNOWN (−1) where not known. */
   async experts(start: number, count: number): Promise<Int32Array> {
-    const dtype = expertDtypeFor(this.meta.numExperts);
-    const size = dtype === 'U8' ? 1 : dtype === 'U16' ? 2 : 4;
-    const buf = await this.rows(TENSORS.experts, start, count, this.slotsPerToken * size);
-    return this.decodeExperts(buf, dtype, start);
-  }
-
-  private decodeExperts(buf: ArrayBuffer, dtype: ExpertDtype, start: number): Int32Array {
-    const src = dtype === 'U8' ? new Uint8Array(buf) : dtype === 'U16' ? new Uint16Array(buf) : new Int32Array(buf);
-    const out = new Int32Array(src.length);
-    const E = this.meta.numExperts, unknown = UNKNOWN_STORED[dtype];
-    for (let i = 0; i < src.length; i++) {
-      const e = src[i];
+    const { ids, unknown } = await this.storedExperts(start, count);
+    const out = new Int32Array(ids.length);
+    const E = this.meta.numExperts;
+    for (let i = 0; i < ids.length; i++) {
+      const e = ids[i];
       if (e === unknown) out[i] = UNKNOWN;
       else if (e >= 0 && e < E) out[i] = e;
-      else {
-        const slot = this.slotsPerToken;
-        const l = Math.floor((i % slot) / this.meta.topK);
-        throw new ModelFileError(
-          this.name, tensorField(TENSORS.experts),
-          `token ${start + Math.floor(i / slot)}, MoE layer ${this.meta.moeLayers[l]}: expert id ${e} is not below numExperts ${E}`,
-        );
-      }
+      else throw this.badExpert(start, i, e);
     }
     return out;
+  }
+
+  /**
+   * The ids as stored (u8, u16 or i32) and the value that means unknown: for passes over every token that check
+   * each id as they use it (see badExpert), without a decoded copy.
+   */
+  async storedExperts(start: number, count: number): Promise<{ ids: Uint8Array | Uint16Array | Int32Array; unknown: number }> {
+    const dtype: ExpertDtype = expertDtypeFor(this.meta.numExperts);
+    const size = dtype === 'U8' ? 1 : dtype === 'U16' ? 2 : 4;
+    const buf = await this.rows(TENSORS.experts, start, count, this.slotsPerToken * size);
+    const ids = dtype === 'U8' ? new Uint8Array(buf) : dtype === 'U16' ? new Uint16Array(buf) : new Int32Array(buf);
+    return { ids, unknown: UNKNOWN_STORED[dtype] };
+  }
+
+  /** The error for stored id `e` at slot `i` of the rows read from token `start`. */
+  badExpert(start: number, i: number, e: number): ModelFileError {
+    const slot = this.slotsPerToken;
+    const l = Math.floor((i % slot) / this.meta.topK);
+    return new ModelFileError(
+      this.name, tensorField(TENSORS.experts),
+      `token ${start + Math.floor(i / slot)}, MoE layer ${this.meta.moeLayers[l]}: expert id ${e} is not below numExperts ${this.meta.numExperts}`,
+    );
   }
 
   /** Gate weights [count, moeLayers, k], or null when the source did not record them. */

@@ -2,7 +2,6 @@
 // counts (and summed gate weights, where recorded) every `interval` tokens; the state at position p is the
 // checkpoint below p plus at most interval − 1 tokens read from the file. Counts-only traces (step_counts) use
 // steps as positions.
-import { UNKNOWN } from './format';
 import type { TraceFile } from './reader';
 
 export interface TimelineOptions {
@@ -50,11 +49,13 @@ export class TraceTimeline {
     const cps: Uint32Array[] = [counts.slice()], gps: Float32Array[] | null = gate ? [new Float32Array(L * E)] : null, kps = [known.slice()];
     for (let at = 0; at < m.numTokens; at += chunk) {
       const n = Math.min(chunk, m.numTokens - at);
-      const ids = await trace.experts(at, n);
+      const { ids, unknown } = await trace.storedExperts(at, n);
       const w = gate ? await trace.weights(at, n) : null;
-      for (let t = 0; t < n; t++) {
-        accumulate(ids, w, t, L, E, K, counts, gate, known);
-        if ((at + t + 1) % interval === 0) {
+      for (let t0 = 0; t0 < n; t0 += interval) {
+        const t1 = Math.min(n, t0 + interval);
+        const bad = accumulate(ids, unknown, w, t0, t1, L, E, K, counts, gate, known);
+        if (bad >= 0) throw trace.badExpert(at, bad, ids[bad]);
+        if ((at + t1) % interval === 0) {
           cps.push(counts.slice());
           gps?.push(Float32Array.from(gate!));
           kps.push(known.slice());
@@ -82,9 +83,10 @@ export class TraceTimeline {
     const gate = this.gates ? Float64Array.from(this.gates[c]) : null;
     const from = c * this.interval, n = position - from;
     if (n > 0) {
-      const ids = await this.trace.experts(from, n);
+      const { ids, unknown } = await this.trace.storedExperts(from, n);
       const w = gate ? await this.trace.weights(from, n) : null;
-      for (let t = 0; t < n; t++) accumulate(ids, w, t, L, E, K, counts, gate, known);
+      const bad = accumulate(ids, unknown, w, 0, n, L, E, K, counts, gate, known);
+      if (bad >= 0) throw this.trace.badExpert(from, bad, ids[bad]);
     }
     return { position, counts, gateSum: gate ? Float32Array.from(gate) : null, known };
   }
@@ -96,20 +98,29 @@ export class TraceTimeline {
   }
 }
 
+/**
+ * Adds tokens [t0, t1) of stored ids (`unknown` = not known) to the counts, gate sums and known-token counts.
+ * Returns the slot of the first id ≥ E (the caller reports it), or −1. One tight loop: it runs over every slot of
+ * the trace at open.
+ */
 function accumulate(
-  ids: Int32Array, w: Float32Array | null, t: number, L: number, E: number, K: number,
-  counts: Uint32Array, gate: Float64Array | null, known: Uint32Array,
-): void {
-  for (let l = 0; l < L; l++) {
-    const base = (t * L + l) * K;
-    let any = false;
-    for (let k = 0; k < K; k++) {
-      const e = ids[base + k];
-      if (e === UNKNOWN) continue;
-      any = true;
-      counts[l * E + e]++;
-      if (gate && w) gate[l * E + e] += w[base + k];
+  ids: Uint8Array | Uint16Array | Int32Array, unknown: number, w: Float32Array | null, t0: number, t1: number,
+  L: number, E: number, K: number, counts: Uint32Array, gate: Float64Array | null, known: Uint32Array,
+): number {
+  for (let t = t0; t < t1; t++) {
+    for (let l = 0; l < L; l++) {
+      const base = (t * L + l) * K, row = l * E;
+      let any = 0;
+      for (let k = 0; k < K; k++) {
+        const e = ids[base + k];
+        if (e === unknown) continue;
+        if (e < 0 || e >= E) return base + k;
+        any = 1;
+        counts[row + e]++;
+        if (gate !== null) gate[row + e] += w![base + k];
+      }
+      known[l] += any;
     }
-    if (any) known[l]++;
   }
+  return -1;
 }

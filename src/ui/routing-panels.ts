@@ -38,8 +38,16 @@ export class RoutingPanels {
   }
 
   private onState(kind: ChangeKind): void {
-    if (kind === 'model') {
+    if (kind === 'routing' && this.d.model) {
+      // Histories of two policies are never mixed: the original one is kept as the baseline of the first what-if.
+      if (this.d.state.isOriginalPolicy(this.d.model.config.router.topK)) this.metrics.restart(false);
+      else if (!this.metrics.hasBaseline) this.metrics.freezeAsBaseline();
+      else this.metrics.restart(true);
+    } else if (kind === 'model') {
       this.metrics.clear(this.d.model?.config.moeLayers ?? []);
+      const replay = this.d.model?.replay;
+      const absent = 'not recorded in a trace';
+      this.metrics.setUnavailable(replay ? { auxLoss: replay.probs ?? '', zLoss: replay.probs ?? '', dropped: absent, rerouted: absent } : {});
       this.drawAll();
     } else if (kind === 'focus') this.drawAll();
     else if (kind === 'selection' || kind === 'view') this.drawHeatmap();
@@ -63,13 +71,18 @@ export class RoutingPanels {
     const s = this.d.snapshots.current;
     const { focusLayer: focus, colormap } = this.d.state.params;
     const tokens = this.tokens(s);
+    const noWeights = model.replay?.weights ?? null;
     this.heatmap.draw({
-      matrix: s && tokens.length > 0 ? gateMatrix(s, focus) : new Float32Array(0),
+      matrix: s && tokens.length > 0 ? gateMatrix(s, focus, !noWeights) : new Float32Array(0),
       numExperts: model.config.numExperts,
       labels: tokens.map((t) => t.text),
       selected: this.d.state.selectedToken ?? -1,
       colormap,
-      title: model.config.moeLayers[focus] ? `layer ${focus}: gate weight per token × expert` : `layer ${focus} is dense (no router)`,
+      title: !model.config.moeLayers[focus]
+        ? `layer ${focus} is dense (no router)`
+        : noWeights
+          ? `layer ${focus}: chosen experts per token (${noWeights})`
+          : `layer ${focus}: gate weight per token × expert`,
     });
   }
 

@@ -125,6 +125,11 @@ const CASES: [string, string, number, number][] = [
   ['deepseek_v2', 'golden.json', 1e-4, 1e-5],
   // The bundled demo model (bf16 weights; this golden is transformers in f32 on them upcast exactly).
   ['demo', 'golden.json', 1e-4, 1e-5],
+  // GGUF files written by gguf-py (Q8_0, MXFP4, F16, BF16, F32 tensors; tools/make_gguf_fixtures.py models): the
+  // golden is transformers in f32 on gguf-py's dequantisation of the same bytes.
+  ['gguf-mixtral', 'golden.json', 1e-4, 1e-5],
+  ['gguf-qwen3_moe', 'golden.json', 1e-4, 1e-5],
+  ['gguf-olmoe', 'golden.json', 1e-4, 1e-5],
 ];
 
 const sessions: Session[] = [];

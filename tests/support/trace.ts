@@ -15,6 +15,8 @@ export interface SynthOptions {
   /** Every n-th token's routing is unknown (−1), as prefix-cached positions are in vLLM; 0 = none. */
   unknownEvery?: number;
   engine?: string;
+  /** Draw this many tokens and repeat them (keeps generating large traces fast); 0 = all distinct. */
+  period?: number;
 }
 
 const moeLayersOf = (config: Record<string, unknown>, layers: number): number[] => {
@@ -56,8 +58,16 @@ export function synthTrace(config: Record<string, unknown>, o: SynthOptions): { 
   const weights = o.weights ? new Float32Array(T * L * K) : undefined;
   const router = o.probs ? new Float32Array(T * L * E) : undefined;
   const picked = new Uint8Array(E);
+  const P = o.period || T;
+  if (P < T && (o.weights || o.probs)) throw new Error('synthTrace: a period repeats ids only');
   for (let t = 0; t < T; t++) {
     const unknown = o.unknownEvery ? t % o.unknownEvery === o.unknownEvery - 1 : false;
+    if (t >= P) {
+      // A repeat of token t mod P (ids only: weights and probabilities need period 0); unknown where either is.
+      experts.copyWithin(t * L * K, (t % P) * L * K, ((t % P) + 1) * L * K);
+      if (unknown) experts.fill(UNKNOWN, t * L * K, (t + 1) * L * K);
+      continue;
+    }
     for (let l = 0; l < L; l++) {
       const base = (t * L + l) * K;
       picked.fill(0);

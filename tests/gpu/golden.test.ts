@@ -135,7 +135,8 @@ const CASES: [string, string, number, number][] = [
 const sessions: Session[] = [];
 afterAll(() => sessions.forEach((s) => s.destroy()));
 
-describe('whole model vs transformers', () => {
+// Whole models on SwiftShader: 5-40 s each alone, past the 60 s default on a loaded machine.
+describe('whole model vs transformers', { timeout: 240_000 }, () => {
   it('bf16 weights decode exactly: the same logits as the same weights upcast to f32 by bit shifts, to f32 rounding', async () => {
     const gpu = await testGpu();
     const dir = join(FIXTURES, 'mixtral-bf16');

@@ -75,7 +75,8 @@ export function heatmapSvg(f: HeatmapFigure): string {
   const gap = 30;
   const panelW = cols * cell;
   const legendW = 90;
-  const width = left + f.panels.length * (panelW + gap) + legendW;
+  // Wide enough for the title (about 8.5 px per character at 15 px).
+  const width = Math.max(left + f.panels.length * (panelW + gap) + legendW, Math.ceil(f.title.length * 8.5) + 40);
   const height = top + rows * cell + 60;
   const all = f.panels.flatMap((p) => p.values.flat());
   const lo = Math.min(...all);

@@ -14,7 +14,7 @@ import { analyze, ANALYZE_USAGE } from './analyze';
 import { IMPORT_USAGE, REPORT_USAGE, TRACE_USAGE, importCommand, reportCommand, traceCommand } from './trace-commands';
 
 const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
-                    [--top-k K] [--context N] [--on-full stop|slide] [--json]
+                    [--top-k K] [--context N] [--on-full stop|slide] [--ignore-eos] [--json]
 
   --model DIR        a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a folder with
                      one GGUF file (Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, F16, BF16, F32 tensors)
@@ -25,6 +25,7 @@ const USAGE = `usage: moescope run --model DIR --prompt TEXT [--max-tokens N] [-
   --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
   --on-full MODE     when the context fills before --max-tokens: stop (default; says so on stderr and in --json's
                      "stopped") or slide (keep the last half of the context, run it again, go on generating)
+  --ignore-eos       keep generating past the end-of-sequence token (long runs)
   --json             one JSON object: text, token ids and pieces, per-layer routing summary`;
 
 export interface RunSummary {
@@ -37,6 +38,8 @@ export interface RunSummary {
   stopped: 'eos' | 'context full' | null;
   /** Times the window slid (--on-full slide); the routing summary covers the tokens in the last window. */
   slides: number;
+  /** At the end of the run: GPU buffers alive and made in all, JS heap in use (a long run should match a short one). */
+  resources: { liveGpuBuffers: number; gpuBuffersCreated: number; heapMiB: number };
   text: string;
   tokens: { id: number; text: string; generated: boolean }[];
   parameters: { total: number; activePerToken: number };
@@ -76,6 +79,11 @@ export function summarize(session: Session, model: string, prompt: string, run: 
     generatedIds,
     stopped: run.stopped,
     slides: run.slides,
+    resources: {
+      liveGpuBuffers: session.gpu.liveBuffers,
+      gpuBuffersCreated: session.gpu.bufferCounts.created,
+      heapMiB: Math.round((process.memoryUsage().heapUsed / 2 ** 20) * 10) / 10,
+    },
     text: session.tokenizer.decode(generatedIds, { skipSpecialTokens: true }),
     tokens: [...promptIds, ...generatedIds].map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
     parameters: { total: session.parameters.total, activePerToken: session.parameters.activePerToken },
@@ -128,6 +136,7 @@ export function formatText(s: RunSummary): string {
         `${l.balancedness.toFixed(3).padStart(7)}  ${String(l.deadExperts).padStart(4)}  ${l.auxLoss.toFixed(3).padStart(8)}`,
     );
   }
+  lines.push('', `GPU buffers alive at the end: ${s.resources.liveGpuBuffers} (${s.resources.gpuBuffersCreated} made in all); JS heap ${s.resources.heapMiB} MiB`);
   if (s.nonFinite.length > 0) {
     const first = s.nonFinite[0];
     lines.push(
@@ -152,6 +161,7 @@ async function run(argv: string[]): Promise<number> {
       'top-k': { type: 'string' },
       context: { type: 'string' },
       'on-full': { type: 'string', default: 'stop' },
+      'ignore-eos': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -203,7 +213,7 @@ async function run(argv: string[]): Promise<number> {
       }
       const id = await session.generate(sampling);
       run.generatedIds.push(id);
-      if (id === eos) {
+      if (id === eos && !values['ignore-eos']) {
         run.stopped = 'eos';
         break;
       }

@@ -63,6 +63,8 @@ describe('moescope run', () => {
     expect(slide.generatedIds.length).toBeGreaterThan(3);
     // Greedy: the tokens before the first slide are the stopped run's.
     expect(slide.generatedIds.slice(0, 3)).toEqual(stopped.generatedIds);
+    // More steps and slides, the same GPU buffers alive at the end.
+    expect(slide.resources.liveGpuBuffers).toBe(stopped.resources.liveGpuBuffers);
     await expect(cli(...args, '--on-full', 'wrap')).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/--on-full must be stop or slide/) });
    }, 240_000);
 

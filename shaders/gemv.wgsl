@@ -16,7 +16,10 @@
 // ALIGNED needs K % 4 == 0 and the W row length (K for W_NK, N otherwise) a multiple of 4 (f32) or 8 (f16/bf16);
 // otherwise the same loops read element by element. x, W and y are viewed as vec4 arrays: allocate them with sizes
 // rounded up to 16 bytes.
-// #include "lib/weights"
+// Block-quantised W (lib/quant; W_NK only, K a multiple of the block): the unit a thread reads is a 32-element
+// sub-block of a row (34 bytes of Q8_0, 16 of Q4_K nibbles + scales, …), decoded in registers and dotted with 8 vec4
+// of each x row; ALIGNED is not used.
+// #include "lib/quant"
 
 struct Params {
   M: u32, // rows of x and y (1 ≤ M ≤ ROWS)
@@ -27,7 +30,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;        // [M, K] f32, row-major
-@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;        // [N, K] (W_NK) or [K, N], WEIGHT_DTYPE words
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;        // [N, K] (W_NK) or [K, N], WEIGHT_DTYPE words/blocks
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;  // [M, N] f32, row-major
 
 override ROWS: u32 = 1u;         // rows compiled in: 1, 2, 4, 8 or 16
@@ -49,6 +52,28 @@ var<private> acc: array<f32, 64>;                // [ROWS][E] partial sums of th
 
 fn x_scalar(i: u32) -> f32 {
   return x[i >> 2u][i & 3u];
+}
+
+fn w_word(i: u32) -> u32 {
+  return w[i >> 2u][i & 3u];
+}
+
+// W stored [N, K] in blocks: dot products of NT rows of W with ROWS rows of x, one 32-element sub-block at a time.
+fn accumulate_quant(tk: u32, rows_n: array<u32, 4>) {
+  let K = params.K;
+  let last_row = params.M - 1u;
+  let row_bytes = quant_row_bytes(K);
+  for (var u = tk; u < (K >> 5u); u += WG_K) {
+    for (var j = 0u; j < NT; j++) {
+      let wq = quant_sub32(rows_n[j] * row_bytes, u);
+      for (var r = 0u; r < ROWS; r++) {
+        let xb = min(r, last_row) * (K >> 2u) + 8u * u;
+        var s = 0.0;
+        for (var g = 0u; g < 8u; g++) { s += dot(x[xb + g], wq[g]); }
+        acc[r * NT + j] += s;
+      }
+    }
+  }
 }
 
 fn w_elem(e: u32) -> f32 {
@@ -74,7 +99,9 @@ fn accumulate_nk(tk: u32, n_first: u32) {
   let last_row = params.M - 1u;
   var rows_n: array<u32, 4>; // W row of each output, clamped into the matrix (extra outputs are not stored)
   for (var j = 0u; j < NT; j++) { rows_n[j] = min(n_first + j, params.N - 1u); }
-  if (ALIGNED && WEIGHT_DTYPE == 0u) {
+  if (is_quant()) {
+    accumulate_quant(tk, rows_n);
+  } else if (ALIGNED && WEIGHT_DTYPE == 0u) {
     let units = K >> 2u; // 16-byte units per row
     for (var u = tk; u < units; u += WG_K) {
       var wv: array<vec4<f32>, 4>;

@@ -20,7 +20,9 @@
 // 4 (f32) or 8 (f16/bf16); without it the same tiles are filled element by element. Any M, N, K work: every load
 // and store is bounds-checked. y is stored 16 bytes at a time when N % 4 == 0.
 // Buffers are viewed as vec4 arrays: x, W and y must be allocated with their sizes rounded up to 16 bytes.
-// #include "lib/weights"
+// Block-quantised W (lib/quant; W_NK, ALIGNED, K a multiple of the block): each 8-weight unit is decoded from its
+// 32-element sub-block's scales into the same f32 staging registers.
+// #include "lib/quant"
 
 struct Params {
   M: u32, // rows of x and y

@@ -13,7 +13,9 @@
 // Loads: with ALIGNED, 16 bytes at a time (K % 4 == 0 and the W row length a multiple of 4 for f32 or 8 for
 // f16/bf16); otherwise element by element. Any M, N, K: every load and store is bounds-checked.
 // Buffers are viewed as vec4 arrays: x, W and y must be allocated with their sizes rounded up to 16 bytes.
-// #include "lib/weights"
+// Block-quantised W (lib/quant; W_NK, ALIGNED, K a multiple of the block): each 8-weight unit is decoded from its
+// 32-element sub-block's scales into the same f32 staging registers.
+// #include "lib/quant"
 
 struct Params {
   M: u32, // rows of x and y

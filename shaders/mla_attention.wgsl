@@ -10,11 +10,16 @@
 //   ctx[t, h, :] = Σ_j softmax_j(s) · c_j
 //   where q_lat = W_k,hᵀ q_nope (mla_absorb.wgsl absorb_q); expand_v then turns ctx into the head's value output.
 //   Equal to softmax(q·kᵀ)·v of the expanded form, without forming per-head K or V.
-//   Workgroup (h, t), WORKGROUP threads: [scale·q_lat | scale·q_rope] sits in shared memory; keys are walked in chunks
-//   of WORKGROUP, thread i scoring key chunk + i with vec4 loads over its W-long cache row; online softmax (running
-//   max m and sum l, accumulators rescaled by exp(m_old − m_new)); thread i accumulates latent dimensions
-//   i + r·WORKGROUP, r < DIMS_PER_THREAD. Two barriers per chunk; exp arguments are always <= 0.
-//   No key splitting yet: a decode step runs `heads` workgroups over the whole context.
+//   Workgroup (h, t, s), WORKGROUP threads: head h, query row t, key split s covering keys
+//   [s·split_keys, (s + 1)·split_keys) of the row's range (splits = 1: all of it). [scale·q_lat | scale·q_rope] sits
+//   in shared memory; keys are walked in chunks of WORKGROUP, thread i scoring key chunk + i with vec4 loads over its
+//   W-long cache row; online softmax (running max m and sum l, accumulators rescaled by exp(m_old − m_new)); thread i
+//   accumulates latent dimensions i + r·WORKGROUP, r < DIMS_PER_THREAD. Two barriers per chunk; exp arguments are
+//   always <= 0. splits = 1: writes ctx = acc / l; splits > 1: the split's (m, l, acc) to `partial`.
+//
+// combine (splits > 1, at most MAX_SPLITS; "flash-decoding", for decode steps whose heads alone leave the GPU idle):
+//   one workgroup per (h, t); thread 0 turns the splits' maxima into weights w_s = exp(m_s − M) / Σ exp(m_s − M)·l_s
+//   (M = max_s m_s; empty splits carry m = LOWEST, l = 0, so w_s = 0), then ctx = Σ_s w_s·acc_s.
 
 struct Params {
   tokens: u32,        // T query rows (and new cache rows) this step
@@ -25,6 +30,8 @@ struct Params {
   q_stride: u32,      // elements between tokens in q (heads·(nope + P))
   q_head_stride: u32, // elements between heads in q (nope + P)
   q_offset: u32,      // offset of the rope part of head 0 in q (nope)
+  splits: u32,        // key splits per (row, head); 1 = attend writes ctx itself
+  split_keys: u32,    // keys per split, a multiple of WORKGROUP
   scale: f32,         // softmax scale (DeepSeek: YaRN mscale² / sqrt(nope + P))
 }
 
@@ -51,7 +58,8 @@ fn store(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 @group(0) @binding(1) var<storage, read> q_lat: array<f32>;         // [T, heads, R] absorbed q_nope
 @group(0) @binding(2) var<storage, read> q: array<f32>;             // [T, q_stride]: rope part of head h at q_offset + t·q_stride + h·q_head_stride
 @group(0) @binding(3) var<storage, read> cache: array<vec4<f32>>;   // [max_seq, W / 4]
-@group(0) @binding(4) var<storage, read_write> ctx: array<f32>;     // [T, heads, R]
+@group(0) @binding(4) var<storage, read_write> ctx: array<f32>;     // [T, heads, R] (splits = 1)
+@group(0) @binding(5) var<storage, read_write> partial: array<f32>; // [T, heads, splits, 2 + R]: m, l, acc (splits > 1)
 
 override WORKGROUP: u32 = 64u;     // keys per chunk = threads per (head, query row)
 override MAX_WIDTH: u32 = 576u;    // W = R + P the shared query row holds (DeepSeek: 512 + 64)
@@ -66,6 +74,7 @@ var<workgroup> p_sh: array<f32, WORKGROUP>;             // exp(score − running
 fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x;
   let t = wg.y;
+  let split = wg.z;
   let r = params.rank;
   let w4 = (r + params.rope) / 4u;
   let r4 = r / 4u;
@@ -86,11 +95,12 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   }
   workgroupBarrier();
 
-  let hi = pos + 1u; // keys [0, hi)
+  let lo = split * params.split_keys; // this split's keys: [lo, hi)
+  let hi = min(pos + 1u, lo + params.split_keys);
   var m = LOWEST;
   var l = 0.0;
   var acc = array<f32, DIMS_PER_THREAD>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-  for (var chunk = 0u; chunk < hi; chunk += WORKGROUP) {
+  for (var chunk = lo; chunk < hi; chunk += WORKGROUP) {
     let j = chunk + lid;
     var s = LOWEST;
     if (j < hi) {
@@ -131,11 +141,58 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     m = m_new;
   }
 
-  let inv_l = 1.0 / l;
+  // splits = 1: the normalised context; otherwise this split's record: m, l, then the unnormalised accumulators.
+  let single = params.splits == 1u;
+  let rec = ((t * params.heads + h) * params.splits + split) * (r + 2u);
+  if (!single && lid == 0u) {
+    partial[rec] = m;
+    partial[rec + 1u] = l;
+  }
+  let inv_l = 1.0 / l; // unused (and possibly inf) for an empty split
   for (var k = 0u; k < DIMS_PER_THREAD; k++) {
     let e = lid + k * WORKGROUP;
-    if (e < r) {
+    if (e < r && single) {
       ctx[lat_base + e] = acc[k] * inv_l;
+    } else if (e < r) {
+      partial[rec + 2u + e] = acc[k];
     }
+  }
+}
+
+// ---- combine bindings
+@group(0) @binding(1) var<storage, read> partial_in: array<f32>;   // [T, heads, splits, 2 + R]
+@group(0) @binding(2) var<storage, read_write> merged: array<f32>; // [T, heads, R] ctx
+
+const MAX_SPLITS: u32 = 32u;
+var<workgroup> split_w: array<f32, MAX_SPLITS>; // exp(m_s − M) / Σ_s exp(m_s − M)·l_s
+
+@compute @workgroup_size(WORKGROUP)
+fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = params.rank;
+  let rec_len = r + 2u;
+  let row = wg.y * params.heads + wg.x; // t · heads + h
+  let first = row * params.splits * rec_len;
+  if (lid == 0u) {
+    var top = LOWEST;
+    for (var s = 0u; s < params.splits; s++) {
+      top = max(top, partial_in[first + s * rec_len]);
+    }
+    var total = 0.0;
+    for (var s = 0u; s < params.splits; s++) {
+      let w = exp(partial_in[first + s * rec_len] - top);
+      split_w[s] = w;
+      total += w * partial_in[first + s * rec_len + 1u];
+    }
+    for (var s = 0u; s < params.splits; s++) {
+      split_w[s] /= total;
+    }
+  }
+  workgroupBarrier();
+  for (var e = lid; e < r; e += WORKGROUP) {
+    var sum = 0.0;
+    for (var s = 0u; s < params.splits; s++) {
+      sum += split_w[s] * partial_in[first + s * rec_len + 2u + e];
+    }
+    merged[row * r + e] = sum;
   }
 }

@@ -5,13 +5,14 @@
 // element otherwise; row accumulators in registers, a shared-memory tree adds the lanes (only the tile's rows).
 // Grid: x = ceil(H / GROUPS), y = plan tiles (extra tiles and other bindings' experts return at once).
 // h and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
-// #include "lib/weights"
+// Block-quantised weights (lib/quant; I a whole number of blocks): the lanes stride over I in 32-element sub-blocks.
+// #include "lib/quant"
 // #include "lib/moe_expert_params"
 
 @group(0) @binding(0) var<uniform> P: ExpertParams;
 @group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;     // [rows, I]
 @group(0) @binding(2) var<storage, read> plan: array<u32>;        // dispatch plan
-@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;     // [num_experts, H, I] WEIGHT_DTYPE words
+@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;     // [num_experts, H, I] WEIGHT_DTYPE words/blocks
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;     // [rows, H]
 @group(0) @binding(5) var<storage, read> bias: array<f32>;        // [E, H] down biases (has_bias = 1)
 
@@ -25,6 +26,23 @@ var<workgroup> partial: array<f32, 2048>; // [GROUPS, LANES, R]
 var<workgroup> tile_info: vec4<u32>; // plan_tile with the tile's row count (≤ R) in z
 
 var<private> acc: array<f32, 8>;
+
+fn w_word(i: u32) -> u32 {
+  return w[i >> 2u][i & 3u];
+}
+
+// acc += h rows (from element hb, K apart) · sub-block s of the weight row at byte `row`.
+fn fma_sub32(row: u32, hb: u32, K: u32, s: u32, nrows: u32) {
+  let wq = quant_sub32(row, s);
+  for (var r = 0u; r < R; r++) {
+    if (r < nrows) {
+      let base = ((hb + r * K) >> 2u) + 8u * s;
+      var sum = 0.0;
+      for (var q = 0u; q < 8u; q++) { sum += dot(h[base + q], wq[q]); }
+      acc[r] += sum;
+    }
+  }
+}
 
 fn h_at(i: u32) -> f32 {
   return h[i >> 2u][i & 3u];
@@ -83,7 +101,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   if (n < N) {
     let wbase = (info.x - P.first_expert) * N * K + n * K;
-    if (ALIGNED) {
+    if (is_quant()) {
+      let row = ((info.x - P.first_expert) * N + n) * quant_row_bytes(K);
+      for (var s = lane; s < K / 32u; s += LANES) { fma_sub32(row, hb, K, s, nrows); }
+    } else if (ALIGNED) {
       let step = LANES * UK;
       var k = lane * UK;
       for (; k + step < K; k += 2u * step) {

@@ -8,13 +8,15 @@
 // for the tile's rows. Grid: x = ceil(I / GROUPS) column blocks, y = plan tiles (those past the tile count, or of
 // experts in another weight binding, return at once).
 // x and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
-// #include "lib/weights"
+// Block-quantised weights (lib/quant; H a whole number of blocks): the lanes stride over H in 32-element sub-blocks,
+// each decoded in registers from the gate and the up row.
+// #include "lib/quant"
 // #include "lib/moe_expert_params"
 
 @group(0) @binding(0) var<uniform> P: ExpertParams;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [tokens, H]
 @group(0) @binding(2) var<storage, read> plan: array<u32>;          // dispatch plan (row_key = token·8 + slot)
-@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;       // [num_experts, 2I, H] WEIGHT_DTYPE words
+@group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;       // [num_experts, 2I, H] WEIGHT_DTYPE words/blocks
 @group(0) @binding(4) var<storage, read_write> h: array<f32>;       // [rows, I]
 @group(0) @binding(5) var<storage, read> bias: array<f32>;          // [E, 2I] gate then up biases (has_bias = 1)
 
@@ -34,6 +36,30 @@ var<private> tok: array<u32, 8>; // x element offset of each row's token
 
 fn x_at(i: u32) -> f32 {
   return x[i >> 2u][i & 3u];
+}
+
+fn w_word(i: u32) -> u32 {
+  return w[i >> 2u][i & 3u];
+}
+
+// acc += x rows · sub-block s of gate row g_row and up row u_row (row byte offsets).
+fn fma_sub32(g_row: u32, u_row: u32, s: u32, nrows: u32) {
+  let g = quant_sub32(g_row, s);
+  let u = quant_sub32(u_row, s);
+  for (var r = 0u; r < R; r++) {
+    if (r < nrows) {
+      let xb = (tok[r] >> 2u) + 8u * s;
+      var sg = 0.0;
+      var su = 0.0;
+      for (var q = 0u; q < 8u; q++) {
+        let xv = x[xb + q];
+        sg += dot(xv, g[q]);
+        su += dot(xv, u[q]);
+      }
+      acc_g[r] += sg;
+      acc_u[r] += su;
+    }
+  }
 }
 
 fn w_at(e: u32) -> f32 {
@@ -99,7 +125,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   if (j < I) {
     let gbase = (info.x - P.first_expert) * 2u * I * K + j * K;
     let ubase = gbase + I * K;
-    if (ALIGNED) {
+    if (is_quant()) {
+      let rb = quant_row_bytes(K);
+      let g_row = ((info.x - P.first_expert) * 2u * I + j) * rb;
+      for (var s = lane; s < K / 32u; s += LANES) { fma_sub32(g_row, g_row + I * rb, s, nrows); }
+    } else if (ALIGNED) {
       let step = LANES * UK;
       var k = lane * UK;
       for (; k + step < K; k += 2u * step) {

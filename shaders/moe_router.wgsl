@@ -13,6 +13,8 @@
 //   top-k over c, ties to the lower expert index; weights w_s = p_chosen (renormalised to sum 1 if norm_topk) · scale
 // Also: lse = logsumexp(z) over the experts that exist (router z-loss), the shared-expert gate logit x·g, and the
 // token's bit in each chosen expert's membership mask (the plan kernel ranks tokens from those masks).
+// Numerics: a NaN or ±Inf logit or score sets the token's FLAG_* bits and the token is not routed in this layer (no
+// expert chosen or counted; probabilities and lse written as 0), so bad numbers never show as routing.
 //
 // Tiling: one workgroup of ROWS × LANES = 256 threads handles RT tokens. Logits: each pass covers ROWS experts,
 // LANES threads stride over H for every one of the RT tokens (W read once per pass; 16-byte loads, two in flight,
@@ -98,6 +100,11 @@ fn dot_units(wv: array<f32, 8>, t0: u32, h: u32, ntok: u32) {
   }
 }
 
+// NaN or ±Inf, read from the bits: WGSL implementations may assume floats are finite and fold comparisons away.
+fn not_finite(v: f32) -> bool {
+  return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+}
+
 fn is_ablated(e: u32) -> bool {
   return ablated[P.layer * P.experts + e] != 0u;
 }
@@ -174,9 +181,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   // z = (logit + bias + noise) / T; the max over existing experts
   var m = EXCLUDED;
   var exists = 0u;
+  var flags = 0u;
   for (var e = 0u; e < E; e++) {
     if (is_ablated(e)) { continue; }
     var z = scores[base + e];
+    if (not_finite(z)) { flags |= FLAG_LOGITS; }
     if (P.has_bias != 0u) { z += aux[e]; }
     if (P.noise_std != 0.0) { z += P.noise_std * noise(P.noise_seed, P.layer, pos, e); }
     z *= P.inv_temp;
@@ -199,9 +208,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (P.scoring == 0u) { p = exp(z - m) / sum; } else { p = 1.0 / (1.0 + exp(-z)); }
       c = p;
       if (P.has_corr != 0u) { c += aux[E + e]; }
+      if (not_finite(p) || not_finite(c)) { flags |= FLAG_SCORES; }
     }
     probs[t * E + e] = p;
     scores[base + e] = c;
+  }
+  records[rec + REC_FLAGS] = flags;
+  if (flags != 0u) {
+    for (var e = 0u; e < E; e++) {
+      probs[t * E + e] = 0.0;
+      probs[choice_base + e] = 0.0;
+    }
+    for (var s = 0u; s < K_MAX; s++) {
+      records[rec + s] = NONE;
+      records[rec + REC_WEIGHT + s] = 0u;
+      records[rec + REC_ASSIGNED + s] = NONE;
+      records[rec + REC_ROW + s] = NONE;
+    }
+    records[rec + REC_LSE] = 0u;
+    records[rec + REC_SGATE] = bitcast<u32>(select(0.0, scores[base + E], P.shared_mode == 2u));
+    return;
   }
 
   // group-limited top-k: keep the best topk_group groups, the other experts' scores become 0.0

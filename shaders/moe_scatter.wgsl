@@ -3,7 +3,7 @@
 //   rank < kept[e]: row = offset[e] + rank, row_key[row] = t·8 + slot, records.row = row   (lists in token order)
 //   else: dropped by capacity (records.assigned = NONE)
 // Then records the token in the ring when its position is below the ring's capacity: chosen and assigned experts,
-// gate weights, the router's probability vector and logsumexp. Workgroups of SCATTER_WG tokens; the probability
+// gate weights, the router's probability vector, logsumexp and non-finite flags. Workgroups of SCATTER_WG tokens; the probability
 // rows are copied by all threads of the workgroup together.
 // #include "lib/moe_params"
 
@@ -15,7 +15,7 @@
 @group(0) @binding(5) var<storage, read_write> ring_assigned: array<u32>; // [ring, layers, K_MAX]
 @group(0) @binding(6) var<storage, read_write> ring_weights: array<f32>;  // [ring, layers, K_MAX]
 @group(0) @binding(7) var<storage, read_write> ring_probs: array<f32>;    // [ring, layers, experts]
-@group(0) @binding(8) var<storage, read_write> ring_lse: array<f32>;      // [ring, layers]
+@group(0) @binding(8) var<storage, read_write> ring_lse: array<u32>;      // [ring, layers, 2] lse (f32 bits), flags
 
 override SCATTER_WG: u32 = 64u;
 
@@ -49,7 +49,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         ring_assigned[slot + s] = records[rec + REC_ASSIGNED + s];
         ring_weights[slot + s] = bitcast<f32>(records[rec + REC_WEIGHT + s]);
       }
-      ring_lse[pos * P.num_layers + P.layer] = bitcast<f32>(records[rec + REC_LSE]);
+      let info = (pos * P.num_layers + P.layer) * 2u;
+      ring_lse[info] = records[rec + REC_LSE];
+      ring_lse[info + 1u] = records[rec + REC_FLAGS];
     }
   }
   // probability rows of this workgroup's tokens

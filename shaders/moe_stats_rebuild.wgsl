@@ -27,7 +27,7 @@ const WG: u32 = 64u;
 @group(0) @binding(8) var<storage, read_write> rerouted: array<u32>;
 
 @group(0) @binding(1) var<storage, read> ring_probs: array<f32>;      // [ring, layers, experts]
-@group(0) @binding(2) var<storage, read> ring_lse: array<f32>;        // [ring, layers]
+@group(0) @binding(2) var<storage, read> ring_lse: array<f32>;        // [ring, layers, 2] lse, flags (u32 bits)
 @group(0) @binding(3) var<storage, read_write> prob_mass: array<f32>; // [layers, experts]
 @group(0) @binding(4) var<storage, read_write> z_loss_sum: array<f32>; // [layers]
 
@@ -91,7 +91,7 @@ fn probabilities(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
   var z = 0.0;
   for (var p = li; p < P.positions; p += WG) {
     pm += ring_probs[(p * P.num_layers + l) * P.experts + e];
-    let lse = ring_lse[p * P.num_layers + l];
+    let lse = ring_lse[(p * P.num_layers + l) * 2u];
     z += lse * lse;
   }
   usum[li] = vec3<u32>(0u);

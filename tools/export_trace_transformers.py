@@ -89,13 +89,13 @@ class Recorder:
         return out
 
 
-def spread_random_model(config, dtype, seed: int):
+def spread_random_model(config, dtype, seed: int, devices: list[str] | None = None):
     """Builds the model on the meta device, gives each decoder layer a GPU (contiguous blocks, as even as the layer
     count allows; the CPU when there is no GPU, for trying the script out), materialises every parameter on its GPU with seeded random values and moves activations across
     devices with pre-forward hooks. Returns the model and the device map used."""
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    devices = [f"cuda:{d}" for d in range(torch.cuda.device_count())] or ["cpu"]
+    devices = devices or [f"cuda:{d}" for d in range(torch.cuda.device_count())] or ["cpu"]
     G, L = len(devices), config.num_hidden_layers
     # The rotary embedding's buffers are computed, not stored: build it again, for real, on the first device.
     model.model.rotary_emb = type(model.model.rotary_emb)(config).to(devices[0])
@@ -138,6 +138,7 @@ def main():
     ap.add_argument("--max-new-tokens", type=int, default=0)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     ap.add_argument("--device-map", default=None, help='for --model: "auto" (default with GPUs) or "cpu"')
+    ap.add_argument("--devices", help="--random-weights: comma-separated devices to spread the layers over (default: every GPU)")
     ap.add_argument("--num-layers", type=int, default=0, help="--random-weights: keep only the first N decoder layers (a slice)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-route-last", action="store_true")
@@ -165,7 +166,7 @@ def main():
         if args.num_layers:
             config_json = {**config_json, "num_hidden_layers": args.num_layers}
         config = AutoConfig.for_model(**config_json)
-        model, placement = spread_random_model(config, dtype, args.seed)
+        model, placement = spread_random_model(config, dtype, args.seed, args.devices.split(",") if args.devices else None)
         tok = None
     load_s = time.time() - t0
     sequences = [tok(p, return_tensors="pt")["input_ids"][0].tolist() for p in args.prompt] if args.prompt else []

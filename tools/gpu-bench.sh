@@ -8,6 +8,10 @@
 # On the device (repository root, `.gpu` carried, see ../shared/gpu/prepare.sh):
 #   source .gpu/remote.sh && bash tools/gpu-bench.sh run [--tune [--tune-spec bench/x.json]] [other npm run bench flags]
 #   source .gpu/remote.sh && bash tools/gpu-bench.sh diagnose bench/diagnose.json   # same points, robustness off
+#   source .gpu/remote.sh && bash tools/gpu-bench.sh quant [LAYERS]
+#       quantised weights: decode GEMV and expert GEMV bandwidth on Q4_K, Q6_K, Q8_0, MXFP4 beside bf16
+#       (src/cli/bench-quant.ts), then tokens/s of a random Qwen3-30B-A3B-shaped Q4_K GGUF (src/cli/random-gguf.ts,
+#       LAYERS of 48, default 48) through bench-model
 #   source .gpu/remote.sh && bash tools/gpu-bench.sh model demo granite-1b-a400m qwen3-30b-a3b:8
 #       whole models (src/cli/bench-model.ts) beside transformers (tools/bench_model_torch.py): `demo` is the bundled
 #       model, other names are tools/random_model.py shapes (random bf16 weights), `:N` keeps the first N layers
@@ -19,7 +23,7 @@ shift || true
 case "$mode" in
   bundle)
     mkdir -p .gpu
-    for entry in bench bench-moe bench-model moescope; do
+    for entry in bench bench-moe bench-model bench-quant random-gguf moescope; do
       npx esbuild "src/cli/$entry.ts" --bundle --platform=node --format=esm --external:webgpu \
         --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" \
         --log-level=warning --outfile=".gpu/$entry.mjs"
@@ -43,6 +47,16 @@ case "$mode" in
         --markdown "$out/$tag.md" || echo "gpu-bench.sh: bench-model failed on $dir" >&2
     done
     cat "$out"/*.md > "$out/model-table.md" 2>/dev/null || true
+    ;;
+  quant)
+    out=${OUT:-bench/results}
+    mkdir -p "$out" /tmp/models
+    [ -f .gpu/bench-quant.mjs ] || { echo "gpu-bench.sh: .gpu/bench-quant.mjs missing: run 'bash tools/gpu-bench.sh bundle' first" >&2; exit 1; }
+    node .gpu/bench-quant.mjs --trials 7 --out "$out/quant.json" 2>&1 | tee "$out/quant.md"
+    layers=${1:-48}; dir=/tmp/models/qwen3-30b-a3b-q4_k-$layers
+    [ -f "$dir/model.gguf" ] || node .gpu/random-gguf.mjs --out "$dir" --layers "$layers"
+    node .gpu/bench-model.mjs --model "$dir" --prompt-tokens 512 --memory 120GB --out "$out/qwen3-30b-a3b-q4_k.json" \
+      --markdown "$out/qwen3-30b-a3b-q4_k.md" || echo "gpu-bench.sh: bench-model failed on $dir" >&2
     ;;
   run)
     out=${OUT:-bench/results}

@@ -9,7 +9,8 @@ config's vocabulary is larger than the tokenizer's, as in real checkpoints).
 Usage:
   python3 tools/random_model.py --shape granite-1b-a400m --out /tmp/granite [--layers N] [--dtype bf16|f32]
          [--device cuda] [--seed 0]
-Shapes: granite-1b-a400m, granite-3b-a800m, qwen3-30b-a3b, tiny (a small Qwen3-MoE for testing this script).
+Shapes: granite-1b-a400m, granite-3b-a800m, qwen3-30b-a3b, deepseek-v2-lite, tiny (a small Qwen3-MoE for testing this
+script).
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-# Published architecture numbers (ibm-granite/granite-3.1-1b-a400m-instruct, granite-3.1-3b-a800m-instruct and
-# Qwen/Qwen3-30B-A3B config.json).
+# Published architecture numbers (ibm-granite/granite-3.1-1b-a400m-instruct, granite-3.1-3b-a800m-instruct,
+# Qwen/Qwen3-30B-A3B and deepseek-ai/DeepSeek-V2-Lite config.json; the last is public/configs/deepseek-v2-lite.json).
 SHAPES = {
     'granite-1b-a400m': dict(
         model_type='granitemoe', hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=8,
@@ -42,6 +43,16 @@ SHAPES = {
         head_dim=128, intermediate_size=6144, moe_intermediate_size=768, num_experts=128, num_experts_per_tok=8,
         norm_topk_prob=True, vocab_size=151936, max_position_embeddings=40960, rope_theta=1000000.0, rms_norm_eps=1e-6,
         tie_word_embeddings=False, decoder_sparse_step=1, mlp_only_layers=[],
+    ),
+    'deepseek-v2-lite': dict(
+        model_type='deepseek_v2', hidden_size=2048, num_hidden_layers=27, num_attention_heads=16, num_key_value_heads=16,
+        intermediate_size=10944, moe_intermediate_size=1408, n_routed_experts=64, n_shared_experts=2,
+        num_experts_per_tok=6, first_k_dense_replace=1, moe_layer_freq=1, topk_method='greedy', n_group=1, topk_group=1,
+        norm_topk_prob=False, routed_scaling_factor=1.0, scoring_func='softmax', q_lora_rank=None, kv_lora_rank=512,
+        qk_nope_head_dim=128, qk_rope_head_dim=64, v_head_dim=128, vocab_size=102400, max_position_embeddings=163840,
+        rms_norm_eps=1e-6, rope_theta=10000.0, tie_word_embeddings=False,
+        rope_scaling=dict(type='yarn', factor=40, beta_fast=32, beta_slow=1, mscale=0.707, mscale_all_dim=0.707,
+                          original_max_position_embeddings=4096),
     ),
     'tiny': dict(
         model_type='qwen3_moe', hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,

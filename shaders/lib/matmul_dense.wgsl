@@ -16,3 +16,7 @@ fn w_span(n: u32, k: u32) -> vec2<u32> {
   }
   return vec2<u32>(k * N + n, select(0u, min(UK, N - n), inside));
 }
+
+fn w_row_length() -> u32 {
+  return select(params.N, params.K, W_NK);
+}

@@ -1,12 +1,16 @@
 // Global memory → registers for the tiled matmuls (dense: matmul.wgsl, matmul_kmajor.wgsl through lib/matmul_dense;
 // grouped experts: moe_expert_up.wgsl, moe_expert_down.wgsl): bounds-checked 16-byte loads of x and of W in its
-// weight dtype, decoded to f32 into this thread's staging registers (x_stage, w_stage).
+// weight dtype or block-quantised format (lib/quant), decoded to f32 into this thread's staging registers (x_stage,
+// w_stage).
 // The including shader declares the bindings x (vec4<f32>) and w (vec4<u32>), the overrides (ALIGNED, W_NK, TILE_*,
 // UK, X_UNITS, W_TOTAL, W_UNITS, W_SLOTS, WG_SIZE), the x_stage / w_stage registers, and where each unit lives:
 //   fn x_span(m: u32, k: u32) -> vec2<u32>   x[m, k .. k+4): (flat index of the first element, how many lie inside)
 //   fn w_span(n: u32, k: u32) -> vec2<u32>   W_NK: W[n, k .. k+UK), else W[k, n .. n+UK): the same pair
+//   fn w_row_length() -> u32                 elements per W row (K for W_NK): quantised W is addressed by row
+// Quantised W needs W_NK and ALIGNED (UK = 8 weights of one 32-element sub-block per unit).
 // With ALIGNED a unit lies wholly inside or wholly outside. How the staged tile is laid out in shared memory
 // (store_tile) is the shader's own.
+// #include "lib/quant"
 
 fn x_scalar(i: u32) -> f32 {
   return x[i >> 2u][i & 3u];
@@ -38,7 +42,17 @@ fn stage_x4(s: vec2<u32>) -> vec4<f32> {
 fn stage_w_unit(slot: u32, s: vec2<u32>) {
   var vals: array<f32, 8>;
   if (ALIGNED) {
-    if (s.y != 0u) {
+    if (s.y != 0u && is_quant()) {
+      let K = w_row_length();
+      let row = s.x / K; // W row, counting from the start of the binding (experts included)
+      let k = s.x - row * K;
+      let b = quant_sub(row * quant_row_bytes(K), k >> 5u);
+      let g = (k & 31u) >> 2u;
+      let lo = quant_group(b, g);
+      let hi = quant_group(b, g + 1u);
+      vals[0] = lo.x; vals[1] = lo.y; vals[2] = lo.z; vals[3] = lo.w;
+      vals[4] = hi.x; vals[5] = hi.y; vals[6] = hi.z; vals[7] = hi.w;
+    } else if (s.y != 0u) {
       let e = s.x;
       if (WEIGHT_DTYPE == 0u) {
         let q = w[e >> 2u];

@@ -46,3 +46,8 @@ fn gated_act(gate: vec4<f32>, up: vec4<f32>) -> vec4<f32> {
   let u = clamp(up, vec4<f32>(-P.act_limit), vec4<f32>(P.act_limit));
   return g / (vec4<f32>(1.0) + exp(-P.act_alpha * g)) * (u + vec4<f32>(P.act_up_offset));
 }
+
+// Elements per weight row (lib/matmul_stage addresses block-quantised weights by row).
+fn w_row_length() -> u32 {
+  return P.k;
+}

@@ -48,10 +48,16 @@ const K_MAX: u32 = 8u;
 const NONE: u32 = 0xffffffffu;
 // Per-token record in the records scratch buffer (u32 words; f32 values stored as bit patterns):
 //   [0, 8) chosen expert per slot, [8, 16) gate weight, [16, 24) assigned expert (after capacity),
-//   [24, 32) row in the expert-output buffer, 32 logsumexp of the router logits, 33 shared-expert gate logit.
+//   [24, 32) row in the expert-output buffer, 32 logsumexp of the router logits, 33 shared-expert gate logit,
+//   34 non-finite flags (FLAG_*: the token was not routed in this layer).
 const REC: u32 = 36u;
 const REC_WEIGHT: u32 = 8u;
 const REC_ASSIGNED: u32 = 16u;
 const REC_ROW: u32 = 24u;
 const REC_LSE: u32 = 32u;
 const REC_SGATE: u32 = 33u;
+const REC_FLAGS: u32 = 34u;
+// Non-finite flags: a router logit (the layer's input activations · router weights) is NaN or ±Inf; a probability
+// or selection score is (overflow in scoring).
+const FLAG_LOGITS: u32 = 1u;
+const FLAG_SCORES: u32 = 2u;

@@ -74,8 +74,9 @@ export function heatmapSvg(f: HeatmapFigure): string {
   const top = 56;
   const gap = 30;
   const panelW = cols * cell;
-  const legendW = 90;
-  const width = left + f.panels.length * (panelW + gap) + legendW;
+  const legendW = Math.max(90, 30 + f.valueLabel.length * 6);
+  // Wide enough for the title (about 8.5 px per character at 15 px).
+  const width = Math.max(left + f.panels.length * (panelW + gap) + legendW, Math.ceil(f.title.length * 8.5) + 40);
   const height = top + rows * cell + 60;
   const all = f.panels.flatMap((p) => p.values.flat());
   const lo = Math.min(...all);
@@ -116,7 +117,7 @@ export function heatmapSvg(f: HeatmapFigure): string {
   const fmt = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3));
   out.push(text(lx + 18, top + 9, fmt(f.scale === 'diverging' ? Math.max(Math.abs(lo), Math.abs(hi)) : hi), 'font-size="10"'));
   out.push(text(lx + 18, top + lh, fmt(f.scale === 'diverging' ? -Math.max(Math.abs(lo), Math.abs(hi)) : lo), 'font-size="10"'));
-  out.push(text(lx + 7, top + lh + 16, f.valueLabel, 'font-size="10" text-anchor="middle"'));
+  out.push(text(lx, top + lh + 16, f.valueLabel, 'font-size="10"'));
   out.push('</svg>');
   return out.join('\n');
 }
@@ -126,7 +127,7 @@ export function barsSvg(f: BarFigure): string {
   const plotH = 220;
   const left = 64;
   const top = 40;
-  const width = left + plotW + 150;
+  const width = left + plotW + Math.max(150, 40 + Math.max(...f.series.map((x) => x.name.length)) * 7);
   const height = top + plotH + 56;
   const max = Math.max(...f.series.flatMap((s) => s.values), 0);
   const min = Math.min(...f.series.flatMap((s) => s.values), 0);

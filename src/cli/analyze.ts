@@ -30,6 +30,7 @@ export const ANALYZE_USAGE = `usage: moescope analyze COMMAND --model DIR [optio
 
   pathways  (--text T | --file F)               expert co-activation per layer, transitions l → l+1, predictability
   atlas     (--text T | --file F) [--top N]      ablate every expert in turn: Δ log-likelihood, KL, most hurt tokens
+  atlas     --from ATLAS.json --svg DIR          the atlas figures again from a saved atlas --json output
   corpus    [--samples FILE] [--compare DIR2]    load by domain and MI(domain; expert) per layer (default samples:
                                                  DIR/samples.json); with --compare, the second checkpoint's experts
                                                  matched to the first's by weight similarity
@@ -52,6 +53,7 @@ const OPTIONS = {
   copy: { type: 'string' },
   average: { type: 'boolean', default: false },
   top: { type: 'string' },
+  from: { type: 'string' },
   'max-tokens': { type: 'string', default: '12' },
   'text-tokens': { type: 'string' },
   context: { type: 'string' },
@@ -102,6 +104,8 @@ async function routingOf(session: Session, ids: number[]): Promise<RoutingRecord
   return { tokens: Math.min(snap.position, session.routing.ringCapacity), numLayers: snap.numLayers, numExperts: snap.numExperts, chosen: snap.chosen };
 }
 
+/** A model folder's last path segment, for figure titles. */
+const name = (dir: string) => dir.replace(/\/+$/, '').split('/').pop()!;
 const range = (n: number, f: (i: number) => string = String) => Array.from({ length: n }, (_, i) => f(i));
 const square = (m: ArrayLike<number>, E: number) => range(E).map((_, i) => Array.from(m).slice(i * E, (i + 1) * E));
 
@@ -179,21 +183,47 @@ async function analyzeAtlas(gpu: Gpu, values: Values) {
       tokensRouted: fired.get(`${e.layer}.${e.expert}`) ?? 0,
       mostHurt: e.mostHurt.map((h) => ({ ...h, text: piece(h.id) })),
     }));
-    const grid = (f: (e: (typeof entries)[number]) => number) =>
-      range(c.numLayers).map((_, l) => range(c.numExperts).map((_, x) => {
-        const e = entries.find((y) => y.layer === l && y.expert === x);
-        return e ? f(e) : 0;
-      }));
-    const axes = { xLabel: 'expert', yLabel: 'layer', xTicks: range(c.numExperts), yTicks: range(c.numLayers) };
-    const written = await figures(values, [
-      ['atlas-delta-ll', heatmapSvg({ ...axes, title: `Δ log-likelihood of the text when the expert is ablated (${ids.length} tokens)`, panels: [{ title: 'Δ log p(text), nats', values: grid((e) => e.deltaLogLikelihood) }], valueLabel: 'nats', scale: 'diverging', cellDecimals: 1 })],
-      ['atlas-kl', heatmapSvg({ ...axes, title: 'Mean next-token KL(model ‖ ablated)', panels: [{ title: 'KL, nats per token', values: grid((e) => e.meanKl) }], valueLabel: 'nats', scale: 'sequential', cellDecimals: 2 })],
-    ]);
+    const written = await atlasFigures(values, entries, c.numLayers, c.numExperts, ids.length);
     const top = values.top !== undefined ? count('top', values.top) : entries.length;
     return { model: dir, tokens: ids.length, logLikelihood: atlas.logLikelihood, predictedTokens: atlas.predictedTokens, runs, sweepSeconds: seconds, sweepCpuSeconds: cpuSeconds, entries: entries.slice(0, top), figures: written };
   } finally {
     session.destroy();
   }
+}
+
+interface AtlasCell {
+  layer: number;
+  expert: number;
+  deltaLogLikelihood: number;
+  meanKl: number;
+}
+
+/** The atlas's two layers × experts figures (Δ log-likelihood, mean KL). */
+function atlasFigures(values: Values, entries: AtlasCell[], layers: number, experts: number, tokens: number): Promise<string[]> {
+  const grid = (f: (e: AtlasCell) => number) =>
+    range(layers).map((_, l) => range(experts).map((_, x) => {
+      const e = entries.find((y) => y.layer === l && y.expert === x);
+      return e ? f(e) : 0;
+    }));
+  const axes = { xLabel: 'expert', yLabel: 'layer', xTicks: range(experts), yTicks: range(layers) };
+  return figures(values, [
+    ['atlas-delta-ll', heatmapSvg({ ...axes, title: `Δ log-likelihood of the text when the expert is ablated (${tokens} tokens)`, panels: [{ title: 'Δ log p(text), nats', values: grid((e) => e.deltaLogLikelihood) }], valueLabel: 'nats', scale: 'diverging', cellDecimals: 1 })],
+    ['atlas-kl', heatmapSvg({ ...axes, title: 'Mean next-token KL(model ‖ ablated)', panels: [{ title: 'KL, nats per token', values: grid((e) => e.meanKl) }], valueLabel: 'nats', scale: 'sequential', cellDecimals: 2 })],
+  ]);
+}
+
+/** The atlas figures again from a saved `atlas --json` output (every entry, no --top), without running the model. */
+async function atlasFromFile(values: Values, file: string) {
+  const saved = parseJson(file, await readFile(file, 'utf8')) as { tokens?: unknown; entries?: unknown };
+  const entries = saved.entries;
+  if (!Array.isArray(entries) || typeof saved.tokens !== 'number') throw new Error(`${file}: not the JSON output of moescope analyze atlas (fields "tokens", "entries")`);
+  entries.forEach((e: Partial<AtlasCell>, i) => {
+    if (![e.layer, e.expert, e.deltaLogLikelihood, e.meanKl].every((v) => typeof v === 'number')) throw new Error(`${file}: entries[${i}] lacks layer, expert, deltaLogLikelihood or meanKl`);
+  });
+  const cells = entries as AtlasCell[];
+  const layers = Math.max(...cells.map((e) => e.layer)) + 1;
+  const experts = Math.max(...cells.map((e) => e.expert)) + 1;
+  return { from: file, figures: await atlasFigures(values, cells, layers, experts, saved.tokens) };
 }
 
 async function corpusRun(session: Session, texts: CorpusText[], values: Values) {
@@ -239,7 +269,6 @@ async function analyzeCorpus(gpu: Gpu, values: Values) {
   const alignment = values.compare ? await alignModels(dir, values.compare) : null;
   const [first] = runs;
   const { domains, numLayers: L, numExperts: E } = first.result.stats;
-  const name = (m: string) => m.replace(/\/+$/, '').split('/').pop()!;
   /** Load by domain of run r, experts in the first model's order (matched experts when aligned). */
   const load = (r: number) =>
     domains.map((_, d) => runs[r].result.layers.map((layer, l) => range(E).map((_, e) => layer.loadByDomain[d][r && alignment?.[l] ? alignment[l]!.match[e] : e])));
@@ -315,7 +344,7 @@ async function analyzeAlign(values: Values) {
   const live = layers.filter((x): x is LayerAlignment => x !== null);
   const E = live[0]?.match.length ?? 0;
   const written = await figures(values, [['alignment', heatmapSvg({
-    title: 'Expert similarity (cosine of W_down·W_up) between checkpoints', xLabel: `expert of ${b}`, yLabel: `expert of ${a}`,
+    title: 'Expert similarity (cosine of W_down·W_up) between checkpoints', xLabel: `expert of ${name(b)}`, yLabel: `expert of ${name(a)}`,
     xTicks: range(E), yTicks: range(E), panels: live.map((x, i) => ({ title: `layer ${i}`, values: x.similarity })), valueLabel: 'cosine', scale: 'diverging',
   })]]);
   return { model: a, other: b, layers: layers.map((x, l) => (x ? { layer: l, ...x } : null)), figures: written };
@@ -336,8 +365,8 @@ function formatText(command: string, result: Record<string, unknown>): string {
 export async function analyze(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({ args: rest, options: OPTIONS });
-  if (command === 'align') {
-    const result = await analyzeAlign(values);
+  if (command === 'align' || (command === 'atlas' && values.from !== undefined)) {
+    const result = command === 'align' ? await analyzeAlign(values) : await atlasFromFile(values, values.from!);
     console.log(JSON.stringify(result, null, values.json ? 2 : undefined));
     return 0;
   }

@@ -1,6 +1,6 @@
 // moescope CLI.
 //   moescope run --model DIR --prompt "…" [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--top-k K]
-//                [--memory 40GB] [--json]
+//                [--context N] [--on-full stop|slide] [--memory 40GB] [--prompt-ids IDS] [--logits-top N] [--json]
 //   moescope analyze pathways|atlas|corpus|merge|align --model DIR … [--json] [--svg DIR [--png]]  (src/cli/analyze.ts)
 // Prints the generated text and a per-layer routing summary (or one JSON object with --json); load progress on stderr.
 import { parseArgs } from 'node:util';
@@ -10,20 +10,26 @@ import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import type { RoutingSnapshot } from '../engine/session-api';
 import { formatBytes, roundUpGB } from '../io/memory';
+import { bitsPerWeight, type FormatGroupRow } from '../model/weight-formats';
+import { formatBytes as formatBinaryBytes } from '../viz/panels/model-info';
 import { parseBytes } from './args';
 import { analyze, ANALYZE_USAGE } from './analyze';
 import { IMPORT_USAGE, REPORT_USAGE, TRACE_USAGE, importCommand, reportCommand, traceCommand } from './trace-commands';
 
 const USAGE = `usage: moescope run --model DIR (--prompt TEXT | --prompt-ids IDS) [--max-tokens N] [--temperature T] [--top-p P] [--seed S]
-                    [--top-k K] [--context N] [--memory SIZE] [--prompt-ids IDS] [--logits-top N]
+                    [--top-k K] [--context N] [--on-full stop|slide] [--ignore-eos] [--memory SIZE] [--logits-top N]
                     [--quiet] [--json]
 
-  --model DIR        a Hugging Face model folder: config.json, *.safetensors, tokenizer.json
+  --model DIR        a Hugging Face model folder (config.json, *.safetensors, tokenizer.json) or a folder with
+                     one GGUF file (Q8_0, Q4_K, Q5_K, Q6_K, MXFP4, F16, BF16, F32 tensors)
   --prompt TEXT      the prompt (special tokens as the tokenizer adds them); or --prompt-ids
   --max-tokens N     tokens to generate (default 16)
   --temperature T    0 = greedy (default); otherwise seeded sampling with --top-p (default 1) and --seed (default 0)
   --top-k K          route each token to K experts instead of the model's own k (what-if)
   --context N        KV-cache length in tokens (default 1024, or the model's maximum if smaller)
+  --on-full MODE     when the context fills before --max-tokens: stop (default; says so on stderr and in --json's
+                     "stopped") or slide (keep the last half of the context, run it again, go on generating)
+  --ignore-eos       keep generating past the end-of-sequence token (long runs)
   --memory SIZE      GPU memory the model may take, e.g. 40GB or 512MiB (default: what the adapter reports, else 4 GiB)
   --prompt-ids IDS   comma-separated token ids to feed instead of encoding --prompt (e.g. to match another engine)
   --logits-top N     with --json: the N largest logits (ids, values) each generated token was drawn from
@@ -36,6 +42,12 @@ export interface RunSummary {
   prompt: string;
   promptIds: number[];
   generatedIds: number[];
+  /** Why generation ended before --max-tokens: the end-of-sequence token, or a full context (with --on-full stop). */
+  stopped: 'eos' | 'context full' | null;
+  /** Times the window slid (--on-full slide); the routing summary covers the tokens in the last window. */
+  slides: number;
+  /** At the end of the run: GPU buffers alive and made in all, JS heap in use (a long run should match a short one). */
+  resources: { liveGpuBuffers: number; gpuBuffersCreated: number; heapMiB: number };
   text: string;
   tokens: { id: number; text: string; generated: boolean }[];
   parameters: { total: number; activePerToken: number };
@@ -46,6 +58,10 @@ export interface RunSummary {
   gpuMemory: { module: string; bytes: number }[];
   /** With --logits-top N: per generated token, the N largest logits of the distribution it was drawn from. */
   stepLogits?: { ids: number[]; values: number[] }[];
+  /** Tokens (positions in the last window) a layer's router found NaN or ±Inf for; they are not in the counts. */
+  nonFinite: { position: number; layer: number }[];
+  /** Format, parameters and bytes per tensor group, as loaded. */
+  weights: FormatGroupRow[];
   layers: {
     layer: number;
     moe: boolean;
@@ -59,23 +75,39 @@ export interface RunSummary {
   }[];
 }
 
+export interface Generation {
+  promptIds: number[];
+  generatedIds: number[];
+  stopped: RunSummary['stopped'];
+  slides: number;
+}
+
 export function summarize(
-  session: Session, model: string, prompt: string, promptIds: number[], snap: RoutingSnapshot, timings: RunSummary['timings'],
+  session: Session, model: string, prompt: string, run: Generation, snap: RoutingSnapshot, timings: RunSummary['timings'],
 ): RunSummary {
   const c = session.config;
-  const generatedIds = session.tokens.slice(promptIds.length);
+  const { promptIds, generatedIds } = run;
   const E = c.numExperts;
   return {
     model,
     family: c.family,
     prompt,
     promptIds,
-    generatedIds: [...generatedIds],
+    generatedIds,
+    stopped: run.stopped,
+    slides: run.slides,
+    resources: {
+      liveGpuBuffers: session.gpu.liveBuffers,
+      gpuBuffersCreated: session.gpu.bufferCounts.created,
+      heapMiB: Math.round((process.memoryUsage().heapUsed / 2 ** 20) * 10) / 10,
+    },
     text: session.tokenizer.decode(generatedIds, { skipSpecialTokens: true }),
-    tokens: session.tokens.map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
+    tokens: [...promptIds, ...generatedIds].map((id, i) => ({ id, text: session.tokenizer.piece(id).text, generated: i >= promptIds.length })),
     parameters: { total: session.parameters.total, activePerToken: session.parameters.activePerToken },
     timings,
     gpuMemory: session.memory(),
+    nonFinite: snap.nonFinite.map(({ position, layer }) => ({ position, layer })),
+    weights: [...session.weightFormats],
     layers: c.moeLayers.map((moe, l) => {
       const counts = Array.from(snap.counts.subarray(l * E, (l + 1) * E));
       const sum = counts.reduce((a, b) => a + b, 0) || 1;
@@ -98,16 +130,21 @@ export function summarize(
   };
 }
 
-function formatText(s: RunSummary): string {
+export function formatText(s: RunSummary): string {
   const lines = [
     `${s.model} (${s.family}): ${(s.parameters.total / 1e6).toFixed(2)}M parameters, ${(s.parameters.activePerToken / 1e6).toFixed(2)}M active per token`,
+    ...s.weights.map((w) =>
+      `  ${w.group.padEnd(15)} ${w.format.toUpperCase().padEnd(6)} ${(w.params / 1e6).toFixed(2).padStart(9)}M params ` +
+        `${formatBinaryBytes(w.bytes).padStart(10)}  ${bitsPerWeight(w.format)} bits/weight`),
     '',
     s.prompt + s.text,
     '',
     `loaded in ${s.timings.loadSeconds.toFixed(1)} s; first token ${s.timings.firstTokenSeconds.toFixed(2)} s after the prompt; ` +
       `GPU memory ${formatBytes(s.gpuMemory.reduce((n, m) => n + m.bytes, 0))}`,
     '',
-    `routing over ${s.tokens.length} tokens (${s.promptIds.length} prompt + ${s.generatedIds.length} generated):`,
+    s.slides > 0
+      ? `routing over the last window (the context slid ${s.slides} time${s.slides === 1 ? '' : 's'}; ${s.promptIds.length} prompt + ${s.generatedIds.length} generated tokens in all):`
+      : `routing over ${s.tokens.length} tokens (${s.promptIds.length} prompt + ${s.generatedIds.length} generated):`,
     'layer  top experts (share)            load CV  entropy  balance  dead  aux loss',
   ];
   for (const l of s.layers) {
@@ -119,6 +156,15 @@ function formatText(s: RunSummary): string {
     lines.push(
       `${String(l.layer).padStart(5)}  ${top} ${l.cv.toFixed(3).padStart(7)}  ${l.entropy.toFixed(3).padStart(7)}  ` +
         `${l.balancedness.toFixed(3).padStart(7)}  ${String(l.deadExperts).padStart(4)}  ${l.auxLoss.toFixed(3).padStart(8)}`,
+    );
+  }
+  lines.push('', `GPU buffers alive at the end: ${s.resources.liveGpuBuffers} (${s.resources.gpuBuffersCreated} made in all); JS heap ${s.resources.heapMiB} MiB`);
+  if (s.nonFinite.length > 0) {
+    const first = s.nonFinite[0];
+    lines.push(
+      '',
+      `warning: NaN or Inf reached the router ${s.nonFinite.length} time(s), first at token ${first.position} in layer ${first.layer}; ` +
+        'those tokens are not routed there and not counted above',
     );
   }
   return lines.join('\n');
@@ -136,6 +182,8 @@ async function run(argv: string[]): Promise<number> {
       seed: { type: 'string', default: '0' },
       'top-k': { type: 'string' },
       context: { type: 'string' },
+      'on-full': { type: 'string', default: 'stop' },
+      'ignore-eos': { type: 'boolean', default: false },
       memory: { type: 'string' },
       'prompt-ids': { type: 'string' },
       'logits-top': { type: 'string' },
@@ -155,6 +203,8 @@ async function run(argv: string[]): Promise<number> {
     return n;
   };
   const maxTokens = number('max-tokens', values['max-tokens']);
+  const onFull = values['on-full'];
+  if (onFull !== 'stop' && onFull !== 'slide') throw new Error(`--on-full must be stop or slide, got "${onFull}"`);
   const sampling = {
     temperature: number('temperature', values.temperature, false),
     topP: number('top-p', values['top-p'], false),
@@ -182,19 +232,37 @@ async function run(argv: string[]): Promise<number> {
     const outOfRange = promptIds.find((id) => id >= session.config.vocabSize);
     if (outOfRange !== undefined) throw new Error(`--prompt-ids: ${outOfRange} is past the model's vocab_size ${session.config.vocabSize}`);
     if (values['top-k'] !== undefined) session.setPolicy({ ...session.getPolicy(), topK: number('top-k', values['top-k']) });
-    const room = session.contextLength - promptIds.length;
-    if (room < 0) throw new Error(`the prompt has ${promptIds.length} tokens; the context holds ${session.contextLength}`);
+    if (promptIds.length > session.contextLength) {
+      throw new Error(`the prompt has ${promptIds.length} tokens; the context holds ${session.contextLength}`);
+    }
     const fed = performance.now();
     await session.feed(promptIds);
     let firstToken = NaN;
+    const run: Generation = { promptIds, generatedIds: [], stopped: null, slides: 0 };
     const eos = session.tokenizer.eosId;
     const logitsTop = values['logits-top'] === undefined ? 0 : number('logits-top', values['logits-top']);
     const stepLogits: { ids: number[]; values: number[] }[] = [];
-    for (let i = 0; i < Math.min(maxTokens, room); i++) {
+    while (run.generatedIds.length < maxTokens) {
+      if (session.position === session.contextLength) {
+        if (onFull === 'stop') {
+          run.stopped = 'context full';
+          console.error(
+            `moescope: the context of ${session.contextLength} tokens is full after ${run.generatedIds.length} generated tokens; ` +
+              'stopped (--on-full slide keeps going over the last half, --context N makes it longer)',
+          );
+          break;
+        }
+        await session.slide(Math.floor(session.contextLength / 2) || 1);
+        run.slides++;
+      }
       if (logitsTop > 0) stepLogits.push(topLogits(await session.lastLogits(), logitsTop));
       const id = await session.generate(sampling);
-      if (i === 0) firstToken = performance.now();
-      if (id === eos) break;
+      if (run.generatedIds.length === 0) firstToken = performance.now();
+      run.generatedIds.push(id);
+      if (id === eos && !values['ignore-eos']) {
+        run.stopped = 'eos';
+        break;
+      }
     }
     const done = performance.now();
     const timings = {
@@ -203,7 +271,7 @@ async function run(argv: string[]): Promise<number> {
       generateSeconds: (done - fed) / 1000,
       peakHostBytes: process.resourceUsage().maxRSS * 1024,
     };
-    const summary = summarize(session, values.model, prompt, promptIds, await session.snapshot(), timings);
+    const summary = summarize(session, values.model, prompt, run, await session.snapshot(), timings);
     if (logitsTop > 0) summary.stepLogits = stepLogits;
     console.log(values.json ? JSON.stringify(summary, null, 2) : formatText(summary));
     session.destroy();

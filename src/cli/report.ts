@@ -5,7 +5,7 @@ import { layerMetrics } from '../engine/routing/metrics';
 import type { LayerMetrics } from '../engine/session-api';
 import type { TraceFile } from '../trace/reader';
 import { TraceTimeline } from '../trace/timeline';
-import { balancedPlacement, fixedPlacement, summarizePlacement, type PlacementSummary } from '../trace/placement';
+import { comparePlacements, type PlacementSummary } from '../trace/placement';
 
 export interface ReportOptions {
   gpus: number;
@@ -93,15 +93,7 @@ export async function reportData(t: TraceFile, o: ReportOptions): Promise<Report
     m.recorded.router !== 'logits' && 'router logits (so the z-loss is not known)',
     counted && 'per-token routing (counts per step only)',
   ].filter((x): x is string => typeof x === 'string');
-  const stepSize = counted ? 1 : o.stepTokens;
-  const steps = Math.ceil(positions / stepSize);
-  const stepLoads: Uint32Array[] = [];
-  for (let s = 0; s < steps; s++) stepLoads.push(await timeline.loadsBetween(s * stepSize, Math.min(positions, (s + 1) * stepSize)));
-  const placements = [
-    fixedPlacement('contiguous', L, E, o.gpus),
-    fixedPlacement('round-robin', L, E, o.gpus),
-    balancedPlacement(end.counts, L, E, o.gpus, o.replicas),
-  ].map((p) => summarizePlacement(p, stepLoads, E, o.capacityFactor));
+  const { steps, placements } = await comparePlacements(timeline, 0, positions, L, E, { ...o, stepSize: counted ? 1 : o.stepTokens });
   return {
     file: t.name, trace: m, family: t.config.family, numLayers: t.config.numLayers,
     positions, unit: counted ? 'steps' : 'tokens',

@@ -32,7 +32,6 @@ export const IMPORT_USAGE = `usage: moescope import vllm|sglang|megatron IN… -
              tools/convert_sglang_dump.py
   megatron   RouterTracer router_trace_rank*.jsonl files (merged; --ranks keeps some)`;
 
-const PKG_VERSION = '0.1.0';
 
 export async function traceCommand(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -69,7 +68,8 @@ export async function traceCommand(argv: string[]): Promise<number> {
       }
       recorded.push(await recordSequence(session, String(i), ids.length));
     }
-    const source = { engine: 'moescope', version: PKG_VERSION, dtype: `${session.config.weightDtype} weights, f32 compute`, parallelism: 'one WebGPU device' };
+    const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+    const source = { engine: 'moescope', version, dtype: `${session.config.weightDtype} weights, f32 compute`, parallelism: 'one WebGPU device' };
     const { meta, arrays } = traceFromRecording(session, configJson, recorded, source, basename(values.model));
     writeFileSync(values.out, encodeTrace(meta, arrays));
     console.log(`${values.out}: ${meta.numTokens} tokens in ${meta.sequences.length} sequence(s), ${meta.moeLayers.length} MoE layers, k = ${meta.topK}`);

@@ -55,6 +55,10 @@ export class Gpu {
   private readonly lostListeners = new Set<(e: GpuDeviceLostError) => void>();
   /** Uncaptured errors seen so far (most recent last, at most 32 kept). */
   readonly recentErrors: GpuError[] = [];
+  /** Buffers made through createBuffer, and how many of them were destroyed (for leak checks in long runs). */
+  readonly bufferCounts = { created: 0, destroyed: 0 };
+  /** Buffers made while an allOrNothing call runs, per open call. */
+  private readonly collectors = new Set<Set<GPUBuffer>>();
 
   constructor(
     readonly device: GPUDevice,
@@ -75,6 +79,46 @@ export class Gpu {
       this.lostError = new GpuDeviceLostError(info.reason, info.message || 'no message');
       for (const fn of this.lostListeners) fn(this.lostError);
     });
+  }
+
+  /**
+   * device.createBuffer, counted: the engine makes every buffer here, so `liveBuffers` says whether a long session
+   * leaks (destroying a buffer twice counts once).
+   */
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer {
+    const buffer = this.device.createBuffer(descriptor);
+    this.bufferCounts.created++;
+    for (const c of this.collectors) c.add(buffer);
+    const destroy = buffer.destroy.bind(buffer);
+    let alive = true;
+    buffer.destroy = () => {
+      if (alive) this.bufferCounts.destroyed++;
+      alive = false;
+      destroy();
+    };
+    return buffer;
+  }
+
+  /**
+   * Runs `fn` (a load: uploads, buffers, bind groups); if it throws, every buffer created through createBuffer while
+   * it ran is destroyed, so a failed load (out of memory, a bad file found late, a lost device) leaves nothing behind.
+   */
+  async allOrNothing<T>(fn: () => Promise<T>): Promise<T> {
+    const made = new Set<GPUBuffer>();
+    this.collectors.add(made);
+    try {
+      return await fn();
+    } catch (e) {
+      for (const b of made) b.destroy();
+      throw e;
+    } finally {
+      this.collectors.delete(made);
+    }
+  }
+
+  /** Buffers created through createBuffer and not yet destroyed. */
+  get liveBuffers(): number {
+    return this.bufferCounts.created - this.bufferCounts.destroyed;
   }
 
   get limits(): GPUSupportedLimits {

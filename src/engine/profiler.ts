@@ -14,6 +14,8 @@ export interface PassTiming {
   micros: number;
   /** Steps averaged. */
   samples: number;
+  /** GPU time per token: the summed time over the summed tokens of the steps averaged, microseconds. */
+  microsPerToken: number;
 }
 
 export class Profiler {
@@ -22,8 +24,10 @@ export class Profiler {
   private readonly resolveBuffer: GPUBuffer | null = null;
   private readonly readBuffer: GPUBuffer | null = null;
   private names: string[] = [];
+  /** Tokens the current step processes. */
+  private stepTokens = 1;
   private pending = false;
-  private readonly totals = new Map<string, { micros: number; samples: number }>();
+  private readonly totals = new Map<string, { micros: number; samples: number; tokens: number }>();
 
   constructor(
     private readonly gpu: Gpu,
@@ -35,21 +39,22 @@ export class Profiler {
     if (!this.enabled) return;
     const count = maxPasses * 2;
     this.querySet = gpu.device.createQuerySet({ label: 'Profiler.queries', type: 'timestamp', count });
-    this.resolveBuffer = gpu.device.createBuffer({
+    this.resolveBuffer = gpu.createBuffer({
       label: 'Profiler.resolve',
       size: count * 8, // u64 [passes, 2] begin/end ticks (ns)
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
     });
-    this.readBuffer = gpu.device.createBuffer({
+    this.readBuffer = gpu.createBuffer({
       label: 'Profiler.read',
       size: count * 8,
       usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
     });
   }
 
-  /** Start of a step: forget last step's pass names. */
-  beginStep(): void {
+  /** Start of a step of `tokens` tokens: forget last step's pass names. */
+  beginStep(tokens = 1): void {
     this.names = [];
+    this.stepTokens = tokens;
   }
 
   /** A pass descriptor that records begin/end timestamps for `name` (plain descriptor when disabled or full). */
@@ -75,6 +80,7 @@ export class Profiler {
   async collect(): Promise<void> {
     if (!this.readBuffer || this.pending || this.names.length === 0) return;
     const names = this.names;
+    const tokens = this.stepTokens;
     this.pending = true;
     try {
       await this.readBuffer.mapAsync(GPUMapMode.READ, 0, names.length * 16);
@@ -83,9 +89,10 @@ export class Profiler {
       names.forEach((name, i) => {
         const ns = Number(ticks[2 * i + 1] - ticks[2 * i]);
         if (!(ns >= 0) || ns > 1e10) return; // invalid pair (e.g. pass skipped by the driver)
-        const t = this.totals.get(name) ?? { micros: 0, samples: 0 };
+        const t = this.totals.get(name) ?? { micros: 0, samples: 0, tokens: 0 };
         t.micros += ns / 1000;
         t.samples += 1;
+        t.tokens += tokens;
         this.totals.set(name, t);
       });
     } finally {
@@ -95,7 +102,7 @@ export class Profiler {
 
   /** Mean time per pass name since the last reset. */
   timings(): PassTiming[] {
-    return [...this.totals].map(([name, t]) => ({ name, micros: t.micros / t.samples, samples: t.samples }));
+    return [...this.totals].map(([name, t]) => ({ name, micros: t.micros / t.samples, samples: t.samples, microsPerToken: t.micros / t.tokens }));
   }
 
   reset(): void {

@@ -7,6 +7,10 @@
 
 export { K_MAX, NO_EXPERT } from '../model/limits';
 
+/** Flag bits in ringLse (moe_params.wgsl FLAG_*): a router logit, or a probability / selection score, was NaN or ±Inf. */
+export const NONFINITE_LOGITS = 1;
+export const NONFINITE_SCORES = 2;
+
 export interface RoutingBuffers {
   numLayers: number;
   numExperts: number;
@@ -38,8 +42,9 @@ export interface RoutingBuffers {
   /** f32 [ringCapacity, layers, experts]: the full router probability vector per token and layer. */
   ringProbs: GPUBuffer;
   /**
-   * f32 [ringCapacity, layers]: logsumexp of the token's router logits (added for the MoE layer: zLossSum is
-   * rebuilt from it after a step back, as the probabilities alone do not determine it).
+   * [ringCapacity, layers, 2] words per token and layer: the logsumexp of its router logits (f32; zLossSum is rebuilt
+   * from it after a step back, as the probabilities alone do not determine it), then its non-finite flags (u32:
+   * NONFINITE_LOGITS | NONFINITE_SCORES; non-zero = the token was not routed in that layer).
    */
   ringLse: GPUBuffer;
 }

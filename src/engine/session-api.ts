@@ -39,6 +39,16 @@ export interface LayerMetrics {
   rerouted: number;
 }
 
+/** A token a layer's router could not route: NaN or ±Inf in its logits (input activations) or scores. */
+export interface NonFiniteToken {
+  position: number;
+  layer: number;
+  /** A router logit was NaN or ±Inf: the layer's input activations (or its router weights) went bad. */
+  logits: boolean;
+  /** A probability or selection score was NaN or ±Inf (overflow in scoring). */
+  scores: boolean;
+}
+
 /** A small CPU copy of the routing record, read asynchronously (never on the per-frame path). */
 export interface RoutingSnapshot {
   position: number;
@@ -55,6 +65,8 @@ export interface RoutingSnapshot {
   chosen: Uint32Array;
   assigned: Uint32Array;
   weights: Float32Array;
+  /** Ring positions whose routing was not drawn because a router saw NaN or ±Inf, by position then layer. */
+  nonFinite: NonFiniteToken[];
   metrics: LayerMetrics[];
 }
 
@@ -62,15 +74,36 @@ export interface KernelTiming {
   name: string;
   /** Mean GPU time per step, microseconds. */
   micros: number;
+  /** GPU time per token (steps differ in size), microseconds. */
+  microsPerToken: number;
+  /** Steps measured. */
+  samples: number;
 }
+
+/** One step's next-token logits, read back after the step (see ModelSession.onStepLogits). */
+export interface StepLogits {
+  /** Position of the step's first token: row r holds the logits for the token after position start + r. */
+  start: number;
+  /** Token ids the step processed, [rows]. */
+  ids: Uint32Array;
+  /** [rows, vocab] f32. */
+  logits: Float32Array;
+}
+
+/** Called once per step, synchronously after its submit, with the read-back still in flight. */
+export type StepLogitsListener = (pending: Promise<StepLogits>) => void;
 
 export interface ModelSession {
   readonly config: MoeConfig;
   readonly gpu: Gpu;
   readonly routing: RoutingBuffers;
   readonly parameters: ParameterCounts;
+  /** Most tokens one step runs (feed splits longer runs into steps of this size; capacity applies per step). */
+  readonly maxTokensPerStep?: number;
   /** Token ids processed so far; position = tokens.length. */
   readonly tokens: readonly number[];
+  /** Token positions the KV cache holds; feed and generate past it throw ContextFullError. */
+  readonly contextLength: number;
   setPolicy(policy: RoutingPolicy): void;
   /** Teacher-forced: run these tokens through the model, recording their routing. */
   feed(ids: number[]): Promise<void>;
@@ -80,5 +113,10 @@ export interface ModelSession {
   back(n: number): Promise<void>;
   reset(): Promise<void>;
   snapshot(): Promise<RoutingSnapshot>;
+  /**
+   * Have every later step's logits copied out after it (null: stop). The copy is queued behind the step and mapped
+   * asynchronously: no step waits for it. Optional: a session without logits (a replayed trace) leaves it out.
+   */
+  onStepLogits?(fn: StepLogitsListener | null): void;
   destroy(): void;
 }

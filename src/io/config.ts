@@ -9,8 +9,9 @@
 // `unsupported` set to the reasons; config-only mode draws them, openModel refuses them.
 import type { WeightDtype } from '../model/dtypes';
 import type { MlaConfig, ModelFamily, MoeConfig, RouterConfig, SharedExpertConfig } from '../model/config';
+import { MAX_EXPERTS, MAX_LAYERS } from '../model/limits';
 import { deepseekSoftmaxMultiplier, type RopeScaling } from '../model/rope';
-import { ModelFileError, field } from './errors';
+import { ModelFileError, TOP_LEVEL, field } from './errors';
 import { parseRopeScaling } from './rope-config';
 
 export const SUPPORTED_FAMILIES: readonly ModelFamily[] = [
@@ -73,6 +74,12 @@ class Fields {
     }
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) this.fail(name, `expected a positive number, found ${JSON.stringify(v)}`);
     return v;
+  }
+
+  /** `value` of field `name`, refused above `max` (sizes that arrays are made from). */
+  atMost(name: string, value: number, max: number): number {
+    if (value > max) this.fail(name, `${value} is more than this app handles (${max})`);
+    return value;
   }
 
   bool(name: string, fallback: boolean): boolean {
@@ -161,7 +168,7 @@ export function declaredWeightDtype(json: unknown, source: string): WeightDtype 
 
 function asObject(json: unknown, source: string): Record<string, unknown> {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new ModelFileError(source, null, 'is not a JSON object');
+    throw new ModelFileError(source, TOP_LEVEL, 'is not a JSON object');
   }
   return json as Record<string, unknown>;
 }
@@ -204,7 +211,7 @@ function readCommon(f: Fields, family: ModelFamily, unsupported: string[]): Comm
   return {
     vocabSize: f.int('vocab_size'),
     hiddenSize,
-    numLayers: f.int('num_hidden_layers'),
+    numLayers: f.atMost('num_hidden_layers', f.int('num_hidden_layers'), MAX_LAYERS),
     numHeads,
     numKvHeads,
     headDim,
@@ -225,7 +232,8 @@ function router(partial: Partial<RouterConfig> & { topK: number }): RouterConfig
   };
 }
 
-function checkTopK(f: Fields, topKName: string, topK: number, numExperts: number): void {
+function checkTopK(f: Fields, topKName: string, topK: number, numExperts: number, expertsName: string): void {
+  f.atMost(expertsName, numExperts, MAX_EXPERTS);
   if (topK > numExperts) f.fail(topKName, `${topK} experts per token but the model has only ${numExperts}`);
 }
 
@@ -247,9 +255,10 @@ const NORMALISERS: Record<ModelFamily, (f: Fields, family: ModelFamily) => MoeCo
   mixtral(f, family) {
     const unsupported: string[] = [];
     const c = readCommon(f, family, unsupported);
-    const numExperts = f.int(f.name('num_local_experts', 'num_experts'));
+    const expertsName = f.name('num_local_experts', 'num_experts');
+    const numExperts = f.int(expertsName);
     const topK = f.int('num_experts_per_tok');
-    checkTopK(f, 'num_experts_per_tok', topK, numExperts);
+    checkTopK(f, 'num_experts_per_tok', topK, numExperts, expertsName);
     return finish(f, family, c, unsupported, {
       intermediateSize: 0,
       moeIntermediateSize: f.int('intermediate_size'),
@@ -273,9 +282,10 @@ const NORMALISERS: Record<ModelFamily, (f: Fields, family: ModelFamily) => MoeCo
     const c = readCommon(f, family, unsupported);
     llamaAttentionBias(f, unsupported);
     if (f.has('clip_qkv')) unsupported.push(because('clip_qkv', `${JSON.stringify(f.json.clip_qkv)} is not implemented`));
-    const numExperts = f.int(f.name('num_experts', 'num_local_experts'));
+    const expertsName = f.name('num_experts', 'num_local_experts');
+    const numExperts = f.int(expertsName);
     const topK = f.int('num_experts_per_tok');
-    checkTopK(f, 'num_experts_per_tok', topK, numExperts);
+    checkTopK(f, 'num_experts_per_tok', topK, numExperts, expertsName);
     return finish(f, family, c, unsupported, {
       intermediateSize: 0,
       moeIntermediateSize: f.int('intermediate_size'), // OLMoE's experts use intermediate_size
@@ -295,9 +305,10 @@ const NORMALISERS: Record<ModelFamily, (f: Fields, family: ModelFamily) => MoeCo
     const unsupported: string[] = [];
     const c = readCommon(f, family, unsupported);
     llamaAttentionBias(f, unsupported);
-    const numExperts = f.int(f.name('num_local_experts', 'num_experts'));
+    const expertsName = f.name('num_local_experts', 'num_experts');
+    const numExperts = f.int(expertsName);
     const topK = f.int('num_experts_per_tok');
-    checkTopK(f, 'num_experts_per_tok', topK, numExperts);
+    checkTopK(f, 'num_experts_per_tok', topK, numExperts, expertsName);
     return finish(f, family, c, unsupported, {
       intermediateSize: 0,
       moeIntermediateSize: f.int('intermediate_size'), // GraniteMoeMoE's experts use intermediate_size
@@ -328,13 +339,15 @@ function qwen(f: Fields, family: ModelFamily): MoeConfig {
   const c = readCommon(f, family, unsupported);
   const isQwen2 = family === 'qwen2_moe';
   if (!isQwen2) llamaAttentionBias(f, unsupported);
-  const numExperts = f.count(f.name('num_experts', 'num_local_experts'));
+  const expertsName = f.name('num_experts', 'num_local_experts');
+  const numExperts = f.count(expertsName);
   const topK = f.int('num_experts_per_tok');
   const step = f.int('decoder_sparse_step', 1);
   const mlpOnly = new Set(f.layerList('mlp_only_layers', c.numLayers));
   // Qwen2MoeDecoderLayer: MoE where layer ∉ mlp_only_layers and num_experts > 0 and (layer + 1) % step == 0.
   const moeLayers = Array.from({ length: c.numLayers }, (_, l) => !mlpOnly.has(l) && numExperts > 0 && (l + 1) % step === 0);
-  if (numExperts > 0) checkTopK(f, 'num_experts_per_tok', topK, numExperts);
+  f.atMost(expertsName, numExperts, MAX_EXPERTS);
+  if (numExperts > 0) checkTopK(f, 'num_experts_per_tok', topK, numExperts, expertsName);
   const hasDense = moeLayers.some((m) => !m);
   let slidingWindow: number | null = null;
   const layerTypes = f.json.layer_types;
@@ -395,9 +408,10 @@ function deepseek(f: Fields, family: ModelFamily): MoeConfig {
   }
   if (mla.kvLoraRank > 512) unsupported.push(because('kv_lora_rank', `${mla.kvLoraRank} above 512 is not implemented`));
   if (f.bool('attention_bias', false)) unsupported.push(because('attention_bias', 'true (biases on q_a_proj, kv_a_proj_with_mqa, o_proj) is not implemented'));
-  const numExperts = f.int(f.name('n_routed_experts', 'num_local_experts', 'num_experts'));
+  const expertsName = f.name('n_routed_experts', 'num_local_experts', 'num_experts');
+  const numExperts = f.int(expertsName);
   const topK = f.int('num_experts_per_tok');
-  checkTopK(f, 'num_experts_per_tok', topK, numExperts);
+  checkTopK(f, 'num_experts_per_tok', topK, numExperts, expertsName);
   const firstDense = f.count('first_k_dense_replace', v3 ? 3 : 0);
   const freq = f.int('moe_layer_freq', 1);
   const moeLayers = Array.from({ length: c.numLayers }, (_, l) => l >= firstDense && l % freq === 0);
@@ -456,9 +470,11 @@ const GPT_OSS_ACTIVATION = { limit: 7.0, alpha: 1.702, upOffset: 1 };
 function gptOss(f: Fields, family: ModelFamily): MoeConfig {
   const unsupported: string[] = [];
   const c = readCommon(f, family, unsupported);
-  const numExperts = f.int(f.name('num_local_experts', 'num_experts'));
-  const topK = f.int(f.name('num_experts_per_tok', 'experts_per_token'));
-  checkTopK(f, f.name('num_experts_per_tok', 'experts_per_token'), topK, numExperts);
+  const expertsName = f.name('num_local_experts', 'num_experts');
+  const numExperts = f.int(expertsName);
+  const topKName = f.name('num_experts_per_tok', 'experts_per_token');
+  const topK = f.int(topKName);
+  checkTopK(f, topKName, topK, numExperts, expertsName);
   const types = f.json.layer_types ?? Array.from({ length: c.numLayers }, (_, l) => (l % 2 === 0 ? 'sliding_attention' : 'full_attention'));
   if (!Array.isArray(types) || types.length !== c.numLayers || !types.every((t) => t === 'sliding_attention' || t === 'full_attention')) {
     f.fail('layer_types', `expected num_hidden_layers (${c.numLayers}) entries of "sliding_attention" or "full_attention", found ${JSON.stringify(types)}`);

@@ -39,6 +39,13 @@ export class OutOfMemoryError extends Error {
   }
 }
 
+/** The field of a whole-file problem in a JSON file: its top-level value (not an object, …). */
+export const TOP_LEVEL = 'top level';
+/** The field of a JSON file that does not parse (the message gives the position). */
+export const JSON_SYNTAX = 'JSON syntax';
+/** The field of a file's bytes as text (size, UTF-8). */
+export const TEXT = 'text';
+
 /** Field label used in messages: `field "num_experts_per_tok"`. */
 export const field = (name: string): string => `field "${name}"`;
 /** Tensor label used in messages: `tensor "model.norm.weight"`. */

@@ -8,3 +8,5 @@ export * from './weights';
 export * from './memory';
 export * from './tokenizer';
 export * from './model';
+export * from './gguf';
+export * from './gguf-model';

@@ -6,7 +6,7 @@
 // This parser is hand-written: there is no well-kept JS library for reading local/remote files by range, and the
 // whole format is the header checks below. Only the header is ever held in memory; tensors are read by byte range.
 import type { WeightDtype } from '../model/dtypes';
-import { MissingFileError, ModelFileError, field, tensorField } from './errors';
+import { MissingFileError, ModelFileError, TOP_LEVEL, field, tensorField } from './errors';
 import { DEFAULT_CHUNK_BYTES, parseJson, readText } from './source';
 import type { ByteSource, ModelFolder } from './source';
 
@@ -225,7 +225,7 @@ async function readHeaderOf(folder: ModelFolder, name: string): Promise<Safetens
 async function openSharded(folder: ModelFolder): Promise<Checkpoint> {
   const index = parseJson(INDEX_FILE, await readText(folder, INDEX_FILE));
   if (typeof index !== 'object' || index === null || Array.isArray(index)) {
-    throw new ModelFileError(INDEX_FILE, null, 'is not a JSON object');
+    throw new ModelFileError(INDEX_FILE, TOP_LEVEL, 'is not a JSON object');
   }
   const weightMap = (index as Record<string, unknown>).weight_map;
   if (typeof weightMap !== 'object' || weightMap === null || Array.isArray(weightMap)) {
@@ -235,6 +235,10 @@ async function openSharded(folder: ModelFolder): Promise<Checkpoint> {
   for (const [tensor, shard] of Object.entries(weightMap as Record<string, unknown>)) {
     if (typeof shard !== 'string' || shard === '' || /[/\\]/.test(shard) || shard === '..' || shard === '.') {
       throw new ModelFileError(INDEX_FILE, field(`weight_map["${tensor}"]`), `${JSON.stringify(shard)} is not a plain file name`);
+    }
+    // Anything else (config.json, the index itself) would be read as a safetensors file and blamed for it.
+    if (!shard.endsWith('.safetensors')) {
+      throw new ModelFileError(INDEX_FILE, field(`weight_map["${tensor}"]`), `${JSON.stringify(shard)} is not a .safetensors file`);
     }
     if (!byShard.has(shard)) byShard.set(shard, []);
     byShard.get(shard)!.push(tensor);

@@ -4,7 +4,7 @@
 //
 // Large reads go through `stream`, which yields bounded chunks: nothing here ever holds a whole checkpoint in one
 // ArrayBuffer.
-import { MissingFileError, ModelFileError } from './errors';
+import { JSON_SYNTAX, MissingFileError, ModelFileError, TEXT } from './errors';
 
 /** Default chunk for streamed reads (bytes). A multiple of 4 so GPU writes of whole chunks stay aligned. */
 export const DEFAULT_CHUNK_BYTES = 8 << 20;
@@ -201,10 +201,42 @@ function baseName(path: string): string {
 
 export type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
 
+/** Attempts per byte range before a dropped connection, short body or server error is reported. */
+export const URL_READ_ATTEMPTS = 4;
+/** Wait before the first retry; doubled for each further one. */
+export const URL_RETRY_DELAY_MS = 200;
+
+/** Field label of a byte range in messages: `bytes [0, 4096)`. */
+const bytesField = (begin: number, end: number): string => `bytes [${begin}, ${end})`;
+
+/** A failure worth another attempt: the connection dropped, the body ended early, or the server said try again. */
+class TransientReadError extends Error {}
+
+const TRANSIENT_STATUS = new Set([408, 425, 429, 500, 502, 503, 504]);
+
+/**
+ * An HTML page where a model file should be: single-page hosts and dev servers (Vite) answer unknown paths with
+ * index.html and status 200. Such a file is missing, not a checkpoint to parse.
+ */
+function servesHtmlFor(name: string, res: Response): boolean {
+  if (/\.html?$/i.test(name)) return false;
+  return /^\s*text\/html\b/i.test(res.headers.get('content-type') ?? '');
+}
+
+/** The first bytes of an HTML document (for servers that send index.html without a content type). */
+function looksLikeHtml(bytes: Uint8Array): boolean {
+  const head = new TextDecoder().decode(bytes.subarray(0, 64)).trimStart().toLowerCase();
+  return head.startsWith('<!doctype html') || head.startsWith('<html');
+}
+
+const HTML_INSTEAD = 'the server answered with an HTML page (single-page hosts and dev servers answer unknown paths with index.html)';
+
 /**
  * A file behind a URL. Reads use `Range: bytes=a-b`; a server that ignores Range (answers 200 with the whole body)
  * is read with one streamed GET that skips to the offset and stops after the range, so memory stays bounded either
- * way (at the cost of re-downloading the prefix for every read on such servers).
+ * way (at the cost of re-downloading the prefix for every read on such servers). A dropped connection, a short body
+ * or a 5xx/429 answer is retried from the first byte not yet received (URL_READ_ATTEMPTS in all, with backoff),
+ * then reported with the file and the byte range.
  */
 export class UrlSource implements ByteSource {
   private constructor(
@@ -212,33 +244,34 @@ export class UrlSource implements ByteSource {
     readonly url: string,
     readonly size: number,
     private readonly fetchFn: FetchFn,
+    private readonly location: string,
   ) {}
 
   static async open(name: string, url: string, location: string, fetchFn: FetchFn): Promise<UrlSource> {
     const size = await UrlSource.probeSize(name, url, location, fetchFn);
-    return new UrlSource(name, url, size, fetchFn);
+    return new UrlSource(name, url, size, fetchFn, location);
   }
 
   /** Size from HEAD's Content-Length, else from a 1-byte Range request's Content-Range, else a counted GET. */
   private static async probeSize(name: string, url: string, location: string, fetchFn: FetchFn): Promise<number> {
     const head = await fetchOrFail(name, url, fetchFn, { method: 'HEAD' });
-    if (head.status === 404) throw new MissingFileError(name, location);
+    if (head.status === 404 || (head.ok && servesHtmlFor(name, head))) throw new MissingFileError(name, location, head.ok ? HTML_INSTEAD : undefined);
     const len = head.ok ? parseLength(head.headers.get('content-length')) : null;
     // Content-Length of a compressed response is not the file size: only trust it for identity encoding.
     const encoded = (head.headers.get('content-encoding') ?? 'identity') !== 'identity';
     if (len !== null && !encoded) return len;
     const probe = await fetchOrFail(name, url, fetchFn, { headers: { Range: 'bytes=0-0' } });
-    if (probe.status === 404) throw new MissingFileError(name, location);
+    if (probe.status === 404 || (probe.ok && servesHtmlFor(name, probe))) throw new MissingFileError(name, location, probe.ok ? HTML_INSTEAD : undefined);
     if (probe.status === 206) {
       const total = /\/(\d+)\s*$/.exec(probe.headers.get('content-range') ?? '');
       await probe.body?.cancel();
       if (total) return Number(total[1]);
     } else if (!probe.ok) {
-      throw new ModelFileError(name, null, `HTTP ${probe.status} from ${url}`);
+      throw new ModelFileError(name, 'HTTP status', `${probe.status} from ${url}`);
     }
     // No usable length header: count the bytes of one streamed GET.
     const body = probe.status === 200 ? probe : await fetchOrFail(name, url, fetchFn);
-    if (!body.ok || !body.body) throw new ModelFileError(name, null, `HTTP ${body.status} from ${url}`);
+    if (!body.ok || !body.body) throw new ModelFileError(name, 'HTTP status', `${body.status} from ${url}`);
     let n = 0;
     const reader = body.body.getReader();
     for (;;) {
@@ -262,30 +295,80 @@ export class UrlSource implements ByteSource {
   async *stream(offset: number, length: number, chunkBytes = DEFAULT_CHUNK_BYTES): AsyncIterable<Uint8Array> {
     checkRange(this.name, this.size, offset, length);
     if (length === 0) return;
-    const res = await fetchOrFail(this.name, this.url, this.fetchFn, {
-      headers: { Range: `bytes=${offset}-${offset + length - 1}` },
-    });
+    const end = offset + length;
+    const pending = new Rechunker(chunkBytes);
+    let at = offset;
+    for (let attempt = 1; ; attempt++) {
+      let why = 'the response ended early';
+      try {
+        for await (const piece of this.fetchRange(at, end)) {
+          at += piece.byteLength;
+          yield* pending.push(piece);
+        }
+      } catch (e) {
+        if (!(e instanceof TransientReadError)) throw e;
+        why = e.message;
+      }
+      if (at >= end) break;
+      if (attempt >= URL_READ_ATTEMPTS) {
+        throw new ModelFileError(
+          this.name, bytesField(offset, end),
+          `${end - at} bytes from ${at} still missing after ${attempt} attempts at ${this.url} (last: ${why})`,
+        );
+      }
+      await new Promise((ok) => setTimeout(ok, URL_RETRY_DELAY_MS * 2 ** (attempt - 1)));
+    }
+    yield* pending.flush();
+  }
+
+  /** One request for [begin, end): the pieces the server sends, clipped to the range, until it stops or is done. */
+  private async *fetchRange(begin: number, end: number): AsyncIterable<Uint8Array> {
+    let res: Response;
+    try {
+      res = await this.fetchFn(this.url, { headers: { Range: `bytes=${begin}-${end - 1}` } });
+    } catch (e) {
+      throw new TransientReadError(`could not fetch: ${(e as Error).message}`);
+    }
     let skip: number;
     if (res.status === 206) {
       const start = /bytes\s+(\d+)-/.exec(res.headers.get('content-range') ?? '');
-      if (start && Number(start[1]) !== offset) {
-        throw new ModelFileError(this.name, null, `server answered range from ${start[1]} for a request from ${offset}`);
+      if (start && Number(start[1]) !== begin) {
+        throw new ModelFileError(this.name, bytesField(begin, end), `server answered range from ${start[1]} for a request from ${begin}`);
       }
       skip = 0;
     } else if (res.status === 200) {
-      skip = offset; // Range ignored: the whole file follows; skip to the offset.
+      skip = begin; // Range ignored: the whole file follows; skip to the offset.
+    } else if (TRANSIENT_STATUS.has(res.status)) {
+      await res.body?.cancel();
+      throw new TransientReadError(`HTTP ${res.status}`);
+    } else if (res.status === 404) {
+      throw new MissingFileError(this.name, this.location);
     } else {
-      throw new ModelFileError(this.name, null, `HTTP ${res.status} from ${this.url} for bytes [${offset}, ${offset + length})`);
+      throw new ModelFileError(this.name, bytesField(begin, end), `HTTP ${res.status} from ${this.url}`);
     }
-    if (!res.body) throw new ModelFileError(this.name, null, `empty response body from ${this.url}`);
+    if (servesHtmlFor(this.name, res)) {
+      await res.body?.cancel();
+      throw new MissingFileError(this.name, this.location, HTML_INSTEAD);
+    }
+    if (!res.body) throw new TransientReadError('empty response body');
     const reader = res.body.getReader();
-    const pending = new Rechunker(chunkBytes);
-    let remaining = length;
+    let remaining = end - begin;
+    let first = begin === 0;
     try {
       while (remaining > 0) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        let piece = value;
+        let next: ReadableStreamReadResult<Uint8Array>;
+        try {
+          next = await reader.read();
+        } catch (e) {
+          throw new TransientReadError(`connection dropped: ${(e as Error).message}`);
+        }
+        if (next.done) return;
+        let piece = next.value;
+        if (first && skip === 0 && piece.byteLength > 0) {
+          // No content type, but an HTML page all the same.
+          if (looksLikeHtml(piece)) throw new MissingFileError(this.name, this.location, HTML_INSTEAD);
+          first = false;
+        }
         if (skip > 0) {
           const s = Math.min(skip, piece.byteLength);
           skip -= s;
@@ -293,16 +376,12 @@ export class UrlSource implements ByteSource {
         }
         if (piece.byteLength > remaining) piece = piece.subarray(0, remaining);
         remaining -= piece.byteLength;
-        yield* pending.push(piece);
+        if (piece.byteLength > 0) yield piece;
       }
     } finally {
       // Done, abandoned by the consumer, or the server sent more than the range: stop the download either way.
       await reader.cancel().catch(() => {});
     }
-    if (remaining > 0) {
-      throw new ModelFileError(this.name, null, `response from ${this.url} ended ${remaining} bytes short of [${offset}, ${offset + length})`);
-    }
-    yield* pending.flush();
   }
 
   async close(): Promise<void> {}
@@ -338,7 +417,7 @@ async function fetchOrFail(name: string, url: string, fetchFn: FetchFn, init?: R
   try {
     return await fetchFn(url, init);
   } catch (e) {
-    throw new ModelFileError(name, null, `could not fetch ${url}: ${(e as Error).message}`);
+    throw new ModelFileError(name, 'HTTP request', `could not fetch ${url}: ${(e as Error).message}`);
   }
 }
 
@@ -368,7 +447,7 @@ export function urlFolder(baseUrl: string, options: { files?: string[]; fetch?: 
     has: async (name) => {
       if (known) return known.has(name);
       const res = await fetchOrFail(name, urlOf(name), fetchFn, { method: 'HEAD' });
-      return res.ok;
+      return res.ok && !servesHtmlFor(name, res);
     },
     open: async (name) => {
       if (known && !known.has(name)) throw new MissingFileError(name, base);
@@ -387,13 +466,13 @@ export async function readText(folder: ModelFolder, name: string): Promise<strin
   const source = await folder.open(name);
   try {
     if (source.size > MAX_TEXT_FILE_BYTES) {
-      throw new ModelFileError(name, null, `${source.size} bytes is too large for a JSON/text file (limit ${MAX_TEXT_FILE_BYTES})`);
+      throw new ModelFileError(name, TEXT, `${source.size} bytes is too large for a JSON/text file (limit ${MAX_TEXT_FILE_BYTES})`);
     }
     const bytes = await source.read(0, source.size);
     try {
       return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
     } catch {
-      throw new ModelFileError(name, null, 'is not valid UTF-8 text');
+      throw new ModelFileError(name, TEXT, 'is not valid UTF-8');
     }
   } finally {
     await source.close();
@@ -408,6 +487,6 @@ export function parseJson(name: string, text: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ModelFileError(name, null, `invalid JSON (${(e as Error).message})`);
+    throw new ModelFileError(name, JSON_SYNTAX, `invalid JSON (${(e as Error).message})`);
   }
 }

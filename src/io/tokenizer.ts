@@ -7,10 +7,11 @@
 // not form whole characters as ⟨E2 80⟩. Everything returned is a plain string: put it in the page with textContent,
 // never innerHTML (token text is arbitrary, e.g. "<script>").
 import { Tokenizer } from '@huggingface/tokenizers';
-import { MissingFileError, ModelFileError, field } from './errors';
+import { MissingFileError, ModelFileError, TOP_LEVEL, field } from './errors';
 import { readJson } from './source';
 import type { ModelFolder } from './source';
 import type { Tokenizer as TokenizerApi, TokenizerKind, TokenPiece } from '../model/tokenizer';
+import { MAX_VOCAB } from '../model/limits';
 
 export const TOKENIZER_FILE = 'tokenizer.json';
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
@@ -110,6 +111,33 @@ function tokenContent(v: unknown): string | null {
   return null;
 }
 
+/** Encoded and decoded once when a tokenizer is built: words, code, digits, multi-byte characters, a special-looking tag. */
+const PROBE_TEXT = 'The jury said: x => x + 1; café 🙂 <s>';
+
+const isTokenId = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) < MAX_VOCAB;
+
+/**
+ * Token ids in the vocabulary and added tokens are integers in [0, MAX_VOCAB): checked before the library sees them,
+ * since it sizes tables from the largest id and hands back whatever it was given as an id.
+ */
+function checkTokenIds(obj: Record<string, unknown>, source: string): void {
+  const model = obj.model as Record<string, unknown>;
+  const vocab = model.vocab;
+  if (typeof vocab === 'object' && vocab !== null && !Array.isArray(vocab)) {
+    for (const [token, id] of Object.entries(vocab)) {
+      if (!isTokenId(id)) throw new ModelFileError(source, field(`model.vocab[${JSON.stringify(token)}]`), `${JSON.stringify(id)} is not a token id in [0, ${MAX_VOCAB})`);
+    }
+  }
+  const added = obj.added_tokens;
+  if (added === undefined || added === null) return;
+  if (!Array.isArray(added)) throw new ModelFileError(source, field('added_tokens'), 'is not a list');
+  added.forEach((t: unknown, i) => {
+    const entry = (typeof t === 'object' && t !== null ? t : {}) as Record<string, unknown>;
+    if (!isTokenId(entry.id)) throw new ModelFileError(source, field(`added_tokens[${i}].id`), `${JSON.stringify(entry.id)} is not a token id in [0, ${MAX_VOCAB})`);
+    if (typeof entry.content !== 'string') throw new ModelFileError(source, field(`added_tokens[${i}].content`), 'is not a string');
+  });
+}
+
 export class ModelTokenizer implements TokenizerApi {
   readonly kind: TokenizerKind;
   /** One more than the largest token id (vocabulary plus added tokens). */
@@ -125,18 +153,27 @@ export class ModelTokenizer implements TokenizerApi {
    * has none.
    */
   constructor(json: unknown, config: unknown, readonly source: string = TOKENIZER_FILE) {
-    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ModelFileError(source, null, 'is not a JSON object');
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ModelFileError(source, TOP_LEVEL, 'is not a JSON object');
     const obj = json as Record<string, unknown>;
     const model = obj.model as Record<string, unknown> | undefined;
     if (typeof model !== 'object' || model === null) throw new ModelFileError(source, field('model'), 'missing');
     if (typeof model.type !== 'string') throw new ModelFileError(source, field('model.type'), 'missing');
     if (config !== null && (typeof config !== 'object' || Array.isArray(config))) {
-      throw new ModelFileError(TOKENIZER_CONFIG_FILE, null, 'is not a JSON object');
+      throw new ModelFileError(TOKENIZER_CONFIG_FILE, TOP_LEVEL, 'is not a JSON object');
     }
+    checkTokenIds(obj, source);
+    let probe: number[];
     try {
       this.tokenizer = new Tokenizer(obj, (config ?? {}) as object);
+      // The library accepts some pipelines it then cannot run: find out now, not on the user's first prompt.
+      probe = this.tokenizer.encode(PROBE_TEXT).ids;
+      this.tokenizer.decode(probe);
     } catch (e) {
       throw new ModelFileError(source, field('model.type'), `${model.type} tokenizer could not be built: ${(e as Error).message}`);
+    }
+    const stray = probe.findIndex((id) => !isTokenId(id) || this.tokenizer.id_to_token(id) === undefined);
+    if (stray >= 0) {
+      throw new ModelFileError(source, field('model'), `encodes text to token id ${String(probe[stray])}, which is not in its vocabulary (a merge whose result the vocabulary lacks?)`);
     }
     this.kind = hasStep(obj.pre_tokenizer, 'ByteLevel') || hasStep(obj.decoder, 'ByteLevel')
       ? 'byte-level'

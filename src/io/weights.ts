@@ -20,7 +20,7 @@
 // gpt-oss stores its experts transposed (gate_up_proj [E, H, 2I] with gate and up in even and odd columns, down_proj
 // [E, I, H]) and its gate_up bias interleaved: those entries carry a StoredLayout, and streamLoadPlan rearranges
 // one expert at a time into the canonical layout.
-import type { WeightDtype } from '../model/dtypes';
+import type { TensorFormat, WeightDtype } from '../model/dtypes';
 import type { ModelFamily, MoeConfig } from '../model/config';
 import { ModelFileError, UnsupportedModelError, field, tensorField } from './errors';
 import { getTensor, SAFETENSORS_DTYPE, weightDtypeOf } from './safetensors';
@@ -62,8 +62,9 @@ export interface PlanEntry {
   /** Layer index, or null for embed / finalNorm / lmHead. */
   layer: number | null;
   shape: number[];
-  dtype: WeightDtype;
-  /** product(shape) · bytes per element. Buffers are this rounded up to 4 (streamLoadPlan pads with zeros). */
+  /** safetensors checkpoints: the checkpoint dtype; GGUF files: each tensor's own format (quantised ones too). */
+  dtype: TensorFormat;
+  /** product(shape) · bytes per element (quantised: whole blocks). Buffers are this rounded up to 4 (streamLoadPlan pads with zeros). */
   byteLength: number;
   /** Contiguous, in order: part i covers [dstOffset, dstOffset + byteEnd - byteStart). */
   parts: TensorPart[];
@@ -599,7 +600,7 @@ async function* canonicalChunks(entry: PlanEntry, raw: AsyncIterable<Uint8Array>
  * files and concatenated, never holding more than one chunk per call (plus one matrix for entries with a
  * StoredLayout, rearranged before it is passed on).
  */
-export async function streamLoadPlan(ckpt: Checkpoint, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
+export async function streamLoadPlan(ckpt: Pick<Checkpoint, 'folder'>, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
   const chunkBytes = Math.max(4, Math.floor((options.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4) * 4);
   const sources = new Map<string, ByteSource>();
   const open = async (file: string) => {

@@ -5,10 +5,12 @@ import { Decoder } from '../engine/model/decoder';
 import { Session } from '../engine/model/session';
 import { RoutingStats } from '../engine/routing/stats';
 import { openConfigOnly, openModel, folderName } from '../io/model';
+import { findGguf, openGguf } from '../io/gguf-model';
 import { assertFitsInMemory, limitsOf, memoryBudget } from '../io/memory';
 import type { ModelFolder } from '../io/source';
 import { UnsupportedModelError } from '../io/errors';
 import { uploadWeights } from './upload-weights';
+import { summarizeFormats } from '../model/weight-formats';
 
 export interface LoadOptions {
   /** Context length (KV cache rows); default min(config max positions, 1024). */
@@ -33,10 +35,15 @@ export interface LoadOptions {
   name?: string;
 }
 
-/** Loads config.json, tokenizer.json and the safetensors checkpoint of `folder` onto `gpu`. */
+/**
+ * Loads a model folder onto `gpu`: config.json, tokenizer.json and the safetensors checkpoint, or a single GGUF file
+ * (config, tokenizer and weights from the one file; quantised tensors stay packed on the GPU).
+ */
 export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOptions = {}): Promise<Session> {
   const name = options.name ?? folderName(folder.location);
-  const config = await openConfigOnly(folder);
+  const ggufFile = await findGguf(folder);
+  const gguf = ggufFile ? await openGguf(folder, ggufFile) : null; // the header only: config, plan, tokenizer
+  const config = gguf?.config ?? (await openConfigOnly(folder));
   if (config.unsupported) throw new UnsupportedModelError(config.source, `${config.family}: ${config.unsupported}`);
   // Dynamic NTK RoPE exists to run past max_position_embeddings; other models stop there.
   const positionLimit = config.ropeScaling?.type === 'dynamic' ? Infinity : config.maxPositions;
@@ -44,19 +51,26 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   const stepTokens = options.maxTokensPerStep ?? 64;
   const limits = limitsOf(gpu.limits, memoryBudget(gpu.adapter.memoryHeaps, options.memory), options.raiseBudget);
   const memory = { contextLength, stepTokens, ringCapacity: contextLength };
-  // From the config alone first, so a model far too large fails before anything else is read.
-  assertFitsInMemory(config, limits, memory, name);
-  const opened = await openModel(folder);
+  // From the config alone first, so a model far too large fails before anything else is read (a GGUF header already
+  // gave the plan: its exact, quantised sizes are checked below).
+  if (!gguf) assertFitsInMemory(config, limits, memory, name);
+  const opened = gguf ?? (await openModel(folder));
   assertFitsInMemory(opened.config, limits, memory, name, opened.plan);
   gpu.assertAlive();
-  const weights = await uploadWeights(gpu, opened.checkpoint, opened.plan, {
-    onProgress: options.onProgress,
-    keepF32: (entry) => entry.role === 'finalNorm',
-    maxBindingBytes: options.maxBindingBytes,
-    windowBytes: options.uploadWindowBytes,
+  // All or nothing: a failure part-way (out of memory, a short read, a lost device) frees what was made so far, and
+  // whatever the caller had loaded before keeps working.
+  return gpu.allOrNothing(async () => {
+    const weights = await uploadWeights(gpu, { folder }, opened.plan, {
+      onProgress: options.onProgress,
+      keepF32: (entry) => entry.role === 'finalNorm',
+      maxBindingBytes: options.maxBindingBytes,
+      windowBytes: options.uploadWindowBytes,
+    });
+    const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
+    const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
+    const session = new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights, options.profile ?? false);
+    session.weightFormats = summarizeFormats(opened.plan.entries);
+    return session;
   });
-  const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
-  const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
-  return new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights.bytes, options.profile ?? false);
 }
 

@@ -34,6 +34,8 @@ export class TraceSession implements ModelSession {
   private count = 0;
   private idsCache: number[] | null = null;
   private base: TimelineState | null = null;
+  /** The range the next reset() switches to (selectRange). */
+  private pending: TraceRange | null = null;
   /** u32 [moeLayers, experts] counts of the range's tokens [0, position). */
   private current: Uint32Array;
   /** Decoder layer of each MoE row of the trace. */
@@ -43,16 +45,16 @@ export class TraceSession implements ModelSession {
     readonly gpu: Gpu,
     readonly trace: TraceFile,
     readonly timeline: TraceTimeline,
-    readonly range: TraceRange,
+    private currentRange: TraceRange,
     /** Token ids of the range (−1 where the source has none). */
-    readonly rangeIds: Int32Array,
+    private ids: Int32Array,
   ) {
     const c = trace.config;
     this.parameters = countParameters(c);
     this.moe = trace.meta.moeLayers;
     this.current = new Uint32Array(this.moe.length * c.numExperts);
     const budget = ringCapacityFor(c.numLayers, c.numExperts, 64 * 2 ** 20, gpu.limits.maxStorageBufferBindingSize);
-    this.stats = new RoutingStats(gpu, c, { ringCapacity: Math.max(1, Math.min(range.length, budget, REPLAY_RING_TOKENS)) });
+    this.stats = new RoutingStats(gpu, c, { ringCapacity: Math.max(1, Math.min(trace.meta.numTokens, budget, REPLAY_RING_TOKENS)) });
   }
 
   /**
@@ -64,14 +66,37 @@ export class TraceSession implements ModelSession {
     if (m.countSteps > 0) throw new Error(`${trace.name}: a counts-only trace (${m.countSteps} steps, no per-token records) cannot be replayed token by token; use moescope report`);
     if (m.topK > K_MAX) throw new Error(`${trace.name}: field "topK": ${m.topK} experts per token; the dashboard's routing record holds at most ${K_MAX}`);
     const r = range ?? { start: 0, length: m.numTokens };
-    if (r.start < 0 || r.length < 0 || r.start + r.length > m.numTokens) throw new RangeError(`${trace.name}: range [${r.start}, ${r.start + r.length}) outside the ${m.numTokens} tokens`);
     const perCheckpoint = m.moeLayers.length * m.numExperts * 4 * (m.recorded.weights ? 2 : 1);
     const interval = Math.max(64, 2 ** Math.ceil(Math.log2(Math.max(1, (m.numTokens * perCheckpoint) / (64 * 2 ** 20)))));
     const timeline = await TraceTimeline.build(trace, { interval, onProgress });
-    const s = new TraceSession(gpu, trace, timeline, r, await trace.tokenIds(r.start, r.length));
-    s.base = await timeline.stateAt(r.start);
+    const s = new TraceSession(gpu, trace, timeline, r, new Int32Array(0));
+    s.selectRange(r);
     await s.reset();
     return s;
+  }
+
+  /** A replay has no KV cache: it holds exactly the range's tokens. */
+  get contextLength(): number {
+    return this.currentRange.length;
+  }
+
+  /** The token range replayed: positions count from its start. */
+  get range(): TraceRange {
+    return this.currentRange;
+  }
+
+  /** Token ids of the range (−1 where the source has none). */
+  get rangeIds(): Int32Array {
+    return this.ids;
+  }
+
+  /** Replay another range (a request, or the whole trace) from the next reset() on. */
+  selectRange(r: TraceRange): void {
+    const T = this.trace.meta.numTokens;
+    if (!Number.isInteger(r.start) || !Number.isInteger(r.length) || r.start < 0 || r.length < 0 || r.start + r.length > T) {
+      throw new RangeError(`${this.trace.name}: range [${r.start}, ${r.start + r.length}) outside the ${T} tokens`);
+    }
+    this.pending = r;
   }
 
   get config() {
@@ -97,7 +122,7 @@ export class TraceSession implements ModelSession {
 
   async feed(ids: number[]): Promise<void> {
     const from = this.position, to = from + ids.length;
-    if (to > this.range.length) throw new RangeError(`the trace's range ends at ${this.range.length} tokens (at ${from}, ${ids.length} more asked)`);
+    if (to > this.currentRange.length) throw new RangeError(`the trace's range ends at ${this.currentRange.length} tokens (at ${from}, ${ids.length} more asked)`);
     await this.moveTo(to);
     await this.writeRing(from, to);
   }
@@ -112,12 +137,21 @@ export class TraceSession implements ModelSession {
   }
 
   async reset(): Promise<void> {
+    if (this.pending) {
+      const r = this.pending;
+      this.pending = null;
+      this.currentRange = r;
+      this.ids = await this.trace.tokenIds(r.start, r.length);
+      this.base = await this.timeline.stateAt(r.start);
+      this.current.fill(0);
+      this.count = 0;
+    }
     await this.moveTo(0);
   }
 
   /** Cumulative buffers for `position` tokens of the range; stepCounts hold the tokens added (or, going back, the last one). */
   private async moveTo(position: number): Promise<void> {
-    const { start } = this.range;
+    const { start } = this.currentRange;
     const state = await this.timeline.stateAt(start + position);
     const counts = state.counts.map((c, i) => c - this.base!.counts[i]);
     let step: Uint32Array;
@@ -146,8 +180,8 @@ export class TraceSession implements ModelSession {
     const R = this.stats.ringCapacity, end = Math.min(to, R);
     if (from >= end) return;
     const n = end - from, L = this.config.numLayers, K = this.trace.meta.topK, M = this.moe.length;
-    const ids = await this.trace.experts(this.range.start + from, n);
-    const w = await this.trace.weights(this.range.start + from, n);
+    const ids = await this.trace.experts(this.currentRange.start + from, n);
+    const w = await this.trace.weights(this.currentRange.start + from, n);
     const chosen = new Uint32Array(n * L * K_MAX).fill(NO_EXPERT);
     const weights = new Float32Array(n * L * K_MAX);
     for (let t = 0; t < n; t++) {

@@ -38,17 +38,18 @@ function isExpertBank(entry: PlanEntry): boolean {
 }
 
 /** Uploads every entry of `plan`; all buffers carry COPY_DST | STORAGE and are labelled `Weights.<name>`. */
-export async function uploadWeights(gpu: Gpu, ckpt: Checkpoint, plan: LoadPlan, options: UploadOptions = {}): Promise<UploadedWeights> {
+export async function uploadWeights(gpu: Gpu, ckpt: Pick<Checkpoint, 'folder'>, plan: LoadPlan, options: UploadOptions = {}): Promise<UploadedWeights> {
   const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize);
   const buffers = new Map<string, GPUBuffer>();
   const banks = new Map<string, ExpertBank>();
   const splitBanks = new Map<string, SplitBank>();
   const f32 = new Map<string, Float32Array>();
+  const formats = new Map(plan.entries.map((e) => [e.name, e.dtype]));
   const cpuCopies = new Map<string, Uint8Array>();
   let bytes = 0;
   const make = (label: string, size: number) => {
     bytes += size;
-    return gpu.device.createBuffer({
+    return gpu.createBuffer({
       label,
       size: Math.max(16, Math.ceil(size / 16) * 16),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
@@ -69,7 +70,7 @@ export async function uploadWeights(gpu: Gpu, ckpt: Checkpoint, plan: LoadPlan, 
         for (let e = 0; e < experts; e += perBuffer) {
           list.push(make(`Weights.${entry.name}[${e}]`, Math.min(perBuffer, experts - e) * bytesPerExpert));
         }
-        const bank = { buffers: list, expertsPerBuffer: perBuffer, bytesPerBuffer: perBuffer * bytesPerExpert };
+        const bank = { buffers: list, expertsPerBuffer: perBuffer, bytesPerBuffer: perBuffer * bytesPerExpert, format: entry.dtype };
         splitBanks.set(entry.name, bank);
         banks.set(entry.name, bank);
         buffers.set(entry.name, list[0]);
@@ -78,7 +79,7 @@ export async function uploadWeights(gpu: Gpu, ckpt: Checkpoint, plan: LoadPlan, 
       } else if (!F32_ROLES.has(entry.role)) {
         const buffer = make(`Weights.${entry.name}`, size);
         buffers.set(entry.name, buffer);
-        if (isExpertBank(entry)) banks.set(entry.name, { buffers: [buffer], expertsPerBuffer: entry.shape[0] });
+        if (isExpertBank(entry)) banks.set(entry.name, { buffers: [buffer], expertsPerBuffer: entry.shape[0], format: entry.dtype });
       }
       if (F32_ROLES.has(entry.role) || options.keepF32?.(entry)) cpuCopies.set(entry.name, new Uint8Array(size));
     }
@@ -129,5 +130,5 @@ export async function uploadWeights(gpu: Gpu, ckpt: Checkpoint, plan: LoadPlan, 
       buffers.set(entry.name, buffer);
     }
   }
-  return { buffers, banks, f32, bytes };
+  return { buffers, banks, formats, f32, bytes };
 }

@@ -150,3 +150,32 @@ export function summarizePlacement(p: Placement, stepLoads: readonly ArrayLike<n
     droppedShare: total > 0 ? dropped / total : 0,
   };
 }
+
+export interface PlacementOptions {
+  gpus: number;
+  /** Extra replicas per layer for the balanced placement. */
+  replicas: number;
+  capacityFactor: number;
+  /** Positions per step (tokens; 1 for counts-only traces, whose positions are steps). */
+  stepSize: number;
+}
+
+/**
+ * The three placements side by side over positions [from, to) of a timeline, in steps of `stepSize`; the balanced
+ * map is built from the loads of the same positions (what EPLB would have observed).
+ */
+export async function comparePlacements(
+  timeline: { loadsBetween(from: number, to: number): Promise<Uint32Array> },
+  from: number, to: number, layers: number, experts: number, o: PlacementOptions,
+): Promise<{ steps: number; placements: PlacementSummary[] }> {
+  const stepLoads: Uint32Array[] = [];
+  for (let at = from; at < to; at += o.stepSize) stepLoads.push(await timeline.loadsBetween(at, Math.min(to, at + o.stepSize)));
+  const total = new Float64Array(layers * experts);
+  for (const s of stepLoads) s.forEach((v, i) => (total[i] += v));
+  const placements = [
+    fixedPlacement('contiguous', layers, experts, o.gpus),
+    fixedPlacement('round-robin', layers, experts, o.gpus),
+    balancedPlacement(total, layers, experts, o.gpus, o.replicas),
+  ].map((p) => summarizePlacement(p, stepLoads, experts, o.capacityFactor));
+  return { steps: stepLoads.length, placements };
+}

@@ -7,6 +7,7 @@ import { emptyRoutingSources, type RoutingViewSources } from '../viz/instance-va
 import { ModelInfoPanel } from '../viz/panels/model-info';
 import { GridScene } from '../viz/scene';
 import { AxisLabels } from './axis-labels';
+import { BaselineStore } from './baseline';
 import { CompareMode, type ModelLoader } from './compare-mode';
 import type { Dashboard } from './context';
 import { Controls } from './controls';
@@ -14,23 +15,36 @@ import { el } from './dom';
 import { FrameLoop } from './frame-loop';
 import { ParamsGui } from './gui';
 import { InspectorPanel } from './inspector-panel';
+import { PlacementPanel } from './placement-panel';
 import { LayersList } from './layers-list';
 import { showError, progress } from './messages';
 import type { LoadedModel } from './models';
+import { OutputPanel } from './output-panel';
+import { OutputRecord } from './output-record';
+import { GridLegend } from './grid-legend';
 import { GridPointer } from './pointer';
+import { PathwaysView } from './pathways-panel';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
+import { recoverOnDeviceLoss } from './device-recovery';
+import { NumericsNotice } from './numerics-notice';
 import { TokenStepper, type StepListener, type TextLabels } from './stepper';
 import { TokenView } from './token-view';
 import { UrlSync } from './url-sync';
+import { WhatIfPanel } from './what-if';
 import { decodeUrlState } from './url-state';
 
 export class App implements Dashboard {
   readonly state = new DashboardState();
   readonly scene: GridScene;
   readonly snapshots = new SnapshotPump((e) => showError(e));
+  readonly output = new OutputRecord();
+  readonly baseline = new BaselineStore();
+  /** Whether the session's routing record was made under the original policy (so it can serve as a baseline). */
+  private recordIsOriginal = true;
   readonly frameLoop: FrameLoop;
+  readonly pathways: PathwaysView;
   model: LoadedModel | null = null;
   stepper: TokenStepper | null = null;
 
@@ -42,6 +56,11 @@ export class App implements Dashboard {
   private readonly labels: AxisLabels;
   private readonly controls: Controls;
   private readonly url: UrlSync;
+  /** Model switches in order (see setModel). */
+  private switches: Promise<void> = Promise.resolve();
+  private switching = false;
+  /** Kinds of state change that arrived during a switch. */
+  private readonly held = new Set<ChangeKind>();
 
   constructor(
     readonly gpu: Gpu,
@@ -61,16 +80,22 @@ export class App implements Dashboard {
     this.info = new ModelInfoPanel(el('model-info'));
     this.state.subscribe((kind) => this.onState(kind));
     this.snapshots.subscribe(() => this.showTimings());
+    new OutputPanel(this);
     new RoutingPanels(this);
+    new WhatIfPanel(this);
+    this.pathways = new PathwaysView(this);
     new TokenView(this);
     new GridPointer(this);
+    new GridLegend(this);
     new InspectorPanel(this);
     new CompareMode(this, loadById);
+    new PlacementPanel(this);
     this.url = new UrlSync(this);
     this.controls = new Controls(this, { open: (id) => this.open(id), useText: (...a) => this.useText(...a), writeUrl: () => this.url.write() });
     new ResizeObserver(() => this.resize()).observe(el('view'));
     gpu.onError((e) => showError(e));
-    gpu.onLost((e) => showError(e));
+    new NumericsNotice(this);
+    recoverOnDeviceLoss(gpu, this, () => this.url.write());
   }
 
   async init(): Promise<void> {
@@ -105,7 +130,27 @@ export class App implements Dashboard {
     }
   }
 
-  async setModel(model: LoadedModel, restore = decodeUrlState('')): Promise<void> {
+  /**
+   * Make `model` current. Switches run one at a time; while one runs, changes to the state are held back (the old
+   * grid and engine and the new state differ in shape) and applied to the new model once it is in place.
+   */
+  setModel(model: LoadedModel, restore = decodeUrlState('')): Promise<void> {
+    const run = this.switches.then(async () => {
+      this.switching = true;
+      try {
+        await this.swapModel(model, restore);
+      } finally {
+        this.switching = false;
+        const held = [...this.held];
+        this.held.clear();
+        for (const kind of held) this.onState(kind);
+      }
+    });
+    this.switches = run.catch(() => undefined);
+    return run;
+  }
+
+  private async swapModel(model: LoadedModel, restore: ReturnType<typeof decodeUrlState>): Promise<void> {
     const { config } = model;
     const old = { model: this.model, stepper: this.stepper, skeleton: this.skeleton };
     old.stepper?.pause();
@@ -131,7 +176,7 @@ export class App implements Dashboard {
     this.layers.setModel(config.moeLayers);
     el<HTMLDetailsElement>('layers-box').open = config.numLayers <= 8;
     this.layers.update({ hidden: this.state.hidden, solo: this.state.params.soloLayer });
-    this.info.setModel(config, model.parameters);
+    this.info.setModel(config, model.parameters, model.weightFormats);
     this.info.setTimings(null, model.session ? 'GPU timings appear after the first steps.' : 'Not running: no GPU timings.');
     el('model-note').textContent = model.note;
     el('model-note').title = model.note;
@@ -144,11 +189,18 @@ export class App implements Dashboard {
       this.snapshots.attach(model.session, stepper);
       stepper.onError = (e) => showError(e);
       stepper.onChange((kind) => {
+        if (kind === 'plan') {
+          // A new text is routed under the policy in force: there is no original record of it.
+          this.baseline.clear();
+          this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
+        }
         for (const fn of this.stepListeners) fn(kind);
         this.snapshots.request();
       });
       this.applyStepperParams();
       model.session.setPolicy(this.state.policy(config.router.topK));
+      this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
+      this.baseline.clear();
       const sample = restore.text === null ? (restore.sample ?? 0) : null;
       const chosen = sample === null ? undefined : model.samples[sample];
       const text = restore.text ?? chosen?.text ?? '';
@@ -180,7 +232,12 @@ export class App implements Dashboard {
 
   private onState(kind: ChangeKind): void {
     if (!this.model) return;
+    if (this.switching) {
+      this.held.add(kind);
+      return;
+    }
     if (kind === 'routing') {
+      this.applyStepperParams();
       this.scene.setAblated(this.state.ablated);
       this.gui.setAblatedCount(this.state.ablatedCount);
       void this.applyPolicy();
@@ -195,13 +252,23 @@ export class App implements Dashboard {
     } else if (kind === 'playback') this.applyStepperParams();
   }
 
-  /** Send the routing policy to the engine and replay the text up to the current position under it. */
+  /**
+   * Send the routing policy to the engine and replay the text up to the current position under it. Leaving the
+   * original policy keeps its record as the baseline (queued before the replay); returning to it drops the baseline.
+   */
   async applyPolicy(): Promise<void> {
     const session = this.model?.session;
     const stepper = this.stepper;
     if (!session || !stepper) return;
-    const policy = this.state.policy(this.model!.config.router.topK);
-    await stepper.run(async () => session.setPolicy(policy));
+    const topK = this.model!.config.router.topK;
+    const policy = this.state.policy(topK);
+    const original = this.state.isOriginalPolicy(topK);
+    await stepper.run(async () => {
+      if (original) this.baseline.clear();
+      else if (this.recordIsOriginal && stepper.position > 0) void this.baseline.capture(session.snapshot(), this.output.copy());
+      session.setPolicy(policy);
+      this.recordIsOriginal = original;
+    });
     await stepper.rerun();
   }
 
@@ -211,6 +278,7 @@ export class App implements Dashboard {
     const p = this.state.params;
     st.mode = p.stepMode;
     st.speed = p.speed;
+    st.rerunSteps = p.capacityFactor > 0;
     st.sampling = { temperature: p.sampleTemperature, topP: p.topP, seed: p.sampleSeed };
   }
 

@@ -1,17 +1,20 @@
 // Axis labels of the 3D grid as an HTML overlay: layer names along one edge, expert ids along another, on the edges
 // nearest the camera, re-projected only when the camera moves or the shown layers change. Neighbours closer than a
 // few pixels on screen are skipped, so labels thin out instead of overlapping.
+import { expertColorCss } from '../viz/colormaps';
 import type { Dashboard } from './context';
 import { el, make } from './dom';
 
-/** Least screen distance (CSS pixels) between two drawn labels of one axis. */
-const MIN_LAYER_GAP = 12;
-const MIN_EXPERT_GAP = 16;
+/** A label's box on screen, CSS pixels: 10 px monospace text (about 6.1 px a character) and a little air. */
+const CHAR_WIDTH = 6.1;
+const LABEL_HEIGHT = 13;
+const AIR = 3;
 
 export class AxisLabels {
   private readonly root = el('labels');
   private layer: HTMLElement[] = [];
   private expert: HTMLElement[] = [];
+  private readonly titles = { expert: make('span', 'label axis-title', 'expert id'), layer: make('span', 'label axis-title', 'layer') };
 
   constructor(private readonly d: Dashboard) {
     d.state.subscribe((kind) => {
@@ -24,8 +27,13 @@ export class AxisLabels {
     const layout = this.d.scene.layout;
     if (!layout) return;
     this.layer = Array.from({ length: layout.numLayers }, (_, l) => make('span', 'label layer-label', `L${l}`));
-    this.expert = Array.from({ length: layout.numExperts }, (_, e) => make('span', 'label expert-label', String(e)));
-    this.root.replaceChildren(...this.layer, ...this.expert);
+    // Expert ids in their identity colour, the one the token strip and the module view use.
+    this.expert = Array.from({ length: layout.numExperts }, (_, e) => {
+      const span = make('span', 'label expert-label', String(e));
+      span.style.color = expertColorCss(e, layout.numExperts);
+      return span;
+    });
+    this.root.replaceChildren(...this.layer, ...this.expert, this.titles.expert, this.titles.layer);
     this.place();
   }
 
@@ -36,21 +44,43 @@ export class AxisLabels {
     if (!layout) return;
     const vis = this.d.state.visibility();
     const near = scene.cameraSide();
-    const layerX = near.plusX ? layout.bounds.maxX + 0.7 : layout.bounds.minX - 0.7;
-    const expertZ = near.plusZ ? layout.bounds.maxZ + 0.6 : layout.bounds.minZ - 0.6;
-    const placeAll = (spans: HTMLElement[], point: (i: number) => [number, number, number], shown: (i: number) => boolean, gap: number) => {
-      let last: { x: number; y: number } | null = null;
+    // Anchors on the grid's edges nearest the camera; labels then sit a fixed number of pixels outside them.
+    const layerX = near.plusX ? layout.bounds.maxX : layout.bounds.minX;
+    const expertZ = near.plusZ ? layout.bounds.maxZ : layout.bounds.minZ;
+    const outX = near.plusX ? 1 : -1;
+    const outY = near.plusZ ? 1 : -1;
+    // A label is drawn when its box does not overlap the last drawn one of its axis (labels go in order along it);
+    // the two axes' labels stand outside different edges, so they cannot meet.
+    const box = (span: HTMLElement, p: { x: number; y: number }) => ({ x: p.x, y: p.y, w: (span.textContent ?? '').length * CHAR_WIDTH + AIR, h: LABEL_HEIGHT });
+    const apart = (a: ReturnType<typeof box>, b: ReturnType<typeof box>) => Math.abs(a.x - b.x) >= (a.w + b.w) / 2 || Math.abs(a.y - b.y) >= (a.h + b.h) / 2;
+    const placeAll = (
+      spans: HTMLElement[],
+      point: (i: number) => [number, number, number],
+      /** Pixels from the anchor to the label's centre, given the label's box. */
+      offset: (b: ReturnType<typeof box>) => { dx: number; dy: number },
+      shown: (i: number) => boolean,
+    ): void => {
+      let last: ReturnType<typeof box> | null = null;
       spans.forEach((span, i) => {
         const p = scene.project(...point(i));
-        const show = p !== null && shown(i) && (!last || Math.hypot(p.x - last.x, p.y - last.y) >= gap);
-        span.hidden = !show;
-        if (show) {
-          span.style.transform = `translate(${p!.x}px, ${p!.y}px) translate(-50%, -50%)`;
-          last = p;
+        const anchor = p && box(span, p);
+        const b = anchor && { ...anchor, x: anchor.x + offset(anchor).dx, y: anchor.y + offset(anchor).dy };
+        span.hidden = !(b && shown(i) && (!last || apart(b, last)));
+        if (b && !span.hidden) {
+          span.style.transform = `translate(${b.x}px, ${b.y}px) translate(-50%, -50%)`;
+          last = b;
         }
       });
     };
-    placeAll(this.layer, (l) => [layerX, 0, layout.rowZ[l]], (l) => vis[l], MIN_LAYER_GAP);
-    placeAll(this.expert, (e) => [layout.x0 + e, 0, expertZ], () => true, MIN_EXPERT_GAP);
+    placeAll(this.expert, (e) => [layout.x0 + e, 0, expertZ], (b) => ({ dx: 0, dy: outY * (b.h / 2 + 3) }), () => true);
+    placeAll(this.layer, (l) => [layerX, 0, layout.rowZ[l]], (b) => ({ dx: outX * (b.w / 2 + 4), dy: 0 }), (l) => vis[l]);
+    // Axis titles a line beyond their labels: under the experts' row of ids, over the last layer's label.
+    const { minX, maxX, minZ } = layout.bounds;
+    const titleAt = (span: HTMLElement, p: { x: number; y: number } | null, dy: number) => {
+      span.hidden = p === null;
+      if (p) span.style.transform = `translate(${p.x}px, ${p.y + dy}px) translate(-50%, -50%)`;
+    };
+    titleAt(this.titles.expert, scene.project((minX + maxX) / 2, 0, expertZ), outY * (LABEL_HEIGHT * 1.5 + 6));
+    titleAt(this.titles.layer, scene.project(layerX, 0, minZ), -(LABEL_HEIGHT + 4));
   }
 }

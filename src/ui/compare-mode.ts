@@ -7,6 +7,9 @@ import type { Dashboard } from './context';
 import { el } from './dom';
 import { guard, progress } from './messages';
 import { compareCounterpart, type LoadedModel } from './models';
+import { TraceSession, type TraceRange } from '../loading/trace-session';
+
+const sameRange = (a: TraceRange, b: TraceRange) => a.start === b.start && a.length === b.length;
 
 export type ModelLoader = (id: string, onProgress: (fraction: number, what: string) => void) => Promise<LoadedModel>;
 
@@ -26,18 +29,26 @@ export class CompareMode {
     d.snapshots.subscribe((s) => this.sync(s));
   }
 
+  /** The model to compare the current one with: the bundled counterpart checkpoint, or a second picked trace. */
+  private counterpart(): { name: string; load: () => Promise<LoadedModel> } | null {
+    const model = this.d.model;
+    if (model?.compareWith) return { name: model.compareWith.name, load: () => model.compareWith!.load(progress) };
+    const id = model ? compareCounterpart(model.id) : null;
+    return id ? { name: id.slice(5), load: () => this.load(id, progress) } : null;
+  }
+
   private stop(): void {
     this.other?.destroy();
     this.other = null;
     const model = this.d.model;
-    const counterpart = model ? compareCounterpart(model.id) : null;
+    const counterpart = this.counterpart();
     const button = el<HTMLButtonElement>('compare');
     button.disabled = counterpart === null || !model?.session;
-    button.textContent = counterpart ? `compare with ${counterpart.slice(5)}` : 'compare';
+    button.textContent = counterpart ? `compare with ${counterpart.name}` : 'compare';
     el<HTMLCanvasElement>('compare-canvas').hidden = true;
     el('compare-note').textContent = counterpart
-      ? 'Runs the other checkpoint of this model on the same tokens and shows where their routing differs.'
-      : 'Needs two checkpoints of one model: the bundled demo model and its early checkpoint (<name>-early).';
+      ? 'Runs the other checkpoint (or replays the other trace) on the same tokens and shows where their routing differs.'
+      : 'Needs two checkpoints of one model (the bundled demo model and its early checkpoint, <name>-early), or two traces picked together.';
   }
 
   /** Load (or drop) the other checkpoint. */
@@ -47,10 +58,10 @@ export class CompareMode {
       this.stop();
       return;
     }
-    const counterpart = model ? compareCounterpart(model.id) : null;
+    const counterpart = this.counterpart();
     if (!model?.session || !counterpart) return;
     try {
-      const loaded = await this.load(counterpart, progress);
+      const loaded = await counterpart.load();
       if (!loaded.session || loaded.config.numLayers !== model.config.numLayers || loaded.config.numExperts !== model.config.numExperts) {
         loaded.destroy();
         throw new Error(`${loaded.name} does not have ${model.name}'s architecture: nothing to compare`);
@@ -71,9 +82,16 @@ export class CompareMode {
     const model = this.d.model;
     if (!other?.session || !stepper || !model) return;
     const session = other.session;
+    // Two traces: the other replays the same token range (request) of its own file.
+    if (session instanceof TraceSession && model.session instanceof TraceSession && !sameRange(session.range, model.session.range)) {
+      session.selectRange(model.session.range);
+      await session.reset();
+    }
     const ids = stepper.processed.slice(0, main.position).map((t) => t.id);
+    // A replayed trace is aligned by position (its ids are the other file's own); a running model by token ids.
     let common = 0;
-    while (common < session.tokens.length && common < ids.length && session.tokens[common] === ids[common]) common++;
+    if (session instanceof TraceSession) common = Math.min(session.position, ids.length);
+    else while (common < session.tokens.length && common < ids.length && session.tokens[common] === ids[common]) common++;
     if (common < session.tokens.length) await session.back(session.tokens.length - common);
     if (ids.length > common) await session.feed(ids.slice(common));
     const snap = await session.snapshot();

@@ -46,6 +46,7 @@ export class Controls {
         el<HTMLInputElement>(v === 'open' ? 'folder-input' : 'files-input').click();
       } else void actions.open(v);
     });
+    click('open-folder', () => el<HTMLInputElement>('folder-input').click());
     click('export-png', async () => download(`moescope-${d.model?.name ?? 'view'}.png`, await d.scene.toPng()));
     click('export-json', () => exportTrace(d, 'json'));
     click('export-csv', () => exportTrace(d, 'csv'));
@@ -105,6 +106,12 @@ export class Controls {
     if (!st) return;
     el('position').textContent = `${st.position} / ${st.mode === 'scan' ? st.planned.length : '∞'}`;
     el('play').textContent = st.playing ? '❚❚ pause' : '▶ play';
+    // Play says when this GPU cannot keep the set speed (a step takes longer than 1 / speed).
+    const rate = st.playRate;
+    const slow = rate !== null && rate < st.speed * 0.9;
+    el('play-rate').textContent =
+      rate === null ? '' : slow ? `${rate.toFixed(1)} tokens/s: a step takes ${(1 / rate).toFixed(2)} s here, too slow for the ${st.speed} tokens/s set` : `${rate.toFixed(1)} tokens/s`;
+    el('play-rate').classList.toggle('slow', slow);
     el('play').setAttribute('aria-label', st.playing ? 'pause' : 'play');
   }
 }

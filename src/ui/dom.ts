@@ -14,3 +14,16 @@ export function make<K extends keyof HTMLElementTagNameMap>(tag: K, className = 
   if (text) e.textContent = text;
   return e;
 }
+
+/** A function that runs `fn` once at the next animation frame, however often it is called before then. */
+export function onNextFrame(fn: () => void): () => void {
+  let pending = false;
+  return () => {
+    if (pending) return;
+    pending = true;
+    requestAnimationFrame(() => {
+      pending = false;
+      fn();
+    });
+  };
+}

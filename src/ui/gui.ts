@@ -49,7 +49,7 @@ export class ParamsGui {
     add(routing, 'noiseStd', 'noise σ on logits');
     add(routing, 'noiseSeed', 'noise seed');
     add(routing, 'temperature', 'router temperature');
-    add(routing, 'capacityFactor', 'capacity factor (0 = ∞)');
+    add(routing, 'capacityFactor', 'capacity factor per step (0 = ∞)');
     add(routing, 'overflow', 'overflow policy', { 'drop': OVERFLOW_POLICIES[0], 're-route to next best': OVERFLOW_POLICIES[1] });
     routing.add(actions, 'ablateSelected').name('ablate selected expert');
     routing.add(actions, 'clearAblations').name('clear ablations');

@@ -4,11 +4,13 @@ import { requestBrowserGpu, WebGpuUnavailableError } from '../engine/device';
 import { fileListFolder, filesFromDrop } from '../io';
 import { App } from './app';
 import { progress, showError } from './messages';
+import { Tour } from './tour';
 import { bundledConfigs, bundledModels, loadBundledConfig, loadFolder, loadBundledModel, type LoadedModel } from './models';
 import { decodeUrlState } from './url-state';
 import { bindMemoryInput } from './memory-setting';
 import { memoryBudget } from '../io/memory';
-import { findTrace, loadTrace } from './trace-open';
+import { findTraces, loadTrace } from './trace-open';
+import { reportRecovery } from './device-recovery';
 
 async function main(): Promise<void> {
   let gpu;
@@ -36,14 +38,16 @@ async function main(): Promise<void> {
   other.append(new Option('open a model folder…', 'open'), new Option('open model files or a routing trace…', 'open-files'));
   select.append(...[runnable, skeletons, other].filter((g) => g.children.length));
 
-  let dropped: LoadedModel | null = null;
+  // What was opened, kept so picking it again loads it again (switching away destroys the loaded model).
+  let dropped: { id: string; name: string; reopen: (onProgress: (f: number, what: string) => void) => Promise<LoadedModel> } | null = null;
   const app = new App(gpu, async (id, onProgress) => {
     if (id.startsWith('demo:')) return loadBundledModel(gpu, id.slice(5), onProgress);
     if (id.startsWith('config:')) return loadBundledConfig(id.slice(7));
-    if (dropped && id === dropped.id) return dropped;
+    if (dropped && id === dropped.id) return Object.assign(await dropped.reopen(onProgress), { name: dropped.name });
     throw new Error(`unknown model "${id}": pick one from the list or open a folder`);
   });
   await app.init();
+  new Tour();
   // The end-to-end tests' hook: development server only (import.meta.env.DEV is false in a production build, which
   // then drops this import and the module).
   if (import.meta.env.DEV) (await import('./test-hook')).installTestHook(app);
@@ -51,15 +55,16 @@ async function main(): Promise<void> {
   const openFiles = async (files: File[], location: string) => {
     try {
       progress(0, `opening ${location}`);
-      const trace = await findTrace(files);
-      if (trace) dropped = await loadTrace(gpu, trace, files, (f, what) => progress(f, what));
-      else {
-        dropped = await loadFolder(gpu, fileListFolder(files, location), (f, what) => progress(f, what));
-        if (location === 'picked files') dropped.name = `${dropped.config.family} model (picked files)`;
-      }
-      const id = dropped.id;
-      if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(dropped.name, id));
-      await app.setModel(dropped);
+      const traces = await findTraces(files);
+      const reopen = traces.length
+        ? (p: (f: number, what: string) => void) => loadTrace(gpu, traces[0], files, p, traces[1])
+        : (p: (f: number, what: string) => void) => loadFolder(gpu, fileListFolder(files, location), p);
+      const model = await reopen((f, what) => progress(f, what));
+      if (!traces.length && location === 'picked files') model.name = `${model.config.family} model (picked files)`;
+      dropped = { id: model.id, name: model.name, reopen };
+      const id = model.id;
+      if (![...select.options].some((o) => o.value === id)) other.prepend(new Option(model.name, id));
+      await app.setModel(model);
     } catch (e) {
       showError(e);
     } finally {
@@ -115,6 +120,7 @@ async function main(): Promise<void> {
         ? loadBundledConfig(first.slice(7))
         : Promise.reject(new Error(`the link names model "${first}", which has to be opened again`)));
     await app.setModel(model, url);
+    reportRecovery(app);
   } catch (e) {
     showError(e);
     if (first !== `config:${configs[0]?.file}` && configs.length) await app.open(`config:${configs[0].file}`);

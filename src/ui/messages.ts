@@ -13,6 +13,17 @@ export function showError(e: unknown): void {
   el('errors').append(box);
 }
 
+/** A notice that stays until dismissed (what the page did on its own, e.g. after a lost device). */
+export function showNotice(message: string): void {
+  const box = make('div', 'notice');
+  box.setAttribute('role', 'status');
+  const close = make('button', '', '×');
+  close.setAttribute('aria-label', 'dismiss');
+  close.addEventListener('click', () => box.remove());
+  box.append(make('span', '', message), close);
+  el('errors').append(box);
+}
+
 /** A notice that disappears after three seconds. */
 export function flash(message: string): void {
   const box = make('div', 'flash', message);

@@ -21,6 +21,8 @@ import {
 } from '../io';
 import { formatCount } from '../viz/panels/model-info';
 import { ExpertWeightReader } from './expert-weights';
+import { findGguf, openGguf } from '../io';
+import type { FormatGroupRow } from '../model/weight-formats';
 import { parseSamples, type Sample } from './samples';
 import type { TokenTexts } from './stepper';
 
@@ -36,12 +38,16 @@ export interface LoadedModel {
   samples: Sample[];
   /** One line about the model shown in the header (what it is, or why it is drawn without running). */
   note: string;
+  /** Format, parameters and bytes per tensor group of a running model's weights (GGUF files mix formats). */
+  weightFormats?: readonly FormatGroupRow[];
   /** Per-kernel GPU times and their resolution, when the engine measures them. */
   /** Reads expert weights of a layer for the inspector (running models only). */
   weights?: ExpertWeightReader;
   timings?: () => { kernels: KernelTiming[]; note: string; memory: { module: string; bytes: number }[] } | null;
   /** A replayed trace (src/ui/trace-open.ts): why gate weights or router probabilities cannot be shown, or null. */
   replay?: { weights: string | null; probs: string | null };
+  /** A model to compare with other than the bundled counterpart (a second trace picked with this one). */
+  compareWith?: { name: string; load: (onProgress: Progress) => Promise<LoadedModel> };
   destroy(): void;
 }
 
@@ -142,7 +148,7 @@ export async function loadFolder(
   const files = await folder.list();
   // A URL folder lists nothing; it is asked for the single-file checkpoint or the shard index instead.
   const hasWeights =
-    files.some((f) => f.endsWith('.safetensors') || f === 'model.safetensors.index.json') ||
+    files.some((f) => f.endsWith('.safetensors') || f === 'model.safetensors.index.json' || f.toLowerCase().endsWith('.gguf')) ||
     (files.length === 0 && ((await folder.has('model.safetensors')) || (await folder.has('model.safetensors.index.json'))));
   if (!hasWeights) return loadConfigFolder(folder, id);
 
@@ -159,7 +165,8 @@ export async function loadFolder(
   } catch (e) {
     // A model too big for this GPU (or one the engine cannot run) is still drawn, with the reason.
     if (e instanceof OutOfMemoryError || e instanceof UnsupportedModelError) {
-      const config = await openConfigOnly(folder);
+      const gguf = await findGguf(folder);
+      const config = gguf ? (await openGguf(folder, gguf)).config : await openConfigOnly(folder);
       return configOnlyModel(id, name, config, `${(e as Error).message}.`);
     }
     throw e;
@@ -183,16 +190,27 @@ export async function loadFolder(
     samples,
     note:
       `${formatCount(session.parameters.total)} parameters (${formatCount(session.parameters.activePerToken)} active per token), ` +
-      `${config.numLayers} layers × ${config.numExperts} experts, k = ${config.router.topK}, ${config.weightDtype} weights, ` +
+      `${config.numLayers} layers × ${config.numExperts} experts, k = ${config.router.topK}, ${formatsNote(session.weightFormats)} weights, ` +
       `running on ${adapterName(gpu)}.`,
     timings: () => ({
-      kernels: session.timings().map((t) => ({ name: t.name, micros: t.micros })),
+      kernels: session.timings().map((t) => ({ name: t.name, micros: t.micros, microsPerToken: t.microsPerToken, samples: t.samples })),
       note: resolution,
       memory: session.memory(),
     }),
-    weights: new ExpertWeightReader(folder),
+    weightFormats: session.weightFormats,
+    // The inspector reads safetensors tensors; quantised GGUF experts are not decoded on the CPU.
+    weights: (await findGguf(folder)) ? undefined : new ExpertWeightReader(folder),
     destroy: () => session.destroy(),
   };
+}
+
+/** "bf16", or for mixed formats each with its share of the bytes: "Q8_0 71%, F16 20%, F32 9%". */
+function formatsNote(rows: readonly FormatGroupRow[]): string {
+  const bytes = new Map<string, number>();
+  for (const r of rows) bytes.set(r.format, (bytes.get(r.format) ?? 0) + r.bytes);
+  if (bytes.size === 1) return [...bytes.keys()][0];
+  const total = [...bytes.values()].reduce((a, b) => a + b, 0);
+  return [...bytes].sort((a, b) => b[1] - a[1]).map(([f, n]) => `${f.toUpperCase()} ${((100 * n) / total).toFixed(0)}%`).join(', ');
 }
 
 function adapterName(gpu: Gpu): string {

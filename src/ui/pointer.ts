@@ -1,7 +1,7 @@
 // Pointing at the 3D grid: hover shows a tooltip with the cell's figures (from the latest snapshot), a click (not a
 // drag) selects the cell. The cell under the pointer is picked by the scene; the state holds hovered and selected.
 import { CELL_KIND } from '../viz/layout';
-import { expertStat } from '../viz/panels/stats';
+import { barHeights, expertStat } from '../viz/panels/stats';
 import type { Dashboard } from './context';
 import { el, make } from './dom';
 
@@ -34,9 +34,30 @@ export class GridPointer {
       if (kind === 'hover' || kind === 'selection' || kind === 'model' || kind === 'layout') {
         d.scene.setHighlight(d.state.hoveredCell, d.state.selectedCell);
       }
+      if (kind === 'model' || kind === 'layout' || kind === 'view' || kind === 'layers') this.updateBars();
       if (kind !== 'selection' && kind !== 'focus' && kind !== 'playback') this.updateTooltip();
     });
-    d.snapshots.subscribe(() => this.updateTooltip());
+    d.snapshots.subscribe(() => {
+      this.updateBars();
+      this.updateTooltip();
+    });
+  }
+
+  /** Give the scene the bars as drawn (heights from the latest snapshot, shown layers), to pick against. */
+  private updateBars(): void {
+    const layout = this.d.scene.layout;
+    if (!layout) return;
+    const s = this.d.snapshots.current;
+    const { mode, heightScale } = this.d.state.params;
+    const heights = new Float32Array(layout.count);
+    for (let l = 0; l < layout.numLayers; l++) {
+      const routed = s && layout.firstExpert[l] >= 0 ? barHeights(s, l, mode, heightScale) : null;
+      if (routed) heights.set(routed, layout.firstExpert[l]);
+      // Shared-expert and dense cells stand at fixed heights (instance-values.wgsl).
+      if (layout.sharedCell[l] >= 0) heights[layout.sharedCell[l]] = 0.5 * heightScale;
+      if (layout.denseCell[l] >= 0) heights[layout.denseCell[l]] = 0.25 * heightScale;
+    }
+    this.d.scene.setPickBars(heights, this.d.state.visibility());
   }
 
   /** Tooltip of the hovered cell: layer, expert, count, share, mean gate weight (from the latest snapshot). */

@@ -38,7 +38,12 @@ export class RoutingPanels {
   }
 
   private onState(kind: ChangeKind): void {
-    if (kind === 'model') {
+    if (kind === 'routing' && this.d.model) {
+      // Histories of two policies are never mixed: the original one is kept as the baseline of the first what-if.
+      if (this.d.state.isOriginalPolicy(this.d.model.config.router.topK)) this.metrics.restart(false);
+      else if (!this.metrics.hasBaseline) this.metrics.freezeAsBaseline();
+      else this.metrics.restart(true);
+    } else if (kind === 'model') {
       this.metrics.clear(this.d.model?.config.moeLayers ?? []);
       const replay = this.d.model?.replay;
       const absent = 'not recorded in a trace';

@@ -4,8 +4,8 @@
 import type { ModelSession, RoutingSnapshot } from '../engine/session-api';
 import type { TokenStepper } from './stepper';
 
-/** Snapshots at most this often while tokens are being stepped. */
-export const SNAPSHOT_INTERVAL_MS = 200;
+/** Snapshots at most this often while tokens are being stepped (short: a step's panels must follow within 100 ms). */
+export const SNAPSHOT_INTERVAL_MS = 60;
 
 export type SnapshotListener = (s: RoutingSnapshot) => void | Promise<void>;
 
@@ -14,6 +14,8 @@ export class SnapshotPump {
   current: RoutingSnapshot | null = null;
   /** Snapshots taken so far (tests wait on this). */
   count = 0;
+  /** performance.now() when the latest snapshot's subscribers had all drawn it. */
+  deliveredAt = 0;
   private source: { session: ModelSession; stepper: TokenStepper } | null = null;
   private readonly listeners = new Set<SnapshotListener>();
   private busy = false;
@@ -58,6 +60,7 @@ export class SnapshotPump {
         this.current = snap;
         this.count++;
         for (const fn of this.listeners) await fn(snap);
+        this.deliveredAt = performance.now();
         const rest = SNAPSHOT_INTERVAL_MS - (performance.now() - started);
         if (rest > 0) await new Promise((r) => setTimeout(r, rest));
       }

@@ -142,6 +142,25 @@ export class DashboardState {
     return layerVisibility(this.numLayers, this.hidden, this.params.soloLayer);
   }
 
+  /** True when no what-if is on: the model routes as trained (its k, no noise, temperature 1, no capacity, no ablation). */
+  isOriginalPolicy(modelTopK: number): boolean {
+    const p = this.params;
+    return (p.topK === 0 || p.topK === modelTopK) && p.noiseStd === 0 && p.temperature === 1 && p.capacityFactor === 0 && this.ablatedCount === 0;
+  }
+
+  /** The what-ifs in force, in words ('k = 3, router temperature 4'), or '' for the original policy. */
+  whatIfLabel(modelTopK: number): string {
+    const p = this.params;
+    const parts: string[] = [];
+    if (p.topK > 0 && p.topK !== modelTopK) parts.push(`k = ${p.topK}`);
+    if (p.noiseStd > 0) parts.push(`noise σ ${p.noiseStd} (seed ${p.noiseSeed})`);
+    if (p.temperature !== 1) parts.push(`router temperature ${p.temperature}`);
+    if (p.capacityFactor > 0) parts.push(`capacity factor ${p.capacityFactor}, ${p.overflow === 'drop' ? 'overflow dropped' : 'overflow re-routed'}`);
+    const n = this.ablatedCount;
+    if (n > 0) parts.push(`${n} expert${n === 1 ? '' : 's'} ablated`);
+    return parts.join(', ');
+  }
+
   policy(modelTopK: number): RoutingPolicy {
     return toPolicy(this.params, modelTopK, this.ablated);
   }

@@ -26,6 +26,8 @@ export interface TokenTexts {
   encode(text: string): number[];
   /** Display text of one token id (byte-level pieces decoded; control characters made visible). */
   tokenText(id: number): string;
+  /** Domain label of the i-th token of the last encoded text, where the source knows it (a trace's prompt / generated). */
+  domainOf?(i: number): string;
 }
 
 export interface Sampling {
@@ -33,6 +35,9 @@ export interface Sampling {
   topP: number;
   seed: number;
 }
+
+/** Steps over which play's delivered rate is measured. */
+const PLAY_RATE_STEPS = 4;
 
 export type StepListener = (kind: 'forward' | 'back' | 'reset' | 'plan') => void;
 
@@ -46,6 +51,11 @@ export class TokenStepper {
   private listeners = new Set<StepListener>();
   playing = false;
   mode: 'scan' | 'generate' = 'scan';
+  /**
+   * Scan steps re-run the text from its start, so the engine sees the same steps (windows of maxTokensPerStep
+   * tokens) however the text is stepped: what per-step routing capacity needs to mean the same thing.
+   */
+  rerunSteps = false;
   speed = 4;
   sampling: Sampling = { temperature: 0.8, topP: 0.95, seed: 7 };
   /** Set when an engine call failed; playing stops. */
@@ -115,7 +125,7 @@ export class TokenStepper {
       const pieces = ids.map((id) => this.tokenizer.tokenText(id));
       const offsets = labels.posSpans ? alignTokens(text, pieces) : [];
       this.plan = ids.map((id, i) => {
-        const info: TokenInfo = { id, text: pieces[i], domain };
+        const info: TokenInfo = { id, text: pieces[i], domain: this.tokenizer.domainOf?.(i) ?? domain };
         if (labels.genre) info.genre = labels.genre;
         const pos = labels.posSpans ? labelAt(text, offsets[i], labels.posSpans) : null;
         if (pos) info.pos = pos;
@@ -134,11 +144,14 @@ export class TokenStepper {
       if (this.mode === 'scan') {
         const ids = this.plan.slice(this.position, this.position + n);
         if (ids.length === 0) return 0;
-        const limit = this.session.config.maxPositions;
+        const limit = this.session.contextLength;
         const room = Math.max(0, limit - this.position);
         const take = ids.slice(0, room);
         if (take.length === 0) throw new Error(`the model's context (${limit} tokens) is full`);
-        await this.session.feed(take.map((t) => t.id));
+        if (this.rerunSteps) {
+          await this.session.reset();
+          await this.session.feed([...this.processed, ...take].map((t) => t.id));
+        } else await this.session.feed(take.map((t) => t.id));
         // A loop, not push(...take): a replayed trace can move tens of thousands of tokens in one step.
         for (const t of take) this.processed.push(t);
         done = take.length;
@@ -163,7 +176,11 @@ export class TokenStepper {
     return this.enqueue(async () => {
       const k = Math.min(n, this.position);
       if (k === 0) return 0;
-      await this.session.back(k);
+      if (this.rerunSteps) {
+        await this.session.reset();
+        const kept = this.processed.slice(0, this.position - k).map((t) => t.id);
+        if (kept.length > 0) await this.session.feed(kept);
+      } else await this.session.back(k);
       this.processed.length -= k;
       this.emit('back');
       return k;
@@ -187,13 +204,22 @@ export class TokenStepper {
     else if (target < this.position) await this.back(this.position - target);
   }
 
+  /** Tokens per second play delivered over its last steps, or null before two steps (and while paused). */
+  playRate: number | null = null;
+  private playStarts: number[] = [];
+
   play(): void {
     if (this.playing) return;
     this.playing = true;
+    this.playStarts = [];
+    this.playRate = null;
     this.emit('forward');
     const tick = async () => {
       if (!this.playing) return;
       const started = performance.now();
+      this.playStarts = [...this.playStarts.slice(-PLAY_RATE_STEPS), started];
+      const n = this.playStarts.length;
+      if (n >= 2) this.playRate = ((n - 1) * 1000) / (started - this.playStarts[0]);
       try {
         const moved = await this.forward(1);
         if (moved === 0) {
@@ -215,6 +241,7 @@ export class TokenStepper {
   pause(): void {
     const was = this.playing;
     this.playing = false;
+    this.playRate = null;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     if (was) this.emit('forward');

@@ -21,6 +21,11 @@ function makeHook(app: App) {
       return app.frameLoop.inFrame;
     },
     modelId: () => app.model?.id ?? null,
+    /** What the pathways panel drew last, typed arrays as plain arrays. */
+    pathways() {
+      const d = app.pathways.panel.data;
+      return d && { ...d, coactivation: Array.from(d.coactivation), transitions: d.transitions && Array.from(d.transitions) };
+    },
     hasSession: () => app.model?.session != null,
     position: () => app.stepper?.position ?? 0,
     frames: () => app.frameLoop.frames,
@@ -97,6 +102,9 @@ function makeHook(app: App) {
     },
     stripTexts: () => [...document.querySelectorAll('#strip .tok')].map((e) => e.textContent ?? ''),
     errors: () => [...document.querySelectorAll('#errors .error')].map((e) => e.textContent ?? ''),
+    notices: () => [...document.querySelectorAll('#errors .notice')].map((e) => e.textContent ?? ''),
+    /** Destroys the GPU device, as a driver reset or a lost GPU would. */
+    loseDevice: () => app.gpu.destroy(),
     async png(): Promise<number> {
       return (await app.scene.toPng()).size;
     },

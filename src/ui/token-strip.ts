@@ -6,6 +6,19 @@ import type { TokenInfo } from './stepper';
 /** Spans kept in the page at once: a longer text (a replayed trace) shows this many around the current token. */
 export const STRIP_WINDOW = 256;
 
+/** What the strip shows of each position. */
+export interface StripView {
+  /** Tokens processed. */
+  position: number;
+  selected: number | null;
+  /** Colour of processed token p (its top expert), or null while unknown. */
+  colorOf(p: number): string | null;
+  /** Surprisal of token p in bits (NaN unknown). */
+  bitsOf(p: number): number;
+  /** Whether capacity dropped all of token p's assignments in the focus layer. */
+  droppedIn(p: number): boolean;
+}
+
 export class TokenStrip {
   private spans: HTMLSpanElement[] = [];
   private tokens: readonly TokenInfo[] = [];
@@ -35,7 +48,7 @@ export class TokenStrip {
     this.spans = tokens.slice(first, first + STRIP_WINDOW).map((t, j) => {
       const i = first + j;
       const span = document.createElement('span');
-      span.className = 'tok';
+      span.className = t.domain === 'generated' ? 'tok gen' : 'tok';
       span.dataset.pos = String(i);
       span.textContent = t.text;
       span.title = `#${i} id ${t.id} (${t.domain})`;
@@ -51,11 +64,14 @@ export class TokenStrip {
     }
   }
 
-  /**
-   * Colour and mark the spans: `position` tokens processed, `colorOf(p)` the colour of processed token p
-   * (null = unknown yet), `selected` the selected position or null.
-   */
-  update(position: number, colorOf: (p: number) => string | null, selected: number | null): void {
+  /** Tokens of the text the strip holds (its spans are a window of them). */
+  get length(): number {
+    return this.tokens.length;
+  }
+
+  /** Colour and mark the spans from what the view knows about each position. */
+  update(v: StripView): void {
+    const { position, selected } = v;
     const n = this.tokens.length;
     if (n > STRIP_WINDOW && (position - 1 < this.first + STRIP_WINDOW / 8 || position > this.first + (STRIP_WINDOW * 7) / 8)) {
       const first = Math.max(0, Math.min(n - STRIP_WINDOW, position - STRIP_WINDOW / 2));
@@ -64,10 +80,15 @@ export class TokenStrip {
     this.spans.forEach((span, j) => {
       const p = this.first + j;
       const processed = p < position;
+      const bits = processed ? v.bitsOf(p) : NaN;
+      const dropped = processed && v.droppedIn(p);
+      const base = span.title.split(' · ')[0];
+      span.title = [base, ...(dropped ? [`dropped by capacity in the focus layer: no expert processed it there`] : []), ...(Number.isFinite(bits) ? [`surprisal ${bits.toFixed(2)} bits`] : [])].join(' · ');
       span.classList.toggle('done', processed);
+      span.classList.toggle('dropped', dropped);
       span.classList.toggle('current', p === position - 1);
       span.classList.toggle('selected', p === selected);
-      const c = processed ? colorOf(p) : null;
+      const c = processed && !dropped ? v.colorOf(p) : null;
       span.style.setProperty('--expert', c ?? 'transparent');
     });
     const current = this.spans[position - 1 - this.first];

@@ -1,11 +1,11 @@
 // The token side of the view: the token strip (coloured by each token's top expert in the focus layer), the
 // selected token's path through the 3D grid, and the list of tokens the selected expert took.
 import { expertColorCss } from '../viz/colormaps';
-import { CELL_KIND, instanceOf } from '../viz/layout';
+import { CELL_KIND, instanceOf, MIN_BAR_HEIGHT } from '../viz/layout';
 import { visible } from '../viz/panels/heatmap';
-import { barHeight, ringTokens, tokenPath, tokensOfExpert, topExpert } from '../viz/panels/stats';
+import { barHeights, ringTokens, tokenPath, tokensOfExpert, topExpert } from '../viz/panels/stats';
 import type { Dashboard } from './context';
-import { el, make } from './dom';
+import { el, make, onNextFrame } from './dom';
 import type { ChangeKind } from './state';
 import { TokenStrip } from './token-strip';
 
@@ -19,10 +19,12 @@ export class TokenView {
     this.strip = new TokenStrip(el('strip'), (p) => d.state.selectToken(p));
     d.state.subscribe((kind) => this.onState(kind));
     d.snapshots.subscribe(() => this.drawAll());
+    d.output.onChange(() => this.scheduleStrip());
     d.onStep((kind) => {
       const stepper = d.stepper;
       if (!stepper) return;
-      if (kind === 'plan') this.strip.setTokens(stepper.planned);
+      // Generate mode grows the plan with every token it decodes.
+      if (kind === 'plan' || this.strip.length !== stepper.planned.length) this.strip.setTokens(stepper.planned);
       const sel = d.state.selectedToken;
       if (sel !== null && sel >= stepper.position) d.state.selectToken(null);
       else this.updateStrip();
@@ -42,6 +44,9 @@ export class TokenView {
     this.updateExpertList();
   }
 
+  /** Strip update at the next animation frame (surprisal arrives in many small read-backs). */
+  private readonly scheduleStrip = onNextFrame(() => this.updateStrip());
+
   private updateStrip(): void {
     const s = this.d.snapshots.current;
     const model = this.d.model;
@@ -50,11 +55,14 @@ export class TokenView {
     const focus = this.d.state.params.focusLayer;
     const E = model.config.numExperts;
     const rows = s ? ringTokens(s) : 0;
-    this.strip.update(
-      stepper.position,
-      (p) => (s && p < rows && p < s.position ? expertColorCss(topExpert(s, p, focus), E) : null),
-      this.d.state.selectedToken,
-    );
+    const known = (p: number) => s !== null && p < rows && p < s.position;
+    this.strip.update({
+      position: stepper.position,
+      selected: this.d.state.selectedToken,
+      colorOf: (p) => (known(p) ? expertColorCss(topExpert(s!, p, focus), E) : null),
+      bitsOf: (p) => this.d.output.surprisal[p] / Math.LN2,
+      droppedIn: (p) => known(p) && model.config.moeLayers[focus] && topExpert(s!, p, focus) < 0,
+    });
   }
 
   /** The selected token's route as a line through the tops of the bars of the experts that processed it. */
@@ -67,11 +75,15 @@ export class TokenView {
       return;
     }
     const { mode, heightScale } = this.d.state.params;
+    const shown = this.d.state.visibility();
     const points: [number, number, number][] = [];
+    // Through the shown layers only: a hidden or un-soloed layer has no bars to pass over.
     for (const step of tokenPath(s, token)) {
+      if (!shown[step.layer]) continue;
+      const heights = barHeights(s, step.layer, mode, heightScale);
       for (const { expert } of step.experts) {
         const i = instanceOf(layout, step.layer, expert);
-        const y = Math.max(0.04, barHeight(s, step.layer, expert, mode, heightScale)) + 0.15;
+        const y = Math.max(MIN_BAR_HEIGHT, heights[expert]) + 0.15;
         if (i >= 0) points.push([layout.rect[i * 4], y, layout.rect[i * 4 + 1]]);
       }
     }

@@ -112,22 +112,45 @@ export function gridLayout(config: Pick<MoeConfig, 'numLayers' | 'numExperts' | 
   return { numLayers: L, numExperts: E, count, layer, expert, kind, rect, firstExpert, sharedCell, denseCell, rowZ, x0, bounds };
 }
 
-/** The instance whose footprint contains the ground point (x, z), or −1. */
-export function pickCell(g: GridLayout, x: number, z: number): number {
-  for (let l = 0; l < g.numLayers; l++) {
-    const candidates: number[] = [];
-    if (g.firstExpert[l] >= 0) {
-      const e = Math.round((x - g.x0) / EXPERT_PITCH);
-      if (e >= 0 && e < g.numExperts) candidates.push(g.firstExpert[l] + e);
+/** Lowest drawn bar height (world units): cells that took no tokens still show as flat tiles. */
+export const MIN_BAR_HEIGHT = 0.04;
+
+/**
+ * The nearest bar a ray hits, or −1: each instance is the box over its footprint from y = 0 to
+ * max(heights[i], MIN_BAR_HEIGHT), as the grid draws it; instances of hidden layers are skipped. Slab test per box.
+ */
+export function pickBar(
+  g: GridLayout,
+  heights: ArrayLike<number>,
+  visible: readonly boolean[],
+  origin: readonly [number, number, number],
+  dir: readonly [number, number, number],
+): number {
+  let best = -1;
+  let bestT = Infinity;
+  for (let i = 0; i < g.count; i++) {
+    if (!visible[g.layer[i]]) continue;
+    const cx = g.rect[i * 4], cz = g.rect[i * 4 + 1], hw = g.rect[i * 4 + 2] / 2, hd = g.rect[i * 4 + 3] / 2;
+    const lo = [cx - hw, 0, cz - hd];
+    const hi = [cx + hw, Math.max(heights[i] ?? 0, MIN_BAR_HEIGHT), cz + hd];
+    let near = -Infinity;
+    let far = Infinity;
+    for (let a = 0; a < 3 && near <= far; a++) {
+      if (Math.abs(dir[a]) < 1e-12) {
+        if (origin[a] < lo[a] || origin[a] > hi[a]) far = -Infinity;
+        continue;
+      }
+      const t1 = (lo[a] - origin[a]) / dir[a];
+      const t2 = (hi[a] - origin[a]) / dir[a];
+      near = Math.max(near, Math.min(t1, t2));
+      far = Math.min(far, Math.max(t1, t2));
     }
-    if (g.sharedCell[l] >= 0) candidates.push(g.sharedCell[l]);
-    if (g.denseCell[l] >= 0) candidates.push(g.denseCell[l]);
-    for (const i of candidates) {
-      const [cx, cz, w, d] = g.rect.subarray(i * 4, i * 4 + 4);
-      if (Math.abs(x - cx) <= w / 2 && Math.abs(z - cz) <= d / 2) return i;
+    if (near <= far && far >= 0 && Math.max(near, 0) < bestT) {
+      bestT = Math.max(near, 0);
+      best = i;
     }
   }
-  return -1;
+  return best;
 }
 
 /** Instance index of (layer, routed expert), or −1 if the layer is dense or the expert out of range. */
@@ -144,35 +167,51 @@ export function layerVisibility(numLayers: number, hidden: ReadonlySet<number>, 
   return out;
 }
 
+/** Tallest bar the framing leaves room for (world units; load bars cap at 3 at height scale 1). */
+const FRAMED_HEIGHT = 3;
+/** Half the screen (in normalised device units) the grid may fill, leaving a margin for the axis labels. */
+const FILL = 0.86;
+
 /**
- * A camera position and target that frame the whole grid from above at an angle. A grid much deeper than it is wide
- * (many layers, few experts) is seen from the side (+x), so that its layers run left to right across the screen.
+ * A camera position and target that frame the whole grid, every model the same way round: experts run across the
+ * screen, layer 0 at the front and later layers further back (up the screen). Small grids are seen at 48° from the
+ * floor; large or deep ones steeper (up to 72°), so that they read like a map and rows stay apart. The distance is
+ * the least at which all corners of the grid's box (floor to FRAMED_HEIGHT) project inside FILL of the screen.
  */
 export function framingView(g: GridLayout, verticalFovDeg: number, aspect: number): {
   position: [number, number, number];
   target: [number, number, number];
-  side: boolean;
+  elevationDeg: number;
 } {
   const { minX, maxX, minZ, maxZ } = g.bounds;
   const cx = (minX + maxX) / 2;
   const cz = (minZ + maxZ) / 2;
   const width = maxX - minX;
   const depth = maxZ - minZ;
-  const side = depth > width * 1.3;
-  const across = (side ? depth : width) / 2 + 1;
-  const along = (side ? width : depth) / 2 + 1;
-  const fov = (verticalFovDeg * Math.PI) / 180;
-  const elev = (48 * Math.PI) / 180;
-  // Distance at which the grid's extent across the screen fits the horizontal field of view, and its extent away
-  // from the camera (foreshortened by the elevation) fits the vertical one.
-  const distAcross = across / (Math.tan(fov / 2) * aspect);
-  const distAlong = (along * Math.sin(elev) + 1.5) / Math.tan(fov / 2);
-  const dist = Math.max(distAcross, distAlong, 4) * 1.12;
-  const up = dist * Math.sin(elev);
-  const back = dist * Math.cos(elev);
+  const elevationDeg = Math.min(72, Math.max(48, 48 + 24 * Math.min(1, Math.max(depth / Math.max(width, 1) - 0.6, (g.count - 512) / 8000))));
+  const elev = (elevationDeg * Math.PI) / 180;
+  const tanY = Math.tan((verticalFovDeg * Math.PI) / 360);
+  const tanX = tanY * aspect;
+  // Camera looks at the centre from direction (0, sin e, cos e); its up vector is (0, cos e, −sin e).
+  const corners: [number, number, number][] = [];
+  for (const x of [minX, maxX]) for (const y of [0, FRAMED_HEIGHT]) for (const z of [minZ, maxZ]) corners.push([x - cx, y, z - cz]);
+  const fits = (dist: number) =>
+    corners.every(([x, y, z]) => {
+      const forward = dist - (y * Math.sin(elev) + z * Math.cos(elev));
+      const up = y * Math.cos(elev) - z * Math.sin(elev);
+      return forward > 0 && Math.abs(x / (forward * tanX)) <= FILL && Math.abs(up / (forward * tanY)) <= FILL;
+    });
+  let lo = 1;
+  let hi = 4;
+  while (!fits(hi)) hi *= 2;
+  for (let i = 0; i < 40; i++) {
+    const mid = (lo + hi) / 2;
+    if (fits(mid)) hi = mid;
+    else lo = mid;
+  }
   return {
-    position: side ? [cx + back, up, cz + back * 0.06] : [cx + back * 0.06, up, cz + back],
+    position: [cx, hi * Math.sin(elev), cz + hi * Math.cos(elev)],
     target: [cx, 0, cz],
-    side,
+    elevationDeg,
   };
 }

@@ -9,12 +9,10 @@ import { color, float, instanceIndex, max, mix, normalLocal, positionLocal, sele
 import { OrbitControls } from 'three/addons/controls/OrbitControls.js';
 import { colormapTable, type ColormapName } from './colormaps';
 import { InstanceValuesPass, VALUES_PER_INSTANCE, type RoutingViewSources, type ViewMode } from './instance-values';
-import { framingView, gridLayout, pickCell, type GridLayout, type LayoutOptions } from './layout';
+import { framingView, gridLayout, MIN_BAR_HEIGHT, pickBar, type GridLayout, type LayoutOptions } from './layout';
 import { gpuBufferOf } from './three-internals';
 
 const FOV = 40;
-/** Lowest drawn height, so cells that took no tokens still show as flat tiles. */
-const MIN_HEIGHT = 0.04;
 
 export interface ViewSettings {
   mode: ViewMode;
@@ -48,7 +46,9 @@ export class GridScene {
     pass: InstanceValuesPass;
   } | null = null;
   private readonly raycaster = new THREE.Raycaster();
-  private readonly ground = new THREE.Plane(new THREE.Vector3(0, 1, 0), 0);
+  /** [instances] bar heights as drawn (from the latest snapshot, on the CPU) and which layers are shown, for picking. */
+  private pickHeights: Float32Array = new Float32Array(0);
+  private pickVisible: readonly boolean[] = [];
   private cameraMoved = true;
 
   constructor(
@@ -106,7 +106,7 @@ export class GridScene {
     const v = storage(values, 'vec4', n).toReadOnly().element(instanceIndex);
     const r = storage(rects, 'vec4', n).toReadOnly().element(instanceIndex);
     const shown = v.w;
-    const height = max(v.x, float(MIN_HEIGHT)).mul(shown);
+    const height = max(v.x, float(MIN_BAR_HEIGHT)).mul(shown);
     const material = new THREE.MeshBasicNodeMaterial();
     // Unit box centred at the origin -> footprint rect.z × rect.w, standing on y = 0, `height` tall.
     material.positionNode = vec3(
@@ -176,9 +176,13 @@ export class GridScene {
     this.selectedU.value = selected;
   }
 
+  /** Points of the drawn token path (0 when none is drawn). */
+  pathLength = 0;
+
   /** A polyline through world points (the selected token's path), or null to hide it. Changes only on selection. */
   setPath(points: readonly [number, number, number][] | null): void {
     const g = this.pathLine.geometry;
+    this.pathLength = points && points.length >= 2 ? points.length : 0;
     if (!points || points.length < 2) {
       this.pathLine.visible = false;
       return;
@@ -244,14 +248,20 @@ export class GridScene {
     return moved;
   }
 
-  /** The grid instance under a canvas point (CSS pixels from the canvas's top-left), or −1. */
+  /** What picking tests against: the bars' heights ([instances], world units) and the shown layers. */
+  setPickBars(heights: Float32Array, visible: readonly boolean[]): void {
+    this.pickHeights = heights;
+    this.pickVisible = visible;
+  }
+
+  /** The bar under a canvas point (CSS pixels from the canvas's top-left), nearest the camera, or −1. */
   pick(x: number, y: number): number {
     if (!this.grid) return -1;
     const w = this.canvas.clientWidth;
     const h = this.canvas.clientHeight;
     this.raycaster.setFromCamera(new THREE.Vector2((x / w) * 2 - 1, -(y / h) * 2 + 1), this.camera);
-    const hit = this.raycaster.ray.intersectPlane(this.ground, new THREE.Vector3());
-    return hit ? pickCell(this.grid.layout, hit.x, hit.z) : -1;
+    const { origin, direction } = this.raycaster.ray;
+    return pickBar(this.grid.layout, this.pickHeights, this.pickVisible, [origin.x, origin.y, origin.z], [direction.x, direction.y, direction.z]);
   }
 
   /** Whether the camera is on the +x side / +z side of the grid's centre (overlay labels go on the near edges). */

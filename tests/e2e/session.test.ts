@@ -69,7 +69,7 @@ beforeAll(async () => {
   await page.goto(`${h.origin}/?model=config:mixtral-8x7b.json`);
   await waitForApp(page);
   await pickFiles(page, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => join(FIXTURE, f)));
-  await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 60_000 });
+  await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 120_000 });
   expect(await hook((m) => m.errors())).toEqual([]);
   // First engine work compiles every pipeline (SwiftShader's JIT: tens of seconds on two cores).
   await hook((m) => m.settle());

@@ -24,6 +24,8 @@ const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as
 };
 const ids = golden.input_ids;
 
+/** SwiftShader on a shared machine: a whole-model test may take minutes. */
+const SLOW = 400_000;
 const sessions: Session[] = [];
 afterAll(() => sessions.forEach((s) => s.destroy()));
 async function open(): Promise<Session> {
@@ -63,7 +65,7 @@ describe('pathways from the routing ring', () => {
     });
     const hits = [...successors.values()].reduce((n, m) => n + Math.max(...m.values()), 0);
     expect(p.predictability[0].accuracy).toBeCloseTo(hits / ids.length, 12);
-  });
+  }, SLOW);
 });
 
 describe('causal expert atlas', () => {
@@ -115,7 +117,7 @@ describe('causal expert atlas', () => {
     expect(Math.min(...gpu.entries.map((x) => x.meanKl))).toBeGreaterThan(1e-6);
     expect(gpu.entries.map((x) => `${x.layer}.${x.expert}`)).toEqual(ref.entries.map((x) => `${x.layer}.${x.expert}`));
     console.log(`ablation sweep vs reference: worst |ΔΔLL| ${worst.toExponential(2)}`);
-  });
+  }, SLOW);
 });
 
 /** max |a − e| / max |e| over a logits array. */
@@ -163,5 +165,5 @@ describe('expert merging', () => {
       await s.reset();
       expect(Array.from(await s.feedWithLogits(ids))).toEqual(Array.from(original));
     }
-  });
+  }, SLOW);
 });

@@ -70,6 +70,19 @@ describe('moescope analyze', () => {
     expect(existsSync(join(tmp, 'specialisation.svg'))).toBe(true);
   }, SLOW);
 
+  it('atlas --from redraws the figures of a saved atlas, and names a file that is not one', async () => {
+    const saved = join(tmp, 'atlas.json');
+    const cell = (layer: number, expert: number, d: number) => ({ layer, expert, deltaLogLikelihood: d, meanKl: -d / 10 });
+    writeFileSync(saved, JSON.stringify({ tokens: 5, entries: [cell(1, 2, -2.5), cell(0, 0, -1), cell(1, 0, 0.5)] }));
+    const out = await cli('atlas', '--from', saved, '--svg', join(tmp, 'redrawn'));
+    expect(out.figures).toHaveLength(2);
+    const svg = readFileSync(join(tmp, 'redrawn', 'atlas-delta-ll.svg'), 'utf8');
+    expect(svg).toContain('<title>1, 2: -2.5</title>');
+    expect(svg).toContain('(5 tokens)');
+    writeFileSync(saved, JSON.stringify({ tokens: 5, entries: [{ layer: 0 }] }));
+    await expect(cli('atlas', '--from', saved, '--svg', tmp)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/atlas\.json: entries\[0\] lacks/) });
+  }, SLOW);
+
   it('names the samples file and field when a sample has no domain', async () => {
     const bad = join(tmp, 'bad.json');
     writeFileSync(bad, JSON.stringify([{ text: 'x' }]));

@@ -128,12 +128,18 @@ const CASES: [string, string, number, number][] = [
   ['gpt_oss', 'golden.json', 1e-4, 1e-5],
   // The bundled demo model (bf16 weights; this golden is transformers in f32 on them upcast exactly).
   ['demo', 'golden.json', 1e-4, 1e-5],
+  // GGUF files written by gguf-py (Q8_0, MXFP4, F16, BF16, F32 tensors; tools/make_gguf_fixtures.py models): the
+  // golden is transformers in f32 on gguf-py's dequantisation of the same bytes.
+  ['gguf-mixtral', 'golden.json', 1e-4, 1e-5],
+  ['gguf-qwen3_moe', 'golden.json', 1e-4, 1e-5],
+  ['gguf-olmoe', 'golden.json', 1e-4, 1e-5],
 ];
 
 const sessions: Session[] = [];
 afterAll(() => sessions.forEach((s) => s.destroy()));
 
-describe('whole model vs transformers', () => {
+// Whole models on SwiftShader: 5-40 s each alone, past the 60 s default on a loaded machine.
+describe('whole model vs transformers', { timeout: 240_000 }, () => {
   it('bf16 weights decode exactly: the same logits as the same weights upcast to f32 by bit shifts, to f32 rounding', async () => {
     const gpu = await testGpu();
     const dir = join(FIXTURES, 'mixtral-bf16');

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MlaAbsorbKernel, MLA_ABSORB_CONSTANTS } from '../../src/engine/kernels/mla-absorb';
 import { MlaAttentionKernel, MLA_ATTENTION_CONSTANTS, MLA_STORE_CONSTANTS, createMlaCache } from '../../src/engine/kernels/mla-attention';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
+import type { AttentionSplitPolicy } from '../../src/engine/kernels/attention';
 import { packWeights, type WeightDtype } from '../../src/model/dtypes';
 import { mlaAbsorbQRef, mlaAttendRef, mlaExpandVRef, mlaExpandedRef, type MlaShape } from '../../src/reference/mla';
 import { CAPPED_GRID, cappedGridCount, cappedGridGpu, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
@@ -20,7 +21,13 @@ interface Case extends MlaShape {
   startPos: number;
   seed: number;
   dtype?: WeightDtype;
+  /** Split policy of the attention kernel (default: the engine's), and the key splits the step must get. */
+  policy?: Partial<AttentionSplitPolicy>;
+  splits?: number;
 }
+
+/** Splits keys into 64-key ranges whenever the step has at most 8 rows: small tests exercise the combine pass. */
+const SPLIT_SMALL: Partial<AttentionSplitPolicy> = { splitKeys: 64, targetWorkgroups: 4096 };
 
 /** kv_b_proj with rows scaled by 1/sqrt(rank), packed as the GPU reads it, and its values after rounding. */
 function kvB(gpu: Gpu, c: Case) {
@@ -69,7 +76,7 @@ async function checkAttention(c: Case, gpu?: Gpu) {
   for (let t = 0; t < T; t++)
     for (let i = 0; i < Wd; i++) expectedCache[(c.startPos + t) * Wd + i] = i < c.rank ? latent[t * Wd + i] : kvA[t * Wd + i];
 
-  const kernel = new MlaAttentionKernel(gpu, Wd);
+  const kernel = new MlaAttentionKernel(gpu, Wd, c.policy);
   const cache = createMlaCache(gpu, 'test', { maxSeq, rank: c.rank, rope: c.rope });
   gpu.device.queue.writeBuffer(cache, 0, cacheInit);
   const ctx = poisonedBuffer(gpu, 'test.ctx', T * c.heads * c.rank);
@@ -82,6 +89,7 @@ async function checkAttention(c: Case, gpu?: Gpu) {
     { heads: c.heads, rank: c.rank, nope: c.nope, rope: c.rope, maxSeq, scale },
   );
   kernel.setShape(b, { tokens: T, startPos: c.startPos });
+  expect(b.splits).toBe(c.splits ?? 1);
   submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, T));
   const gotCtx = await readF32(gpu, ctx, T * c.heads * c.rank);
   const gotCache = await readF32(gpu, cache, (c.startPos + T) * Wd);
@@ -120,12 +128,27 @@ describe('MLA attention over the compressed cache', () => {
     { tokens: 7, startPos: 5, heads: 3, rank: 36, nope: 5, rope: 8, vDim: 4, seed: 12 },
     { tokens: 3, startPos: 2 * ATTEND_WG + 2, heads: 2, rank: ATTEND_WG + 36, nope: 4, rope: 12, vDim: 4, seed: 13 },
     { tokens: 2, startPos: ATTEND_WG + 6, heads: 2, rank: 8 * ATTEND_WG, nope: 8, rope: 64, vDim: 4, seed: 14 },
+    // Split keys: a decode step in 4 splits; 3 rows whose first row leaves the last split empty; the widest rank.
+    { tokens: 1, startPos: 200, heads: 2, rank: 36, nope: 5, rope: 8, vDim: 4, seed: 15, policy: SPLIT_SMALL, splits: 4 },
+    { tokens: 3, startPos: 2 * ATTEND_WG - 2, heads: 3, rank: 100, nope: 4, rope: 12, vDim: 4, seed: 16, policy: SPLIT_SMALL, splits: 3 },
+    { tokens: 1, startPos: 130, heads: 1, rank: 8 * ATTEND_WG, nope: 8, rope: 64, vDim: 4, seed: 17, policy: SPLIT_SMALL, splits: 3 },
   ];
-  for (const c of cases) it(`T=${c.tokens} from ${c.startPos}, heads=${c.heads} rank=${c.rank} rope=${c.rope}`, () => checkAttention(c));
+  for (const c of cases) {
+    it(`T=${c.tokens} from ${c.startPos}, heads=${c.heads} rank=${c.rank} rope=${c.rope}, ${c.splits ?? 1} split(s)`, () => checkAttention(c));
+  }
   it('a capped grid: store threads stride over the new rows more than once', async () => {
     // Tokens and heads are capped too, so each new row is made wider than a workgroup: T · (rank + rope) > T · 256.
     const rank = MLA_STORE_CONSTANTS.STORE_WORKGROUP + 44;
     await checkAttention({ tokens: CAPPED_GRID, startPos: 3, heads: CAPPED_GRID, rank, nope: 4, rope: 8, vDim: 4, seed: 15 }, await cappedGridGpu());
+  });
+  it('the engine splits a long decode step of few heads (DeepSeek-V2-Lite: 16 heads, 4096 keys → 16 splits of 256)', async () => {
+    const kernel = new MlaAttentionKernel(await testGpu(), 576);
+    expect(kernel.splitFor(1, 4096, 16)).toEqual({ splits: 16, keys: 256 });
+    expect(kernel.splitFor(1, 4096, 128)).toEqual({ splits: 2, keys: 2048 }); // V3's 128 heads need few
+    expect(kernel.splitFor(64, 4096, 16).splits).toBe(1); // prefill: rows × heads keep the GPU busy
+  });
+  it('a broken combine (splits merged without their maxima) fails the check', async () => {
+    await expectMutantFails(mutation('mla_attention', 'let w = exp(partial_in[first + s * rec_len] - top);', 'let w = 1.0;'), (broken) => checkAttention(cases[4], broken), /ctx: .* outside atol/);
   });
   it('a broken chunk walk (the last key of every full chunk skipped) fails the check', async () => {
     await expectMutantFails(mutation('mla_attention', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);

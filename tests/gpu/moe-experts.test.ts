@@ -53,7 +53,10 @@ async function checkTiled(gpu: Gpu, dtype: WeightDtype, mode: Exclude<ExpertVari
   return checkStep(gpu, p, T, policyWith(p.config, {}), seed + 1);
 }
 
-describe('gemv expert kernels: main loop and tail (K = 4.5·LANES·UK)', () => {
+// The K = 1152 problems compile and run for seconds alone on SwiftShader, a minute and more on a loaded machine.
+const SLOW = { timeout: 240_000 };
+
+describe('gemv expert kernels: main loop and tail (K = 4.5·LANES·UK)', SLOW, () => {
   for (const kernel of ['up', 'down'] as const) {
     for (const dtype of ['f32', 'f16', 'bf16'] as const) {
       it(`${kernel}, ${dtype}: K = ${gemvLoopK(dtype)}, ${GEMV_ROWS}-row tiles`, async () => {
@@ -64,7 +67,7 @@ describe('gemv expert kernels: main loop and tail (K = 4.5·LANES·UK)', () => {
   }
 });
 
-describe('tiled expert kernels: row tiles, column workgroups and K slices', () => {
+describe('tiled expert kernels: row tiles, column workgroups and K slices', SLOW, () => {
   for (const [dtype, mode, odd] of [
     ['f32', 'tiled', false], ['f32', 'tiled', true], ['bf16', 'tiled', false], ['bf16', 'tiled', true],
     ['f16', 'tiled', false], ['f32', 'tiled-narrow', false],
@@ -73,7 +76,7 @@ describe('tiled expert kernels: row tiles, column workgroups and K slices', () =
   }
 });
 
-describe('the expert checks can fail', () => {
+describe('the expert checks can fail', SLOW, () => {
   const gemvMutants: ['up' | 'down', Mutation][] = [
     ['up', mutation('moe_expert_up_gemv', 'fma_unit(g1, u1, k + step, nrows);', '')],
     ['down', mutation('moe_expert_down_gemv', 'fma_unit(w1, hb, K, k + step, nrows);', '')],

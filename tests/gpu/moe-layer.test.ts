@@ -101,6 +101,25 @@ describe('weights and kernels', () => {
       }
     }
   }
+  // Quantised expert banks (lib/quant in the expert GEMV and the tiled staging), against the float64 reference on the
+  // dequantised weights. H and I of 2 blocks (Q8_0, MXFP4) or 1 block (Q4_K: 256); a mutant that skips the second
+  // sub-block half of every GEMV step fails.
+  for (const [format, H, I] of [['q8_0', 64, 96], ['mxfp4', 96, 64], ['q4_k', 256, 256], ['q6_k', 256, 256]] as const) {
+    for (const mode of ['gemv', 'tiled'] as const) {
+      it(`${format} expert banks, ${mode}, H=${H} I=${I}`, async () => {
+        const gpu = await testGpu();
+        const p = buildProblem(gpu, { family: 'mixtral', H, I, E: 4, k: 2, seed: 31 }, { expertMode: mode, quantExperts: format });
+        await checkStep(gpu, p, 9, policyWith(p.config, {}), 6);
+      });
+    }
+  }
+  it('a quantised expert GEMV mutant (last group of each sub-block dropped) fails', async () => {
+    await expectMutantFails(mutation('moe_expert_down_gemv', 'for (var q = 0u; q < 8u; q++) { sum +=', 'for (var q = 0u; q < 7u; q++) { sum +='), (broken) => {
+      const p = buildProblem(broken, { family: 'mixtral', H: 64, I: 96, E: 4, k: 2, seed: 31 }, { expertMode: 'gemv', quantExperts: 'q8_0' });
+      return checkStep(broken, p, 9, policyWith(p.config, {}), 6);
+    }, /output/);
+  });
+
   it('router bias (x·Wᵀ + b), with a correction bias too', async () => {
     const gpu = await testGpu();
     for (const family of ['mixtral', 'deepseek_v3'] as const) {

@@ -64,5 +64,13 @@ describe('trace replay session', () => {
     expect((await s.snapshot()).counts.every((c) => c === 0)).toBe(true);
     await expect(s.generate()).rejects.toThrow(/replays the tokens it recorded/);
     await expect(s.feed(new Array(201).fill(0))).rejects.toThrow(/range ends at 200 tokens/);
+    // Another range (a request) from the next reset on.
+    s.selectRange({ start: 10, length: 20 });
+    await s.reset();
+    await s.feed(new Array(5).fill(0));
+    snap = await s.snapshot();
+    expect(snap.counts).toEqual(counts(10, 15));
+    expect(s.tokens).toEqual(Array.from(arrays.tokenIds!.subarray(10, 15)));
+    expect(() => s.selectRange({ start: 290, length: 20 })).toThrow(/range \[290, 310\) outside the 300 tokens/);
   });
 });

@@ -3,7 +3,9 @@
 import type { Gpu } from '../../src/engine/gpu';
 import type { MoeConfig, RouterConfig, ModelFamily } from '../../src/model/config';
 import type { RoutingPolicy } from '../../src/engine/session-api';
-import { packWeights, type WeightDtype } from '../../src/model/dtypes';
+import { packWeights, type QuantFormat, type WeightDtype } from '../../src/model/dtypes';
+import { dequantRef } from '../../src/reference/dequant';
+import { padTo4, randomBlocks } from './gguf-blocks';
 import { uploadBuffer } from '../../src/engine/kernels/common';
 import { MoeLayer, applyRoutingPolicy, moeScratchShape, type MoeLayerWeights } from '../../src/engine/routing/moe-layer';
 import { MoeScratch } from '../../src/engine/routing/scratch';
@@ -99,6 +101,8 @@ export interface BuildOptions {
   gateUpWeight?: Float32Array;
   downWeight?: Float32Array;
   correctionBias?: Float32Array;
+  /** Expert banks as random blocks of this format (one buffer each; H and I whole blocks) instead of dtype words. */
+  quantExperts?: QuantFormat;
   stats?: RoutingStats;
   scratch?: MoeScratch;
 }
@@ -116,8 +120,21 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   const router = pack('test.router', o.routerWeight ?? randomF32(E * H, seed + 1, 1.5 / Math.sqrt(H)));
   // gpt-oss: gate/up pre-activations of std ~8, so many pass the ±7 clamp on either side.
   const gateUpScale = (config.expertActivation ? 8 : 1) / Math.sqrt(H);
-  const gateUp = uploadExpertBank(gpu, 'test.gateUp', o.gateUpWeight ?? randomF32(E * 2 * I * H, seed + 2, gateUpScale), E, dtype, o.maxBindingBytes);
-  const down = uploadExpertBank(gpu, 'test.down', o.downWeight ?? randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
+  const quantBank = (label: string, rows: number, cols: number, s: number) => {
+    // Scales 2^-13 .. 2^-9 (Q6_K, whose int8 sub-scales and 6-bit codes multiply to 8× more: 2^-16 .. 2^-12):
+    // weights of a few tenths at most, as in trained layers.
+    const blocks = randomBlocks(o.quantExperts!, rows, cols, s, o.quantExperts === 'q6_k' ? -16 : -13, 4);
+    return {
+      bank: { buffers: [uploadBuffer(gpu, label, padTo4(blocks))], expertsPerBuffer: E, format: o.quantExperts },
+      rounded: Float32Array.from(dequantRef(o.quantExperts!, blocks, rows * cols)),
+    };
+  };
+  const gateUp = o.quantExperts
+    ? quantBank('test.gateUp', E * 2 * I, H, seed + 2)
+    : uploadExpertBank(gpu, 'test.gateUp', o.gateUpWeight ?? randomF32(E * 2 * I * H, seed + 2, gateUpScale), E, dtype, o.maxBindingBytes);
+  const down = o.quantExperts
+    ? quantBank('test.down', E * H, I, seed + 3)
+    : uploadExpertBank(gpu, 'test.down', o.downWeight ?? randomF32(E * H * I, seed + 3, 1 / Math.sqrt(I)), E, dtype, o.maxBindingBytes);
   const ref: MoeRefWeights = { router: router.rounded, gateUp: gateUp.rounded, down: down.rounded };
   const gpuWeights: MoeLayerWeights = { router: router.buffer, gateUp: gateUp.bank, down: down.bank };
   if (config.router.hasBias) {

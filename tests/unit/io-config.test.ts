@@ -303,8 +303,15 @@ describe('normalizeConfig: bad configs name the file and the field', () => {
     expect(bad({ ...MIXTRAL_8X7B, model_type: 'toString' })).toThrow('unknown model type "toString"');
     const { model_type: _, ...none } = MIXTRAL_8X7B;
     expect(bad(none)).toThrow(`${SRC}: field "model_type": missing`);
-    expect(bad([1, 2])).toThrow(`${SRC}: is not a JSON object`);
+    expect(bad([1, 2])).toThrow(`${SRC}: top level: is not a JSON object`);
     expect(bad(null)).toThrow(ModelFileError);
+  });
+
+  it('layer and expert counts past the limits are refused before any per-layer array is made (found by fuzzing)', () => {
+    // Before: new Array(2 ** 40) threw a RangeError, and 1e8 layers filled the heap until the process died.
+    expect(bad({ ...MIXTRAL_8X7B, num_hidden_layers: 2 ** 40 })).toThrow(`${SRC}: field "num_hidden_layers": ${2 ** 40} is more than this app handles (1024)`);
+    expect(bad({ ...MIXTRAL_8X7B, num_local_experts: 1e8 })).toThrow(`${SRC}: field "num_local_experts": 100000000 is more than this app handles (4096)`);
+    expect(bad({ ...QWEN15_MOE_A27B, num_experts: 1e8 })).toThrow(`${SRC}: field "num_experts"`);
   });
 
   it('missing architecture fields are errors, never defaults', () => {

@@ -195,7 +195,9 @@ describe('checkpoints', () => {
     await expect(idx('{"metadata": {}}')).rejects.toThrow('model.safetensors.index.json: field "weight_map": missing');
     await expect(idx('{"weight_map": {}}')).rejects.toThrow('model.safetensors.index.json: field "weight_map": is empty');
     await expect(idx('{"weight_map": {"a": "../etc/passwd"}}')).rejects.toThrow('field "weight_map["a"]": "../etc/passwd" is not a plain file name');
-    await expect(idx('{"weight_map": ')).rejects.toThrow(/^model\.safetensors\.index\.json: invalid JSON/);
+    // Found by fuzzing: config.json was read as a shard and blamed for not being one.
+    await expect(idx('{"weight_map": {"a": "config.json"}}')).rejects.toThrow('field "weight_map["a"]": "config.json" is not a .safetensors file');
+    await expect(idx('{"weight_map": ')).rejects.toThrow(/^model\.safetensors\.index\.json: JSON syntax: invalid JSON/);
   });
 
   it('a bad shard is reported by its own name', async () => {

@@ -153,8 +153,8 @@ describe('byte sources', () => {
 
   it('bad JSON names the file', async () => {
     const folder = memoryFolder({ 'config.json': '{"a": ' });
-    await expect(readJson(folder, 'config.json')).rejects.toThrow(/^config\.json: invalid JSON/);
-    await expect(readJson(memoryFolder({ 'x.json': new Uint8Array([0x7b, 0xff, 0x7d]) }), 'x.json')).rejects.toThrow('x.json: is not valid UTF-8 text');
+    await expect(readJson(folder, 'config.json')).rejects.toThrow(/^config\.json: JSON syntax: invalid JSON/);
+    await expect(readJson(memoryFolder({ 'x.json': new Uint8Array([0x7b, 0xff, 0x7d]) }), 'x.json')).rejects.toThrow('x.json: text: is not valid UTF-8');
   });
 
   it('picked files are known by base name; two with one name are refused', async () => {

@@ -162,13 +162,27 @@ describe('loading from a folder', () => {
     await expect(loadTokenizer(memoryFolder({ 'config.json': '{}' }, 'models/m'))).rejects.toThrow(
       'tokenizer.json: not found in models/m (the model needs its tokenizer to turn text into token ids)',
     );
-    await expect(loadTokenizer(memoryFolder({ 'tokenizer.json': '{"model": ' }))).rejects.toThrow(/^tokenizer\.json: invalid JSON/);
+    await expect(loadTokenizer(memoryFolder({ 'tokenizer.json': '{"model": ' }))).rejects.toThrow(/^tokenizer\.json: JSON syntax: invalid JSON/);
     await expect(loadTokenizer(memoryFolder({ 'tokenizer.json': '{"version": "1.0"}' }))).rejects.toThrow('tokenizer.json: field "model": missing');
     await expect(loadTokenizer(memoryFolder({ 'tokenizer.json': '{"model": {"vocab": {}}}' }))).rejects.toThrow('tokenizer.json: field "model.type": missing');
     await expect(loadTokenizer(memoryFolder({ 'tokenizer.json': '{"model": {"type": "Magic"}}' }))).rejects.toThrow(ModelFileError);
     await expect(loadTokenizer(memoryFolder({ 'tokenizer.json': '{"model": {"type": "Magic"}}' }))).rejects.toThrow(/^tokenizer\.json: field "model\.type": Magic tokenizer could not be built/);
     await expect(loadTokenizer(memoryFolder({ 'tokenizer.json': JSON.stringify(byteLevelJson()), 'tokenizer_config.json': '[]' }))).rejects.toThrow(
-      'tokenizer_config.json: is not a JSON object',
+      'tokenizer_config.json: top level: is not a JSON object',
     );
+  });
+
+  it('token ids outside the vocabulary are refused when the tokenizer is built (found by fuzzing)', () => {
+    // Before: a huge id made the library build tables for minutes; a fractional one came back from encode() as an id.
+    const withVocab = (token: string, id: unknown) => {
+      const json = byteLevelJson() as { model: { vocab: Record<string, unknown> } };
+      json.model.vocab[token] = id;
+      return () => new ModelTokenizer(json, null);
+    };
+    expect(withVocab('zz', 2 ** 40)).toThrow(`tokenizer.json: field "model.vocab["zz"]": ${2 ** 40} is not a token id in [0, 16777216)`);
+    expect(withVocab('T', 0.5)).toThrow('field "model.vocab["T"]": 0.5 is not a token id');
+    const added = byteLevelJson() as { added_tokens: unknown[] };
+    added.added_tokens = [{ id: -1, content: '<x>' }];
+    expect(() => new ModelTokenizer(added, null)).toThrow('tokenizer.json: field "added_tokens[0].id": -1 is not a token id');
   });
 });

@@ -23,6 +23,7 @@ function snapshot(): RoutingSnapshot {
     probMass: new Float32Array(4),
     gateSum: new Float32Array(4),
     dropped: new Uint32Array([1, 0, 0, 0]),
+    nonFinite: [],
     rerouted: new Uint32Array(4),
     zLossSum: new Float32Array(1),
     chosen,

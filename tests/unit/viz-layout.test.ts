@@ -6,7 +6,7 @@ import {
   gridLayout,
   instanceOf,
   layerVisibility,
-  pickCell,
+  pickBar,
 } from '../../src/viz/layout';
 
 const moeOnly = (layers: number, experts: number) => ({
@@ -101,16 +101,33 @@ describe('gridLayout', () => {
   });
 });
 
-describe('pickCell', () => {
-  it('finds the instance under every cell centre and nothing in the gaps', () => {
-    const g = gridLayout(withDenseAndShared);
-    for (let i = 0; i < g.count; i++) {
-      expect(pickCell(g, g.rect[i * 4], g.rect[i * 4 + 1])).toBe(i);
-    }
+describe('pickBar', () => {
+  const g = gridLayout(withDenseAndShared);
+  const flat = new Float32Array(g.count);
+  const all = Array<boolean>(g.numLayers).fill(true);
+  const down = [0, -1, 0] as const;
+
+  it('straight down onto every cell centre finds that cell, and nothing in the gaps', () => {
+    for (let i = 0; i < g.count; i++) expect(pickBar(g, flat, all, [g.rect[i * 4], 5, g.rect[i * 4 + 1]], down)).toBe(i);
     const first = instanceOf(g, 4, 3);
-    const gapX = g.rect[first * 4] + EXPERT_PITCH / 2;
-    expect(pickCell(g, gapX, g.rect[first * 4 + 1])).toBe(-1);
-    expect(pickCell(g, g.bounds.maxX + 5, 0)).toBe(-1);
+    expect(pickBar(g, flat, all, [g.rect[first * 4] + EXPERT_PITCH / 2, 5, g.rect[first * 4 + 1]], down)).toBe(-1);
+  });
+
+  it('a slanted ray through the top of a tall front bar picks that bar, not the cell behind it on the floor', () => {
+    const front = instanceOf(g, 4, 3);
+    const behind = instanceOf(g, 5, 3);
+    const [x, z] = [g.rect[front * 4], g.rect[front * 4 + 1]];
+    const heights = new Float32Array(g.count);
+    heights[front] = 3;
+    // From the front and above, through the tall bar's top (y = 2.5 over its centre) down to the floor of row 5.
+    const origin = [x, 6, z + 2.1] as const;
+    const dir = [0, -6, -3.6] as const;
+    expect(pickBar(g, heights, all, origin, dir)).toBe(front);
+    const floorZ = origin[2] + (dir[2] * origin[1]) / -dir[1];
+    expect(Math.abs(floorZ - g.rect[behind * 4 + 1])).toBeLessThan(g.rect[behind * 4 + 3] / 2); // the old floor pick
+    // With the front bar's layer hidden, the same ray goes on to the cell behind.
+    const hidden = all.map((_, l) => l !== 4);
+    expect(pickBar(g, heights, hidden, origin, dir)).toBe(behind);
   });
 });
 
@@ -123,22 +140,39 @@ describe('layerVisibility', () => {
 });
 
 describe('framingView', () => {
-  it('looks at the grid centre from the front and above, further away for bigger grids', () => {
-    const small = gridLayout(moeOnly(4, 8));
-    const big = gridLayout(moeOnly(64, 256));
-    const a = framingView(small, 45, 16 / 9);
-    const b = framingView(big, 45, 16 / 9);
-    expect(a.position[1]).toBeGreaterThan(0);
-    expect(a.position[2]).toBeGreaterThan(a.target[2]);
-    const dist = (v: typeof a) => Math.hypot(...v.position.map((p, i) => p - v.target[i]));
-    expect(dist(b)).toBeGreaterThan(dist(a) * 5);
-    expect(a.side).toBe(false);
-  });
+  /** Normalised screen coordinates of a world point for a framing (the camera's own projection, written out). */
+  const project = (v: ReturnType<typeof framingView>, fov: number, aspect: number, p: [number, number, number]) => {
+    const d = v.position.map((c, i) => c - v.target[i]);
+    const dist = Math.hypot(...d);
+    const back = d.map((c) => c / dist);
+    const right = [1, 0, 0];
+    const up = [back[1] * right[2] - back[2] * right[1], back[2] * right[0] - back[0] * right[2], back[0] * right[1] - back[1] * right[0]];
+    const rel = p.map((c, i) => c - v.position[i]);
+    const dot = (a: number[], b: number[]) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+    const forward = -dot(rel, back);
+    const t = Math.tan((fov * Math.PI) / 360);
+    return { x: dot(rel, right) / (forward * t * aspect), y: dot(rel, up) / (forward * t) };
+  };
 
-  it('looks from the side at a grid with many layers and few experts, so layers run across the screen', () => {
-    const deep = gridLayout(moeOnly(32, 8));
-    const v = framingView(deep, 40, 1.5);
-    expect(v.side).toBe(true);
-    expect(v.position[0] - v.target[0]).toBeGreaterThan(Math.abs(v.position[2] - v.target[2]));
+  it.each([
+    ['demo 6 × 8', moeOnly(6, 8)],
+    ['Mixtral 32 × 8', moeOnly(32, 8)],
+    ['dense and shared 8 × 16', withDenseAndShared],
+    ['DeepSeek-V3 61 × 256', { ...withDenseAndShared, numLayers: 61, numExperts: 256, moeLayers: Array.from({ length: 61 }, (_, l) => l >= 3) }],
+    ['94 × 128', moeOnly(94, 128)],
+  ])('fits all of %s on screen, the same way round (layer 0 in front, experts across)', (_, config) => {
+    const g = gridLayout(config);
+    for (const aspect of [1.2, 16 / 9]) {
+      const v = framingView(g, 40, aspect);
+      const { minX, maxX, minZ, maxZ } = g.bounds;
+      for (const x of [minX, maxX]) for (const z of [minZ, maxZ]) for (const y of [0, 3]) {
+        const p = project(v, 40, aspect, [x, y, z]);
+        expect(Math.abs(p.x)).toBeLessThanOrEqual(0.87);
+        expect(Math.abs(p.y)).toBeLessThanOrEqual(0.87);
+      }
+      // Experts left to right, layer 0 below the last layer on screen.
+      expect(project(v, 40, aspect, [maxX, 0, 0]).x).toBeGreaterThan(project(v, 40, aspect, [minX, 0, 0]).x);
+      expect(project(v, 40, aspect, [0, 0, minZ]).y).toBeGreaterThan(project(v, 40, aspect, [0, 0, maxZ]).y);
+    }
   });
 });

@@ -72,9 +72,9 @@ describe('snapshot read-outs', () => {
   });
 });
 
-import { barHeight } from '../../src/viz/panels/stats';
+import { barHeights } from '../../src/viz/panels/stats';
 
-describe('barHeight', () => {
+describe('barHeights', () => {
   it('is half a unit at a fair share in load mode and caps at maxRatio; current mode scales by the layer max', () => {
     const s = {
       numExperts: 4,
@@ -84,11 +84,11 @@ describe('barHeight', () => {
       dropped: new Uint32Array(8),
       rerouted: new Uint32Array(8),
     };
-    expect(barHeight(s, 0, 1, 'load', 1)).toBeCloseTo(0.5);
-    expect(barHeight(s, 1, 3, 'load', 2, 3)).toBeCloseTo(2 * 0.5 * 3);
-    expect(barHeight(s, 0, 3, 'current', 1)).toBeCloseTo(1.5);
-    expect(barHeight(s, 0, 0, 'current', 1)).toBe(0);
-    expect(barHeight(s, 1, 0, 'dropped', 1)).toBe(0);
+    expect(barHeights(s, 0, 'load', 1)[1]).toBeCloseTo(0.5);
+    expect(barHeights(s, 1, 'load', 2, 3)[3]).toBeCloseTo(2 * 0.5 * 3);
+    expect(barHeights(s, 0, 'current', 1)[3]).toBeCloseTo(1.5);
+    expect(barHeights(s, 0, 'current', 1)[0]).toBe(0);
+    expect(barHeights(s, 1, 'dropped', 1)[0]).toBe(0);
   });
 });
 

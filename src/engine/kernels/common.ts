@@ -47,7 +47,7 @@ export function bindGroup(gpu: Gpu, label: string, layout: KernelLayout, buffers
 
 /** A storage buffer (readable, writable, copyable). Size is rounded up to 16 bytes. */
 export function storageBuffer(gpu: Gpu, label: string, byteLength: number): GPUBuffer {
-  return gpu.device.createBuffer({
+  return gpu.createBuffer({
     label,
     size: Math.max(16, Math.ceil(byteLength / 16) * 16),
     usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -89,7 +89,7 @@ export class Uniforms {
     this.data = new ArrayBuffer(bytes);
     this.u32 = new Uint32Array(this.data);
     this.f32 = new Float32Array(this.data);
-    this.buffer = gpu.device.createBuffer({ label, size: bytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.buffer = gpu.createBuffer({ label, size: bytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
   }
 
   /** Write fields by name: the layout's floats as f32, the others as u32. */
@@ -107,7 +107,7 @@ export class Uniforms {
 
 /** Copies a buffer to the CPU. Not for the per-token path: tests, CLI output and async snapshots only. */
 export async function readBuffer(gpu: Gpu, src: GPUBuffer, byteLength = src.size, offset = 0): Promise<ArrayBuffer> {
-  const staging = gpu.device.createBuffer({
+  const staging = gpu.createBuffer({
     label: `${src.label}.readback`,
     size: Math.ceil(byteLength / 4) * 4,
     usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,

@@ -1,6 +1,6 @@
 // Embedding gather kernel (shaders/embedding.wgsl): token ids → f32 rows of the embedding table, times a scale.
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, bytesPerElement, type WeightDtype } from '../../model/dtypes';
+import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, tensorBytes, type TensorFormat } from '../../model/dtypes';
 import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
@@ -39,23 +39,27 @@ export class EmbeddingKernel {
 
   constructor(
     private readonly gpu: Gpu,
-    readonly weightDtype: WeightDtype,
+    readonly weightDtype: TensorFormat,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
-    const constants = { ...EMBEDDING_CONSTANTS, WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype] };
+    const constants = { ...EMBEDDING_CONSTANTS, WEIGHT_DTYPE: FORMAT_CODE[weightDtype] };
     this.pipeline = gpu.pipeline('embedding', 'main', constants, this.layout.pipelineLayout, this.layout.key);
   }
 
   /**
-   * ids: u32 token ids; table: [vocab, hidden] in weightDtype words; out: [tokens, hidden] f32.
+   * ids: u32 token ids; table: [vocab, hidden] in weightDtype words (or blocks); out: [tokens, hidden] f32.
    * Ids >= vocab read the last row (clamped in the shader, never out of bounds).
    */
   bind(label: string, ids: GPUBuffer, table: GPUBuffer, out: GPUBuffer, shape: EmbeddingTable): EmbeddingBinding {
     requireInt(label, 'vocab', shape.vocab, 1);
     requireInt(label, 'hidden', shape.hidden, 1);
     if (shape.vocab * shape.hidden > 0xffffffff) throw new Error(`${label}: vocab·hidden must be below 2^32 elements`);
-    requireBytes(label, `table [${shape.vocab}, ${shape.hidden}] ${this.weightDtype}`, table,
-      Math.ceil((shape.vocab * shape.hidden * bytesPerElement(this.weightDtype)) / 4) * 4);
+    const bytes = tensorBytes(this.weightDtype, [shape.vocab, shape.hidden]);
+    if (bytes === null) {
+      const block = QUANT_BLOCKS[this.weightDtype as keyof typeof QUANT_BLOCKS].elements;
+      throw new Error(`${label}: hidden ${shape.hidden} is not a multiple of ${this.weightDtype}'s ${block}-element blocks`);
+    }
+    requireBytes(label, `table [${shape.vocab}, ${shape.hidden}] ${this.weightDtype}`, table, Math.ceil(bytes / 4) * 4);
     const uniforms = new Uniforms(this.gpu, `${label}.params`, EMBEDDING_PARAMS);
     return {
       uniforms,
@@ -79,6 +83,8 @@ export class EmbeddingKernel {
   encode(pass: GPUComputePassEncoder, b: EmbeddingBinding, tokens: number): void {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, b.bindGroup);
-    pass.dispatchWorkgroups(gridStrideGroups(this.gpu, tokens * b.table.hidden, EMBEDDING_CONSTANTS.WORKGROUP));
+    // One thread per element, or per 32-element sub-block of a quantised table.
+    const units = (tokens * b.table.hidden) / (isQuantFormat(this.weightDtype) ? 32 : 1);
+    pass.dispatchWorkgroups(gridStrideGroups(this.gpu, units, EMBEDDING_CONSTANTS.WORKGROUP));
   }
 }

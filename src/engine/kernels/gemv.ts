@@ -1,6 +1,6 @@
 // Skinny matmul for 1–16 rows (shaders/gemv.wgsl): y[rows, N] (+)= x[rows, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
+import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat } from '../../model/dtypes';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
 import { blockGrid } from './dispatch';
 import { MATMUL_PARAMS, matmulAligned, type WeightLayout } from './matmul';
@@ -24,14 +24,21 @@ export const GEMV_TILE_NK: GemvTile = { WG_K: 256, WG_N: 1, NT: 2 };
 export const GEMV_TILE_NK_4ROWS: GemvTile = { WG_K: 64, WG_N: 2, NT: 4 };
 export const GEMV_TILE_NK_MANY_ROWS: GemvTile = { WG_K: 16, WG_N: 8, NT: 4 };
 export const GEMV_TILE_KN: GemvTile = { WG_K: 16, WG_N: 16, NT: 4 };
+/**
+ * Block-quantised W: a thread's unit is a 32-element sub-block, so a row of K has only K/32 units; 32 threads per
+ * row keep them busy for K ≥ 1024 (expert rows of 768 leave a quarter idle).
+ */
+export const GEMV_TILE_QUANT: GemvTile = { WG_K: 32, WG_N: 8, NT: 1 };
 
-export function gemvDefaultTile(layout: WeightLayout, rows: number): GemvTile {
+export function gemvDefaultTile(layout: WeightLayout, rows: number, format: TensorFormat = 'f32'): GemvTile {
+  if (isQuantFormat(format)) return GEMV_TILE_QUANT;
   if (layout === 'kn') return GEMV_TILE_KN;
   return rows <= 2 ? GEMV_TILE_NK : rows <= 4 ? GEMV_TILE_NK_4ROWS : GEMV_TILE_NK_MANY_ROWS;
 }
 
 export interface GemvOptions {
-  weightDtype: WeightDtype;
+  /** Dense dtype or block-quantised format (quantised: 'nk' only, K a multiple of the block). */
+  weightDtype: TensorFormat;
   weightLayout: WeightLayout;
   /** Row count compiled in (one of GEMV_ROW_BUCKETS); the dispatch computes params.M ≤ rows rows. */
   rows: number;
@@ -67,7 +74,8 @@ export class GemvKernel {
     readonly options: GemvOptions,
   ) {
     const nk = options.weightLayout === 'nk';
-    this.tile = options.tile ?? gemvDefaultTile(options.weightLayout, options.rows);
+    if (isQuantFormat(options.weightDtype) && !nk) throw new Error(`gemv: ${options.weightDtype} weights must be stored [N, K]`);
+    this.tile = options.tile ?? gemvDefaultTile(options.weightLayout, options.rows, options.weightDtype);
     const outputsPerThread = nk ? this.tile.NT : 4;
     this.blockN = this.tile.WG_N * outputsPerThread;
     checkTile(gpu, this.tile, options.rows, outputsPerThread);
@@ -78,7 +86,7 @@ export class GemvKernel {
       W_NK: nk ? 1 : 0,
       ALIGNED: options.aligned ? 1 : 0,
       ACCUMULATE: options.accumulate ? 1 : 0,
-      WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[options.weightDtype],
+      WEIGHT_DTYPE: FORMAT_CODE[options.weightDtype],
     };
     this.pipeline = gpu.pipeline('gemv', 'main', constants, this.layout.pipelineLayout, this.layout.key);
   }
@@ -89,10 +97,14 @@ export class GemvKernel {
     return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, w, y]) };
   }
 
-  /** Writes the shape uniform; 1 ≤ rows ≤ options.rows. */
+  /** Writes the shape uniform; 1 ≤ rows ≤ options.rows; K a multiple of a quantised format's block. */
   setShape(b: GemvBinding, s: { rows: number; N: number; K: number }): void {
     if (s.rows < 1 || s.rows > this.options.rows) {
       throw new Error(`GemvKernel compiled for ${this.options.rows} rows cannot run ${s.rows}`);
+    }
+    const f = this.options.weightDtype;
+    if (isQuantFormat(f) && s.K % QUANT_BLOCKS[f].elements !== 0) {
+      throw new Error(`GemvKernel: K ${s.K} is not a multiple of ${f}'s ${QUANT_BLOCKS[f].elements}-element blocks`);
     }
     b.uniforms.set({ M: s.rows, N: s.N, K: s.K });
   }

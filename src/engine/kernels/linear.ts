@@ -4,7 +4,7 @@
 // large grid would leave the GPU half idle.
 // Everything is created in bind() at load time; encode() only writes the shape uniform and dispatches.
 import type { Gpu } from '../gpu';
-import type { WeightDtype } from '../../model/dtypes';
+import type { TensorFormat } from '../../model/dtypes';
 import { GEMV_MAX_ROWS, GEMV_ROW_BUCKETS, GemvKernel, gemvBucket } from './gemv';
 import {
   MATMUL_LARGE,
@@ -26,7 +26,8 @@ export interface LinearShape {
   N: number;
   /** Most rows any encode() will run; x and y must hold maxRows rows. */
   maxRows: number;
-  weightDtype: WeightDtype;
+  /** Dense dtype or block-quantised format ('nk', K a whole number of blocks). */
+  weightDtype: TensorFormat;
   /** y += x·Wᵀ (residual fusion) instead of y = x·Wᵀ. */
   accumulate?: boolean;
   /** How W is stored: 'nk' = [N, K], the checkpoints' [out, in] (default); 'kn' = [K, N]. */

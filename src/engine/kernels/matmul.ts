@@ -1,6 +1,6 @@
 // Tiled matmul kernel (shaders/matmul.wgsl): y[M, N] (+)= x[M, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
+import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, tensorBytes, type TensorFormat } from '../../model/dtypes';
 import { Uniforms, type UniformLayout, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
 
 /** How W is stored: 'nk' = [N, K] (checkpoints' [out, in], y = x·Wᵀ); 'kn' = [K, N] (y = x·W). */
@@ -36,7 +36,8 @@ export function matmulConfigFor(M: number, N: number): MatmulConfig {
 }
 
 export interface MatmulOptions {
-  weightDtype: WeightDtype;
+  /** Dense dtype or block-quantised format (quantised: 'nk' and aligned only). */
+  weightDtype: TensorFormat;
   weightLayout: WeightLayout;
   /** 16-byte loads; see matmulAligned(). */
   aligned: boolean;
@@ -50,8 +51,10 @@ export interface MatmulOptions {
 /**
  * Whether K and N allow the 16-byte load path: K % 4 == 0 (x rows) and the weight row length (K for 'nk',
  * N for 'kn') a multiple of 4 for f32 or 8 for f16/bf16. Otherwise a (slower) element-wise path is used.
+ * Block-quantised weights have only the aligned path: 'nk' with K a whole number of blocks.
  */
-export function matmulAligned(K: number, N: number, dtype: WeightDtype, layout: WeightLayout): boolean {
+export function matmulAligned(K: number, N: number, dtype: TensorFormat, layout: WeightLayout): boolean {
+  if (isQuantFormat(dtype)) return layout === 'nk' && K % QUANT_BLOCKS[dtype].elements === 0;
   const unit = dtype === 'f32' ? 4 : 8;
   return K % 4 === 0 && (layout === 'nk' ? K : N) % unit === 0;
 }
@@ -65,12 +68,14 @@ export function checkLinearBuffers(
   x: GPUBuffer,
   w: GPUBuffer,
   y: GPUBuffer,
-  s: { rows: number; K: number; N: number; weightDtype: WeightDtype },
+  s: { rows: number; K: number; N: number; weightDtype: TensorFormat },
 ): void {
+  const wBytes = tensorBytes(s.weightDtype, [s.N, s.K]);
+  if (wBytes === null) throw new Error(`${label}: K ${s.K} is not a whole number of ${s.weightDtype} blocks`);
   const vec4Bytes = (elements: number, bytesPer: number) => Math.ceil((elements * bytesPer) / 16) * 16;
   const need: [string, GPUBuffer, number][] = [
     ['x', x, vec4Bytes(s.rows * s.K, 4)],
-    ['w', w, vec4Bytes(s.N * s.K, s.weightDtype === 'f32' ? 4 : 2)],
+    ['w', w, vec4Bytes(wBytes, 1)],
     ['y', y, vec4Bytes(s.rows * s.N, 4)],
   ];
   for (const [field, buffer, bytes] of need) {
@@ -108,13 +113,16 @@ export class MatmulKernel {
     this.shader = options.shader ?? MATMUL_LARGE.shader;
     this.tile = options.tile ?? MATMUL_LARGE.tile;
     checkTile(gpu, this.shader, this.tile, options.weightDtype);
+    if (isQuantFormat(options.weightDtype) && !(options.aligned && options.weightLayout === 'nk')) {
+      throw new Error(`${this.shader}: ${options.weightDtype} weights need the aligned [N, K] path`);
+    }
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
     const constants = {
       ...this.tile,
       W_NK: options.weightLayout === 'nk' ? 1 : 0,
       ALIGNED: options.aligned ? 1 : 0,
       ACCUMULATE: options.accumulate ? 1 : 0,
-      WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[options.weightDtype],
+      WEIGHT_DTYPE: FORMAT_CODE[options.weightDtype],
     };
     this.pipeline = gpu.pipeline(this.shader, 'main', constants, this.layout.pipelineLayout, this.layout.key);
   }
@@ -139,7 +147,7 @@ export class MatmulKernel {
 }
 
 /** The shader's limits on its overrides (see shaders/matmul.wgsl): clear errors instead of compile failures. */
-function checkTile(gpu: Gpu, shader: MatmulShader, t: MatmulTile, dtype: WeightDtype): void {
+function checkTile(gpu: Gpu, shader: MatmulShader, t: MatmulTile, dtype: TensorFormat): void {
   const threads = t.WG_M * t.WG_N;
   const unit = dtype === 'f32' ? 4 : 8;
   const problems: string[] = [];

@@ -21,12 +21,21 @@ export interface MlaAbsorbLayout {
   vDim: number;
 }
 
+export interface MlaAbsorbBuffers {
+  q: GPUBuffer;
+  kvB: GPUBuffer;
+  qLat: GPUBuffer;
+  ctx: GPUBuffer;
+  out: GPUBuffer;
+}
+
 export interface MlaAbsorbBinding {
   absorb: GPUBindGroup;
   expand: GPUBindGroup;
   uniforms: Uniforms;
   label: string;
   layout: MlaAbsorbLayout;
+  buffers: MlaAbsorbBuffers;
 }
 
 export class MlaAbsorbKernel {
@@ -51,7 +60,7 @@ export class MlaAbsorbKernel {
    */
   bind(
     label: string,
-    b: { q: GPUBuffer; kvB: GPUBuffer; qLat: GPUBuffer; ctx: GPUBuffer; out: GPUBuffer },
+    b: MlaAbsorbBuffers,
     layout: MlaAbsorbLayout,
   ): MlaAbsorbBinding {
     for (const k of ['heads', 'rank', 'nope', 'rope', 'vDim'] as const) requireInt(label, k, layout[k], 1);
@@ -65,13 +74,19 @@ export class MlaAbsorbKernel {
       uniforms,
       label,
       layout,
+      buffers: b,
     };
   }
 
-  /** Writes the step's uniform (queue write, no allocation). */
+  /** Writes the step's uniform (queue write, no allocation). Throws if a buffer is too small for `tokens` rows. */
   setTokens(m: MlaAbsorbBinding, tokens: number): void {
     const l = m.layout;
     requireInt(m.label, 'tokens', tokens, 1);
+    const rows = (what: string, buffer: GPUBuffer, width: number) => requireBytes(m.label, `${what} [${tokens}, ${width}]`, buffer, tokens * width * 4);
+    rows('q', m.buffers.q, l.heads * (l.nope + l.rope));
+    rows('qLat', m.buffers.qLat, l.heads * l.rank);
+    rows('ctx', m.buffers.ctx, l.heads * l.rank);
+    rows('out', m.buffers.out, l.heads * l.vDim);
     m.uniforms.set({
       tokens, heads: l.heads, rank: l.rank, nope: l.nope, v_dim: l.vDim,
       q_stride: l.heads * (l.nope + l.rope), q_head_stride: l.nope + l.rope,

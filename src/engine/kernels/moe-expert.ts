@@ -7,7 +7,7 @@
 // rows split over lanes, tiles of GEMV_ROWS rows, for decode). The grid is sized for the worst case of a step;
 // workgroups past the plan's tile count return at once, so no indirect dispatch and no readback are needed.
 import type { Gpu } from '../gpu';
-import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
+import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat, type WeightDtype } from '../../model/dtypes';
 import type { ExpertActivation } from '../../model/config';
 import { EXPERT_PARAMS, planUniforms, type PlanLayout } from './moe-layout';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout, storageBuffer } from './common';
@@ -32,9 +32,12 @@ export function defaultTiledShape(gpu: Gpu): TiledShape {
   return { WG_M: 16, WG_N: 16, TILE_K: gpu.limits.maxComputeWorkgroupStorageSize > 32768 ? 16 : 8 };
 }
 
-/** Whether rows of length k allow the 16-byte loads (4 f32 or 8 f16/bf16 per load). */
-export function alignedRows(k: number, dtype: WeightDtype): boolean {
-  return k % weightsPerUnit(dtype) === 0;
+/**
+ * Whether rows of length k allow the 16-byte loads (4 f32 or 8 f16/bf16 per load). Block-quantised rows are always
+ * read by sub-block (k must be whole blocks, checked in bind).
+ */
+export function alignedRows(k: number, dtype: TensorFormat): boolean {
+  return isQuantFormat(dtype) || k % weightsPerUnit(dtype) === 0;
 }
 /** Rows per tile of the gemv kernels (const R in their shaders). */
 export const GEMV_ROWS = 8;
@@ -67,7 +70,7 @@ export class ExpertMatmulKernel {
     private readonly gpu: Gpu,
     readonly op: ExpertOp,
     readonly mode: ExpertMode,
-    private readonly weightDtype: WeightDtype,
+    private readonly weightDtype: TensorFormat,
     shape?: TiledShape,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'read']);
@@ -80,7 +83,7 @@ export class ExpertMatmulKernel {
     let p = this.pipelines.get(aligned);
     if (!p) {
       const shader = `moe_expert_${this.op}${this.mode === 'gemv' ? '_gemv' : ''}`;
-      const constants: Record<string, number> = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[this.weightDtype], ALIGNED: aligned ? 1 : 0 };
+      const constants: Record<string, number> = { WEIGHT_DTYPE: FORMAT_CODE[this.weightDtype], ALIGNED: aligned ? 1 : 0 };
       if (this.mode === 'tiled') Object.assign(constants, this.shape);
       p = this.gpu.pipeline(shader, 'main', constants, this.layout.pipelineLayout, this.layout.key);
       this.pipelines.set(aligned, p);
@@ -116,6 +119,10 @@ export class ExpertMatmulKernel {
     dims: { k: number; n: number; firstExpert: number; numExperts: number },
     options: { bias?: { buffer: GPUBuffer; experts: number } | null; activation?: ExpertActivation } = {},
   ): ExpertMatmulBinding {
+    const f = this.weightDtype;
+    if (isQuantFormat(f) && dims.k % QUANT_BLOCKS[f].elements !== 0) {
+      throw new Error(`${label}: rows of ${dims.k} are not whole ${f} blocks of ${QUANT_BLOCKS[f].elements}`);
+    }
     const stride = this.op === 'up' ? 2 * dims.n : dims.n;
     const bias = options.bias ?? null;
     if (bias) requireBytes(label, `bias [${bias.experts}, ${stride}]`, bias.buffer, bias.experts * stride * 4);

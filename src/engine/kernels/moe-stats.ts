@@ -21,7 +21,7 @@ export class MoeStatsRebuildKernel {
     this.probPipeline = gpu.pipeline('moe_stats_rebuild', 'probabilities', {}, this.probLayout.pipelineLayout, this.probLayout.key);
   }
 
-  /** Bind groups over `b` (whose ringLse is the [ring, layers] logsumexp ring) and a Params uniform. */
+  /** Bind groups over `b` (whose ringLse is the [ring, layers, 2] logsumexp-and-flags ring) and a Params uniform. */
   bind(label: string, b: RoutingBuffers): { uniforms: Uniforms; assign: GPUBindGroup; prob: GPUBindGroup } {
     const uniforms = new Uniforms(this.gpu, `${label}.params`, STATS_REBUILD_PARAMS);
     const assign = bindGroup(this.gpu, `${label}.assignments`, this.assignLayout, [

@@ -10,6 +10,7 @@
 // biases in MoeLayer.
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
+import type { TensorFormat } from '../../model/dtypes';
 import { storageBuffer } from '../kernels/common';
 import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';
@@ -98,6 +99,15 @@ function gptOssLayer(
   };
 }
 
+/** How a layer reads its weights: buffers by plan entry name, and each entry's format. */
+interface LayerWeights {
+  w: (name: string) => GPUBuffer;
+  has: (name: string) => boolean;
+  fmt: (name: string) => TensorFormat;
+  /** The buffer of a vector the small kernels read (norms, biases): must be in the model's dense dtype. */
+  denseW: (name: string) => GPUBuffer;
+}
+
 export class Decoder {
   readonly act: Activations;
   readonly moeLayers: MoeLayer[] = [];
@@ -136,9 +146,15 @@ export class Decoder {
       return b;
     };
     const has = (name: string) => weights.buffers.has(name);
+    // Each entry keeps its checkpoint format (GGUF files mix them); vectors the small kernels read must be dense.
+    const fmt = (name: string): TensorFormat => weights.formats.get(name) ?? dtype;
+    const denseW = (name: string): GPUBuffer => {
+      if (fmt(name) !== dtype) throw new Error(`model weights: "${name}" is ${fmt(name)}; norms and biases must be ${dtype} like the model`);
+      return w(name);
+    };
 
     this.kernels = {
-      embedding: new EmbeddingKernel(gpu, dtype),
+      embedding: new EmbeddingKernel(gpu, fmt('embed')),
       norm: new RmsNormKernel(gpu, dtype),
       normF32: new RmsNormKernel(gpu, 'f32'),
       linear: new LinearKernel(gpu),
@@ -175,8 +191,8 @@ export class Decoder {
     this.scratch = c.moeLayers.some(Boolean) ? new MoeScratch(gpu, moeScratchShape(c, { maxTokens: T })) : null;
     this.mlaScratch = c.mla ? new MlaScratch(gpu, c, T) : null;
 
-    const linear = (label: string, x: GPUBuffer, W: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
-      k.linear.bind(label, x, W, y, { K, N, maxRows: T, weightDtype: dtype });
+    const linear = (label: string, x: GPUBuffer, name: string, y: GPUBuffer, K: number, N: number) =>
+      k.linear.bind(label, x, w(name), y, { K, N, maxRows: T, weightDtype: fmt(name) });
 
     const mla: MlaKernels | null = c.mla ? mlaKernels(gpu, c, { norm: k.norm, linear: k.linear, rope: k.rope }) : null;
     for (let l = 0; l < c.numLayers; l++) {
@@ -185,7 +201,7 @@ export class Decoder {
       const attn = c.mla
         ? new MlaAttention(gpu, mla!, c, label, { x: a.normed, q: a.q, out: a.branch, invFreq: this.invFreq, ropeScaling: rope.attentionFactor },
           this.mlaScratch!, (role) => w(`${p}.${role}`), { maxTokens: T, maxSeq: options.maxSeq })
-        : this.standardAttention(l, w, has, rope.attentionFactor);
+        : this.standardAttention(l, { w, has, fmt, denseW }, rope.attentionFactor);
       this.kvCaches.push(...(attn.kind === 'mla' ? [attn.cache] : [attn.attention.buffers.kCache, attn.attention.buffers.vCache]));
       const isMoe = c.moeLayers[l];
       let moe: MoeLayer | null = null;
@@ -204,6 +220,7 @@ export class Decoder {
           weights: {
             router: w(`${p}.router`),
             routerBias: has(`${p}.routerBias`) ? w(`${p}.routerBias`) : null,
+            routerFormat: fmt(`${p}.router`),
             correctionBias: has(`${p}.routerCorrectionBias`) ? w(`${p}.routerCorrectionBias`) : null,
             gateUp: bank(`${p}.expertsGateUp`),
             down: bank(`${p}.expertsDown`),
@@ -221,16 +238,16 @@ export class Decoder {
         this.moeLayers.push(moe);
       } else {
         dense = {
-          gateUp: linear(`${label}.mlp.gateUp`, a.normed, w(`${p}.denseGateUp`), a.mlpUp, H, 2 * denseI),
+          gateUp: linear(`${label}.mlp.gateUp`, a.normed, `${p}.denseGateUp`, a.mlpUp, H, 2 * denseI),
           swiglu: k.swiglu.bind(`${label}.mlp.swiglu`, a.mlpUp, a.mlpAct),
-          down: linear(`${label}.mlp.down`, a.mlpAct, w(`${p}.denseDown`), a.branch, denseI, H),
+          down: linear(`${label}.mlp.down`, a.mlpAct, `${p}.denseDown`, a.branch, denseI, H),
         };
       }
       this.layers.push({
-        inputNorm: k.norm.bind(`${label}.inputNorm`, a.x, w(`${p}.inputNorm`), a.normed),
+        inputNorm: k.norm.bind(`${label}.inputNorm`, a.x, denseW(`${p}.inputNorm`), a.normed),
         attn,
         attnResidual: k.residual.bindInPlace(`${label}.attnResidual`, a.x, a.branch),
-        postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, w(`${p}.postAttnNorm`), a.normed),
+        postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, denseW(`${p}.postAttnNorm`), a.normed),
         moe,
         dense,
         ffnResidual: k.residual.bindInPlace(`${label}.ffnResidual`, a.x, a.branch),
@@ -244,41 +261,41 @@ export class Decoder {
     const finalNormWeight = buf('finalNormScaled', scaled.byteLength);
     gpu.device.queue.writeBuffer(finalNormWeight, 0, scaled);
     this.finalNorm = k.normF32.bind('Decoder.finalNorm', a.x, finalNormWeight, a.normed);
-    const lmHeadWeight = c.tieWordEmbeddings || !has('lmHead') ? w('embed') : w('lmHead');
-    this.lmHead = linear('Decoder.lmHead', a.normed, lmHeadWeight, a.logits, H, c.vocabSize);
+    const lmHeadName = c.tieWordEmbeddings || !has('lmHead') ? 'embed' : 'lmHead';
+    this.lmHead = linear('Decoder.lmHead', a.normed, lmHeadName, a.logits, H, c.vocabSize);
   }
 
   /** Standard attention of layer l: q/k/v projections (biases, q/k norms), RoPE, the per-head KV cache, o. */
-  private standardAttention(
-    l: number, w: (name: string) => GPUBuffer, has: (name: string) => boolean, ropeScaling: number,
-  ): StandardAttention {
+  private standardAttention(l: number, weights: LayerWeights, ropeScaling: number): StandardAttention {
+    const { w, has, fmt, denseW } = weights;
     const { config: c, act: a, kernels: k, options, gpu } = this;
     const T = options.maxTokensPerStep, H = c.hiddenSize, d = c.headDim;
     const qDim = c.numHeads * d, kvDim = c.numKvHeads * d;
     const p = `layers.${l}`;
     const label = `Layer${l}`;
-    const linear = (name: string, x: GPUBuffer, W: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
-      k.linear.bind(name, x, W, y, { K, N, maxRows: T, weightDtype: c.weightDtype });
+    const linear = (label: string, x: GPUBuffer, name: string, y: GPUBuffer, K: number, N: number) =>
+      k.linear.bind(label, x, w(name), y, { K, N, maxRows: T, weightDtype: fmt(name) });
     const cache = createKvCache(gpu, `${label}.attention`, { maxSeq: options.maxSeq, kvHeads: c.numKvHeads, headDim: d });
     const biases: BiasAddBinding[] = [];
     for (const [role, target, cols] of [['qBias', a.q, qDim], ['kBias', a.k, kvDim], ['vBias', a.v, kvDim]] as const) {
-      if (has(`${p}.${role}`)) biases.push(k.bias.bind(`${label}.${role}`, target, w(`${p}.${role}`), cols));
+      if (has(`${p}.${role}`)) biases.push(k.bias.bind(`${label}.${role}`, target, denseW(`${p}.${role}`), cols));
     }
     let qNorm: RmsNormBinding | null = null;
     let kNorm: RmsNormBinding | null = null;
     if (a.qNormed && a.kNormed) {
-      qNorm = k.norm.bind(`${label}.qNorm`, a.q, w(`${p}.qNorm`), a.qNormed);
-      kNorm = k.norm.bind(`${label}.kNorm`, a.k, w(`${p}.kNorm`), a.kNormed);
+      qNorm = k.norm.bind(`${label}.qNorm`, a.q, denseW(`${p}.qNorm`), a.qNormed);
+      kNorm = k.norm.bind(`${label}.kNorm`, a.k, denseW(`${p}.kNorm`), a.kNormed);
     }
     // Attention reads q/k after their norms when the family has them.
     const qIn = a.qNormed ?? a.q;
     const kIn = a.kNormed ?? a.k;
-    const extra = gptOssLayer(c, l, (role) => (has(`${p}.${role}`) ? w(`${p}.${role}`) : null));
+    // Sinks are kept in f32 (upload-weights); the o_proj bias is read by the bias kernel in the model's dtype.
+    const extra = gptOssLayer(c, l, (role) => (!has(`${p}.${role}`) ? null : role === 'oBias' ? denseW(`${p}.${role}`) : w(`${p}.${role}`)));
     return {
       kind: 'standard',
-      q: linear(`${label}.q`, a.normed, w(`${p}.q`), a.q, H, qDim),
-      k: linear(`${label}.k`, a.normed, w(`${p}.k`), a.k, H, kvDim),
-      v: linear(`${label}.v`, a.normed, w(`${p}.v`), a.v, H, kvDim),
+      q: linear(`${label}.q`, a.normed, `${p}.q`, a.q, H, qDim),
+      k: linear(`${label}.k`, a.normed, `${p}.k`, a.k, H, kvDim),
+      v: linear(`${label}.v`, a.normed, `${p}.v`, a.v, H, kvDim),
       biases,
       qNorm,
       kNorm,
@@ -297,7 +314,7 @@ export class Decoder {
           window: extra.window,
         },
       ),
-      o: linear(`${label}.o`, a.attn, w(`${p}.o`), a.branch, qDim, H),
+      o: linear(`${label}.o`, a.attn, `${p}.o`, a.branch, qDim, H),
       oBias: extra.oBias ? k.bias.bind(`${label}.oBias`, a.branch, extra.oBias, H) : null,
     };
   }

@@ -3,6 +3,7 @@
 //
 // Per-token path: feed() writes token ids with queue writes, records one step and submits; it never maps a buffer.
 // generate() reads the sampled id back (one u32) because the caller needs the token; snapshots read asynchronously.
+import type { FormatGroupRow } from '../../model/weight-formats';
 import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
@@ -11,9 +12,50 @@ import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
-import type { ModelSession, RoutingPolicy, RoutingSnapshot } from '../session-api';
+import type { ModelSession, RoutingPolicy, RoutingSnapshot, StepLogits, StepLogitsListener } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
+import type { UploadedWeights } from './weights';
+
+/** The KV cache holds no more tokens: the caller stops with a message or slides the window (Session.slide). */
+export class ContextFullError extends RangeError {
+  constructor(
+    readonly contextLength: number,
+    readonly position: number,
+    readonly requested: number,
+  ) {
+    super(`the context of ${contextLength} tokens is full (at ${position}, ${requested} more asked for)`);
+    this.name = 'ContextFullError';
+  }
+}
+
+/** A session's CPU-side state: enough to rebuild its GPU state on another device (see Session.replay). */
+export interface SessionState {
+  tokens: number[];
+  steps: ReplayStep[];
+  policy: RoutingPolicy;
+  /** Tokens sampled so far (the sampling seed's counter). */
+  drawn: number;
+}
+
+/** One submitted step: its tokens and the routing policy it ran under. */
+export interface ReplayStep {
+  size: number;
+  policy: RoutingPolicy;
+}
+
+/** Steps cut to cover the first `n` tokens (a step that straddles n is shortened). */
+function truncateSteps(steps: readonly ReplayStep[], n: number): ReplayStep[] {
+  const out: ReplayStep[] = [];
+  let sum = 0;
+  for (const s of steps) {
+    if (sum >= n) break;
+    const size = Math.min(s.size, n - sum);
+    out.push({ size, policy: s.policy });
+    sum += size;
+  }
+  return out;
+}
 
 export interface SamplingOptions {
   /** 0 = greedy. */
@@ -33,9 +75,17 @@ export class Session implements ModelSession {
   private readonly sampling: SamplingBinding;
   private readonly sampler: SamplingKernel;
   private ids: number[] = [];
+  /** Submitted steps in order (sizes sum to position), with the policy each ran under: replayed after a lost device. */
+  private steps: ReplayStep[] = [];
   private policy: RoutingPolicy;
   /** Generated-token counter mixed into the sampling seed. */
   private drawn = 0;
+  private logitsListener: StepLogitsListener | null = null;
+  /** Free MAP_READ buffers of [maxTokensPerStep, vocab] f32 for logits read-backs (reused; more only while busy). */
+  private readonly logitsStaging: GPUBuffer[] = [];
+
+  /** Format, parameters and bytes per tensor group of the loaded weights (set by the loader; empty if unknown). */
+  weightFormats: readonly FormatGroupRow[] = [];
 
   constructor(
     readonly gpu: Gpu,
@@ -43,7 +93,7 @@ export class Session implements ModelSession {
     readonly tokenizer: Tokenizer,
     readonly decoder: Decoder,
     readonly stats: RoutingStats,
-    readonly weightBytes: number,
+    private readonly weights: UploadedWeights,
     profile: boolean,
   ) {
     this.parameters = countParameters(config);
@@ -66,6 +116,10 @@ export class Session implements ModelSession {
     return this.ids.length;
   }
 
+  get maxTokensPerStep(): number {
+    return this.decoder.options.maxTokensPerStep;
+  }
+
   /** Token positions the KV cache holds. */
   get contextLength(): number {
     return this.decoder.options.maxSeq;
@@ -83,9 +137,7 @@ export class Session implements ModelSession {
 
   async feed(ids: number[]): Promise<void> {
     this.gpu.assertAlive();
-    if (this.position + ids.length > this.contextLength) {
-      throw new RangeError(`${ids.length} more tokens would pass the context of ${this.contextLength} (at ${this.position})`);
-    }
+    if (this.position + ids.length > this.contextLength) throw new ContextFullError(this.contextLength, this.position, ids.length);
     for (const id of ids) {
       if (!Number.isInteger(id) || id < 0 || id >= this.config.vocabSize) throw new RangeError(`token id ${id} is outside the vocabulary (${this.config.vocabSize})`);
     }
@@ -96,8 +148,42 @@ export class Session implements ModelSession {
       this.gpu.device.queue.writeBuffer(this.decoder.act.ids, start * 4, new Uint32Array(part));
       this.step(part.length, start);
       this.ids.push(...part);
+      this.steps.push({ size: part.length, policy: this.policy });
       this.lastRow = part.length - 1;
+      this.copyStepLogits(start, part);
     }
+  }
+
+  onStepLogits(fn: StepLogitsListener | null): void {
+    this.logitsListener = fn;
+  }
+
+  /**
+   * With a listener set: queue a copy of the step's logits rows ([ids.length, vocab] f32) into a staging buffer
+   * and hand the listener the pending mapping. Nothing here waits for the GPU.
+   */
+  private copyStepLogits(start: number, ids: readonly number[]): void {
+    const listener = this.logitsListener;
+    if (!listener) return;
+    const V = this.config.vocabSize;
+    const bytes = ids.length * V * 4;
+    const staging =
+      this.logitsStaging.pop() ??
+      this.gpu.createBuffer({
+        label: 'Session.logitsReadback',
+        size: this.decoder.options.maxTokensPerStep * V * 4,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      });
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.logitsReadback' });
+    encoder.copyBufferToBuffer(this.decoder.act.logits, 0, staging, 0, bytes);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    const pending = staging.mapAsync(GPUMapMode.READ, 0, bytes).then((): StepLogits => {
+      const logits = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      this.logitsStaging.push(staging);
+      return { start, ids: Uint32Array.from(ids), logits };
+    });
+    listener(pending);
   }
 
   /**
@@ -119,7 +205,7 @@ export class Session implements ModelSession {
   /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
   private step(T: number, start: number): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
-    this.profiler?.beginStep();
+    this.profiler?.beginStep(T);
     this.decoder.encodeStep(encoder, T, start, this.profiler ?? undefined);
     this.profiler?.resolve(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);
@@ -147,10 +233,13 @@ export class Session implements ModelSession {
   async generate(sampling: SamplingOptions = { temperature: 0, topP: 1, seed: 0 }): Promise<number> {
     this.gpu.assertAlive();
     if (this.position === 0) throw new Error('generate needs at least one token of context');
-    if (this.position >= this.contextLength) throw new RangeError(`the context of ${this.contextLength} tokens is full`);
-    this.sampleAndStep(sampling, this.position);
+    if (this.position >= this.contextLength) throw new ContextFullError(this.contextLength, this.position, 1);
+    const start = this.position;
+    this.sampleAndStep(sampling, start);
     const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
     this.ids.push(id);
+    this.steps.push({ size: 1, policy: this.policy });
+    this.copyStepLogits(start, [id]);
     return id;
   }
 
@@ -184,14 +273,13 @@ export class Session implements ModelSession {
   async generateMany(n: number, sampling: SamplingOptions = { temperature: 0, topP: 1, seed: 0 }): Promise<number[]> {
     this.gpu.assertAlive();
     if (this.position === 0) throw new Error('generate needs at least one token of context');
-    if (this.position + n > this.contextLength) {
-      throw new RangeError(`generating ${n} tokens at position ${this.position} overruns the context of ${this.contextLength}`);
-    }
+    if (this.position + n > this.contextLength) throw new ContextFullError(this.contextLength, this.position, n);
     const start = this.position;
     for (let i = 0; i < n; i++) this.sampleAndStep(sampling, start + i);
     const bytes = await readBuffer(this.gpu, this.decoder.act.ids, n * 4, start * 4);
     const ids = Array.from(new Uint32Array(bytes));
     this.ids.push(...ids);
+    for (let i = 0; i < n; i++) this.steps.push({ size: 1, policy: this.policy });
     return ids;
   }
 
@@ -204,13 +292,52 @@ export class Session implements ModelSession {
     const kept = this.ids.slice(0, target);
     const redo = target > 0 ? kept.pop()! : null;
     this.ids = kept;
+    this.steps = truncateSteps(this.steps, kept.length);
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.back' });
     this.stats.rebuild(encoder, this.position);
     this.gpu.device.queue.submit([encoder.finish()]);
     if (redo !== null) await this.feed([redo]);
   }
 
+  /**
+   * Slides the window when the context is full: keeps the last `keep` tokens and runs them again from position 0, so
+   * the KV cache, RoPE positions and routing record restart from them (the record of the dropped tokens is gone).
+   * Sampling keeps counting, so a seeded run stays reproducible across slides.
+   */
+  async slide(keep: number): Promise<void> {
+    if (!Number.isInteger(keep) || keep < 1 || keep >= this.contextLength) {
+      throw new RangeError(`slide(${keep}): keep must be an integer in [1, ${this.contextLength})`);
+    }
+    const kept = this.ids.slice(-keep);
+    const drawn = this.drawn;
+    await this.reset();
+    this.drawn = drawn;
+    await this.feed(kept);
+  }
+
+  /** What replay() needs to bring another session (e.g. on a re-created device) to this one's state. */
+  get state(): SessionState {
+    return { tokens: [...this.ids], steps: this.steps.map((s) => ({ ...s })), policy: this.policy, drawn: this.drawn };
+  }
+
+  /**
+   * From position 0, runs `state`'s tokens in the same steps under the same policies, so the KV cache and the routing
+   * record come out as they were (routing is deterministic for the same steps), and sampling continues where it was.
+   */
+  async replay(state: SessionState): Promise<void> {
+    await this.reset();
+    let at = 0;
+    for (const step of state.steps) {
+      if (step.policy !== this.policy) this.setPolicy(step.policy);
+      await this.feed(state.tokens.slice(at, at + step.size));
+      at += step.size;
+    }
+    this.setPolicy(state.policy);
+    this.drawn = state.drawn;
+  }
+
   async reset(): Promise<void> {
+    this.steps = [];
     this.ids = [];
     this.lastRow = 0;
     this.drawn = 0;
@@ -233,7 +360,7 @@ export class Session implements ModelSession {
     const routing = [b.counts, b.stepCounts, b.probMass, b.gateSum, b.dropped, b.rerouted, b.zLossSum, b.ringChosen, b.ringAssigned, b.ringWeights, b.ringProbs]
       .reduce((n, x) => n + x.size, 0);
     return [
-      { module: 'weights', bytes: this.weightBytes },
+      { module: 'weights', bytes: this.weights.bytes },
       { module: 'KV cache', bytes: this.decoder.kvCacheBytes },
       { module: 'activations + MoE scratch', bytes: this.decoder.runtimeBytes - this.decoder.kvCacheBytes },
       { module: 'routing record', bytes: routing },
@@ -241,6 +368,10 @@ export class Session implements ModelSession {
   }
 
   destroy(): void {
+    const weightBuffers = new Set([...this.weights.buffers.values(), ...[...this.weights.banks.values()].flatMap((b) => b.buffers)]);
+    for (const b of weightBuffers) b.destroy();
+    this.logitsListener = null;
+    for (const b of this.logitsStaging.splice(0)) b.destroy();
     this.decoder.destroy();
     this.stats.destroy();
     this.profiler?.destroy();

@@ -1,14 +1,14 @@
 // Uploading per-expert weight matrices as an ExpertBank: one buffer if the whole bank fits in one storage binding,
 // else consecutive experts per buffer (Mixtral-8x7B's f32 gate_up is 3.76 GB, over most binding limits).
 import type { Gpu } from '../gpu';
-import { bytesPerElement, packWeights, type WeightDtype } from '../../model/dtypes';
+import { packWeights, tensorBytes, type TensorFormat, type WeightDtype } from '../../model/dtypes';
 import type { ExpertBank } from './moe-layer';
 
 /** Experts per buffer so that each buffer stays within `maxBindingBytes` (and maxBufferSize). */
-export function expertsPerBinding(gpu: Gpu, elementsPerExpert: number, dtype: WeightDtype, maxBindingBytes?: number): number {
+export function expertsPerBinding(gpu: Gpu, elementsPerExpert: number, dtype: TensorFormat, maxBindingBytes?: number): number {
   const limit = Math.min(maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize, gpu.limits.maxBufferSize);
-  // Round each expert up to whole 16-byte units, as packed below.
-  const bytes = Math.ceil((elementsPerExpert * bytesPerElement(dtype)) / 16) * 16;
+  // Round each expert up to whole 16-byte units, as packed below (quantised experts: whole blocks, same rounding).
+  const bytes = Math.ceil((tensorBytes(dtype, [elementsPerExpert]) ?? NaN) / 16) * 16;
   const n = Math.floor(limit / bytes);
   if (n < 1) throw new RangeError(`one expert (${bytes} bytes) is over the device's storage binding limit ${limit}`);
   return n;
@@ -35,7 +35,7 @@ export function uploadExpertBank(
     const slice = values.subarray(first * per, Math.min(experts, first + n) * per);
     const packed = packWeights(slice, dtype);
     rounded.set(packed.rounded, first * per);
-    const buffer = gpu.device.createBuffer({
+    const buffer = gpu.createBuffer({
       label: `${label}${buffers.length ? `.${i}` : ''}`,
       size: Math.max(16, Math.ceil(packed.words.byteLength / 16) * 16),
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,

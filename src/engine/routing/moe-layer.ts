@@ -14,6 +14,7 @@
 // plan runs in two passes).
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
+import { isQuantFormat, type TensorFormat } from '../../model/dtypes';
 import type { RoutingPolicy } from '../session-api';
 import { Uniforms, storageBuffer } from '../kernels/common';
 import { MoeRouterKernel } from '../kernels/moe-router';
@@ -32,12 +33,16 @@ import type { MoeScratch, MoeScratchShape } from './scratch';
 export interface ExpertBank {
   buffers: GPUBuffer[];
   expertsPerBuffer: number;
+  /** Weight format of the bank (default: the config's weight dtype); block-quantised banks are decoded in the kernels. */
+  format?: TensorFormat;
 }
 
 /** Every buffer here is read through 16-byte views: allocate sizes rounded up to 16 bytes (storageBuffer does). */
 export interface MoeLayerWeights {
   /** [E, H] router (gate) weight, weight-dtype words. */
   router: GPUBuffer;
+  /** The router's dtype when it differs from the config's (GGUF files keep routers in F32). */
+  routerFormat?: TensorFormat;
   /** f32 [E] router bias (config.router.hasBias). */
   routerBias?: GPUBuffer | null;
   /** f32 [E] DeepSeek-V3 e_score_correction_bias (config.router.hasCorrectionBias). */
@@ -145,7 +150,9 @@ export class MoeLayer {
     gpu.device.queue.submit([enc.finish()]);
 
     this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS);
-    this.router = new MoeRouterKernel(gpu, c.weightDtype, c.hiddenSize);
+    const routerFormat = o.weights.routerFormat ?? c.weightDtype;
+    if (isQuantFormat(routerFormat)) throw new Error(`Layer${o.layer}: a ${routerFormat} router is not supported (routers are read dense)`);
+    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize);
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
     this.scatter = new MoeScatterKernel(gpu);
@@ -159,8 +166,8 @@ export class MoeLayer {
     const wide = o.tiledShape ?? defaultTiledShape(gpu);
     const shapes: Record<ExpertVariant, TiledShape | undefined> = { gemv: undefined, 'tiled-narrow': { ...wide, WG_M: 8 }, tiled: wide };
     const kernels = (v: ExpertVariant) => ({
-      up: new ExpertMatmulKernel(gpu, 'up', v === 'gemv' ? 'gemv' : 'tiled', c.weightDtype, shapes[v]),
-      down: new ExpertMatmulKernel(gpu, 'down', v === 'gemv' ? 'gemv' : 'tiled', c.weightDtype, shapes[v]),
+      up: new ExpertMatmulKernel(gpu, 'up', v === 'gemv' ? 'gemv' : 'tiled', o.weights.gateUp.format ?? c.weightDtype, shapes[v]),
+      down: new ExpertMatmulKernel(gpu, 'down', v === 'gemv' ? 'gemv' : 'tiled', o.weights.down.format ?? c.weightDtype, shapes[v]),
     });
     this.modes = Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(kernels(v), null)])) as Record<ExpertVariant, ExpertPair>;
 

@@ -4,8 +4,8 @@
 // rebuild() recomputes the cumulative buffers from the ring; snapshot() reads a small copy asynchronously.
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
-import type { RoutingSnapshot } from '../session-api';
-import { K_MAX, type RoutingBuffers } from '../routing-buffers';
+import type { NonFiniteToken, RoutingSnapshot } from '../session-api';
+import { K_MAX, NONFINITE_LOGITS, NONFINITE_SCORES, type RoutingBuffers } from '../routing-buffers';
 import { MoeStatsRebuildKernel } from '../kernels/moe-stats';
 import { allLayerMetrics } from './metrics';
 import type { Uniforms } from '../kernels/common';
@@ -27,6 +27,18 @@ export function ringCapacityFor(numLayers: number, numExperts: number, budgetByt
   const byBudget = Math.floor(budgetBytes / ringBytesPerPosition(numLayers, numExperts));
   const byBinding = Math.floor(maxBindingBytes / (numLayers * Math.max(K_MAX, numExperts) * 4));
   return Math.max(1, Math.min(byBudget, byBinding));
+}
+
+/** Tokens whose router saw NaN or ±Inf, from the ring's [tokens, layers, 2] lse-and-flags rows, in position order. */
+export function nonFiniteTokens(lseFlags: Uint32Array, numLayers: number): NonFiniteToken[] {
+  const out: NonFiniteToken[] = [];
+  for (let i = 1; i < lseFlags.length; i += 2) {
+    const flags = lseFlags[i];
+    if (flags === 0) continue;
+    const row = (i - 1) / 2;
+    out.push({ position: Math.floor(row / numLayers), layer: row % numLayers, logits: (flags & NONFINITE_LOGITS) !== 0, scores: (flags & NONFINITE_SCORES) !== 0 });
+  }
+  return out;
 }
 
 export class RoutingStats {
@@ -54,7 +66,7 @@ export class RoutingStats {
       ringCapacityFor(L, E, options.ringBudgetBytes ?? 64 * 2 ** 20, gpu.limits.maxStorageBufferBindingSize);
     const R = this.ringCapacity;
     const make = (name: string, bytes: number) =>
-      gpu.device.createBuffer({
+      gpu.createBuffer({
         label: `Moe.${name}`,
         size: Math.max(16, Math.ceil(bytes / 16) * 16),
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
@@ -75,7 +87,7 @@ export class RoutingStats {
       ringAssigned: make('ringAssigned', R * L * K_MAX * 4),
       ringWeights: make('ringWeights', R * L * K_MAX * 4),
       ringProbs: make('ringProbs', R * L * E * 4),
-      ringLse: make('ringLse', R * L * 4),
+      ringLse: make('ringLse', R * L * 2 * 4),
     };
     this.ablation = make('routingAblation', cells);
     this.ablationWords = new Uint32Array(L * E);
@@ -130,7 +142,7 @@ export class RoutingStats {
     const parts: [GPUBuffer, number][] = [
       [b.counts, cells], [b.stepCounts, cells], [b.probMass, cells], [b.gateSum, cells],
       [b.dropped, cells], [b.rerouted, cells], [b.zLossSum, L * 4],
-      [b.ringChosen, slots], [b.ringAssigned, slots], [b.ringWeights, slots],
+      [b.ringChosen, slots], [b.ringAssigned, slots], [b.ringWeights, slots], [b.ringLse, rows * L * 2 * 4],
     ];
     const offsets: number[] = [];
     let size = 0;
@@ -138,7 +150,7 @@ export class RoutingStats {
       offsets.push(size);
       size += Math.ceil(bytes / 4) * 4;
     }
-    const staging = this.gpu.device.createBuffer({ label: 'Moe.snapshot', size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.gpu.createBuffer({ label: 'Moe.snapshot', size: Math.max(4, size), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = this.gpu.device.createCommandEncoder({ label: 'Moe.snapshot' });
     parts.forEach(([buf, bytes], i) => {
       if (bytes > 0) enc.copyBufferToBuffer(buf, 0, staging, offsets[i], bytes);
@@ -164,6 +176,7 @@ export class RoutingStats {
       chosen: u32(7),
       assigned: u32(8),
       weights: f32(9),
+      nonFinite: nonFiniteTokens(u32(10), L),
     };
     return { ...snap, metrics: allLayerMetrics(snap, L, E, position) };
   }

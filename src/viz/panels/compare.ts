@@ -24,7 +24,7 @@ export function drawCompare(canvas: HTMLCanvasElement, d: CompareData): void {
   const first = T - rows;
   const rowH = 9;
   const barsH = 40;
-  canvas.height = 20 + barsH + 16 + rows * rowH + 4;
+  canvas.height = 20 + barsH + 16 + rows * rowH + 22;
   ctx.fillStyle = '#14171e';
   ctx.fillRect(0, 0, width, canvas.height);
   ctx.font = '10px ui-monospace, monospace';
@@ -53,6 +53,15 @@ export function drawCompare(canvas: HTMLCanvasElement, d: CompareData): void {
   ctx.fillText('per layer', 2, 30);
 
   const top = 18 + barsH + 16;
+  // Colour key under the map: share of experts in common, from all (blue) to none (red).
+  const keyY = top + rows * rowH + 6;
+  for (let i = 0; i < 60; i++) {
+    ctx.fillStyle = colormapCss('coolwarm', i / 59);
+    ctx.fillRect(76 + i * 2, keyY, 2, 10);
+  }
+  ctx.fillStyle = '#9aa3b2';
+  ctx.fillText('all', 56, keyY);
+  ctx.fillText(`none of a token's experts in common (${d.names[0]} vs ${d.names[1]})`, 76 + 124, keyY);
   for (let r = 0; r < rows; r++) {
     const p = first + r;
     const y = top + r * rowH;

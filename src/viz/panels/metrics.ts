@@ -1,5 +1,6 @@
 // Load-balance metrics over time (uPlot): one chosen metric per MoE layer (thin lines) and their mean (thick), against
-// the token position of each snapshot. History is cut back when the user steps back.
+// the token position of each snapshot. History is cut back when the user steps back. Histories of two routing
+// policies are never mixed: the original policy's history can be frozen as a dashed baseline beside the what-if's.
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { LayerMetrics } from '../../engine/session-api';
@@ -21,6 +22,8 @@ const MAX_LAYER_LINES = 16;
 
 export class MetricsPanel {
   private readonly history = new Map<number, LayerMetrics[]>();
+  /** The original policy's history, frozen when a what-if began; null without one. */
+  private baseline: Map<number, LayerMetrics[]> | null = null;
   private plot: uPlot | null = null;
   private plotKey = '';
   metric: MetricKey = 'cv';
@@ -58,6 +61,25 @@ export class MetricsPanel {
   clear(moeLayers: readonly boolean[]): void {
     this.moeLayers = moeLayers;
     this.history.clear();
+    this.baseline = null;
+    this.render();
+  }
+
+  get hasBaseline(): boolean {
+    return this.baseline !== null;
+  }
+
+  /** A what-if begins: the history so far becomes the baseline and a new one starts. */
+  freezeAsBaseline(): void {
+    this.baseline = new Map(this.history);
+    this.history.clear();
+    this.render();
+  }
+
+  /** Another policy: its history starts empty (the baseline stays); `keepBaseline` false drops it too. */
+  restart(keepBaseline: boolean): void {
+    this.history.clear();
+    if (!keepBaseline) this.baseline = null;
     this.render();
   }
 
@@ -69,23 +91,30 @@ export class MetricsPanel {
   }
 
   private render(): void {
-    const positions = [...this.history.keys()].sort((a, b) => a - b);
+    const base = this.baseline;
+    const positions = [...new Set([...this.history.keys(), ...(base?.keys() ?? [])])].sort((a, b) => a - b);
     const layers = this.moeLayers.map((m, l) => (m ? l : -1)).filter((l) => l >= 0);
     const shown = layers.length <= MAX_LAYER_LINES ? layers : [];
+    const mean = (h: Map<number, LayerMetrics[]>, p: number) => (h.has(p) ? meanMetric(h.get(p)!, this.moeLayers, this.metric) : null);
     const data: uPlot.AlignedData = [
       positions,
-      positions.map((p) => meanMetric(this.history.get(p)!, this.moeLayers, this.metric)),
-      ...shown.map((l) => positions.map((p) => this.history.get(p)![l]?.[this.metric] ?? null)),
+      positions.map((p) => mean(this.history, p)),
+      ...(base ? [positions.map((p) => mean(base, p))] : []),
+      ...shown.map((l) => positions.map((p) => this.history.get(p)?.[l]?.[this.metric] ?? null)),
     ];
     const width = Math.max(200, this.host.clientWidth || 320);
-    const key = `${shown.join(',')}:${width}`;
+    const key = `${shown.join(',')}:${width}:${base !== null}:${this.metric}`;
     if (!this.plot || key !== this.plotKey) {
       this.plot?.destroy();
       this.plotKey = key;
+      const value = (_u: uPlot, v: number | null) => (v === null ? '–' : v.toFixed(3));
       const series: uPlot.Series[] = [
         { label: 'token' },
-        { label: 'mean', stroke: '#ffffff', width: 2 },
+        { label: base ? 'what-if mean' : 'mean', stroke: '#ffffff', width: 2, value, spanGaps: true },
+        ...(base ? [{ label: 'original mean', stroke: '#8a93a3', width: 2, dash: [5, 4], value, spanGaps: true }] : []),
         ...shown.map((l, i) => ({
+          value,
+          spanGaps: true,
           label: `L${l}`,
           stroke: `hsl(${(i * 360) / Math.max(1, shown.length)}, 60%, 60%)`,
           width: 1,
@@ -95,12 +124,12 @@ export class MetricsPanel {
         {
           width,
           height: 150,
-          legend: { show: false },
+          legend: { show: true, live: true },
           cursor: { drag: { x: false, y: false } },
           scales: { x: { time: false } },
           axes: [
-            { stroke: '#9aa3b2', grid: { stroke: '#232834' }, ticks: { stroke: '#232834' } },
-            { stroke: '#9aa3b2', grid: { stroke: '#232834' }, ticks: { stroke: '#232834' }, size: 44 },
+            { stroke: '#9aa3b2', grid: { stroke: '#232834' }, ticks: { stroke: '#232834' }, label: 'token position', labelSize: 14, labelFont: '11px system-ui' },
+            { stroke: '#9aa3b2', grid: { stroke: '#232834' }, ticks: { stroke: '#232834' }, size: 44, label: METRIC_LABELS[this.metric], labelSize: 14, labelFont: '11px system-ui' },
           ],
           series,
         },

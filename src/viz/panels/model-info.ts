@@ -2,6 +2,7 @@
 // All text goes in through textContent.
 import type { MoeConfig, ParameterCounts } from '../../model/config';
 import type { KernelTiming } from '../../engine/session-api';
+import { bitsPerWeight, type FormatGroupRow } from '../../model/weight-formats';
 
 const BYTES: Record<MoeConfig['weightDtype'], number> = { f32: 4, f16: 2, bf16: 2 };
 
@@ -12,6 +13,13 @@ export function formatCount(n: number): string {
   if (abs >= 1e6) return `${(n / 1e6).toFixed(abs >= 1e8 ? 0 : 1)}M`;
   if (abs >= 1e3) return `${(n / 1e3).toFixed(abs >= 1e5 ? 0 : 1)}k`;
   return String(Math.round(n));
+}
+
+/** Microseconds with a unit that reads: 850 µs, 12.3 ms, 1.25 s. */
+export function formatMicros(us: number): string {
+  if (us >= 1e6) return `${(us / 1e6).toFixed(2)} s`;
+  if (us >= 1e4) return `${(us / 1e3).toFixed(1)} ms`;
+  return `${us.toFixed(us >= 100 ? 0 : 1)} µs`;
 }
 
 export function formatBytes(n: number): string {
@@ -66,7 +74,8 @@ export class ModelInfoPanel {
     container.append(this.params, this.memory, this.timings);
   }
 
-  setModel(config: MoeConfig, p: ParameterCounts): void {
+  /** `formats` (a loaded model's weights per group and format) replaces the estimate from the config's dtype. */
+  setModel(config: MoeConfig, p: ParameterCounts, formats: readonly FormatGroupRow[] = []): void {
     const frac = p.total > 0 ? p.activePerToken / p.total : 0;
     const bar = document.createElement('div');
     bar.className = 'param-bar';
@@ -78,6 +87,19 @@ export class ModelInfoPanel {
       `${formatCount(p.total)} parameters, ${formatCount(p.activePerToken)} active per token ` +
       `(${(frac * 100).toFixed(1)}%; k = ${config.router.topK} of ${config.numExperts} experts)`;
     this.params.replaceChildren(line, bar);
+    if (formats.length) {
+      const total = formats.reduce((s, r) => s + r.bytes, 0);
+      this.memory.replaceChildren(
+        table(
+          [
+            ...formats.map((r) => [r.group, r.format.toUpperCase(), formatCount(r.params), formatBytes(r.bytes), `${bitsPerWeight(r.format)}`]),
+            ['total', '', formatCount(formats.reduce((s, r) => s + r.params, 0)), formatBytes(total), ''],
+          ],
+          ['weights', 'format', 'parameters', 'memory', 'bits/weight'],
+        ),
+      );
+      return;
+    }
     const mem = memoryByModule(config, p);
     const total = mem.reduce((s, [, n]) => s + n, 0);
     this.memory.replaceChildren(
@@ -102,8 +124,18 @@ export class ModelInfoPanel {
       parts.push(table([...memory.map((m) => [m.module, formatBytes(m.bytes)]), ['total', formatBytes(total)]], ['GPU memory', 'bytes']));
     }
     if (timings && timings.length) {
-      const sorted = [...timings].sort((a, b) => b.micros - a.micros).slice(0, 24);
-      parts.push(table(sorted.map((t) => [t.name, t.micros.toFixed(1)]), ['kernel (pass)', 'µs / step']));
+      const sorted = [...timings].sort((a, b) => b.microsPerToken - a.microsPerToken).slice(0, 24);
+      const total = timings.reduce((s, t) => s + t.microsPerToken, 0);
+      parts.push(
+        table(
+          [...sorted.map((t) => [t.name, formatMicros(t.microsPerToken), formatMicros(t.micros)]), ['all passes', formatMicros(total), '']],
+          ['kernel (pass)', 'GPU time / token', 'per step'],
+        ),
+      );
+      const steps = Math.max(...timings.map((t) => t.samples));
+      const caption = Object.assign(document.createElement('div'), { className: 'note' });
+      caption.textContent = `Per token: a step's time divided by the tokens it ran (steps of 1 to 64 tokens), summed over the ${steps} steps measured.`;
+      parts.push(caption);
     }
     this.timings.replaceChildren(...parts, caption);
   }

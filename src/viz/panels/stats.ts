@@ -171,36 +171,31 @@ export function meanMetric(metrics: readonly LayerMetrics[], moeLayers: readonly
 }
 
 /**
- * The height the grid draws for (layer, expert) in `mode`, from a snapshot: the same formula as
- * instance-values.wgsl, used on the CPU only to place the token-path line on the bars (not per frame).
+ * The heights the grid draws for a layer's experts in `mode`, from a snapshot: the same formula as
+ * instance-values.wgsl, used on the CPU for picking and to place the token-path line on the bars (not per frame).
  */
-export function barHeight(
+export function barHeights(
   s: Pick<RoutingSnapshot, 'numExperts' | 'counts' | 'stepCounts' | 'probMass' | 'dropped' | 'rerouted'>,
   layer: number,
-  expert: number,
   mode: 'load' | 'current' | 'probability' | 'dropped',
   heightScale: number,
   maxRatio = 6,
-): number {
+): Float64Array {
   const E = s.numExperts;
-  const value = (e: number) => {
+  const values = new Float64Array(E);
+  for (let e = 0; e < E; e++) {
     const i = layer * E + e;
-    if (mode === 'load') return s.counts[i];
-    if (mode === 'current') return s.stepCounts[i];
-    if (mode === 'probability') return s.probMass[i];
-    return s.dropped[i] + s.rerouted[i];
-  };
+    values[e] = mode === 'load' ? s.counts[i] : mode === 'current' ? s.stepCounts[i] : mode === 'probability' ? s.probMass[i] : s.dropped[i] + s.rerouted[i];
+  }
   let total = 0;
   let peak = 0;
-  for (let e = 0; e < E; e++) {
-    total += value(e);
-    peak = Math.max(peak, value(e));
+  for (const v of values) {
+    total += v;
+    peak = Math.max(peak, v);
   }
-  const v = value(expert);
-  const h = mode === 'load' || mode === 'probability'
-    ? 0.5 * Math.min(total > 0 ? v / (total / E) : 0, maxRatio)
-    : 1.5 * (peak > 0 ? v / peak : 0);
-  return h * heightScale;
+  return values.map((v) =>
+    heightScale * (mode === 'load' || mode === 'probability' ? 0.5 * Math.min(total > 0 ? v / (total / E) : 0, maxRatio) : 1.5 * (peak > 0 ? v / peak : 0)),
+  );
 }
 
 /**

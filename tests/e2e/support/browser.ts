@@ -63,7 +63,7 @@ export interface PageLog {
 }
 
 /** A page that records console errors, page errors and failed requests, and counts buffer mappings in frames. */
-export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height = 800): Promise<{ page: Page; log: PageLog }> {
+export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height = 800, tour = false): Promise<{ page: Page; log: PageLog }> {
   const page = await h.browser.newPage();
   await page.setViewport({ width, height });
   const log: PageLog = { errors: [], all: [] };
@@ -76,8 +76,10 @@ export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height
   page.on('requestfailed', (r) => {
     if (r.failure()?.errorText !== 'net::ERR_ABORTED') log.errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
   });
-  // Count GPUBuffer.mapAsync calls: in total, and those made while the app's frame callback runs.
-  await page.evaluateOnNewDocument(() => {
+  // Count GPUBuffer.mapAsync calls: in total, and those made while the app's frame callback runs. Pages start as a
+  // returning user's (first-run tour seen) unless `tour` is asked for.
+  await page.evaluateOnNewDocument((showTour) => {
+    if (!showTour) localStorage.setItem('moescope.tour', 'done');
     const w = window as unknown as { __maps: { total: number; inFrame: number }; __moescope?: { inFrame: boolean } };
     w.__maps = { total: 0, inFrame: 0 };
     const proto = (globalThis as unknown as { GPUBuffer?: { prototype: GPUBuffer } }).GPUBuffer?.prototype;
@@ -88,7 +90,7 @@ export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height
       if (w.__moescope?.inFrame) w.__maps.inFrame++;
       return original.apply(this, args);
     };
-  });
+  }, tour);
   return { page, log };
 }
 

@@ -1,0 +1,316 @@
+// A GGUF file as a model: metadata → MoeConfig, llama.cpp tensor names → the engine's load plan, tokenizer.ggml.* →
+// a tokenizer. The config goes through the same normaliser as config.json (built from the GGUF keys after they are
+// checked here, so errors name the GGUF key); the plan uses the canonical entries of src/io/weights.ts.
+//
+// llama.cpp names (llama-arch.cpp), row-major shapes as the reader reports them:
+//   token_embd [V, H], output_norm [H], output [V, H] (absent: tied), per layer blk.{l}.:
+//   attn_norm, ffn_norm [H]; attn_q [nH·d, H], attn_k/attn_v [nKV·d, H], attn_output [H, nH·d] (+ .bias);
+//   attn_q_norm/attn_k_norm; ffn_gate_inp [E, H]; ffn_gate_exps/ffn_up_exps [E, I, H], ffn_down_exps [E, H, I];
+//   Qwen2-MoE shared expert ffn_{gate,up,down}_shexp, ffn_gate_inp_shexp [1, H]; dense layers ffn_{gate,up,down}.
+// The `llama` architecture (Mixtral) and `granitemoe` store q/k rows permuted for interleaved RoPE
+// (convert_hf_to_gguf.py LlamaModel.permute): the plan reads those rows back into rotate-half order, row by row.
+import type { ModelFamily, MoeConfig } from '../model/config';
+import { tensorBytes, type TensorFormat } from '../model/dtypes';
+import { normalizeConfig } from './config';
+import { ModelFileError, UnsupportedModelError, field, tensorField } from './errors';
+import { ggufTensorFormat, readGgufHeader, type GgufHeader, type GgufTensor, type GgufValue } from './gguf';
+import type { ModelFolder } from './source';
+import { ggufTokenizer } from './gguf-tokenizer';
+import type { ModelTokenizer } from './tokenizer';
+import type { LoadPlan, PlanEntry, TensorPart, TensorRole } from './weights';
+
+/** llama.cpp architecture → the family whose engine path runs it. */
+const ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
+  llama: 'mixtral', qwen2moe: 'qwen2_moe', qwen3moe: 'qwen3_moe', olmoe: 'olmoe', granitemoe: 'granitemoe',
+};
+/** Whether the chosen experts' weights are renormalised (llama.cpp: per architecture unless expert_weights_norm). */
+const NORM_TOPK: Readonly<Record<string, boolean>> = { llama: true, qwen2moe: false, qwen3moe: true, olmoe: false, granitemoe: true };
+/** Architectures whose converter permutes q/k rows for interleaved RoPE. */
+const PERMUTED_QK = new Set(['llama', 'granitemoe']);
+
+/** Typed reads of GGUF metadata with errors naming the file and key. */
+class Meta {
+  constructor(readonly h: GgufHeader) {}
+
+  fail(key: string, detail: string): never {
+    throw new ModelFileError(this.h.file, field(key), detail);
+  }
+
+  has(key: string): boolean {
+    return this.h.metadata.has(key);
+  }
+
+  num(key: string, fallback?: number): number {
+    const v = this.h.metadata.get(key);
+    if (v === undefined) {
+      if (fallback === undefined) this.fail(key, 'missing');
+      return fallback;
+    }
+    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(key, `expected a number, found ${describe(v)}`);
+    return v;
+  }
+
+  str(key: string, fallback?: string): string {
+    const v = this.h.metadata.get(key);
+    if (v === undefined) {
+      if (fallback === undefined) this.fail(key, 'missing');
+      return fallback;
+    }
+    if (typeof v !== 'string') this.fail(key, `expected a string, found ${describe(v)}`);
+    return v;
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const v = this.h.metadata.get(key);
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') this.fail(key, `expected a bool, found ${describe(v)}`);
+    return v;
+  }
+
+  /** An array whose elements all pass `check`. */
+  list<T extends GgufValue>(key: string, what: string, check: (x: GgufValue) => x is T): T[] | null {
+    const v = this.h.metadata.get(key);
+    if (v === undefined) return null;
+    if (!Array.isArray(v) || !v.every(check)) this.fail(key, `expected an array of ${what}`);
+    return v as T[];
+  }
+}
+
+const describe = (v: GgufValue): string => (Array.isArray(v) ? `an array of ${v.length}` : JSON.stringify(String(v)));
+const isString = (x: GgufValue): x is string => typeof x === 'string';
+const isNumber = (x: GgufValue): x is number => typeof x === 'number';
+
+/** The model family of a GGUF file's architecture, or an UnsupportedModelError naming general.architecture. */
+function familyOf(m: Meta): { arch: string; family: ModelFamily } {
+  const arch = m.str('general.architecture');
+  const family = Object.hasOwn(ARCHITECTURES, arch) ? ARCHITECTURES[arch] : undefined;
+  if (!family) {
+    throw new ModelFileError(m.h.file, field('general.architecture'),
+      `"${arch}" is not a supported architecture (${Object.keys(ARCHITECTURES).join(', ')})`);
+  }
+  if (arch === 'llama' && m.num('llama.expert_count', 0) === 0) {
+    throw new UnsupportedModelError(m.h.file, 'a llama GGUF without experts (llama.expert_count) is a dense model, not a MoE');
+  }
+  return { arch, family };
+}
+
+/** MoeConfig from GGUF metadata (and tensor presence: tied output, dense layers). */
+export function ggufConfig(h: GgufHeader): MoeConfig {
+  const m = new Meta(h);
+  const { arch, family } = familyOf(m);
+  const k = (name: string) => `${arch}.${name}`;
+  const layers = m.num(k('block_count'));
+  const heads = m.num(k('attention.head_count'));
+  const hidden = m.num(k('embedding_length'));
+  // llama.cpp writes {arch}.vocab_size only when it differs from the token list's length.
+  const tokens = m.list('tokenizer.ggml.tokens', 'strings', isString);
+  const vocab = m.has(k('vocab_size')) || !tokens ? m.num(k('vocab_size')) : tokens.length;
+  const json: Record<string, unknown> = {
+    model_type: family,
+    hidden_size: hidden,
+    num_hidden_layers: layers,
+    num_attention_heads: heads,
+    num_key_value_heads: m.num(k('attention.head_count_kv'), heads),
+    vocab_size: vocab,
+    max_position_embeddings: m.num(k('context_length')),
+    rms_norm_eps: m.num(k('attention.layer_norm_rms_epsilon')),
+    rope_theta: m.num(k('rope.freq_base'), 10000),
+    tie_word_embeddings: !h.tensors.has('output.weight'),
+    num_experts: m.num(k('expert_count')),
+    num_experts_per_tok: m.num(k('expert_used_count')),
+    norm_topk_prob: m.bool(k('expert_weights_norm'), NORM_TOPK[arch]),
+    torch_dtype: 'float32',
+  };
+  if (m.has(k('attention.key_length'))) json.head_dim = m.num(k('attention.key_length'));
+  if (m.has(k('rope.scaling.type')) && m.str(k('rope.scaling.type')) !== 'none') json.rope_scaling = { type: m.str(k('rope.scaling.type')) };
+  const expertI = family === 'qwen2_moe' || family === 'qwen3_moe' || m.has(k('expert_feed_forward_length'))
+    ? m.num(k('expert_feed_forward_length'))
+    : m.num(k('feed_forward_length'));
+  if (family === 'qwen2_moe' || family === 'qwen3_moe') {
+    json.moe_intermediate_size = expertI;
+    json.intermediate_size = m.num(k('feed_forward_length'), expertI);
+    json.mlp_only_layers = [...Array(layers).keys()].filter((l) => !h.tensors.has(`blk.${l}.ffn_gate_inp.weight`));
+    if (family === 'qwen2_moe') {
+      json.shared_expert_intermediate_size = m.num(k('expert_shared_feed_forward_length'));
+      json.qkv_bias = h.tensors.has('blk.0.attn_q.bias');
+    }
+  } else {
+    json.intermediate_size = expertI;
+  }
+  if (m.has(k('attention.sliding_window'))) json.sliding_window = m.num(k('attention.sliding_window'));
+  if (family === 'granitemoe') {
+    json.embedding_multiplier = m.num(k('embedding_scale'), 1);
+    json.residual_multiplier = m.num(k('residual_scale'), 1);
+    json.attention_multiplier = m.num(k('attention.scale'), 1);
+    json.logits_scaling = m.num(k('logit_scale'), 1);
+  }
+  return normalizeConfig(json, h.file);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Load plan
+
+class GgufPlanBuilder {
+  readonly entries: PlanEntry[] = [];
+  readonly used = new Set<string>();
+
+  constructor(readonly h: GgufHeader, readonly c: MoeConfig, readonly permutedQk: boolean) {}
+
+  tensor(name: string, shape: number[], what: string): { t: GgufTensor; format: TensorFormat } {
+    const t = this.h.tensors.get(name);
+    if (!t) throw new ModelFileError(this.h.file, tensorField(name), `missing (${what})`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new ModelFileError(this.h.file, tensorField(name), `has shape [${t.shape.join(', ')}], expected [${shape.join(', ')}] (${what})`);
+    }
+    this.used.add(name);
+    return { t, format: ggufTensorFormat(this.h.file, t) };
+  }
+
+  /** One entry from whole tensors; with several (gate, up), expert e's rows of each follow one another. */
+  add(entryName: string, role: TensorRole, layer: number | null, shape: number[], names: string[], what: string, rowOrder?: number[]): void {
+    const experts = shape.length === 3 ? shape[0] : 1;
+    const partShape = [...shape];
+    partShape[partShape.length - 2] = shape.length === 1 ? shape[0] : shape[shape.length - 2] / names.length;
+    const tensors = names.map((n) => this.tensor(n, shape.length === 1 ? shape : partShape, what));
+    const format = tensors[0].format;
+    for (const x of tensors) {
+      if (x.format !== format) {
+        throw new ModelFileError(this.h.file, tensorField(x.t.name), `is ${x.t.typeName} but "${tensors[0].t.name}" is ${tensors[0].t.typeName}; the engine fuses them into one ${role} buffer of one format`);
+      }
+    }
+    const byteLength = tensorBytes(format, shape)!;
+    const parts: TensorPart[] = [];
+    let dst = 0;
+    const push = (t: GgufTensor, start: number, bytes: number) => {
+      parts.push({ file: this.h.file, tensor: t.name, byteStart: t.begin + start, byteEnd: t.begin + start + bytes, dstOffset: dst });
+      dst += bytes;
+    };
+    if (rowOrder) {
+      const rowBytes = byteLength / shape[0];
+      for (const r of rowOrder) push(tensors[0].t, r * rowBytes, rowBytes);
+    } else {
+      for (let e = 0; e < experts; e++) {
+        for (const { t } of tensors) {
+          const each = (t.end - t.begin) / experts;
+          push(t, e * each, each);
+        }
+      }
+    }
+    this.entries.push({ name: entryName, role, layer, shape, dtype: format, byteLength, parts });
+  }
+
+  /** GGUF row of each rotate-half row: row t·d/2 + j of a head is the file's row 2j + t of that head. */
+  unpermute(rows: number, headDim: number): number[] {
+    const order: number[] = [];
+    for (let h = 0; h < rows / headDim; h++) {
+      for (let t = 0; t < 2; t++) for (let j = 0; j < headDim / 2; j++) order.push(h * headDim + 2 * j + t);
+    }
+    return order;
+  }
+}
+
+/** The load plan of a GGUF file for `config` (from ggufConfig). */
+export function buildGgufLoadPlan(h: GgufHeader, c: MoeConfig): LoadPlan {
+  const arch = new Meta(h).str('general.architecture');
+  const b = new GgufPlanBuilder(h, c, PERMUTED_QK.has(arch));
+  const H = c.hiddenSize;
+  const d = c.headDim;
+  const qDim = c.numHeads * d;
+  const kvDim = c.numKvHeads * d;
+  const E = c.numExperts;
+  const I = c.moeIntermediateSize;
+  b.add('embed', 'embed', null, [c.vocabSize, H], ['token_embd.weight'], 'token embedding');
+  for (let l = 0; l < c.numLayers; l++) {
+    const p = `layers.${l}`;
+    const g = `blk.${l}.`;
+    const at = `layer ${l}`;
+    b.add(`${p}.inputNorm`, 'inputNorm', l, [H], [`${g}attn_norm.weight`], `${at} attention norm`);
+    b.add(`${p}.q`, 'q', l, [qDim, H], [`${g}attn_q.weight`], `${at} q`, b.permutedQk ? b.unpermute(qDim, d) : undefined);
+    b.add(`${p}.k`, 'k', l, [kvDim, H], [`${g}attn_k.weight`], `${at} k`, b.permutedQk ? b.unpermute(kvDim, d) : undefined);
+    b.add(`${p}.v`, 'v', l, [kvDim, H], [`${g}attn_v.weight`], `${at} v`);
+    b.add(`${p}.o`, 'o', l, [H, qDim], [`${g}attn_output.weight`], `${at} o`);
+    if (c.attentionBias) {
+      b.add(`${p}.qBias`, 'qBias', l, [qDim], [`${g}attn_q.bias`], `${at} q bias`);
+      b.add(`${p}.kBias`, 'kBias', l, [kvDim], [`${g}attn_k.bias`], `${at} k bias`);
+      b.add(`${p}.vBias`, 'vBias', l, [kvDim], [`${g}attn_v.bias`], `${at} v bias`);
+    }
+    if (c.qkNorm !== 'none') {
+      const full = c.qkNorm === 'full';
+      b.add(`${p}.qNorm`, 'qNorm', l, [full ? qDim : d], [`${g}attn_q_norm.weight`], `${at} q norm`);
+      b.add(`${p}.kNorm`, 'kNorm', l, [full ? kvDim : d], [`${g}attn_k_norm.weight`], `${at} k norm`);
+    }
+    b.add(`${p}.postAttnNorm`, 'postAttnNorm', l, [H], [`${g}ffn_norm.weight`], `${at} FFN norm`);
+    if (c.moeLayers[l]) {
+      b.add(`${p}.router`, 'router', l, [E, H], [`${g}ffn_gate_inp.weight`], `${at} router`);
+      b.add(`${p}.expertsGateUp`, 'expertsGateUp', l, [E, 2 * I, H], [`${g}ffn_gate_exps.weight`, `${g}ffn_up_exps.weight`], `${at} experts gate/up`);
+      b.add(`${p}.expertsDown`, 'expertsDown', l, [E, H, I], [`${g}ffn_down_exps.weight`], `${at} experts down`);
+      if (c.sharedExpert) {
+        const Is = c.sharedExpert.intermediateSize;
+        b.add(`${p}.sharedGateUp`, 'sharedGateUp', l, [2 * Is, H], [`${g}ffn_gate_shexp.weight`, `${g}ffn_up_shexp.weight`], `${at} shared expert gate/up`);
+        b.add(`${p}.sharedDown`, 'sharedDown', l, [H, Is], [`${g}ffn_down_shexp.weight`], `${at} shared expert down`);
+        if (c.sharedExpert.gated) b.add(`${p}.sharedGate`, 'sharedGate', l, [1, H], [`${g}ffn_gate_inp_shexp.weight`], `${at} shared expert gate`);
+      }
+    } else {
+      const Id = c.intermediateSize;
+      b.add(`${p}.denseGateUp`, 'denseGateUp', l, [2 * Id, H], [`${g}ffn_gate.weight`, `${g}ffn_up.weight`], `${at} MLP gate/up`);
+      b.add(`${p}.denseDown`, 'denseDown', l, [H, Id], [`${g}ffn_down.weight`], `${at} MLP down`);
+    }
+  }
+  b.add('finalNorm', 'finalNorm', null, [H], ['output_norm.weight'], 'final norm');
+  if (!c.tieWordEmbeddings) b.add('lmHead', 'lmHead', null, [c.vocabSize, H], ['output.weight'], 'output projection');
+  return {
+    family: c.family,
+    dtype: c.weightDtype,
+    ffnOnly: false,
+    entries: b.entries,
+    totalBytes: b.entries.reduce((s, e) => s + e.byteLength, 0),
+    tiedLmHead: c.tieWordEmbeddings,
+    expertLayouts: c.moeLayers.map((moe) => (moe ? 'fused' : null)),
+    unused: [...h.tensors.keys()].filter((n) => !b.used.has(n)).sort(),
+  };
+}
+
+export interface OpenedGguf {
+  folder: ModelFolder;
+  file: string;
+  header: GgufHeader;
+  config: MoeConfig;
+  plan: LoadPlan;
+  tokenizer: ModelTokenizer;
+}
+
+/**
+ * The GGUF file a model folder (or a set of dropped files) holds, or null when it is a transformers folder (it has a
+ * config.json) or has no .gguf file. Several .gguf files (split GGUFs) are an error naming them.
+ */
+export async function findGguf(folder: ModelFolder): Promise<string | null> {
+  if (await folder.has('config.json')) return null;
+  const files = (await folder.list()).filter((f) => f.toLowerCase().endsWith('.gguf'));
+  if (files.length > 1) {
+    throw new ModelFileError(files[0], null, `one GGUF file per model is supported; ${folder.location} has ${files.length} (${files.join(', ')})`);
+  }
+  return files[0] ?? null;
+}
+
+/**
+ * Opens a GGUF file of a folder (or of dropped files): header, config, load plan with every tensor's type and shape
+ * checked, tokenizer. Reads only the header, never tensor data. An architecture the engine cannot run is an error
+ * naming general.architecture.
+ */
+export async function openGguf(folder: ModelFolder, file: string): Promise<OpenedGguf> {
+  const src = await folder.open(file);
+  let header: GgufHeader;
+  try {
+    header = await readGgufHeader(src);
+  } finally {
+    await src.close();
+  }
+  const config = ggufConfig(header);
+  if (config.unsupported) throw new UnsupportedModelError(file, config.unsupported);
+  const plan = buildGgufLoadPlan(header, config);
+  const tokenizer = ggufTokenizer(header);
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new ModelFileError(file, field('tokenizer.ggml.tokens'), `has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${config.vocabSize}`);
+  }
+  return { folder, file, header, config, plan, tokenizer };
+}

@@ -193,7 +193,7 @@ export async function benchModel(opts: {
     greedyIds: m.greedy,
     floors: {
       // Mean bytes per parameter as loaded (quantised formats mix block sizes; exact when one format holds all).
-      decodeWeightBytes: decodeWeightBytes(c, session.weightBytes / session.parameters.total),
+      decodeWeightBytes: decodeWeightBytes(c, session.memory().find((m) => m.module === 'weights')!.bytes / session.parameters.total),
       prefillFlops: forwardFlops(c, opts.promptTokens),
     },
   };

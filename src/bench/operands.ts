@@ -7,17 +7,23 @@ import { storageBuffer } from '../engine/kernels/common';
 export const ROTATE_BYTES = 200 * 1024 * 1024;
 const MAX_COPIES = 8;
 
-/** A block of deterministic pseudo-random values in [-1, 1), repeated to fill large buffers quickly. */
-export function randomBlock(n: number, seed: number): Float32Array {
+/** mulberry32: seeded uniforms in [0, 1), the same sequence on every machine. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
+  return () => {
     a = (a + 0x6d2b79f5) >>> 0;
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  }
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A block of deterministic pseudo-random values in [-1, 1), repeated to fill large buffers quickly. */
+export function randomBlock(n: number, seed: number): Float32Array {
+  const next = mulberry32(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = next() * 2 - 1;
   return out;
 }
 

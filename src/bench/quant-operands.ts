@@ -3,18 +3,8 @@
 import { QUANT_BLOCKS, f32ToF16, type QuantFormat } from '../model/dtypes';
 import { storageBuffer } from '../engine/kernels/common';
 import type { Gpu } from '../engine/gpu';
+import { mulberry32 } from './operands';
 
-/** mulberry32 uniforms in [0, 1). */
-function uniforms(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * `blocks` seeded random blocks of `format`: random bytes whose scale fields hold finite values of both signs between
@@ -22,7 +12,7 @@ function uniforms(seed: number): () => number {
  */
 export function randomQuantBlocks(format: QuantFormat, blocks: number, seed: number, minExp = -10, spanExp = 12): Uint8Array {
   const size = QUANT_BLOCKS[format].bytes;
-  const r = uniforms(seed);
+  const r = mulberry32(seed);
   const out = new Uint8Array(blocks * size);
   for (let i = 0; i < out.length; i++) out[i] = Math.floor(r() * 256);
   const view = new DataView(out.buffer);

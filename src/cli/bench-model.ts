@@ -20,7 +20,6 @@ import { loadModel } from '../loading/load-model';
 import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import { countParameters, type MoeConfig } from '../model/config';
-import { bytesPerElement } from '../model/dtypes';
 import { median } from '../bench/timing';
 import { parseBytes } from './args';
 import { roundUpGB } from '../io/memory';
@@ -195,7 +194,8 @@ export async function benchModel(opts: {
     decodeAheadMs: m.ahead,
     greedyIds: m.greedy,
     floors: {
-      decodeWeightBytes: decodeWeightBytes(c, bytesPerElement(c.weightDtype)),
+      // Mean bytes per parameter as loaded (quantised formats mix block sizes; exact when one format holds all).
+      decodeWeightBytes: decodeWeightBytes(c, session.memory().find((m) => m.module === 'weights')!.bytes / session.parameters.total),
       prefillFlops: forwardFlops(c, opts.promptTokens),
     },
   };

@@ -1,10 +1,8 @@
 // End-to-end on the bundled demo model (the page at /): the page's own share of a step, from the step's GPU work
-// done to the panels drawn from its snapshot, stays within 100 ms on SwiftShader; play says when it cannot keep the
-// set speed.
-import { join } from 'node:path';
+// done to the panels drawn from its snapshot, stays within 100 ms on SwiftShader.
 import type { Page } from 'puppeteer';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, openPage, waitForApp, type PageLog } from './support/browser';
+import { openPage, waitForApp, type PageLog } from './support/browser';
 import { harnessForFile, hookOf, type HookCall } from './support/fixture-page';
 
 const harness = harnessForFile();
@@ -42,20 +40,6 @@ describe('stepping the demo model', () => {
     console.log(`page's share of a step (GPU work done → panels drawn), ms: ${shares.map((s) => s.toFixed(1)).join(', ')}`);
     const sorted = [...shares].sort((a, b) => a - b);
     expect(sorted[Math.floor(sorted.length / 2)]).toBeLessThanOrEqual(100);
-  }, 120_000);
-
-  it('play says when this GPU cannot keep the speed that is set', async () => {
-    await hook((m) => m.setParam('speed', 60));
-    await page.click('#play');
-    await page.waitForFunction(() => /too slow for the 60 tokens\/s set/.test(document.getElementById('play-rate')!.textContent ?? ''), { timeout: 90_000 });
-    const text = await page.$eval('#play-rate', (e) => e.textContent ?? '');
-    const rate = Number(/^(\d+\.\d) tokens\/s/.exec(text)![1]);
-    expect(rate).toBeGreaterThan(0);
-    expect(rate).toBeLessThan(54);
-    await page.screenshot({ path: join(ARTIFACTS, 'latency-play-too-slow.png') });
-    await page.click('#play');
-    await hook((m) => m.settle());
-    expect(await page.$eval('#play-rate', (e) => e.textContent)).toBe('');
   }, 120_000);
 
   it('logged no console errors', () => {

@@ -5,10 +5,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'puppeteer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, openPage, pickFiles, startHarness, waitForApp, type Harness } from './support/browser';
+import { ARTIFACTS, startHarness, type Harness } from './support/browser';
+import { MIXTRAL_FIXTURE as FIXTURE, openMixtralFixture, type HookCall } from './support/fixture-page';
 
-type Hook = NonNullable<Window['__moescope']>;
-const FIXTURE = 'tests/fixtures/mixtral';
 const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as {
   prompt: string;
   input_ids: number[];
@@ -19,19 +18,11 @@ const E = golden.num_experts;
 
 let h: Harness;
 let page: Page;
-const hook = <T>(fn: (m: Hook) => T | Promise<T>): Promise<T> =>
-  page.evaluate(async (src) => {
-    const f = new Function('m', `return (${src})(m)`) as (m: Hook) => T;
-    return f(window.__moescope!);
-  }, fn.toString()) as Promise<T>;
+let hook: HookCall;
 
 beforeAll(async () => {
   h = await startHarness();
-  ({ page } = await openPage(h, 1280, 900));
-  await page.goto(`${h.origin}/?model=config:mixtral-8x7b.json`);
-  await waitForApp(page);
-  await pickFiles(page, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => join(FIXTURE, f)));
-  await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 120_000 });
+  ({ page, hook } = await openMixtralFixture(h, 1280, 900));
   expect(await hook((m) => m.errors())).toEqual([]);
   await hook((m) => m.settle());
 }, 400_000);

@@ -48,7 +48,11 @@ describe('a lost device', () => {
     const before = await agreement();
     expect(before.position).toBe(3);
     await new Promise((r) => setTimeout(r, 500)); // the URL is written a moment after a step
-    await Promise.all([page.waitForNavigation({ timeout: 300_000 }), hook((m) => m.loseDevice())]);
+    // Destroyed after this evaluate returns: the reload it causes would otherwise tear down the evaluate's own context.
+    await Promise.all([
+      page.waitForNavigation({ timeout: 300_000 }),
+      page.evaluate(() => void setTimeout(() => window.__moescope!.loseDevice(), 0)),
+    ]);
     await waitForApp(page, 300_000);
     await page.waitForFunction(() => window.__moescope!.position() === 3 || window.__moescope!.errors().length > 0, { timeout: 300_000 });
     await hook((m) => m.settle());
@@ -71,10 +75,12 @@ describe('random actions in quick succession', () => {
     await page.waitForFunction(() => window.__moescope!.hasSession(), { timeout: 300_000 });
     await hook((m) => m.settle());
     const picked = await hook((m) => m.modelId());
-    const ran = await page.evaluate(async (pickedId, n) => {
+    // In batches of 50 (one page call each, so none outlives the protocol's time limit on a loaded machine); the
+    // random sequence continues across batches.
+    const batch = (pickedId: string | null, n: number, seed: number, last: boolean) => page.evaluate(async (pickedId, n, seed0, last) => {
       const m = window.__moescope!;
       const app = m.app;
-      let seed = 12345;
+      let seed = seed0;
       const rand = (k: number) => {
         seed = (seed * 1103515245 + 12345) & 0x7fffffff;
         return seed % k;
@@ -97,11 +103,20 @@ describe('random actions in quick succession', () => {
         if (rand(4) === 0) await new Promise((r) => setTimeout(r, rand(30)));
       }
       await Promise.allSettled(pending);
-      if (app.model?.id !== pickedId) await app.open(pickedId!);
-      app.stepper?.pause();
-      await m.settle();
-      return counts;
-    }, picked, 300);
+      if (last) {
+        if (app.model?.id !== pickedId) await app.open(pickedId!);
+        app.stepper?.pause();
+        await m.settle();
+      }
+      return { counts, seed };
+    }, pickedId, n, seed, last);
+    const ran: Record<string, number> = {};
+    let seed = 12345;
+    for (let b = 0; b < 6; b++) {
+      const out = await batch(picked, 50, seed, b === 5);
+      seed = out.seed;
+      for (const [k, v] of Object.entries(out.counts)) ran[k] = (ran[k] ?? 0) + v;
+    }
     expect(Object.values(ran).reduce((a, b) => a + b, 0)).toBe(300);
     expect(await hook((m) => m.errors())).toEqual([]);
     // One more step so the check covers a live model, then the three views of the routing record must agree.

@@ -2,12 +2,10 @@
 // transition counts from the routing ring against counts of the experts transformers chose (exact), and the ablation
 // sweep's Δ log-likelihood and KL against the float64 reference decoder run with the expert removed; merged experts
 // against the reference decoder on weights merged here.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../../src/loading/load-model';
 import { planTensorsF32 } from '../../src/loading/plan-f32';
-import type { Session } from '../../src/engine/model/session';
 import { nodeFolder } from '../../src/io/node-source';
 import { openModel } from '../../src/io/model';
 import { ablationSweep } from '../../src/engine/analysis/ablation-sweep';
@@ -15,7 +13,7 @@ import { ExpertMerger, type MergeMode } from '../../src/engine/analysis/expert-m
 import { pathways } from '../../src/analysis/pathways';
 import { AtlasBuilder } from '../../src/analysis/atlas';
 import { decoderRef } from '../../src/reference/decoder';
-import { testGpu } from '../support/gpu';
+import { relativeError, sessionOpener } from '../support/sessions';
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'mixtral'); // 2 layers × 8 experts, top-2, f32
 const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as {
@@ -26,14 +24,8 @@ const ids = golden.input_ids;
 
 /** SwiftShader on a shared machine: a whole-model test may take minutes. */
 const SLOW = 400_000;
-const sessions: Session[] = [];
-afterAll(() => sessions.forEach((s) => s.destroy()));
-async function open(): Promise<Session> {
-  // 16 tokens per step: the 27-token prompt runs in two steps.
-  const session = await loadModel(await testGpu(), await nodeFolder(FIXTURE), { contextLength: 64, maxTokensPerStep: 16 });
-  sessions.push(session);
-  return session;
-}
+// 16 tokens per step: the 27-token prompt runs in two steps.
+const open = sessionOpener(FIXTURE, { contextLength: 64, maxTokensPerStep: 16 });
 
 describe('pathways from the routing ring', () => {
   it('co-activation and transition counts equal counts of the experts transformers chose', async () => {
@@ -120,16 +112,6 @@ describe('causal expert atlas', () => {
   }, SLOW);
 });
 
-/** max |a − e| / max |e| over a logits array. */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return Number.isNaN(worst) ? Infinity : worst / scale;
-}
 
 describe('expert merging', () => {
   it('an averaged layer and a copied expert predict as the reference on merged weights; restore gives the model back', async () => {

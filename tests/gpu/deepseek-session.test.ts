@@ -1,12 +1,9 @@
 // DeepSeek (MLA on the compressed cache) through the session: a prompt prefilled in chunks that start mid-cache, and
 // stepping back, which rewrites cache rows in place.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../../src/loading/load-model';
-import type { Session } from '../../src/engine/model/session';
-import { nodeFolder } from '../../src/io/node-source';
-import { testGpu } from '../support/gpu';
+import { relativeError, sessionOpener } from '../support/sessions';
 
 const FIXTURE = join(__dirname, '..', 'fixtures', 'deepseek_v2');
 const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as {
@@ -15,23 +12,12 @@ const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as
   decode: { input_id: number; logits: number[] }[];
 };
 
-const sessions: Session[] = [];
-afterAll(() => sessions.forEach((s) => s.destroy()));
+const open = sessionOpener(FIXTURE, { contextLength: 48, maxTokensPerStep: 5 });
 
-/** max |a − e| / max |e| */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let worst = 0, scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return Number.isNaN(worst) ? Infinity : worst / scale;
-}
 
 describe('DeepSeek-V2 session', () => {
   it("a prompt fed 5 tokens per step gives transformers' logits for the last token and the next decode step", async () => {
-    const s = await loadModel(await testGpu(), await nodeFolder(FIXTURE), { contextLength: 48, maxTokensPerStep: 5 });
-    sessions.push(s);
+    const s = await open();
     await s.feed(golden.input_ids); // 28 tokens: 6 steps, all but the first starting mid-cache
     expect(relativeError(await s.lastLogits(), golden.prefill.logits.at(-1)!)).toBeLessThan(1e-4);
     await s.feed([golden.decode[0].input_id]);
@@ -39,8 +25,7 @@ describe('DeepSeek-V2 session', () => {
   });
 
   it('stepping back and feeding the same tokens again gives the same logits', async () => {
-    const s = await loadModel(await testGpu(), await nodeFolder(FIXTURE), { contextLength: 48, maxTokensPerStep: 16 });
-    sessions.push(s);
+    const s = await open({ maxTokensPerStep: 16 });
     await s.feed(golden.input_ids);
     const first = await s.lastLogits();
     await s.back(10);

@@ -11,6 +11,7 @@ import { memoryFolder } from '../../src/io/source';
 import { encodeSafetensors, openCheckpoint, readTensor } from '../../src/io/safetensors';
 import { K_MAX } from '../../src/engine/routing-buffers';
 import { testGpu } from '../support/gpu';
+import { relativeError } from '../support/sessions';
 
 const FIXTURES = join(__dirname, '..', 'fixtures');
 
@@ -62,16 +63,6 @@ async function upcastToF32(dir: string) {
   });
 }
 
-/** Relative error of a logits row: max |a - e| / max |e| (logits have no natural per-element scale). */
-function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let worst = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return Number.isNaN(worst) ? Infinity : worst / scale;
-}
 
 /** Routing ids must match, except where transformers' own k-th/(k+1)-th gap is a near-tie. */
 function checkRouting(

@@ -1,28 +1,22 @@
 // The session a person drives: stepping back, what-if policies, the per-token path's mappings, and failures that must
 // leave a clear error (too-large models, a lost device).
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../../src/loading/load-model';
-import type { Session } from '../../src/engine/model/session';
 import { nodeFolder } from '../../src/io/node-source';
 import { memoryFolder } from '../../src/io/source';
 import { OutOfMemoryError } from '../../src/io/errors';
 import { GpuDeviceLostError } from '../../src/engine/gpu';
 import { requestNodeGpu } from '../../src/engine/node/device-node';
 import { testGpu } from '../support/gpu';
+import { sessionOpener } from '../support/sessions';
 
 const ROOT = join(__dirname, '..', '..');
 const FIXTURE = join(ROOT, 'tests', 'fixtures', 'qwen3_moe'); // 16 experts, top-4
 const golden = JSON.parse(readFileSync(join(FIXTURE, 'golden.json'), 'utf8')) as { input_ids: number[] };
 
-const sessions: Session[] = [];
-afterAll(() => sessions.forEach((s) => s.destroy()));
-async function open(): Promise<Session> {
-  const session = await loadModel(await testGpu(), await nodeFolder(FIXTURE), { contextLength: 64, maxTokensPerStep: 16 });
-  sessions.push(session);
-  return session;
-}
+const open = sessionOpener(FIXTURE, { contextLength: 64, maxTokensPerStep: 16 });
 
 describe('session', () => {
   it('step back restores the earlier routing counts and the same next logits', async () => {
@@ -117,8 +111,7 @@ describe('session', () => {
       queue.onSubmittedWorkDone = () => { waits++; return original(); };
       for (const uploadWindowBytes of [undefined, 4096]) {
         waits = 0;
-        const session = await loadModel(gpu, await nodeFolder(FIXTURE), { contextLength: 64, maxTokensPerStep: 16, uploadWindowBytes });
-        sessions.push(session);
+        const session = await open({ uploadWindowBytes }); // on the shared test device, whose queue is watched
         loadWaits.push(waits);
         await session.feed(golden.input_ids.slice(0, 10));
         logits.push(await session.stepLogits());

@@ -1,16 +1,8 @@
 // Seeded random problem generators: the same seed gives the same problem on every machine.
+import { mulberry32 } from '../../src/bench/operands';
 
 /** mulberry32: small, fast, good enough for test data. Returns uniforms in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** Standard normal samples (Box–Muller). */
 export function gaussian(seed: number): () => number {

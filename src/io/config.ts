@@ -110,21 +110,12 @@ class Fields {
 /** A reason the engine cannot run a model, naming the config.json field it comes from. */
 const because = (name: string, detail: string): string => `${field(name)}: ${detail}`;
 
-/** Common attention/shape fields; `unsupported` collects reasons the engine cannot run the model. */
-interface Common {
-  vocabSize: number;
-  hiddenSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-  rmsNormEps: number;
-  ropeTheta: number;
-  ropeScaling: RopeScaling;
-  maxPositions: number;
-  tieWordEmbeddings: boolean;
-  weightDtype: WeightDtype;
-}
+/** The MoeConfig fields every family reads the same way (shapes, norms, RoPE, embeddings, dtype). */
+type Common = Pick<
+  MoeConfig,
+  | 'vocabSize' | 'hiddenSize' | 'numLayers' | 'numHeads' | 'numKvHeads' | 'headDim' | 'rmsNormEps' | 'ropeTheta'
+  | 'maxPositions' | 'tieWordEmbeddings' | 'weightDtype'
+> & { ropeScaling: RopeScaling };
 
 interface FamilyDefaults {
   rmsNormEps: number;

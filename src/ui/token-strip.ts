@@ -82,13 +82,21 @@ export class TokenStrip {
       const processed = p < position;
       const bits = processed ? v.bitsOf(p) : NaN;
       const dropped = processed && v.droppedIn(p);
+      const c = processed && !dropped ? v.colorOf(p) : null;
+      // Processed, but outside the per-token record the view holds (a long replayed trace): no colour to show.
+      const unrecorded = processed && !dropped && c === null;
       const base = span.title.split(' · ')[0];
-      span.title = [base, ...(dropped ? [`dropped by capacity in the focus layer: no expert processed it there`] : []), ...(Number.isFinite(bits) ? [`surprisal ${bits.toFixed(2)} bits`] : [])].join(' · ');
-      span.classList.toggle('done', processed);
+      span.title = [
+        base,
+        ...(dropped ? [`dropped by capacity in the focus layer: no expert processed it there`] : []),
+        ...(unrecorded ? ['processed; its experts are outside the per-token record this view keeps'] : []),
+        ...(Number.isFinite(bits) ? [`surprisal ${bits.toFixed(2)} bits`] : []),
+      ].join(' · ');
+      span.classList.toggle('done', processed && !unrecorded);
+      span.classList.toggle('unrecorded', unrecorded);
       span.classList.toggle('dropped', dropped);
       span.classList.toggle('current', p === position - 1);
       span.classList.toggle('selected', p === selected);
-      const c = processed && !dropped ? v.colorOf(p) : null;
       span.style.setProperty('--expert', c ?? 'transparent');
     });
     const current = this.spans[position - 1 - this.first];

@@ -39,7 +39,7 @@ afterAll(async () => {
 
 describe('a lost device', () => {
   it('the page re-creates it, uploads the model again, returns to the same token and says so', async () => {
-    await page.goto(h.origin);
+    await page.goto(h.origin, { timeout: 300_000 });
     // Generous limits: on a loaded two-core machine the demo model's first load and pipelines take minutes.
     await waitForApp(page, 300_000);
     await page.waitForFunction(() => window.__moescope!.hasSession(), { timeout: 300_000 });
@@ -68,7 +68,7 @@ describe('a lost device', () => {
 
 describe('random actions in quick succession', () => {
   it('300 steps, step-backs, plays, policy changes and model switches leave view, panels and engine agreeing', async () => {
-    await page.goto(`${h.origin}/?model=config:mixtral-8x7b.json`);
+    await page.goto(`${h.origin}/?model=config:mixtral-8x7b.json`, { timeout: 300_000 });
     await waitForApp(page, 300_000);
     const fixture = 'tests/fixtures/mixtral';
     await pickFiles(page, ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'].map((f) => join(fixture, f)));

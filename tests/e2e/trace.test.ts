@@ -118,6 +118,12 @@ describe('trace replay in the dashboard', () => {
     const state = (await hook((m) => m.engineState()))!;
     expect(state.position).toBe(77_777);
     expect(state.counts).toEqual(Array.from(countsBetween(0, 77_777)));
+    // Far past the per-token record: the strip's processed tokens stay readable (not dark text on no colour).
+    await page.waitForFunction(() => document.querySelector('#strip .tok.current') !== null, { timeout: 30_000 });
+    const current = await page.$eval('#strip .tok.current', (el) => [el.className, getComputedStyle(el).color, el.getAttribute('title')]);
+    expect(current[0]).toContain('unrecorded');
+    expect(current[1]).not.toBe('rgb(14, 16, 21)');
+    expect(current[2]).toMatch(/outside the per-token record/);
     await page.screenshot({ path: join(ARTIFACTS, 'trace-deepseek-100k.png') });
   }, 300_000);
 

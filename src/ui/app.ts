@@ -153,6 +153,8 @@ export class App implements Dashboard {
   private async swapModel(model: LoadedModel, restore: ReturnType<typeof decodeUrlState>): Promise<void> {
     const { config } = model;
     const old = { model: this.model, stepper: this.stepper, skeleton: this.skeleton };
+    // Detach the old stepper first: work issued during the switch must not queue on a model about to be destroyed.
+    this.stepper = null;
     old.stepper?.pause();
     await old.stepper?.idle();
 

@@ -99,14 +99,26 @@ export async function openPage(h: Pick<Harness, 'browser'>, width = 1280, height
  * otherwise only time out.
  */
 export async function requireWebGpu(page: Page): Promise<void> {
-  const reason = await page.evaluate(async () => {
-    if (!navigator.gpu) return `navigator.gpu is missing (secure context: ${window.isSecureContext})`;
+  const probe = () =>
+    page.evaluate(async () => {
+      if (!navigator.gpu) return `navigator.gpu is missing (secure context: ${window.isSecureContext})`;
+      try {
+        return (await navigator.gpu.requestAdapter()) ? null : 'navigator.gpu.requestAdapter() returned null';
+      } catch (e) {
+        return `navigator.gpu.requestAdapter() threw ${String(e)}`;
+      }
+    });
+  let reason: string | null = null;
+  // A page that reloads itself (after a lost device, say) can navigate while the probe runs: probe the new page.
+  for (let attempt = 0; ; attempt++) {
     try {
-      return (await navigator.gpu.requestAdapter()) ? null : 'navigator.gpu.requestAdapter() returned null';
+      reason = await probe();
+      break;
     } catch (e) {
-      return `navigator.gpu.requestAdapter() threw ${String(e)}`;
+      if (attempt >= 5 || !/Execution context was destroyed|Cannot find context/.test(String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
     }
-  });
+  }
   if (reason) {
     throw new Error(`no WebGPU adapter in the page at ${page.url()}: ${reason}. Chromium ran with ${CHROMIUM_ARGS.join(' ')} ` +
       '(SwiftShader needs /usr/lib/chromium/vk_swiftshader_icd.json; see ARCHITECTURE.md, environment facts)');

@@ -356,9 +356,7 @@ export class Session implements ModelSession {
 
   /** GPU memory per module, bytes. */
   memory(): { module: string; bytes: number }[] {
-    const b = this.stats.buffers;
-    const routing = [b.counts, b.stepCounts, b.probMass, b.gateSum, b.dropped, b.rerouted, b.zLossSum, b.ringChosen, b.ringAssigned, b.ringWeights, b.ringProbs]
-      .reduce((n, x) => n + x.size, 0);
+    const routing = this.stats.allocatedBytes;
     return [
       { module: 'weights', bytes: this.weights.bytes },
       { module: 'KV cache', bytes: this.decoder.kvCacheBytes },

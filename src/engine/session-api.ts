@@ -3,7 +3,6 @@
 import type { Gpu } from './gpu';
 import type { MoeConfig, ParameterCounts } from '../model/config';
 import type { RoutingBuffers } from './routing-buffers';
-import type { SessionState } from './model/session';
 
 /** Live what-if routing controls; applied through uniforms (no pipeline rebuild). */
 export interface RoutingPolicy {
@@ -93,6 +92,21 @@ export interface StepLogits {
 
 /** Called once per step, synchronously after its submit, with the read-back still in flight. */
 export type StepLogitsListener = (pending: Promise<StepLogits>) => void;
+
+/** A session's CPU-side state: enough to rebuild its GPU state on another device (see ModelSession.replay). */
+export interface SessionState {
+  tokens: number[];
+  steps: ReplayStep[];
+  policy: RoutingPolicy;
+  /** Tokens sampled so far (the sampling seed's counter). */
+  drawn: number;
+}
+
+/** One submitted step: its tokens and the routing policy it ran under. */
+export interface ReplayStep {
+  size: number;
+  policy: RoutingPolicy;
+}
 
 export interface ModelSession {
   readonly config: MoeConfig;

@@ -3,7 +3,7 @@
 // each module (panels, token view, pointer, labels, URL, compare, inspector, controls) subscribes to what it shows.
 // This file owns the model's lifecycle, the engine's routing policy and the 3D scene's settings.
 import { GpuDeviceLostError, type Gpu } from '../engine/gpu';
-import type { SessionState } from '../engine/model/session';
+import type { SessionState } from '../engine/session-api';
 import { emptyRoutingSources, type RoutingViewSources } from '../viz/instance-values';
 import { ModelInfoPanel } from '../viz/panels/model-info';
 import { GridScene } from '../viz/scene';

@@ -1,8 +1,7 @@
 // Token stepping over a ModelSession: scan (teacher-forced over a text) or generate (decode), forward, back,
 // play/pause, reset. Engine calls are serialised through one queue so play, clicks and tests never interleave.
 // Each processed position keeps the text it shows and the domain label it came from (for the load-bar split).
-import type { ModelSession } from '../engine/session-api';
-import type { SessionState } from '../engine/model/session';
+import type { ModelSession, SessionState } from '../engine/session-api';
 import { alignTokens, labelAt, type LabelledSpan } from './align';
 
 export interface TokenInfo {

@@ -2,8 +2,7 @@
 // session's own replay of its steps where it has one, else by feeding the tokens again (a replayed trace); the plan,
 // the processed tokens (generated ones with their labels) and the events the panels rebuild from come back.
 import { describe, expect, it } from 'vitest';
-import type { SessionState } from '../../src/engine/model/session';
-import type { ModelSession } from '../../src/engine/session-api';
+import type { ModelSession, SessionState } from '../../src/engine/session-api';
 import { TokenStepper } from '../../src/ui/stepper';
 
 const texts = { encode: (t: string) => [...t].map((c) => c.charCodeAt(0)), tokenText: (id: number) => String.fromCharCode(id) };

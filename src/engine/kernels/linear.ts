@@ -16,7 +16,7 @@ import {
   matmulConfigFor,
   type WeightLayout,
 } from './matmul';
-import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
+import { UniformArena, Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 import { blockGrid } from './dispatch';
 
 export interface LinearShape {
@@ -45,10 +45,15 @@ export interface LinearBinding {
   readonly gemv: ReadonlyMap<number, GemvKernel>;
   /** Tiled matmul pipelines for MATMUL_LARGE and MATMUL_MID (see matmulConfigFor); empty when maxRows ≤ 16. */
   readonly matmul: readonly MatmulKernel[];
+  /** Rows the uniform holds (0: not yet written). */
+  rows: number;
 }
 
 export class LinearKernel {
-  constructor(private readonly gpu: Gpu) {}
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly arena: UniformArena | null = null,
+  ) {}
 
   /**
    * x: [maxRows, K] f32; W: [N, K] ('nk') or [K, N] in weightDtype words (as packWeights / the checkpoint stores
@@ -69,15 +74,16 @@ export class LinearKernel {
     }
     const configs = s.maxRows > GEMV_MAX_ROWS ? [MATMUL_LARGE, MATMUL_MID] : [];
     const matmul = configs.map((c) => new MatmulKernel(this.gpu, { ...common, ...c }));
-    const uniforms = new Uniforms(this.gpu, `${label}.shape`, MATMUL_PARAMS);
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, MATMUL_PARAMS, this.arena);
     const layout = kernelLayout(this.gpu, ['uniform', 'read', 'read', 'rw']);
     return {
       label,
       shape: s,
       uniforms,
-      bindGroup: bindGroup(this.gpu, label, layout, [uniforms.buffer, x, W, y]),
+      bindGroup: bindGroup(this.gpu, label, layout, [uniforms, x, W, y]),
       gemv,
       matmul,
+      rows: 0,
     };
   }
 
@@ -91,7 +97,10 @@ export class LinearKernel {
     if (!Number.isInteger(rows) || rows < 1 || rows > maxRows) {
       throw new Error(`${b.label}: rows must be 1..${maxRows}, got ${rows}`);
     }
-    b.uniforms.set({ M: rows, N, K });
+    if (b.rows !== rows) {
+      b.uniforms.set({ M: rows, N, K });
+      b.rows = rows;
+    }
     pass.setBindGroup(0, b.bindGroup);
     if (rows <= GEMV_MAX_ROWS) {
       const kernel = b.gemv.get(gemvBucket(rows))!;

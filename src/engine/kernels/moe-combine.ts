@@ -1,11 +1,11 @@
 // MoE combine kernel (shaders/moe_combine.wgsl): deterministic weighted gather of the expert outputs.
 import type { Gpu } from '../gpu';
-import { bindGroup, kernelLayout } from './common';
+import { type Uniforms, bindGroup, kernelLayout } from './common';
 
 export const COMBINE_CONSTANTS = { COMBINE_WG: 256 };
 
 export interface MoeCombineBuffers {
-  params: GPUBuffer;
+  params: GPUBuffer | Uniforms;
   records: GPUBuffer;
   /** f32 [rows, H] expert outputs */
   y: GPUBuffer;

@@ -1,6 +1,6 @@
 // Rotary position embedding kernel (shaders/rope.wgsl), in place on q and k, Hugging Face "rotate_half" convention.
 import type { Gpu } from '../gpu';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } from './common';
+import { UniformArena, Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/rope.wgsl. */
@@ -55,7 +55,10 @@ export class RopeKernel {
   private readonly layout;
   readonly pipeline: GPUComputePipeline;
 
-  constructor(private readonly gpu: Gpu) {
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly arena: UniformArena | null = null,
+  ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'rw', 'rw']);
     this.pipeline = gpu.pipeline('rope', 'main', ROPE_CONSTANTS, this.layout.pipelineLayout, this.layout.key);
   }
@@ -86,8 +89,8 @@ export class RopeKernel {
     };
     requireBytes(label, `inv_freq [${layout.headDim / 2}]`, invFreq, (layout.headDim / 2) * 4);
     const kBuffer = k ?? storageBuffer(this.gpu, `${label}.noK`, 16);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ROPE_PARAMS);
-    const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, invFreq, q, kBuffer]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, ROPE_PARAMS, this.arena);
+    const group = bindGroup(this.gpu, label, this.layout, [uniforms, invFreq, q, kBuffer]);
     return { uniforms, bindGroup: group, label, layout: full, q, k: kBuffer };
   }
 

@@ -11,7 +11,7 @@
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import type { TensorFormat } from '../../model/dtypes';
-import { storageBuffer } from '../kernels/common';
+import { UniformArena, storageBuffer } from '../kernels/common';
 import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';
 import { LinearKernel, type LinearBinding } from '../kernels/linear';
@@ -124,6 +124,10 @@ export class Decoder {
   private readonly ropeDim: number;
   /** Sequence length the dynamic-NTK table in invFreq was computed for (the plain table: maxPositions). */
   private ropeSeqLen = 0;
+  /** Every uniform the step writes but attention's: one queue write per step (UniformArena.flush). */
+  private readonly uniforms: UniformArena;
+  /** Token count the shape-only uniforms (norms, residuals, biases, SwiGLU) were last written for. */
+  private shapedTokens = 0;
 
   constructor(
     private readonly gpu: Gpu,
@@ -153,16 +157,17 @@ export class Decoder {
       return w(name);
     };
 
+    const arena = (this.uniforms = new UniformArena(gpu, 'Decoder'));
     this.kernels = {
-      embedding: new EmbeddingKernel(gpu, fmt('embed')),
-      norm: new RmsNormKernel(gpu, dtype),
-      normF32: new RmsNormKernel(gpu, 'f32'),
-      linear: new LinearKernel(gpu),
-      bias: new BiasAddKernel(gpu, dtype),
-      rope: new RopeKernel(gpu),
+      embedding: new EmbeddingKernel(gpu, fmt('embed'), arena),
+      norm: new RmsNormKernel(gpu, dtype, arena),
+      normF32: new RmsNormKernel(gpu, 'f32', arena),
+      linear: new LinearKernel(gpu, arena),
+      bias: new BiasAddKernel(gpu, dtype, arena),
+      rope: new RopeKernel(gpu, arena),
       attention: new AttentionKernel(gpu),
-      residual: new ResidualKernel(gpu),
-      swiglu: new SwigluKernel(gpu),
+      residual: new ResidualKernel(gpu, arena),
+      swiglu: new SwigluKernel(gpu, arena),
     };
     const k = this.kernels;
     const buf = (name: string, bytes: number) => storageBuffer(gpu, `Decoder.${name}`, bytes);
@@ -217,6 +222,7 @@ export class Decoder {
           config: c,
           stats,
           scratch: this.scratch!,
+          arena,
           weights: {
             router: w(`${p}.router`),
             routerBias: has(`${p}.routerBias`) ? w(`${p}.routerBias`) : null,
@@ -325,31 +331,46 @@ export class Decoder {
     k.linear.encode(pass, A.q, T);
     k.linear.encode(pass, A.k, T);
     k.linear.encode(pass, A.v, T);
-    for (const b of A.biases) {
-      k.bias.setRows(b, T);
-      k.bias.encode(pass, b, T);
-    }
+    for (const b of A.biases) k.bias.encode(pass, b, T);
     if (A.qNorm && A.kNorm) {
       // OLMoE normalises the whole projection; Qwen3-MoE each head (rows = tokens · heads).
       const perHead = c.qkNorm === 'head';
-      const qRows = perHead ? T * c.numHeads : T;
-      const kRows = perHead ? T * c.numKvHeads : T;
-      const qCols = perHead ? c.headDim : c.numHeads * c.headDim;
-      const kCols = perHead ? c.headDim : c.numKvHeads * c.headDim;
-      k.norm.setShape(A.qNorm, { rows: qRows, cols: qCols, eps: c.rmsNormEps });
-      k.norm.encode(pass, A.qNorm, qRows);
-      k.norm.setShape(A.kNorm, { rows: kRows, cols: kCols, eps: c.rmsNormEps });
-      k.norm.encode(pass, A.kNorm, kRows);
+      k.norm.encode(pass, A.qNorm, perHead ? T * c.numHeads : T);
+      k.norm.encode(pass, A.kNorm, perHead ? T * c.numKvHeads : T);
     }
     k.rope.setShape(A.rope, { tokens: T, startPos });
     k.rope.encode(pass, A.rope, T);
     k.attention.setShape(A.attention, { tokens: T, startPos });
     k.attention.encode(pass, A.attention, T);
     k.linear.encode(pass, A.o, T);
-    if (A.oBias) {
-      k.bias.setRows(A.oBias, T);
-      k.bias.encode(pass, A.oBias, T);
+    if (A.oBias) k.bias.encode(pass, A.oBias, T);
+  }
+
+  /** Writes the uniforms that depend on the token count only (norms, residuals, biases, SwiGLU): when T changes. */
+  private setShapes(T: number): void {
+    const c = this.config;
+    const k = this.kernels;
+    const H = c.hiddenSize;
+    const norm = { rows: T, cols: H, eps: c.rmsNormEps };
+    const residual = { count: T * H, scale: c.residualMultiplier };
+    for (const L of this.layers) {
+      k.norm.setShape(L.inputNorm, norm);
+      k.norm.setShape(L.postNorm, norm);
+      k.residual.setShape(L.attnResidual, residual);
+      k.residual.setShape(L.ffnResidual, residual);
+      if (L.dense) k.swiglu.setShape(L.dense.swiglu, { tokens: T, inter: c.intermediateSize });
+      const A = L.attn;
+      if (A.kind === 'mla') continue;
+      for (const b of A.biases) k.bias.setRows(b, T);
+      if (A.oBias) k.bias.setRows(A.oBias, T);
+      if (A.qNorm && A.kNorm) {
+        const perHead = c.qkNorm === 'head';
+        k.norm.setShape(A.qNorm, perHead ? { rows: T * c.numHeads, cols: c.headDim, eps: c.rmsNormEps } : { rows: T, cols: c.numHeads * c.headDim, eps: c.rmsNormEps });
+        k.norm.setShape(A.kNorm, perHead ? { rows: T * c.numKvHeads, cols: c.headDim, eps: c.rmsNormEps } : { rows: T, cols: c.numKvHeads * c.headDim, eps: c.rmsNormEps });
+      }
     }
+    k.normF32.setShape(this.finalNorm, norm);
+    this.shapedTokens = T;
   }
 
   setPolicy(policy: RoutingPolicy): void {
@@ -383,6 +404,7 @@ export class Decoder {
       throw new RangeError(`positions up to ${startPos + T} run past the context of ${this.options.maxSeq} tokens`);
     }
     this.updateDynamicRope(startPos + T);
+    if (T !== this.shapedTokens) this.setShapes(T);
     const split = profiler?.enabled ?? false;
     let pass = encoder.beginComputePass(profiler?.passDescriptor('embedding') ?? { label: 'Decoder.step' });
     const section = (name: string) => {
@@ -396,34 +418,29 @@ export class Decoder {
 
     for (let l = 0; l < this.layers.length; l++) {
       const L = this.layers[l];
-      section(`Layer${l}.attention`);
-      k.norm.setShape(L.inputNorm, { rows: T, cols: H, eps: c.rmsNormEps });
+      if (split) section(`Layer${l}.attention`);
       k.norm.encode(pass, L.inputNorm, T);
       if (L.attn.kind === 'mla') L.attn.encode(pass, T, startPos);
       else this.encodeStandardAttention(pass, L.attn, T, startPos);
-      k.residual.setShape(L.attnResidual, { count: T * H, scale: c.residualMultiplier });
       k.residual.encode(pass, L.attnResidual, T * H);
 
-      section(`Layer${l}.${L.moe ? 'moe' : 'mlp'}`);
-      k.norm.setShape(L.postNorm, { rows: T, cols: H, eps: c.rmsNormEps });
+      if (split) section(`Layer${l}.${L.moe ? 'moe' : 'mlp'}`);
       k.norm.encode(pass, L.postNorm, T);
       if (L.moe) {
         L.moe.encode(pass, this.act.normed, this.act.branch, T, startPos);
       } else if (L.dense) {
         k.linear.encode(pass, L.dense.gateUp, T);
-        k.swiglu.setShape(L.dense.swiglu, { tokens: T, inter: c.intermediateSize });
         k.swiglu.encode(pass, L.dense.swiglu, T);
         k.linear.encode(pass, L.dense.down, T);
       }
-      k.residual.setShape(L.ffnResidual, { count: T * H, scale: c.residualMultiplier });
       k.residual.encode(pass, L.ffnResidual, T * H);
     }
 
     section('lmHead');
-    k.normF32.setShape(this.finalNorm, { rows: T, cols: H, eps: c.rmsNormEps });
     k.normF32.encode(pass, this.finalNorm, T);
     k.linear.encode(pass, this.lmHead, T);
     pass.end();
+    this.uniforms.flush();
   }
 
   /**
@@ -443,5 +460,6 @@ export class Decoder {
   destroy(): void {
     for (const b of [...Object.values(this.act), ...this.kvCaches, this.invFreq, ...(this.mlaScratch?.buffers ?? [])]) b?.destroy();
     for (const m of this.moeLayers) m.destroy();
+    this.uniforms.destroy();
   }
 }

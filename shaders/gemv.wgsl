@@ -1,4 +1,5 @@
-// Skinny matmul for decode (1–16 rows):  y[r, n] (+)= Σ_k x[r, k] · W(n, k)  for r < rows ≤ ROWS.
+// Skinny matmul for decode (1–16 rows):  y[r, n] = Σ_k x[r, k] · W(n, k)  for r < rows ≤ ROWS, or with ACCUMULATE
+// y[r, n] += alpha · Σ_k x[r, k] · W(n, k) (a residual add fused: y is the residual stream, alpha its multiplier).
 // W(n, k) = W[n, k] when W_NK (stored [N, K], checkpoints' [out, in]) and W[k, n] otherwise. x, y f32; W f32, f16 or
 // bf16 as raw 32-bit words (lib/weights), decoded in registers; accumulation f32.
 //
@@ -25,7 +26,7 @@ struct Params {
   M: u32, // rows of x and y (1 ≤ M ≤ ROWS)
   N: u32, // columns of y (output features)
   K: u32, // columns of x (input features)
-  _pad: u32,
+  alpha: f32, // ACCUMULATE: multiplies the product added to y
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -168,7 +169,7 @@ fn accumulate_kn(tk: u32, n_first: u32) {
 fn store_y(r: u32, n: u32, v: f32) {
   if (r >= params.M || n >= params.N) { return; }
   let e = r * params.N + n;
-  if (ACCUMULATE) { y[e >> 2u][e & 3u] = y[e >> 2u][e & 3u] + v; } else { y[e >> 2u][e & 3u] = v; }
+  if (ACCUMULATE) { y[e >> 2u][e & 3u] = y[e >> 2u][e & 3u] + params.alpha * v; } else { y[e >> 2u][e & 3u] = v; }
 }
 
 @compute @workgroup_size(WG_SIZE)

@@ -1,8 +1,9 @@
 // Naive float64 matmul references.
 
 /**
- * y[m, n] = y0[m, n] + Σ_k x[m, k] · W(n, k), where W(n, k) = w[n·K + k] for layout 'nk' (W stored [N, K],
- * the checkpoints' [out, in]) and w[k·N + n] for 'kn' (W stored [K, N]). y0 (optional, [M, N]) models accumulate mode.
+ * y[m, n] = y0[m, n] + alpha · Σ_k x[m, k] · W(n, k), where W(n, k) = w[n·K + k] for layout 'nk' (W stored [N, K],
+ * the checkpoints' [out, in]) and w[k·N + n] for 'kn' (W stored [K, N]). y0 (optional, [M, N]) models accumulate
+ * mode (a fused residual add with multiplier alpha).
  */
 export function matmulRef(
   x: ArrayLike<number>,
@@ -12,15 +13,16 @@ export function matmulRef(
   N: number,
   layout: 'nk' | 'kn',
   y0?: ArrayLike<number>,
+  alpha = 1,
 ): Float64Array {
   const y = new Float64Array(M * N);
   for (let m = 0; m < M; m++) {
     for (let n = 0; n < N; n++) {
-      let sum = y0 ? y0[m * N + n] : 0;
+      let sum = 0;
       for (let k = 0; k < K; k++) {
         sum += x[m * K + k] * (layout === 'nk' ? w[n * K + k] : w[k * N + n]);
       }
-      y[m * N + n] = sum;
+      y[m * N + n] = (y0 ? y0[m * N + n] : 0) + alpha * sum;
     }
   }
   return y;

@@ -8,12 +8,12 @@ import type { RunnableFamily } from '../support/io-models';
 
 /** Dispatches one decode layer (T = 1) records, per family of the tiny synthetic models (MoE layers). */
 const DECODE_DISPATCHES: Record<RunnableFamily, number> = {
-  granitemoe: 17,
-  mixtral: 17,
-  olmoe: 19,
-  qwen3_moe: 19,
-  qwen2_moe: 22,
-  gpt_oss: 21,
+  granitemoe: 15,
+  mixtral: 15,
+  olmoe: 17,
+  qwen3_moe: 17,
+  qwen2_moe: 20,
+  gpt_oss: 19,
 };
 
 describe('decode step recording', () => {

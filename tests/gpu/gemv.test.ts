@@ -18,6 +18,8 @@ interface Case {
   dtype: WeightDtype;
   layout: WeightLayout;
   accumulate?: boolean;
+  /** accumulate's multiplier (default 1). */
+  alpha?: number;
   tile?: GemvTile;
   seed: number;
 }
@@ -38,10 +40,10 @@ async function check(c: Case, gpu?: Gpu) {
     y = poisonedBuffer(gpu, 'test.y', rows * N);
   }
   const b = kernel.bind('test.gemv', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', w.words), y);
-  kernel.setShape(b, { rows, N, K });
+  kernel.setShape(b, { rows, N, K, alpha: c.alpha });
   submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, N));
-  const what = `gemv ${rows}x${K}->${N} ${dtype} ${layout}${aligned ? ' aligned' : ''}${c.accumulate ? ' accumulate' : ''}`;
-  expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w.rounded, rows, K, N, layout, y0), TOL, what);
+  const what = `gemv ${rows}x${K}->${N} ${dtype} ${layout}${aligned ? ' aligned' : ''}${c.accumulate ? ` accumulate ×${c.alpha ?? 1}` : ''}`;
+  expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w.rounded, rows, K, N, layout, y0, c.alpha), TOL, what);
   expect(gpu.recentErrors).toEqual([]);
 }
 
@@ -58,6 +60,8 @@ describe('gemv', () => {
       it(`16 rows, 31->7 ${dtype} ${layout}`, () => check({ rows: 16, K: 31, N: 7, dtype, layout, seed: 22 }));
     }
     it(`accumulate ${layout}`, () => check({ rows: 3, K: 64, N: 72, dtype: 'bf16', layout, accumulate: true, seed: 23 }));
+    it(`accumulate ×0.6 (a fused residual add with Granite's multiplier) ${layout}`, () =>
+      check({ rows: 1, K: 264, N: 136, dtype: 'bf16', layout, accumulate: true, alpha: 0.6, seed: 28 }));
   }
   it('non-default tile (NT 4, WG_K 8)', () => check({ rows: 5, K: 96, N: 45, dtype: 'f32', layout: 'nk', tile: { WG_K: 8, WG_N: 8, NT: 4 }, seed: 24 }));
 
@@ -79,6 +83,10 @@ describe('gemv', () => {
   it('a broken kernel fails the check (f32 16-byte loop: every other pass skipped)', () =>
     expectMutantFails(mutation('gemv', 'for (var u = tk; u < units; u += WG_K) {', 'for (var u = tk; u < units; u += 2u * WG_K) {'),
       (broken) => check({ rows: 1, K: loopK(1, 'f32', true), N: 9, dtype: 'f32', layout: 'nk', seed: 27 }, broken), /outside atol/));
+
+  it('a broken kernel fails the check (accumulate ignores alpha)', () =>
+    expectMutantFails(mutation('gemv', '+ params.alpha * v;', '+ v;'),
+      (broken) => check({ rows: 1, K: 64, N: 9, dtype: 'f32', layout: 'nk', accumulate: true, alpha: 0.6, seed: 29 }, broken), /outside atol/));
 
   it('a broken kernel fails the check (drops the last partial sum)', async () => {
     await expectMutantFails(mutation('gemv', 'for (var t = 0u; t < WG_K; t++)', 'for (var t = 1u; t < WG_K; t++)'), (broken) => check({ rows: 2, K: 64, N: 9, dtype: 'f32', layout: 'nk', seed: 25 }, broken), /outside atol/);

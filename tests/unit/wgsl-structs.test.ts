@@ -10,6 +10,7 @@ import { ATTENTION_PARAMS } from '../../src/engine/kernels/attention';
 import { BIAS_ADD_PARAMS } from '../../src/engine/kernels/bias-add';
 import { EMBEDDING_PARAMS } from '../../src/engine/kernels/embedding';
 import { MATMUL_PARAMS } from '../../src/engine/kernels/matmul';
+import { GEMV_PARAMS } from '../../src/engine/kernels/gemv';
 import { MLA_ABSORB_PARAMS } from '../../src/engine/kernels/mla-absorb';
 import { MLA_ATTENTION_PARAMS } from '../../src/engine/kernels/mla-attention';
 import { GEMV_GROUPS, GEMV_LANES, GEMV_ROWS } from '../../src/engine/kernels/moe-expert';
@@ -55,7 +56,7 @@ const STRUCTS: [string, string, UniformLayout][] = [
   ['moe_stats_rebuild', 'Params', STATS_REBUILD_PARAMS],
   ['matmul', 'Params', MATMUL_PARAMS],
   ['matmul_kmajor', 'Params', MATMUL_PARAMS],
-  ['gemv', 'Params', MATMUL_PARAMS],
+  ['gemv', 'Params', GEMV_PARAMS],
   ['attention', 'Params', ATTENTION_PARAMS],
   ['mla_absorb', 'Params', MLA_ABSORB_PARAMS],
   ['mla_attention', 'Params', MLA_ATTENTION_PARAMS],

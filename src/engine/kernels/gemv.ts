@@ -1,9 +1,15 @@
 // Skinny matmul for 1–16 rows (shaders/gemv.wgsl): y[rows, N] (+)= x[rows, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
 import type { Gpu } from '../gpu';
 import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat } from '../../model/dtypes';
-import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
+import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout, type UniformLayout } from './common';
 import { blockGrid } from './dispatch';
-import { MATMUL_PARAMS, matmulAligned, type WeightLayout } from './matmul';
+import { matmulAligned, type WeightLayout } from './matmul';
+
+/**
+ * `Params` of shaders/gemv.wgsl. Its first three fields are matmul's (MATMUL_PARAMS), so one uniform serves a
+ * linear layer's GEMV and matmul pipelines; alpha (ACCUMULATE's multiplier) sits where matmul has padding.
+ */
+export const GEMV_PARAMS: UniformLayout = { fields: ['M', 'N', 'K', 'alpha'], floats: ['alpha'] };
 
 /** Row counts a GEMV pipeline is compiled for; `rows` rounds up to the next one. */
 export const GEMV_ROW_BUCKETS = [1, 2, 4, 8, 16] as const;
@@ -93,12 +99,15 @@ export class GemvKernel {
 
   /** x: [rows, K] f32; w: [N, K] or [K, N] in weightDtype words; y: [rows, N] f32 (may not alias x or w). */
   bind(label: string, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer): GemvBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.shape`, MATMUL_PARAMS);
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, GEMV_PARAMS);
     return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, w, y]) };
   }
 
-  /** Writes the shape uniform; 1 ≤ rows ≤ options.rows; K a multiple of a quantised format's block. */
-  setShape(b: GemvBinding, s: { rows: number; N: number; K: number }): void {
+  /**
+   * Writes the shape uniform; 1 ≤ rows ≤ options.rows; K a multiple of a quantised format's block; alpha: with
+   * accumulate, y += alpha · x·Wᵀ (default 1).
+   */
+  setShape(b: GemvBinding, s: { rows: number; N: number; K: number; alpha?: number }): void {
     if (s.rows < 1 || s.rows > this.options.rows) {
       throw new Error(`GemvKernel compiled for ${this.options.rows} rows cannot run ${s.rows}`);
     }
@@ -106,7 +115,7 @@ export class GemvKernel {
     if (isQuantFormat(f) && s.K % QUANT_BLOCKS[f].elements !== 0) {
       throw new Error(`GemvKernel: K ${s.K} is not a multiple of ${f}'s ${QUANT_BLOCKS[f].elements}-element blocks`);
     }
-    b.uniforms.set({ M: s.rows, N: s.N, K: s.K });
+    b.uniforms.set({ M: s.rows, N: s.N, K: s.K, alpha: s.alpha ?? 1 });
   }
 
   encode(pass: GPUComputePassEncoder, b: GemvBinding, N: number): void {

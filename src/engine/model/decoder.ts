@@ -15,6 +15,7 @@ import { UniformArena, storageBuffer } from '../kernels/common';
 import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';
 import { LinearKernel, type LinearBinding } from '../kernels/linear';
+import { GEMV_MAX_ROWS } from '../kernels/gemv';
 import { BiasAddKernel, type BiasAddBinding } from '../kernels/bias-add';
 import { RopeKernel, type RopeBinding } from '../kernels/rope';
 import { ropeTables } from '../../model/rope';
@@ -50,16 +51,21 @@ interface StandardAttention {
   o: LinearBinding;
   /** gpt-oss o_proj bias, added to the o-projection's output. */
   oBias: BiasAddBinding | null;
+  /** Up to GEMV_MAX_ROWS tokens: x += residual multiplier · o-projection (the residual add fused), then its bias. */
+  oResidual: LinearBinding;
+  oBiasResidual: BiasAddBinding | null;
 }
 
 interface LayerBindings {
   inputNorm: RmsNormBinding;
+  /** Adds its output to x itself up to GEMV_MAX_ROWS tokens; attnResidual adds it above. */
   attn: StandardAttention | MlaAttention;
   attnResidual: ResidualBinding;
   postNorm: RmsNormBinding;
+  /** Adds its output to x itself (the residual add fused into its combine). */
   moe: MoeLayer | null;
-  dense: { gateUp: LinearBinding; swiglu: SwigluBinding; down: LinearBinding } | null;
-  ffnResidual: ResidualBinding;
+  /** Dense FFN: output in branch, then the residual add. */
+  dense: { gateUp: LinearBinding; swiglu: SwigluBinding; down: LinearBinding; residual: ResidualBinding } | null;
 }
 
 /** Activation buffers, all f32 unless noted; T = maxTokensPerStep. */
@@ -199,12 +205,12 @@ export class Decoder {
     const linear = (label: string, x: GPUBuffer, name: string, y: GPUBuffer, K: number, N: number) =>
       k.linear.bind(label, x, w(name), y, { K, N, maxRows: T, weightDtype: fmt(name) });
 
-    const mla: MlaKernels | null = c.mla ? mlaKernels(gpu, c, { norm: k.norm, linear: k.linear, rope: k.rope }) : null;
+    const mla: MlaKernels | null = c.mla ? mlaKernels(gpu, c, { norm: k.norm, linear: k.linear, rope: k.rope, residual: k.residual }) : null;
     for (let l = 0; l < c.numLayers; l++) {
       const p = `layers.${l}`;
       const label = `Layer${l}`;
       const attn = c.mla
-        ? new MlaAttention(gpu, mla!, c, label, { x: a.normed, q: a.q, out: a.branch, invFreq: this.invFreq, ropeScaling: rope.attentionFactor },
+        ? new MlaAttention(gpu, mla!, c, label, { x: a.normed, q: a.q, out: a.branch, residual: { x: a.x, scale: c.residualMultiplier }, invFreq: this.invFreq, ropeScaling: rope.attentionFactor },
           this.mlaScratch!, (role) => w(`${p}.${role}`), { maxTokens: T, maxSeq: options.maxSeq })
         : this.standardAttention(l, { w, has, fmt, denseW }, rope.attentionFactor);
       this.kvCaches.push(...(attn.kind === 'mla' ? [attn.cache] : [attn.attention.buffers.kCache, attn.attention.buffers.vCache]));
@@ -223,6 +229,7 @@ export class Decoder {
           stats,
           scratch: this.scratch!,
           arena,
+          residualScale: c.residualMultiplier,
           weights: {
             router: w(`${p}.router`),
             routerBias: has(`${p}.routerBias`) ? w(`${p}.routerBias`) : null,
@@ -247,6 +254,7 @@ export class Decoder {
           gateUp: linear(`${label}.mlp.gateUp`, a.normed, `${p}.denseGateUp`, a.mlpUp, H, 2 * denseI),
           swiglu: k.swiglu.bind(`${label}.mlp.swiglu`, a.mlpUp, a.mlpAct),
           down: linear(`${label}.mlp.down`, a.mlpAct, `${p}.denseDown`, a.branch, denseI, H),
+          residual: k.residual.bindInPlace(`${label}.ffnResidual`, a.x, a.branch),
         };
       }
       this.layers.push({
@@ -256,7 +264,6 @@ export class Decoder {
         postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, denseW(`${p}.postAttnNorm`), a.normed),
         moe,
         dense,
-        ffnResidual: k.residual.bindInPlace(`${label}.ffnResidual`, a.x, a.branch),
       });
     }
 
@@ -322,10 +329,16 @@ export class Decoder {
       ),
       o: linear(`${label}.o`, a.attn, `${p}.o`, a.branch, qDim, H),
       oBias: extra.oBias ? k.bias.bind(`${label}.oBias`, a.branch, extra.oBias, H) : null,
+      oResidual: k.linear.bind(`${label}.oResidual`, a.attn, w(`${p}.o`), a.x, {
+        K: qDim, N: H, maxRows: Math.min(T, GEMV_MAX_ROWS), weightDtype: fmt(`${p}.o`), accumulate: true, alpha: c.residualMultiplier,
+      }),
+      // The bias goes straight into x: only right with no residual multiplier (gpt-oss has none).
+      oBiasResidual: extra.oBias && c.residualMultiplier === 1 ? k.bias.bind(`${label}.oBiasResidual`, a.x, extra.oBias, H) : null,
     };
   }
 
-  private encodeStandardAttention(pass: GPUComputePassEncoder, A: StandardAttention, T: number, startPos: number): void {
+  /** Standard attention of T tokens, its output added to x (by the o-projection itself, or by `residual`). */
+  private encodeStandardAttention(pass: GPUComputePassEncoder, A: StandardAttention, residual: ResidualBinding, T: number, startPos: number): void {
     const c = this.config;
     const k = this.kernels;
     k.linear.encode(pass, A.q, T);
@@ -342,8 +355,14 @@ export class Decoder {
     k.rope.encode(pass, A.rope, T);
     k.attention.setShape(A.attention, { tokens: T, startPos });
     k.attention.encode(pass, A.attention, T);
-    k.linear.encode(pass, A.o, T);
-    if (A.oBias) k.bias.encode(pass, A.oBias, T);
+    if (T <= GEMV_MAX_ROWS && (!A.oBias || A.oBiasResidual)) {
+      k.linear.encode(pass, A.oResidual, T);
+      if (A.oBiasResidual) k.bias.encode(pass, A.oBiasResidual, T);
+    } else {
+      k.linear.encode(pass, A.o, T);
+      if (A.oBias) k.bias.encode(pass, A.oBias, T);
+      k.residual.encode(pass, residual, T * c.hiddenSize);
+    }
   }
 
   /** Writes the uniforms that depend on the token count only (norms, residuals, biases, SwiGLU): when T changes. */
@@ -357,12 +376,15 @@ export class Decoder {
       k.norm.setShape(L.inputNorm, norm);
       k.norm.setShape(L.postNorm, norm);
       k.residual.setShape(L.attnResidual, residual);
-      k.residual.setShape(L.ffnResidual, residual);
-      if (L.dense) k.swiglu.setShape(L.dense.swiglu, { tokens: T, inter: c.intermediateSize });
+      if (L.dense) {
+        k.swiglu.setShape(L.dense.swiglu, { tokens: T, inter: c.intermediateSize });
+        k.residual.setShape(L.dense.residual, residual);
+      }
       const A = L.attn;
       if (A.kind === 'mla') continue;
       for (const b of A.biases) k.bias.setRows(b, T);
       if (A.oBias) k.bias.setRows(A.oBias, T);
+      if (A.oBiasResidual && T <= GEMV_MAX_ROWS) k.bias.setRows(A.oBiasResidual, T);
       if (A.qNorm && A.kNorm) {
         const perHead = c.qkNorm === 'head';
         k.norm.setShape(A.qNorm, perHead ? { rows: T * c.numHeads, cols: c.headDim, eps: c.rmsNormEps } : { rows: T, cols: c.numHeads * c.headDim, eps: c.rmsNormEps });
@@ -420,20 +442,19 @@ export class Decoder {
       const L = this.layers[l];
       if (split) section(`Layer${l}.attention`);
       k.norm.encode(pass, L.inputNorm, T);
-      if (L.attn.kind === 'mla') L.attn.encode(pass, T, startPos);
-      else this.encodeStandardAttention(pass, L.attn, T, startPos);
-      k.residual.encode(pass, L.attnResidual, T * H);
+      if (L.attn.kind === 'mla') L.attn.encode(pass, T, startPos, L.attnResidual);
+      else this.encodeStandardAttention(pass, L.attn, L.attnResidual, T, startPos);
 
       if (split) section(`Layer${l}.${L.moe ? 'moe' : 'mlp'}`);
       k.norm.encode(pass, L.postNorm, T);
       if (L.moe) {
-        L.moe.encode(pass, this.act.normed, this.act.branch, T, startPos);
+        L.moe.encode(pass, this.act.normed, this.act.x, T, startPos);
       } else if (L.dense) {
         k.linear.encode(pass, L.dense.gateUp, T);
         k.swiglu.encode(pass, L.dense.swiglu, T);
         k.linear.encode(pass, L.dense.down, T);
+        k.residual.encode(pass, L.dense.residual, T * H);
       }
-      k.residual.encode(pass, L.ffnResidual, T * H);
     }
 
     section('lmHead');

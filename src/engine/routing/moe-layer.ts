@@ -5,6 +5,7 @@
 //   const moe = new MoeLayer(gpu, { layer: 3, config, weights, stats, scratch });      // at load time
 //   moe.setPolicy(policy);                         // what-if controls: uniform writes only
 //   moe.encode(passOrEncoder, x, out, T, position) // per step: x [T, H] post-norm input → out [T, H]
+//                                                  // (residualScale set: out += residualScale · output)
 //
 // encode() writes the layer's uniform through the queue and records its dispatches; it creates no GPU object after
 // the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
@@ -71,6 +72,11 @@ export interface MoeLayerOptions {
   expertMode?: ExpertVariant | 'auto';
   tiledShape?: TiledShape;
   policy?: RoutingPolicy;
+  /**
+   * The residual add fused into the combine: encode's `out` is then the residual stream [T, H] and receives
+   * out += residualScale · (the layer's output). Absent: out = the layer's output.
+   */
+  residualScale?: number;
   /** Where the layer's uniform lives (the decoder's, flushed once per step); absent: its own buffer, written at once. */
   arena?: UniformArena | null;
 }
@@ -160,7 +166,7 @@ export class MoeLayer {
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
     this.scatter = new MoeScatterKernel(gpu);
-    this.combine = new MoeCombineKernel(gpu);
+    this.combine = new MoeCombineKernel(gpu, o.residualScale !== undefined);
     const s = this.scratch;
     this.fixedGroups = {
       reroute: this.reroute.bind(`${label}.reroute`, this.params, s.records, s.probs, s.plan),
@@ -208,7 +214,7 @@ export class MoeLayer {
       off_mask_copy: pl.maskCopy,
       off_starts: pl.starts,
       off_partials: pl.partials,
-      _pad1: 0,
+      residual_scale: o.residualScale ?? 1,
     });
     this.policy = o.policy ?? defaultPolicy(c);
     this.k = effectiveTopK(c, this.policy);
@@ -244,8 +250,9 @@ export class MoeLayer {
   }
 
   /**
-   * x: f32 [T, H] post-norm input; out: f32 [T, H] (must not alias x; both sized in whole 16-byte units, as
-   * storageBuffer makes them). Tokens are at positions
+   * x: f32 [T, H] post-norm input; out: f32 [T, H], the layer's output or, with options.residualScale, the residual
+   * stream it is added to (must not alias x; both sized in whole 16-byte units, as storageBuffer makes them).
+   * Tokens are at positions
    * [position, position + T). Records into `target`: a compute pass, or a command encoder (one pass is opened; with
    * `timing`, one pass per kernel named `Layer<l>.moe.<kernel>` with that pass's timestamp descriptor, for
    * per-kernel GPU times).

@@ -20,7 +20,7 @@ import { ROUTER_LANES, ROUTER_TOKENS_PER_WORKGROUP } from '../../src/engine/kern
 import { STATS_REBUILD_PARAMS, STATS_REBUILD_WG } from '../../src/engine/kernels/moe-stats';
 import { RESIDUAL_PARAMS } from '../../src/engine/kernels/residual';
 import { RMSNORM_PARAMS } from '../../src/engine/kernels/rmsnorm';
-import { ROPE_PARAMS } from '../../src/engine/kernels/rope';
+import { ROPE_APPEND_PARAMS, ROPE_PARAMS } from '../../src/engine/kernels/rope';
 import { SAMPLING_PARAMS } from '../../src/engine/kernels/sampling';
 import { SOFTMAX_PARAMS } from '../../src/engine/kernels/softmax';
 import { SWIGLU_PARAMS } from '../../src/engine/kernels/swiglu';
@@ -65,6 +65,7 @@ const STRUCTS: [string, string, UniformLayout][] = [
   ['residual', 'Params', RESIDUAL_PARAMS],
   ['rmsnorm', 'Params', RMSNORM_PARAMS],
   ['rope', 'Params', ROPE_PARAMS],
+  ['rope', 'AppendParams', ROPE_APPEND_PARAMS],
   ['sampling', 'Params', SAMPLING_PARAMS],
   ['softmax', 'Params', SOFTMAX_PARAMS],
   ['swiglu', 'Params', SWIGLU_PARAMS],

@@ -1,4 +1,5 @@
 // Naive float64 matmul references.
+import { rmsnormRef } from './rmsnorm';
 
 /**
  * y[m, n] = y0[m, n] + alpha · Σ_k x[m, k] · W(n, k), where W(n, k) = w[n·K + k] for layout 'nk' (W stored [N, K],
@@ -26,4 +27,9 @@ export function matmulRef(
     }
   }
   return y;
+}
+
+/** y[n] = Σ_k RMSNorm(x)[k] · W[n, k] for one row x [K] (a norm folded into the GEMV that follows it). */
+export function rmsnormLinearRef(x: ArrayLike<number>, normW: ArrayLike<number>, eps: number, w: ArrayLike<number>, K: number, N: number): Float64Array {
+  return matmulRef(rmsnormRef(x, normW, 1, K, eps), w, 1, K, N, 'nk');
 }

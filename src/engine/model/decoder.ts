@@ -15,7 +15,7 @@ import { UniformArena, storageBuffer } from '../kernels/common';
 import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';
 import { LinearKernel, type LinearBinding } from '../kernels/linear';
-import { GEMV_MAX_ROWS } from '../kernels/gemv';
+import { GEMV_MAX_ROWS, GemvKernel, gemvAligned, gemvNormFits, type GemvBinding } from '../kernels/gemv';
 import { BiasAddKernel, type BiasAddBinding } from '../kernels/bias-add';
 import { ROPE_APPEND_CONSTANTS, RopeAppendKernel, RopeKernel, type RopeAppendBinding, type RopeBinding } from '../kernels/rope';
 import { ropeTables } from '../../model/rope';
@@ -44,6 +44,8 @@ export interface DecoderOptions {
 interface FusedProjection {
   kind: 'fused';
   qkv: LinearBinding;
+  /** One token: the same projection from x with the layer's input RMSNorm folded in (when it fits), N outputs. */
+  qkvNormed: { kernel: GemvKernel; binding: GemvBinding; N: number } | null;
   append: RopeAppendBinding;
 }
 
@@ -385,14 +387,31 @@ export class Decoder {
     const bias = has(`${p}.qBias`) ? vectors(['qBias', 'kBias', 'vBias'], 'qkvBias') : null;
     const norm = c.qkNorm !== 'none' ? vectors(['qNorm', 'kNorm'], 'qkNorm') : null;
     for (const b of [bias, norm]) if (b) this.owned.push(b);
+    const N = qDim + 2 * kvDim;
     return {
       kind: 'fused',
-      qkv: k.linear.bind(`${label}.qkv`, a.normed, qkvWeight, a.qkv, { K: H, N: qDim + 2 * kvDim, maxRows: options.maxTokensPerStep, weightDtype: format }),
+      qkv: k.linear.bind(`${label}.qkv`, a.normed, qkvWeight, a.qkv, { K: H, N, maxRows: options.maxTokensPerStep, weightDtype: format }),
+      qkvNormed: this.normedGemv(`${label}.qkvNormed`, qkvWeight, format, denseW(`${p}.inputNorm`), a.qkv, N),
       append: k.append.bind(`${label}.append`, { invFreq: this.invFreq, qkv: a.qkv, qOut: a.q, kCache: cache.k, vCache: cache.v }, {
         heads: c.numHeads, kvHeads: c.numKvHeads, headDim: d, maxSeq: options.maxSeq, scaling: ropeScaling, bias,
         qkNorm: norm ? { mode: c.qkNorm === 'head' ? 'head' : 'all', weight: norm, eps: c.rmsNormEps } : null,
       }),
     };
+  }
+
+  /**
+   * y[1, N] = RMSNorm(x[0]) · Wᵀ in one GEMV (the layer's input norm folded in), for one-token steps; null where the
+   * GEMV cannot take it (W quantised or not in the norm's dtype, or the row too long for workgroup memory).
+   */
+  private normedGemv(label: string, W: GPUBuffer, format: TensorFormat, normWeight: GPUBuffer, y: GPUBuffer, N: number): FusedProjection['qkvNormed'] {
+    const c = this.config;
+    const H = c.hiddenSize;
+    const o = { weightDtype: format, weightLayout: 'nk', rows: 1, normK: H } as const;
+    if (format !== c.weightDtype || !gemvNormFits(this.gpu, o)) return null;
+    const kernel = new GemvKernel(this.gpu, { ...o, aligned: gemvAligned(H, N, format, 'nk') }, this.uniforms);
+    const binding = kernel.bind(label, this.act.x, W, y, normWeight);
+    kernel.setShape(binding, { rows: 1, N, K: H, eps: c.rmsNormEps });
+    return { kernel, binding, N };
   }
 
   /** Elements of a per-layer attention vector (biases, q/k norm weights). */
@@ -443,13 +462,21 @@ export class Decoder {
     };
   }
 
-  /** Standard attention of T tokens, its output added to x (by the o-projection itself, or by `residual`). */
-  private encodeStandardAttention(pass: GPUComputePassEncoder, A: StandardAttention, residual: ResidualBinding, T: number, startPos: number): void {
+  /**
+   * Standard attention of T tokens from x: the input norm (or the projection with it folded in), attention, and its
+   * output added to x (by the o-projection itself, or by `residual`).
+   */
+  private encodeStandardAttention(pass: GPUComputePassEncoder, L: LayerBindings, A: StandardAttention, T: number, startPos: number): void {
     const c = this.config;
     const k = this.kernels;
     const P = A.project;
+    if (P.kind === 'fused' && T === 1 && P.qkvNormed) {
+      P.qkvNormed.kernel.encode(pass, P.qkvNormed.binding, P.qkvNormed.N);
+    } else {
+      k.norm.encode(pass, L.inputNorm, T);
+      if (P.kind === 'fused') k.linear.encode(pass, P.qkv, T);
+    }
     if (P.kind === 'fused') {
-      k.linear.encode(pass, P.qkv, T);
       k.append.setShape(P.append, { tokens: T, startPos });
       k.append.encode(pass, P.append, T);
       k.attention.setShape(A.attention, { tokens: T, startPos });
@@ -476,7 +503,7 @@ export class Decoder {
     } else {
       k.linear.encode(pass, A.o, T);
       if (A.oBias) k.bias.encode(pass, A.oBias, T);
-      k.residual.encode(pass, residual, T * c.hiddenSize);
+      k.residual.encode(pass, L.attnResidual, T * c.hiddenSize);
     }
   }
 
@@ -558,9 +585,12 @@ export class Decoder {
     for (let l = 0; l < this.layers.length; l++) {
       const L = this.layers[l];
       if (split) section(`Layer${l}.attention`);
-      k.norm.encode(pass, L.inputNorm, T);
-      if (L.attn.kind === 'mla') L.attn.encode(pass, T, startPos, L.attnResidual);
-      else this.encodeStandardAttention(pass, L.attn, L.attnResidual, T, startPos);
+      if (L.attn.kind === 'mla') {
+        k.norm.encode(pass, L.inputNorm, T);
+        L.attn.encode(pass, T, startPos, L.attnResidual);
+      } else {
+        this.encodeStandardAttention(pass, L, L.attn, T, startPos);
+      }
 
       if (split) section(`Layer${l}.${L.moe ? 'moe' : 'mlp'}`);
       k.norm.encode(pass, L.postNorm, T);

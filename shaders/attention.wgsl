@@ -11,11 +11,9 @@
 //   and the window − 1 keys before it.
 //   Workgroup (h, t, s): head h, query row t, key split s. Split s covers keys
 //   [split_base + s·split_keys, split_base + (s + 1)·split_keys) of the row's visible range (splits = 1: all of it).
-//   Keys are walked in chunks of WORKGROUP: thread i scores key chunk + i with vec4 loads (q, pre-multiplied by the
-//   scale, sits in shared memory); the chunk's max updates the running max m, the running sum l and the per-thread
-//   accumulators are rescaled by exp(m_old − m_new) (online softmax), and each thread accumulates the
-//   probability-weighted V of up to DIMS_PER_THREAD dimensions (d = lid + r·WORKGROUP). Two barriers per chunk;
-//   exp arguments are always <= 0.
+//   Keys are walked by lib/online_softmax in chunks of WORKGROUP: thread i scores key chunk + i with vec4 loads (q,
+//   pre-multiplied by the scale, sits in shared memory) and accumulates the probability-weighted V of up to
+//   DIMS_PER_THREAD dimensions (d = lid + r·WORKGROUP).
 //   splits = 1: writes out = acc / l. splits > 1: writes the split's (m, l, acc[d]) to `partial` for combine.
 //
 // combine (splits > 1 only; "flash-decoding"): one workgroup per (h, t) merges the splits' partial results:
@@ -79,11 +77,24 @@ fn store_kv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 override WORKGROUP: u32 = 64u;      // keys per chunk = threads per (head, query row, split)
 override MAX_HEAD_DIM: u32 = 256u;  // size of the shared q row
 const DIMS_PER_THREAD: u32 = 4u;    // so d <= 4 · WORKGROUP (checked on the host)
-const LOWEST: f32 = -3.4028234e38;  // start of the running max; exp(LOWEST − m) = 0
 
 var<workgroup> q_sh: array<vec4<f32>, MAX_HEAD_DIM / 4u>; // scale · q[t, h, :]
-var<workgroup> score_sh: array<f32, WORKGROUP>;            // this chunk's scores (LOWEST past the range)
-var<workgroup> p_sh: array<f32, WORKGROUP>;                // exp(score − running max), 0 past the range
+
+// online_softmax (lib/online_softmax) over this workgroup's query row: scale · q · k_j and v_j of kv head g.
+// #include "lib/online_softmax"
+
+fn key_score(j: u32, g: u32) -> f32 {
+  let d4 = params.head_dim / 4u;
+  return row_dot((j * params.kv_heads + g) * d4, d4);
+}
+
+fn key_vec4(i: u32) -> vec4<f32> {
+  return k_cache[i];
+}
+
+fn value_at(j: u32, g: u32, e: u32) -> f32 {
+  return v_cache[(j * params.kv_heads + g) * params.head_dim + e];
+}
 
 @compute @workgroup_size(WORKGROUP)
 fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -94,8 +105,6 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let d4 = d / 4u;
   let g = h / (params.heads / params.kv_heads);
   let pos = params.start_pos + t;
-  let row4 = params.kv_heads * d4; // vec4s per cache row
-  let row = params.kv_heads * d;   // floats per cache row
 
   let q_base = params.q_offset + t * params.q_stride + h * d;
   for (var i = lid; i < d4; i += WORKGROUP) {
@@ -113,49 +122,9 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   lo = max(lo, split_lo);
   let hi = min(pos + 1u, split_lo + params.split_keys);
 
-  var m = LOWEST;
-  var l = 0.0;
-  var acc = array<f32, DIMS_PER_THREAD>(0.0, 0.0, 0.0, 0.0);
-  for (var chunk = lo; chunk < hi; chunk += WORKGROUP) {
-    let j = chunk + lid;
-    var s = LOWEST;
-    if (j < hi) {
-      let kb = j * row4 + g * d4;
-      var dot4 = vec4<f32>(0.0);
-      for (var i = 0u; i < d4; i++) {
-        dot4 += q_sh[i] * k_cache[kb + i];
-      }
-      s = (dot4.x + dot4.y) + (dot4.z + dot4.w);
-    }
-    score_sh[lid] = s;
-    workgroupBarrier();
-
-    var m_new = m;
-    for (var i = 0u; i < WORKGROUP; i++) {
-      m_new = max(m_new, score_sh[i]);
-    }
-    p_sh[lid] = select(0.0, exp(s - m_new), j < hi);
-    workgroupBarrier();
-
-    let alpha = exp(m - m_new); // 0 on the first chunk
-    l *= alpha;
-    for (var r = 0u; r < DIMS_PER_THREAD; r++) {
-      acc[r] *= alpha;
-    }
-    let n = min(WORKGROUP, hi - chunk);
-    for (var i = 0u; i < n; i++) {
-      let p = p_sh[i];
-      l += p;
-      let vb = (chunk + i) * row + g * d;
-      for (var r = 0u; r < DIMS_PER_THREAD; r++) {
-        let e = lid + r * WORKGROUP;
-        if (e < d) {
-          acc[r] += p * v_cache[vb + e];
-        }
-      }
-    }
-    m = m_new;
-  }
+  var row_sm = online_softmax(lo, hi, lid, g, d);
+  let m = row_sm.m;
+  var l = row_sm.l;
 
   if (params.splits == 1u) {
     let out_base = (t * params.heads + h) * d;
@@ -170,7 +139,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     for (var r = 0u; r < DIMS_PER_THREAD; r++) {
       let e = lid + r * WORKGROUP;
       if (e < d) {
-        out[out_base + e] = acc[r] * inv_l;
+        out[out_base + e] = row_sm.acc[r] * inv_l;
       }
     }
   } else {
@@ -182,7 +151,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     for (var r = 0u; r < DIMS_PER_THREAD; r++) {
       let e = lid + r * WORKGROUP;
       if (e < d) {
-        partial[rec + 2u + e] = acc[r];
+        partial[rec + 2u + e] = row_sm.acc[r];
       }
     }
   }

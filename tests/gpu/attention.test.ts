@@ -151,7 +151,7 @@ describe('attention', () => {
     await expectMutantFails(mutation('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];'), (broken) => check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: no rescale when the max grows', async () => {
-    await expectMutantFails(mutation('attention', 'let alpha = exp(m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken), /outside atol/);
+    await expectMutantFails(mutation('lib/online_softmax', 'let alpha = exp(st.m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken), /outside atol/);
   });
 
   it('stepping back: a shorter startPos overwrites the rows past it, nothing to clear', async () => {

@@ -151,7 +151,7 @@ describe('MLA attention over the compressed cache', () => {
     await expectMutantFails(mutation('mla_attention', 'let w = exp(partial_in[first + s * rec_len] - top);', 'let w = 1.0;'), (broken) => checkAttention(cases[4], broken), /ctx: .* outside atol/);
   });
   it('a broken chunk walk (the last key of every full chunk skipped) fails the check', async () => {
-    await expectMutantFails(mutation('mla_attention', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);
+    await expectMutantFails(mutation('lib/online_softmax', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);
   });
   it('a broken store (one rope column taken from the latent) fails the check', async () => {
     await expectMutantFails(mutation('mla_attention', 'c < params.rank);', 'c <= params.rank);'), (broken) => checkAttention(cases[1], broken), /stored cache rows/);

@@ -41,6 +41,7 @@ struct Params {
   split_keys: u32, // keys per split
   scale: f32,      // softmax scale: 1/sqrt(d), or the family's override (Granite attention_multiplier)
   sinks: u32,      // 1: sink logits in `sink_logits` / `sink_logits_c` join every row's softmax; 0: none
+  probe_stride: u32, // floats per head in `probe` (lib/online_softmax): max_seq + 1
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -83,6 +84,11 @@ var<workgroup> q_sh: array<vec4<f32>, MAX_HEAD_DIM / 4u>; // scale · q[t, h, :]
 // online_softmax (lib/online_softmax) over this workgroup's query row: scale · q · k_j and v_j of kv head g.
 // #include "lib/online_softmax"
 
+// The first key a query at position pos sees: pos + 1 − window, or 0.
+fn first_visible(pos: u32) -> u32 {
+  return select(0u, pos + 1u - params.window, params.window > 0u && pos + 1u > params.window);
+}
+
 fn key_score(j: u32, g: u32) -> f32 {
   let d4 = params.head_dim / 4u;
   return row_dot((j * params.kv_heads + g) * d4, d4);
@@ -114,26 +120,30 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   workgroupBarrier();
 
   // Visible keys of this row, cut to this split: [lo, hi).
-  var lo = 0u;
-  if (params.window > 0u && pos + 1u > params.window) {
-    lo = pos + 1u - params.window;
-  }
   let split_lo = params.split_base + split * params.split_keys;
-  lo = max(lo, split_lo);
+  let lo = max(first_visible(pos), split_lo);
   let hi = min(pos + 1u, split_lo + params.split_keys);
 
-  var row_sm = online_softmax(lo, hi, lid, g, d);
+  let prow = probe_row(h, t, params.tokens, params.probe_stride);
+  var row_sm = online_softmax(lo, hi, lid, g, d, prow);
   let m = row_sm.m;
   var l = row_sm.l;
 
   if (params.splits == 1u) {
     let out_base = (t * params.heads + h) * d;
     var keep = 1.0; // exp(m − M') when a sink raises the max
+    var m_sink = m; // M'
+    var sink_share = 0.0;
     if (params.sinks == 1u) {
       let sink = sink_logits[h];
-      let m_sink = max(m, sink);
+      m_sink = max(m, sink);
       keep = exp(m - m_sink);
       l = l * keep + exp(sink - m_sink);
+      sink_share = exp(sink - m_sink) / l;
+    }
+    if (prow != NO_PROBE) {
+      storageBarrier();
+      probe_finish(prow, lo, hi, m_sink, l, sink_share, lid);
     }
     let inv_l = keep / l;
     for (var r = 0u; r < DIMS_PER_THREAD; r++) {
@@ -179,10 +189,16 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     big_m = max(big_m, sink);
     big_l = exp(sink - big_m);
   }
+  let sink_part = big_l; // exp(sink − M), 0 without sinks
   for (var s = 0u; s < params.splits; s++) {
     big_l += partial_in[base + s * rec + 1u] * exp(partial_in[base + s * rec] - big_m);
   }
   let inv_l = 1.0 / big_l;
+  let prow = probe_row(h, t, params.tokens, params.probe_stride);
+  if (prow != NO_PROBE) {
+    let pos = params.start_pos + t;
+    probe_finish(prow, first_visible(pos), pos + 1u, big_m, big_l, sink_part * inv_l, lid);
+  }
   for (var e = lid; e < d; e += WORKGROUP) {
     var acc = 0.0;
     for (var s = 0u; s < params.splits; s++) {

@@ -32,6 +32,7 @@ struct Params {
   splits: u32,        // key splits per (row, head); 1 = attend writes ctx itself
   split_keys: u32,    // keys per split, a multiple of WORKGROUP
   scale: f32,         // softmax scale (DeepSeek: YaRN mscale² / sqrt(nope + P))
+  probe_stride: u32,  // floats per head in `probe` (lib/online_softmax): max_seq + 1
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -110,7 +111,8 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
   let lo = split * params.split_keys; // this split's keys: [lo, hi)
   let hi = min(pos + 1u, lo + params.split_keys);
-  var row_sm = online_softmax(lo, hi, lid, 0u, r);
+  let prow = probe_row(h, t, params.tokens, params.probe_stride);
+  var row_sm = online_softmax(lo, hi, lid, 0u, r, prow);
 
   // splits = 1: the normalised context; otherwise this split's record: m, l, then the unnormalised accumulators.
   let single = params.splits == 1u;
@@ -120,6 +122,10 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     partial[rec + 1u] = row_sm.l;
   }
   let inv_l = 1.0 / row_sm.l; // unused (and possibly inf) for an empty split
+  if (single && prow != NO_PROBE) {
+    storageBarrier();
+    probe_finish(prow, 0u, hi, row_sm.m, row_sm.l, 0.0, lid);
+  }
   for (var k = 0u; k < DIMS_PER_THREAD; k++) {
     let e = lid + k * WORKGROUP;
     if (e < r && single) {
@@ -136,6 +142,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
 const MAX_SPLITS: u32 = 32u;
 var<workgroup> split_w: array<f32, MAX_SPLITS>; // exp(m_s − M) / Σ_s exp(m_s − M)·l_s
+var<workgroup> row_max_sum: vec2<f32>;          // M, Σ_s exp(m_s − M)·l_s (for the probe)
 
 @compute @workgroup_size(WORKGROUP)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -157,8 +164,14 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     for (var s = 0u; s < params.splits; s++) {
       split_w[s] /= total;
     }
+    row_max_sum = vec2<f32>(top, total);
   }
   workgroupBarrier();
+  let prow = probe_row(wg.x, wg.y, params.tokens, params.probe_stride);
+  if (prow != NO_PROBE) {
+    let stats = row_max_sum;
+    probe_finish(prow, 0u, params.start_pos + wg.y + 1u, stats.x, stats.y, 0.0, lid);
+  }
   for (var e = lid; e < r; e += WORKGROUP) {
     var sum = 0.0;
     for (var s = 0u; s < params.splits; s++) {

@@ -15,6 +15,7 @@ export const ATTENTION_PARAMS: UniformLayout = {
   fields: [
     'tokens', 'start_pos', 'heads', 'kv_heads', 'head_dim', 'window',
     'q_stride', 'q_offset', 'kv_stride', 'k_offset', 'v_offset', 'splits', 'split_base', 'split_keys', 'scale', 'sinks',
+    'probe_stride',
   ],
   floats: ['scale'],
 };
@@ -144,7 +145,12 @@ export class AttentionKernel extends SplitAttentionKernel<AttentionBinding> {
       layout: l,
       buffers: b,
       splits: 1,
+      probe: null,
     };
+  }
+
+  protected probeShape(a: AttentionBinding): { heads: number; stride: number } {
+    return { heads: a.layout.heads, stride: a.layout.maxSeq + 1 };
   }
 
   /** Writes the step's uniform (queue write, no allocation). Throws if the step runs past the cache. */
@@ -181,6 +187,7 @@ export class AttentionKernel extends SplitAttentionKernel<AttentionBinding> {
         split_keys: split.keys,
         scale: l.scale,
         sinks: a.buffers.sinks ? 1 : 0,
+        probe_stride: l.maxSeq + 1,
       },
     );
   }

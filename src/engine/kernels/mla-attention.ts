@@ -8,7 +8,7 @@ import { DEFAULT_SPLIT_POLICY, SplitAttentionKernel, type AttentionSplitPolicy, 
 
 /** `Params` of shaders/mla_attention.wgsl. */
 export const MLA_ATTENTION_PARAMS: UniformLayout = {
-  fields: ['tokens', 'start_pos', 'heads', 'rank', 'rope', 'q_stride', 'q_head_stride', 'q_offset', 'splits', 'split_keys', 'scale'],
+  fields: ['tokens', 'start_pos', 'heads', 'rank', 'rope', 'q_stride', 'q_head_stride', 'q_offset', 'splits', 'split_keys', 'scale', 'probe_stride'],
   floats: ['scale'],
 };
 
@@ -100,7 +100,12 @@ export class MlaAttentionKernel extends SplitAttentionKernel<MlaAttentionBinding
       label,
       layout: l,
       buffers: b,
+      probe: null,
     };
+  }
+
+  protected probeShape(a: MlaAttentionBinding): { heads: number; stride: number } {
+    return { heads: a.layout.heads, stride: a.layout.maxSeq + 1 };
   }
 
   /** Writes the step's uniform (queue write, no allocation). Throws if the step runs past the cache. */
@@ -122,7 +127,7 @@ export class MlaAttentionKernel extends SplitAttentionKernel<MlaAttentionBinding
       {
         tokens: s.tokens, start_pos: s.startPos, heads: l.heads, rank: l.rank, rope: l.rope,
         q_stride: qRow, q_head_stride: l.nope + l.rope, q_offset: l.nope,
-        splits: split.splits, split_keys: split.keys, scale: l.scale,
+        splits: split.splits, split_keys: split.keys, scale: l.scale, probe_stride: l.maxSeq + 1,
       },
     );
   }

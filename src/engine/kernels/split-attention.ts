@@ -2,8 +2,12 @@
 // a shader with a `store` entry point that writes the step's rows into the cache, an `attend` entry point run per
 // (head, query row, key split) and, for steps whose keys are split across workgroups ("flash-decoding"), a `combine`
 // pass that merges the splits' partial softmaxes from one partial-result buffer shared by every binding.
+// A binding may carry an attention probe (lib/online_softmax): its attend and combine then run the pipelines built
+// with ATTENTION_PROBE = true and record the step's last row's attention weights into the probe's buffer range; a
+// binding without one runs the default pipelines, whose probe writes compile away, with a placeholder bound.
 import type { Gpu } from '../gpu';
 import { type BindingKind, kernelLayout, storageBuffer, type KernelLayout } from './common';
+import { requireBytes } from './dispatch';
 import { gridStrideGroups } from './dispatch';
 
 /** When to split keys across workgroups (only affects speed; results agree to rounding). */
@@ -33,6 +37,17 @@ export interface SplitAttentionBinding {
   /** Key splits of the current step (set by setShape). */
   splits: number;
   label: string;
+  /** Group 1 of attend/combine: this binding's probe range, or null (the kernel's placeholder, nothing recorded). */
+  probe: GPUBindGroup | null;
+}
+
+/** One attention binding's probe: `heads` rows of `stride` floats (slot 0 the sink's share, key j at 1 + j). */
+export interface ProbeTarget {
+  heads: number;
+  stride: number;
+  /** Records into buffer bytes [offset, offset + heads·stride·4) from the next step on (offset 256-aligned). */
+  attach(buffer: GPUBuffer, offset: number): void;
+  detach(): void;
 }
 
 /** The shader and its entry points' binding kinds (group 0, in binding order) and override constants. */
@@ -58,6 +73,12 @@ export abstract class SplitAttentionKernel<B extends SplitAttentionBinding> {
    * pass, so one layer's combine has read them before the next layer's attend writes them.
    */
   private partials: GPUBuffer | null = null;
+  /** Group 1 of attend and combine: the probe's one storage binding. */
+  private readonly probeGroupLayout: GPUBindGroupLayout;
+  private readonly probeLayouts: { attend: GPUPipelineLayout; combine: GPUPipelineLayout };
+  /** Bound as group 1 where a binding has no probe (never written: ATTENTION_PROBE is false there). */
+  private readonly noProbe: GPUBindGroup;
+  private probePipelines: { attend: GPUComputePipeline; combine: GPUComputePipeline } | null = null;
 
   protected constructor(
     protected readonly gpu: Gpu,
@@ -69,10 +90,56 @@ export abstract class SplitAttentionKernel<B extends SplitAttentionBinding> {
     this.storeLayout = kernelLayout(gpu, kinds.store);
     this.attendLayout = kernelLayout(gpu, kinds.attend);
     this.combineLayout = kernelLayout(gpu, kinds.combine);
-    const { WORKGROUP } = constants.attend;
+    const { owner } = shader;
+    this.probeGroupLayout = gpu.device.createBindGroupLayout({
+      label: `${owner}.probeLayout`,
+      entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } }],
+    });
+    const withProbe = (l: KernelLayout, entry: string) =>
+      gpu.device.createPipelineLayout({ label: `${owner}.${entry}Layout`, bindGroupLayouts: [l.bindGroupLayout, this.probeGroupLayout] });
+    this.probeLayouts = { attend: withProbe(this.attendLayout, 'attend'), combine: withProbe(this.combineLayout, 'combine') };
+    this.noProbe = this.probeGroup(`${owner}.noProbe`, storageBuffer(gpu, `${owner}.noProbeBuffer`, 16), 0, 16);
     this.storePipeline = gpu.pipeline(name, storeEntry, constants.store, this.storeLayout.pipelineLayout, this.storeLayout.key);
-    this.attendPipeline = gpu.pipeline(name, 'attend', constants.attend, this.attendLayout.pipelineLayout, this.attendLayout.key);
-    this.combinePipeline = gpu.pipeline(name, 'combine', { WORKGROUP }, this.combineLayout.pipelineLayout, this.combineLayout.key);
+    [this.attendPipeline, this.combinePipeline] = this.attendPipelines(false);
+  }
+
+  /** attend and combine, with or without the probe's writes. */
+  private attendPipelines(probe: boolean): [GPUComputePipeline, GPUComputePipeline] {
+    const { name, constants, owner } = this.shader;
+    const key = (l: KernelLayout) => `${l.key}+${owner}.probe`;
+    const flag = { ATTENTION_PROBE: probe ? 1 : 0 };
+    return [
+      this.gpu.pipeline(name, 'attend', { ...constants.attend, ...flag }, this.probeLayouts.attend, key(this.attendLayout)),
+      this.gpu.pipeline(name, 'combine', { WORKGROUP: constants.attend.WORKGROUP, ...flag }, this.probeLayouts.combine, key(this.combineLayout)),
+    ];
+  }
+
+  private probeGroup(label: string, buffer: GPUBuffer, offset: number, size: number): GPUBindGroup {
+    return this.gpu.device.createBindGroup({ label, layout: this.probeGroupLayout, entries: [{ binding: 0, resource: { buffer, offset, size } }] });
+  }
+
+  /** Query heads and floats per head of a binding's probe (heads · (maxSeq + 1)). */
+  protected abstract probeShape(a: B): { heads: number; stride: number };
+
+  /** The probe handle of binding `a` (attach/detach create GPU objects: not for the hot path). */
+  probeTarget(a: B): ProbeTarget {
+    const { heads, stride } = this.probeShape(a);
+    return {
+      heads,
+      stride,
+      attach: (buffer, offset) => {
+        const size = heads * stride * 4;
+        requireBytes(a.label, `probe [${heads}, ${stride}] at byte ${offset}`, buffer, offset + size);
+        if (!this.probePipelines) {
+          const [attend, combine] = this.attendPipelines(true);
+          this.probePipelines = { attend, combine };
+        }
+        a.probe = this.probeGroup(`${a.label}.probe`, buffer, offset, size);
+      },
+      detach: () => {
+        a.probe = null;
+      },
+    };
   }
 
   /**
@@ -112,11 +179,13 @@ export abstract class SplitAttentionKernel<B extends SplitAttentionBinding> {
 
   /** Attention of the step's query rows of `heads` heads (and the combine pass if split). */
   protected encodeAttendHeads(pass: GPUComputePassEncoder, a: B, heads: number, tokens: number): void {
-    pass.setPipeline(this.attendPipeline);
+    const pipelines = a.probe ? this.probePipelines! : { attend: this.attendPipeline, combine: this.combinePipeline };
+    pass.setPipeline(pipelines.attend);
     pass.setBindGroup(0, a.attend);
+    pass.setBindGroup(1, a.probe ?? this.noProbe);
     pass.dispatchWorkgroups(heads, tokens, a.splits);
     if (a.splits > 1) {
-      pass.setPipeline(this.combinePipeline);
+      pass.setPipeline(pipelines.combine);
       pass.setBindGroup(0, a.combine);
       pass.dispatchWorkgroups(heads, tokens);
     }

@@ -3,6 +3,7 @@
 import type { Gpu } from './gpu';
 import type { MoeConfig, ParameterCounts } from '../model/config';
 import type { RoutingBuffers } from './routing-buffers';
+import type { AttentionFlow } from './analysis/attention-probe';
 
 /** Live what-if routing controls; applied through uniforms (no pipeline rebuild). */
 export interface RoutingPolicy {
@@ -118,5 +119,10 @@ export interface ModelSession {
    * asynchronously: no step waits for it. Optional: a session without logits (a replayed trace) leaves it out.
    */
   onStepLogits?(fn: StepLogitsListener | null): void;
+  /**
+   * From the next step on, record each step's last-token attention weights (per layer and head, from the attention
+   * kernels' own softmax) until the probe is closed. Optional: a replayed trace has no attention to show.
+   */
+  openAttentionProbe?(): { read(position: number): Promise<AttentionFlow>; close(): void };
   destroy(): void;
 }

@@ -24,6 +24,7 @@ import { OutputRecord } from './output-record';
 import { GridLegend } from './grid-legend';
 import { GridPointer } from './pointer';
 import { PathwaysView } from './pathways-panel';
+import { AttentionView } from './attention-panel';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
@@ -45,6 +46,7 @@ export class App implements Dashboard {
   private recordIsOriginal = true;
   readonly frameLoop: FrameLoop;
   readonly pathways: PathwaysView;
+  readonly attention: AttentionView;
   model: LoadedModel | null = null;
   stepper: TokenStepper | null = null;
 
@@ -84,6 +86,7 @@ export class App implements Dashboard {
     new RoutingPanels(this);
     new WhatIfPanel(this);
     this.pathways = new PathwaysView(this);
+    this.attention = new AttentionView(this);
     new TokenView(this);
     new GridPointer(this);
     new GridLegend(this);

@@ -7,6 +7,7 @@ import type { FormatGroupRow } from '../../model/weight-formats';
 import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
+import { AttentionProbe } from '../analysis/attention-probe';
 import { readBuffer, readF32, readU32 } from '../kernels/common';
 import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
@@ -344,6 +345,11 @@ export class Session implements ModelSession {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.reset' });
     this.stats.reset(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Records every later step's last-token attention weights until closed (the attention-flow view). */
+  openAttentionProbe(): AttentionProbe {
+    return new AttentionProbe(this.gpu, this.decoder.attentionProbeTargets());
   }
 
   snapshot(): Promise<RoutingSnapshot> {

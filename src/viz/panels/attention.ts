@@ -91,7 +91,7 @@ export class AttentionPanel {
     ctx.textBaseline = 'middle';
     ctx.fillStyle = '#9aa3b2';
     ctx.textAlign = 'left';
-    ctx.fillText(`layer ${d.layer}: attention of token #${d.position} to keys #${d.first}…#${d.position} (${d.aggregate === 'heads' ? 'per head' : `${d.aggregate} over heads`})`, 4, 7);
+    ctx.fillText(`layer ${d.layer} · query #${d.position} · keys #${d.first}…#${d.position} · ${d.aggregate === 'heads' ? 'per head' : `${d.aggregate} of heads`}`, 4, 7);
     d.rows.forEach((label, r) => {
       const y = TOP + r * rowH;
       ctx.fillStyle = '#9aa3b2';

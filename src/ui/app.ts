@@ -25,6 +25,7 @@ import { GridLegend } from './grid-legend';
 import { GridPointer } from './pointer';
 import { PathwaysView } from './pathways-panel';
 import { AttentionView } from './attention-panel';
+import { AtlasView } from './atlas-panel';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
@@ -47,6 +48,7 @@ export class App implements Dashboard {
   readonly frameLoop: FrameLoop;
   readonly pathways: PathwaysView;
   readonly attention: AttentionView;
+  readonly atlas: AtlasView;
   model: LoadedModel | null = null;
   stepper: TokenStepper | null = null;
 
@@ -87,6 +89,7 @@ export class App implements Dashboard {
     new WhatIfPanel(this);
     this.pathways = new PathwaysView(this);
     this.attention = new AttentionView(this);
+    this.atlas = new AtlasView(this);
     new TokenView(this);
     new GridPointer(this);
     new GridLegend(this);

@@ -36,6 +36,11 @@ function makeHook(app: App) {
         flow: f && { ...f, weights: Array.from(f.weights), sink: Array.from(f.sink) },
       };
     },
+    /** The causal atlas the dashboard ran last: Δ log-likelihood per [layer, expert] and the ranked entries. */
+    atlas() {
+      const a = app.atlas.atlas;
+      return a && { delta: Array.from(a.delta), entries: a.result.entries, selected: app.atlas.selectedEntry() };
+    },
     hasSession: () => app.model?.session != null,
     position: () => app.stepper?.position ?? 0,
     frames: () => app.frameLoop.frames,

@@ -75,6 +75,41 @@ describe('attention flow', () => {
   }, 200_000);
 });
 
+describe('causal atlas in the 3D view', () => {
+  it('bar values are the sweep’s Δ log-likelihood; the legend says so; a selected expert lists its most hurt tokens', async () => {
+    await hook((m) => m.back(1)); // 3 tokens: 49 runs of 3 tokens on SwiftShader
+    expect(await hook((m) => m.position())).toBe(3);
+    await page.click('#atlas-run');
+    await page.waitForFunction(() => /runs of 3 tokens/.test(document.getElementById('atlas-note')!.textContent ?? ''), { timeout: 400_000 });
+    await hook((m) => m.setParam('mode', 'atlas'));
+    const atlas = (await hook((m) => m.atlas()))!;
+    const [values, layout] = await Promise.all([hook((m) => m.instanceValues()), hook((m) => m.layout())]);
+    const E = layout!.numExperts;
+    expect(atlas.entries.length).toBe(layout!.numLayers * E); // every layer of the demo model is MoE
+    const max = Math.max(...atlas.entries.map((e) => Math.abs(e.deltaLogLikelihood)));
+    const scale = await hook((m) => m.app.state.params.heightScale);
+    for (const e of atlas.entries) {
+      const i = layout!.layer.findIndex((l, j) => l === e.layer && layout!.expert[j] === e.expert);
+      expect(values[i * 4 + 2]).toBe(Math.fround(e.deltaLogLikelihood)); // raw value: the sweep's result
+      expect(values[i * 4]).toBeCloseTo((1.5 * scale * Math.abs(e.deltaLogLikelihood)) / max, 5); // height
+      expect(values[i * 4 + 1]).toBeCloseTo(0.5 - (0.5 * e.deltaLogLikelihood) / max, 5); // colour
+    }
+    expect(await page.$eval('#grid-legend', (e) => e.textContent)).toMatch(/Δ log-likelihood of the text when the expert is ablated/);
+    // The most needed expert, selected: its most hurt tokens (2 predicted tokens in a 3-token text).
+    const top = atlas.entries[0];
+    await hook((m) => m.settle());
+    const cell = layout!.layer.findIndex((l, j) => l === top.layer && layout!.expert[j] === top.expert);
+    await page.evaluate((i) => window.__moescope!.app.state.selectCell(i), cell);
+    expect(await page.$eval('#atlas-hurt', (e) => e.textContent)).toContain(`Layer ${top.layer}, expert ${top.expert} ablated`);
+    expect(await page.$$eval('#atlas-hurt .chip', (c) => c.length)).toBe(top.mostHurt.length);
+    await hook((m) => m.settle());
+    await page.screenshot({ path: join(ARTIFACTS, 'atlas-view.png') });
+    await page.evaluate(() => document.getElementById('atlas-panel')!.scrollIntoView());
+    await page.screenshot({ path: join(ARTIFACTS, 'atlas-panel.png') });
+    await hook((m) => m.setParam('mode', 'load'));
+  }, 500_000);
+});
+
 describe('the whole session', () => {
   it('logged no console errors and showed no error in the page', async () => {
     expect(log.errors).toEqual([]);

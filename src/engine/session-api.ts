@@ -3,7 +3,6 @@
 import type { Gpu } from './gpu';
 import type { MoeConfig, ParameterCounts } from '../model/config';
 import type { RoutingBuffers } from './routing-buffers';
-import type { AttentionFlow } from './analysis/attention-probe';
 
 /** Live what-if routing controls; applied through uniforms (no pipeline rebuild). */
 export interface RoutingPolicy {
@@ -89,6 +88,18 @@ export interface StepLogits {
   ids: Uint32Array;
   /** [rows, vocab] f32. */
   logits: Float32Array;
+}
+
+/** One step's attention of its last token, read from the probe. */
+export interface AttentionFlow {
+  /** Position of the query token; it attends to keys [0, position]. */
+  position: number;
+  layers: number;
+  heads: number;
+  /** [layers, heads, position + 1] f32: the softmax weight of key j (0 outside a sliding window). */
+  weights: Float32Array;
+  /** [layers, heads] f32: the share of the softmax a learned sink took (gpt-oss; 0 for other families). */
+  sink: Float32Array;
 }
 
 /** Called once per step, synchronously after its submit, with the read-back still in flight. */

@@ -1,9 +1,9 @@
 // Wires the attention-flow panel (src/viz/panels/attention.ts): while its <details> is open, the running model's
-// attention probe is attached (src/engine/analysis/attention-probe.ts), so each step records its last token's
+// attention probe is attached (src/engine/model/attention-probe.ts), so each step records its last token's
 // attention weights per layer and head from the attention kernels' own softmax; closed, the probe is detached and the
 // kernels run without its writes. The read-back is issued from the step listener, before the next step can be
 // submitted, so it holds that step's weights.
-import type { AttentionFlow } from '../engine/analysis/attention-probe';
+import type { AttentionFlow } from '../engine/session-api';
 import { AttentionPanel, type HeadAggregate } from '../viz/panels/attention';
 import type { Dashboard } from './context';
 import { el } from './dom';

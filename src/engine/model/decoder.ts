@@ -357,7 +357,7 @@ export class Decoder {
     for (const moe of this.moeLayers) moe.setPolicy(policy);
   }
 
-  /** Per layer, the attention probe handle of its attention (src/engine/analysis/attention-probe.ts). */
+  /** Per layer, the attention probe handle of its attention (./attention-probe.ts). */
   attentionProbeTargets(): ProbeTarget[] {
     return this.layers.map((L) => (L.attn.kind === 'mla' ? L.attn.probeTarget() : this.kernels.attention.probeTarget(L.attn.attention)));
   }

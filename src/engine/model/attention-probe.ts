@@ -5,18 +5,7 @@
 import type { Gpu } from '../gpu';
 import { readF32, storageBuffer } from '../kernels/common';
 import type { ProbeTarget } from '../kernels/split-attention';
-
-/** One step's attention of its last token, read from the probe. */
-export interface AttentionFlow {
-  /** Position of the query token; it attends to keys [0, position]. */
-  position: number;
-  layers: number;
-  heads: number;
-  /** [layers, heads, position + 1] f32: the softmax weight of key j (0 outside a sliding window). */
-  weights: Float32Array;
-  /** [layers, heads] f32: the share of the softmax a learned sink took (gpt-oss; 0 for other families). */
-  sink: Float32Array;
-}
+import type { AttentionFlow } from '../session-api';
 
 /** Storage-buffer offsets must be multiples of this (WebGPU's default minStorageBufferOffsetAlignment). */
 const OFFSET_ALIGN = 256;

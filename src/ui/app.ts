@@ -49,6 +49,7 @@ export class App implements Dashboard {
   readonly pathways: PathwaysView;
   readonly attention: AttentionView;
   readonly atlas: AtlasView;
+  readonly compare: CompareMode;
   model: LoadedModel | null = null;
   stepper: TokenStepper | null = null;
 
@@ -94,7 +95,7 @@ export class App implements Dashboard {
     new GridPointer(this);
     new GridLegend(this);
     new InspectorPanel(this);
-    new CompareMode(this, loadById);
+    this.compare = new CompareMode(this, loadById);
     new PlacementPanel(this);
     this.url = new UrlSync(this);
     this.controls = new Controls(this, { open: (id) => this.open(id), useText: (...a) => this.useText(...a), writeUrl: () => this.url.write() });

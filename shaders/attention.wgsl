@@ -23,6 +23,9 @@
 // Attention sinks (gpt-oss, params.sinks = 1): head h's learned logit sink[h] joins the softmax as one more score
 //   with a zero value: it enters the max and the sum where the row is finished (attend when splits = 1, combine
 //   otherwise), M' = max(M, sink), out = acc·exp(M − M') / (l·exp(M − M') + exp(sink − M')).
+//
+// Attention probe (lib/online_softmax, pipelines built with ATTENTION_PROBE): the last row's final weights per head,
+//   exp(s_j − M') / L', and the sink's share exp(sink − M') / L' in slot 0, written to group 1's `probe`.
 
 struct Params {
   tokens: u32,     // T query rows (and new K/V rows) this step

@@ -19,6 +19,9 @@
 // combine (splits > 1, at most MAX_SPLITS; "flash-decoding", for decode steps whose heads alone leave the GPU idle):
 //   one workgroup per (h, t); thread 0 turns the splits' maxima into weights w_s = exp(m_s − M) / Σ exp(m_s − M)·l_s
 //   (M = max_s m_s; empty splits carry m = LOWEST, l = 0, so w_s = 0), then ctx = Σ_s w_s·acc_s.
+//
+// Attention probe (lib/online_softmax, pipelines built with ATTENTION_PROBE): the last row's final weights per head
+//   (no sinks: slot 0 is 0), written to group 1's `probe`.
 
 struct Params {
   tokens: u32,        // T query rows (and new cache rows) this step

@@ -86,11 +86,10 @@ export abstract class SplitAttentionKernel<B extends SplitAttentionBinding> {
     policy: Partial<AttentionSplitPolicy>,
   ) {
     this.policy = { ...DEFAULT_SPLIT_POLICY, ...policy };
-    const { name, storeEntry, kinds, constants } = shader;
+    const { owner, name, storeEntry, kinds, constants } = shader;
     this.storeLayout = kernelLayout(gpu, kinds.store);
     this.attendLayout = kernelLayout(gpu, kinds.attend);
     this.combineLayout = kernelLayout(gpu, kinds.combine);
-    const { owner } = shader;
     this.probeGroupLayout = gpu.device.createBindGroupLayout({
       label: `${owner}.probeLayout`,
       entries: [{ binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'storage' } }],

@@ -91,6 +91,18 @@ export interface StepLogits {
   logits: Float32Array;
 }
 
+/** One step's attention of its last token, read from the probe. */
+export interface AttentionFlow {
+  /** Position of the query token; it attends to keys [0, position]. */
+  position: number;
+  layers: number;
+  heads: number;
+  /** [layers, heads, position + 1] f32: the softmax weight of key j (0 outside a sliding window). */
+  weights: Float32Array;
+  /** [layers, heads] f32: the share of the softmax a learned sink took (gpt-oss; 0 for other families). */
+  sink: Float32Array;
+}
+
 /** Called once per step, synchronously after its submit, with the read-back still in flight. */
 export type StepLogitsListener = (pending: Promise<StepLogits>) => void;
 
@@ -126,5 +138,10 @@ export interface ModelSession {
    * asynchronously: no step waits for it. Optional: a session without logits (a replayed trace) leaves it out.
    */
   onStepLogits?(fn: StepLogitsListener | null): void;
+  /**
+   * From the next step on, record each step's last-token attention weights (per layer and head, from the attention
+   * kernels' own softmax) until the probe is closed. Optional: a replayed trace has no attention to show.
+   */
+  openAttentionProbe?(): { read(position: number): Promise<AttentionFlow>; close(): void };
   destroy(): void;
 }

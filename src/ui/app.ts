@@ -25,6 +25,8 @@ import { OutputRecord } from './output-record';
 import { GridLegend } from './grid-legend';
 import { GridPointer } from './pointer';
 import { PathwaysView } from './pathways-panel';
+import { AttentionView } from './attention-panel';
+import { AtlasView } from './atlas-panel';
 import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
@@ -60,6 +62,9 @@ export class App implements Dashboard {
   private recordIsOriginal = true;
   readonly frameLoop: FrameLoop;
   readonly pathways: PathwaysView;
+  readonly attention: AttentionView;
+  readonly atlas: AtlasView;
+  readonly compare: CompareMode;
   model: LoadedModel | null = null;
   stepper: TokenStepper | null = null;
 
@@ -100,11 +105,13 @@ export class App implements Dashboard {
     new RoutingPanels(this);
     new WhatIfPanel(this);
     this.pathways = new PathwaysView(this);
+    this.attention = new AttentionView(this);
+    this.atlas = new AtlasView(this);
     new TokenView(this);
     new GridPointer(this);
     new GridLegend(this);
     new InspectorPanel(this);
-    new CompareMode(this, loadById);
+    this.compare = new CompareMode(this, loadById);
     new PlacementPanel(this);
     this.url = new UrlSync(this);
     this.controls = new Controls(this, { open: (id) => this.open(id), useText: (...a) => this.useText(...a), writeUrl: () => this.url.write() });

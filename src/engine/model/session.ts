@@ -7,7 +7,8 @@ import type { FormatGroupRow } from '../../model/weight-formats';
 import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
-import { readBuffer, readF32 } from '../kernels/common';
+import { AttentionProbe } from './attention-probe';
+import { readBuffer, readF32, readU32 } from '../kernels/common';
 import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
@@ -352,6 +353,11 @@ export class Session implements ModelSession {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.reset' });
     this.stats.reset(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Records every later step's last-token attention weights until closed (the attention-flow view). */
+  openAttentionProbe(): AttentionProbe {
+    return new AttentionProbe(this.gpu, this.decoder.attentionProbeTargets());
   }
 
   snapshot(): Promise<RoutingSnapshot> {

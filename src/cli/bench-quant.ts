@@ -53,7 +53,7 @@ function weightBuffer(gpu: Gpu, label: string, bytes: number, format: TensorForm
 function denseConfig(gpu: Gpu, format: TensorFormat, N: number, K: number, rotate: number): Config {
   const bytes = tensorBytes(format, [N, K])!;
   const copies = Math.max(1, Math.ceil(rotate / bytes));
-  const kernel = new GemvKernel(gpu, { weightDtype: format, weightLayout: 'nk', rows: 1, aligned: true });
+  const kernel = new GemvKernel(gpu, { weightDtype: format, weightLayout: 'nk', rows: 1, aligned: true, K });
   const x = filledBuffer(gpu, 'benchQuant.x', K * 4, 'f32', 1);
   const y = storageBuffer(gpu, 'benchQuant.y', N * 4);
   const bindings: GemvBinding[] = [];

@@ -124,6 +124,8 @@ const CASES: [string, string, number, number][] = [
   ['gguf-mixtral', 'golden.json', 1e-4, 1e-5],
   ['gguf-qwen3_moe', 'golden.json', 1e-4, 1e-5],
   ['gguf-olmoe', 'golden.json', 1e-4, 1e-5],
+  // gpt-oss as llama.cpp writes it: MXFP4 experts de-interleaved into gate and up, their biases split, sinks, YaRN.
+  ['gguf-gpt_oss', 'golden.json', 1e-4, 1e-5],
 ];
 
 const sessions: Session[] = [];

@@ -14,7 +14,7 @@ import type { TensorFormat } from '../../src/model/dtypes';
 import { dequantRef } from '../../src/reference/dequant';
 
 const FIXTURES = join(__dirname, '..', 'fixtures');
-const FAMILIES = ['mixtral', 'qwen3_moe', 'olmoe'] as const;
+const FAMILIES = ['mixtral', 'qwen3_moe', 'olmoe', 'gpt_oss'] as const;
 const ggufBytes = (family: string) => new Uint8Array(readFileSync(join(FIXTURES, `gguf-${family}`, 'model.gguf')));
 
 /** Every entry's bytes, as streamLoadPlan delivers them. */

@@ -98,6 +98,8 @@ export class ExpertMatmulKernel {
     readonly mode: ExpertMode,
     private readonly weightDtype: TensorFormat,
     shape?: TiledShape,
+    /** 'gemv': a fixed thread layout instead of expertGemvTile's (benchmark sweeps). */
+    private readonly gemvTile?: ExpertGemvTile,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'read']);
     this.shape = shape ?? defaultTiledShape(gpu);
@@ -113,7 +115,7 @@ export class ExpertMatmulKernel {
       Object.assign(constants, this.shape);
       tileCols = this.shape.WG_N * (this.op === 'up' ? 4 : 8);
     } else {
-      const tile = expertGemvTile(this.gpu, this.op, this.weightDtype, k);
+      const tile = this.gemvTile ?? expertGemvTile(this.gpu, this.op, this.weightDtype, k);
       Object.assign(constants, tile);
       tileCols = tile.WG_N * tile.NT;
     }

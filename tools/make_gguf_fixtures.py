@@ -30,9 +30,14 @@ models → tests/fixtures/gguf-<family>/ for the committed transformers fixtures
   gguf-py), down_proj transposed to ffn_down_exps [E, H, I] (BF16: rows of 24), their biases split likewise (F32),
   attn_sinks, q/k/v (Q8_0) and o (F16: rows of 80) with biases, post_attention_norm, router with bias, YaRN keys.
 
+split → tests/fixtures/gguf-olmoe-split/
+  model-0000{1,2,3}-of-00003.gguf   gguf-olmoe's model.gguf rewritten by gguf-py's GGUFWriter with split_max_tensors
+                      (llama.cpp's gguf-split layout: every key in the first file, split.no / split.count /
+                      split.tensors.count in each, tensors in order across the files); its golden is gguf-olmoe's.
+
 (Random-weight GGUF files at published sizes, for benchmarks: src/cli/random-gguf.ts, which needs no Python.)
 
-Usage: python3 tools/make_gguf_fixtures.py blocks|models [--out DIR] [--only NAME]
+Usage: python3 tools/make_gguf_fixtures.py blocks|models|split [--out DIR] [--only NAME]
 Needs: numpy, gguf (gguf-py from llama.cpp, written against 0.19); models also torch, transformers 5.x.
 """
 from __future__ import annotations
@@ -413,14 +418,38 @@ def make_models(out_root: str, only: str | None = None) -> None:
         print(name, {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
 
 
+def make_split(out: str, parts: int = 3) -> None:
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter, Keys
+
+    reader = GGUFReader(os.path.join("tests", "fixtures", "gguf-olmoe", "model.gguf"))
+    os.makedirs(out, exist_ok=True)
+    arch = reader.fields[Keys.General.ARCHITECTURE].contents()
+    per_file = -(-len(reader.tensors) // parts)
+    w = GGUFWriter(os.path.join(out, "model.gguf"), arch, split_max_tensors=per_file)
+    for field in reader.fields.values():
+        if field.name == Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        vtype = field.types[0]
+        w.add_key_value(field.name, field.contents(), vtype, sub_type=field.types[-1] if vtype == GGUFValueType.ARRAY else None)
+    for t in reader.tensors:
+        w.add_tensor(t.name, t.data, raw_dtype=t.tensor_type if t.tensor_type not in (T.F32, T.F16) else None)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print({f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["blocks", "models"])
+    p.add_argument("what", choices=["blocks", "models", "split"])
     p.add_argument("--out", default=None)
     p.add_argument("--only", default=None, help="models: just this fixture (gpt_oss or a GGUF_MODELS name)")
     a = p.parse_args()
     if a.what == "blocks":
         make_blocks(a.out or "tests/fixtures/gguf-blocks")
+    elif a.what == "split":
+        make_split(a.out or "tests/fixtures/gguf-olmoe-split")
     else:
         make_models(a.out or "tests/fixtures", a.only)
 

@@ -228,7 +228,7 @@ class GgufPlanBuilder {
     const parts: TensorPart[] = [];
     let dst = 0;
     const push = (t: GgufTensor, start: number, bytes: number) => {
-      parts.push({ file: this.h.file, tensor: t.name, byteStart: t.begin + start, byteEnd: t.begin + start + bytes, dstOffset: dst });
+      parts.push({ file: t.file, tensor: t.name, byteStart: t.begin + start, byteEnd: t.begin + start + bytes, dstOffset: dst });
       dst += bytes;
     };
     if (rowOrder) {
@@ -252,7 +252,7 @@ class GgufPlanBuilder {
     for (let e = 0; e < E; e++) {
       for (const t of tensors) {
         if (t.typeName !== 'F32') throw new ModelFileError(this.h.file, tensorField(t.name), `is ${t.typeName}; expert biases must be F32`);
-        parts.push({ file: this.h.file, tensor: t.name, byteStart: t.begin + e * I * 4, byteEnd: t.begin + (e + 1) * I * 4, dstOffset: parts.length * I * 4 });
+        parts.push({ file: t.file, tensor: t.name, byteStart: t.begin + e * I * 4, byteEnd: t.begin + (e + 1) * I * 4, dstOffset: parts.length * I * 4 });
       }
     }
     this.entries.push({ name: entryName, role: 'expertsGateUpBias', layer, shape: [E, 2 * I], dtype: 'f32', byteLength: E * 2 * I * 4, parts });
@@ -350,32 +350,83 @@ export interface OpenedGguf {
   tokenizer: ModelTokenizer;
 }
 
+/** llama.cpp's gguf-split names: PREFIX-00001-of-00003.gguf (1-based part, part count). */
+const SPLIT_NAME = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i;
+
+function splitName(file: string): { prefix: string; part: number; count: number } | null {
+  const m = SPLIT_NAME.exec(file);
+  return m ? { prefix: m[1], part: Number(m[2]), count: Number(m[3]) } : null;
+}
+
+const partName = (prefix: string, part: number, count: number) =>
+  `${prefix}-${String(part).padStart(5, '0')}-of-${String(count).padStart(5, '0')}.gguf`;
+
 /**
- * The GGUF file a model folder (or a set of dropped files) holds, or null when it is a transformers folder (it has a
- * config.json) or has no .gguf file. Several .gguf files (split GGUFs) are an error naming them.
+ * The GGUF file a model folder (or a set of dropped files) holds — for a split GGUF its first part — or null when it
+ * is a transformers folder (it has a config.json) or has no .gguf file. Several GGUF files that are not the parts of
+ * one split model are an error naming them; so is a split model with a part missing.
  */
 export async function findGguf(folder: ModelFolder): Promise<string | null> {
   if (await folder.has('config.json')) return null;
   const files = (await folder.list()).filter((f) => f.toLowerCase().endsWith('.gguf'));
-  if (files.length > 1) {
-    throw new ModelFileError(files[0], null, `one GGUF file per model is supported; ${folder.location} has ${files.length} (${files.join(', ')})`);
+  if (files.length === 0) return null;
+  const split = files.map(splitName);
+  const first = split[0];
+  const oneSet = first !== null && split.every((s) => s !== null && s.prefix === first.prefix && s.count === first.count);
+  if (!oneSet) {
+    if (files.length === 1) return files[0];
+    throw new ModelFileError(files[0], null, `one GGUF model per folder is supported; ${folder.location} has ${files.length} GGUF files that are not the parts of one split model (${files.join(', ')})`);
   }
-  return files[0] ?? null;
+  const have = new Set(split.map((s) => s!.part));
+  for (let part = 1; part <= first.count; part++) {
+    if (!have.has(part)) {
+      throw new ModelFileError(partName(first.prefix, part, first.count), null,
+        `missing: part ${part} of the ${first.count}-part GGUF model ${first.prefix} (${folder.location} has ${files.length})`);
+    }
+  }
+  return files[split.findIndex((s) => s!.part === 1)];
 }
 
 /**
- * Opens a GGUF file of a folder (or of dropped files): header, config, load plan with every tensor's type and shape
- * checked, tokenizer. Reads only the header, never tensor data. An architecture the engine cannot run is an error
- * naming general.architecture.
+ * The headers of a split GGUF's parts as one: metadata from the first part, tensors from all (each naming its file).
+ * Each part must say it is part i of n (split.no, split.count), and the tensors must add up to split.tensors.count.
  */
-export async function openGguf(folder: ModelFolder, file: string): Promise<OpenedGguf> {
+function joinSplit(parts: GgufHeader[]): GgufHeader {
+  const [first] = parts;
+  const tensors = new Map<string, GgufTensor>();
+  parts.forEach((h, i) => {
+    const m = new Meta(h);
+    if (m.num('split.count') !== parts.length) m.fail('split.count', `is ${m.num('split.count')}, but the file name says ${parts.length} parts`);
+    if (m.num('split.no') !== i) m.fail('split.no', `is ${m.num('split.no')} (part ${m.num('split.no') + 1}), but the file name says part ${i + 1}`);
+    for (const [name, t] of h.tensors) {
+      if (tensors.has(name)) throw new ModelFileError(h.file, tensorField(name), `is also in ${tensors.get(name)!.file}`);
+      tensors.set(name, t);
+    }
+  });
+  const total = new Meta(first).num('split.tensors.count');
+  if (total !== tensors.size) new Meta(first).fail('split.tensors.count', `is ${total}, but the ${parts.length} parts hold ${tensors.size} tensors`);
+  return { ...first, fileSize: parts.reduce((s, h) => s + h.fileSize, 0), tensors };
+}
+
+async function readHeader(folder: ModelFolder, file: string): Promise<GgufHeader> {
   const src = await folder.open(file);
-  let header: GgufHeader;
   try {
-    header = await readGgufHeader(src);
+    return await readGgufHeader(src);
   } finally {
     await src.close();
   }
+}
+
+/**
+ * Opens a GGUF file of a folder (or of dropped files; a split model's first part, with the others beside it):
+ * header(s), config, load plan with every tensor's type and shape checked, tokenizer. Reads only headers, never tensor
+ * data. An architecture the engine cannot run is an error naming general.architecture.
+ */
+export async function openGguf(folder: ModelFolder, file: string): Promise<OpenedGguf> {
+  const split = splitName(file);
+  const header = split && split.count > 1
+    ? joinSplit(await Promise.all(Array.from({ length: split.count }, (_, i) => readHeader(folder, partName(split.prefix, i + 1, split.count)))))
+    : await readHeader(folder, file);
   const config = ggufConfig(header);
   if (config.unsupported) throw new UnsupportedModelError(file, config.unsupported);
   const plan = buildGgufLoadPlan(header, config);

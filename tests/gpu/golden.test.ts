@@ -170,6 +170,19 @@ describe('whole model vs transformers', { timeout: 240_000 }, () => {
     expect(relativeError(logits[1], logits[0])).toBeLessThan(1e-6);
   });
 
+  it('a GGUF split in three parts (gguf-olmoe-split) gives the same logits as the single file', async () => {
+    const gpu = await testGpu();
+    const ids = (JSON.parse(readFileSync(join(FIXTURES, 'gguf-olmoe', 'golden.json'), 'utf8')) as Golden).input_ids;
+    const logits: Float32Array[] = [];
+    for (const dir of ['gguf-olmoe', 'gguf-olmoe-split']) {
+      const session = await loadModel(gpu, await nodeFolder(join(FIXTURES, dir)), { contextLength: 64, maxTokensPerStep: 32 });
+      sessions.push(session);
+      await session.feed(ids);
+      logits.push(await session.stepLogits());
+    }
+    expect(relativeError(logits[1], logits[0])).toBe(0);
+  });
+
   for (const [family, file, logitsTol, weightTol] of CASES) {
     it(`${family} (${file}, logits within ${logitsTol})`, async () => {
       const gpu = await testGpu();

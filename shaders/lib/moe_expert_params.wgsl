@@ -1,7 +1,7 @@
 // Uniform of the grouped expert matmuls (moe_expert_up/down[_gemv].wgsl) and their view of the dispatch plan.
 // Field order must match EXPERT_PARAMS in src/engine/kernels/moe-layout.ts (tests/unit/wgsl-structs.test.ts).
 // The including shader binds the uniform as `P`, the plan buffer as `plan` and the experts' biases as `bias` (f32;
-// read only when P.has_bias = 1).
+// read only when HAS_BIAS).
 struct ExpertParams {
   k: u32,               // reduction length (up: H, down: I)
   n: u32,               // output columns (up: I, down: H)

@@ -8,12 +8,12 @@ import type { RunnableFamily } from '../support/io-models';
 
 /** Dispatches one decode layer (T = 1) records, per family of the tiny synthetic models (MoE layers). */
 const DECODE_DISPATCHES: Record<RunnableFamily, number> = {
-  granitemoe: 11,
-  mixtral: 11,
-  olmoe: 11,
-  qwen3_moe: 11,
-  qwen2_moe: 13,
-  gpt_oss: 12,
+  granitemoe: 10,
+  mixtral: 10,
+  olmoe: 10,
+  qwen3_moe: 10,
+  qwen2_moe: 12,
+  gpt_oss: 11,
 };
 
 describe('decode step recording', () => {

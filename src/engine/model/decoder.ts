@@ -83,8 +83,12 @@ interface LayerBindings {
   attn: StandardAttention | MlaAttention;
   attnResidual: ResidualBinding;
   postNorm: RmsNormBinding;
-  /** Adds its output to x itself (the residual add fused into its combine). */
+  /**
+   * Adds its output to x itself (the residual add fused into its combine); with `moeNormFolded` it also reads x
+   * itself (the router does postNorm's work, writing act.normed for the experts).
+   */
   moe: MoeLayer | null;
+  moeNormFolded: boolean;
   /** Dense FFN: output in branch, then the residual add. */
   dense: { gateUp: LinearBinding; swiglu: SwigluBinding; down: LinearBinding; residual: ResidualBinding } | null;
 }
@@ -255,6 +259,8 @@ export class Decoder {
       this.kvCaches.push(...(attn.kind === 'mla' ? [attn.cache] : [attn.attention.buffers.kCache, attn.attention.buffers.vCache]));
       const isMoe = c.moeLayers[l];
       let moe: MoeLayer | null = null;
+      // The router folds the post-attention norm in where it reads weights in the norm's dtype.
+      const moeNormFolded = Boolean(isMoe) && fmt(`${p}.router`) === dtype;
       let dense: LayerBindings['dense'] = null;
       if (isMoe) {
         const bank = (name: string) => {
@@ -269,6 +275,7 @@ export class Decoder {
           scratch: this.scratch!,
           arena,
           residualScale: c.residualMultiplier,
+          ...(moeNormFolded ? { inputNorm: { weight: denseW(`${p}.postAttnNorm`), eps: c.rmsNormEps, normed: a.normed } } : {}),
           weights: {
             router: w(`${p}.router`),
             routerBias: has(`${p}.routerBias`) ? w(`${p}.routerBias`) : null,
@@ -302,6 +309,7 @@ export class Decoder {
         attnResidual: k.residual.bindInPlace(`${label}.attnResidual`, a.x, a.branch),
         postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, denseW(`${p}.postAttnNorm`), a.normed),
         moe,
+        moeNormFolded,
         dense,
       });
     }
@@ -593,10 +601,13 @@ export class Decoder {
       }
 
       if (split) section(`Layer${l}.${L.moe ? 'moe' : 'mlp'}`);
-      k.norm.encode(pass, L.postNorm, T);
-      if (L.moe) {
+      if (L.moe && L.moeNormFolded) {
+        L.moe.encode(pass, this.act.x, this.act.x, T, startPos);
+      } else if (L.moe) {
+        k.norm.encode(pass, L.postNorm, T);
         L.moe.encode(pass, this.act.normed, this.act.x, T, startPos);
       } else if (L.dense) {
+        k.norm.encode(pass, L.postNorm, T);
         k.linear.encode(pass, L.dense.gateUp, T);
         k.swiglu.encode(pass, L.dense.swiglu, T);
         k.linear.encode(pass, L.dense.down, T);

@@ -1,6 +1,13 @@
 // The whole decoder on the GPU: embedding → layers (RMSNorm, attention with RoPE and a KV cache, MoE or dense FFN,
 // residuals) → final norm → LM head. Every buffer and bind group is made here, at load time; a step only writes
-// uniforms and records dispatches (encodeStep), all layers in one compute pass unless the profiler splits them.
+// uniforms into the arena (one queue write) and records dispatches (encodeStep), all layers in one compute pass
+// unless the profiler splits them.
+//
+// Fused kernels (DecoderOptions.fuse, default on): q/k/v weights concatenated at load into one projection, followed
+// by one kernel for q/k/v biases, q/k norms, RoPE and the KV-cache append (RopeAppendKernel); for one-token steps the
+// input RMSNorm folded into that projection's GEMV; up to 16 tokens the o-projection accumulating into x; at every T
+// the post-attention RMSNorm folded into the MoE router and the MoE combine adding into x. A decode MoE layer is 10
+// dispatches (tests/gpu/decode-recording.test.ts).
 //
 // Family details handled here: q/k/v biases (Qwen2-MoE), q/k RMSNorm over the whole projection (OLMoE) or per head
 // (Qwen3-MoE), Granite-MoE's multipliers (embedding ×, residual branches ×, attention scale, logits ÷ — the last folded

@@ -20,10 +20,8 @@
 // Entry point main_norm (NORM, one row, W_NK, dense W): RMSNorm of x folded in. Each workgroup reads the row into
 // workgroup memory, sums its squares, and scales it in place by inv_rms · norm_w[k] (the same x · inv_rms · w as
 // shaders/rmsnorm.wgsl) before the products; only the sum's order differs from the norm kernel's.
-// Block-quantised W (lib/quant; W_NK only, K a multiple of the block): the unit a thread reads is a 32-element
-// sub-block of a row (34 bytes of Q8_0, 16 of Q4_K nibbles + scales, …), decoded in registers and dotted with 8 vec4
-// of each x row; ALIGNED is not used.
-// #include "lib/quant"
+// Block-quantised W runs in gemv_quant.wgsl.
+// #include "lib/weights"
 
 struct Params {
   M: u32, // rows of x and y (1 ≤ M ≤ ROWS)
@@ -70,28 +68,6 @@ fn x_scalar(i: u32) -> f32 {
   return x_vec(i >> 2u)[i & 3u];
 }
 
-fn w_word(i: u32) -> u32 {
-  return w[i >> 2u][i & 3u];
-}
-
-// W stored [N, K] in blocks: dot products of NT rows of W with ROWS rows of x, one 32-element sub-block at a time.
-fn accumulate_quant(tk: u32, rows_n: array<u32, 4>) {
-  let K = params.K;
-  let last_row = params.M - 1u;
-  let row_bytes = quant_row_bytes(K);
-  for (var u = tk; u < (K >> 5u); u += WG_K) {
-    for (var j = 0u; j < NT; j++) {
-      let wq = quant_sub32(rows_n[j] * row_bytes, u);
-      for (var r = 0u; r < ROWS; r++) {
-        let xb = min(r, last_row) * (K >> 2u) + 8u * u;
-        var s = 0.0;
-        for (var g = 0u; g < 8u; g++) { s += dot(x[xb + g], wq[g]); }
-        acc[r * NT + j] += s;
-      }
-    }
-  }
-}
-
 fn w_elem(e: u32) -> f32 {
   return decode_weight(w[weight_word(e) >> 2u][weight_word(e) & 3u], e);
 }
@@ -115,9 +91,7 @@ fn accumulate_nk(tk: u32, n_first: u32) {
   let last_row = params.M - 1u;
   var rows_n: array<u32, 4>; // W row of each output, clamped into the matrix (extra outputs are not stored)
   for (var j = 0u; j < NT; j++) { rows_n[j] = min(n_first + j, params.N - 1u); }
-  if (is_quant()) {
-    accumulate_quant(tk, rows_n);
-  } else if (ALIGNED && WEIGHT_DTYPE == 0u) {
+  if (ALIGNED && WEIGHT_DTYPE == 0u) {
     let units = K >> 2u; // 16-byte units per row
     for (var u = tk; u < units; u += WG_K) {
       var wv: array<vec4<f32>, 4>;

@@ -127,9 +127,9 @@ describe('weights and kernels', () => {
       }
     }
   }
-  // Quantised expert banks (lib/quant in the expert GEMV and the tiled staging), against the float64 reference on the
-  // dequantised weights. H and I of 2 blocks (Q8_0, MXFP4) or 1 block (Q4_K: 256); a mutant that skips the second
-  // sub-block half of every GEMV step fails.
+  // Quantised expert banks (lib/quant_unit in the expert GEMV, lib/quant in the tiled staging), against the float64
+  // reference on the dequantised weights. H and I of 2 or 3 blocks (Q8_0, MXFP4: a whole 64-element unit and one
+  // ending on a half unit) or 1 block (Q4_K: 256); a mutant that skips the last segment of every GEMV unit fails.
   for (const [format, H, I] of [['q8_0', 64, 96], ['mxfp4', 96, 64], ['q4_k', 256, 256], ['q6_k', 256, 256]] as const) {
     for (const mode of ['gemv', 'tiled'] as const) {
       it(`${format} expert banks, ${mode}, H=${H} I=${I}`, async () => {
@@ -139,8 +139,8 @@ describe('weights and kernels', () => {
       });
     }
   }
-  it('a quantised expert GEMV mutant (last group of each sub-block dropped) fails', async () => {
-    await expectMutantFails(mutation('moe_expert_down_gemv', 'for (var q = 0u; q < 8u; q++) { sum +=', 'for (var q = 0u; q < 7u; q++) { sum +='), (broken) => {
+  it('a quantised expert GEMV mutant (last segment of each unit dropped) fails', async () => {
+    await expectMutantFails(mutation('lib/gemv_core', 'if (seg < segs) {', 'if (seg < segs && seg != 3u) {'), (broken) => {
       const p = buildProblem(broken, { family: 'mixtral', H: 64, I: 96, E: 4, k: 2, seed: 31 }, { expertMode: 'gemv', quantExperts: 'q8_0' });
       return checkStep(broken, p, 9, policyWith(p.config, {}), 6);
     }, /output/);
@@ -362,9 +362,9 @@ describe('the checks can fail', () => {
   // gpt-oss's expert biases and clamped activation, one mutant per place they enter (T = 33 tiled, T = 7 gemv).
   const GPT_OSS_MUTANTS: [string, string, string, number, ExpertVariant][] = [
     ['moe_expert_up', 'bg[j] = expert_bias(tile_info.x, n + j);', 'bg[j] = 0.0;', 33, 'tiled'],
-    ['moe_expert_up_gemv', 'let bu = expert_bias(info.x, I + j);', 'let bu = expert_bias(info.x, j);', 7, 'gemv'],
+    ['moe_expert_up_gemv', '+ expert_bias(info.x, I + j);', '+ expert_bias(info.x, j);', 7, 'gemv'],
     ['moe_expert_down', 'if (n + j < N) { v[j] += expert_bias(tile_info.x, n + j); }', 'if (n + j < N) { v[j] += expert_bias(0u, n + j); }', 33, 'tiled'],
-    ['moe_expert_down_gemv', 'partial[pbase + r] + b;', 'partial[pbase + r];', 7, 'gemv'],
+    ['moe_expert_down_gemv', 'col % NT) + expert_bias(info.x, n);', 'col % NT);', 7, 'gemv'],
     ['lib/moe_expert_params', 'let g = min(gate, vec4<f32>(P.act_limit));', 'let g = gate;', 33, 'tiled'],
     ['lib/moe_expert_params', '(u + vec4<f32>(P.act_up_offset))', 'u', 7, 'gemv'],
   ];

@@ -27,6 +27,7 @@ import { BiasAddKernel, type BiasAddBinding } from '../kernels/bias-add';
 import { ROPE_APPEND_CONSTANTS, RopeAppendKernel, RopeKernel, type RopeAppendBinding, type RopeBinding } from '../kernels/rope';
 import { ropeTables } from '../../model/rope';
 import { AttentionKernel, createKvCache, type AttentionBinding } from '../kernels/attention';
+import type { ProbeTarget } from '../kernels/split-attention';
 import { ResidualKernel, type ResidualBinding } from '../kernels/residual';
 import { SwigluKernel, type SwigluBinding } from '../kernels/swiglu';
 import { MoeLayer, moeScratchShape } from '../routing/moe-layer';
@@ -569,6 +570,11 @@ export class Decoder {
 
   setPolicy(policy: RoutingPolicy): void {
     for (const moe of this.moeLayers) moe.setPolicy(policy);
+  }
+
+  /** Per layer, the attention probe handle of its attention (./attention-probe.ts). */
+  attentionProbeTargets(): ProbeTarget[] {
+    return this.layers.map((L) => (L.attn.kind === 'mla' ? L.attn.probeTarget() : this.kernels.attention.probeTarget(L.attn.attention)));
   }
 
   /** Bytes of the KV cache, activations and MoE scratch (weights are counted by the loader). */

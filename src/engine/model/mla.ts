@@ -16,6 +16,7 @@ import type { ResidualBinding, ResidualKernel } from '../kernels/residual';
 import type { RopeBinding, RopeKernel } from '../kernels/rope';
 import { MlaAbsorbKernel, type MlaAbsorbBinding } from '../kernels/mla-absorb';
 import { MlaAttentionKernel, createMlaCache, type MlaAttentionBinding } from '../kernels/mla-attention';
+import type { ProbeTarget } from '../kernels/split-attention';
 
 /** transformers builds q_a_layernorm and kv_a_layernorm with the RMSNorm default eps, not rms_norm_eps. */
 const MLA_NORM_EPS = 1e-6;
@@ -156,5 +157,10 @@ export class MlaAttention {
       k.linear.encode(pass, this.o, T);
       k.residual.encode(pass, residual, T * c.hiddenSize);
     }
+  }
+
+  /** The attention probe handle of this layer's latent attention. */
+  probeTarget(): ProbeTarget {
+    return this.k.attention.probeTarget(this.attention);
   }
 }

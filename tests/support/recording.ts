@@ -1,5 +1,5 @@
 // Recording a decode step, observed from outside the engine: dispatches per layer (each dispatch is attributed to the
-// `Layer<l>` of the bind group set before it: every bind group is labelled `Owner.thing`), queue writes, GPU objects
+// `Layer<l>` of the group-0 bind group set before it: every bind group is labelled `Owner.thing`), queue writes, GPU objects
 // created, and the CPU time of recording. The counting lives here, outside src/, so a change in the engine cannot
 // also change what counts as a dispatch.
 import type { Gpu } from '../../src/engine/gpu';
@@ -64,8 +64,10 @@ export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: numbe
             get(p, k) {
               if (k === 'setBindGroup') {
                 return (index: number, group: GPUBindGroup, ...rest: unknown[]) => {
-                  const m = LAYER.exec(group.label);
-                  owner = m ? Number(m[1]) : -1;
+                  if (index === 0) {
+                    const m = LAYER.exec(group.label);
+                    owner = m ? Number(m[1]) : -1;
+                  }
                   return (p.setBindGroup as (...a: unknown[]) => void)(index, group, ...rest);
                 };
               }

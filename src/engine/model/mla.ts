@@ -126,8 +126,11 @@ export class MlaAttention {
     });
   }
 
-  /** Records T tokens' attention and adds its output to the residual stream (fused, or through `residual`). */
-  encode(pass: GPUComputePassEncoder, T: number, startPos: number, residual: ResidualBinding): void {
+  /**
+   * Records T tokens' attention and adds its output to the residual stream: by the o-projection itself (fused, up
+   * to GEMV_MAX_ROWS tokens), or through `residual`.
+   */
+  encode(pass: GPUComputePassEncoder, T: number, startPos: number, residual: ResidualBinding, fused: boolean): void {
     const { k, c } = this;
     const m = c.mla!;
     if ('a' in this.q) {
@@ -148,7 +151,7 @@ export class MlaAttention {
     k.attention.setShape(this.attention, { tokens: T, startPos });
     k.attention.encode(pass, this.attention, T);
     k.absorb.encodeExpand(pass, this.absorb, T);
-    if (T <= GEMV_MAX_ROWS) {
+    if (fused && T <= GEMV_MAX_ROWS) {
       k.linear.encode(pass, this.oResidual, T);
     } else {
       k.linear.encode(pass, this.o, T);

@@ -13,7 +13,7 @@ import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
-import type { ModelSession, RoutingPolicy, RoutingSnapshot, StepLogits, StepLogitsListener } from '../session-api';
+import type { ModelSession, ReplayStep, RoutingPolicy, RoutingSnapshot, SessionState, StepLogits, StepLogitsListener } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 import type { UploadedWeights } from './weights';
@@ -30,20 +30,7 @@ export class ContextFullError extends RangeError {
   }
 }
 
-/** A session's CPU-side state: enough to rebuild its GPU state on another device (see Session.replay). */
-export interface SessionState {
-  tokens: number[];
-  steps: ReplayStep[];
-  policy: RoutingPolicy;
-  /** Tokens sampled so far (the sampling seed's counter). */
-  drawn: number;
-}
-
-/** One submitted step: its tokens and the routing policy it ran under. */
-export interface ReplayStep {
-  size: number;
-  policy: RoutingPolicy;
-}
+export type { ReplayStep, SessionState } from '../session-api';
 
 /** Steps cut to cover the first `n` tokens (a step that straddles n is shortened). */
 function truncateSteps(steps: readonly ReplayStep[], n: number): ReplayStep[] {

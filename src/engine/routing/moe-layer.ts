@@ -77,6 +77,12 @@ export interface MoeLayerOptions {
    * out += residualScale · (the layer's output). Absent: out = the layer's output.
    */
   residualScale?: number;
+  /**
+   * The layer's input RMSNorm folded into the router: encode's `x` is then the residual stream [T, H] (it may be
+   * `out` too), the router writes x · inv_rms · weight to `normed` [T, H] and the experts read that. weight: [H] in
+   * the router's dtype.
+   */
+  inputNorm?: { weight: GPUBuffer; eps: number; normed: GPUBuffer };
   /** Where the layer's uniform lives (the decoder's, flushed once per step); absent: its own buffer, written at once. */
   arena?: UniformArena | null;
 }
@@ -137,6 +143,7 @@ export class MoeLayer {
   private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: GPUBindGroup; combine: GPUBindGroup; modes: Record<ExpertVariant, ExpertPair> }>>();
   private policy: RoutingPolicy;
   private k: number;
+  private readonly inputNorm: MoeLayerOptions['inputNorm'] | null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -162,7 +169,8 @@ export class MoeLayer {
     this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS, o.arena);
     const routerFormat = o.weights.routerFormat ?? c.weightDtype;
     if (isQuantFormat(routerFormat)) throw new Error(`Layer${o.layer}: a ${routerFormat} router is not supported (routers are read dense)`);
-    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize);
+    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize, o.inputNorm !== undefined);
+    this.inputNorm = o.inputNorm ?? null;
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
     this.scatter = new MoeScatterKernel(gpu);
@@ -215,6 +223,7 @@ export class MoeLayer {
       off_starts: pl.starts,
       off_partials: pl.partials,
       residual_scale: o.residualScale ?? 1,
+      norm_eps: o.inputNorm?.eps ?? 0,
     });
     this.policy = o.policy ?? defaultPolicy(c);
     this.k = effectiveTopK(c, this.policy);
@@ -251,7 +260,8 @@ export class MoeLayer {
 
   /**
    * x: f32 [T, H] post-norm input; out: f32 [T, H], the layer's output or, with options.residualScale, the residual
-   * stream it is added to (must not alias x; both sized in whole 16-byte units, as storageBuffer makes them).
+   * stream it is added to (must not alias x unless options.inputNorm; both sized in whole 16-byte units, as
+   * storageBuffer makes them).
    * Tokens are at positions
    * [position, position + T). Records into `target`: a compute pass, or a command encoder (one pass is opened; with
    * `timing`, one pass per kernel named `Layer<l>.moe.<kernel>` with that pass's timestamp descriptor, for
@@ -358,11 +368,12 @@ export class MoeLayer {
         router: this.router.bind(`${label}.router`, {
           params: this.params, x, router: w.router, sharedGate: w.shared?.gate ?? s.dummy, aux: this.aux,
           ablated: this.stats.ablation, records: s.records, probs: s.probs, plan: s.plan,
+          ...(this.inputNorm ? { norm: { weight: this.inputNorm.weight, normed: this.inputNorm.normed } } : {}),
         }),
         combine: this.combine.bind(`${label}.combine`, {
           params: this.params, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
         }),
-        modes: Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(this.modes[v], x)])) as Record<ExpertVariant, ExpertPair>,
+        modes: Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(this.modes[v], this.inputNorm?.normed ?? x)])) as Record<ExpertVariant, ExpertPair>,
       };
       byOut.set(out, g);
     }

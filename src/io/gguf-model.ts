@@ -25,11 +25,14 @@ import type { LoadPlan, PlanEntry, TensorPart, TensorRole } from './weights';
 /** llama.cpp architecture → the family whose engine path runs it. */
 const ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   llama: 'mixtral', qwen2moe: 'qwen2_moe', qwen3moe: 'qwen3_moe', olmoe: 'olmoe', granitemoe: 'granitemoe', 'gpt-oss': 'gpt_oss',
+  deepseek2: 'deepseek_v2', // deepseek_v3 where the gating is sigmoid (familyOf)
 };
 /** Whether the chosen experts' weights are renormalised (llama.cpp: per architecture unless expert_weights_norm). */
 const NORM_TOPK: Readonly<Record<string, boolean>> = {
-  llama: true, qwen2moe: false, qwen3moe: true, olmoe: false, granitemoe: true, 'gpt-oss': true,
+  llama: true, qwen2moe: false, qwen3moe: true, olmoe: false, granitemoe: true, 'gpt-oss': true, deepseek2: false,
 };
+/** llama.cpp's expert_gating_func values. */
+const GATING_SIGMOID = 2;
 /** Architectures whose converter permutes q/k rows for interleaved RoPE. */
 const PERMUTED_QK = new Set(['llama', 'granitemoe']);
 
@@ -96,6 +99,7 @@ function familyOf(m: Meta): { arch: string; family: ModelFamily } {
   if (arch === 'llama' && m.num('llama.expert_count', 0) === 0) {
     throw new UnsupportedModelError(m.h.file, 'a llama GGUF without experts (llama.expert_count) is a dense model, not a MoE');
   }
+  if (arch === 'deepseek2' && m.num('deepseek2.expert_gating_func', 1) === GATING_SIGMOID) return { arch, family: 'deepseek_v3' };
   return { arch, family };
 }
 
@@ -144,6 +148,10 @@ export function ggufConfig(h: GgufHeader): MoeConfig {
     json.intermediate_size = expertI;
   }
   if (m.has(k('attention.sliding_window'))) json.sliding_window = m.num(k('attention.sliding_window'));
+  if (arch === 'deepseek2') {
+    delete json.head_dim; // the MQA form's key_length; the per-head sizes are in deepseekFields
+    Object.assign(json, deepseekFields(m, h, family));
+  }
   if (family === 'gpt_oss') {
     json.layer_types = slidingPattern(m, k('attention.sliding_window_pattern'), layers)
       .map((slides) => (slides ? 'sliding_attention' : 'full_attention'));
@@ -159,6 +167,44 @@ export function ggufConfig(h: GgufHeader): MoeConfig {
 }
 
 /**
+ * DeepSeek-V2/V3 (llama.cpp's deepseek2) as transformers' config fields. MLA dimensions: newer files describe the
+ * attention as MQA over the latent (key_length = kv_lora_rank + rope, value_length = kv_lora_rank, head_count_kv 1)
+ * with the per-head sizes in key_length_mla / value_length_mla; older ones give those in key_length / value_length.
+ * Routing: expert_gating_func (1 softmax, 2 sigmoid with exp_probs_b as the correction bias), expert groups,
+ * expert_weights_scale / _norm; leading_dense_block_count dense layers; expert_shared_count shared experts.
+ */
+function deepseekFields(m: Meta, h: GgufHeader, family: ModelFamily): Record<string, unknown> {
+  const k = (name: string) => `deepseek2.${name}`;
+  const rope = m.num(k('rope.dimension_count'));
+  const mla = m.has(k('attention.key_length_mla'));
+  const qk = m.num(k(mla ? 'attention.key_length_mla' : 'attention.key_length'));
+  const groups = m.num(k('expert_group_count'), 1);
+  const sigmoid = family === 'deepseek_v3';
+  const fields: Record<string, unknown> = {
+    kv_lora_rank: m.num(k('attention.kv_lora_rank')),
+    qk_rope_head_dim: rope,
+    qk_nope_head_dim: qk - rope,
+    v_head_dim: m.num(k(mla ? 'attention.value_length_mla' : 'attention.value_length')),
+    // MLA caches one latent per position; transformers' DeepSeek configs keep num_key_value_heads = heads.
+    num_key_value_heads: m.num(k('attention.head_count')),
+    n_shared_experts: m.num(k('expert_shared_count'), 0),
+    first_k_dense_replace: m.num(k('leading_dense_block_count'), 0),
+    moe_intermediate_size: m.num(k('expert_feed_forward_length')),
+    intermediate_size: m.num(k('feed_forward_length')),
+    routed_scaling_factor: m.num(k('expert_weights_scale'), 1),
+    scoring_func: sigmoid ? 'sigmoid' : 'softmax',
+    topk_method: sigmoid ? 'noaux_tc' : groups > 1 ? 'group_limited_greedy' : 'greedy',
+    n_group: groups,
+    topk_group: m.num(k('expert_group_used_count'), 1),
+  };
+  if (m.has(k('attention.q_lora_rank'))) fields.q_lora_rank = m.num(k('attention.q_lora_rank'));
+  if (sigmoid && ![...h.tensors.keys()].some((n) => n.endsWith('.exp_probs_b.bias'))) {
+    m.fail(k('expert_gating_func'), 'is sigmoid (DeepSeek-V3 routing) but no layer has an exp_probs_b correction bias');
+  }
+  return fields;
+}
+
+/**
  * rope.scaling.* as transformers' rope_scaling (null without scaling). YaRN: factor, original context and betas from
  * the file; gpt-oss's YaRN does not truncate its correction range (transformers' GptOssConfig; llama.cpp always does).
  */
@@ -168,7 +214,7 @@ function ropeScaling(m: Meta, arch: string): Record<string, unknown> | null {
   if (type === 'none') return null;
   if (type === 'linear') return { rope_type: 'linear', factor: m.num(k('factor')) };
   if (type !== 'yarn') return { rope_type: type };
-  return {
+  const yarn: Record<string, unknown> = {
     rope_type: 'yarn',
     factor: m.num(k('factor')),
     original_max_position_embeddings: m.num(k('original_context_length')),
@@ -176,6 +222,9 @@ function ropeScaling(m: Meta, arch: string): Record<string, unknown> | null {
     beta_slow: m.num(k('yarn_beta_slow'), 1),
     truncate: arch !== 'gpt-oss',
   };
+  // deepseek2: yarn_log_multiplier is 0.1 · mscale_all_dim (convert_hf_to_gguf.py); DeepSeek's mscale equals it.
+  if (arch === 'deepseek2' && m.has(k('yarn_log_multiplier'))) yarn.mscale = yarn.mscale_all_dim = m.num(k('yarn_log_multiplier')) / 0.1;
+  return yarn;
 }
 
 /**

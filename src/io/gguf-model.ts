@@ -7,6 +7,10 @@
 //   attn_norm, ffn_norm [H]; attn_q [nH·d, H], attn_k/attn_v [nKV·d, H], attn_output [H, nH·d] (+ .bias);
 //   attn_q_norm/attn_k_norm; ffn_gate_inp [E, H]; ffn_gate_exps/ffn_up_exps [E, I, H], ffn_down_exps [E, H, I];
 //   Qwen2-MoE shared expert ffn_{gate,up,down}_shexp, ffn_gate_inp_shexp [1, H]; dense layers ffn_{gate,up,down}.
+//   deepseek2 (MLA): attn_q [nH·(nope + rope), H] or attn_q_a [r, H], attn_q_a_norm [r], attn_q_b [nH·(nope + rope), r];
+//   attn_kv_a_mqa [R + rope, H], attn_kv_a_norm [R]; attn_kv_b [nH·(nope + v), R] or (newer) attn_k_b [nH, R, nope]
+//   (transposed per head) with attn_v_b [nH, v, R]; attn_output [H, nH·v]; exp_probs_b.bias [E] (sigmoid routing);
+//   ffn_{gate,up,down}_shexp for the shared experts (n_shared·I wide) and ffn_{gate,up,down} in leading dense layers.
 //   gpt-oss: post_attention_norm (for ffn_norm), attn_{q,k,v,output}.bias, attn_sinks [nH], ffn_gate_inp.bias [E],
 //   experts as ffn_gate_exps + ffn_up_exps or one ffn_gate_up_exps [E, 2I, H] (gate rows first; de-interleaved from
 //   transformers' layout by convert_hf_to_gguf.py), their biases [E, I] / [E, 2I] and ffn_down_exps.bias [E, H].
@@ -307,6 +311,49 @@ class GgufPlanBuilder {
     this.entries.push({ name: entryName, role: 'expertsGateUpBias', layer, shape: [E, 2 * I], dtype: 'f32', byteLength: E * 2 * I * 4, parts });
   }
 
+  /** DeepSeek's multi-head latent attention projections of layer l (MoeConfig.mla). */
+  mla(l: number, m: NonNullable<MoeConfig['mla']>): void {
+    const { c } = this;
+    const H = c.hiddenSize, nH = c.numHeads, R = m.kvLoraRank, nope = m.qkNopeHeadDim, V = m.vHeadDim;
+    const p = `layers.${l}`, g = `blk.${l}.`, at = `layer ${l}`;
+    const qOut = nH * (nope + m.qkRopeHeadDim);
+    if (m.qLoraRank === null) {
+      this.add(`${p}.q`, 'q', l, [qOut, H], [`${g}attn_q.weight`], `${at} q`);
+    } else {
+      this.add(`${p}.qA`, 'qA', l, [m.qLoraRank, H], [`${g}attn_q_a.weight`], `${at} q_a`);
+      this.add(`${p}.qANorm`, 'qANorm', l, [m.qLoraRank], [`${g}attn_q_a_norm.weight`], `${at} q_a norm`);
+      this.add(`${p}.qB`, 'qB', l, [qOut, m.qLoraRank], [`${g}attn_q_b.weight`], `${at} q_b`);
+    }
+    this.add(`${p}.kvA`, 'kvA', l, [R + m.qkRopeHeadDim, H], [`${g}attn_kv_a_mqa.weight`], `${at} kv_a_mqa`);
+    this.add(`${p}.kvANorm`, 'kvANorm', l, [R], [`${g}attn_kv_a_norm.weight`], `${at} kv_a norm`);
+    if (this.h.tensors.has(`${g}attn_kv_b.weight`)) {
+      this.add(`${p}.kvB`, 'kvB', l, [nH * (nope + V), R], [`${g}attn_kv_b.weight`], `${at} kv_b`);
+    } else {
+      // Per head: k_b [R, nope] (kv_b's first nope rows, transposed by the converter), then v_b [V, R].
+      const kb = this.tensor(`${g}attn_k_b.weight`, [nH, R, nope], `${at} k_b (or attn_kv_b)`);
+      const vb = this.tensor(`${g}attn_v_b.weight`, [nH, V, R], `${at} v_b`);
+      for (const x of [kb, vb]) {
+        if (x.format !== c.weightDtype) {
+          throw new ModelFileError(this.h.file, tensorField(x.t.name), `is ${x.t.typeName}; the MLA absorption reads kv_b in the model's ${c.weightDtype.toUpperCase()}`);
+        }
+      }
+      const bytes = c.weightDtype === 'f32' ? 4 : 2;
+      const parts: TensorPart[] = [];
+      let dst = 0;
+      for (let h = 0; h < nH; h++) {
+        for (const [{ t }, n] of [[kb, R * nope], [vb, V * R]] as const) {
+          parts.push({ file: t.file, tensor: t.name, byteStart: t.begin + h * n * bytes, byteEnd: t.begin + (h + 1) * n * bytes, dstOffset: dst });
+          dst += n * bytes;
+        }
+      }
+      this.entries.push({
+        name: `${p}.kvB`, role: 'kvB', layer: l, shape: [nH * (nope + V), R], dtype: c.weightDtype, byteLength: dst, parts,
+        stored: { count: nH, rows: nope + V, cols: R, transposed: false, interleavedRows: false, transposedHead: nope },
+      });
+    }
+    this.add(`${p}.o`, 'o', l, [H, nH * V], [`${g}attn_output.weight`], `${at} o`);
+  }
+
   /** GGUF row of each rotate-half row: row t·d/2 + j of a head is the file's row 2j + t of that head. */
   unpermute(rows: number, headDim: number): number[] {
     const order: number[] = [];
@@ -333,26 +380,31 @@ export function buildGgufLoadPlan(h: GgufHeader, c: MoeConfig): LoadPlan {
     const g = `blk.${l}.`;
     const at = `layer ${l}`;
     b.add(`${p}.inputNorm`, 'inputNorm', l, [H], [`${g}attn_norm.weight`], `${at} attention norm`);
-    b.add(`${p}.q`, 'q', l, [qDim, H], [`${g}attn_q.weight`], `${at} q`, b.permutedQk ? b.unpermute(qDim, d) : undefined);
-    b.add(`${p}.k`, 'k', l, [kvDim, H], [`${g}attn_k.weight`], `${at} k`, b.permutedQk ? b.unpermute(kvDim, d) : undefined);
-    b.add(`${p}.v`, 'v', l, [kvDim, H], [`${g}attn_v.weight`], `${at} v`);
-    b.add(`${p}.o`, 'o', l, [H, qDim], [`${g}attn_output.weight`], `${at} o`);
-    if (c.attentionBias) {
-      b.add(`${p}.qBias`, 'qBias', l, [qDim], [`${g}attn_q.bias`], `${at} q bias`);
-      b.add(`${p}.kBias`, 'kBias', l, [kvDim], [`${g}attn_k.bias`], `${at} k bias`);
-      b.add(`${p}.vBias`, 'vBias', l, [kvDim], [`${g}attn_v.bias`], `${at} v bias`);
-    }
-    if (c.outputBias) b.add(`${p}.oBias`, 'oBias', l, [H], [`${g}attn_output.bias`], `${at} o bias`);
-    if (c.attentionSinks) b.add(`${p}.attnSinks`, 'attnSinks', l, [c.numHeads], [`${g}attn_sinks.weight`], `${at} attention sinks`);
-    if (c.qkNorm !== 'none') {
-      const full = c.qkNorm === 'full';
-      b.add(`${p}.qNorm`, 'qNorm', l, [full ? qDim : d], [`${g}attn_q_norm.weight`], `${at} q norm`);
-      b.add(`${p}.kNorm`, 'kNorm', l, [full ? kvDim : d], [`${g}attn_k_norm.weight`], `${at} k norm`);
+    if (c.mla) {
+      b.mla(l, c.mla);
+    } else {
+      b.add(`${p}.q`, 'q', l, [qDim, H], [`${g}attn_q.weight`], `${at} q`, b.permutedQk ? b.unpermute(qDim, d) : undefined);
+      b.add(`${p}.k`, 'k', l, [kvDim, H], [`${g}attn_k.weight`], `${at} k`, b.permutedQk ? b.unpermute(kvDim, d) : undefined);
+      b.add(`${p}.v`, 'v', l, [kvDim, H], [`${g}attn_v.weight`], `${at} v`);
+      b.add(`${p}.o`, 'o', l, [H, qDim], [`${g}attn_output.weight`], `${at} o`);
+      if (c.attentionBias) {
+        b.add(`${p}.qBias`, 'qBias', l, [qDim], [`${g}attn_q.bias`], `${at} q bias`);
+        b.add(`${p}.kBias`, 'kBias', l, [kvDim], [`${g}attn_k.bias`], `${at} k bias`);
+        b.add(`${p}.vBias`, 'vBias', l, [kvDim], [`${g}attn_v.bias`], `${at} v bias`);
+      }
+      if (c.outputBias) b.add(`${p}.oBias`, 'oBias', l, [H], [`${g}attn_output.bias`], `${at} o bias`);
+      if (c.attentionSinks) b.add(`${p}.attnSinks`, 'attnSinks', l, [c.numHeads], [`${g}attn_sinks.weight`], `${at} attention sinks`);
+      if (c.qkNorm !== 'none') {
+        const full = c.qkNorm === 'full';
+        b.add(`${p}.qNorm`, 'qNorm', l, [full ? qDim : d], [`${g}attn_q_norm.weight`], `${at} q norm`);
+        b.add(`${p}.kNorm`, 'kNorm', l, [full ? kvDim : d], [`${g}attn_k_norm.weight`], `${at} k norm`);
+      }
     }
     const postNorm = arch === 'gpt-oss' ? 'post_attention_norm' : 'ffn_norm';
     b.add(`${p}.postAttnNorm`, 'postAttnNorm', l, [H], [`${g}${postNorm}.weight`], `${at} FFN norm`);
     if (c.moeLayers[l]) {
       b.add(`${p}.router`, 'router', l, [E, H], [`${g}ffn_gate_inp.weight`], `${at} router`);
+      if (c.router.hasCorrectionBias) b.add(`${p}.routerCorrectionBias`, 'routerCorrectionBias', l, [E], [`${g}exp_probs_b.bias`], `${at} router correction bias`);
       if (c.router.hasBias) b.add(`${p}.routerBias`, 'routerBias', l, [E], [`${g}ffn_gate_inp.bias`], `${at} router bias`);
       // One fused gate/up tensor (newer llama.cpp) or gate and up apart.
       const fused = h.tensors.has(`${g}ffn_gate_up_exps.weight`);

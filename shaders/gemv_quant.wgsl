@@ -11,7 +11,8 @@ struct Params {
   M: u32, // rows of x and y (1 ≤ M ≤ ROWS)
   N: u32, // columns of y (output features)
   K: u32, // columns of x (input features), a whole number of blocks
-  _pad: u32,
+  alpha: f32, // ACCUMULATE: multiplies the product added to y (GEMV_PARAMS, shared with gemv.wgsl)
+  eps: f32,   // unused here (gemv.wgsl's folded norm)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -64,7 +65,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
     if (r < params.M && n < params.N) {
       let v = core_sum(r, c / NT, c % NT);
       let e = r * params.N + n;
-      if (ACCUMULATE) { y[e >> 2u][e & 3u] = y[e >> 2u][e & 3u] + v; } else { y[e >> 2u][e & 3u] = v; }
+      if (ACCUMULATE) { y[e >> 2u][e & 3u] = y[e >> 2u][e & 3u] + params.alpha * v; } else { y[e >> 2u][e & 3u] = v; }
     }
   }
 }

@@ -80,7 +80,7 @@ export class TokenView {
     // Through the shown layers only: a hidden or un-soloed layer has no bars to pass over.
     for (const step of tokenPath(s, token)) {
       if (!shown[step.layer]) continue;
-      const heights = barHeights(s, step.layer, mode, heightScale);
+      const heights = barHeights(s, step.layer, mode, heightScale, undefined, this.d.scene.atlas);
       for (const { expert } of step.experts) {
         const i = instanceOf(layout, step.layer, expert);
         const y = Math.max(MIN_BAR_HEIGHT, heights[expert]) + 0.15;

@@ -7,7 +7,7 @@ import type { GridLayout } from './layout';
 import shaderCode from './instance-values.wgsl?raw';
 
 /** What the grid's heights and colours show. */
-export const VIEW_MODES = ['load', 'current', 'probability', 'dropped'] as const;
+export const VIEW_MODES = ['load', 'current', 'probability', 'dropped', 'atlas'] as const;
 export type ViewMode = (typeof VIEW_MODES)[number];
 
 /** The engine buffers the view reads: any RoutingBuffers, or the zero buffers of a config-only skeleton. */
@@ -29,6 +29,9 @@ export class InstanceValuesPass {
   private readonly uniformData = new ArrayBuffer(32);
   private readonly rowData: Uint32Array;
   private readonly ablated: GPUBuffer;
+  /** f32 [layers, experts] the causal atlas's Δ log-likelihood per ablated expert (mode 'atlas'). */
+  private readonly atlas: GPUBuffer;
+  private atlasMax = 0;
   private mode: ViewMode = 'load';
 
   constructor(
@@ -93,6 +96,12 @@ export class InstanceValuesPass {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
 
+    this.atlas = device.createBuffer({
+      label: 'Grid.instanceValues.atlas',
+      size: Math.max(16, layout.numLayers * layout.numExperts * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+
     const group = (label: string, a: GPUBuffer, b: GPUBuffer) =>
       device.createBindGroup({
         label: `Grid.instanceValues.${label}`,
@@ -104,6 +113,7 @@ export class InstanceValuesPass {
       current: group('current', sources.stepCounts, sources.rerouted),
       probability: group('probability', sources.probMass, sources.rerouted),
       dropped: group('dropped', sources.dropped, sources.rerouted),
+      atlas: group('atlas', this.atlas, sources.rerouted),
     };
     this.setParams('load', 1, 6);
   }
@@ -118,6 +128,17 @@ export class InstanceValuesPass {
     u32[2] = this.layout.numExperts;
     f32[4] = heightScale;
     f32[5] = maxRatio;
+    f32[6] = this.atlasMax;
+    this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
+  }
+
+  /** The causal atlas's Δ log-likelihood per (layer, expert), f32 [layers, experts], or null (none yet). */
+  setAtlas(delta: Float32Array | null): void {
+    const n = this.layout.numLayers * this.layout.numExperts;
+    if (delta && delta.length !== n) throw new Error(`atlas has ${delta.length} entries, the grid ${n}`);
+    if (delta) this.device.queue.writeBuffer(this.atlas, 0, delta);
+    this.atlasMax = delta ? delta.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
+    new Float32Array(this.uniformData)[6] = this.atlasMax;
     this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
   }
 
@@ -148,6 +169,7 @@ export class InstanceValuesPass {
     this.uniforms.destroy();
     this.rows.destroy();
     this.ablated.destroy();
+    this.atlas.destroy();
   }
 }
 

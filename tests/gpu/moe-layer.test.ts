@@ -28,6 +28,16 @@ describe('MoE layer vs float64 reference', () => {
   }
 });
 
+describe('the residual add fused into the combine (out += scale · output)', () => {
+  for (const [family, T, mode] of [['mixtral', 1, 'auto'], ['qwen2_moe', 7, 'gemv'], ['deepseek_v3', 33, 'tiled']] as [Family, number, ExpertVariant | 'auto'][]) {
+    it(`${family} T=${T} ${mode}`, async () => {
+      const gpu = await testGpu();
+      const p = buildProblem(gpu, { family, H: 33, I: 20, E: 16, k: 3, seed: 40 + T }, { expertMode: mode, residualScale: 0.6 });
+      await checkStep(gpu, p, T, policyWith(p.config, {}), 200 + T, 3);
+    });
+  }
+});
+
 describe('what-if policies vs reference', () => {
   const cases: [string, Family, number, (c: Problem['config']) => Partial<RoutingPolicy>][] = [
     ['k override 1', 'mixtral', 9, () => ({ topK: 1 })],
@@ -301,6 +311,11 @@ describe('the checks can fail', () => {
 
   it('a combine that ignores the gate weights fails', () =>
     expectMutantFails(mutation('moe_combine', 'acc += w[s] * y[rows[s] * H + c]', 'acc += y[rows[s] * H + c]'), step(MIXTRAL, 5, {}), /output/));
+  it('a fused residual combine that ignores the residual scale fails', () =>
+    expectMutantFails(mutation('moe_combine', 'out[t * H + c] += P.residual_scale * acc', 'out[t * H + c] += acc'), async (gpu) => {
+      const p = buildProblem(gpu, MIXTRAL, { residualScale: 0.6 });
+      await checkStep(gpu, p, 3, policyWith(p.config, {}), 1);
+    }, /output/));
   it('a scatter that keeps one token too many per expert fails the capacity check', () =>
     expectMutantFails(mutation('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])'),
       step(MIXTRAL, 33, { capacityFactor: 0.6 }), /assigned/));

@@ -3,6 +3,7 @@
 // past k), `chosen` the router's pick, `weights` the gate weight.
 import { K_MAX, NO_EXPERT } from '../../engine/routing-buffers';
 import type { LayerMetrics, RoutingSnapshot } from '../../engine/session-api';
+import type { ViewMode } from '../instance-values';
 
 type Ring = Pick<RoutingSnapshot, 'numLayers' | 'numExperts' | 'chosen' | 'assigned' | 'weights'>;
 
@@ -177,11 +178,17 @@ export function meanMetric(metrics: readonly LayerMetrics[], moeLayers: readonly
 export function barHeights(
   s: Pick<RoutingSnapshot, 'numExperts' | 'counts' | 'stepCounts' | 'probMass' | 'dropped' | 'rerouted'>,
   layer: number,
-  mode: 'load' | 'current' | 'probability' | 'dropped',
+  mode: ViewMode,
   heightScale: number,
   maxRatio = 6,
+  /** The causal atlas's Δ log-likelihood [layers, experts] (mode 'atlas'; null: none, flat bars). */
+  atlas: Float32Array | null = null,
 ): Float64Array {
   const E = s.numExperts;
+  if (mode === 'atlas') {
+    const max = atlas ? atlas.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
+    return Float64Array.from({ length: E }, (_, e) => (max > 0 ? (heightScale * 1.5 * Math.abs(atlas![layer * E + e])) / max : 0));
+  }
   const values = new Float64Array(E);
   for (let e = 0; e < E; e++) {
     const i = layer * E + e;
@@ -196,6 +203,20 @@ export function barHeights(
   return values.map((v) =>
     heightScale * (mode === 'load' || mode === 'probability' ? 0.5 * Math.min(total > 0 ? v / (total / E) : 0, maxRatio) : 1.5 * (peak > 0 ? v / peak : 0)),
   );
+}
+
+/**
+ * A ring with its expert ids renamed per layer: `relabel[l][e]` is the new id of expert e of layer l (null: layer
+ * unchanged). Compare mode uses it to read one checkpoint's routing in another's expert order.
+ */
+export function relabelRing<R extends Ring>(s: R, relabel: readonly (readonly number[] | null)[]): R {
+  const L = s.numLayers;
+  const rename = (ids: Uint32Array) =>
+    ids.map((e, i) => {
+      const map = relabel[Math.floor(i / K_MAX) % L];
+      return map && e !== NO_EXPERT ? map[e] : e;
+    });
+  return { ...s, chosen: rename(s.chosen), assigned: rename(s.assigned) };
 }
 
 /**

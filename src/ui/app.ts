@@ -6,6 +6,7 @@ import type { Gpu } from '../engine/gpu';
 import { emptyRoutingSources, type RoutingViewSources } from '../viz/instance-values';
 import { ModelInfoPanel } from '../viz/panels/model-info';
 import { GridScene } from '../viz/scene';
+import { isGroupBar } from '../viz/layout';
 import { AxisLabels } from './axis-labels';
 import { BaselineStore } from './baseline';
 import { CompareMode, type ModelLoader } from './compare-mode';
@@ -34,6 +35,7 @@ import { TokenView } from './token-view';
 import { UrlSync } from './url-sync';
 import { WhatIfPanel } from './what-if';
 import { decodeUrlState } from './url-state';
+import { DEFAULT_PARAMS, toPolicy } from './params';
 
 export class App implements Dashboard {
   readonly state = new DashboardState();
@@ -43,6 +45,8 @@ export class App implements Dashboard {
   readonly baseline = new BaselineStore();
   /** Whether the session's routing record was made under the original policy (so it can serve as a baseline). */
   private recordIsOriginal = true;
+  /** Whether the session routes under the original policy now. */
+  private sessionOriginal = true;
   readonly frameLoop: FrameLoop;
   readonly pathways: PathwaysView;
   model: LoadedModel | null = null;
@@ -162,7 +166,7 @@ export class App implements Dashboard {
     const sources: RoutingViewSources = model.session ? model.session.routing : skeleton!;
     this.state.reset(config.numLayers, config.numExperts, restore);
     this.snapshots.attach(null, null);
-    await this.scene.setModel(config, sources, { collapseDense: this.state.params.collapseDense }, this.state.view(), this.state.visibility());
+    await this.scene.setModel(config, sources, this.state.layoutOptions(), this.state.view(), this.state.visibility());
 
     // The new model is in place: release the old one.
     old.skeleton?.destroy();
@@ -175,6 +179,7 @@ export class App implements Dashboard {
     this.gui.setLayers(config.numLayers);
     this.gui.setAblatedCount(0);
     this.gui.setRoutingEnabled(model.session !== null && !model.replay);
+    this.gui.setRoutingShown(!model.replay);
     this.layers.setModel(config.moeLayers);
     el<HTMLDetailsElement>('layers-box').open = config.numLayers <= 8;
     this.layers.update({ hidden: this.state.hidden, solo: this.state.params.soloLayer });
@@ -194,22 +199,32 @@ export class App implements Dashboard {
         if (kind === 'plan') {
           // A new text is routed under the policy in force: there is no original record of it.
           this.baseline.clear();
-          this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
+          this.recordIsOriginal = this.sessionOriginal;
         }
         for (const fn of this.stepListeners) fn(kind);
         this.snapshots.request();
       });
       this.applyStepperParams();
-      model.session.setPolicy(this.state.policy(config.router.topK));
-      this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
+      // A link with a what-if is stepped under the original policy first, so the what-if has its baseline.
+      const topK = config.router.topK;
+      const whatIf = !this.state.isOriginalPolicy(topK) && restore.position > 0;
+      model.session.setPolicy(whatIf ? toPolicy(DEFAULT_PARAMS, topK, this.state.ablated) : this.state.policy(topK));
+      this.sessionOriginal = this.recordIsOriginal = whatIf || this.state.isOriginalPolicy(topK);
+      stepper.rerunSteps = false;
       this.baseline.clear();
       const sample = restore.text === null ? (restore.sample ?? 0) : null;
       const chosen = sample === null ? undefined : model.samples[sample];
       const text = restore.text ?? chosen?.text ?? '';
       this.state.text = { sample, text: restore.text };
       this.controls.showText(text, sample);
-      await stepper.setText(text, chosen?.domain ?? 'prompt', { genre: chosen?.genre, posSpans: chosen?.posSpans });
-      if (restore.position > 0) await stepper.seek(restore.position);
+      await stepper.setText(text, chosen?.domain ?? 'prompt', { genre: chosen?.genre, posSpans: chosen?.posSpans }, restore.position);
+      this.applyStepperParams();
+      if (whatIf) {
+        // The baseline keeps the original predictions too: wait for their read-back before the what-if replaces them.
+        await stepper.idle();
+        await this.output.settled();
+        await this.applyPolicy();
+      }
       if (restore.token !== null && restore.token < stepper.position) this.state.selectToken(restore.token);
     }
     this.url.schedule();
@@ -269,7 +284,7 @@ export class App implements Dashboard {
       if (original) this.baseline.clear();
       else if (this.recordIsOriginal && stepper.position > 0) void this.baseline.capture(session.snapshot(), this.output.copy());
       session.setPolicy(policy);
-      this.recordIsOriginal = original;
+      this.sessionOriginal = this.recordIsOriginal = original;
     });
     await stepper.rerun();
   }
@@ -288,7 +303,7 @@ export class App implements Dashboard {
     const model = this.model;
     if (!model) return;
     const sources = model.session ? model.session.routing : this.skeleton!;
-    await this.scene.setModel(model.config, sources, { collapseDense: this.state.params.collapseDense }, this.state.view(), this.state.visibility());
+    await this.scene.setModel(model.config, sources, this.state.layoutOptions(), this.state.view(), this.state.visibility());
     this.scene.setAblated(this.state.ablated);
     this.state.layoutReady();
   }
@@ -308,6 +323,10 @@ export class App implements Dashboard {
     const cell = this.state.selectedCell;
     if (!layout || cell < 0 || layout.expert[cell] < 0) {
       showError(new Error('Click a routed expert in the grid first, then ablate it.'));
+      return;
+    }
+    if (isGroupBar(layout, cell)) {
+      showError(new Error('That bar is a group of experts: open it (click), then pick one expert to ablate.'));
       return;
     }
     this.state.toggleAblation(layout.layer[cell], layout.expert[cell]);

@@ -29,6 +29,7 @@ export class InstanceValuesPass {
   private readonly uniformData = new ArrayBuffer(32);
   private readonly rowData: Uint32Array;
   private readonly ablated: GPUBuffer;
+  private readonly cols: GPUBuffer;
   private mode: ViewMode = 'load';
 
   constructor(
@@ -62,6 +63,7 @@ export class InstanceValuesPass {
         storage('read-only-storage', 3),
         storage('storage', 4),
         storage('read-only-storage', 5),
+        storage('read-only-storage', 6),
       ],
     });
     this.pipeline = device.createComputePipeline({
@@ -93,11 +95,19 @@ export class InstanceValuesPass {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
 
+    // u32 [columns + 1]: the experts of each column (layout.colFirst).
+    this.cols = device.createBuffer({
+      label: 'Grid.instanceValues.cols',
+      size: Math.max(16, Math.ceil(layout.colFirst.byteLength / 16) * 16),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(this.cols, 0, layout.colFirst);
+
     const group = (label: string, a: GPUBuffer, b: GPUBuffer) =>
       device.createBindGroup({
         label: `Grid.instanceValues.${label}`,
         layout: bindGroupLayout,
-        entries: [this.uniforms, a, b, this.rows, output, this.ablated].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        entries: [this.uniforms, a, b, this.rows, output, this.ablated, this.cols].map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
     this.bindGroups = {
       load: group('load', sources.counts, sources.rerouted),
@@ -116,6 +126,7 @@ export class InstanceValuesPass {
     u32[0] = VIEW_MODES.indexOf(mode);
     u32[1] = this.layout.numLayers;
     u32[2] = this.layout.numExperts;
+    u32[3] = this.layout.columns;
     f32[4] = heightScale;
     f32[5] = maxRatio;
     this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
@@ -148,6 +159,7 @@ export class InstanceValuesPass {
     this.uniforms.destroy();
     this.rows.destroy();
     this.ablated.destroy();
+    this.cols.destroy();
   }
 }
 

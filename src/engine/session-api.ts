@@ -3,6 +3,7 @@
 import type { Gpu } from './gpu';
 import type { MoeConfig, ParameterCounts } from '../model/config';
 import type { RoutingBuffers } from './routing-buffers';
+import type { SessionState } from './model/session';
 
 /** Live what-if routing controls; applied through uniforms (no pipeline rebuild). */
 export interface RoutingPolicy {
@@ -90,6 +91,18 @@ export interface StepLogits {
   logits: Float32Array;
 }
 
+/** One step's attention of its last token, read from the probe. */
+export interface AttentionFlow {
+  /** Position of the query token; it attends to keys [0, position]. */
+  position: number;
+  layers: number;
+  heads: number;
+  /** [layers, heads, position + 1] f32: the softmax weight of key j (0 outside a sliding window). */
+  weights: Float32Array;
+  /** [layers, heads] f32: the share of the softmax a learned sink took (gpt-oss; 0 for other families). */
+  sink: Float32Array;
+}
+
 /** Called once per step, synchronously after its submit, with the read-back still in flight. */
 export type StepLogitsListener = (pending: Promise<StepLogits>) => void;
 
@@ -114,9 +127,21 @@ export interface ModelSession {
   reset(): Promise<void>;
   snapshot(): Promise<RoutingSnapshot>;
   /**
+   * The CPU-side state (tokens, the steps they ran in, each step's policy, the sampling counter) that replay() on
+   * another session of the same model (e.g. on a re-created device) brings back. Absent where the steps are not
+   * ours to replay (a replayed trace: feeding the tokens again is the same).
+   */
+  readonly state?: SessionState;
+  replay?(state: SessionState): Promise<void>;
+  /**
    * Have every later step's logits copied out after it (null: stop). The copy is queued behind the step and mapped
    * asynchronously: no step waits for it. Optional: a session without logits (a replayed trace) leaves it out.
    */
   onStepLogits?(fn: StepLogitsListener | null): void;
+  /**
+   * From the next step on, record each step's last-token attention weights (per layer and head, from the attention
+   * kernels' own softmax) until the probe is closed. Optional: a replayed trace has no attention to show.
+   */
+  openAttentionProbe?(): { read(position: number): Promise<AttentionFlow>; close(): void };
   destroy(): void;
 }

@@ -107,7 +107,15 @@ export class BlobSource extends RandomAccessSource {
     super(name, blob.size);
   }
   protected async readUnchecked(offset: number, length: number): Promise<Uint8Array> {
-    const bytes = new Uint8Array(await this.blob.slice(offset, offset + length).arrayBuffer());
+    let data: ArrayBuffer;
+    try {
+      data = await this.blob.slice(offset, offset + length).arrayBuffer();
+    } catch (e) {
+      // A picked or dropped file is read from disk when asked: gone or changed since, the browser refuses it
+      // (NotFoundError, NotReadableError) without naming it.
+      throw new ModelFileError(this.name, null, `could not be read (${(e as Error).name}: ${(e as Error).message.replace(/\.$/, '')}); it was moved, deleted or changed since it was opened`);
+    }
+    const bytes = new Uint8Array(data);
     if (bytes.byteLength !== length) {
       throw new ModelFileError(this.name, null, `read ${bytes.byteLength} of ${length} bytes at offset ${offset} (file changed on disk?)`);
     }

@@ -21,6 +21,11 @@ const LEGENDS: Record<ViewMode, ModeLegend> = {
   current: { height: 'height: the current (last) token’s experts in each layer (k per layer)', colour: 'colour: the same share', ticks: [[0, '0'], [0.5, '½ max'], [1, 'max']] },
   probability: { height: 'height: router probability summed over tokens / fair share', colour: 'colour: the same ratio', ticks: RATIO_TICKS },
   dropped: { height: 'height: assignments dropped or re-routed (over capacity) / layer max', colour: 'colour: share re-routed', ticks: [[0, 'all dropped'], [1, 'all re-routed']] },
+  atlas: {
+    height: 'height: |Δ log-likelihood| of the text when the expert is ablated (causal atlas), / the largest',
+    colour: 'colour: the signed Δ (right: the ablation costs likelihood, the expert helps)',
+    ticks: [[0, '+max'], [0.5, '0'], [1, '−max nats']],
+  },
 };
 
 /** Cells without a colour-map value, as the grid's material colours them. */
@@ -28,7 +33,7 @@ const FIXED: [string, string][] = [
   ['#8c2431', 'ablated expert'],
   ['#b59a6a', 'shared expert (every token)'],
   ['#2b303b', 'dense layer (no router)'],
-  ['#3a4150', 'nothing routed yet'],
+  ['#3a4150', 'nothing routed yet (atlas: not run)'],
 ];
 
 export class GridLegend {

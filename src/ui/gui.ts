@@ -16,6 +16,7 @@ const VIEW_MODE_LABELS: Record<(typeof VIEW_MODES)[number], string> = {
   current: 'current token',
   probability: 'probability mass',
   dropped: 'dropped / re-routed',
+  atlas: 'causal atlas (Δ log-likelihood)',
 };
 
 export class ParamsGui {

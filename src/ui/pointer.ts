@@ -60,7 +60,7 @@ export class GridPointer {
     const { mode, heightScale } = this.d.state.params;
     const heights = new Float32Array(layout.count);
     for (let l = 0; l < layout.numLayers; l++) {
-      const routed = s && layout.firstExpert[l] >= 0 ? barHeights(s, l, mode, heightScale, 6, layout.colFirst) : null;
+      const routed = s && layout.firstExpert[l] >= 0 ? barHeights(s, l, mode, heightScale, undefined, this.d.scene.atlas, layout.colFirst) : null;
       if (routed) heights.set(routed, layout.firstExpert[l]);
       // Shared-expert and dense cells stand at fixed heights (instance-values.wgsl).
       if (layout.sharedCell[l] >= 0) heights[layout.sharedCell[l]] = 0.5 * heightScale;

@@ -27,6 +27,21 @@ function makeHook(app: App) {
       const d = app.pathways.panel.data;
       return d && { ...d, coactivation: Array.from(d.coactivation), transitions: d.transitions && Array.from(d.transitions) };
     },
+    /** What the attention-flow panel drew last and the engine's probe read it came from, as plain arrays. */
+    attention() {
+      const d = app.attention.panel.data;
+      const f = app.attention.flow;
+      return {
+        recording: app.attention.recording,
+        drawn: d && { ...d, values: Array.from(d.values), sink: d.sink && Array.from(d.sink), tokens: [...d.tokens] },
+        flow: f && { ...f, weights: Array.from(f.weights), sink: Array.from(f.sink) },
+      };
+    },
+    /** The causal atlas the dashboard ran last: Δ log-likelihood per [layer, expert] and the ranked entries. */
+    atlas() {
+      const a = app.atlas.atlas;
+      return a && { delta: Array.from(a.delta), entries: a.result.entries, selected: app.atlas.selectedEntry() };
+    },
     hasSession: () => app.model?.session != null,
     position: () => app.stepper?.position ?? 0,
     frames: () => app.frameLoop.frames,

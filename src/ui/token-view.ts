@@ -80,7 +80,7 @@ export class TokenView {
     // Through the shown layers only: a hidden or un-soloed layer has no bars to pass over.
     for (const step of tokenPath(s, token)) {
       if (!shown[step.layer]) continue;
-      const heights = barHeights(s, step.layer, mode, heightScale, 6, layout.colFirst);
+      const heights = barHeights(s, step.layer, mode, heightScale, undefined, this.d.scene.atlas, layout.colFirst);
       for (const { expert } of step.experts) {
         const i = instanceOf(layout, step.layer, expert);
         if (i >= 0) points.push([layout.rect[i * 4], Math.max(MIN_BAR_HEIGHT, heights[i - layout.firstExpert[step.layer]]) + 0.15, layout.rect[i * 4 + 1]]);

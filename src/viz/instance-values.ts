@@ -7,7 +7,7 @@ import type { GridLayout } from './layout';
 import shaderCode from './instance-values.wgsl?raw';
 
 /** What the grid's heights and colours show. */
-export const VIEW_MODES = ['load', 'current', 'probability', 'dropped'] as const;
+export const VIEW_MODES = ['load', 'current', 'probability', 'dropped', 'atlas'] as const;
 export type ViewMode = (typeof VIEW_MODES)[number];
 
 /** The engine buffers the view reads: any RoutingBuffers, or the zero buffers of a config-only skeleton. */
@@ -30,6 +30,9 @@ export class InstanceValuesPass {
   private readonly rowData: Uint32Array;
   private readonly ablated: GPUBuffer;
   private readonly cols: GPUBuffer;
+  /** f32 [layers, experts] the causal atlas's Δ log-likelihood per ablated expert (mode 'atlas'). */
+  private readonly atlas: GPUBuffer;
+  private atlasMax = 0;
   private mode: ViewMode = 'load';
 
   constructor(
@@ -103,6 +106,12 @@ export class InstanceValuesPass {
     });
     device.queue.writeBuffer(this.cols, 0, layout.colFirst);
 
+    this.atlas = device.createBuffer({
+      label: 'Grid.instanceValues.atlas',
+      size: Math.max(16, layout.numLayers * layout.numExperts * 4),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+
     const group = (label: string, a: GPUBuffer, b: GPUBuffer) =>
       device.createBindGroup({
         label: `Grid.instanceValues.${label}`,
@@ -114,6 +123,7 @@ export class InstanceValuesPass {
       current: group('current', sources.stepCounts, sources.rerouted),
       probability: group('probability', sources.probMass, sources.rerouted),
       dropped: group('dropped', sources.dropped, sources.rerouted),
+      atlas: group('atlas', this.atlas, sources.rerouted),
     };
     this.setParams('load', 1, 6);
   }
@@ -129,6 +139,17 @@ export class InstanceValuesPass {
     u32[3] = this.layout.columns;
     f32[4] = heightScale;
     f32[5] = maxRatio;
+    f32[6] = this.atlasMax;
+    this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
+  }
+
+  /** The causal atlas's Δ log-likelihood per (layer, expert), f32 [layers, experts], or null (none yet). */
+  setAtlas(delta: Float32Array | null): void {
+    const n = this.layout.numLayers * this.layout.numExperts;
+    if (delta && delta.length !== n) throw new Error(`atlas has ${delta.length} entries, the grid ${n}`);
+    if (delta) this.device.queue.writeBuffer(this.atlas, 0, delta);
+    this.atlasMax = delta ? delta.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
+    new Float32Array(this.uniformData)[6] = this.atlasMax;
     this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
   }
 
@@ -160,6 +181,7 @@ export class InstanceValuesPass {
     this.rows.destroy();
     this.ablated.destroy();
     this.cols.destroy();
+    this.atlas.destroy();
   }
 }
 

@@ -13,10 +13,13 @@
 //   1 current token     stepCounts (u32)            height ∝ v / layer max,                  t = v / max
 //   2 probability mass  probMass (f32 bits)         like mode 0
 //   3 dropped/re-routed dropped + rerouted (u32)    height ∝ v / layer max, t = rerouted / v (0 all dropped)
+//   4 causal atlas      Δ log-likelihood (f32 bits) height ∝ |v| / atlasMax (the largest |Δ| of any layer),
+//                       of ablating the expert       t = 0.5 − v / (2·atlasMax): 1 = costs the most, 0.5 = no change;
+//                                                    atlasMax = 0: no atlas yet (t = -3)
 //
 // Bindings (group 0):
 //   0 uniform  Params
-//   1 storage  srcA   [layers, experts] u32 (counts / stepCounts / probMass bits / dropped)
+//   1 storage  srcA   [layers, experts] u32 (counts / stepCounts / probMass bits / dropped / atlas Δ bits)
 //   2 storage  srcB   [layers, experts] u32 (rerouted in mode 3; unused otherwise)
 //   3 storage  rows   [layers] vec4<u32>: first routed-expert instance, shared instance, dense instance (NONE if
 //                     absent), visible (0/1)
@@ -35,7 +38,7 @@ struct Params {
   numColumns: u32,
   heightScale: f32,
   maxRatio: f32,
-  _pad2: f32,
+  atlasMax: f32,
   _pad3: f32,
 }
 
@@ -52,7 +55,7 @@ var<workgroup> maxs: array<f32, WG>;
 
 fn value(i: u32) -> f32 {
   switch params.mode {
-    case 2u: { return bitcast<f32>(srcA[i]); }
+    case 2u, 4u: { return bitcast<f32>(srcA[i]); }
     case 3u: { return f32(srcA[i]) + f32(srcB[i]); }
     default: { return f32(srcA[i]); }
   }
@@ -115,6 +118,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         let r = select(0.0, v / fair, fair > 0.0);
         h = 0.5 * min(r, params.maxRatio);
         t = r / (1.0 + r);
+      } else if (params.mode == 4u) {
+        // A group: the sum of its experts' Δ, capped at the largest single expert's.
+        let r = clamp(select(0.0, v / params.atlasMax, params.atlasMax > 0.0), -1.0, 1.0);
+        h = 1.5 * abs(r);
+        t = 0.5 - 0.5 * r;
       } else {
         let r = select(0.0, v / peak, peak > 0.0);
         h = 1.5 * r;
@@ -125,7 +133,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         }
       }
       // A layer with nothing recorded yet (or a config-only skeleton) is drawn in a neutral colour (t = -3).
-      if (total <= 0.0) { t = -3.0; }
+      if (select(total <= 0.0, params.atlasMax <= 0.0, params.mode == 4u)) { t = -3.0; }
       if (col.z >= width) { t = -4.0; }
       out[row.x + c] = vec4<f32>(h * params.heightScale * visible, t, v, visible);
     }

@@ -102,6 +102,16 @@ describe('byte sources', () => {
     );
   });
 
+  it('a picked file gone from disk since it was opened: a ModelFileError naming it, not the browser\'s nameless DOMException', async () => {
+    // What Chromium's File does once the file behind it is deleted: slice() works, reading the slice rejects.
+    const gone = new DOMException('A requested file or directory could not be found at the time an operation was processed.', 'NotFoundError');
+    const file = { size: 100, slice: () => ({ arrayBuffer: () => Promise.reject(gone) }) } as unknown as Blob;
+    const read = new BlobSource('model.safetensors', file).read(0, 8);
+    await expect(read).rejects.toBeInstanceOf(ModelFileError);
+    await expect(read).rejects.toMatchObject({ file: 'model.safetensors', field: null });
+    await expect(read).rejects.toThrow(/^model\.safetensors: could not be read \(NotFoundError: A requested file [^)]*processed\); it was moved, deleted or changed since it was opened$/);
+  });
+
   it('any range through any chunk size, from a server with or without Range support', async () => {
     const big = bytes(300, 3);
     const withRanges = await urlFolder('http://x/', { fetch: fakeFetch({ f: big }).fn }).open('f');

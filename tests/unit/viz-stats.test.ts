@@ -101,11 +101,11 @@ describe('barHeights', () => {
       rerouted: new Uint32Array(6),
     };
     // Columns {0, 1, 2, 3} and {4, 5}: loads 6 and 6 of 12; fair shares 8 and 4.
-    const load = barHeights(s, 0, 'load', 1, 6, [0, 4, 6]);
+    const load = barHeights(s, 0, 'load', 1, 6, null, [0, 4, 6]);
     expect([...load]).toEqual([0.5 * (6 / 8), 0.5 * (6 / 4)]);
     // An opened group (experts 4 and 5): the fair share stays one expert's of the whole layer (2).
-    expect([...barHeights(s, 0, 'load', 1, 6, [4, 5, 6])]).toEqual([0, 0.5 * 3]);
-    expect([...barHeights(s, 0, 'current', 1, 6, [0, 4, 6])]).toEqual([1.5, 1.5]);
+    expect([...barHeights(s, 0, 'load', 1, 6, null, [4, 5, 6])]).toEqual([0, 0.5 * 3]);
+    expect([...barHeights(s, 0, 'current', 1, 6, null, [0, 4, 6])]).toEqual([1.5, 1.5]);
   });
 });
 

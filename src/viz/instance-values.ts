@@ -29,6 +29,7 @@ export class InstanceValuesPass {
   private readonly uniformData = new ArrayBuffer(32);
   private readonly rowData: Uint32Array;
   private readonly ablated: GPUBuffer;
+  private readonly cols: GPUBuffer;
   /** f32 [layers, experts] the causal atlas's Δ log-likelihood per ablated expert (mode 'atlas'). */
   private readonly atlas: GPUBuffer;
   private atlasMax = 0;
@@ -65,6 +66,7 @@ export class InstanceValuesPass {
         storage('read-only-storage', 3),
         storage('storage', 4),
         storage('read-only-storage', 5),
+        storage('read-only-storage', 6),
       ],
     });
     this.pipeline = device.createComputePipeline({
@@ -96,6 +98,14 @@ export class InstanceValuesPass {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
 
+    // u32 [columns + 1]: the experts of each column (layout.colFirst).
+    this.cols = device.createBuffer({
+      label: 'Grid.instanceValues.cols',
+      size: Math.max(16, Math.ceil(layout.colFirst.byteLength / 16) * 16),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(this.cols, 0, layout.colFirst);
+
     this.atlas = device.createBuffer({
       label: 'Grid.instanceValues.atlas',
       size: Math.max(16, layout.numLayers * layout.numExperts * 4),
@@ -106,7 +116,7 @@ export class InstanceValuesPass {
       device.createBindGroup({
         label: `Grid.instanceValues.${label}`,
         layout: bindGroupLayout,
-        entries: [this.uniforms, a, b, this.rows, output, this.ablated].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        entries: [this.uniforms, a, b, this.rows, output, this.ablated, this.cols].map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
     this.bindGroups = {
       load: group('load', sources.counts, sources.rerouted),
@@ -126,6 +136,7 @@ export class InstanceValuesPass {
     u32[0] = VIEW_MODES.indexOf(mode);
     u32[1] = this.layout.numLayers;
     u32[2] = this.layout.numExperts;
+    u32[3] = this.layout.columns;
     f32[4] = heightScale;
     f32[5] = maxRatio;
     f32[6] = this.atlasMax;
@@ -169,6 +180,7 @@ export class InstanceValuesPass {
     this.uniforms.destroy();
     this.rows.destroy();
     this.ablated.destroy();
+    this.cols.destroy();
     this.atlas.destroy();
   }
 }

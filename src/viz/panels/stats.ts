@@ -3,7 +3,7 @@
 // past k), `chosen` the router's pick, `weights` the gate weight.
 import { K_MAX, NO_EXPERT } from '../../engine/routing-buffers';
 import type { LayerMetrics, RoutingSnapshot } from '../../engine/session-api';
-import type { ViewMode } from '../instance-values';
+import { atlasMax, type ViewMode } from '../instance-values';
 
 type Ring = Pick<RoutingSnapshot, 'numLayers' | 'numExperts' | 'chosen' | 'assigned' | 'weights'>;
 
@@ -181,13 +181,13 @@ export function barHeights(
   mode: ViewMode,
   heightScale: number,
   maxRatio = 6,
-  /** The causal atlas's Δ log-likelihood [layers, experts] (mode 'atlas'; null: none, flat bars). */
+  /** The causal atlas's Δ log-likelihood [layers, experts] (mode 'atlas'; NaN: not swept; null: none, flat bars). */
   atlas: Float32Array | null = null,
 ): Float64Array {
   const E = s.numExperts;
   if (mode === 'atlas') {
-    const max = atlas ? atlas.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
-    return Float64Array.from({ length: E }, (_, e) => (max > 0 ? (heightScale * 1.5 * Math.abs(atlas![layer * E + e])) / max : 0));
+    const max = atlas ? atlasMax(atlas) : 0;
+    return Float64Array.from({ length: E }, (_, e) => (max > 0 ? (heightScale * 1.5 * Math.abs(atlas![layer * E + e])) / max || 0 : 0));
   }
   const values = new Float64Array(E);
   for (let e = 0; e < E; e++) {

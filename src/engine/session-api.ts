@@ -3,6 +3,7 @@
 import type { Gpu } from './gpu';
 import type { MoeConfig, ParameterCounts } from '../model/config';
 import type { RoutingBuffers } from './routing-buffers';
+import type { SessionState } from './model/session';
 
 /** Live what-if routing controls; applied through uniforms (no pipeline rebuild). */
 export interface RoutingPolicy {
@@ -125,6 +126,13 @@ export interface ModelSession {
   back(n: number): Promise<void>;
   reset(): Promise<void>;
   snapshot(): Promise<RoutingSnapshot>;
+  /**
+   * The CPU-side state (tokens, the steps they ran in, each step's policy, the sampling counter) that replay() on
+   * another session of the same model (e.g. on a re-created device) brings back. Absent where the steps are not
+   * ours to replay (a replayed trace: feeding the tokens again is the same).
+   */
+  readonly state?: SessionState;
+  replay?(state: SessionState): Promise<void>;
   /**
    * Have every later step's logits copied out after it (null: stop). The copy is queued behind the step and mapped
    * asynchronously: no step waits for it. Optional: a session without logits (a replayed trace) leaves it out.

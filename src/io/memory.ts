@@ -9,7 +9,7 @@
 import { bytesPerElement } from '../model/dtypes';
 import { countParameters } from '../model/config';
 import type { MoeConfig } from '../model/config';
-import { K_MAX } from '../model/limits';
+import { allocatedBytes, routingRecordBytes } from '../model/routing-record';
 import { OutOfMemoryError } from './errors';
 import { bufferSize } from './weights';
 import type { LoadPlan } from './weights';
@@ -119,14 +119,11 @@ export interface MemoryEstimate {
   largestBuffers: BufferNeed[];
 }
 
-/** Bytes of each routing buffer in the RoutingBuffers contract (src/engine/routing-buffers.ts). */
+/** Bytes of the routing record as the engine allocates it (src/model/routing-record.ts), and of its largest buffer. */
 function routingBytes(c: MoeConfig, ring: number): { total: number; ringProbs: number } {
-  const L = c.numLayers, E = c.numExperts;
-  const perExpert = 6 * L * E * 4; // counts, stepCounts, probMass, gateSum, dropped, rerouted
-  const zLoss = L * 4;
-  const ringSlots = 3 * ring * L * K_MAX * 4; // ringChosen, ringAssigned, ringWeights
-  const ringProbs = ring * L * E * 4;
-  return { total: perExpert + zLoss + ringSlots + ringProbs, ringProbs };
+  const bytes = routingRecordBytes(c.numLayers, c.numExperts, ring);
+  const total = Object.values(bytes).reduce((s, b) => s + allocatedBytes(b), 0);
+  return { total, ringProbs: allocatedBytes(bytes.ringProbs) };
 }
 
 /**

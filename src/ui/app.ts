@@ -2,7 +2,8 @@
 // around it. What the user chose lives in DashboardState; routing data reaches the panels through the SnapshotPump;
 // each module (panels, token view, pointer, labels, URL, compare, inspector, controls) subscribes to what it shows.
 // This file owns the model's lifecycle, the engine's routing policy and the 3D scene's settings.
-import type { Gpu } from '../engine/gpu';
+import { GpuDeviceLostError, type Gpu } from '../engine/gpu';
+import type { SessionState } from '../engine/model/session';
 import { emptyRoutingSources, type RoutingViewSources } from '../viz/instance-values';
 import { ModelInfoPanel } from '../viz/panels/model-info';
 import { GridScene } from '../viz/scene';
@@ -30,17 +31,31 @@ import { RoutingPanels } from './routing-panels';
 import { SnapshotPump } from './snapshots';
 import { DashboardState, type ChangeKind } from './state';
 import { recoverOnDeviceLoss } from './device-recovery';
+import type { Baseline } from './baseline';
 import { NumericsNotice } from './numerics-notice';
-import { TokenStepper, type StepListener, type TextLabels } from './stepper';
+import { TokenStepper, type StepListener, type StepperTokens, type TextLabels } from './stepper';
 import { TokenView } from './token-view';
 import { UrlSync } from './url-sync';
 import { WhatIfPanel } from './what-if';
 import { decodeUrlState } from './url-state';
 
+/** What a model was showing, kept to bring it back on a new device (see device-recovery.ts). */
+export interface SavedSession {
+  tokens: StepperTokens | null;
+  session: SessionState | undefined;
+  baseline: Baseline | null;
+  recordIsOriginal: boolean;
+}
+
+/** Errors of work that was in flight when the device went: the recovery notice speaks for them. */
+const showUnlessLost = (e: unknown) => {
+  if (!(e instanceof GpuDeviceLostError)) showError(e);
+};
+
 export class App implements Dashboard {
   readonly state = new DashboardState();
   readonly scene: GridScene;
-  readonly snapshots = new SnapshotPump((e) => showError(e));
+  readonly snapshots = new SnapshotPump(showUnlessLost);
   readonly output = new OutputRecord();
   readonly baseline = new BaselineStore();
   /** Whether the session's routing record was made under the original policy (so it can serve as a baseline). */
@@ -68,7 +83,8 @@ export class App implements Dashboard {
   private readonly held = new Set<ChangeKind>();
 
   constructor(
-    readonly gpu: Gpu,
+    /** Replaced by useGpu after a lost device. */
+    public gpu: Gpu,
     /** Loads a model by id ('demo:<name>', 'config:<file>'); the app keeps the current one if it throws. */
     private readonly loadById: ModelLoader,
   ) {
@@ -102,7 +118,26 @@ export class App implements Dashboard {
     new ResizeObserver(() => this.resize()).observe(el('view'));
     gpu.onError((e) => showError(e));
     new NumericsNotice(this);
-    recoverOnDeviceLoss(gpu, this, () => this.url.write());
+    recoverOnDeviceLoss(this, loadById);
+  }
+
+  /** Continue on a new device (the old one was lost): the 3D view draws with it and every model loads on it. */
+  async useGpu(gpu: Gpu): Promise<void> {
+    this.gpu = gpu;
+    gpu.onError((e) => showError(e));
+    await this.scene.setDevice(gpu.device);
+  }
+
+  /** The current model's tokens, its session's steps and the what-if baseline, once queued engine calls are done. */
+  async save(): Promise<SavedSession> {
+    this.stepper?.pause();
+    await this.stepper?.idle();
+    return {
+      tokens: this.stepper?.tokens() ?? null,
+      session: this.model?.session?.state,
+      baseline: this.baseline.current,
+      recordIsOriginal: this.recordIsOriginal,
+    };
   }
 
   async init(): Promise<void> {
@@ -141,11 +176,11 @@ export class App implements Dashboard {
    * Make `model` current. Switches run one at a time; while one runs, changes to the state are held back (the old
    * grid and engine and the new state differ in shape) and applied to the new model once it is in place.
    */
-  setModel(model: LoadedModel, restore = decodeUrlState('')): Promise<void> {
+  setModel(model: LoadedModel, restore = decodeUrlState(''), saved?: SavedSession): Promise<void> {
     const run = this.switches.then(async () => {
       this.switching = true;
       try {
-        await this.swapModel(model, restore);
+        await this.swapModel(model, restore, saved);
       } finally {
         this.switching = false;
         const held = [...this.held];
@@ -157,7 +192,11 @@ export class App implements Dashboard {
     return run;
   }
 
-  private async swapModel(model: LoadedModel, restore: ReturnType<typeof decodeUrlState>): Promise<void> {
+  /**
+   * `saved`: the same model loaded again on a new device; the dashboard's state (params, ablations, selection) stays
+   * and the saved tokens are replayed instead of the restore's text and position.
+   */
+  private async swapModel(model: LoadedModel, restore: ReturnType<typeof decodeUrlState>, saved?: SavedSession): Promise<void> {
     const { config } = model;
     const old = { model: this.model, stepper: this.stepper, skeleton: this.skeleton };
     // Detach the old stepper first: work issued during the switch must not queue on a model about to be destroyed.
@@ -167,7 +206,7 @@ export class App implements Dashboard {
 
     const skeleton = model.session ? null : emptyRoutingSources(this.gpu.device, config.numLayers, config.numExperts);
     const sources: RoutingViewSources = model.session ? model.session.routing : skeleton!;
-    this.state.reset(config.numLayers, config.numExperts, restore);
+    if (!saved) this.state.reset(config.numLayers, config.numExperts, restore);
     this.snapshots.attach(null, null);
     await this.scene.setModel(config, sources, { collapseDense: this.state.params.collapseDense }, this.state.view(), this.state.visibility());
 
@@ -196,7 +235,7 @@ export class App implements Dashboard {
     const stepper = this.stepper;
     if (model.session && stepper) {
       this.snapshots.attach(model.session, stepper);
-      stepper.onError = (e) => showError(e);
+      stepper.onError = showUnlessLost;
       stepper.onChange((kind) => {
         if (kind === 'plan') {
           // A new text is routed under the policy in force: there is no original record of it.
@@ -210,6 +249,13 @@ export class App implements Dashboard {
       model.session.setPolicy(this.state.policy(config.router.topK));
       this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
       this.baseline.clear();
+      if (saved?.tokens) {
+        await stepper.resume(saved.tokens, saved.session);
+        this.recordIsOriginal = saved.recordIsOriginal;
+        if (saved.baseline) void this.baseline.capture(Promise.resolve(saved.baseline.routing), saved.baseline.output);
+        this.url.schedule();
+        return;
+      }
       const sample = restore.text === null ? (restore.sample ?? 0) : null;
       const chosen = sample === null ? undefined : model.samples[sample];
       const text = restore.text ?? chosen?.text ?? '';

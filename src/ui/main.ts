@@ -1,6 +1,7 @@
 // Entry point of the dashboard (index.html). Without WebGPU the page says so and what to use instead.
 import './style.css';
 import { requestBrowserGpu, WebGpuUnavailableError } from '../engine/device';
+import type { Gpu } from '../engine/gpu';
 import { fileListFolder, filesFromDrop } from '../io';
 import { App } from './app';
 import { progress, showError } from './messages';
@@ -10,7 +11,6 @@ import { decodeUrlState } from './url-state';
 import { bindMemoryInput } from './memory-setting';
 import { memoryBudget } from '../io/memory';
 import { findTraces, loadTrace } from './trace-open';
-import { reportRecovery } from './device-recovery';
 
 async function main(): Promise<void> {
   let gpu;
@@ -38,12 +38,15 @@ async function main(): Promise<void> {
   other.append(new Option('open a model folder…', 'open'), new Option('open model files or a routing trace…', 'open-files'));
   select.append(...[runnable, skeletons, other].filter((g) => g.children.length));
 
-  // What was opened, kept so picking it again loads it again (switching away destroys the loaded model).
-  let dropped: { id: string; name: string; reopen: (onProgress: (f: number, what: string) => void) => Promise<LoadedModel> } | null = null;
-  const app = new App(gpu, async (id, onProgress) => {
-    if (id.startsWith('demo:')) return loadBundledModel(gpu, id.slice(5), onProgress);
+  // What was opened (its File objects), kept so picking it again loads it again (switching away destroys the loaded
+  // model), and so a lost device can be recovered from.
+  type Reopen = (gpu: Gpu, onProgress: (f: number, what: string) => void) => Promise<LoadedModel>;
+  let dropped: { id: string; name: string; reopen: Reopen } | null = null;
+  // Models load on the app's device at the time (a new one after a lost device).
+  const app: App = new App(gpu, async (id, onProgress) => {
+    if (id.startsWith('demo:')) return loadBundledModel(app.gpu, id.slice(5), onProgress);
     if (id.startsWith('config:')) return loadBundledConfig(id.slice(7));
-    if (dropped && id === dropped.id) return Object.assign(await dropped.reopen(onProgress), { name: dropped.name });
+    if (dropped && id === dropped.id) return Object.assign(await dropped.reopen(app.gpu, onProgress), { name: dropped.name });
     throw new Error(`unknown model "${id}": pick one from the list or open a folder`);
   });
   await app.init();
@@ -56,10 +59,10 @@ async function main(): Promise<void> {
     try {
       progress(0, `opening ${location}`);
       const traces = await findTraces(files);
-      const reopen = traces.length
-        ? (p: (f: number, what: string) => void) => loadTrace(gpu, traces[0], files, p, traces[1])
-        : (p: (f: number, what: string) => void) => loadFolder(gpu, fileListFolder(files, location), p);
-      const model = await reopen((f, what) => progress(f, what));
+      const reopen: Reopen = traces.length
+        ? (g, p) => loadTrace(g, traces[0], files, p, traces[1])
+        : (g, p) => loadFolder(g, fileListFolder(files, location), p);
+      const model = await reopen(app.gpu, (f, what) => progress(f, what));
       if (!traces.length && location === 'picked files') model.name = `${model.config.family} model (picked files)`;
       dropped = { id: model.id, name: model.name, reopen };
       const id = model.id;
@@ -115,12 +118,11 @@ async function main(): Promise<void> {
   try {
     progress(0, 'loading');
     const model = await (first.startsWith('demo:')
-      ? loadBundledModel(gpu, first.slice(5), (f, what) => progress(f, what))
+      ? loadBundledModel(app.gpu, first.slice(5), (f, what) => progress(f, what))
       : first.startsWith('config:')
         ? loadBundledConfig(first.slice(7))
         : Promise.reject(new Error(`the link names model "${first}", which has to be opened again`)));
     await app.setModel(model, url);
-    reportRecovery(app);
   } catch (e) {
     showError(e);
     if (first !== `config:${configs[0]?.file}` && configs.length) await app.open(`config:${configs[0].file}`);

@@ -2,6 +2,7 @@
 // play/pause, reset. Engine calls are serialised through one queue so play, clicks and tests never interleave.
 // Each processed position keeps the text it shows and the domain label it came from (for the load-bar split).
 import type { ModelSession } from '../engine/session-api';
+import type { SessionState } from '../engine/model/session';
 import { alignTokens, labelAt, type LabelledSpan } from './align';
 
 export interface TokenInfo {
@@ -34,6 +35,12 @@ export interface Sampling {
   temperature: number;
   topP: number;
   seed: number;
+}
+
+/** The tokens a stepper holds, to bring back on a new session (see TokenStepper.resume). */
+export interface StepperTokens {
+  plan: readonly TokenInfo[];
+  processed: readonly TokenInfo[];
 }
 
 /** Steps over which play's delivered rate is measured. */
@@ -202,6 +209,32 @@ export class TokenStepper {
     const target = Math.max(0, Math.min(position, this.mode === 'scan' ? this.plan.length : this.position));
     if (target > this.position) await this.forward(target - this.position);
     else if (target < this.position) await this.back(this.position - target);
+  }
+
+  /** The plan and the processed tokens (generated ones included). */
+  tokens(): StepperTokens {
+    return { plan: this.plan.slice(), processed: this.processed.slice() };
+  }
+
+  /**
+   * Bring this stepper's (new) session to `saved`'s tokens: the session's own replay of `state` (the same steps under
+   * the same policies, so the same routing record, and sampling continuing where it was) where it has one, else the
+   * tokens fed again.
+   */
+  resume(saved: StepperTokens, state: SessionState | undefined): Promise<void> {
+    this.pause();
+    return this.enqueue(async () => {
+      this.plan = saved.plan.slice();
+      this.processed.length = 0;
+      this.emit('plan');
+      if (state && this.session.replay) await this.session.replay(state);
+      else {
+        await this.session.reset();
+        if (saved.processed.length > 0) await this.session.feed(saved.processed.map((t) => t.id));
+      }
+      for (const t of saved.processed) this.processed.push(t);
+      this.emit('forward');
+    });
   }
 
   /** Tokens per second play delivered over its last steps, or null before two steps (and while paused). */

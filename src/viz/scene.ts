@@ -30,7 +30,8 @@ export interface LabelAnchor {
 }
 
 export class GridScene {
-  readonly renderer: THREE.WebGPURenderer;
+  /** Replaced by setDevice after a lost device. */
+  renderer: THREE.WebGPURenderer;
   readonly camera: THREE.PerspectiveCamera;
   readonly controls: OrbitControls;
   private readonly scene = new THREE.Scene();
@@ -50,15 +51,16 @@ export class GridScene {
   private pickHeights: Float32Array = new Float32Array(0);
   private pickVisible: readonly boolean[] = [];
   private cameraMoved = true;
+  /** The device is gone: frames are skipped until setDevice gives a new one. */
+  private lost = false;
 
   constructor(
     readonly canvas: HTMLCanvasElement,
-    private readonly device: GPUDevice,
+    private device: GPUDevice,
     /** MSAA; worth turning off on software adapters (SwiftShader), where it multiplies the raster cost. */
-    antialias = true,
+    private readonly antialias = true,
   ) {
-    this.renderer = new THREE.WebGPURenderer({ canvas, device, antialias });
-    this.renderer.setPixelRatio(Math.min(globalThis.devicePixelRatio || 1, 2));
+    this.renderer = this.makeRenderer(device);
     this.scene.background = new THREE.Color(0x0f1116);
     this.camera = new THREE.PerspectiveCamera(FOV, 1, 0.1, 10000);
     this.controls = new OrbitControls(this.camera, canvas);
@@ -81,6 +83,34 @@ export class GridScene {
 
   async init(): Promise<void> {
     await this.renderer.init();
+  }
+
+  private makeRenderer(device: GPUDevice): THREE.WebGPURenderer {
+    void device.lost.then(() => {
+      if (device === this.device) this.lost = true;
+    });
+    const renderer = new THREE.WebGPURenderer({ canvas: this.canvas, device, antialias: this.antialias });
+    renderer.setPixelRatio(Math.min(globalThis.devicePixelRatio || 1, 2));
+    return renderer;
+  }
+
+  /**
+   * Draw with a new device (the old one was lost): a new renderer on the same canvas, camera and controls kept. The
+   * grid is dropped with the old device's buffers; setModel builds it again.
+   */
+  async setDevice(device: GPUDevice): Promise<void> {
+    const size = this.renderer.getSize(new THREE.Vector2());
+    this.disposeGrid();
+    const old = this.renderer;
+    this.device = device;
+    this.lost = false;
+    this.renderer = this.makeRenderer(device);
+    await this.renderer.init();
+    this.renderer.setSize(size.x, size.y, false);
+    this.lut.needsUpdate = true;
+    this.cameraMoved = true;
+    // Its GPU objects belong to the lost device; what dispose touches there does nothing.
+    void Promise.resolve(old.dispose()).catch(() => undefined);
   }
 
   get layout(): GridLayout | null {
@@ -244,6 +274,7 @@ export class GridScene {
 
   /** One frame: refresh instance values from the routing buffers on the GPU, then draw. */
   frame(): void {
+    if (this.lost) return;
     if (this.grid) {
       const encoder = this.device.createCommandEncoder({ label: 'Grid.frame' });
       this.grid.pass.encode(encoder);

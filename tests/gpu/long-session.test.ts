@@ -40,6 +40,7 @@ describe('long session', () => {
       const sampling = { temperature: 0.9, topP: 0.95, seed: 3 };
       let slides = 0;
       const live: number[] = [];
+      const created: number[] = [];
       const heap: number[] = [];
       for (let step = 0; step < STEPS; step++) {
         if (session.position === CONTEXT) {
@@ -53,11 +54,15 @@ describe('long session', () => {
           const perLayer = snap.counts.reduce((a, b) => a + b, 0) / session.config.moeLayers.filter(Boolean).length;
           expect(perLayer).toBe(session.position * k);
           live.push(gpu.liveBuffers);
+          created.push(gpu.bufferCounts.created);
           heap.push(heapAfterGc());
         }
       }
       expect(slides).toBeGreaterThanOrEqual(Math.floor(STEPS / (CONTEXT / 2)) - 1);
       expect(new Set(live).size, `live buffers at every 50th step: ${live.join(', ')}`).toBe(1);
+      // Nothing is made per token: between two samples only the one snapshot's staging buffer.
+      const made = created.slice(1).map((c, i) => c - created[i]);
+      expect(made, `buffers made between samples: ${made.join(', ')}`).toEqual(made.map(() => 1));
       // Warm-up (JIT, first snapshots) is over by the second sample; after it the heap may wander, not grow with steps.
       const growth = Math.max(...heap.slice(1)) - heap[1];
       expect(growth, `heap after gc at every 50th step (bytes): ${heap.join(', ')}`).toBeLessThan(2 * 2 ** 20);

@@ -87,6 +87,7 @@ export interface Problem {
   /** Weights as the GPU sees them (dtype-rounded), for the reference. */
   ref: MoeRefWeights;
   gpuWeights: MoeLayerWeights;
+  residualScale?: number;
 }
 
 export interface BuildOptions {
@@ -105,6 +106,8 @@ export interface BuildOptions {
   quantExperts?: QuantFormat;
   stats?: RoutingStats;
   scratch?: MoeScratch;
+  /** The residual add fused into the combine (MoeLayerOptions.residualScale). */
+  residualScale?: number;
 }
 
 export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}): Problem {
@@ -168,8 +171,10 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   }
   const stats = o.stats ?? new RoutingStats(gpu, config, { ringCapacity: o.ringCapacity ?? 128 });
   const scratch = o.scratch ?? new MoeScratch(gpu, moeScratchShape(config, { maxTokens: o.maxTokens ?? 64 }));
-  const layer = new MoeLayer(gpu, { layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode });
-  return { config, layer, stats, scratch, ref, gpuWeights };
+  const layer = new MoeLayer(gpu, {
+    layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, residualScale: o.residualScale,
+  });
+  return { config, layer, stats, scratch, ref, gpuWeights, residualScale: o.residualScale };
 }
 
 /** Sets the policy on the layer and the ablation mask on its stats. */
@@ -220,8 +225,11 @@ async function ringRows(gpu: Gpu, p: Problem, position: number, T: number) {
 export async function checkStep(gpu: Gpu, p: Problem, T: number, policy: RoutingPolicy, seed: number, position = 0) {
   applyPolicy(p, policy);
   const x = randomF32(T * p.config.hiddenSize, seed, 1);
-  const out = runStep(gpu, p, uploadBuffer(gpu, 'test.x', x), T, position);
+  // With the residual add fused, out is the residual stream (an input, so not poisoned): out0 + scale · output.
+  const out0 = p.residualScale === undefined ? null : randomF32(T * p.config.hiddenSize, seed + 1, 1);
+  const out = runStep(gpu, p, uploadBuffer(gpu, 'test.x', x), T, position, out0 ? uploadBuffer(gpu, 'test.residual', out0) : undefined);
   const ref = refStep(p, x, T, position, policy);
+  if (out0) ref.out = ref.out.map((v, i) => out0[i] + p.residualScale! * v);
   const k = ref.chosen.length / T;
   const ring = await ringRows(gpu, p, position, T);
   const got = { chosen: [] as number[], assigned: [] as number[], weights: [] as number[] };

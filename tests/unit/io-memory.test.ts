@@ -53,9 +53,11 @@ describe('memory check', () => {
     const est = assertFitsInMemory(config, LIMITS, { contextLength: 64, ringCapacity: 32 }, 'tiny', plan);
     expect(est.weights).toBe(plan.entries.reduce((s, e) => s + bufferSize(e), 0));
     expect(est.weights).toBeGreaterThan(plan.totalBytes); // odd-length f16 tensors are padded
-    // Routing record: 6 [L, E] u32/f32 buffers, zLossSum [L], ring [R, L, 8] ×3, ringProbs [R, L, E].
+    // Routing record, each buffer rounded up to 16 bytes: 6 [L, E] statistics and the ablation mask (60 → 64 bytes
+    // each), zLossSum [L] (12 → 16), ring [R, L, 8] ×3, ringProbs [R, L, E], ringLse [R, L, 2] (logsumexp and flags).
+    // tests/gpu/routing-memory.test.ts checks the same figure against the buffers the engine makes.
     const L = 3, E = 5, R = 32;
-    expect(est.routing).toBe(6 * L * E * 4 + L * 4 + 3 * R * L * 8 * 4 + R * L * E * 4);
+    expect(est.routing).toBe(7 * 64 + 16 + 3 * R * L * 8 * 4 + R * L * E * 4 + R * L * 2 * 4);
     expect(est.total).toBe(est.weights + est.kvCache + est.activations + est.routing);
   });
 

@@ -102,6 +102,16 @@ describe('byte sources', () => {
     );
   });
 
+  it('a picked file gone from disk since it was opened: a ModelFileError naming it, not the browser\'s nameless DOMException', async () => {
+    // What Chromium's File does once the file behind it is deleted: slice() works, reading the slice rejects.
+    const gone = new DOMException('A requested file or directory could not be found at the time an operation was processed.', 'NotFoundError');
+    const file = { size: 100, slice: () => ({ arrayBuffer: () => Promise.reject(gone) }) } as unknown as Blob;
+    const read = new BlobSource('model.safetensors', file).read(0, 8);
+    await expect(read).rejects.toBeInstanceOf(ModelFileError);
+    await expect(read).rejects.toMatchObject({ file: 'model.safetensors', field: null });
+    await expect(read).rejects.toThrow(/^model\.safetensors: could not be read \(NotFoundError: A requested file [^)]*processed\); it was moved, deleted or changed since it was opened$/);
+  });
+
   it('any range through any chunk size, from a server with or without Range support', async () => {
     const big = bytes(300, 3);
     const withRanges = await urlFolder('http://x/', { fetch: fakeFetch({ f: big }).fn }).open('f');
@@ -121,12 +131,17 @@ describe('byte sources', () => {
     );
   });
 
-  it('URL reads use one Range request per read', async () => {
+  it('URL reads use one Range request per read; streams of a small file share one request for all of it', async () => {
     const { fn, log } = fakeFetch({ 'a.bin': data });
     const s = await urlFolder('http://host/model', { fetch: fn }).open('a.bin');
     log.length = 0;
-    await collect(s.stream(10, 50, 7));
+    expect(await s.read(10, 50)).toEqual(data.subarray(10, 60));
     expect(log).toEqual([{ url: 'http://host/model/a.bin', method: 'GET', range: 'bytes=10-59' }]);
+    log.length = 0;
+    expect(join8(await collect(s.stream(10, 50, 7)))).toEqual(data.subarray(10, 60));
+    expect(join8(await collect(s.stream(3, 20, 8)))).toEqual(data.subarray(3, 23));
+    expect(await s.read(1, 2)).toEqual(data.subarray(1, 3));
+    expect(log).toEqual([{ url: 'http://host/model/a.bin', method: 'GET', range: `bytes=0-${data.length - 1}` }]);
   });
 
   it('missing files name the file and the folder', async () => {

@@ -1,7 +1,7 @@
 // MoE router kernel (shaders/moe_router.wgsl): logits, what-if transforms, scoring, group-limited top-k.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { bindGroup, ceilDiv, kernelLayout } from './common';
+import { type Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 import { alignedRows } from './moe-expert';
 
 /** Tokens per workgroup (const RT in the shader). */
@@ -11,7 +11,7 @@ export const ROUTER_LANES = 32;
 
 export interface MoeRouterBuffers {
   /** LayerParams uniform (src/engine/kernels/moe-layout.ts). */
-  params: GPUBuffer;
+  params: GPUBuffer | Uniforms;
   /** f32 [tokens, H] (size rounded up to 16 bytes) */
   x: GPUBuffer;
   /** [E, H] weight-dtype words (size rounded up to 16 bytes) */

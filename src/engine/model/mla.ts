@@ -11,6 +11,8 @@ import type { MoeConfig } from '../../model/config';
 import { storageBuffer } from '../kernels/common';
 import type { RmsNormBinding, RmsNormKernel } from '../kernels/rmsnorm';
 import type { LinearBinding, LinearKernel } from '../kernels/linear';
+import { GEMV_MAX_ROWS } from '../kernels/gemv';
+import type { ResidualBinding, ResidualKernel } from '../kernels/residual';
 import type { RopeBinding, RopeKernel } from '../kernels/rope';
 import { MlaAbsorbKernel, type MlaAbsorbBinding } from '../kernels/mla-absorb';
 import { MlaAttentionKernel, createMlaCache, type MlaAttentionBinding } from '../kernels/mla-attention';
@@ -23,6 +25,7 @@ export interface MlaKernels {
   norm: RmsNormKernel;
   linear: LinearKernel;
   rope: RopeKernel;
+  residual: ResidualKernel;
   absorb: MlaAbsorbKernel;
   attention: MlaAttentionKernel;
 }
@@ -71,17 +74,19 @@ export class MlaAttention {
   private readonly absorb: MlaAbsorbBinding;
   private readonly attention: MlaAttentionBinding;
   private readonly o: LinearBinding;
+  /** Up to GEMV_MAX_ROWS tokens: x += residual scale · o-projection (the residual add fused). */
+  private readonly oResidual: LinearBinding;
 
   /**
-   * x: [T, H] the normed input; q: [T, nH·(nope + P)] scratch; out: [T, H] (o_proj's output); invFreq: [P / 2] f32;
-   * weight(role) gives the layer's tensor of that load-plan role.
+   * x: [T, H] the normed input; q: [T, nH·(nope + P)] scratch; out: [T, H] (o_proj's output); residual: [T, H] the
+   * residual stream and its multiplier; invFreq: [P / 2] f32; weight(role) gives the layer's tensor of that role.
    */
   constructor(
     gpu: Gpu,
     private readonly k: MlaKernels,
     private readonly c: MoeConfig,
     label: string,
-    io: { x: GPUBuffer; q: GPUBuffer; out: GPUBuffer; invFreq: GPUBuffer; ropeScaling: number },
+    io: { x: GPUBuffer; q: GPUBuffer; out: GPUBuffer; residual: { x: GPUBuffer; scale: number }; invFreq: GPUBuffer; ropeScaling: number },
     scratch: MlaScratch,
     weight: (role: string) => GPUBuffer,
     shape: { maxTokens: number; maxSeq: number },
@@ -116,9 +121,13 @@ export class MlaAttention {
       { ...heads, maxSeq: shape.maxSeq, scale: c.attentionScale },
     );
     this.o = linear('o', scratch.values, weight('o'), io.out, nH * m.vHeadDim, H);
+    this.oResidual = k.linear.bind(`${label}.oResidual`, scratch.values, weight('o'), io.residual.x, {
+      K: nH * m.vHeadDim, N: H, maxRows: Math.min(shape.maxTokens, GEMV_MAX_ROWS), weightDtype: c.weightDtype, accumulate: true, alpha: io.residual.scale,
+    });
   }
 
-  encode(pass: GPUComputePassEncoder, T: number, startPos: number): void {
+  /** Records T tokens' attention and adds its output to the residual stream (fused, or through `residual`). */
+  encode(pass: GPUComputePassEncoder, T: number, startPos: number, residual: ResidualBinding): void {
     const { k, c } = this;
     const m = c.mla!;
     if ('a' in this.q) {
@@ -139,7 +148,12 @@ export class MlaAttention {
     k.attention.setShape(this.attention, { tokens: T, startPos });
     k.attention.encode(pass, this.attention, T);
     k.absorb.encodeExpand(pass, this.absorb, T);
-    k.linear.encode(pass, this.o, T);
+    if (T <= GEMV_MAX_ROWS) {
+      k.linear.encode(pass, this.oResidual, T);
+    } else {
+      k.linear.encode(pass, this.o, T);
+      k.residual.encode(pass, residual, T * c.hiddenSize);
+    }
   }
 
   /** The attention probe handle of this layer's latent attention. */

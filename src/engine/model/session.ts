@@ -82,6 +82,8 @@ export class Session implements ModelSession {
   /** Generated-token counter mixed into the sampling seed. */
   private drawn = 0;
   private logitsListener: StepLogitsListener | null = null;
+  /** MAP_READ u32 [1] (16 bytes): the sampled id, read back by every generate() (made once, not per token). */
+  private readonly idReadback: GPUBuffer;
   /** Free MAP_READ buffers of [maxTokensPerStep, vocab] f32 for logits read-backs (reused; more only while busy). */
   private readonly logitsStaging: GPUBuffer[] = [];
 
@@ -103,6 +105,7 @@ export class Session implements ModelSession {
     this.sampling = this.sampler.bind('Session.sample', decoder.act.logits, decoder.act.ids, config.vocabSize);
     this.policy = defaultPolicy(config);
     this.setPolicy(this.policy);
+    this.idReadback = gpu.createBuffer({ label: 'Session.sampledId', size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   }
 
   get routing(): RoutingBuffers {
@@ -237,7 +240,12 @@ export class Session implements ModelSession {
     if (this.position >= this.contextLength) throw new ContextFullError(this.contextLength, this.position, 1);
     const start = this.position;
     this.sampleAndStep(sampling, start);
-    const id = (await readU32(this.gpu, this.sampling.result, 1))[0];
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sampledId' });
+    encoder.copyBufferToBuffer(this.sampling.result, 0, this.idReadback, 0, 4);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    await this.idReadback.mapAsync(GPUMapMode.READ, 0, 4);
+    const id = new Uint32Array(this.idReadback.getMappedRange(0, 4))[0];
+    this.idReadback.unmap();
     this.ids.push(id);
     this.steps.push({ size: 1, policy: this.policy });
     this.copyStepLogits(start, [id]);
@@ -362,9 +370,7 @@ export class Session implements ModelSession {
 
   /** GPU memory per module, bytes. */
   memory(): { module: string; bytes: number }[] {
-    const b = this.stats.buffers;
-    const routing = [b.counts, b.stepCounts, b.probMass, b.gateSum, b.dropped, b.rerouted, b.zLossSum, b.ringChosen, b.ringAssigned, b.ringWeights, b.ringProbs]
-      .reduce((n, x) => n + x.size, 0);
+    const routing = this.stats.allocatedBytes;
     return [
       { module: 'weights', bytes: this.weights.bytes },
       { module: 'KV cache', bytes: this.decoder.kvCacheBytes },
@@ -378,6 +384,7 @@ export class Session implements ModelSession {
     for (const b of weightBuffers) b.destroy();
     this.logitsListener = null;
     for (const b of this.logitsStaging.splice(0)) b.destroy();
+    this.idReadback.destroy();
     this.decoder.destroy();
     this.stats.destroy();
     this.profiler?.destroy();

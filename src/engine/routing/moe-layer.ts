@@ -5,6 +5,7 @@
 //   const moe = new MoeLayer(gpu, { layer: 3, config, weights, stats, scratch });      // at load time
 //   moe.setPolicy(policy);                         // what-if controls: uniform writes only
 //   moe.encode(passOrEncoder, x, out, T, position) // per step: x [T, H] post-norm input → out [T, H]
+//                                                  // (residualScale set: out += residualScale · output)
 //
 // encode() writes the layer's uniform through the queue and records its dispatches; it creates no GPU object after
 // the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
@@ -16,7 +17,7 @@ import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import { isQuantFormat, type TensorFormat } from '../../model/dtypes';
 import type { RoutingPolicy } from '../session-api';
-import { Uniforms, storageBuffer } from '../kernels/common';
+import { type UniformArena, Uniforms, storageBuffer } from '../kernels/common';
 import { MoeRouterKernel } from '../kernels/moe-router';
 import { MoeRerouteKernel } from '../kernels/moe-reroute';
 import { MoePlanKernel, PLAN_SPLIT_TOKENS } from '../kernels/moe-plan';
@@ -71,6 +72,13 @@ export interface MoeLayerOptions {
   expertMode?: ExpertVariant | 'auto';
   tiledShape?: TiledShape;
   policy?: RoutingPolicy;
+  /**
+   * The residual add fused into the combine: encode's `out` is then the residual stream [T, H] and receives
+   * out += residualScale · (the layer's output). Absent: out = the layer's output.
+   */
+  residualScale?: number;
+  /** Where the layer's uniform lives (the decoder's, flushed once per step); absent: its own buffer, written at once. */
+  arena?: UniformArena | null;
 }
 
 /** Scratch shape for a config: `maxTokens` per encode, room for `maxK` experts per token (default K_MAX). */
@@ -115,6 +123,8 @@ export class MoeLayer {
   readonly weights: MoeLayerWeights;
   private readonly params: Uniforms;
   private readonly values: Record<string, number> = {};
+  /** The fields a step changes, written in place each step (no allocation on the hot path). */
+  private readonly step = { tokens: 0, position: 0, capacity: 0, reroute_ran: 0, tile_m: 0 };
   private readonly aux: GPUBuffer;
   private readonly router: MoeRouterKernel;
   private readonly reroute: MoeRerouteKernel;
@@ -149,19 +159,19 @@ export class MoeLayer {
     if (c.router.hasCorrectionBias) enc.copyBufferToBuffer(o.weights.correctionBias!, 0, this.aux, E * 4, E * 4);
     gpu.device.queue.submit([enc.finish()]);
 
-    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS);
+    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS, o.arena);
     const routerFormat = o.weights.routerFormat ?? c.weightDtype;
     if (isQuantFormat(routerFormat)) throw new Error(`Layer${o.layer}: a ${routerFormat} router is not supported (routers are read dense)`);
     this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize);
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
     this.scatter = new MoeScatterKernel(gpu);
-    this.combine = new MoeCombineKernel(gpu);
+    this.combine = new MoeCombineKernel(gpu, o.residualScale !== undefined);
     const s = this.scratch;
     this.fixedGroups = {
-      reroute: this.reroute.bind(`${label}.reroute`, this.params.buffer, s.records, s.probs, s.plan),
-      plan: this.plan.bind(`${label}.plan`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
-      scatter: this.scatter.bind(`${label}.scatter`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
+      reroute: this.reroute.bind(`${label}.reroute`, this.params, s.records, s.probs, s.plan),
+      plan: this.plan.bind(`${label}.plan`, this.params, s.records, s.probs, s.plan, o.stats.buffers),
+      scatter: this.scatter.bind(`${label}.scatter`, this.params, s.records, s.probs, s.plan, o.stats.buffers),
     };
     const wide = o.tiledShape ?? defaultTiledShape(gpu);
     const shapes: Record<ExpertVariant, TiledShape | undefined> = { gemv: undefined, 'tiled-narrow': { ...wide, WG_M: 8 }, tiled: wide };
@@ -204,7 +214,7 @@ export class MoeLayer {
       off_mask_copy: pl.maskCopy,
       off_starts: pl.starts,
       off_partials: pl.partials,
-      _pad1: 0,
+      residual_scale: o.residualScale ?? 1,
     });
     this.policy = o.policy ?? defaultPolicy(c);
     this.k = effectiveTopK(c, this.policy);
@@ -222,6 +232,7 @@ export class MoeLayer {
       noise_std: policy.noiseStd,
       inv_temp: 1 / policy.temperature,
     });
+    this.params.set(this.values);
   }
 
   /** Expert kernels used for a step of T tokens. */
@@ -239,8 +250,9 @@ export class MoeLayer {
   }
 
   /**
-   * x: f32 [T, H] post-norm input; out: f32 [T, H] (must not alias x; both sized in whole 16-byte units, as
-   * storageBuffer makes them). Tokens are at positions
+   * x: f32 [T, H] post-norm input; out: f32 [T, H], the layer's output or, with options.residualScale, the residual
+   * stream it is added to (must not alias x; both sized in whole 16-byte units, as storageBuffer makes them).
+   * Tokens are at positions
    * [position, position + T). Records into `target`: a compute pass, or a command encoder (one pass is opened; with
    * `timing`, one pass per kernel named `Layer<l>.moe.<kernel>` with that pass's timestamp descriptor, for
    * per-kernel GPU times).
@@ -302,12 +314,13 @@ export class MoeLayer {
     const capacity = expertCapacity(this.policy.capacityFactor, T, this.k, E);
     const rerouting = this.policy.overflow === 'reroute' && capacity > 0;
     const mode = this.modeFor(T);
-    this.values.tokens = T;
-    this.values.position = position;
-    this.values.capacity = capacity;
-    this.values.reroute_ran = rerouting ? 1 : 0;
-    this.values.tile_m = this.modes[mode].up.tileRows;
-    this.params.set(this.values);
+    const step = this.step;
+    step.tokens = T;
+    step.position = position;
+    step.capacity = capacity;
+    step.reroute_ran = rerouting ? 1 : 0;
+    step.tile_m = this.modes[mode].up.tileRows;
+    this.params.set(step);
     const io = this.io(x, out);
     emit('router', (pass) => this.router.encode(pass, io.router, T));
     if (rerouting) emit('reroute', (pass) => this.reroute.encode(pass, this.fixedGroups.reroute));
@@ -343,11 +356,11 @@ export class MoeLayer {
       const w = this.weights;
       g = {
         router: this.router.bind(`${label}.router`, {
-          params: this.params.buffer, x, router: w.router, sharedGate: w.shared?.gate ?? s.dummy, aux: this.aux,
+          params: this.params, x, router: w.router, sharedGate: w.shared?.gate ?? s.dummy, aux: this.aux,
           ablated: this.stats.ablation, records: s.records, probs: s.probs, plan: s.plan,
         }),
         combine: this.combine.bind(`${label}.combine`, {
-          params: this.params.buffer, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
+          params: this.params, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
         }),
         modes: Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(this.modes[v], x)])) as Record<ExpertVariant, ExpertPair>,
       };

@@ -8,6 +8,7 @@ import type { NonFiniteToken, RoutingSnapshot } from '../session-api';
 import { K_MAX, NONFINITE_LOGITS, NONFINITE_SCORES, type RoutingBuffers } from '../routing-buffers';
 import { MoeStatsRebuildKernel } from '../kernels/moe-stats';
 import { allLayerMetrics } from './metrics';
+import { allocatedBytes, ringBytesPerPosition, routingRecordBytes, type RoutingRecordBuffer } from '../../model/routing-record';
 import type { Uniforms } from '../kernels/common';
 
 export interface RoutingStatsOptions {
@@ -15,11 +16,6 @@ export interface RoutingStatsOptions {
   ringCapacity?: number;
   /** Memory the ring may take (all ring buffers together); default 64 MiB. */
   ringBudgetBytes?: number;
-}
-
-/** Ring bytes per token position: chosen, assigned, weights ([layers, K_MAX] each), probs [layers, experts], lse [layers]. */
-export function ringBytesPerPosition(numLayers: number, numExperts: number): number {
-  return numLayers * (3 * K_MAX + numExperts + 1) * 4;
 }
 
 /** Positions that fit in `budgetBytes`, with each ring buffer also within the device's binding limit. */
@@ -65,34 +61,40 @@ export class RoutingStats {
       options.ringCapacity ??
       ringCapacityFor(L, E, options.ringBudgetBytes ?? 64 * 2 ** 20, gpu.limits.maxStorageBufferBindingSize);
     const R = this.ringCapacity;
-    const make = (name: string, bytes: number) =>
+    const bytes = routingRecordBytes(L, E, R);
+    const make = (name: string, key: RoutingRecordBuffer) =>
       gpu.createBuffer({
         label: `Moe.${name}`,
-        size: Math.max(16, Math.ceil(bytes / 16) * 16),
+        size: allocatedBytes(bytes[key]),
         usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
       });
-    const cells = L * E * 4;
     this.buffers = {
       numLayers: L,
       numExperts: E,
       ringCapacity: R,
-      counts: make('routingCounts', cells),
-      stepCounts: make('routingStepCounts', cells),
-      probMass: make('routingProbMass', cells),
-      gateSum: make('routingGateSum', cells),
-      dropped: make('routingDropped', cells),
-      rerouted: make('routingRerouted', cells),
-      zLossSum: make('routingZLossSum', L * 4),
-      ringChosen: make('ringChosen', R * L * K_MAX * 4),
-      ringAssigned: make('ringAssigned', R * L * K_MAX * 4),
-      ringWeights: make('ringWeights', R * L * K_MAX * 4),
-      ringProbs: make('ringProbs', R * L * E * 4),
-      ringLse: make('ringLse', R * L * 2 * 4),
+      counts: make('routingCounts', 'counts'),
+      stepCounts: make('routingStepCounts', 'stepCounts'),
+      probMass: make('routingProbMass', 'probMass'),
+      gateSum: make('routingGateSum', 'gateSum'),
+      dropped: make('routingDropped', 'dropped'),
+      rerouted: make('routingRerouted', 'rerouted'),
+      zLossSum: make('routingZLossSum', 'zLossSum'),
+      ringChosen: make('ringChosen', 'ringChosen'),
+      ringAssigned: make('ringAssigned', 'ringAssigned'),
+      ringWeights: make('ringWeights', 'ringWeights'),
+      ringProbs: make('ringProbs', 'ringProbs'),
+      ringLse: make('ringLse', 'ringLse'),
     };
-    this.ablation = make('routingAblation', cells);
+    this.ablation = make('routingAblation', 'ablation');
     this.ablationWords = new Uint32Array(L * E);
     this.rebuildKernel = new MoeStatsRebuildKernel(gpu);
     this.rebuildGroups = this.rebuildKernel.bind('Moe.rebuild', this.buffers);
+  }
+
+  /** Bytes of every buffer of the record (the RoutingBuffers and the ablation mask), as allocated. */
+  get allocatedBytes(): number {
+    const buffers = [...Object.values(this.buffers), this.ablation].filter((b): b is GPUBuffer => typeof b === 'object');
+    return buffers.reduce((n, b) => n + b.size, 0);
   }
 
   /** u8 [layers, experts] 1 = ablated; written through the queue (no pipeline rebuild). */

@@ -14,11 +14,11 @@ import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
 import type { ModelSession, ReplayStep, RoutingPolicy, RoutingSnapshot, SessionState, StepLogits, StepLogitsListener } from '../session-api';
-
-export type { ReplayStep, SessionState } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 import type { UploadedWeights } from './weights';
+
+export type { ReplayStep, SessionState } from '../session-api';
 
 /** The KV cache holds no more tokens: the caller stops with a message or slides the window (Session.slide). */
 export class ContextFullError extends RangeError {

@@ -393,7 +393,7 @@ export class MoeLayer {
         }),
         modes: Object.fromEntries(VARIANTS.map((v) => {
           const m = this.modes[v];
-          return [v, this.bindExperts({ up: m.up, down: m.down, sharedUp: m.sharedKernels.up, sharedDown: m.sharedKernels.down }, x)];
+          return [v, this.bindExperts({ up: m.up, down: m.down, sharedUp: m.sharedKernels.up, sharedDown: m.sharedKernels.down }, this.inputNorm?.normed ?? x)];
         })) as Record<ExpertVariant, ExpertPair>,
       };
       byOut.set(out, g);

@@ -11,11 +11,9 @@
 //   and the window − 1 keys before it.
 //   Workgroup (h, t, s): head h, query row t, key split s. Split s covers keys
 //   [split_base + s·split_keys, split_base + (s + 1)·split_keys) of the row's visible range (splits = 1: all of it).
-//   Keys are walked in chunks of WORKGROUP: thread i scores key chunk + i with vec4 loads (q, pre-multiplied by the
-//   scale, sits in shared memory); the chunk's max updates the running max m, the running sum l and the per-thread
-//   accumulators are rescaled by exp(m_old − m_new) (online softmax), and each thread accumulates the
-//   probability-weighted V of up to DIMS_PER_THREAD dimensions (d = lid + r·WORKGROUP). Two barriers per chunk;
-//   exp arguments are always <= 0.
+//   Keys are walked by lib/online_softmax in chunks of WORKGROUP: thread i scores key chunk + i with vec4 loads (q,
+//   pre-multiplied by the scale, sits in shared memory) and accumulates the probability-weighted V of up to
+//   DIMS_PER_THREAD dimensions (d = lid + r·WORKGROUP).
 //   splits = 1: writes out = acc / l. splits > 1: writes the split's (m, l, acc[d]) to `partial` for combine.
 //
 // combine (splits > 1 only; "flash-decoding"): one workgroup per (h, t) merges the splits' partial results:
@@ -25,6 +23,9 @@
 // Attention sinks (gpt-oss, params.sinks = 1): head h's learned logit sink[h] joins the softmax as one more score
 //   with a zero value: it enters the max and the sum where the row is finished (attend when splits = 1, combine
 //   otherwise), M' = max(M, sink), out = acc·exp(M − M') / (l·exp(M − M') + exp(sink − M')).
+//
+// Attention probe (lib/online_softmax, pipelines built with ATTENTION_PROBE): the last row's final weights per head,
+//   exp(s_j − M') / L', and the sink's share exp(sink − M') / L' in slot 0, written to group 1's `probe`.
 
 struct Params {
   tokens: u32,     // T query rows (and new K/V rows) this step
@@ -43,6 +44,7 @@ struct Params {
   split_keys: u32, // keys per split
   scale: f32,      // softmax scale: 1/sqrt(d), or the family's override (Granite attention_multiplier)
   sinks: u32,      // 1: sink logits in `sink_logits` / `sink_logits_c` join every row's softmax; 0: none
+  probe_stride: u32, // floats per head in `probe` (lib/online_softmax): max_seq + 1
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -79,11 +81,29 @@ fn store_kv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 override WORKGROUP: u32 = 64u;      // keys per chunk = threads per (head, query row, split)
 override MAX_HEAD_DIM: u32 = 256u;  // size of the shared q row
 const DIMS_PER_THREAD: u32 = 4u;    // so d <= 4 · WORKGROUP (checked on the host)
-const LOWEST: f32 = -3.4028234e38;  // start of the running max; exp(LOWEST − m) = 0
 
 var<workgroup> q_sh: array<vec4<f32>, MAX_HEAD_DIM / 4u>; // scale · q[t, h, :]
-var<workgroup> score_sh: array<f32, WORKGROUP>;            // this chunk's scores (LOWEST past the range)
-var<workgroup> p_sh: array<f32, WORKGROUP>;                // exp(score − running max), 0 past the range
+
+// online_softmax (lib/online_softmax) over this workgroup's query row: scale · q · k_j and v_j of kv head g.
+// #include "lib/online_softmax"
+
+// The first key a query at position pos sees: pos + 1 − window, or 0.
+fn first_visible(pos: u32) -> u32 {
+  return select(0u, pos + 1u - params.window, params.window > 0u && pos + 1u > params.window);
+}
+
+fn key_score(j: u32, g: u32) -> f32 {
+  let d4 = params.head_dim / 4u;
+  return row_dot((j * params.kv_heads + g) * d4, d4);
+}
+
+fn key_vec4(i: u32) -> vec4<f32> {
+  return k_cache[i];
+}
+
+fn value_at(j: u32, g: u32, e: u32) -> f32 {
+  return v_cache[(j * params.kv_heads + g) * params.head_dim + e];
+}
 
 @compute @workgroup_size(WORKGROUP)
 fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -94,8 +114,6 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let d4 = d / 4u;
   let g = h / (params.heads / params.kv_heads);
   let pos = params.start_pos + t;
-  let row4 = params.kv_heads * d4; // vec4s per cache row
-  let row = params.kv_heads * d;   // floats per cache row
 
   let q_base = params.q_offset + t * params.q_stride + h * d;
   for (var i = lid; i < d4; i += WORKGROUP) {
@@ -105,72 +123,36 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   workgroupBarrier();
 
   // Visible keys of this row, cut to this split: [lo, hi).
-  var lo = 0u;
-  if (params.window > 0u && pos + 1u > params.window) {
-    lo = pos + 1u - params.window;
-  }
   let split_lo = params.split_base + split * params.split_keys;
-  lo = max(lo, split_lo);
+  let lo = max(first_visible(pos), split_lo);
   let hi = min(pos + 1u, split_lo + params.split_keys);
 
-  var m = LOWEST;
-  var l = 0.0;
-  var acc = array<f32, DIMS_PER_THREAD>(0.0, 0.0, 0.0, 0.0);
-  for (var chunk = lo; chunk < hi; chunk += WORKGROUP) {
-    let j = chunk + lid;
-    var s = LOWEST;
-    if (j < hi) {
-      let kb = j * row4 + g * d4;
-      var dot4 = vec4<f32>(0.0);
-      for (var i = 0u; i < d4; i++) {
-        dot4 += q_sh[i] * k_cache[kb + i];
-      }
-      s = (dot4.x + dot4.y) + (dot4.z + dot4.w);
-    }
-    score_sh[lid] = s;
-    workgroupBarrier();
-
-    var m_new = m;
-    for (var i = 0u; i < WORKGROUP; i++) {
-      m_new = max(m_new, score_sh[i]);
-    }
-    p_sh[lid] = select(0.0, exp(s - m_new), j < hi);
-    workgroupBarrier();
-
-    let alpha = exp(m - m_new); // 0 on the first chunk
-    l *= alpha;
-    for (var r = 0u; r < DIMS_PER_THREAD; r++) {
-      acc[r] *= alpha;
-    }
-    let n = min(WORKGROUP, hi - chunk);
-    for (var i = 0u; i < n; i++) {
-      let p = p_sh[i];
-      l += p;
-      let vb = (chunk + i) * row + g * d;
-      for (var r = 0u; r < DIMS_PER_THREAD; r++) {
-        let e = lid + r * WORKGROUP;
-        if (e < d) {
-          acc[r] += p * v_cache[vb + e];
-        }
-      }
-    }
-    m = m_new;
-  }
+  let prow = probe_row(h, t, params.tokens, params.probe_stride);
+  var row_sm = online_softmax(lo, hi, lid, g, d, prow);
+  let m = row_sm.m;
+  var l = row_sm.l;
 
   if (params.splits == 1u) {
     let out_base = (t * params.heads + h) * d;
     var keep = 1.0; // exp(m − M') when a sink raises the max
+    var m_sink = m; // M'
+    var sink_share = 0.0;
     if (params.sinks == 1u) {
       let sink = sink_logits[h];
-      let m_sink = max(m, sink);
+      m_sink = max(m, sink);
       keep = exp(m - m_sink);
       l = l * keep + exp(sink - m_sink);
+      sink_share = exp(sink - m_sink) / l;
+    }
+    if (prow != NO_PROBE) {
+      storageBarrier();
+      probe_finish(prow, lo, hi, m_sink, l, sink_share, lid);
     }
     let inv_l = keep / l;
     for (var r = 0u; r < DIMS_PER_THREAD; r++) {
       let e = lid + r * WORKGROUP;
       if (e < d) {
-        out[out_base + e] = acc[r] * inv_l;
+        out[out_base + e] = row_sm.acc[r] * inv_l;
       }
     }
   } else {
@@ -182,7 +164,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
     for (var r = 0u; r < DIMS_PER_THREAD; r++) {
       let e = lid + r * WORKGROUP;
       if (e < d) {
-        partial[rec + 2u + e] = acc[r];
+        partial[rec + 2u + e] = row_sm.acc[r];
       }
     }
   }
@@ -210,10 +192,16 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     big_m = max(big_m, sink);
     big_l = exp(sink - big_m);
   }
+  let sink_part = big_l; // exp(sink − M), 0 without sinks
   for (var s = 0u; s < params.splits; s++) {
     big_l += partial_in[base + s * rec + 1u] * exp(partial_in[base + s * rec] - big_m);
   }
   let inv_l = 1.0 / big_l;
+  let prow = probe_row(h, t, params.tokens, params.probe_stride);
+  if (prow != NO_PROBE) {
+    let pos = params.start_pos + t;
+    probe_finish(prow, first_visible(pos), pos + 1u, big_m, big_l, sink_part * inv_l, lid);
+  }
   for (var e = lid; e < d; e += WORKGROUP) {
     var acc = 0.0;
     for (var s = 0u; s < params.splits; s++) {

@@ -1,4 +1,5 @@
-// Skinny matmul for decode (1–16 rows):  y[r, n] (+)= Σ_k x[r, k] · W(n, k)  for r < rows ≤ ROWS.
+// Skinny matmul for decode (1–16 rows):  y[r, n] = Σ_k x[r, k] · W(n, k)  for r < rows ≤ ROWS, or with ACCUMULATE
+// y[r, n] += alpha · Σ_k x[r, k] · W(n, k) (a residual add fused: y is the residual stream, alpha its multiplier).
 // W(n, k) = W[n, k] when W_NK (stored [N, K], checkpoints' [out, in]) and W[k, n] otherwise. x, y f32; W f32, f16 or
 // bf16 as raw 32-bit words (lib/weights), decoded in registers; accumulation f32.
 //
@@ -16,22 +17,25 @@
 // ALIGNED needs K % 4 == 0 and the W row length (K for W_NK, N otherwise) a multiple of 4 (f32) or 8 (f16/bf16);
 // otherwise the same loops read element by element. x, W and y are viewed as vec4 arrays: allocate them with sizes
 // rounded up to 16 bytes.
-// Block-quantised W (lib/quant; W_NK only, K a multiple of the block): the unit a thread reads is a 32-element
-// sub-block of a row (34 bytes of Q8_0, 16 of Q4_K nibbles + scales, …), decoded in registers and dotted with 8 vec4
-// of each x row; ALIGNED is not used.
-// #include "lib/quant"
+// Entry point main_norm (NORM, one row, W_NK, dense W): RMSNorm of x folded in. Each workgroup reads the row into
+// workgroup memory, sums its squares, and scales it in place by inv_rms · norm_w[k] (the same x · inv_rms · w as
+// shaders/rmsnorm.wgsl) before the products; only the sum's order differs from the norm kernel's.
+// Block-quantised W runs in gemv_quant.wgsl.
+// #include "lib/weights"
 
 struct Params {
   M: u32, // rows of x and y (1 ≤ M ≤ ROWS)
   N: u32, // columns of y (output features)
   K: u32, // columns of x (input features)
-  _pad: u32,
+  alpha: f32, // ACCUMULATE: multiplies the product added to y
+  eps: f32,   // main_norm: RMSNorm epsilon
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;        // [M, K] f32, row-major
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;        // [N, K] (W_NK) or [K, N], WEIGHT_DTYPE words/blocks
 @group(0) @binding(3) var<storage, read_write> y: array<vec4<f32>>;  // [M, N] f32, row-major
+@group(0) @binding(4) var<storage, read> norm_w: array<u32>;         // main_norm: [K] RMSNorm weight, WEIGHT_DTYPE words
 
 override ROWS: u32 = 1u;         // rows compiled in: 1, 2, 4, 8 or 16
 override WG_K: u32 = 32u;        // threads splitting K
@@ -40,6 +44,8 @@ override NT: u32 = 2u;           // W_NK: output columns per thread (≤ 4)
 override W_NK: bool = true;
 override ALIGNED: bool = true;
 override ACCUMULATE: bool = false;
+override NORM: bool = false;     // main_norm: x read from xs, the normalised row
+override NORM_K4: u32 = 1u;      // main_norm: ceil(K / 4), the row's 16-byte units
 
 override WG_SIZE: u32 = WG_K * WG_N;
 override E: u32 = select(4u, NT, W_NK);          // outputs per thread per row
@@ -49,31 +55,17 @@ override RED_SIZE: u32 = CHUNK * BLOCK_N * (WG_K + 1u);
 var<workgroup> red: array<f32, RED_SIZE>;        // [CHUNK rows][E][WG_N][WG_K + 1] partial sums
 
 var<private> acc: array<f32, 64>;                // [ROWS][E] partial sums of this thread (ROWS·E ≤ 64)
+var<workgroup> xs: array<vec4<f32>, NORM_K4>;     // main_norm: the normalised x row
+var<workgroup> norm_red: array<f32, WG_SIZE>;     // main_norm: partial sums of squares
+
+// x as the products read it: the bound row, or (NORM) its normalised copy.
+fn x_vec(i: u32) -> vec4<f32> {
+  if (NORM) { return xs[i]; }
+  return x[i];
+}
 
 fn x_scalar(i: u32) -> f32 {
-  return x[i >> 2u][i & 3u];
-}
-
-fn w_word(i: u32) -> u32 {
-  return w[i >> 2u][i & 3u];
-}
-
-// W stored [N, K] in blocks: dot products of NT rows of W with ROWS rows of x, one 32-element sub-block at a time.
-fn accumulate_quant(tk: u32, rows_n: array<u32, 4>) {
-  let K = params.K;
-  let last_row = params.M - 1u;
-  let row_bytes = quant_row_bytes(K);
-  for (var u = tk; u < (K >> 5u); u += WG_K) {
-    for (var j = 0u; j < NT; j++) {
-      let wq = quant_sub32(rows_n[j] * row_bytes, u);
-      for (var r = 0u; r < ROWS; r++) {
-        let xb = min(r, last_row) * (K >> 2u) + 8u * u;
-        var s = 0.0;
-        for (var g = 0u; g < 8u; g++) { s += dot(x[xb + g], wq[g]); }
-        acc[r * NT + j] += s;
-      }
-    }
-  }
+  return x_vec(i >> 2u)[i & 3u];
 }
 
 fn w_elem(e: u32) -> f32 {
@@ -99,15 +91,13 @@ fn accumulate_nk(tk: u32, n_first: u32) {
   let last_row = params.M - 1u;
   var rows_n: array<u32, 4>; // W row of each output, clamped into the matrix (extra outputs are not stored)
   for (var j = 0u; j < NT; j++) { rows_n[j] = min(n_first + j, params.N - 1u); }
-  if (is_quant()) {
-    accumulate_quant(tk, rows_n);
-  } else if (ALIGNED && WEIGHT_DTYPE == 0u) {
+  if (ALIGNED && WEIGHT_DTYPE == 0u) {
     let units = K >> 2u; // 16-byte units per row
     for (var u = tk; u < units; u += WG_K) {
       var wv: array<vec4<f32>, 4>;
       for (var j = 0u; j < NT; j++) { wv[j] = w_unit_f32(rows_n[j] * units + u); }
       for (var r = 0u; r < ROWS; r++) {
-        let xv = x[min(r, last_row) * units + u];
+        let xv = x_vec(min(r, last_row) * units + u);
         for (var j = 0u; j < NT; j++) { acc[r * NT + j] += dot(xv, wv[j]); }
       }
     }
@@ -118,8 +108,8 @@ fn accumulate_nk(tk: u32, n_first: u32) {
       for (var j = 0u; j < NT; j++) { wv[j] = w_unit_half(rows_n[j] * units + u); }
       for (var r = 0u; r < ROWS; r++) {
         let xb = min(r, last_row) * (K >> 2u) + 2u * u;
-        let x0 = x[xb];
-        let x1 = x[xb + 1u];
+        let x0 = x_vec(xb);
+        let x1 = x_vec(xb + 1u);
         for (var j = 0u; j < NT; j++) { acc[r * NT + j] += dot(x0, wv[j][0]) + dot(x1, wv[j][1]); }
       }
     }
@@ -168,12 +158,50 @@ fn accumulate_kn(tk: u32, n_first: u32) {
 fn store_y(r: u32, n: u32, v: f32) {
   if (r >= params.M || n >= params.N) { return; }
   let e = r * params.N + n;
-  if (ACCUMULATE) { y[e >> 2u][e & 3u] = y[e >> 2u][e & 3u] + v; } else { y[e >> 2u][e & 3u] = v; }
+  if (ACCUMULATE) { y[e >> 2u][e & 3u] = y[e >> 2u][e & 3u] + params.alpha * v; } else { y[e >> 2u][e & 3u] = v; }
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
+  gemv(wg, groups, lid);
+}
+
+// xs = x[0, :] · inv_rms · norm_w, inv_rms = 1 / sqrt(mean(x[0, :]²) + eps). WG_SIZE is a power of two.
+fn normalise_x(lid: u32) {
+  let K = params.K;
+  var ss = 0.0;
+  for (var i = lid; i < NORM_K4; i += WG_SIZE) {
+    let v = select(vec4<f32>(0.0), x[i], vec4<u32>(4u * i) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(K));
+    xs[i] = v;
+    ss += dot(v, v);
+  }
+  norm_red[lid] = ss;
+  workgroupBarrier();
+  for (var s = WG_SIZE / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { norm_red[lid] += norm_red[lid + s]; }
+    workgroupBarrier();
+  }
+  let inv_rms = inverseSqrt(norm_red[0] / f32(K) + params.eps);
+  for (var i = lid; i < NORM_K4; i += WG_SIZE) {
+    var g = vec4<f32>(0.0);
+    for (var c = 0u; c < 4u; c++) {
+      let e = 4u * i + c;
+      if (e < K) { g[c] = decode_weight(norm_w[weight_word(e)], e); }
+    }
+    xs[i] = xs[i] * inv_rms * g;
+  }
+  workgroupBarrier();
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+  normalise_x(lid);
+  gemv(wg, groups, lid);
+}
+
+fn gemv(wg: vec3<u32>, groups: vec3<u32>, lid: u32) {
   // Blocks of BLOCK_N outputs, numbered row-major over a 2D grid (one dimension allows at most 65535 workgroups,
   // fewer than a 151936-token vocabulary needs); the grid's last row may overhang N.
   let n0 = (wg.y * groups.x + wg.x) * BLOCK_N;

@@ -12,14 +12,16 @@
 //   Equal to softmax(q·kᵀ)·v of the expanded form, without forming per-head K or V.
 //   Workgroup (h, t, s), WORKGROUP threads: head h, query row t, key split s covering keys
 //   [s·split_keys, (s + 1)·split_keys) of the row's range (splits = 1: all of it). [scale·q_lat | scale·q_rope] sits
-//   in shared memory; keys are walked in chunks of WORKGROUP, thread i scoring key chunk + i with vec4 loads over its
-//   W-long cache row; online softmax (running max m and sum l, accumulators rescaled by exp(m_old − m_new)); thread i
-//   accumulates latent dimensions i + r·WORKGROUP, r < DIMS_PER_THREAD. Two barriers per chunk; exp arguments are
-//   always <= 0. splits = 1: writes ctx = acc / l; splits > 1: the split's (m, l, acc) to `partial`.
+//   in shared memory; lib/online_softmax walks the keys in chunks of WORKGROUP, thread i scoring key chunk + i with
+//   vec4 loads over its W-long cache row and accumulating latent dimensions i + r·WORKGROUP, r < DIMS_PER_THREAD.
+//   splits = 1: writes ctx = acc / l; splits > 1: the split's (m, l, acc) to `partial`.
 //
 // combine (splits > 1, at most MAX_SPLITS; "flash-decoding", for decode steps whose heads alone leave the GPU idle):
 //   one workgroup per (h, t); thread 0 turns the splits' maxima into weights w_s = exp(m_s − M) / Σ exp(m_s − M)·l_s
 //   (M = max_s m_s; empty splits carry m = LOWEST, l = 0, so w_s = 0), then ctx = Σ_s w_s·acc_s.
+//
+// Attention probe (lib/online_softmax, pipelines built with ATTENTION_PROBE): the last row's final weights per head
+//   (no sinks: slot 0 is 0), written to group 1's `probe`.
 
 struct Params {
   tokens: u32,        // T query rows (and new cache rows) this step
@@ -33,6 +35,7 @@ struct Params {
   splits: u32,        // key splits per (row, head); 1 = attend writes ctx itself
   split_keys: u32,    // keys per split, a multiple of WORKGROUP
   scale: f32,         // softmax scale (DeepSeek: YaRN mscale² / sqrt(nope + P))
+  probe_stride: u32,  // floats per head in `probe` (lib/online_softmax): max_seq + 1
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -64,20 +67,34 @@ fn store(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 override WORKGROUP: u32 = 64u;     // keys per chunk = threads per (head, query row)
 override MAX_WIDTH: u32 = 576u;    // W = R + P the shared query row holds (DeepSeek: 512 + 64)
 const DIMS_PER_THREAD: u32 = 8u;   // so R <= 8 · WORKGROUP (checked on the host)
-const LOWEST: f32 = -3.4028234e38; // start of the running max; exp(LOWEST − m) = 0
 
 var<workgroup> q_sh: array<vec4<f32>, MAX_WIDTH / 4u>; // scale · [q_lat | q_rope]
-var<workgroup> score_sh: array<f32, WORKGROUP>;         // this chunk's scores (LOWEST past the range)
-var<workgroup> p_sh: array<f32, WORKGROUP>;             // exp(score − running max), 0 past the range
+
+// online_softmax (lib/online_softmax) over this workgroup's query row: scale · [q_lat | q_rope] · cache row j, and
+// the latent c_j as the value.
+// #include "lib/online_softmax"
+
+fn key_score(j: u32, g: u32) -> f32 {
+  let w4 = (params.rank + params.rope) / 4u;
+  return row_dot(j * w4, w4);
+}
+
+fn key_vec4(i: u32) -> vec4<f32> {
+  return cache[i];
+}
+
+fn value_at(j: u32, g: u32, e: u32) -> f32 {
+  return cache[j * ((params.rank + params.rope) / 4u) + e / 4u][e % 4u];
+}
 
 @compute @workgroup_size(WORKGROUP)
 fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let h = wg.x;
-  let t = wg.y;
-  let split = wg.z;
   let r = params.rank;
   let w4 = (r + params.rope) / 4u;
   let r4 = r / 4u;
+  let h = wg.x;
+  let t = wg.y;
+  let split = wg.z;
   let pos = params.start_pos + t;
 
   let lat_base = (t * params.heads + h) * r;
@@ -97,64 +114,27 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
   let lo = split * params.split_keys; // this split's keys: [lo, hi)
   let hi = min(pos + 1u, lo + params.split_keys);
-  var m = LOWEST;
-  var l = 0.0;
-  var acc = array<f32, DIMS_PER_THREAD>(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
-  for (var chunk = lo; chunk < hi; chunk += WORKGROUP) {
-    let j = chunk + lid;
-    var s = LOWEST;
-    if (j < hi) {
-      let kb = j * w4;
-      var dot4 = vec4<f32>(0.0);
-      for (var i = 0u; i < w4; i++) {
-        dot4 += q_sh[i] * cache[kb + i];
-      }
-      s = (dot4.x + dot4.y) + (dot4.z + dot4.w);
-    }
-    score_sh[lid] = s;
-    workgroupBarrier();
-
-    var m_new = m;
-    for (var i = 0u; i < WORKGROUP; i++) {
-      m_new = max(m_new, score_sh[i]);
-    }
-    p_sh[lid] = select(0.0, exp(s - m_new), j < hi);
-    workgroupBarrier();
-
-    let alpha = exp(m - m_new); // 0 on the first chunk
-    l *= alpha;
-    for (var k = 0u; k < DIMS_PER_THREAD; k++) {
-      acc[k] *= alpha;
-    }
-    let n = min(WORKGROUP, hi - chunk);
-    for (var i = 0u; i < n; i++) {
-      let p = p_sh[i];
-      l += p;
-      let row = (chunk + i) * w4;
-      for (var k = 0u; k < DIMS_PER_THREAD; k++) {
-        let e = lid + k * WORKGROUP;
-        if (e < r) {
-          acc[k] += p * cache[row + e / 4u][e % 4u];
-        }
-      }
-    }
-    m = m_new;
-  }
+  let prow = probe_row(h, t, params.tokens, params.probe_stride);
+  var row_sm = online_softmax(lo, hi, lid, 0u, r, prow);
 
   // splits = 1: the normalised context; otherwise this split's record: m, l, then the unnormalised accumulators.
   let single = params.splits == 1u;
   let rec = ((t * params.heads + h) * params.splits + split) * (r + 2u);
   if (!single && lid == 0u) {
-    partial[rec] = m;
-    partial[rec + 1u] = l;
+    partial[rec] = row_sm.m;
+    partial[rec + 1u] = row_sm.l;
   }
-  let inv_l = 1.0 / l; // unused (and possibly inf) for an empty split
+  let inv_l = 1.0 / row_sm.l; // unused (and possibly inf) for an empty split
+  if (single && prow != NO_PROBE) {
+    storageBarrier();
+    probe_finish(prow, 0u, hi, row_sm.m, row_sm.l, 0.0, lid);
+  }
   for (var k = 0u; k < DIMS_PER_THREAD; k++) {
     let e = lid + k * WORKGROUP;
     if (e < r && single) {
-      ctx[lat_base + e] = acc[k] * inv_l;
+      ctx[lat_base + e] = row_sm.acc[k] * inv_l;
     } else if (e < r) {
-      partial[rec + 2u + e] = acc[k];
+      partial[rec + 2u + e] = row_sm.acc[k];
     }
   }
 }
@@ -165,6 +145,7 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 
 const MAX_SPLITS: u32 = 32u;
 var<workgroup> split_w: array<f32, MAX_SPLITS>; // exp(m_s − M) / Σ_s exp(m_s − M)·l_s
+var<workgroup> row_max_sum: vec2<f32>;          // M, Σ_s exp(m_s − M)·l_s (for the probe)
 
 @compute @workgroup_size(WORKGROUP)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -186,8 +167,14 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     for (var s = 0u; s < params.splits; s++) {
       split_w[s] /= total;
     }
+    row_max_sum = vec2<f32>(top, total);
   }
   workgroupBarrier();
+  let prow = probe_row(wg.x, wg.y, params.tokens, params.probe_stride);
+  if (prow != NO_PROBE) {
+    let stats = row_max_sum;
+    probe_finish(prow, 0u, params.start_pos + wg.y + 1u, stats.x, stats.y, 0.0, lid);
+  }
   for (var e = lid; e < r; e += WORKGROUP) {
     var sum = 0.0;
     for (var s = 0u; s < params.splits; s++) {

@@ -1,87 +1,53 @@
 // Grouped expert matmul for few rows per expert (decode): the down half of SwiGLU,
 //   y[r, n] = h[r]·Wd[e, n] (+ bias[e, n], gpt-oss),  n < H,   down[e] = [H, I]
-// for plan tiles of at most R rows. Each group of LANES threads owns one output column n (one weight row); the lanes
-// stride over I in 16-byte units (ALIGNED: I % 4 == 0, % 8 for 16-bit weights), two in flight per lane, element by
-// element otherwise; row accumulators in registers, a shared-memory tree adds the lanes (only the tile's rows).
-// Grid: x = ceil(H / GROUPS), y = plan tiles (extra tiles and other bindings' experts return at once).
+// for plan tiles of at most R rows, on the dense GEMV's footing (lib/gemv_core): a workgroup of WG_K × WG_N threads
+// owns BLOCK_N = WG_N·NT output columns of one tile's expert; thread (tk, tn) owns columns n0 + c (c < NT), one weight
+// row each, and strides over I in units (16 bytes of f32/f16/bf16 with ALIGNED: I % 4 == 0, % 8 for 16-bit weights;
+// 64 elements of block-quantised weights, I a whole number of blocks; single elements otherwise), all NT rows' unit
+// at once; row accumulators in registers, only for the tile's rows; the WG_K partials meet in shared memory.
+// Grid: x = ceil(H / BLOCK_N), y = plan tiles (extra tiles and other bindings' experts return at once).
 // h and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
-// Block-quantised weights (lib/quant; I a whole number of blocks): the lanes stride over I in 32-element sub-blocks.
-// #include "lib/quant"
+// #include "lib/gemv_core"
 // #include "lib/moe_expert_params"
 
 @group(0) @binding(0) var<uniform> P: ExpertParams;
-@group(0) @binding(1) var<storage, read> h: array<vec4<f32>>;     // [rows, I]
+@group(0) @binding(1) var<storage, read> hin: array<vec4<f32>>;   // [rows, I]
 @group(0) @binding(2) var<storage, read> plan: array<u32>;        // dispatch plan
 @group(0) @binding(3) var<storage, read> w: array<vec4<u32>>;     // [num_experts, H, I] WEIGHT_DTYPE words/blocks
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;     // [rows, H]
 @group(0) @binding(5) var<storage, read> bias: array<f32>;        // [E, H] down biases (has_bias = 1)
 
 override ALIGNED: bool = true;
-const LANES: u32 = 32u;
-const GROUPS: u32 = 8u;
-const R: u32 = 8u;
-override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
+override WG_K: u32 = 32u;  // threads splitting a weight row
+override WG_N: u32 = 2u;   // thread groups along the output columns
+override NT: u32 = 4u;     // output columns per thread (≤ 8)
+const R: u32 = 8u;         // rows per plan tile
 
-var<workgroup> partial: array<f32, 2048>; // [GROUPS, LANES, R]
+override XR: u32 = R;
+override NW: u32 = NT;
+override WG_SIZE: u32 = WG_K * WG_N;
+override BLOCK_N: u32 = WG_N * NT;
+
 var<workgroup> tile_info: vec4<u32>; // plan_tile with the tile's row count (≤ R) in z
 
-var<private> acc: array<f32, 8>;
+var<private> hrow: u32;  // element offset of the tile's first h row
+var<private> nrows: u32;
+var<private> kdim: u32; // I
 
-fn w_word(i: u32) -> u32 {
-  return w[i >> 2u][i & 3u];
+fn x_quad(r: u32, i: u32) -> vec4<f32> {
+  return hin[((hrow + r * kdim) >> 2u) + i];
 }
 
-// acc += h rows (from element hb, K apart) · sub-block s of the weight row at byte `row`.
-fn fma_sub32(row: u32, hb: u32, K: u32, s: u32, nrows: u32) {
-  let wq = quant_sub32(row, s);
-  for (var r = 0u; r < R; r++) {
-    if (r < nrows) {
-      let base = ((hb + r * K) >> 2u) + 8u * s;
-      var sum = 0.0;
-      for (var q = 0u; q < 8u; q++) { sum += dot(h[base + q], wq[q]); }
-      acc[r] += sum;
-    }
-  }
+fn x_one(r: u32, k: u32) -> f32 {
+  let i = hrow + r * kdim + k;
+  return hin[i >> 2u][i & 3u];
 }
 
-fn h_at(i: u32) -> f32 {
-  return h[i >> 2u][i & 3u];
+fn x_live(r: u32) -> bool {
+  return r < nrows;
 }
 
-fn w_at(e: u32) -> f32 {
-  let i = weight_word(e);
-  return decode_weight(w[i >> 2u][i & 3u], e);
-}
-
-fn w_unit(e: u32) -> array<f32, 8> {
-  var v: array<f32, 8>;
-  if (WEIGHT_DTYPE == 0u) {
-    let q = w[e >> 2u];
-    v[0] = bitcast<f32>(q.x); v[1] = bitcast<f32>(q.y); v[2] = bitcast<f32>(q.z); v[3] = bitcast<f32>(q.w);
-  } else {
-    let q = w[e >> 3u];
-    let p0 = decode_pair(q.x); let p1 = decode_pair(q.y); let p2 = decode_pair(q.z); let p3 = decode_pair(q.w);
-    v[0] = p0.x; v[1] = p0.y; v[2] = p1.x; v[3] = p1.y; v[4] = p2.x; v[5] = p2.y; v[6] = p3.x; v[7] = p3.y;
-  }
-  return v;
-}
-
-fn fma_unit(wv: array<f32, 8>, hb: u32, K: u32, k: u32, nrows: u32) {
-  for (var r = 0u; r < R; r++) {
-    if (r < nrows) {
-      let i = hb + r * K + k;
-      let a = h[i >> 2u];
-      var s = a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3];
-      if (UK == 8u) {
-        let b = h[(i + 4u) >> 2u];
-        s += b.x * wv[4] + b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
-      }
-      acc[r] += s;
-    }
-  }
-}
-
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let tile = wg.y;
   if (li == 0u) {
@@ -91,54 +57,28 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   }
   let info = workgroupUniformLoad(&tile_info);
   if (!tile_in_binding(tile, info)) { return; }
-  let nrows = info.z;
+  nrows = info.z;
   let K = P.k;
+  kdim = K;
   let N = P.n;
-  let group = li / LANES;
-  let lane = li % LANES;
-  let n = wg.x * GROUPS + group;
-  let hb = info.y * K;
+  let tk = li % WG_K;
+  let tn = li / WG_K;
+  let n0 = wg.x * BLOCK_N + tn * NT;
+  hrow = info.y * K;
 
-  if (n < N) {
-    let wbase = (info.x - P.first_expert) * N * K + n * K;
-    if (is_quant()) {
-      let row = ((info.x - P.first_expert) * N + n) * quant_row_bytes(K);
-      for (var s = lane; s < K / 32u; s += LANES) { fma_sub32(row, hb, K, s, nrows); }
-    } else if (ALIGNED) {
-      let step = LANES * UK;
-      var k = lane * UK;
-      for (; k + step < K; k += 2u * step) {
-        let w0 = w_unit(wbase + k);
-        let w1 = w_unit(wbase + k + step);
-        fma_unit(w0, hb, K, k, nrows);
-        fma_unit(w1, hb, K, k + step, nrows);
-      }
-      if (k < K) { fma_unit(w_unit(wbase + k), hb, K, k, nrows); }
-    } else {
-      for (var k = lane; k < K; k += LANES) {
-        let wv = w_at(wbase + k);
-        for (var r = 0u; r < R; r++) {
-          if (r < nrows) { acc[r] += h_at(hb + r * K + k) * wv; }
-        }
-      }
-    }
-  }
-  let pbase = (group * LANES + lane) * R;
-  for (var r = 0u; r < R; r++) { partial[pbase + r] = acc[r]; }
-  workgroupBarrier();
-  for (var stride = LANES / 2u; stride > 0u; stride >>= 1u) {
-    if (lane < stride) {
-      let other = pbase + stride * R;
-      for (var r = 0u; r < R; r++) {
-        if (r < nrows) { partial[pbase + r] += partial[other + r]; }
-      }
-    }
-    workgroupBarrier();
-  }
-  if (lane == 0u && n < N) {
-    let b = expert_bias(info.x, n);
-    for (var r = 0u; r < R; r++) {
-      if (r < nrows) { y[(info.y + r) * N + n] = partial[pbase + r] + b; }
+  // Weight rows of this thread's columns (clamped; extra columns are not stored): byte or element offsets.
+  let unit = select(K, quant_row_bytes(K), is_quant());
+  var rows: array<u32, 8>;
+  for (var c = 0u; c < NT; c++) { rows[c] = ((info.x - P.first_expert) * N + min(n0 + c, N - 1u)) * unit; }
+  core_accumulate(tk, rows, K);
+  core_share(tk, tn);
+
+  for (var o = li; o < R * BLOCK_N; o += WG_SIZE) {
+    let r = o / BLOCK_N;
+    let col = o % BLOCK_N;
+    let n = wg.x * BLOCK_N + col;
+    if (r < nrows && n < N) {
+      y[(info.y + r) * N + n] = core_sum(r, col / NT, col % NT) + expert_bias(info.x, n);
     }
   }
 }

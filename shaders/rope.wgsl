@@ -16,6 +16,18 @@
 // packed; DeepSeek's q rope part sits after the nope part of each head). q and k are separate read_write bindings
 // (WebGPU forbids aliasing writable bindings): a fused qkv buffer is rotated through `q` alone with
 // q_heads = heads + kv_heads, the k binding unused (k_heads = 0).
+//
+// Entry point `append` (its own bindings, below main): what a step does between the fused q/k/v projection and
+// attention, in one dispatch. For token t at position p = start_pos + t of a qkv row [q heads | k heads | v heads]:
+//   u = qkv head (+ its bias slice when has_bias)
+//   q and k heads: u ← RMSNorm(u) · w (qk_norm 1: over the head, weight [d], Qwen3-MoE; qk_norm 2: over the whole
+//                  q or k projection, weight [heads·d], OLMoE), then RoPE ("rotate_half", as main);
+//                  q heads → q_out [T, heads·d], k heads → k_cache[p] [kv_heads, d]
+//   v heads:       u → v_cache[p]
+// One workgroup of APPEND_WG threads per (head slot, token): slots 0 … heads−1 are q heads, the next kv_heads are k
+// heads (whose workgroup also appends the v head of the same index). A norm over the whole projection is summed by
+// every workgroup of that projection from qkv (read-only here, so no workgroup sees another's output).
+// #include "lib/weights"
 
 struct Params {
   tokens: u32,    // T
@@ -84,6 +96,125 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
       let x2 = k[a + gap];
       k[a] = x1 * sc.y - x2 * sc.x;
       k[a + gap] = x2 * sc.y + x1 * sc.x;
+    }
+  }
+}
+
+struct AppendParams {
+  tokens: u32,     // T
+  heads: u32,      // q heads
+  kv_heads: u32,   // k (and v) heads
+  head_dim: u32,   // d (even, ≤ MAX_HEAD_DIM)
+  qkv_stride: u32, // elements between tokens in qkv (heads·d + 2·kv_heads·d)
+  start_pos: u32,  // position of token 0 (the cache row it is appended at)
+  scaling: f32,    // multiplies cos and sin (transformers' attention_scaling)
+  eps: f32,        // q/k RMSNorm epsilon
+  qk_norm: u32,    // 0 none, 1 per head (weight [d] for q then [d] for k), 2 per projection ([heads·d] then [kv_heads·d])
+  has_bias: u32,   // 1: add bias [heads·d + 2·kv_heads·d] (q, k, v biases back to back) before the norm
+}
+
+@group(0) @binding(0) var<uniform> ap: AppendParams;
+// binding 1: inv_freq, as main
+@group(0) @binding(2) var<storage, read> qkv: array<f32>;              // [T, qkv_stride] projections, before bias
+@group(0) @binding(3) var<storage, read> bias: array<u32>;             // [qkv_stride] WEIGHT_DTYPE words (has_bias)
+@group(0) @binding(4) var<storage, read> norm_w: array<u32>;           // q then k norm weights, WEIGHT_DTYPE words
+@group(0) @binding(5) var<storage, read_write> q_out: array<f32>;      // [T, heads·d] rotated queries
+@group(0) @binding(6) var<storage, read_write> k_cache: array<f32>;    // [max_seq, kv_heads, d]
+@group(0) @binding(7) var<storage, read_write> v_cache: array<f32>;    // [max_seq, kv_heads, d]
+
+override APPEND_WG: u32 = 64u;       // threads per (head, token); a power of two
+override MAX_HEAD_DIM: u32 = 256u;
+var<workgroup> head: array<f32, MAX_HEAD_DIM>; // the head being normed and rotated
+var<workgroup> red: array<f32, APPEND_WG>;
+
+fn weight_at(buf_is_bias: bool, i: u32) -> f32 {
+  if (buf_is_bias) { return decode_weight(bias[weight_word(i)], i); }
+  return decode_weight(norm_w[weight_word(i)], i);
+}
+
+// Element c of token t's qkv row, with its bias.
+fn projected(t: u32, c: u32) -> f32 {
+  var v = qkv[t * ap.qkv_stride + c];
+  if (ap.has_bias == 1u) { v += weight_at(true, c); }
+  return v;
+}
+
+// Σ over the workgroup of each thread's `v` (every thread gets the sum).
+fn workgroup_sum(li: u32, v: f32) -> f32 {
+  red[li] = v;
+  workgroupBarrier();
+  for (var s = APPEND_WG / 2u; s > 0u; s >>= 1u) {
+    if (li < s) { red[li] += red[li + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+@compute @workgroup_size(APPEND_WG)
+fn append(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let slot = wg.x;
+  let t = wg.y;
+  let d = ap.head_dim;
+  let is_q = slot < ap.heads;
+  let h = select(slot - ap.heads, slot, is_q);
+  // The projection this head belongs to: its first column in the row and its width.
+  let proj0 = select(ap.heads * d, 0u, is_q);
+  let proj_width = select(ap.kv_heads * d, ap.heads * d, is_q);
+  let c0 = proj0 + h * d;
+  let pos = ap.start_pos + t;
+
+  // v: appended as projected (+ bias).
+  if (!is_q) {
+    let v0 = (ap.heads + ap.kv_heads) * d + h * d;
+    for (var i = li; i < d; i += APPEND_WG) {
+      v_cache[(pos * ap.kv_heads + h) * d + i] = projected(t, v0 + i);
+    }
+  }
+
+  var ss = 0.0;
+  for (var i = li; i < d; i += APPEND_WG) {
+    let v = projected(t, c0 + i);
+    head[i] = v;
+    ss += v * v;
+  }
+  if (ap.qk_norm == 2u) {
+    // The whole projection's sum of squares, this head's part included again from qkv.
+    ss = 0.0;
+    for (var c = li; c < proj_width; c += APPEND_WG) {
+      let v = projected(t, proj0 + c);
+      ss += v * v;
+    }
+  }
+  let total = workgroup_sum(li, ss);
+  if (ap.qk_norm != 0u) {
+    let n = select(proj_width, d, ap.qk_norm == 1u);
+    let inv = inverseSqrt(total / f32(n) + ap.eps);
+    // Weights: q's then k's, [d] each (per head) or [heads·d] then [kv_heads·d] (per projection).
+    let w0 = select(select(ap.heads * d, d, ap.qk_norm == 1u), 0u, is_q);
+    let wh = select(h * d, 0u, ap.qk_norm == 1u);
+    for (var i = li; i < d; i += APPEND_WG) {
+      head[i] = head[i] * inv * weight_at(false, w0 + wh + i);
+    }
+  }
+  workgroupBarrier();
+
+  let half = d / 2u;
+  for (var i = li; i < half; i += APPEND_WG) {
+    let sc = sincos(f32(pos) * inv_freq[i]) * ap.scaling;
+    let x1 = head[i];
+    let x2 = head[i + half];
+    let r1 = x1 * sc.y - x2 * sc.x;
+    let r2 = x2 * sc.y + x1 * sc.x;
+    if (is_q) {
+      let o = t * ap.heads * d + h * d + i;
+      q_out[o] = r1;
+      q_out[o + half] = r2;
+    } else {
+      let o = (pos * ap.kv_heads + h) * d + i;
+      k_cache[o] = r1;
+      k_cache[o + half] = r2;
     }
   }
 }

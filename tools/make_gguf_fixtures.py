@@ -25,10 +25,25 @@ models → tests/fixtures/gguf-<family>/ for the committed transformers fixtures
   Formats: Q8_0 where the row (K) is a multiple of 32, MXFP4 for Qwen3-MoE's expert gate/up, F16 or BF16 for rows of
   24 (expert down projections), F32 for norms and routers (llama.cpp never quantises ffn_gate_inp).
   The K-quants need rows of 256 and these models are 64 wide; their decoding is covered by the blocks fixtures.
+  gguf-gpt_oss: architecture "gpt-oss" as convert_hf_to_gguf.py GptOssModel writes it: transformers' interleaved,
+  transposed gate_up_proj [E, H, 2I] de-interleaved into ffn_gate_exps / ffn_up_exps [E, I, H] (MXFP4, quantised by
+  gguf-py), down_proj transposed to ffn_down_exps [E, H, I] (BF16: rows of 24), their biases split likewise (F32),
+  attn_sinks, q/k/v (Q8_0) and o (F16: rows of 80) with biases, post_attention_norm, router with bias, YaRN keys.
+
+  gguf-deepseek_v2: architecture "deepseek2" as convert_hf_to_gguf.py DeepseekV2Model writes it (MLA in the MQA
+  form: head_count_kv 1, key/value_length of the latent, key/value_length_mla per head; YaRN log multiplier
+  0.1·mscale_all_dim; softmax gating with expert groups; leading dense layer; shared experts). Layer 0 keeps
+  attn_kv_b whole, layers 1–2 split it into attn_k_b (per head transposed) and attn_v_b as newer converters do, so
+  both load paths run; kv_b stays F32 (the model's dtype: the MLA absorption reads it unpacked).
+
+split → tests/fixtures/gguf-olmoe-split/
+  model-0000{1,2,3}-of-00003.gguf   gguf-olmoe's model.gguf rewritten by gguf-py's GGUFWriter with split_max_tensors
+                      (llama.cpp's gguf-split layout: every key in the first file, split.no / split.count /
+                      split.tensors.count in each, tensors in order across the files); its golden is gguf-olmoe's.
 
 (Random-weight GGUF files at published sizes, for benchmarks: src/cli/random-gguf.ts, which needs no Python.)
 
-Usage: python3 tools/make_gguf_fixtures.py blocks|models [--out DIR]
+Usage: python3 tools/make_gguf_fixtures.py blocks|models|split [--out DIR] [--only NAME]
 Needs: numpy, gguf (gguf-py from llama.cpp, written against 0.19); models also torch, transformers 5.x.
 """
 from __future__ import annotations
@@ -182,7 +197,241 @@ def tokenizer_metadata(writer, folder: str, arch: str) -> None:
     writer.add_add_bos_token(bool(tc.get("bos_token")) and model.get("byte_fallback", False))
 
 
-def make_models(out_root: str) -> None:
+def quant_tensor(w, name: str, x: np.ndarray, qtype: T) -> np.ndarray:
+    """Adds `x` to the GGUF writer in `qtype`; returns gguf-py's dequantisation (what transformers will run)."""
+    raw, deq = quantised(np.ascontiguousarray(x, dtype=np.float32), qtype)
+    w.add_tensor(name, raw, raw_dtype=qtype if qtype not in (T.F32, T.F16) else None)
+    return deq
+
+
+def make_gpt_oss(out_root: str) -> None:
+    import sys
+
+    import torch
+    import transformers
+    from gguf import GGUFWriter, RopeScalingType
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_fixtures import SCHEMA, golden_run
+
+    src = os.path.join("tests", "fixtures", "gpt_oss")
+    out = os.path.join(out_root, "gguf-gpt_oss")
+    os.makedirs(out, exist_ok=True)
+    model = AutoModelForCausalLM.from_pretrained(src, attn_implementation="eager")
+    cfg = model.config
+    rope = cfg.rope_parameters
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    new_sd = {}
+    w = GGUFWriter(os.path.join(out, "model.gguf"), "gpt-oss")
+    w.add_name("moescope gpt_oss fixture")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(cfg.num_attention_heads)
+    w.add_head_count_kv(cfg.num_key_value_heads)
+    w.add_key_length(cfg.head_dim)
+    w.add_value_length(cfg.head_dim)
+    w.add_rope_freq_base(rope["rope_theta"])
+    w.add_rope_scaling_type(RopeScalingType.YARN)
+    w.add_rope_scaling_factor(rope["factor"])
+    w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
+    w.add_rope_scaling_yarn_beta_fast(rope["beta_fast"])
+    w.add_rope_scaling_yarn_beta_slow(rope["beta_slow"])
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_expert_count(cfg.num_local_experts)
+    w.add_expert_used_count(cfg.num_experts_per_tok)
+    w.add_expert_feed_forward_length(cfg.intermediate_size)
+    w.add_sliding_window(cfg.sliding_window)
+    w.add_vocab_size(cfg.vocab_size)
+    tokenizer_metadata(w, src, "gpt-oss")
+    assert cfg.layer_types == ["sliding_attention" if l % 2 == 0 else "full_attention" for l in range(cfg.num_hidden_layers)]
+
+    def put(gguf_name: str, hf_name: str, qtype: T):
+        new_sd[hf_name] = quant_tensor(w, gguf_name, sd[hf_name], qtype)
+
+    put("token_embd.weight", "model.embed_tokens.weight", T.Q8_0)
+    for l in range(cfg.num_hidden_layers):
+        p, b = f"model.layers.{l}.", f"blk.{l}."
+        put(b + "attn_norm.weight", p + "input_layernorm.weight", T.F32)
+        put(b + "post_attention_norm.weight", p + "post_attention_layernorm.weight", T.F32)
+        for hf, gg, qtype in (("q_proj", "attn_q", T.Q8_0), ("k_proj", "attn_k", T.Q8_0), ("v_proj", "attn_v", T.Q8_0),
+                              ("o_proj", "attn_output", T.F16)):
+            put(b + gg + ".weight", p + f"self_attn.{hf}.weight", qtype)
+            put(b + gg + ".bias", p + f"self_attn.{hf}.bias", T.F32)
+        put(b + "attn_sinks.weight", p + "self_attn.sinks", T.F32)
+        put(b + "ffn_gate_inp.weight", p + "mlp.router.weight", T.F32)
+        put(b + "ffn_gate_inp.bias", p + "mlp.router.bias", T.F32)
+        gate_up = sd[p + "mlp.experts.gate_up_proj"]  # [E, H, 2I], gate in even columns, up in odd
+        gate = quant_tensor(w, b + "ffn_gate_exps.weight", gate_up[:, :, 0::2].transpose(0, 2, 1), T.MXFP4)
+        up = quant_tensor(w, b + "ffn_up_exps.weight", gate_up[:, :, 1::2].transpose(0, 2, 1), T.MXFP4)
+        new = np.empty_like(gate_up)
+        new[:, :, 0::2] = gate.transpose(0, 2, 1)
+        new[:, :, 1::2] = up.transpose(0, 2, 1)
+        new_sd[p + "mlp.experts.gate_up_proj"] = new
+        bias = sd[p + "mlp.experts.gate_up_proj_bias"]  # [E, 2I] interleaved the same way
+        new_bias = np.empty_like(bias)
+        new_bias[:, 0::2] = quant_tensor(w, b + "ffn_gate_exps.bias", bias[:, 0::2], T.F32)
+        new_bias[:, 1::2] = quant_tensor(w, b + "ffn_up_exps.bias", bias[:, 1::2], T.F32)
+        new_sd[p + "mlp.experts.gate_up_proj_bias"] = new_bias
+        down = sd[p + "mlp.experts.down_proj"]  # [E, I, H]
+        new_sd[p + "mlp.experts.down_proj"] = quant_tensor(w, b + "ffn_down_exps.weight", down.transpose(0, 2, 1), T.BF16).transpose(0, 2, 1)
+        put(b + "ffn_down_exps.bias", p + "mlp.experts.down_proj_bias", T.F32)
+    put("output_norm.weight", "model.norm.weight", T.F32)
+    put("output.weight", "lm_head.weight", T.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    missing = set(sd) - set(new_sd)
+    assert not missing, missing
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in new_sd.items()})
+    tok = PreTrainedTokenizerFast.from_pretrained(src)
+    # The same prompt and decode length as tests/fixtures/gpt_oss (windows of 6 passed by both).
+    run = golden_run(model, tok, cfg.num_experts_per_tok, decode_steps=10)
+    run["prefill"].pop("moe_io", None)
+    golden = {
+        "schema": SCHEMA, "family": cfg.model_type, "gguf_architecture": "gpt-oss", "weights_dtype": "float32",
+        "compute_dtype": "float32", "num_layers": cfg.num_hidden_layers, "num_experts": cfg.num_local_experts,
+        "top_k": cfg.num_experts_per_tok, "vocab_size": cfg.vocab_size,
+        "formats": {"token_embd": "Q8_0", "attn_qkv": "Q8_0", "attn_output": "F16", "ffn_gate_up_exps": "MXFP4",
+                    "ffn_down_exps": "BF16", "output": "Q8_0", "norms_biases_sinks_router": "F32"},
+        "generator": {"script": "tools/make_gguf_fixtures.py models --only gpt_oss", "from": src, "gguf": version("gguf"),
+                      "transformers": transformers.__version__, "torch": torch.__version__, "device": "cpu",
+                      "attn_implementation": "eager"},
+        **run,
+    }
+    with open(os.path.join(out, "golden.json"), "w") as f:
+        json.dump(golden, f, separators=(",", ":"), allow_nan=False)
+        f.write("\n")
+    print("gpt_oss", {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
+
+
+def make_deepseek_v2(out_root: str) -> None:
+    import sys
+
+    import torch
+    import transformers
+    from gguf import ExpertGatingFuncType, GGUFWriter, RopeScalingType
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_fixtures import SCHEMA, golden_run
+
+    src = os.path.join("tests", "fixtures", "deepseek_v2")
+    out = os.path.join(out_root, "gguf-deepseek_v2")
+    os.makedirs(out, exist_ok=True)
+    model = AutoModelForCausalLM.from_pretrained(src, attn_implementation="eager", experts_implementation="eager")
+    cfg = model.config
+    rope = cfg.rope_parameters
+    nh, R, nope, P, V = cfg.num_attention_heads, cfg.kv_lora_rank, cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    new_sd = {}
+    w = GGUFWriter(os.path.join(out, "model.gguf"), "deepseek2")
+    w.add_name("moescope deepseek_v2 fixture")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(nh)
+    w.add_head_count_kv(1)
+    w.add_rope_freq_base(rope["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_expert_count(cfg.n_routed_experts)
+    w.add_expert_used_count(cfg.num_experts_per_tok)
+    w.add_leading_dense_block_count(cfg.first_k_dense_replace)
+    w.add_vocab_size(cfg.vocab_size)
+    w.add_kv_lora_rank(R)
+    w.add_key_length(R + P)
+    w.add_value_length(R)
+    w.add_key_length_mla(nope + P)
+    w.add_value_length_mla(V)
+    w.add_expert_feed_forward_length(cfg.moe_intermediate_size)
+    w.add_expert_shared_count(cfg.n_shared_experts)
+    w.add_expert_weights_scale(cfg.routed_scaling_factor)
+    w.add_expert_gating_func(ExpertGatingFuncType.SOFTMAX)
+    w.add_expert_group_count(cfg.n_group)
+    w.add_expert_group_used_count(cfg.topk_group)
+    w.add_rope_dimension_count(P)
+    w.add_rope_scaling_type(RopeScalingType.YARN)
+    w.add_rope_scaling_factor(rope["factor"])
+    w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
+    w.add_rope_scaling_yarn_beta_fast(rope["beta_fast"])
+    w.add_rope_scaling_yarn_beta_slow(rope["beta_slow"])
+    w.add_rope_scaling_yarn_log_mul(0.1 * rope["mscale_all_dim"])
+    assert rope["mscale"] == rope["mscale_all_dim"] and cfg.topk_method == "group_limited_greedy" and not cfg.norm_topk_prob
+    tokenizer_metadata(w, src, "deepseek2")
+
+    def put(gguf_name: str, hf_name: str, qtype: T):
+        new_sd[hf_name] = quant_tensor(w, gguf_name, sd[hf_name], qtype)
+
+    put("token_embd.weight", "model.embed_tokens.weight", T.Q8_0)
+    for l in range(cfg.num_hidden_layers):
+        p, b = f"model.layers.{l}.", f"blk.{l}."
+        a = p + "self_attn."
+        put(b + "attn_norm.weight", p + "input_layernorm.weight", T.F32)
+        put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight", T.F32)
+        put(b + "attn_q.weight", a + "q_proj.weight", T.Q8_0)
+        put(b + "attn_kv_a_mqa.weight", a + "kv_a_proj_with_mqa.weight", T.Q8_0)
+        put(b + "attn_kv_a_norm.weight", a + "kv_a_layernorm.weight", T.F32)
+        kv_b = sd[a + "kv_b_proj.weight"]  # [nH·(nope + V), R]
+        if l == 0:
+            put(b + "attn_kv_b.weight", a + "kv_b_proj.weight", T.F32)
+        else:  # convert_hf_to_gguf.py: view [nH, nope + V, R], split, k_b transposed to [nH, R, nope]
+            per_head = kv_b.reshape(nh, nope + V, R)
+            quant_tensor(w, b + "attn_k_b.weight", per_head[:, :nope].transpose(0, 2, 1), T.F32)
+            quant_tensor(w, b + "attn_v_b.weight", per_head[:, nope:], T.F32)
+            new_sd[a + "kv_b_proj.weight"] = kv_b
+        put(b + "attn_output.weight", a + "o_proj.weight", T.F16)
+        if l < cfg.first_k_dense_replace:
+            put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight", T.Q8_0)
+            put(b + "ffn_up.weight", p + "mlp.up_proj.weight", T.Q8_0)
+            put(b + "ffn_down.weight", p + "mlp.down_proj.weight", T.F16)
+            continue
+        put(b + "ffn_gate_inp.weight", p + "mlp.gate.weight", T.F32)
+        gate_up = sd[p + "mlp.experts.gate_up_proj"]  # [E, 2I, H], gate rows first
+        I = gate_up.shape[1] // 2
+        gate = quant_tensor(w, b + "ffn_gate_exps.weight", gate_up[:, :I], T.Q8_0)
+        up = quant_tensor(w, b + "ffn_up_exps.weight", gate_up[:, I:], T.Q8_0)
+        new_sd[p + "mlp.experts.gate_up_proj"] = np.concatenate([gate, up], axis=1)
+        put(b + "ffn_down_exps.weight", p + "mlp.experts.down_proj", T.BF16)
+        put(b + "ffn_gate_shexp.weight", p + "mlp.shared_experts.gate_proj.weight", T.Q8_0)
+        put(b + "ffn_up_shexp.weight", p + "mlp.shared_experts.up_proj.weight", T.Q8_0)
+        put(b + "ffn_down_shexp.weight", p + "mlp.shared_experts.down_proj.weight", T.F16)
+    put("output_norm.weight", "model.norm.weight", T.F32)
+    put("output.weight", "lm_head.weight", T.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    missing = set(sd) - set(new_sd)
+    assert not missing, missing
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in new_sd.items()})
+    tok = PreTrainedTokenizerFast.from_pretrained(src)
+    run = golden_run(model, tok, cfg.num_experts_per_tok, decode_steps=8)  # as tests/fixtures/deepseek_v2
+    run["prefill"].pop("moe_io", None)
+    golden = {
+        "schema": SCHEMA, "family": cfg.model_type, "gguf_architecture": "deepseek2", "weights_dtype": "float32",
+        "compute_dtype": "float32", "num_layers": cfg.num_hidden_layers, "num_experts": cfg.n_routed_experts,
+        "top_k": cfg.num_experts_per_tok, "vocab_size": cfg.vocab_size,
+        "formats": {"token_embd": "Q8_0", "attn_q_kv_a": "Q8_0", "attn_kv_b": "F32 (layer 0 whole, 1-2 as k_b/v_b)",
+                    "attn_output": "F16", "ffn_gate_up_exps_shexp_dense": "Q8_0", "ffn_down_exps": "BF16",
+                    "ffn_down_shexp_dense": "F16", "output": "Q8_0", "norms_router": "F32"},
+        "generator": {"script": "tools/make_gguf_fixtures.py models --only deepseek_v2", "from": src, "gguf": version("gguf"),
+                      "transformers": transformers.__version__, "torch": torch.__version__, "device": "cpu",
+                      "attn_implementation": "eager", "experts_implementation": "eager"},
+        **run,
+    }
+    with open(os.path.join(out, "golden.json"), "w") as f:
+        json.dump(golden, f, separators=(",", ":"), allow_nan=False)
+        f.write("\n")
+    print("deepseek_v2", {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
+
+
+def make_models(out_root: str, only: str | None = None) -> None:
     import sys
 
     import torch
@@ -193,7 +442,13 @@ def make_models(out_root: str) -> None:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from make_fixtures import SCHEMA, golden_run
 
+    if only in (None, "gpt_oss"):
+        make_gpt_oss(out_root)
+    if only in (None, "deepseek_v2"):
+        make_deepseek_v2(out_root)
     for name, (arch, gate_up_fmt, down_fmt, embed_fmt) in GGUF_MODELS.items():
+        if only not in (None, name):
+            continue
         src = os.path.join("tests", "fixtures", name)
         out = os.path.join(out_root, f"gguf-{name}")
         os.makedirs(out, exist_ok=True)
@@ -293,15 +548,40 @@ def make_models(out_root: str) -> None:
         print(name, {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
 
 
+def make_split(out: str, parts: int = 3) -> None:
+    from gguf import GGUFReader, GGUFValueType, GGUFWriter, Keys
+
+    reader = GGUFReader(os.path.join("tests", "fixtures", "gguf-olmoe", "model.gguf"))
+    os.makedirs(out, exist_ok=True)
+    arch = reader.fields[Keys.General.ARCHITECTURE].contents()
+    per_file = -(-len(reader.tensors) // parts)
+    w = GGUFWriter(os.path.join(out, "model.gguf"), arch, split_max_tensors=per_file)
+    for field in reader.fields.values():
+        if field.name == Keys.General.ARCHITECTURE or field.name.startswith("GGUF."):
+            continue
+        vtype = field.types[0]
+        w.add_key_value(field.name, field.contents(), vtype, sub_type=field.types[-1] if vtype == GGUFValueType.ARRAY else None)
+    for t in reader.tensors:
+        w.add_tensor(t.name, t.data, raw_dtype=t.tensor_type if t.tensor_type not in (T.F32, T.F16) else None)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print({f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))})
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["blocks", "models"])
+    p.add_argument("what", choices=["blocks", "models", "split"])
     p.add_argument("--out", default=None)
+    p.add_argument("--only", default=None, help="models: just this fixture (gpt_oss, deepseek_v2 or a GGUF_MODELS name)")
     a = p.parse_args()
     if a.what == "blocks":
         make_blocks(a.out or "tests/fixtures/gguf-blocks")
+    elif a.what == "split":
+        make_split(a.out or "tests/fixtures/gguf-olmoe-split")
     else:
-        make_models(a.out or "tests/fixtures")
+        make_models(a.out or "tests/fixtures", a.only)
 
 
 if __name__ == "__main__":

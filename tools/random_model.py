@@ -54,6 +54,13 @@ SHAPES = {
         rope_scaling=dict(type='yarn', factor=40, beta_fast=32, beta_slow=1, mscale=0.707, mscale_all_dim=0.707,
                           original_max_position_embeddings=4096),
     ),
+    # The dashboard at 64 layers × 256 experts with small widths (≈100M parameters): frame time and stepping at scale.
+    'wide-64x256': dict(
+        model_type='qwen3_moe', hidden_size=64, num_hidden_layers=64, num_attention_heads=4, num_key_value_heads=2,
+        head_dim=16, intermediate_size=96, moe_intermediate_size=32, num_experts=256, num_experts_per_tok=8,
+        norm_topk_prob=True, vocab_size=600, max_position_embeddings=4096, rope_theta=1000000.0, rms_norm_eps=1e-6,
+        tie_word_embeddings=False, decoder_sparse_step=1, mlp_only_layers=[],
+    ),
     'tiny': dict(
         model_type='qwen3_moe', hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
         head_dim=16, intermediate_size=96, moe_intermediate_size=32, num_experts=8, num_experts_per_tok=2,

@@ -39,7 +39,8 @@ struct LayerParams {
   off_mask_copy: u32,   // [experts, words] copy of the masks taken by moe_plan (which clears the masks)
   off_starts: u32,      // [experts] flattened prefix at each expert's first word
   off_partials: u32,    // per-block partials of the two-pass plan (moe_plan_partials → moe_plan_finish)
-  _pad1: u32,
+  residual_scale: f32,  // moe_combine with ACCUMULATE: out += residual_scale · (the layer's output)
+  norm_eps: f32,        // moe_router with NORM: the input RMSNorm's epsilon
 }
 
 // Slots per token in the records and the ring, whatever k is.

@@ -4,6 +4,7 @@
 //   corpus    load by domain and domain–expert mutual information over a samples file (vs a second checkpoint)
 //   merge     a layer's experts replaced by their average or one expert's copy: what the model predicts then
 //   align     experts of two checkpoints matched by weight similarity
+//   attention the last token's attention over the text per layer and head, from the attention kernels' probe
 import { parseArgs } from 'node:util';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,6 +38,8 @@ export const ANALYZE_USAGE = `usage: moescope analyze COMMAND --model DIR [optio
   merge     --layer L (--average | --copy E) (--text T | --file F) [--max-tokens N]
                                                  what the model predicts with that layer's experts merged
   align     --other DIR2                         match the experts of two checkpoints, layer by layer
+  attention (--text T | --file F)                the last token's attention weights per layer and head (a decode
+                                                 step after the rest of the text), with the sink's share
 
   --context N    KV-cache length (default 1024, or the model's maximum if smaller)
   --text-tokens N  use only the first N tokens of each text (pathways, atlas, corpus, merge)
@@ -97,6 +100,17 @@ function encode(session: Session, text: string, min: number, values: Values): nu
   return ids;
 }
 
+/** Opens --model, encodes the command's text (at least `min` tokens), runs `fn` on them, and closes the session. */
+async function onText<T>(gpu: Gpu, values: Values, min: number, fn: (session: Session, ids: number[], dir: string) => Promise<T>): Promise<T> {
+  const dir = need(values, 'model');
+  const session = await open(gpu, dir, values);
+  try {
+    return await fn(session, encode(session, await inputText(values), min, values), dir);
+  } finally {
+    session.destroy();
+  }
+}
+
 async function routingOf(session: Session, ids: number[]): Promise<RoutingRecord> {
   await session.reset();
   await session.feed(ids);
@@ -117,10 +131,7 @@ async function figures(values: Values, list: [string, string][]): Promise<string
 }
 
 async function analyzePathways(gpu: Gpu, values: Values) {
-  const dir = need(values, 'model');
-  const session = await open(gpu, dir, values);
-  try {
-    const ids = encode(session, await inputText(values), 1, values);
+  return onText(gpu, values, 1, async (session, ids, dir) => {
     const p = pathways(await routingOf(session, ids));
     const E = p.numExperts;
     const experts = range(E);
@@ -142,16 +153,11 @@ async function analyzePathways(gpu: Gpu, values: Values) {
       predictability: p.predictability,
       figures: written,
     };
-  } finally {
-    session.destroy();
-  }
+  });
 }
 
 async function analyzeAtlas(gpu: Gpu, values: Values) {
-  const dir = need(values, 'model');
-  const session = await open(gpu, dir, values);
-  try {
-    const ids = encode(session, await inputText(values), 2, values);
+  return onText(gpu, values, 2, async (session, ids, dir) => {
     const c = session.config;
     // How often each expert fired on the text, beside what ablating it costs.
     const usage = (await routingOf(session, ids)).chosen;
@@ -186,9 +192,7 @@ async function analyzeAtlas(gpu: Gpu, values: Values) {
     const written = await atlasFigures(values, entries, c.numLayers, c.numExperts, ids.length);
     const top = values.top !== undefined ? count('top', values.top) : entries.length;
     return { model: dir, tokens: ids.length, logLikelihood: atlas.logLikelihood, predictedTokens: atlas.predictedTokens, runs, sweepSeconds: seconds, sweepCpuSeconds: cpuSeconds, entries: entries.slice(0, top), figures: written };
-  } finally {
-    session.destroy();
-  }
+  });
 }
 
 interface AtlasCell {
@@ -350,6 +354,37 @@ async function analyzeAlign(values: Values) {
   return { model: a, other: b, layers: layers.map((x, l) => (x ? { layer: l, ...x } : null)), figures: written };
 }
 
+/** The text fed up to its last token, then the last token as a decode step with the attention probe attached. */
+async function analyzeAttention(gpu: Gpu, values: Values) {
+  return onText(gpu, values, 1, async (session, ids, dir) => {
+    const c = session.config;
+    await session.feed(ids.slice(0, -1));
+    const probe = session.openAttentionProbe();
+    await session.feed(ids.slice(-1));
+    const flow = await probe.read(ids.length - 1);
+    probe.close();
+    const T = ids.length, H = flow.heads;
+    const pieces = ids.map((id) => session.tokenizer.piece(id).text);
+    const row = (l: number, h: number) => Array.from(flow.weights.subarray((l * H + h) * T, (l * H + h + 1) * T));
+    const layers = range(c.numLayers).map((_, l) => ({
+      layer: l,
+      heads: range(H).map((_, h) => {
+        const w = row(l, h);
+        const top = w.indexOf(Math.max(...w));
+        return { head: h, sink: flow.sink[l * H + h], weights: w, top: { position: top, text: pieces[top], weight: w[top] } };
+      }),
+    }));
+    // One panel per layer: a row per key (context token), a column per head.
+    const written = await figures(values, [['attention', heatmapSvg({
+      title: `Attention of the last token (#${T - 1} ${JSON.stringify(pieces[T - 1])}) over the text, per layer`,
+      xLabel: 'head', yLabel: 'key (context token)', xTicks: range(H), yTicks: pieces.map((p, i) => `${i} ${JSON.stringify(p)}`),
+      panels: range(c.numLayers).map((_, l) => ({ title: `layer ${l}`, values: range(T).map((_, k) => range(H).map((_, h) => row(l, h)[k])) })),
+      valueLabel: 'softmax weight', scale: 'sequential', cellDecimals: 2,
+    })]]);
+    return { model: dir, tokens: T, pieces, layers, figures: written };
+  });
+}
+
 function formatText(command: string, result: Record<string, unknown>): string {
   if (command === 'atlas') {
     const r = result as Awaited<ReturnType<typeof analyzeAtlas>>;
@@ -370,7 +405,7 @@ export async function analyze(argv: string[]): Promise<number> {
     console.log(JSON.stringify(result, null, values.json ? 2 : undefined));
     return 0;
   }
-  const commands = { pathways: analyzePathways, atlas: analyzeAtlas, corpus: analyzeCorpus, merge: analyzeMerge } as const;
+  const commands = { pathways: analyzePathways, atlas: analyzeAtlas, corpus: analyzeCorpus, merge: analyzeMerge, attention: analyzeAttention } as const;
   if (!(command in commands)) {
     console.error(command ? `unknown analysis "${command}"\n${ANALYZE_USAGE}` : ANALYZE_USAGE);
     return 2;

@@ -1,7 +1,7 @@
 // moescope CLI.
 //   moescope run --model DIR --prompt "…" [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--top-k K]
 //                [--context N] [--on-full stop|slide] [--memory 40GB] [--prompt-ids IDS] [--logits-top N] [--json]
-//   moescope analyze pathways|atlas|corpus|merge|align --model DIR … [--json] [--svg DIR [--png]]  (src/cli/analyze.ts)
+//   moescope analyze pathways|atlas|corpus|merge|align|attention --model DIR … [--json] [--svg DIR [--png]]  (src/cli/analyze.ts)
 // Prints the generated text and a per-layer routing summary (or one JSON object with --json); load progress on stderr.
 import { parseArgs } from 'node:util';
 import { requestNodeGpu, releaseNodeGpu } from '../engine/node/device-node';

@@ -49,6 +49,21 @@ export interface NonFiniteToken {
   scores: boolean;
 }
 
+/** A session's CPU-side state: enough to rebuild its GPU state on another device (see model/session.ts Session.replay). */
+export interface SessionState {
+  tokens: number[];
+  steps: ReplayStep[];
+  policy: RoutingPolicy;
+  /** Tokens sampled so far (the sampling seed's counter). */
+  drawn: number;
+}
+
+/** One submitted step: its tokens and the routing policy it ran under. */
+export interface ReplayStep {
+  size: number;
+  policy: RoutingPolicy;
+}
+
 /** A small CPU copy of the routing record, read asynchronously (never on the per-frame path). */
 export interface RoutingSnapshot {
   position: number;
@@ -90,23 +105,20 @@ export interface StepLogits {
   logits: Float32Array;
 }
 
+/** One step's attention of its last token, read from the probe. */
+export interface AttentionFlow {
+  /** Position of the query token; it attends to keys [0, position]. */
+  position: number;
+  layers: number;
+  heads: number;
+  /** [layers, heads, position + 1] f32: the softmax weight of key j (0 outside a sliding window). */
+  weights: Float32Array;
+  /** [layers, heads] f32: the share of the softmax a learned sink took (gpt-oss; 0 for other families). */
+  sink: Float32Array;
+}
+
 /** Called once per step, synchronously after its submit, with the read-back still in flight. */
 export type StepLogitsListener = (pending: Promise<StepLogits>) => void;
-
-/** A session's CPU-side state: enough to rebuild its GPU state on another device (see ModelSession.replay). */
-export interface SessionState {
-  tokens: number[];
-  steps: ReplayStep[];
-  policy: RoutingPolicy;
-  /** Tokens sampled so far (the sampling seed's counter). */
-  drawn: number;
-}
-
-/** One submitted step: its tokens and the routing policy it ran under. */
-export interface ReplayStep {
-  size: number;
-  policy: RoutingPolicy;
-}
 
 export interface ModelSession {
   readonly config: MoeConfig;
@@ -140,5 +152,10 @@ export interface ModelSession {
    * asynchronously: no step waits for it. Optional: a session without logits (a replayed trace) leaves it out.
    */
   onStepLogits?(fn: StepLogitsListener | null): void;
+  /**
+   * From the next step on, record each step's last-token attention weights (per layer and head, from the attention
+   * kernels' own softmax) until the probe is closed. Optional: a replayed trace has no attention to show.
+   */
+  openAttentionProbe?(): { read(position: number): Promise<AttentionFlow>; close(): void };
   destroy(): void;
 }

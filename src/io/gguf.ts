@@ -59,7 +59,8 @@ export interface GgufTensor {
   typeName: string;
   /** Row-major shape (ne reversed: the last dimension is the row). */
   shape: number[];
-  /** Absolute byte range in the file, [begin, end). */
+  /** The file holding the data (a split GGUF's tensors live in several), and the absolute byte range there. */
+  file: string;
   begin: number;
   end: number;
 }
@@ -248,7 +249,7 @@ export async function readGgufHeader(src: ByteSource, options: { maxHeaderBytes?
     if (end > src.size) {
       r.fail(what, `${typeName} × ${fmtShape(shape)} needs ${bytes} bytes from byte ${begin}, past the end of the file (${src.size})`);
     }
-    tensors.set(t.name, { name: t.name, ggmlType: t.ggmlType, typeName, shape, begin, end });
+    tensors.set(t.name, { name: t.name, ggmlType: t.ggmlType, typeName, shape, file: src.name, begin, end });
   }
   const byStart = [...tensors.values()].sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < byStart.length; i++) {

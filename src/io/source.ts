@@ -3,7 +3,7 @@
 // a URL (HTTP Range requests, falling back to one streamed GET), or bytes in memory.
 //
 // Large reads go through `stream`, which yields bounded chunks: nothing here ever holds a whole checkpoint in one
-// ArrayBuffer.
+// ArrayBuffer (a URL file of at most URL_WHOLE_FILE_BYTES is the exception: it is fetched once, whole).
 import { JSON_SYNTAX, MissingFileError, ModelFileError, TEXT } from './errors';
 
 /** Default chunk for streamed reads (bytes). A multiple of 4 so GPU writes of whole chunks stay aligned. */
@@ -214,6 +214,12 @@ export const URL_READ_ATTEMPTS = 4;
 /** Wait before the first retry; doubled for each further one. */
 export const URL_RETRY_DELAY_MS = 200;
 
+/**
+ * A URL file at most this large is fetched whole, with one request, the first time it is streamed, and every stream
+ * is served from that copy: a small checkpoint (the demo model's 18 MB) would otherwise cost one request per tensor.
+ */
+export const URL_WHOLE_FILE_BYTES = 64 << 20;
+
 /** Field label of a byte range in messages: `bytes [0, 4096)`. */
 const bytesField = (begin: number, end: number): string => `bytes [${begin}, ${end})`;
 
@@ -247,6 +253,9 @@ const HTML_INSTEAD = 'the server answered with an HTML page (single-page hosts a
  * then reported with the file and the byte range.
  */
 export class UrlSource implements ByteSource {
+  /** The whole file, once a stream asked for it (files of at most URL_WHOLE_FILE_BYTES). */
+  private whole: Promise<Uint8Array> | null = null;
+
   private constructor(
     readonly name: string,
     readonly url: string,
@@ -263,6 +272,7 @@ export class UrlSource implements ByteSource {
   /** Size from HEAD's Content-Length, else from a 1-byte Range request's Content-Range, else a counted GET. */
   private static async probeSize(name: string, url: string, location: string, fetchFn: FetchFn): Promise<number> {
     const head = await fetchOrFail(name, url, fetchFn, { method: 'HEAD' });
+    await drain(head);
     if (head.status === 404 || (head.ok && servesHtmlFor(name, head))) throw new MissingFileError(name, location, head.ok ? HTML_INSTEAD : undefined);
     const len = head.ok ? parseLength(head.headers.get('content-length')) : null;
     // Content-Length of a compressed response is not the file size: only trust it for identity encoding.
@@ -272,7 +282,7 @@ export class UrlSource implements ByteSource {
     if (probe.status === 404 || (probe.ok && servesHtmlFor(name, probe))) throw new MissingFileError(name, location, probe.ok ? HTML_INSTEAD : undefined);
     if (probe.status === 206) {
       const total = /\/(\d+)\s*$/.exec(probe.headers.get('content-range') ?? '');
-      await probe.body?.cancel();
+      await probe.arrayBuffer(); // the one byte: read, not cancelled (a cancelled response is an aborted request)
       if (total) return Number(total[1]);
     } else if (!probe.ok) {
       throw new ModelFileError(name, 'HTTP status', `${probe.status} from ${url}`);
@@ -291,18 +301,40 @@ export class UrlSource implements ByteSource {
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
+    checkRange(this.name, this.size, offset, length);
+    if (this.whole) return (await this.whole).slice(offset, offset + length);
+    return this.fetchBytes(offset, length);
+  }
+
+  async *stream(offset: number, length: number, chunkBytes = DEFAULT_CHUNK_BYTES): AsyncIterable<Uint8Array> {
+    checkRange(this.name, this.size, offset, length);
+    if (length === 0) return;
+    if (this.size > URL_WHOLE_FILE_BYTES) {
+      yield* this.fetchStream(offset, length, chunkBytes);
+      return;
+    }
+    this.whole ??= this.fetchBytes(0, this.size);
+    const bytes = await this.whole.catch((e) => {
+      this.whole = null; // a later read may try again
+      throw e;
+    });
+    yield* chunkedReads(async (o, n) => bytes.slice(o, o + n), offset, length, chunkBytes);
+  }
+
+  /** Bytes [offset, offset + length) as one array, over the network. */
+  private async fetchBytes(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
+    if (length === 0) return out;
     let at = 0;
-    for await (const chunk of this.stream(offset, length, Math.max(length, 1))) {
+    for await (const chunk of this.fetchStream(offset, length, Math.max(length, 1))) {
       out.set(chunk, at);
       at += chunk.byteLength;
     }
     return out;
   }
 
-  async *stream(offset: number, length: number, chunkBytes = DEFAULT_CHUNK_BYTES): AsyncIterable<Uint8Array> {
-    checkRange(this.name, this.size, offset, length);
-    if (length === 0) return;
+  /** Bytes [offset, offset + length) over the network, resumed after transient failures. */
+  private async *fetchStream(offset: number, length: number, chunkBytes: number): AsyncIterable<Uint8Array> {
     const end = offset + length;
     const pending = new Rechunker(chunkBytes);
     let at = offset;
@@ -362,6 +394,7 @@ export class UrlSource implements ByteSource {
     const reader = res.body.getReader();
     let remaining = end - begin;
     let first = begin === 0;
+    let ended = false;
     try {
       while (remaining > 0) {
         let next: ReadableStreamReadResult<Uint8Array>;
@@ -370,7 +403,10 @@ export class UrlSource implements ByteSource {
         } catch (e) {
           throw new TransientReadError(`connection dropped: ${(e as Error).message}`);
         }
-        if (next.done) return;
+        if (next.done) {
+          ended = true;
+          return;
+        }
         let piece = next.value;
         if (first && skip === 0 && piece.byteLength > 0) {
           // No content type, but an HTML page all the same.
@@ -386,13 +422,18 @@ export class UrlSource implements ByteSource {
         remaining -= piece.byteLength;
         if (piece.byteLength > 0) yield piece;
       }
+      // The range is in: a server that honoured it has nothing more to send, and the response ends without being
+      // cancelled (a cancelled one counts as an aborted request in the browser).
+      ended = (await reader.read().catch(() => ({ done: false }))).done;
     } finally {
-      // Done, abandoned by the consumer, or the server sent more than the range: stop the download either way.
-      await reader.cancel().catch(() => {});
+      // Abandoned by the consumer, or the server sends more than the range: stop the download.
+      if (!ended) await reader.cancel().catch(() => {});
     }
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.whole = null;
+  }
 }
 
 /** Collects network pieces of any size into chunks of exactly `chunkBytes` (the last one shorter). */
@@ -429,6 +470,14 @@ async function fetchOrFail(name: string, url: string, fetchFn: FetchFn, init?: R
   }
 }
 
+/**
+ * Reads a response without a body to its end: a browser keeps such a response open until its (empty) body is read,
+ * and lists it as an aborted request once it is dropped.
+ */
+async function drain(res: Response): Promise<void> {
+  await res.arrayBuffer().catch(() => undefined);
+}
+
 function parseLength(v: string | null): number | null {
   if (v === null || !/^\d+$/.test(v.trim())) return null;
   return Number(v);
@@ -455,6 +504,7 @@ export function urlFolder(baseUrl: string, options: { files?: string[]; fetch?: 
     has: async (name) => {
       if (known) return known.has(name);
       const res = await fetchOrFail(name, urlOf(name), fetchFn, { method: 'HEAD' });
+      await drain(res);
       return res.ok && !servesHtmlFor(name, res);
     },
     open: async (name) => {

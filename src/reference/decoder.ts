@@ -8,7 +8,7 @@ import { embeddingRef } from './embedding';
 import { rmsnormRef } from './rmsnorm';
 import { matmulRef } from './matmul';
 import { ropeRef } from './rope';
-import { attentionRef } from './attention';
+import { attentionRef, attentionWeightsRef } from './attention';
 import { moeLayerRef, swigluRef } from './moe';
 
 /** Canonical tensors by load-plan name (`embed`, `layers.3.q`, `layers.3.expertsGateUp`, …), decoded to numbers. */
@@ -17,6 +17,8 @@ export type ReferenceWeights = ReadonlyMap<string, ArrayLike<number>>;
 export interface DecoderRefOptions {
   /** u8 [layers, experts]: 1 = ablated (the router never chooses it), as the engine's routing policy. */
   ablated?: ArrayLike<number>;
+  /** Called per layer with the last token's attention weights (attentionWeightsRef's [heads, T + 1] layout). */
+  onAttention?: (layer: number, weights: Float64Array) => void;
 }
 
 /** RoPE inverse frequencies in f32, as transformers computes them: 1 / θ^(2i/d). */
@@ -54,9 +56,11 @@ export function decoderRef(c: MoeConfig, weights: ReferenceWeights, ids: readonl
     const q = ropeRef(proj('q', qDim), T, c.numHeads, d, 0, freq, { f32Angles: true });
     const k = ropeRef(proj('k', kvDim), T, c.numKvHeads, d, 0, freq, { f32Angles: true });
     const v = proj('v', kvDim);
-    const attn = attentionRef(q, k, v, {
+    const shape = {
       tokens: T, startPos: 0, heads: c.numHeads, kvHeads: c.numKvHeads, headDim: d, scale: c.attentionScale, window: c.slidingWindow ?? 0,
-    });
+    };
+    const attn = attentionRef(q, k, v, shape);
+    options.onAttention?.(l, attentionWeightsRef(q, k, shape, T - 1));
     addBranch(matmulRef(attn, w(`${p}.o`), T, qDim, H, 'nk'));
     const post = rmsnormRef(x, w(`${p}.postAttnNorm`), T, H, c.rmsNormEps);
     if (c.moeLayers[l]) {

@@ -47,29 +47,46 @@ function softmaxInPlace(x: Float64Array): void {
   for (let i = 0; i < x.length; i++) x[i] /= sum;
 }
 
+/**
+ * The attention weights of query row t, per head: [heads, 1 + keys] (keys = startPos + t + 1), slot 0 a sink's share
+ * (always 0: MLA has no sinks), slot 1 + j softmax_j(scale · (q_lat·c_j + q_rope·k_rope_j)).
+ */
+export function mlaWeightsRef(
+  qLat: ArrayLike<number>, q: ArrayLike<number>, cache: ArrayLike<number>, t: number, startPos: number, scale: number, s: MlaShape,
+): Float64Array {
+  const W = s.rank + s.rope, qHead = s.nope + s.rope;
+  const keys = startPos + t + 1, width = keys + 1;
+  const out = new Float64Array(s.heads * width);
+  for (let h = 0; h < s.heads; h++) {
+    const p = new Float64Array(keys);
+    for (let j = 0; j < keys; j++) {
+      let dot = 0;
+      for (let c = 0; c < s.rank; c++) dot += qLat[(t * s.heads + h) * s.rank + c] * cache[j * W + c];
+      for (let i = 0; i < s.rope; i++) dot += q[(t * s.heads + h) * qHead + s.nope + i] * cache[j * W + s.rank + i];
+      p[j] = scale * dot;
+    }
+    softmaxInPlace(p);
+    out.set(p, h * width + 1);
+  }
+  return out;
+}
+
 /** ctx[t, h] = Σ_{j <= startPos + t} softmax_j(scale · (q_lat·c_j + q_rope·k_rope_j)) · c_j. */
 export function mlaAttendRef(
   qLat: ArrayLike<number>, q: ArrayLike<number>, cache: ArrayLike<number>, T: number, startPos: number, scale: number, s: MlaShape,
 ): Float64Array {
-  const W = s.rank + s.rope, qHead = s.nope + s.rope;
+  const W = s.rank + s.rope;
   const out = new Float64Array(T * s.heads * s.rank);
-  for (let t = 0; t < T; t++)
-    for (let h = 0; h < s.heads; h++) {
-      const keys = startPos + t + 1;
-      const p = new Float64Array(keys);
-      for (let j = 0; j < keys; j++) {
-        let dot = 0;
-        for (let c = 0; c < s.rank; c++) dot += qLat[(t * s.heads + h) * s.rank + c] * cache[j * W + c];
-        for (let i = 0; i < s.rope; i++) dot += q[(t * s.heads + h) * qHead + s.nope + i] * cache[j * W + s.rank + i];
-        p[j] = scale * dot;
-      }
-      softmaxInPlace(p);
+  for (let t = 0; t < T; t++) {
+    const keys = startPos + t + 1, width = keys + 1;
+    const p = mlaWeightsRef(qLat, q, cache, t, startPos, scale, s);
+    for (let h = 0; h < s.heads; h++)
       for (let c = 0; c < s.rank; c++) {
         let acc = 0;
-        for (let j = 0; j < keys; j++) acc += p[j] * cache[j * W + c];
+        for (let j = 0; j < keys; j++) acc += p[h * width + 1 + j] * cache[j * W + c];
         out[(t * s.heads + h) * s.rank + c] = acc;
       }
-    }
+  }
   return out;
 }
 

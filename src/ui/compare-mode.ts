@@ -2,7 +2,8 @@
 // tokens after every snapshot, under the same routing policy, and a panel shows where their routing differs.
 import type { RoutingSnapshot } from '../engine/session-api';
 import { drawCompare } from '../viz/panels/compare';
-import { routingAgreement } from '../viz/panels/stats';
+import { relabelRing, routingAgreement } from '../viz/panels/stats';
+import { alignCheckpoints, type CheckpointAlignment } from './compare-align';
 import type { Dashboard } from './context';
 import { el } from './dom';
 import { guard, progress } from './messages';
@@ -16,6 +17,9 @@ export type ModelLoader = (id: string, onProgress: (fraction: number, what: stri
 export class CompareMode {
   /** The other checkpoint, while compare mode is on. */
   private other: LoadedModel | null = null;
+  /** The other checkpoint's experts matched to the current model's, once "align experts by weights" asked for it. */
+  alignment: CheckpointAlignment | null = null;
+  private readonly align = el<HTMLInputElement>('compare-align');
 
   constructor(
     private readonly d: Dashboard,
@@ -27,6 +31,17 @@ export class CompareMode {
       else if (kind === 'routing' && d.model) this.other?.session?.setPolicy(d.state.policy(d.model.config.router.topK));
     });
     d.snapshots.subscribe((s) => this.sync(s));
+    this.align.addEventListener('change', () => d.snapshots.request());
+  }
+
+  /** The matching to compare through, computed once per compared pair when the option is on (else null). */
+  private async matching(): Promise<CheckpointAlignment | null> {
+    if (!this.align.checked || !this.d.model || !this.other) return null;
+    if (!this.alignment) {
+      el('compare-note').textContent = 'matching experts by their weights…';
+      this.alignment = await alignCheckpoints(this.d.model, this.other);
+    }
+    return this.alignment;
   }
 
   /** The model to compare the current one with: the bundled counterpart checkpoint, or a second picked trace. */
@@ -40,6 +55,7 @@ export class CompareMode {
   private stop(): void {
     this.other?.destroy();
     this.other = null;
+    this.alignment = null;
     const model = this.d.model;
     const counterpart = this.counterpart();
     const button = el<HTMLButtonElement>('compare');
@@ -94,8 +110,9 @@ export class CompareMode {
     else while (common < session.tokens.length && common < ids.length && session.tokens[common] === ids[common]) common++;
     if (common < session.tokens.length) await session.back(session.tokens.length - common);
     if (ids.length > common) await session.feed(ids.slice(common));
+    const aligned = await this.matching();
     const snap = await session.snapshot();
-    const agreement = routingAgreement(main, snap, ids.length);
+    const agreement = routingAgreement(main, aligned ? relabelRing(snap, aligned.relabel) : snap, ids.length);
     const canvas = el<HTMLCanvasElement>('compare-canvas');
     canvas.hidden = false;
     drawCompare(canvas, {
@@ -106,6 +123,10 @@ export class CompareMode {
       moeLayers: model.config.moeLayers,
     });
     el('compare-note').textContent =
-      `${other.name} against ${model.name}. Blue: both checkpoints sent the token to the same experts; red: different ones.`;
+      `${other.name} against ${model.name}. Blue: both checkpoints sent the token to the same experts; red: different ones.` +
+      (aligned
+        ? ` Experts aligned by weights (Hungarian matching on the cosine of W_down·W_up): ${aligned.moved} re-indexed; ` +
+          `matched pairs' mean cosine ${aligned.meanMatched.toFixed(3)}, other pairs ${aligned.meanUnmatched.toFixed(3)}.`
+        : ' Experts compared by index.');
   }
 }

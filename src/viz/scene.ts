@@ -179,6 +179,9 @@ export class GridScene {
       out = gpuBufferOf(this.renderer, values);
     }
     const pass = new InstanceValuesPass(this.device, layout, sources, out);
+    // A grid rebuilt for the same model keeps its atlas; another model's is dropped (its owner clears it too).
+    if (this.atlas?.length !== layout.numLayers * layout.numExperts) this.atlas = null;
+    pass.setAtlas(this.atlas);
     this.grid = { layout, mesh, values, rects, pass };
     this.setView(view);
     this.setVisibility(visible);
@@ -195,6 +198,15 @@ export class GridScene {
   setVisibility(visible: readonly boolean[]): void {
     this.grid?.pass.setVisibility(visible);
   }
+
+  /** The causal atlas (f32 [layers, experts] Δ log-likelihood per ablated expert) for the 'atlas' mode, or null. */
+  setAtlas(delta: Float32Array | null): void {
+    this.atlas = delta;
+    this.grid?.pass.setAtlas(delta);
+  }
+
+  /** What setAtlas gave, for the CPU's copy of the bar heights (picking, the token path). */
+  atlas: Float32Array | null = null;
 
   /** Experts the user ablated (u8 [layers, experts]), drawn in their own colour. */
   setAblated(mask: Uint8Array): void {

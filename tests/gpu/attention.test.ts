@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ATTENTION_CONSTANTS, AttentionKernel, KV_STORE_CONSTANTS, createKvCache, type AttentionLayout, type AttentionSplitPolicy } from '../../src/engine/kernels/attention';
 import { readU32, submitPass, uploadBuffer } from '../../src/engine/kernels/common';
-import { attentionRef } from '../../src/reference/attention';
+import { attentionRef, attentionWeightsRef } from '../../src/reference/attention';
 import { cappedGridCount, cappedGridGpu, expectClose, expectExact, POISON_BITS, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import { expectMutantFails, mutation } from '../support/mutant';
+import { attachProbe, expectProbe } from '../support/probe';
 import type { Gpu } from '../../src/engine/gpu';
 
 // f32 dot products of length d, exp, and a probability-weighted sum of values of magnitude ~1.
@@ -26,6 +27,8 @@ interface Case {
   splits?: number;
   /** Per-head sink logits (gpt-oss), drawn around the scores' range so they take a real share. */
   sinks?: boolean;
+  /** Attach an attention probe (at byte 256 of a poisoned buffer) and check the last row's weights too. */
+  probe?: boolean;
 }
 
 /** Splits keys into 64-key ranges whenever the step has at most 8 rows: small tests exercise the combine pass. */
@@ -67,6 +70,7 @@ async function check(c: Case, gpu?: Gpu) {
     ...(sinks ? { sinks: uploadBuffer(gpu, 'test.sinks', sinks) } : {}),
   };
   const b = kernel.bind('test.attention', buffers, layout);
+  const probe = c.probe ? attachProbe(gpu, kernel.probeTarget(b)) : null;
   kernel.setShape(b, { tokens: c.tokens, startPos: c.startPos });
   if (c.splits !== undefined) expect(b.splits).toBe(c.splits);
   submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, c.tokens));
@@ -76,6 +80,10 @@ async function check(c: Case, gpu?: Gpu) {
   const expected = attentionRef(q, kAll, vAll, { ...c, scale: 1 / Math.sqrt(d), sinks });
   const what = `attention T=${c.tokens} from ${c.startPos} H=${c.heads}/${c.kvHeads} d=${d} window=${c.window ?? 0} splits=${b.splits}${sinks ? ' sinks' : ''}`;
   expectClose(await readF32(gpu, out, expected.length), expected, TOL, what);
+  if (probe) {
+    const ref = attentionWeightsRef(q, kAll, { ...c, scale: 1 / Math.sqrt(d), sinks }, c.tokens - 1);
+    await expectProbe(gpu, probe, ref, `${what} probe`);
+  }
   // The cache now holds the new rows at their positions and nothing else changed.
   expectExact(await readU32(gpu, cache.k, kAll.length), new Uint32Array(kAll.buffer), `${what} K cache bits`);
   expect(gpu.recentErrors).toEqual([]);
@@ -144,6 +152,23 @@ describe('attention', () => {
     expectMutantFails(mutation('attention', 'big_l = exp(sink - big_m);', 'big_l = 0.0 * sink;'),
       (broken) => check({ tokens: 1, startPos: 200, heads: 4, kvHeads: 2, headDim: 16, seed: 14, policy: SPLIT_SMALL, splits: 4, sinks: true }, broken),
       /outside atol/));
+  // The attention probe: the last row's final weights, across key splits, with sinks and windows.
+  it('probe: decode at 200, split keys, sinks', () =>
+    check({ tokens: 1, startPos: 200, heads: 4, kvHeads: 2, headDim: 16, seed: 14, policy: SPLIT_SMALL, splits: 4, sinks: true, probe: true }));
+  it('probe: decode at 300, window 200, split keys (keys below 101 weigh 0)', () =>
+    check({ tokens: 1, startPos: 300, heads: 4, kvHeads: 2, headDim: 16, window: 200, seed: 15, policy: SPLIT_SMALL, splits: 4, probe: true }));
+  it('probe: decode at 40, one split, sinks, window 30', () =>
+    check({ tokens: 1, startPos: 40, heads: 4, kvHeads: 1, headDim: 64, window: 30, seed: 16, sinks: true, probe: true }));
+  it('probe: prefill T=33 from 100 records its last row', () =>
+    check({ tokens: 33, startPos: 100, heads: 3, kvHeads: 1, headDim: 36, seed: 17, probe: true }));
+  it('a broken probe fails the check: split weights not divided by the row sum', () =>
+    expectMutantFails(mutation('lib/online_softmax', 'exp(probe[at] - m) / l', 'exp(probe[at] - m)'),
+      (broken) => check({ tokens: 1, startPos: 200, heads: 4, kvHeads: 2, headDim: 16, seed: 14, policy: SPLIT_SMALL, splits: 4, probe: true }, broken),
+      /probe: .* outside atol/));
+  it('a broken probe fails the check: the sink\'s share left out (split keys)', () =>
+    expectMutantFails(mutation('attention', 'sink_part * inv_l', '0.0'),
+      (broken) => check({ tokens: 1, startPos: 200, heads: 4, kvHeads: 2, headDim: 16, seed: 14, policy: SPLIT_SMALL, splits: 4, sinks: true, probe: true }, broken),
+      /probe: .* outside atol/));
   it('a broken kernel fails the check: wrong kv head for a query head', async () => {
     await expectMutantFails(mutation('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;'), (broken) => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken), /outside atol/);
   });
@@ -151,7 +176,7 @@ describe('attention', () => {
     await expectMutantFails(mutation('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];'), (broken) => check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: no rescale when the max grows', async () => {
-    await expectMutantFails(mutation('attention', 'let alpha = exp(m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken), /outside atol/);
+    await expectMutantFails(mutation('lib/online_softmax', 'let alpha = exp(st.m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken), /outside atol/);
   });
 
   it('stepping back: a shorter startPos overwrites the rows past it, nothing to clear', async () => {

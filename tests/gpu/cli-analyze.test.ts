@@ -46,6 +46,23 @@ describe('moescope analyze', () => {
     expect(out.entries[0].mostHurt[0]).toHaveProperty('text');
   }, SLOW);
 
+  it('attention: the last token’s weights per layer and head, softmaxes over the text, and the figure', async () => {
+    const out = await cli('attention', '--model', MODEL, '--text', golden.prompt, '--json', '--svg', tmp);
+    const T = golden.input_ids.length;
+    expect(out.tokens).toBe(T);
+    expect(out.layers).toHaveLength(2);
+    for (const layer of out.layers as { heads: { weights: number[]; sink: number; top: { position: number; weight: number } }[] }[]) {
+      expect(layer.heads).toHaveLength(4);
+      for (const h of layer.heads) {
+        expect(h.weights).toHaveLength(T);
+        expect(h.weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5); // no sinks in Mixtral
+        expect(h.sink).toBe(0);
+        expect(h.top.weight).toBe(Math.max(...h.weights));
+      }
+    }
+    expect(readFileSync(join(tmp, 'attention.svg'), 'utf8')).toContain('>layer 1<');
+  }, SLOW);
+
   it('merge: averaging a layer changes the prediction; the "before" run is the model as it is', async () => {
     const out = await cli('merge', '--model', MODEL, '--layer', '1', '--average', '--text', golden.prompt, '--max-tokens', '3', '--json');
     expect(out.before.next[0].id).not.toBe(undefined);

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { GemvKernel, gemvAligned, gemvBucket, gemvDefaultTile, type GemvTile } from '../../src/engine/kernels/gemv';
+import { GemvKernel, gemvAligned, gemvBucket, gemvDefaultTile, gemvNormFits, type GemvTile } from '../../src/engine/kernels/gemv';
 import type { WeightLayout } from '../../src/engine/kernels/matmul';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { packWeights, type WeightDtype } from '../../src/model/dtypes';
-import { matmulRef } from '../../src/reference/matmul';
+import { matmulRef, rmsnormLinearRef } from '../../src/reference/matmul';
 import { expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import { expectMutantFails, mutation } from '../support/mutant';
@@ -18,6 +18,8 @@ interface Case {
   dtype: WeightDtype;
   layout: WeightLayout;
   accumulate?: boolean;
+  /** accumulate's multiplier (default 1). */
+  alpha?: number;
   tile?: GemvTile;
   seed: number;
 }
@@ -38,10 +40,10 @@ async function check(c: Case, gpu?: Gpu) {
     y = poisonedBuffer(gpu, 'test.y', rows * N);
   }
   const b = kernel.bind('test.gemv', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', w.words), y);
-  kernel.setShape(b, { rows, N, K });
+  kernel.setShape(b, { rows, N, K, alpha: c.alpha });
   submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, N));
-  const what = `gemv ${rows}x${K}->${N} ${dtype} ${layout}${aligned ? ' aligned' : ''}${c.accumulate ? ' accumulate' : ''}`;
-  expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w.rounded, rows, K, N, layout, y0), TOL, what);
+  const what = `gemv ${rows}x${K}->${N} ${dtype} ${layout}${aligned ? ' aligned' : ''}${c.accumulate ? ` accumulate ×${c.alpha ?? 1}` : ''}`;
+  expectClose(await readF32(gpu, y, rows * N), matmulRef(x, w.rounded, rows, K, N, layout, y0, c.alpha), TOL, what);
   expect(gpu.recentErrors).toEqual([]);
 }
 
@@ -58,6 +60,8 @@ describe('gemv', () => {
       it(`16 rows, 31->7 ${dtype} ${layout}`, () => check({ rows: 16, K: 31, N: 7, dtype, layout, seed: 22 }));
     }
     it(`accumulate ${layout}`, () => check({ rows: 3, K: 64, N: 72, dtype: 'bf16', layout, accumulate: true, seed: 23 }));
+    it(`accumulate ×0.6 (a fused residual add with Granite's multiplier) ${layout}`, () =>
+      check({ rows: 1, K: 264, N: 136, dtype: 'bf16', layout, accumulate: true, alpha: 0.6, seed: 28 }));
   }
   it('non-default tile (NT 4, WG_K 8)', () => check({ rows: 5, K: 96, N: 45, dtype: 'f32', layout: 'nk', tile: { WG_K: 8, WG_N: 8, NT: 4 }, seed: 24 }));
 
@@ -79,6 +83,10 @@ describe('gemv', () => {
   it('a broken kernel fails the check (f32 16-byte loop: every other pass skipped)', () =>
     expectMutantFails(mutation('gemv', 'for (var u = tk; u < units; u += WG_K) {', 'for (var u = tk; u < units; u += 2u * WG_K) {'),
       (broken) => check({ rows: 1, K: loopK(1, 'f32', true), N: 9, dtype: 'f32', layout: 'nk', seed: 27 }, broken), /outside atol/));
+
+  it('a broken kernel fails the check (accumulate ignores alpha)', () =>
+    expectMutantFails(mutation('gemv', '+ params.alpha * v;', '+ v;'),
+      (broken) => check({ rows: 1, K: 64, N: 9, dtype: 'f32', layout: 'nk', accumulate: true, alpha: 0.6, seed: 29 }, broken), /outside atol/));
 
   it('a broken kernel fails the check (drops the last partial sum)', async () => {
     await expectMutantFails(mutation('gemv', 'for (var t = 0u; t < WG_K; t++)', 'for (var t = 1u; t < WG_K; t++)'), (broken) => check({ rows: 2, K: 64, N: 9, dtype: 'f32', layout: 'nk', seed: 25 }, broken), /outside atol/);
@@ -105,4 +113,39 @@ describe('gemv', () => {
     submitPass(gpu, 'pin', (pass) => kernel.encode(pass, b, 3));
     expectClose(await readF32(gpu, y, 3), [10, 4, 0], { atol: 0, rtol: 0 });
   });
+});
+
+// main_norm: the RMSNorm of x folded in. One row on the 1-row tile (WG_K threads): K past 4·WG_K runs the prologue's
+// loops over the row's 16-byte units more than once, K odd leaves a ragged last unit, N odd a ragged output block.
+async function checkNormed(c: { K: number; N: number; dtype: WeightDtype; seed: number }, gpu?: Gpu) {
+  gpu ??= await testGpu();
+  const { K, N, dtype } = c;
+  const x = randomF32(K, c.seed, 3);
+  const w = packWeights(randomF32(N * K, c.seed + 1), dtype);
+  const g = packWeights(randomF32(K, c.seed + 2, 1), dtype);
+  const eps = 1e-5;
+  const kernel = new GemvKernel(gpu, { weightDtype: dtype, weightLayout: 'nk', rows: 1, aligned: gemvAligned(K, N, dtype, 'nk'), normK: K });
+  const y = poisonedBuffer(gpu, 'test.y', N);
+  const b = kernel.bind('test.gemvNorm', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', w.words), y, uploadBuffer(gpu, 'test.g', g.words));
+  kernel.setShape(b, { rows: 1, N, K, eps });
+  submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, N));
+  expectClose(await readF32(gpu, y, N), rmsnormLinearRef(x, g.rounded, eps, w.rounded, K, N), TOL, `gemv with norm ${K}->${N} ${dtype}`);
+  expect(gpu.recentErrors).toEqual([]);
+}
+
+describe('gemv with the RMSNorm of x folded in (main_norm)', () => {
+  const { WG_K } = gemvDefaultTile('nk', 1);
+  for (const [K, dtype] of [[10 * WG_K, 'f32'], [20 * WG_K, 'bf16'], [2 * WG_K + 1, 'f16'], [7, 'f32'], [264, 'bf16']] as [number, WeightDtype][]) {
+    it(`K = ${K}, N = 9, ${dtype}`, () => checkNormed({ K, N: 9, dtype, seed: K }));
+  }
+  it('refuses what it cannot do: several rows, a row too long for workgroup memory', async () => {
+    const gpu = await testGpu();
+    expect(gemvNormFits(gpu, { weightDtype: 'bf16', weightLayout: 'nk', rows: 2, normK: 64 })).toBe(false);
+    const tooLong = gpu.limits.maxComputeWorkgroupStorageSize / 4;
+    expect(gemvNormFits(gpu, { weightDtype: 'bf16', weightLayout: 'nk', rows: 1, normK: tooLong })).toBe(false);
+    expect(gemvNormFits(gpu, { weightDtype: 'bf16', weightLayout: 'nk', rows: 1, normK: 2048 })).toBe(true);
+  });
+  it('a norm whose sum of squares misses the last step of the tree fails', () =>
+    expectMutantFails(mutation('gemv', 'for (var s = WG_SIZE / 2u; s > 0u; s >>= 1u) {', 'for (var s = WG_SIZE / 2u; s > 1u; s >>= 1u) {'),
+      (broken) => checkNormed({ K: 10 * WG_K, N: 9, dtype: 'f32', seed: 3 }, broken), /outside atol/));
 });

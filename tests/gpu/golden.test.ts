@@ -124,6 +124,11 @@ const CASES: [string, string, number, number][] = [
   ['gguf-mixtral', 'golden.json', 1e-4, 1e-5],
   ['gguf-qwen3_moe', 'golden.json', 1e-4, 1e-5],
   ['gguf-olmoe', 'golden.json', 1e-4, 1e-5],
+  // gpt-oss as llama.cpp writes it: MXFP4 experts de-interleaved into gate and up, their biases split, sinks, YaRN.
+  ['gguf-gpt_oss', 'golden.json', 1e-4, 1e-5],
+  // deepseek2: MLA with kv_b whole (layer 0) and split into k_b/v_b (layers 1-2), YaRN from the log multiplier,
+  // softmax routing over expert groups, a leading dense layer, shared experts.
+  ['gguf-deepseek_v2', 'golden.json', 1e-4, 1e-5],
 ];
 
 const sessions: Session[] = [];
@@ -166,6 +171,19 @@ describe('whole model vs transformers', { timeout: 240_000 }, () => {
     // Split banks: one expert dispatch per weight buffer (gate_up in 2 buffers: one more dispatch).
     expect(dispatches[1]).toBeGreaterThan(dispatches[0]);
     expect(relativeError(logits[1], logits[0])).toBeLessThan(1e-6);
+  });
+
+  it('a GGUF split in three parts (gguf-olmoe-split) gives the same logits as the single file', async () => {
+    const gpu = await testGpu();
+    const ids = (JSON.parse(readFileSync(join(FIXTURES, 'gguf-olmoe', 'golden.json'), 'utf8')) as Golden).input_ids;
+    const logits: Float32Array[] = [];
+    for (const dir of ['gguf-olmoe', 'gguf-olmoe-split']) {
+      const session = await loadModel(gpu, await nodeFolder(join(FIXTURES, dir)), { contextLength: 64, maxTokensPerStep: 32 });
+      sessions.push(session);
+      await session.feed(ids);
+      logits.push(await session.stepLogits());
+    }
+    expect(relativeError(logits[1], logits[0])).toBe(0);
   });
 
   for (const [family, file, logitsTol, weightTol] of CASES) {

@@ -4,10 +4,11 @@ import { MlaAttentionKernel, MLA_ATTENTION_CONSTANTS, MLA_STORE_CONSTANTS, creat
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import type { AttentionSplitPolicy } from '../../src/engine/kernels/attention';
 import { packWeights, type WeightDtype } from '../../src/model/dtypes';
-import { mlaAbsorbQRef, mlaAttendRef, mlaExpandVRef, mlaExpandedRef, type MlaShape } from '../../src/reference/mla';
+import { mlaAbsorbQRef, mlaAttendRef, mlaExpandVRef, mlaExpandedRef, mlaWeightsRef, type MlaShape } from '../../src/reference/mla';
 import { CAPPED_GRID, cappedGridCount, cappedGridGpu, expectClose, poisonedBuffer, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import { expectMutantFails, mutation } from '../support/mutant';
+import { attachProbe, expectProbe } from '../support/probe';
 import type { Gpu } from '../../src/engine/gpu';
 
 // Dot products of up to 512 terms of magnitude ~1/sqrt(K) each, summed in f32.
@@ -24,6 +25,8 @@ interface Case extends MlaShape {
   /** Split policy of the attention kernel (default: the engine's), and the key splits the step must get. */
   policy?: Partial<AttentionSplitPolicy>;
   splits?: number;
+  /** Attach an attention probe and check the last row's weights too. */
+  probe?: boolean;
 }
 
 /** Splits keys into 64-key ranges whenever the step has at most 8 rows: small tests exercise the combine pass. */
@@ -88,6 +91,7 @@ async function checkAttention(c: Case, gpu?: Gpu) {
     },
     { heads: c.heads, rank: c.rank, nope: c.nope, rope: c.rope, maxSeq, scale },
   );
+  const probe = c.probe ? attachProbe(gpu, kernel.probeTarget(b)) : null;
   kernel.setShape(b, { tokens: T, startPos: c.startPos });
   expect(b.splits).toBe(c.splits ?? 1);
   submitPass(gpu, 'test', (pass) => kernel.encode(pass, b, T));
@@ -96,6 +100,7 @@ async function checkAttention(c: Case, gpu?: Gpu) {
   expect(gpu.recentErrors).toEqual([]);
   expectClose(gotCache, expectedCache, { atol: 0, rtol: 0 }, 'stored cache rows');
   expectClose(gotCtx, mlaAttendRef(qLat, q, expectedCache, T, c.startPos, scale, c), TOL, 'ctx');
+  if (probe) await expectProbe(gpu, probe, mlaWeightsRef(qLat, q, expectedCache, T - 1, c.startPos, scale, c), 'probe');
 }
 
 describe('MLA absorb_q / expand_v', () => {
@@ -147,11 +152,16 @@ describe('MLA attention over the compressed cache', () => {
     expect(kernel.splitFor(1, 4096, 128)).toEqual({ splits: 2, keys: 2048 }); // V3's 128 heads need few
     expect(kernel.splitFor(64, 4096, 16).splits).toBe(1); // prefill: rows × heads keep the GPU busy
   });
+  it('probe: the decode step in 4 splits records its final weights', () => checkAttention({ ...cases[4], probe: true }));
+  it('probe: a prefill step of 7 rows records its last row (one split)', () => checkAttention({ ...cases[1], probe: true }));
+  it('a broken probe (split weights not divided by the merged sum) fails the check', () =>
+    expectMutantFails(mutation('mla_attention', 'row_max_sum = vec2<f32>(top, total);', 'row_max_sum = vec2<f32>(top, 1.0);'),
+      (broken) => checkAttention({ ...cases[4], probe: true }, broken), /probe: .* outside atol/));
   it('a broken combine (splits merged without their maxima) fails the check', async () => {
     await expectMutantFails(mutation('mla_attention', 'let w = exp(partial_in[first + s * rec_len] - top);', 'let w = 1.0;'), (broken) => checkAttention(cases[4], broken), /ctx: .* outside atol/);
   });
   it('a broken chunk walk (the last key of every full chunk skipped) fails the check', async () => {
-    await expectMutantFails(mutation('mla_attention', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);
+    await expectMutantFails(mutation('lib/online_softmax', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);
   });
   it('a broken store (one rope column taken from the latent) fails the check', async () => {
     await expectMutantFails(mutation('mla_attention', 'c < params.rank);', 'c <= params.rank);'), (broken) => checkAttention(cases[1], broken), /stored cache rows/);

@@ -10,6 +10,7 @@ import {
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import type { Gpu } from '../../src/engine/gpu';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
+import type { WeightDtype } from '../../src/model/dtypes';
 import { PLAN_BLOCK_WORDS } from '../../src/engine/kernels/moe-layout';
 import { planWorkgroupSize } from '../../src/engine/kernels/moe-plan';
 import { REROUTE_WG } from '../../src/engine/kernels/moe-reroute';
@@ -25,6 +26,31 @@ describe('MoE layer vs float64 reference', () => {
         await checkStep(gpu, p, T, policyWith(p.config, {}), 100 + T, 5);
       });
     }
+  }
+});
+
+describe('the residual add fused into the combine (out += scale · output)', () => {
+  for (const [family, T, mode] of [['mixtral', 1, 'auto'], ['qwen2_moe', 7, 'gemv'], ['deepseek_v3', 33, 'tiled']] as [Family, number, ExpertVariant | 'auto'][]) {
+    it(`${family} T=${T} ${mode}`, async () => {
+      const gpu = await testGpu();
+      const p = buildProblem(gpu, { family, H: 33, I: 20, E: 16, k: 3, seed: 40 + T }, { expertMode: mode, residualScale: 0.6 });
+      await checkStep(gpu, p, T, policyWith(p.config, {}), 200 + T, 3);
+    });
+  }
+});
+
+describe('the input RMSNorm folded into the router (it writes the normalised rows the experts read)', () => {
+  // Aligned (H = 32, 16-byte loads) and element-wise (H = 33) logits; with the residual add fused, x is the residual
+  // stream and the output as in the decoder. The router's 256 threads stride over H = 600 in three passes.
+  for (const [family, T, H, dtype, mode, residual] of [
+    ['mixtral', 1, 32, 'bf16', 'auto', true], ['qwen2_moe', 6, 33, 'f32', 'gemv', false], ['deepseek_v3', 9, 600, 'f16', 'auto', true],
+    ['gpt_oss', 5, 40, 'f32', 'gemv', true],
+  ] as [Family, number, number, WeightDtype, ExpertVariant | 'auto', boolean][]) {
+    it(`${family} T=${T} H=${H} ${dtype}${residual ? ', residual fused' : ''}`, async () => {
+      const gpu = await testGpu();
+      const p = buildProblem(gpu, { family, H, I: 20, E: 16, k: 3, dtype, seed: 60 + T }, { expertMode: mode, inputNorm: true, ...(residual ? { residualScale: 0.6 } : {}) });
+      await checkStep(gpu, p, T, policyWith(p.config, {}), 300 + T, 2);
+    });
   }
 });
 
@@ -101,9 +127,9 @@ describe('weights and kernels', () => {
       }
     }
   }
-  // Quantised expert banks (lib/quant in the expert GEMV and the tiled staging), against the float64 reference on the
-  // dequantised weights. H and I of 2 blocks (Q8_0, MXFP4) or 1 block (Q4_K: 256); a mutant that skips the second
-  // sub-block half of every GEMV step fails.
+  // Quantised expert banks (lib/quant_unit in the expert GEMV, lib/quant in the tiled staging), against the float64
+  // reference on the dequantised weights. H and I of 2 or 3 blocks (Q8_0, MXFP4: a whole 64-element unit and one
+  // ending on a half unit) or 1 block (Q4_K: 256); a mutant that skips the last segment of every GEMV unit fails.
   for (const [format, H, I] of [['q8_0', 64, 96], ['mxfp4', 96, 64], ['q4_k', 256, 256], ['q6_k', 256, 256]] as const) {
     for (const mode of ['gemv', 'tiled'] as const) {
       it(`${format} expert banks, ${mode}, H=${H} I=${I}`, async () => {
@@ -113,8 +139,8 @@ describe('weights and kernels', () => {
       });
     }
   }
-  it('a quantised expert GEMV mutant (last group of each sub-block dropped) fails', async () => {
-    await expectMutantFails(mutation('moe_expert_down_gemv', 'for (var q = 0u; q < 8u; q++) { sum +=', 'for (var q = 0u; q < 7u; q++) { sum +='), (broken) => {
+  it('a quantised expert GEMV mutant (last segment of each unit dropped) fails', async () => {
+    await expectMutantFails(mutation('lib/gemv_core', 'if (seg < segs) {', 'if (seg < segs && seg != 3u) {'), (broken) => {
       const p = buildProblem(broken, { family: 'mixtral', H: 64, I: 96, E: 4, k: 2, seed: 31 }, { expertMode: 'gemv', quantExperts: 'q8_0' });
       return checkStep(broken, p, 9, policyWith(p.config, {}), 6);
     }, /output/);
@@ -301,6 +327,16 @@ describe('the checks can fail', () => {
 
   it('a combine that ignores the gate weights fails', () =>
     expectMutantFails(mutation('moe_combine', 'acc += w[s] * y[rows[s] * H + c]', 'acc += y[rows[s] * H + c]'), step(MIXTRAL, 5, {}), /output/));
+  it('a fused residual combine that ignores the residual scale fails', () =>
+    expectMutantFails(mutation('moe_combine', 'out[t * H + c] += P.residual_scale * acc', 'out[t * H + c] += acc'), async (gpu) => {
+      const p = buildProblem(gpu, MIXTRAL, { residualScale: 0.6 });
+      await checkStep(gpu, p, 3, policyWith(p.config, {}), 1);
+    }, /output/));
+  it('a folded router norm that forgets the norm weight in the logits fails', () =>
+    expectMutantFails(mutation('moe_router', 'return v * inv_rms[i] * norm_weight(h);', 'return v * inv_rms[i];'), async (gpu) => {
+      const p = buildProblem(gpu, { ...MIXTRAL, H: 15 }, { inputNorm: true });
+      await checkStep(gpu, p, 3, policyWith(p.config, {}), 1);
+    }, /normed|output|chosen/));
   it('a scatter that keeps one token too many per expert fails the capacity check', () =>
     expectMutantFails(mutation('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])'),
       step(MIXTRAL, 33, { capacityFactor: 0.6 }), /assigned/));
@@ -326,9 +362,9 @@ describe('the checks can fail', () => {
   // gpt-oss's expert biases and clamped activation, one mutant per place they enter (T = 33 tiled, T = 7 gemv).
   const GPT_OSS_MUTANTS: [string, string, string, number, ExpertVariant][] = [
     ['moe_expert_up', 'bg[j] = expert_bias(tile_info.x, n + j);', 'bg[j] = 0.0;', 33, 'tiled'],
-    ['moe_expert_up_gemv', 'let bu = expert_bias(info.x, I + j);', 'let bu = expert_bias(info.x, j);', 7, 'gemv'],
+    ['moe_expert_up_gemv', '+ expert_bias(info.x, I + j);', '+ expert_bias(info.x, j);', 7, 'gemv'],
     ['moe_expert_down', 'if (n + j < N) { v[j] += expert_bias(tile_info.x, n + j); }', 'if (n + j < N) { v[j] += expert_bias(0u, n + j); }', 33, 'tiled'],
-    ['moe_expert_down_gemv', 'partial[pbase + r] + b;', 'partial[pbase + r];', 7, 'gemv'],
+    ['moe_expert_down_gemv', 'col % NT) + expert_bias(info.x, n);', 'col % NT);', 7, 'gemv'],
     ['lib/moe_expert_params', 'let g = min(gate, vec4<f32>(P.act_limit));', 'let g = gate;', 33, 'tiled'],
     ['lib/moe_expert_params', '(u + vec4<f32>(P.act_up_offset))', 'u', 7, 'gemv'],
   ];

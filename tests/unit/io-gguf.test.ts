@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ModelFileError } from '../../src/io/errors';
 import { readGgufHeader } from '../../src/io/gguf';
-import { openGguf } from '../../src/io/gguf-model';
+import { findGguf, openGguf } from '../../src/io/gguf-model';
 import { openModel } from '../../src/io/model';
 import { nodeFolder } from '../../src/io/node-source';
 import { MemorySource, memoryFolder } from '../../src/io/source';
@@ -14,8 +14,16 @@ import type { TensorFormat } from '../../src/model/dtypes';
 import { dequantRef } from '../../src/reference/dequant';
 
 const FIXTURES = join(__dirname, '..', 'fixtures');
-const FAMILIES = ['mixtral', 'qwen3_moe', 'olmoe'] as const;
+const FAMILIES = ['mixtral', 'qwen3_moe', 'olmoe', 'gpt_oss', 'deepseek_v2'] as const;
 const ggufBytes = (family: string) => new Uint8Array(readFileSync(join(FIXTURES, `gguf-${family}`, 'model.gguf')));
+
+/** A config with every non-integer number rounded to 6 significant digits (f32 metadata against JSON decimals). */
+function f32Rounded(v: unknown): unknown {
+  if (typeof v === 'number') return Number.isInteger(v) ? v : Number(v.toPrecision(6));
+  if (Array.isArray(v)) return v.map(f32Rounded);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, f32Rounded(x)]));
+  return v;
+}
 
 /** Every entry's bytes, as streamLoadPlan delivers them. */
 async function entryBytes(folder: ModelFolder, plan: LoadPlan): Promise<Map<string, Uint8Array>> {
@@ -36,10 +44,11 @@ describe('GGUF files written by gguf-py', () => {
     it(`${family}: config equals the transformers config.json's`, async () => {
       const gguf = await openGguf(await nodeFolder(join(FIXTURES, `gguf-${family}`)), 'model.gguf');
       const hf = await openModel(await nodeFolder(join(FIXTURES, family)));
-      // GGUF stores the epsilon as f32 (the engine uses it as f32 either way).
+      // GGUF stores the epsilon as f32 (the engine uses it as f32 either way), and DeepSeek's YaRN mscale as the f32
+      // 0.1·mscale_all_dim: those (and the softmax scale made from it) agree to f32 rounding.
       const { source: _a, weightDtype: _b, rmsNormEps: epsGguf, ...fromGguf } = gguf.config;
       const { source: _c, weightDtype: _d, rmsNormEps: epsJson, ...fromJson } = hf.config;
-      expect(fromGguf).toEqual(fromJson);
+      expect(f32Rounded(fromGguf)).toEqual(f32Rounded(fromJson));
       expect(epsGguf).toBe(Math.fround(epsJson));
       expect(gguf.header.version).toBe(3);
       expect(gguf.plan.unused).toEqual([]);
@@ -149,3 +158,41 @@ describe('GGUF errors name the file and the field', () => {
   });
 });
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// Split GGUFs: gguf-olmoe written by gguf-py in three parts (tools/make_gguf_fixtures.py split).
+
+describe('split GGUF models', () => {
+  const SPLIT = join(FIXTURES, 'gguf-olmoe-split');
+  const parts = [1, 2, 3].map((i) => `model-0000${i}-of-00003.gguf`);
+  const partBytes = (i: number) => new Uint8Array(readFileSync(join(SPLIT, parts[i])));
+
+  it('open as one model: the same config, and every entry the same bytes as the single file, read from all parts', async () => {
+    const folder = await nodeFolder(SPLIT);
+    const file = await findGguf(folder);
+    expect(file).toBe(parts[0]);
+    const split = await openGguf(folder, file!);
+    const singleFolder = await nodeFolder(join(FIXTURES, 'gguf-olmoe'));
+    const single = await openGguf(singleFolder, 'model.gguf');
+    const { source: _a, ...a } = split.config;
+    const { source: _b, ...b } = single.config;
+    expect(a).toEqual(b);
+    expect(split.plan.entries.map((e) => [e.name, e.dtype, e.shape])).toEqual(single.plan.entries.map((e) => [e.name, e.dtype, e.shape]));
+    expect(new Set(split.plan.entries.flatMap((e) => e.parts.map((p) => p.file)))).toEqual(new Set(parts));
+    expect(await entryBytes(folder, split.plan)).toEqual(await entryBytes(singleFolder, single.plan));
+    expect(split.tokenizer.encode('The expert said')).toEqual(single.tokenizer.encode('The expert said'));
+  });
+
+  it('a missing part is named, whichever part was given', async () => {
+    const folder = memoryFolder({ [parts[0]]: partBytes(0), [parts[2]]: partBytes(2) }, 'drop');
+    await expect(findGguf(folder)).rejects.toThrow('model-00002-of-00003.gguf: missing: part 2 of the 3-part GGUF model model (drop has 2)');
+    await expect(findGguf(memoryFolder({ [parts[1]]: partBytes(1) }))).rejects.toThrow(/model-00001-of-00003\.gguf: missing: part 1 of the 3-part/);
+  });
+
+  it('parts out of order, or unrelated GGUF files side by side, are refused', async () => {
+    const swapped = memoryFolder({ [parts[0]]: partBytes(0), [parts[1]]: partBytes(2), [parts[2]]: partBytes(1) });
+    await expect(openGguf(swapped, parts[0])).rejects.toThrow('model-00002-of-00003.gguf: field "split.no": is 2 (part 3), but the file name says part 2');
+    const mixed = memoryFolder({ 'a.gguf': ggufBytes('olmoe'), 'b.gguf': ggufBytes('mixtral') }, 'two');
+    await expect(findGguf(mixed)).rejects.toThrow('a.gguf: one GGUF model per folder is supported; two has 2 GGUF files that are not the parts of one split model');
+  });
+});

@@ -7,6 +7,7 @@ import { MissingFileError, ModelFileError } from '../../src/io/errors';
 import { openCheckpoint } from '../../src/io/safetensors';
 import { readJson, URL_READ_ATTEMPTS, urlFolder } from '../../src/io/source';
 import { openModel } from '../../src/io/model';
+import { streamLoadPlan } from '../../src/io/weights';
 import { byteLevelTokenizerJson, modelFiles, synthModel } from '../support/io-models';
 
 const INDEX_HTML = '<!DOCTYPE html>\n<html><head><title>app</title></head><body><div id="app"></div></body></html>\n';
@@ -131,5 +132,38 @@ describe('dropped connections, short bodies and transient errors', () => {
       new RegExp(`^model\\.safetensors: bytes \\[8, 508\\): \\d+ bytes from \\d+ still missing after ${URL_READ_ATTEMPTS} attempts`),
     );
     faults.clear();
+  });
+});
+
+describe('requests per model load', () => {
+  it('a small checkpoint is fetched with one request, not one per tensor, and every tensor arrives intact', async () => {
+    faults.clear();
+    const per = synthModel('mixtral', { layout: 'per-expert', overrides: { num_hidden_layers: 3, vocab_size: 300 } });
+    const perFiles = modelFiles(per, { extra: { 'tokenizer.json': JSON.stringify(byteLevelTokenizerJson()) } });
+    const saved = { ...files };
+    Object.assign(files, Object.fromEntries(Object.entries(perFiles).map(([k, v]) => [k, typeof v === 'string' ? new TextEncoder().encode(v) : v])));
+    try {
+      const folder = urlFolder(base, { files: Object.keys(perFiles) });
+      const opened = await openModel(folder);
+      const parts = opened.plan.entries.reduce((n, e) => n + e.parts.length, 0);
+      expect(parts).toBeGreaterThan(40);
+      requests.length = 0;
+      const got = new Map<string, Uint8Array>();
+      await streamLoadPlan(opened.checkpoint, opened.plan, (entry, at, bytes) => {
+        const buf = got.get(entry.name) ?? new Uint8Array(Math.ceil(entry.byteLength / 4) * 4);
+        buf.set(bytes, at);
+        got.set(entry.name, buf);
+      });
+      // One GET for the whole file (before: one Range request per tensor part, 3 layers × (5 experts × 3 + 6) + 3 of them).
+      expect(requests.filter((r) => r.startsWith('GET model.safetensors'))).toEqual([`GET model.safetensors bytes=0-${files['model.safetensors'].length - 1}`]);
+      for (const [name, want] of per.canonical) {
+        const entry = opened.plan.entries.find((e) => e.name === name);
+        if (!entry) continue;
+        expect(got.get(name)!.subarray(0, want.length), name).toEqual(want);
+      }
+    } finally {
+      for (const k of Object.keys(files)) delete files[k];
+      Object.assign(files, saved);
+    }
   });
 });

@@ -131,12 +131,17 @@ describe('byte sources', () => {
     );
   });
 
-  it('URL reads use one Range request per read', async () => {
+  it('URL reads use one Range request per read; streams of a small file share one request for all of it', async () => {
     const { fn, log } = fakeFetch({ 'a.bin': data });
     const s = await urlFolder('http://host/model', { fetch: fn }).open('a.bin');
     log.length = 0;
-    await collect(s.stream(10, 50, 7));
+    expect(await s.read(10, 50)).toEqual(data.subarray(10, 60));
     expect(log).toEqual([{ url: 'http://host/model/a.bin', method: 'GET', range: 'bytes=10-59' }]);
+    log.length = 0;
+    expect(join8(await collect(s.stream(10, 50, 7)))).toEqual(data.subarray(10, 60));
+    expect(join8(await collect(s.stream(3, 20, 8)))).toEqual(data.subarray(3, 23));
+    expect(await s.read(1, 2)).toEqual(data.subarray(1, 3));
+    expect(log).toEqual([{ url: 'http://host/model/a.bin', method: 'GET', range: `bytes=0-${data.length - 1}` }]);
   });
 
   it('missing files name the file and the folder', async () => {

@@ -10,16 +10,17 @@ import { ATTENTION_PARAMS } from '../../src/engine/kernels/attention';
 import { BIAS_ADD_PARAMS } from '../../src/engine/kernels/bias-add';
 import { EMBEDDING_PARAMS } from '../../src/engine/kernels/embedding';
 import { MATMUL_PARAMS } from '../../src/engine/kernels/matmul';
+import { GEMV_PARAMS } from '../../src/engine/kernels/gemv';
 import { MLA_ABSORB_PARAMS } from '../../src/engine/kernels/mla-absorb';
 import { MLA_ATTENTION_PARAMS } from '../../src/engine/kernels/mla-attention';
-import { GEMV_GROUPS, GEMV_LANES, GEMV_ROWS } from '../../src/engine/kernels/moe-expert';
+import { GEMV_ROWS } from '../../src/engine/kernels/moe-expert';
 import { EXPERT_PARAMS, MOE_LAYER_PARAMS, REC } from '../../src/engine/kernels/moe-layout';
 import { REROUTE_WG } from '../../src/engine/kernels/moe-reroute';
 import { ROUTER_LANES, ROUTER_TOKENS_PER_WORKGROUP } from '../../src/engine/kernels/moe-router';
 import { STATS_REBUILD_PARAMS, STATS_REBUILD_WG } from '../../src/engine/kernels/moe-stats';
 import { RESIDUAL_PARAMS } from '../../src/engine/kernels/residual';
 import { RMSNORM_PARAMS } from '../../src/engine/kernels/rmsnorm';
-import { ROPE_PARAMS } from '../../src/engine/kernels/rope';
+import { ROPE_APPEND_PARAMS, ROPE_PARAMS } from '../../src/engine/kernels/rope';
 import { SAMPLING_PARAMS } from '../../src/engine/kernels/sampling';
 import { SOFTMAX_PARAMS } from '../../src/engine/kernels/softmax';
 import { SWIGLU_PARAMS } from '../../src/engine/kernels/swiglu';
@@ -55,7 +56,8 @@ const STRUCTS: [string, string, UniformLayout][] = [
   ['moe_stats_rebuild', 'Params', STATS_REBUILD_PARAMS],
   ['matmul', 'Params', MATMUL_PARAMS],
   ['matmul_kmajor', 'Params', MATMUL_PARAMS],
-  ['gemv', 'Params', MATMUL_PARAMS],
+  ['gemv', 'Params', GEMV_PARAMS],
+  ['gemv_quant', 'Params', GEMV_PARAMS],
   ['attention', 'Params', ATTENTION_PARAMS],
   ['mla_absorb', 'Params', MLA_ABSORB_PARAMS],
   ['mla_attention', 'Params', MLA_ATTENTION_PARAMS],
@@ -64,6 +66,7 @@ const STRUCTS: [string, string, UniformLayout][] = [
   ['residual', 'Params', RESIDUAL_PARAMS],
   ['rmsnorm', 'Params', RMSNORM_PARAMS],
   ['rope', 'Params', ROPE_PARAMS],
+  ['rope', 'AppendParams', ROPE_APPEND_PARAMS],
   ['sampling', 'Params', SAMPLING_PARAMS],
   ['softmax', 'Params', SOFTMAX_PARAMS],
   ['swiglu', 'Params', SWIGLU_PARAMS],
@@ -111,11 +114,8 @@ describe('constants both sides hard-code', () => {
     expect(wgslConst(code, 'NONE')).toBe(NO_EXPERT);
     expect(wgslConst(code, 'REC')).toBe(REC);
   });
-  it('the gemv expert kernels: LANES, GROUPS and R', () => {
-    for (const k of ['moe_expert_up_gemv', 'moe_expert_down_gemv']) {
-      const code = source(k);
-      expect([wgslConst(code, 'LANES'), wgslConst(code, 'GROUPS'), wgslConst(code, 'R')], k).toEqual([GEMV_LANES, GEMV_GROUPS, GEMV_ROWS]);
-    }
+  it('the gemv expert kernels: R', () => {
+    for (const k of ['moe_expert_up_gemv', 'moe_expert_down_gemv']) expect(wgslConst(source(k), 'R'), k).toBe(GEMV_ROWS);
   });
   it('the router: LANES and RT', () => {
     const code = source('moe_router');

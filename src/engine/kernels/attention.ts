@@ -4,14 +4,18 @@
 // When T · heads is small (decode) and the context long, keys are split across workgroups and a combine pass
 // merges the partial softmaxes (flash-decoding); the split policy is AttentionSplitPolicy.
 import type { Gpu } from '../gpu';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer, type KernelLayout } from './common';
-import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
+import { Uniforms, type UniformLayout, bindGroup, storageBuffer } from './common';
+import { requireBytes, requireInt } from './dispatch';
+import { SplitAttentionKernel, type AttentionSplitPolicy, type SplitAttentionBinding } from './split-attention';
+
+export { DEFAULT_SPLIT_POLICY, type AttentionSplitPolicy } from './split-attention';
 
 /** `Params` of shaders/attention.wgsl. */
 export const ATTENTION_PARAMS: UniformLayout = {
   fields: [
     'tokens', 'start_pos', 'heads', 'kv_heads', 'head_dim', 'window',
     'q_stride', 'q_offset', 'kv_stride', 'k_offset', 'v_offset', 'splits', 'split_base', 'split_keys', 'scale', 'sinks',
+    'probe_stride',
   ],
   floats: ['scale'],
 };
@@ -21,25 +25,6 @@ export const ATTENTION_CONSTANTS = { WORKGROUP: 64, MAX_HEAD_DIM: 256 };
 export const KV_STORE_CONSTANTS = { STORE_WORKGROUP: 256 };
 /** The shader accumulates at most this many dimensions per thread. */
 const DIMS_PER_THREAD = 4;
-
-/** When to split keys across workgroups (only affects speed; results agree to rounding). */
-export interface AttentionSplitPolicy {
-  /** Fewest keys per split (rounded up to a multiple of WORKGROUP); 0 disables splitting. */
-  splitKeys: number;
-  /** Most splits per (row, head). */
-  maxSplits: number;
-  /** Split only steps of at most this many query rows (sizes the partial-result scratch buffer). */
-  maxSplitTokens: number;
-  /** Split only while tokens · heads is below this, and aim for about this many workgroups. */
-  targetWorkgroups: number;
-}
-
-export const DEFAULT_SPLIT_POLICY: AttentionSplitPolicy = {
-  splitKeys: 256,
-  maxSplits: 32,
-  maxSplitTokens: 8,
-  targetWorkgroups: 256,
-};
 
 /** Fixed at load time: head counts, cache size, scale, window and where q/k/v rows sit in their buffers. */
 export interface AttentionLayout {
@@ -84,16 +69,10 @@ export interface AttentionBuffers {
   sinks?: GPUBuffer;
 }
 
-export interface AttentionBinding {
-  store: GPUBindGroup;
-  attend: GPUBindGroup;
-  combine: GPUBindGroup;
+export interface AttentionBinding extends SplitAttentionBinding {
   uniforms: Uniforms;
-  label: string;
   layout: Required<AttentionLayout>;
   buffers: AttentionBuffers;
-  /** Key splits of the current step (set by setShape). */
-  splits: number;
 }
 
 /** One layer's K and V cache buffers, [maxSeq, kvHeads, headDim] f32 each. Contents need no clearing. */
@@ -106,44 +85,22 @@ export function createKvCache(
   return { k: storageBuffer(gpu, `${label}.kCache`, bytes), v: storageBuffer(gpu, `${label}.vCache`, bytes) };
 }
 
-export class AttentionKernel {
-  private readonly storeLayout: KernelLayout;
-  private readonly attendLayout: KernelLayout;
-  private readonly combineLayout: KernelLayout;
-  readonly storePipeline: GPUComputePipeline;
-  readonly attendPipeline: GPUComputePipeline;
-  readonly combinePipeline: GPUComputePipeline;
-  readonly policy: AttentionSplitPolicy;
-  /**
-   * Partial results of split steps, shared by every binding of this kernel: layers run one after another in a
-   * pass, so one layer's combine has read them before the next layer's attend writes them.
-   */
-  private partials: GPUBuffer | null = null;
+export class AttentionKernel extends SplitAttentionKernel<AttentionBinding> {
   /** Bound where a layer has no sinks (never read then: params.sinks = 0). */
   private noSinks: GPUBuffer | null = null;
 
-  constructor(
-    private readonly gpu: Gpu,
-    policy: Partial<AttentionSplitPolicy> = {},
-  ) {
-    this.policy = { ...DEFAULT_SPLIT_POLICY, ...policy };
-    this.storeLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw', 'rw']);
-    this.attendLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'rw', 'read']);
-    this.combineLayout = kernelLayout(gpu, ['uniform', 'read', 'rw', 'read']);
-    const { WORKGROUP, MAX_HEAD_DIM } = ATTENTION_CONSTANTS;
-    this.storePipeline = gpu.pipeline('attention', 'store_kv', KV_STORE_CONSTANTS, this.storeLayout.pipelineLayout, this.storeLayout.key);
-    this.attendPipeline = gpu.pipeline('attention', 'attend', { WORKGROUP, MAX_HEAD_DIM }, this.attendLayout.pipelineLayout, this.attendLayout.key);
-    this.combinePipeline = gpu.pipeline('attention', 'combine', { WORKGROUP }, this.combineLayout.pipelineLayout, this.combineLayout.key);
-  }
-
-  /** The shared partial-result buffer, grown when a layout needs more (older bindings keep the older buffer). */
-  private partialBuffer(heads: number, headDim: number): GPUBuffer {
-    const p = this.policy;
-    const bytes = p.splitKeys > 0 ? p.maxSplitTokens * heads * p.maxSplits * (headDim + 2) * 4 : 16;
-    if (!this.partials || this.partials.size < bytes) {
-      this.partials = storageBuffer(this.gpu, 'AttentionKernel.partials', bytes);
-    }
-    return this.partials;
+  constructor(gpu: Gpu, policy: Partial<AttentionSplitPolicy> = {}) {
+    super(gpu, {
+      owner: 'AttentionKernel',
+      name: 'attention',
+      storeEntry: 'store_kv',
+      kinds: {
+        store: ['uniform', 'read', 'read', 'rw', 'rw'],
+        attend: ['uniform', 'read', 'read', 'read', 'rw', 'rw', 'read'],
+        combine: ['uniform', 'read', 'rw', 'read'],
+      },
+      constants: { store: KV_STORE_CONSTANTS, attend: ATTENTION_CONSTANTS },
+    }, policy);
   }
 
   bind(label: string, buffers: AttentionBuffers, layout: AttentionLayout): AttentionBinding {
@@ -176,7 +133,7 @@ export class AttentionKernel {
     requireBytes(label, `vCache [${l.maxSeq}, ${l.kvHeads}, ${l.headDim}]`, b.vCache, cacheBytes);
     if (b.sinks) requireBytes(label, `sinks [${l.heads}]`, b.sinks, l.heads * 4);
     const uniforms = new Uniforms(this.gpu, `${label}.params`, ATTENTION_PARAMS);
-    const partials = this.partialBuffer(l.heads, l.headDim);
+    const partials = this.partialBuffer(l.heads, this.policy.maxSplits, l.headDim + 2);
     this.noSinks ??= storageBuffer(this.gpu, 'AttentionKernel.noSinks', 16);
     const sinks = b.sinks ?? this.noSinks;
     return {
@@ -188,7 +145,12 @@ export class AttentionKernel {
       layout: l,
       buffers: b,
       splits: 1,
+      probe: null,
     };
+  }
+
+  protected probeShape(a: AttentionBinding): { heads: number; stride: number } {
+    return { heads: a.layout.heads, stride: a.layout.maxSeq + 1 };
   }
 
   /** Writes the step's uniform (queue write, no allocation). Throws if the step runs past the cache. */
@@ -225,42 +187,25 @@ export class AttentionKernel {
         split_keys: split.keys,
         scale: l.scale,
         sinks: a.buffers.sinks ? 1 : 0,
+        probe_stride: l.maxSeq + 1,
       },
     );
   }
 
   /** How this step's keys are split: `splits` ranges of `keys` keys from `base` (the lowest key any row sees). */
   splitFor(s: AttentionShape, l: Required<AttentionLayout>): { splits: number; base: number; keys: number } {
-    const p = this.policy;
     const base = l.window > 0 ? Math.max(0, s.startPos + 1 - l.window) : 0;
-    const span = s.startPos + s.tokens - base;
-    const rowsHeads = s.tokens * l.heads;
-    if (p.splitKeys <= 0 || s.tokens > p.maxSplitTokens || rowsHeads >= p.targetWorkgroups) return { splits: 1, base, keys: span };
-    const want = Math.min(p.maxSplits, Math.ceil(span / p.splitKeys), Math.ceil(p.targetWorkgroups / rowsHeads));
-    if (want <= 1) return { splits: 1, base, keys: span };
-    const wg = ATTENTION_CONSTANTS.WORKGROUP;
-    const keys = Math.ceil(Math.ceil(span / want) / wg) * wg; // whole chunks per split
-    return { splits: Math.ceil(span / keys), base, keys };
+    return { base, ...this.splitSpan(s.tokens, l.heads, s.startPos + s.tokens - base, this.policy.maxSplits) };
   }
 
   /** Writes the step's K/V rows into the cache. */
   encodeStore(pass: GPUComputePassEncoder, a: AttentionBinding, tokens: number): void {
-    pass.setPipeline(this.storePipeline);
-    pass.setBindGroup(0, a.store);
-    const count = tokens * a.layout.kvHeads * a.layout.headDim;
-    pass.dispatchWorkgroups(gridStrideGroups(this.gpu, count, KV_STORE_CONSTANTS.STORE_WORKGROUP));
+    this.encodeStoreCount(pass, a, tokens * a.layout.kvHeads * a.layout.headDim);
   }
 
   /** Attention of the step's query rows over cache rows [0, startPos + tokens) (and the combine pass if split). */
   encodeAttend(pass: GPUComputePassEncoder, a: AttentionBinding, tokens: number): void {
-    pass.setPipeline(this.attendPipeline);
-    pass.setBindGroup(0, a.attend);
-    pass.dispatchWorkgroups(a.layout.heads, tokens, a.splits);
-    if (a.splits > 1) {
-      pass.setPipeline(this.combinePipeline);
-      pass.setBindGroup(0, a.combine);
-      pass.dispatchWorkgroups(a.layout.heads, tokens);
-    }
+    this.encodeAttendHeads(pass, a, a.layout.heads, tokens);
   }
 
   /** Store, then attend (dispatches in one pass are ordered, so attend sees the new rows). */

@@ -1,7 +1,7 @@
 // Row-broadcast bias add kernel (shaders/bias_add.wgsl): x[t, :] += bias, in place.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
+import { UniformArena, Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/bias_add.wgsl. */
@@ -24,6 +24,7 @@ export class BiasAddKernel {
   constructor(
     private readonly gpu: Gpu,
     readonly weightDtype: WeightDtype,
+    private readonly arena: UniformArena | null = null,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'rw', 'read']);
     const constants = { ...BIAS_ADD_CONSTANTS, WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype] };
@@ -33,8 +34,8 @@ export class BiasAddKernel {
   /** x: [rows, cols] f32 (updated in place); bias: [cols] in weightDtype words. */
   bind(label: string, x: GPUBuffer, bias: GPUBuffer, cols: number): BiasAddBinding {
     requireInt(label, 'cols', cols, 1);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, BIAS_ADD_PARAMS);
-    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, bias]), label, cols, x };
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, BIAS_ADD_PARAMS, this.arena);
+    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms, x, bias]), label, cols, x };
   }
 
   /** Writes the row count (queue write, no allocation). */

@@ -36,11 +36,12 @@ export function kernelLayout(gpu: Gpu, kinds: BindingKind[]): KernelLayout {
   return layout;
 }
 
-export function bindGroup(gpu: Gpu, label: string, layout: KernelLayout, buffers: GPUBuffer[]): GPUBindGroup {
+/** A bind group over `resources` in binding order: whole buffers, or a Uniforms (its slot of an arena, or its own buffer). */
+export function bindGroup(gpu: Gpu, label: string, layout: KernelLayout, resources: (GPUBuffer | Uniforms)[]): GPUBindGroup {
   return gpu.device.createBindGroup({
     label,
     layout: layout.bindGroupLayout,
-    entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    entries: resources.map((r, binding) => ({ binding, resource: r instanceof Uniforms ? r.binding : { buffer: r } })),
   });
 }
 
@@ -70,38 +71,154 @@ export interface UniformLayout {
   floats?: readonly string[];
 }
 
+const fieldIndex = new WeakMap<UniformLayout, Map<string, { index: number; float: boolean }>>();
+
+function indexOf(layout: UniformLayout): Map<string, { index: number; float: boolean }> {
+  let m = fieldIndex.get(layout);
+  if (!m) {
+    const floats = new Set(layout.floats ?? []);
+    m = new Map(layout.fields.map((name, index) => [name, { index, float: floats.has(name) }]));
+    fieldIndex.set(layout, m);
+  }
+  return m;
+}
+
 /**
- * A uniform buffer of 32-bit fields laid out by `layout`; `set` writes it through the queue (no GPU object created,
- * safe on the hot path).
+ * Uniform slots of many kernels in a few GPU buffers (chunks of CHUNK_BYTES), mirrored on the CPU: Uniforms.set
+ * writes the mirror and marks it dirty, and flush() writes each chunk's dirty range with one queue write. A decode
+ * step of every layer thus costs one writeBuffer (two past 256 slots) instead of one per dispatch. Slots are
+ * minUniformBufferOffsetAlignment apart (256 bytes on most devices); made at load time, never on the hot path.
+ */
+export class UniformArena {
+  static readonly CHUNK_BYTES = 64 << 10;
+  private readonly chunks: { buffer: GPUBuffer; data: ArrayBuffer; used: number; lo: number; hi: number }[] = [];
+  private readonly align: number;
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly label: string,
+  ) {
+    this.align = gpu.limits.minUniformBufferOffsetAlignment;
+  }
+
+  /** A slot of `bytes` (multiple of 16): its chunk's buffer and CPU mirror, and its byte offset there. */
+  allocate(bytes: number): { chunk: number; buffer: GPUBuffer; data: ArrayBuffer; offset: number } {
+    const size = Math.ceil(bytes / this.align) * this.align;
+    let i = this.chunks.length - 1;
+    if (i < 0 || this.chunks[i].used + size > UniformArena.CHUNK_BYTES) {
+      const buffer = this.gpu.createBuffer({
+        label: `${this.label}.uniforms${this.chunks.length}`,
+        size: UniformArena.CHUNK_BYTES,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      });
+      this.chunks.push({ buffer, data: new ArrayBuffer(UniformArena.CHUNK_BYTES), used: 0, lo: Infinity, hi: 0 });
+      i++;
+    }
+    const c = this.chunks[i];
+    const offset = c.used;
+    c.used += size;
+    return { chunk: i, buffer: c.buffer, data: c.data, offset };
+  }
+
+  /** Marks bytes [offset, offset + bytes) of chunk i as changed since the last flush. */
+  touch(i: number, offset: number, bytes: number): void {
+    const c = this.chunks[i];
+    if (offset < c.lo) c.lo = offset;
+    if (offset + bytes > c.hi) c.hi = offset + bytes;
+  }
+
+  /** Writes every chunk's changed range through the queue (before the submit that reads them). */
+  flush(): void {
+    for (const c of this.chunks) {
+      if (c.hi <= c.lo) continue;
+      this.gpu.device.queue.writeBuffer(c.buffer, c.lo, c.data, c.lo, c.hi - c.lo);
+      c.lo = Infinity;
+      c.hi = 0;
+    }
+  }
+
+  /** Chunks (GPU buffers) made so far. */
+  get buffers(): GPUBuffer[] {
+    return this.chunks.map((c) => c.buffer);
+  }
+
+  destroy(): void {
+    for (const c of this.chunks) c.buffer.destroy();
+  }
+}
+
+/**
+ * The host's side of a kernel's uniform struct. Standalone, it owns a uniform buffer and `set` writes it through the
+ * queue at once; in an arena, it is one slot of the arena's buffer and `set` only updates the CPU mirror until the
+ * arena's flush(). Either way `set` skips the write when no field changed, and allocates nothing (safe on the hot
+ * path). Bind it with bindGroup(…, [uniforms, …]) so an arena slot is bound at its offset.
  */
 export class Uniforms {
   readonly buffer: GPUBuffer;
-  private readonly data: ArrayBuffer;
+  /** Byte offset of this struct in `buffer` (0 when standalone). */
+  readonly offset: number;
+  readonly size: number;
   private readonly u32: Uint32Array;
   private readonly f32: Float32Array;
+  private readonly fields: Map<string, { index: number; float: boolean }>;
+  private readonly arena: UniformArena | null;
+  private readonly chunk: number;
+  /** Standalone: the first set() writes even if it stores only zeros. */
+  private written = false;
 
   constructor(
     private readonly gpu: Gpu,
     label: string,
     readonly layout: UniformLayout,
+    arena?: UniformArena | null,
   ) {
-    const bytes = Math.max(16, Math.ceil((layout.fields.length * 4) / 16) * 16);
-    this.data = new ArrayBuffer(bytes);
-    this.u32 = new Uint32Array(this.data);
-    this.f32 = new Float32Array(this.data);
-    this.buffer = gpu.createBuffer({ label, size: bytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.size = Math.max(16, Math.ceil((layout.fields.length * 4) / 16) * 16);
+    this.fields = indexOf(layout);
+    this.arena = arena ?? null;
+    if (this.arena) {
+      const slot = this.arena.allocate(this.size);
+      this.buffer = slot.buffer;
+      this.offset = slot.offset;
+      this.chunk = slot.chunk;
+      this.u32 = new Uint32Array(slot.data, slot.offset, this.size / 4);
+      this.f32 = new Float32Array(slot.data, slot.offset, this.size / 4);
+    } else {
+      this.buffer = gpu.createBuffer({ label, size: this.size, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+      this.offset = 0;
+      this.chunk = -1;
+      const data = new ArrayBuffer(this.size);
+      this.u32 = new Uint32Array(data);
+      this.f32 = new Float32Array(data);
+    }
+  }
+
+  /** This struct as a bind-group resource. */
+  get binding(): GPUBufferBinding {
+    return { buffer: this.buffer, offset: this.offset, size: this.size };
   }
 
   /** Write fields by name: the layout's floats as f32, the others as u32. */
   set(values: Record<string, number>): void {
-    const { fields, floats = [] } = this.layout;
-    for (const [name, v] of Object.entries(values)) {
-      const i = fields.indexOf(name);
-      if (i < 0) throw new Error(`uniform field "${name}" is not one of ${fields.join(', ')}`);
-      if (floats.includes(name)) this.f32[i] = v;
-      else this.u32[i] = v >>> 0;
+    let changed = false;
+    for (const name in values) {
+      const f = this.fields.get(name);
+      if (!f) throw new Error(`uniform field "${name}" is not one of ${this.layout.fields.join(', ')}`);
+      const v = values[name];
+      if (f.float) {
+        const before = this.u32[f.index];
+        this.f32[f.index] = v;
+        changed ||= this.u32[f.index] !== before;
+      } else if (this.u32[f.index] !== v >>> 0) {
+        this.u32[f.index] = v >>> 0;
+        changed = true;
+      }
     }
-    this.gpu.device.queue.writeBuffer(this.buffer, 0, this.data);
+    if (this.arena) {
+      if (changed) this.arena.touch(this.chunk, this.offset, this.size);
+    } else if (changed || !this.written) {
+      this.written = true;
+      this.gpu.device.queue.writeBuffer(this.buffer, 0, this.u32);
+    }
   }
 }
 

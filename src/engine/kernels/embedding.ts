@@ -1,7 +1,7 @@
 // Embedding gather kernel (shaders/embedding.wgsl): token ids → f32 rows of the embedding table, times a scale.
 import type { Gpu } from '../gpu';
 import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, tensorBytes, type TensorFormat } from '../../model/dtypes';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
+import { UniformArena, Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/embedding.wgsl. */
@@ -40,6 +40,7 @@ export class EmbeddingKernel {
   constructor(
     private readonly gpu: Gpu,
     readonly weightDtype: TensorFormat,
+    private readonly arena: UniformArena | null = null,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
     const constants = { ...EMBEDDING_CONSTANTS, WEIGHT_DTYPE: FORMAT_CODE[weightDtype] };
@@ -60,10 +61,10 @@ export class EmbeddingKernel {
       throw new Error(`${label}: hidden ${shape.hidden} is not a multiple of ${this.weightDtype}'s ${block}-element blocks`);
     }
     requireBytes(label, `table [${shape.vocab}, ${shape.hidden}] ${this.weightDtype}`, table, Math.ceil(bytes / 4) * 4);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, EMBEDDING_PARAMS);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, EMBEDDING_PARAMS, this.arena);
     return {
       uniforms,
-      bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, ids, table, out]),
+      bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms, ids, table, out]),
       label,
       table: shape,
       ids,

@@ -1,9 +1,15 @@
-// Skinny matmul for 1–16 rows (shaders/gemv.wgsl): y[rows, N] (+)= x[rows, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
+// Skinny matmul for 1–16 rows (shaders/gemv.wgsl; block-quantised W: shaders/gemv_quant.wgsl): y[rows, N] (+)= x[rows, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
 import type { Gpu } from '../gpu';
 import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat } from '../../model/dtypes';
-import { Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout } from './common';
+import { type UniformArena, Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout, type UniformLayout } from './common';
 import { blockGrid } from './dispatch';
-import { MATMUL_PARAMS, matmulAligned, type WeightLayout } from './matmul';
+import { matmulAligned, type WeightLayout } from './matmul';
+
+/**
+ * `Params` of shaders/gemv.wgsl. Its first three fields are matmul's (MATMUL_PARAMS), so one uniform serves a
+ * linear layer's GEMV and matmul pipelines; alpha (ACCUMULATE's multiplier) sits where matmul has padding.
+ */
+export const GEMV_PARAMS: UniformLayout = { fields: ['M', 'N', 'K', 'alpha', 'eps'], floats: ['alpha', 'eps'] };
 
 /** Row counts a GEMV pipeline is compiled for; `rows` rounds up to the next one. */
 export const GEMV_ROW_BUCKETS = [1, 2, 4, 8, 16] as const;
@@ -25,13 +31,18 @@ export const GEMV_TILE_NK_4ROWS: GemvTile = { WG_K: 64, WG_N: 2, NT: 4 };
 export const GEMV_TILE_NK_MANY_ROWS: GemvTile = { WG_K: 16, WG_N: 8, NT: 4 };
 export const GEMV_TILE_KN: GemvTile = { WG_K: 16, WG_N: 16, NT: 4 };
 /**
- * Block-quantised W: a thread's unit is a 32-element sub-block, so a row of K has only K/32 units; 32 threads per
- * row keep them busy for K ≥ 1024 (expert rows of 768 leave a quarter idle).
+ * Block-quantised W (shaders/gemv_quant.wgsl): a thread's unit is 64 elements of a row (lib/quant_unit). WG_K threads
+ * share a row: the next power of two ≥ its units, at most 32 (K = 4096: 64 units, 2 per thread; expert-sized K = 768:
+ * 12 units on 16 threads), and 64 threads per workgroup. Each thread owns NT output columns (4 for 1–2 rows, 2 up to
+ * 8, 1 for 16), so each x value it loads serves NT rows of W.
  */
-export const GEMV_TILE_QUANT: GemvTile = { WG_K: 32, WG_N: 8, NT: 1 };
+export function gemvQuantTile(rows: number, K: number): GemvTile {
+  const units = Math.ceil(K / 64);
+  const WG_K = Math.min(32, 2 ** Math.ceil(Math.log2(Math.max(1, units))));
+  return { WG_K, WG_N: Math.max(1, 64 / WG_K), NT: rows <= 2 ? 4 : rows <= 8 ? 2 : 1 };
+}
 
-export function gemvDefaultTile(layout: WeightLayout, rows: number, format: TensorFormat = 'f32'): GemvTile {
-  if (isQuantFormat(format)) return GEMV_TILE_QUANT;
+export function gemvDefaultTile(layout: WeightLayout, rows: number): GemvTile {
   if (layout === 'kn') return GEMV_TILE_KN;
   return rows <= 2 ? GEMV_TILE_NK : rows <= 4 ? GEMV_TILE_NK_4ROWS : GEMV_TILE_NK_MANY_ROWS;
 }
@@ -46,6 +57,13 @@ export interface GemvOptions {
   aligned: boolean;
   accumulate?: boolean;
   tile?: GemvTile;
+  /**
+   * RMSNorm of x folded in (entry point main_norm): x's row length K, fixed per pipeline (the row is kept in
+   * workgroup memory). One row, W [N, K] in a dense dtype, the norm weight [K] in the same dtype.
+   */
+  normK?: number;
+  /** Block-quantised W: the K it will run (sets the default tile); 4096 when absent. */
+  K?: number;
 }
 
 export const gemvAligned = matmulAligned;
@@ -72,33 +90,46 @@ export class GemvKernel {
   constructor(
     readonly gpu: Gpu,
     readonly options: GemvOptions,
+    private readonly arena: UniformArena | null = null,
   ) {
     const nk = options.weightLayout === 'nk';
-    if (isQuantFormat(options.weightDtype) && !nk) throw new Error(`gemv: ${options.weightDtype} weights must be stored [N, K]`);
-    this.tile = options.tile ?? gemvDefaultTile(options.weightLayout, options.rows, options.weightDtype);
+    const quant = isQuantFormat(options.weightDtype);
+    if (quant && !nk) throw new Error(`gemv: ${options.weightDtype} weights must be stored [N, K]`);
+    this.tile = options.tile ?? (quant ? gemvQuantTile(options.rows, options.K ?? 4096) : gemvDefaultTile(options.weightLayout, options.rows));
     const outputsPerThread = nk ? this.tile.NT : 4;
     this.blockN = this.tile.WG_N * outputsPerThread;
-    checkTile(gpu, this.tile, options.rows, outputsPerThread);
-    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
-    const constants = {
-      ...this.tile,
-      ROWS: options.rows,
-      W_NK: nk ? 1 : 0,
-      ALIGNED: options.aligned ? 1 : 0,
-      ACCUMULATE: options.accumulate ? 1 : 0,
-      WEIGHT_DTYPE: FORMAT_CODE[options.weightDtype],
-    };
-    this.pipeline = gpu.pipeline('gemv', 'main', constants, this.layout.pipelineLayout, this.layout.key);
+    checkTile(gpu, this.tile, options.rows, outputsPerThread, quant);
+    const norm = options.normK !== undefined;
+    if (norm && quant) throw new Error(`gemv: a folded RMSNorm needs dense weights, not ${options.weightDtype}`);
+    const problems = norm ? normProblems(gpu, { ...options, normK: options.normK! }, this.tile) : [];
+    if (problems.length) throw new Error(`gemv with a folded RMSNorm (K ${options.normK}): ${problems.join('; ')}`);
+    this.layout = kernelLayout(gpu, norm ? ['uniform', 'read', 'read', 'rw', 'read'] : ['uniform', 'read', 'read', 'rw']);
+    const common = { ...this.tile, ROWS: options.rows, ACCUMULATE: options.accumulate ? 1 : 0, WEIGHT_DTYPE: FORMAT_CODE[options.weightDtype] };
+    this.pipeline = quant
+      ? gpu.pipeline('gemv_quant', 'main', common, this.layout.pipelineLayout, this.layout.key)
+      : gpu.pipeline('gemv', norm ? 'main_norm' : 'main', {
+        ...common,
+        W_NK: nk ? 1 : 0,
+        ALIGNED: options.aligned ? 1 : 0,
+        ...(norm ? { NORM: 1, NORM_K4: ceilDiv(options.normK!, 4) } : {}),
+      }, this.layout.pipelineLayout, this.layout.key);
   }
 
-  /** x: [rows, K] f32; w: [N, K] or [K, N] in weightDtype words; y: [rows, N] f32 (may not alias x or w). */
-  bind(label: string, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer): GemvBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.shape`, MATMUL_PARAMS);
-    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, w, y]) };
+  /**
+   * x: [rows, K] f32; w: [N, K] or [K, N] in weightDtype words; y: [rows, N] f32 (may not alias x or w);
+   * normWeight (options.normK only): [K] in weightDtype words.
+   */
+  bind(label: string, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, normWeight?: GPUBuffer): GemvBinding {
+    if ((this.options.normK !== undefined) !== (normWeight !== undefined)) throw new Error(`${label}: a norm weight goes with options.normK`);
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, GEMV_PARAMS, this.arena);
+    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms, x, w, y, ...(normWeight ? [normWeight] : [])]) };
   }
 
-  /** Writes the shape uniform; 1 ≤ rows ≤ options.rows; K a multiple of a quantised format's block. */
-  setShape(b: GemvBinding, s: { rows: number; N: number; K: number }): void {
+  /**
+   * Writes the shape uniform; 1 ≤ rows ≤ options.rows; K a multiple of a quantised format's block; alpha: with
+   * accumulate, y += alpha · x·Wᵀ (default 1); eps: the folded norm's epsilon (options.normK).
+   */
+  setShape(b: GemvBinding, s: { rows: number; N: number; K: number; alpha?: number; eps?: number }): void {
     if (s.rows < 1 || s.rows > this.options.rows) {
       throw new Error(`GemvKernel compiled for ${this.options.rows} rows cannot run ${s.rows}`);
     }
@@ -106,7 +137,8 @@ export class GemvKernel {
     if (isQuantFormat(f) && s.K % QUANT_BLOCKS[f].elements !== 0) {
       throw new Error(`GemvKernel: K ${s.K} is not a multiple of ${f}'s ${QUANT_BLOCKS[f].elements}-element blocks`);
     }
-    b.uniforms.set({ M: s.rows, N: s.N, K: s.K });
+    if (this.options.normK !== undefined && s.K !== this.options.normK) throw new Error(`GemvKernel: compiled for K ${this.options.normK}, not ${s.K}`);
+    b.uniforms.set({ M: s.rows, N: s.N, K: s.K, alpha: s.alpha ?? 1, eps: s.eps ?? 0 });
   }
 
   encode(pass: GPUComputePassEncoder, b: GemvBinding, N: number): void {
@@ -116,14 +148,35 @@ export class GemvKernel {
   }
 }
 
-function checkTile(gpu: Gpu, t: GemvTile, rows: number, outputsPerThread: number): void {
+function checkTile(gpu: Gpu, t: GemvTile, rows: number, outputsPerThread: number, quant: boolean): void {
   const problems: string[] = [];
   if (!(GEMV_ROW_BUCKETS as readonly number[]).includes(rows)) problems.push(`rows must be one of ${GEMV_ROW_BUCKETS.join(', ')}`);
-  if (t.NT < 1 || t.NT > 4) problems.push('NT must be 1..4');
+  const maxNT = quant ? 8 : 4;
+  if (t.NT < 1 || t.NT > maxNT) problems.push(`NT must be 1..${maxNT}`);
   if (rows * outputsPerThread > 64) problems.push('rows × outputs per thread must be ≤ 64 (register array)');
   const threads = t.WG_K * t.WG_N;
   if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup) problems.push(`${threads} threads per workgroup`);
-  const shared = Math.min(rows, 4) * t.WG_N * outputsPerThread * (t.WG_K + 1) * 4;
+  // gemv: rows reduced four at a time; gemv_quant (lib/gemv_core): all rows at once.
+  const shared = (quant ? rows : Math.min(rows, 4)) * t.WG_N * outputsPerThread * (t.WG_K + 1) * 4;
   if (shared > gpu.limits.maxComputeWorkgroupStorageSize) problems.push(`needs ${shared} bytes of workgroup memory`);
   if (problems.length) throw new Error(`gemv tile ${JSON.stringify(t)} (rows ${rows}): ${problems.join('; ')}`);
+}
+
+type NormOptions = Pick<GemvOptions, 'weightDtype' | 'weightLayout' | 'rows'> & { normK: number };
+
+/** Whether the RMSNorm prologue (options.normK) fits: one row, dense W [N, K], a power-of-two workgroup, memory. */
+export function gemvNormFits(gpu: Gpu, o: NormOptions, tile = gemvDefaultTile(o.weightLayout, o.rows)): boolean {
+  return normProblems(gpu, o, tile).length === 0;
+}
+
+function normProblems(gpu: Gpu, o: NormOptions, tile: GemvTile): string[] {
+  const problems: string[] = [];
+  if (o.rows !== 1) problems.push('one row only');
+  if (o.weightLayout !== 'nk' || isQuantFormat(o.weightDtype)) problems.push('dense W stored [N, K] only');
+  const threads = tile.WG_K * tile.WG_N;
+  if (threads & (threads - 1)) problems.push(`${threads} threads is not a power of two`);
+  const red = tile.WG_N * tile.NT * (tile.WG_K + 1) * 4;
+  const bytes = ceilDiv(o.normK, 4) * 16 + threads * 4 + red;
+  if (bytes > gpu.limits.maxComputeWorkgroupStorageSize) problems.push(`a row of ${o.normK} needs ${bytes} bytes of workgroup memory`);
+  return problems;
 }

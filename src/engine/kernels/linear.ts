@@ -5,18 +5,17 @@
 // Everything is created in bind() at load time; encode() only writes the shape uniform and dispatches.
 import type { Gpu } from '../gpu';
 import type { TensorFormat } from '../../model/dtypes';
-import { GEMV_MAX_ROWS, GEMV_ROW_BUCKETS, GemvKernel, gemvBucket } from './gemv';
+import { GEMV_MAX_ROWS, GEMV_PARAMS, GEMV_ROW_BUCKETS, GemvKernel, gemvBucket } from './gemv';
 import {
   MATMUL_LARGE,
   MATMUL_MID,
   MatmulKernel,
-  MATMUL_PARAMS,
   checkLinearBuffers,
   matmulAligned,
   matmulConfigFor,
   type WeightLayout,
 } from './matmul';
-import { Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
+import { UniformArena, Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 import { blockGrid } from './dispatch';
 
 export interface LinearShape {
@@ -28,8 +27,10 @@ export interface LinearShape {
   maxRows: number;
   /** Dense dtype or block-quantised format ('nk', K a whole number of blocks). */
   weightDtype: TensorFormat;
-  /** y += x·Wᵀ (residual fusion) instead of y = x·Wᵀ. */
+  /** y += alpha · x·Wᵀ (residual fusion) instead of y = x·Wᵀ. */
   accumulate?: boolean;
+  /** accumulate's multiplier (default 1; the tiled matmul, used above 16 rows, takes 1 only). */
+  alpha?: number;
   /** How W is stored: 'nk' = [N, K], the checkpoints' [out, in] (default); 'kn' = [K, N]. */
   weightLayout?: WeightLayout;
 }
@@ -45,17 +46,25 @@ export interface LinearBinding {
   readonly gemv: ReadonlyMap<number, GemvKernel>;
   /** Tiled matmul pipelines for MATMUL_LARGE and MATMUL_MID (see matmulConfigFor); empty when maxRows ≤ 16. */
   readonly matmul: readonly MatmulKernel[];
+  /** Rows the uniform holds (0: not yet written). */
+  rows: number;
 }
 
 export class LinearKernel {
-  constructor(private readonly gpu: Gpu) {}
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly arena: UniformArena | null = null,
+  ) {}
 
   /**
    * x: [maxRows, K] f32; W: [N, K] ('nk') or [K, N] in weightDtype words (as packWeights / the checkpoint stores
    * them); y: [maxRows, N] f32, must not alias x or W. Buffer sizes are checked (rounded up to 16 bytes).
    */
   bind(label: string, x: GPUBuffer, W: GPUBuffer, y: GPUBuffer, shape: LinearShape): LinearBinding {
-    const s: Required<LinearShape> = { accumulate: false, weightLayout: 'nk', ...shape };
+    const s: Required<LinearShape> = { accumulate: false, alpha: 1, weightLayout: 'nk', ...shape };
+    if (s.alpha !== 1 && (!s.accumulate || s.maxRows > GEMV_MAX_ROWS)) {
+      throw new Error(`${label}: alpha ${s.alpha} needs accumulate and at most ${GEMV_MAX_ROWS} rows (the GEMV)`);
+    }
     for (const field of ['K', 'N', 'maxRows'] as const) {
       if (!Number.isInteger(s[field]) || s[field] < 1) throw new Error(`${label}: ${field} must be a positive integer, got ${s[field]}`);
     }
@@ -65,19 +74,20 @@ export class LinearKernel {
     const gemv = new Map<number, GemvKernel>();
     const topBucket = gemvBucket(Math.min(s.maxRows, GEMV_MAX_ROWS));
     for (const rows of GEMV_ROW_BUCKETS.filter((r) => r <= topBucket)) {
-      gemv.set(rows, new GemvKernel(this.gpu, { ...common, rows }));
+      gemv.set(rows, new GemvKernel(this.gpu, { ...common, rows, K: s.K }));
     }
     const configs = s.maxRows > GEMV_MAX_ROWS ? [MATMUL_LARGE, MATMUL_MID] : [];
     const matmul = configs.map((c) => new MatmulKernel(this.gpu, { ...common, ...c }));
-    const uniforms = new Uniforms(this.gpu, `${label}.shape`, MATMUL_PARAMS);
+    const uniforms = new Uniforms(this.gpu, `${label}.shape`, GEMV_PARAMS, this.arena);
     const layout = kernelLayout(this.gpu, ['uniform', 'read', 'read', 'rw']);
     return {
       label,
       shape: s,
       uniforms,
-      bindGroup: bindGroup(this.gpu, label, layout, [uniforms.buffer, x, W, y]),
+      bindGroup: bindGroup(this.gpu, label, layout, [uniforms, x, W, y]),
       gemv,
       matmul,
+      rows: 0,
     };
   }
 
@@ -91,7 +101,10 @@ export class LinearKernel {
     if (!Number.isInteger(rows) || rows < 1 || rows > maxRows) {
       throw new Error(`${b.label}: rows must be 1..${maxRows}, got ${rows}`);
     }
-    b.uniforms.set({ M: rows, N, K });
+    if (b.rows !== rows) {
+      b.uniforms.set({ M: rows, N, K, alpha: b.shape.alpha });
+      b.rows = rows;
+    }
     pass.setBindGroup(0, b.bindGroup);
     if (rows <= GEMV_MAX_ROWS) {
       const kernel = b.gemv.get(gemvBucket(rows))!;

@@ -2,13 +2,13 @@
 // then attend in latent space. Cache: [maxSeq, rank + rope] f32 per layer. Short steps over long contexts split
 // their keys across workgroups and merge the partial softmaxes (the same policy type as standard attention).
 import type { Gpu } from '../gpu';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer, type KernelLayout } from './common';
-import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
-import { DEFAULT_SPLIT_POLICY, type AttentionSplitPolicy } from './attention';
+import { Uniforms, type UniformLayout, bindGroup, storageBuffer } from './common';
+import { requireBytes, requireInt } from './dispatch';
+import { DEFAULT_SPLIT_POLICY, SplitAttentionKernel, type AttentionSplitPolicy, type SplitAttentionBinding } from './split-attention';
 
 /** `Params` of shaders/mla_attention.wgsl. */
 export const MLA_ATTENTION_PARAMS: UniformLayout = {
-  fields: ['tokens', 'start_pos', 'heads', 'rank', 'rope', 'q_stride', 'q_head_stride', 'q_offset', 'splits', 'split_keys', 'scale'],
+  fields: ['tokens', 'start_pos', 'heads', 'rank', 'rope', 'q_stride', 'q_head_stride', 'q_offset', 'splits', 'split_keys', 'scale', 'probe_stride'],
   floats: ['scale'],
 };
 
@@ -42,14 +42,8 @@ export interface MlaAttentionBuffers {
   ctx: GPUBuffer;
 }
 
-export interface MlaAttentionBinding {
-  store: GPUBindGroup;
-  attend: GPUBindGroup;
-  combine: GPUBindGroup;
-  /** Key splits of the current step (set by setShape). */
-  splits: number;
+export interface MlaAttentionBinding extends SplitAttentionBinding {
   uniforms: Uniforms;
-  label: string;
   layout: MlaAttentionLayout;
   buffers: MlaAttentionBuffers;
 }
@@ -59,47 +53,30 @@ export function createMlaCache(gpu: Gpu, label: string, s: { maxSeq: number; ran
   return storageBuffer(gpu, `${label}.latentCache`, s.maxSeq * (s.rank + s.rope) * 4);
 }
 
-export class MlaAttentionKernel {
-  private readonly storeLayout: KernelLayout;
-  private readonly attendLayout: KernelLayout;
-  private readonly combineLayout: KernelLayout;
-  readonly storePipeline: GPUComputePipeline;
-  readonly attendPipeline: GPUComputePipeline;
-  readonly combinePipeline: GPUComputePipeline;
-  readonly policy: AttentionSplitPolicy;
-  /** Partial results of split steps, shared by every binding (layers run one after another in a pass). */
-  private partials: GPUBuffer | null = null;
-
+export class MlaAttentionKernel extends SplitAttentionKernel<MlaAttentionBinding> {
   /** maxWidth: the largest rank + rope any binding will have (sizes the shared query row). */
   constructor(
-    private readonly gpu: Gpu,
+    gpu: Gpu,
     readonly maxWidth: number,
     policy: Partial<AttentionSplitPolicy> = {},
   ) {
     requireInt('MlaAttentionKernel', 'maxWidth', maxWidth, 4);
-    this.policy = { ...DEFAULT_SPLIT_POLICY, ...policy };
-    this.policy.maxSplits = Math.min(this.policy.maxSplits, MAX_SPLITS);
-    this.storeLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
-    this.attendLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'rw']);
-    this.combineLayout = kernelLayout(gpu, ['uniform', 'read', 'rw']);
-    const MAX_WIDTH = Math.ceil(maxWidth / 4) * 4;
-    const { WORKGROUP } = MLA_ATTENTION_CONSTANTS;
-    this.storePipeline = gpu.pipeline('mla_attention', 'store', MLA_STORE_CONSTANTS, this.storeLayout.pipelineLayout, this.storeLayout.key);
-    this.attendPipeline = gpu.pipeline('mla_attention', 'attend', { WORKGROUP, MAX_WIDTH }, this.attendLayout.pipelineLayout, this.attendLayout.key);
-    this.combinePipeline = gpu.pipeline('mla_attention', 'combine', { WORKGROUP }, this.combineLayout.pipelineLayout, this.combineLayout.key);
+    super(gpu, {
+      owner: 'MlaAttentionKernel',
+      name: 'mla_attention',
+      storeEntry: 'store',
+      kinds: {
+        store: ['uniform', 'read', 'read', 'rw'],
+        attend: ['uniform', 'read', 'read', 'read', 'rw', 'rw'],
+        combine: ['uniform', 'read', 'rw'],
+      },
+      constants: { store: MLA_STORE_CONSTANTS, attend: { ...MLA_ATTENTION_CONSTANTS, MAX_WIDTH: Math.ceil(maxWidth / 4) * 4 } },
+    }, { ...policy, maxSplits: Math.min(policy.maxSplits ?? DEFAULT_SPLIT_POLICY.maxSplits, MAX_SPLITS) });
   }
 
   /** Most splits a step of `heads` heads may get: enough to reach targetWorkgroups with one row. */
   private maxSplitsFor(heads: number): number {
     return Math.max(1, Math.min(this.policy.maxSplits, Math.ceil(this.policy.targetWorkgroups / heads)));
-  }
-
-  /** The shared partial-result buffer, grown when a layout needs more (older bindings keep the older buffer). */
-  private partialBuffer(heads: number, rank: number): GPUBuffer {
-    const p = this.policy;
-    const bytes = p.splitKeys > 0 ? p.maxSplitTokens * heads * this.maxSplitsFor(heads) * (rank + 2) * 4 : 16;
-    if (!this.partials || this.partials.size < bytes) this.partials = storageBuffer(this.gpu, 'MlaAttentionKernel.partials', bytes);
-    return this.partials;
   }
 
   bind(label: string, b: MlaAttentionBuffers, l: MlaAttentionLayout): MlaAttentionBinding {
@@ -113,7 +90,7 @@ export class MlaAttentionKernel {
     if (!(l.scale > 0)) throw new Error(`${label}: scale must be > 0, got ${l.scale}`);
     requireBytes(label, `cache [${l.maxSeq}, ${l.rank + l.rope}]`, b.cache, l.maxSeq * (l.rank + l.rope) * 4);
     const uniforms = new Uniforms(this.gpu, `${label}.params`, MLA_ATTENTION_PARAMS);
-    const partials = this.partialBuffer(l.heads, l.rank);
+    const partials = this.partialBuffer(l.heads, this.maxSplitsFor(l.heads), l.rank + 2);
     return {
       store: bindGroup(this.gpu, `${label}.store`, this.storeLayout, [uniforms.buffer, b.latent, b.kvA, b.cache]),
       attend: bindGroup(this.gpu, `${label}.attend`, this.attendLayout, [uniforms.buffer, b.qLat, b.q, b.cache, b.ctx, partials]),
@@ -123,7 +100,12 @@ export class MlaAttentionKernel {
       label,
       layout: l,
       buffers: b,
+      probe: null,
     };
+  }
+
+  protected probeShape(a: MlaAttentionBinding): { heads: number; stride: number } {
+    return { heads: a.layout.heads, stride: a.layout.maxSeq + 1 };
   }
 
   /** Writes the step's uniform (queue write, no allocation). Throws if the step runs past the cache. */
@@ -145,35 +127,19 @@ export class MlaAttentionKernel {
       {
         tokens: s.tokens, start_pos: s.startPos, heads: l.heads, rank: l.rank, rope: l.rope,
         q_stride: qRow, q_head_stride: l.nope + l.rope, q_offset: l.nope,
-        splits: split.splits, split_keys: split.keys, scale: l.scale,
+        splits: split.splits, split_keys: split.keys, scale: l.scale, probe_stride: l.maxSeq + 1,
       },
     );
   }
 
   /** Key splits of a step of `tokens` rows whose last row sees `span` keys: `splits` ranges of `keys` keys. */
   splitFor(tokens: number, span: number, heads: number): { splits: number; keys: number } {
-    const p = this.policy;
-    const rowsHeads = tokens * heads;
-    if (p.splitKeys <= 0 || tokens > p.maxSplitTokens || rowsHeads >= p.targetWorkgroups) return { splits: 1, keys: span };
-    const want = Math.min(this.maxSplitsFor(heads), Math.ceil(span / p.splitKeys), Math.ceil(p.targetWorkgroups / rowsHeads));
-    if (want <= 1) return { splits: 1, keys: span };
-    const chunk = MLA_ATTENTION_CONSTANTS.WORKGROUP;
-    const keys = Math.ceil(span / want / chunk) * chunk; // whole chunks per split
-    return { splits: Math.ceil(span / keys), keys };
+    return this.splitSpan(tokens, heads, span, this.maxSplitsFor(heads));
   }
 
   /** Store, then attend and, for a split step, combine (dispatches in one pass run in order). */
   encode(pass: GPUComputePassEncoder, a: MlaAttentionBinding, tokens: number): void {
-    pass.setPipeline(this.storePipeline);
-    pass.setBindGroup(0, a.store);
-    pass.dispatchWorkgroups(gridStrideGroups(this.gpu, tokens * (a.layout.rank + a.layout.rope), MLA_STORE_CONSTANTS.STORE_WORKGROUP));
-    pass.setPipeline(this.attendPipeline);
-    pass.setBindGroup(0, a.attend);
-    pass.dispatchWorkgroups(a.layout.heads, tokens, a.splits);
-    if (a.splits > 1) {
-      pass.setPipeline(this.combinePipeline);
-      pass.setBindGroup(0, a.combine);
-      pass.dispatchWorkgroups(a.layout.heads, tokens);
-    }
+    this.encodeStoreCount(pass, a, tokens * (a.layout.rank + a.layout.rope));
+    this.encodeAttendHeads(pass, a, a.layout.heads, tokens);
   }
 }

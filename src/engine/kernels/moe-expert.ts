@@ -3,8 +3,8 @@
 //   'down' shaders/moe_expert_down.wgsl / moe_expert_down_gemv.wgsl: y = h·Wdᵀ                  down [E, H, I]
 // gpt-oss adds per-expert biases to both halves and uses the clamped activation (ExpertActivation): both are
 // per-binding uniforms, so shared experts of the same layer keep plain SwiGLU.
-// Two shapes of kernel: 'tiled' (register-blocked tiles of TM rows, for many rows per expert) and 'gemv' (weight
-// rows split over lanes, tiles of GEMV_ROWS rows, for decode). The grid is sized for the worst case of a step;
+// Two shapes of kernel: 'tiled' (register-blocked tiles of TM rows, for many rows per expert) and 'gemv' (each weight
+// row split over WG_K threads as in the dense GEMV, lib/gemv_core; tiles of GEMV_ROWS rows, for decode). The grid is sized for the worst case of a step;
 // workgroups past the plan's tile count return at once, so no indirect dispatch and no readback are needed.
 import type { Gpu } from '../gpu';
 import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat, type WeightDtype } from '../../model/dtypes';
@@ -41,11 +41,36 @@ export function alignedRows(k: number, dtype: TensorFormat): boolean {
 }
 /** Rows per tile of the gemv kernels (const R in their shaders). */
 export const GEMV_ROWS = 8;
-/** Output columns per workgroup of the gemv kernels (const GROUPS). */
-export const GEMV_GROUPS = 8;
-/** Threads per output column of the gemv kernels (const LANES): each strides over K in 16-byte units. */
-export const GEMV_LANES = 32;
 const RM = 8;
+
+/**
+ * Thread layout of a gemv expert kernel (overrides of the same names): WG_K threads split each weight row, WG_N
+ * thread groups per workgroup, NT output columns per thread ('up': a gate and an up row each).
+ */
+export interface ExpertGemvTile {
+  WG_K: number;
+  WG_N: number;
+  NT: number;
+}
+
+/**
+ * The gemv tile for rows of length k. A thread's unit is 64 elements of block-quantised weights, 16 bytes of dense
+ * ones with 16-byte loads, one element otherwise; WG_K is the next power of two ≥ the row's units (block-quantised:
+ * at most 32, about one unit per thread: Qwen3-30B-A3B's H = 2048 in Q4_K is 32 units) or ≥ half of them (dense: at
+ * most 64, about two per thread), 32 for single elements; 64 threads per workgroup (fewer groups where the
+ * partial sums would not fit the device's workgroup memory). 'up' threads own 2 columns (4 weight rows), 'down' 4.
+ */
+export function expertGemvTile(gpu: Gpu, op: ExpertOp, dtype: TensorFormat, k: number): ExpertGemvTile {
+  const pow2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
+  const WG_K = isQuantFormat(dtype)
+    ? Math.min(32, pow2(Math.ceil(k / 64)))
+    : alignedRows(k, dtype) ? Math.min(64, pow2(k / weightsPerUnit(dtype) / 2)) : 32;
+  const NT = op === 'up' ? 2 : 4;
+  const weightRows = op === 'up' ? 2 * NT : NT;
+  let WG_N = Math.max(1, 64 / WG_K);
+  while (WG_N > 1 && GEMV_ROWS * WG_N * weightRows * (WG_K + 1) * 4 > gpu.limits.maxComputeWorkgroupStorageSize) WG_N /= 2;
+  return { WG_K, WG_N, NT };
+}
 
 /** Weights per 16-byte unit (override UK of the expert kernels): 4 f32 or 8 f16/bf16. */
 export function weightsPerUnit(dtype: WeightDtype): number {
@@ -56,12 +81,13 @@ export interface ExpertMatmulBinding {
   group: GPUBindGroup;
   uniforms: Uniforms;
   pipeline: GPUComputePipeline;
+  /** Output columns one workgroup covers. */
+  tileCols: number;
 }
 
-/** One grouped matmul kernel (op × mode); pipelines made once per alignment (cached by Gpu). */
+/** One grouped matmul kernel (op × mode); pipelines made once per alignment and tile (cached by Gpu). */
 export class ExpertMatmulKernel {
   private readonly layout;
-  private readonly pipelines = new Map<boolean, GPUComputePipeline>();
   readonly shape: TiledShape;
   /** Bound where a binding has no biases (never read then: has_bias = 0). */
   private noBias: GPUBuffer | null = null;
@@ -72,34 +98,36 @@ export class ExpertMatmulKernel {
     readonly mode: ExpertMode,
     private readonly weightDtype: TensorFormat,
     shape?: TiledShape,
+    /** 'gemv': a fixed thread layout instead of expertGemvTile's (benchmark sweeps). */
+    private readonly gemvTile?: ExpertGemvTile,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'read']);
     this.shape = shape ?? defaultTiledShape(gpu);
   }
 
-  /** The pipeline for rows of length k (16-byte loads when they allow it). */
-  pipelineFor(k: number): GPUComputePipeline {
+  /**
+   * The pipeline for rows of length k (16-byte loads when they allow it) and the output columns it covers; hasBias
+   * compiles the bias reads in (HAS_BIAS in lib/moe_expert_params).
+   */
+  pipelineFor(k: number, hasBias = false): { pipeline: GPUComputePipeline; tileCols: number } {
     const aligned = alignedRows(k, this.weightDtype);
-    let p = this.pipelines.get(aligned);
-    if (!p) {
-      const shader = `moe_expert_${this.op}${this.mode === 'gemv' ? '_gemv' : ''}`;
-      const constants: Record<string, number> = { WEIGHT_DTYPE: FORMAT_CODE[this.weightDtype], ALIGNED: aligned ? 1 : 0 };
-      if (this.mode === 'tiled') Object.assign(constants, this.shape);
-      p = this.gpu.pipeline(shader, 'main', constants, this.layout.pipelineLayout, this.layout.key);
-      this.pipelines.set(aligned, p);
+    const shader = `moe_expert_${this.op}${this.mode === 'gemv' ? '_gemv' : ''}`;
+    const constants: Record<string, number> = { WEIGHT_DTYPE: FORMAT_CODE[this.weightDtype], ALIGNED: aligned ? 1 : 0, HAS_BIAS: hasBias ? 1 : 0 };
+    let tileCols: number;
+    if (this.mode === 'tiled') {
+      Object.assign(constants, this.shape);
+      tileCols = this.shape.WG_N * (this.op === 'up' ? 4 : 8);
+    } else {
+      const tile = this.gemvTile ?? expertGemvTile(this.gpu, this.op, this.weightDtype, k);
+      Object.assign(constants, tile);
+      tileCols = tile.WG_N * tile.NT;
     }
-    return p;
+    return { pipeline: this.gpu.pipeline(shader, 'main', constants, this.layout.pipelineLayout, this.layout.key), tileCols };
   }
 
   /** Rows per plan tile this kernel expects. */
   get tileRows(): number {
     return this.mode === 'gemv' ? GEMV_ROWS : this.shape.WG_M * RM;
-  }
-
-  /** Output columns one workgroup covers. */
-  get tileCols(): number {
-    if (this.mode === 'gemv') return GEMV_GROUPS;
-    return this.shape.WG_N * (this.op === 'up' ? 4 : 8);
   }
 
   /**
@@ -134,14 +162,14 @@ export class ExpertMatmulKernel {
     });
     this.noBias ??= storageBuffer(this.gpu, 'ExpertMatmulKernel.noBias', 16);
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output, bias?.buffer ?? this.noBias]);
-    return { uniforms, group, pipeline: this.pipelineFor(dims.k) };
+    return { uniforms, group, ...this.pipelineFor(dims.k, bias !== null) };
   }
 
   /** Dispatches enough workgroups for `maxTiles` plan tiles of `n` output columns. */
   encode(pass: GPUComputePassEncoder, b: ExpertMatmulBinding, n: number, maxTiles: number): void {
     pass.setPipeline(b.pipeline);
     pass.setBindGroup(0, b.group);
-    pass.dispatchWorkgroups(ceilDiv(n, this.tileCols), maxTiles);
+    pass.dispatchWorkgroups(ceilDiv(n, b.tileCols), maxTiles);
   }
 }
 

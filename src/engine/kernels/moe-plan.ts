@@ -5,7 +5,7 @@
 import type { Gpu } from '../gpu';
 import type { RoutingBuffers } from '../routing-buffers';
 import { PLAN_BLOCK_WORDS } from './moe-layout';
-import { bindGroup, ceilDiv, kernelLayout } from './common';
+import { type Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 
 /** Threads of the single plan workgroup: as many as the device allows, up to 1024 (at least 256 = max experts). */
 export function planWorkgroupSize(gpu: Gpu): number {
@@ -32,7 +32,7 @@ export class MoePlanKernel {
     this.finish = make('moe_plan_finish', { PLAN_WG: planWorkgroupSize(gpu), BLOCK_WORDS: PLAN_BLOCK_WORDS });
   }
 
-  bind(label: string, params: GPUBuffer, records: GPUBuffer, probs: GPUBuffer, plan: GPUBuffer, stats: RoutingBuffers): GPUBindGroup {
+  bind(label: string, params: GPUBuffer | Uniforms, records: GPUBuffer, probs: GPUBuffer, plan: GPUBuffer, stats: RoutingBuffers): GPUBindGroup {
     return bindGroup(this.gpu, label, this.layout, [
       params, records, probs, plan,
       stats.counts, stats.stepCounts, stats.probMass, stats.gateSum, stats.dropped, stats.rerouted, stats.zLossSum,

@@ -1,6 +1,6 @@
 // Capacity re-routing kernel (shaders/moe_reroute.wgsl): one workgroup; a thread per expert, then per token.
 import type { Gpu } from '../gpu';
-import { bindGroup, kernelLayout } from './common';
+import { type Uniforms, bindGroup, kernelLayout } from './common';
 
 /** Threads of the one workgroup (const WG in the shader): a thread per expert, then tokens strided by WG. */
 export const REROUTE_WG = 256;
@@ -15,7 +15,7 @@ export class MoeRerouteKernel {
   }
 
   /** params: LayerParams uniform; records, probs, plan: the layer's scratch buffers. */
-  bind(label: string, params: GPUBuffer, records: GPUBuffer, probs: GPUBuffer, plan: GPUBuffer): GPUBindGroup {
+  bind(label: string, params: GPUBuffer | Uniforms, records: GPUBuffer, probs: GPUBuffer, plan: GPUBuffer): GPUBindGroup {
     return bindGroup(this.gpu, label, this.layout, [params, records, probs, plan]);
   }
 

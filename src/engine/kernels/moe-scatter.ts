@@ -1,7 +1,7 @@
 // MoE scatter kernel (shaders/moe_scatter.wgsl): stable scatter into the expert row lists, capacity drops, ring.
 import type { Gpu } from '../gpu';
 import type { RoutingBuffers } from '../routing-buffers';
-import { bindGroup, ceilDiv, kernelLayout } from './common';
+import { type Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
 
 export const SCATTER_CONSTANTS = { SCATTER_WG: 64 };
 
@@ -14,7 +14,7 @@ export class MoeScatterKernel {
     this.pipeline = gpu.pipeline('moe_scatter', 'main', SCATTER_CONSTANTS, this.layout.pipelineLayout, this.layout.key);
   }
 
-  bind(label: string, params: GPUBuffer, records: GPUBuffer, probs: GPUBuffer, plan: GPUBuffer, ring: RoutingBuffers): GPUBindGroup {
+  bind(label: string, params: GPUBuffer | Uniforms, records: GPUBuffer, probs: GPUBuffer, plan: GPUBuffer, ring: RoutingBuffers): GPUBindGroup {
     return bindGroup(this.gpu, label, this.layout, [
       params, records, probs, plan, ring.ringChosen, ring.ringAssigned, ring.ringWeights, ring.ringProbs, ring.ringLse,
     ]);

@@ -1,6 +1,6 @@
 // Residual add kernel (shaders/residual.wgsl): acc += scale · b in place, or out = a + scale · b.
 import type { Gpu } from '../gpu';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout, type KernelLayout } from './common';
+import { UniformArena, Uniforms, type UniformLayout, bindGroup, kernelLayout, type KernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/residual.wgsl. */
@@ -30,7 +30,10 @@ export class ResidualKernel {
   readonly inplacePipeline: GPUComputePipeline;
   readonly outPipeline: GPUComputePipeline;
 
-  constructor(private readonly gpu: Gpu) {
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly arena: UniformArena | null = null,
+  ) {
     this.inplaceLayout = kernelLayout(gpu, ['uniform', 'rw', 'read']);
     this.outLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
     const c = RESIDUAL_CONSTANTS;
@@ -41,16 +44,16 @@ export class ResidualKernel {
   /** acc: [count] f32, updated to acc + scale · b; b: [count] f32 (a different buffer). */
   bindInPlace(label: string, acc: GPUBuffer, b: GPUBuffer): ResidualBinding {
     if (acc === b) throw new Error(`${label}: acc and b must be different buffers`);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, RESIDUAL_PARAMS);
-    const group = bindGroup(this.gpu, label, this.inplaceLayout, [uniforms.buffer, acc, b]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, RESIDUAL_PARAMS, this.arena);
+    const group = bindGroup(this.gpu, label, this.inplaceLayout, [uniforms, acc, b]);
     return { uniforms, bindGroup: group, pipeline: this.inplacePipeline, label, buffers: [acc, b], count: 0 };
   }
 
   /** out = a + scale · b; all [count] f32; out must differ from a and b (use bindInPlace for out = a). */
   bind(label: string, a: GPUBuffer, b: GPUBuffer, out: GPUBuffer): ResidualBinding {
     if (out === a || out === b) throw new Error(`${label}: out aliases an input; use bindInPlace`);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, RESIDUAL_PARAMS);
-    const group = bindGroup(this.gpu, label, this.outLayout, [uniforms.buffer, a, b, out]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, RESIDUAL_PARAMS, this.arena);
+    const group = bindGroup(this.gpu, label, this.outLayout, [uniforms, a, b, out]);
     return { uniforms, bindGroup: group, pipeline: this.outPipeline, label, buffers: [a, b, out], count: 0 };
   }
 

@@ -1,7 +1,7 @@
 // RMSNorm kernel (shaders/rmsnorm.wgsl): one workgroup per row.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
+import { UniformArena, Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 
 /** `Params` of shaders/rmsnorm.wgsl. */
 export const RMSNORM_PARAMS: UniformLayout = { fields: ['rows', 'cols', 'eps', 'x_stride'], floats: ['eps'] };
@@ -29,6 +29,7 @@ export class RmsNormKernel {
   constructor(
     private readonly gpu: Gpu,
     readonly weightDtype: WeightDtype,
+    private readonly arena: UniformArena | null = null,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw']);
     const constants = { ...RMSNORM_CONSTANTS, WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype] };
@@ -39,8 +40,8 @@ export class RmsNormKernel {
    * x: [rows, stride] f32; weight: [cols] in weightDtype words; out: [rows, stride] f32 (may not alias x).
    */
   bind(label: string, x: GPUBuffer, weight: GPUBuffer, out: GPUBuffer): RmsNormBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, RMSNORM_PARAMS);
-    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, weight, out]) };
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, RMSNORM_PARAMS, this.arena);
+    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms, x, weight, out]) };
   }
 
   /** Writes the shape uniform (queue write, no allocation). */

@@ -1,6 +1,8 @@
-// Rotary position embedding kernel (shaders/rope.wgsl), in place on q and k, Hugging Face "rotate_half" convention.
+// Rotary position embedding kernel (shaders/rope.wgsl), in place on q and k, Hugging Face "rotate_half" convention;
+// and RopeAppendKernel: bias, q/k norm, RoPE and the KV-cache append of a fused q/k/v projection in one dispatch.
 import type { Gpu } from '../gpu';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } from './common';
+import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
+import { UniformArena, Uniforms, type UniformLayout, bindGroup, kernelLayout, storageBuffer } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/rope.wgsl. */
@@ -55,7 +57,10 @@ export class RopeKernel {
   private readonly layout;
   readonly pipeline: GPUComputePipeline;
 
-  constructor(private readonly gpu: Gpu) {
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly arena: UniformArena | null = null,
+  ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'rw', 'rw']);
     this.pipeline = gpu.pipeline('rope', 'main', ROPE_CONSTANTS, this.layout.pipelineLayout, this.layout.key);
   }
@@ -86,8 +91,8 @@ export class RopeKernel {
     };
     requireBytes(label, `inv_freq [${layout.headDim / 2}]`, invFreq, (layout.headDim / 2) * 4);
     const kBuffer = k ?? storageBuffer(this.gpu, `${label}.noK`, 16);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ROPE_PARAMS);
-    const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, invFreq, q, kBuffer]);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, ROPE_PARAMS, this.arena);
+    const group = bindGroup(this.gpu, label, this.layout, [uniforms, invFreq, q, kBuffer]);
     return { uniforms, bindGroup: group, label, layout: full, q, k: kBuffer };
   }
 
@@ -124,5 +129,107 @@ export class RopeKernel {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, b.bindGroup);
     pass.dispatchWorkgroups(gridStrideGroups(this.gpu, pairs, ROPE_CONSTANTS.WORKGROUP));
+  }
+}
+
+/** `AppendParams` of shaders/rope.wgsl (entry point `append`). */
+export const ROPE_APPEND_PARAMS: UniformLayout = {
+  fields: ['tokens', 'heads', 'kv_heads', 'head_dim', 'qkv_stride', 'start_pos', 'scaling', 'eps', 'qk_norm', 'has_bias'],
+  floats: ['scaling', 'eps'],
+};
+
+export const ROPE_APPEND_CONSTANTS = { APPEND_WG: 64, MAX_HEAD_DIM: 256 };
+
+/** Fixed at load time. */
+export interface RopeAppendLayout {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Positions the caches hold. */
+  maxSeq: number;
+  /** transformers' attention_scaling (default 1). */
+  scaling?: number;
+  /** q/k RMSNorm: over each head (Qwen3-MoE) or the whole projection (OLMoE); weights q then k, back to back. */
+  qkNorm?: { mode: 'head' | 'all'; weight: GPUBuffer; eps: number } | null;
+  /** q, k and v biases back to back, [heads·d + 2·kvHeads·d] (Qwen2-MoE, gpt-oss). */
+  bias?: GPUBuffer | null;
+}
+
+export interface RopeAppendBinding {
+  bindGroup: GPUBindGroup;
+  uniforms: Uniforms;
+  label: string;
+  layout: Required<RopeAppendLayout>;
+}
+
+/**
+ * From the fused q/k/v projection to attention's inputs in one dispatch (shaders/rope.wgsl, `append`): bias, q/k
+ * norm, RoPE of q into q_out and of k into the K cache, v into the V cache, at the step's positions.
+ */
+export class RopeAppendKernel {
+  private readonly layout;
+  readonly pipeline: GPUComputePipeline;
+  /** Bound where there is no bias or norm weight (never read then). */
+  private readonly none: GPUBuffer;
+
+  constructor(
+    private readonly gpu: Gpu,
+    weightDtype: WeightDtype,
+    private readonly arena: UniformArena | null = null,
+  ) {
+    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw']);
+    const constants = { ...ROPE_APPEND_CONSTANTS, WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype] };
+    this.pipeline = gpu.pipeline('rope', 'append', constants, this.layout.pipelineLayout, this.layout.key);
+    this.none = storageBuffer(gpu, 'RopeAppendKernel.none', 16);
+  }
+
+  /**
+   * invFreq: [headDim / 2] f32; qkv: [T, heads·d + 2·kvHeads·d] f32; qOut: [T, heads·d] f32; kCache, vCache:
+   * [maxSeq, kvHeads, d] f32 (createKvCache). Norm weights and biases in the kernel's weight dtype.
+   */
+  bind(
+    label: string,
+    b: { invFreq: GPUBuffer; qkv: GPUBuffer; qOut: GPUBuffer; kCache: GPUBuffer; vCache: GPUBuffer },
+    layout: RopeAppendLayout,
+  ): RopeAppendBinding {
+    const l: Required<RopeAppendLayout> = { scaling: 1, qkNorm: null, bias: null, ...layout };
+    requireInt(label, 'heads', l.heads, 1, this.gpu.limits.maxComputeWorkgroupsPerDimension);
+    requireInt(label, 'kvHeads', l.kvHeads, 1, this.gpu.limits.maxComputeWorkgroupsPerDimension - l.heads);
+    requireInt(label, 'headDim', l.headDim, 2, ROPE_APPEND_CONSTANTS.MAX_HEAD_DIM);
+    if (l.headDim % 2) throw new Error(`${label}: headDim must be even, got ${l.headDim}`);
+    requireBytes(label, `inv_freq [${l.headDim / 2}]`, b.invFreq, (l.headDim / 2) * 4);
+    const cache = l.maxSeq * l.kvHeads * l.headDim * 4;
+    requireBytes(label, 'kCache', b.kCache, cache);
+    requireBytes(label, 'vCache', b.vCache, cache);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, ROPE_APPEND_PARAMS, this.arena);
+    const group = bindGroup(this.gpu, label, this.layout, [
+      uniforms, b.invFreq, b.qkv, l.bias ?? this.none, l.qkNorm?.weight ?? this.none, b.qOut, b.kCache, b.vCache,
+    ]);
+    return { bindGroup: group, uniforms, label, layout: l };
+  }
+
+  /** Writes the step's uniform (no allocation past the values object). */
+  setShape(b: RopeAppendBinding, s: RopeShape): void {
+    const l = b.layout;
+    requireInt(b.label, 'tokens', s.tokens, 1, this.gpu.limits.maxComputeWorkgroupsPerDimension);
+    requireInt(b.label, 'startPos', s.startPos, 0, Math.min(l.maxSeq, 2 ** 24) - s.tokens);
+    b.uniforms.set({
+      tokens: s.tokens,
+      heads: l.heads,
+      kv_heads: l.kvHeads,
+      head_dim: l.headDim,
+      qkv_stride: (l.heads + 2 * l.kvHeads) * l.headDim,
+      start_pos: s.startPos,
+      scaling: l.scaling,
+      eps: l.qkNorm?.eps ?? 0,
+      qk_norm: !l.qkNorm ? 0 : l.qkNorm.mode === 'head' ? 1 : 2,
+      has_bias: l.bias ? 1 : 0,
+    });
+  }
+
+  encode(pass: GPUComputePassEncoder, b: RopeAppendBinding, tokens: number): void {
+    pass.setPipeline(this.pipeline);
+    pass.setBindGroup(0, b.bindGroup);
+    pass.dispatchWorkgroups(b.layout.heads + b.layout.kvHeads, tokens);
   }
 }

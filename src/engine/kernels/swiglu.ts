@@ -1,6 +1,6 @@
 // SwiGLU kernel (shaders/swiglu.wgsl): silu(gate) · up from a fused [T, 2I] gate/up buffer.
 import type { Gpu } from '../gpu';
-import { Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
+import { UniformArena, Uniforms, type UniformLayout, bindGroup, kernelLayout } from './common';
 import { gridStrideGroups, requireBytes, requireInt } from './dispatch';
 
 /** `Params` of shaders/swiglu.wgsl. */
@@ -31,15 +31,18 @@ export class SwigluKernel {
   private readonly layout;
   readonly pipeline: GPUComputePipeline;
 
-  constructor(private readonly gpu: Gpu) {
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly arena: UniformArena | null = null,
+  ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'rw']);
     this.pipeline = gpu.pipeline('swiglu', 'main', SWIGLU_CONSTANTS, this.layout.pipelineLayout, this.layout.key);
   }
 
   /** x: [T, xStride] f32 holding gate then up in each row (fused layout [T, 2I] by default); out: [T, I] f32. */
   bind(label: string, x: GPUBuffer, out: GPUBuffer): SwigluBinding {
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, SWIGLU_PARAMS);
-    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms.buffer, x, out]), label, x, out, inter: 0 };
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, SWIGLU_PARAMS, this.arena);
+    return { uniforms, bindGroup: bindGroup(this.gpu, label, this.layout, [uniforms, x, out]), label, x, out, inter: 0 };
   }
 
   /** Writes the shape uniform (queue write, no allocation). */

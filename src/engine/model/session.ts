@@ -7,7 +7,8 @@ import type { FormatGroupRow } from '../../model/weight-formats';
 import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
-import { readBuffer, readF32 } from '../kernels/common';
+import { AttentionProbe } from './attention-probe';
+import { readBuffer, readF32, readU32 } from '../kernels/common';
 import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
@@ -16,6 +17,8 @@ import type { ModelSession, ReplayStep, RoutingPolicy, RoutingSnapshot, SessionS
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 import type { UploadedWeights } from './weights';
+
+export type { ReplayStep, SessionState } from '../session-api';
 
 /** The KV cache holds no more tokens: the caller stops with a message or slides the window (Session.slide). */
 export class ContextFullError extends RangeError {
@@ -28,7 +31,6 @@ export class ContextFullError extends RangeError {
     this.name = 'ContextFullError';
   }
 }
-
 
 /** Steps cut to cover the first `n` tokens (a step that straddles n is shortened). */
 function truncateSteps(steps: readonly ReplayStep[], n: number): ReplayStep[] {
@@ -338,6 +340,11 @@ export class Session implements ModelSession {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.reset' });
     this.stats.reset(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);
+  }
+
+  /** Records every later step's last-token attention weights until closed (the attention-flow view). */
+  openAttentionProbe(): AttentionProbe {
+    return new AttentionProbe(this.gpu, this.decoder.attentionProbeTargets());
   }
 
   snapshot(): Promise<RoutingSnapshot> {

@@ -5,6 +5,7 @@
 //   const moe = new MoeLayer(gpu, { layer: 3, config, weights, stats, scratch });      // at load time
 //   moe.setPolicy(policy);                         // what-if controls: uniform writes only
 //   moe.encode(passOrEncoder, x, out, T, position) // per step: x [T, H] post-norm input → out [T, H]
+//                                                  // (residualScale set: out += residualScale · output)
 //
 // encode() writes the layer's uniform through the queue and records its dispatches; it creates no GPU object after
 // the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
@@ -16,7 +17,7 @@ import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import { isQuantFormat, type TensorFormat } from '../../model/dtypes';
 import type { RoutingPolicy } from '../session-api';
-import { Uniforms, storageBuffer } from '../kernels/common';
+import { type UniformArena, Uniforms, storageBuffer } from '../kernels/common';
 import { MoeRouterKernel } from '../kernels/moe-router';
 import { MoeRerouteKernel } from '../kernels/moe-reroute';
 import { MoePlanKernel, PLAN_SPLIT_TOKENS } from '../kernels/moe-plan';
@@ -55,7 +56,7 @@ export interface MoeLayerWeights {
   gateUpBias?: GPUBuffer | null;
   downBias?: GPUBuffer | null;
   /** Shared expert: gate_up [2Is, H], down [H, Is], and for Qwen2-MoE the gate vector [H] (shared_expert_gate). */
-  shared?: { gateUp: GPUBuffer; down: GPUBuffer; gate?: GPUBuffer | null } | null;
+  shared?: { gateUp: GPUBuffer; down: GPUBuffer; gate?: GPUBuffer | null; formats?: { gateUp: TensorFormat; down: TensorFormat } } | null;
 }
 
 export interface MoeLayerOptions {
@@ -71,6 +72,19 @@ export interface MoeLayerOptions {
   expertMode?: ExpertVariant | 'auto';
   tiledShape?: TiledShape;
   policy?: RoutingPolicy;
+  /**
+   * The residual add fused into the combine: encode's `out` is then the residual stream [T, H] and receives
+   * out += residualScale · (the layer's output). Absent: out = the layer's output.
+   */
+  residualScale?: number;
+  /**
+   * The layer's input RMSNorm folded into the router: encode's `x` is then the residual stream [T, H] (it may be
+   * `out` too), the router writes x · inv_rms · weight to `normed` [T, H] and the experts read that. weight: [H] in
+   * the router's dtype.
+   */
+  inputNorm?: { weight: GPUBuffer; eps: number; normed: GPUBuffer };
+  /** Where the layer's uniform lives (the decoder's, flushed once per step); absent: its own buffer, written at once. */
+  arena?: UniformArena | null;
 }
 
 /** Scratch shape for a config: `maxTokens` per encode, room for `maxK` experts per token (default K_MAX). */
@@ -96,6 +110,13 @@ export interface PassTimestamps {
 
 type Emit = (name: string, record: (pass: GPUComputePassEncoder) => void) => void;
 
+interface ExpertKernels {
+  up: ExpertMatmulKernel;
+  down: ExpertMatmulKernel;
+  sharedUp: ExpertMatmulKernel;
+  sharedDown: ExpertMatmulKernel;
+}
+
 interface ExpertPair {
   up: ExpertMatmulKernel;
   down: ExpertMatmulKernel;
@@ -104,6 +125,8 @@ interface ExpertPair {
   downBindings: ExpertMatmulBinding[];
   sharedUp: ExpertMatmulBinding | null;
   sharedDown: ExpertMatmulBinding | null;
+  /** The shared expert's kernels: up/down themselves unless its tensors have other formats (GGUF files mix them). */
+  sharedKernels: { up: ExpertMatmulKernel; down: ExpertMatmulKernel };
 }
 
 export class MoeLayer {
@@ -115,6 +138,8 @@ export class MoeLayer {
   readonly weights: MoeLayerWeights;
   private readonly params: Uniforms;
   private readonly values: Record<string, number> = {};
+  /** The fields a step changes, written in place each step (no allocation on the hot path). */
+  private readonly step = { tokens: 0, position: 0, capacity: 0, reroute_ran: 0, tile_m: 0 };
   private readonly aux: GPUBuffer;
   private readonly router: MoeRouterKernel;
   private readonly reroute: MoeRerouteKernel;
@@ -127,6 +152,7 @@ export class MoeLayer {
   private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: GPUBindGroup; combine: GPUBindGroup; modes: Record<ExpertVariant, ExpertPair> }>>();
   private policy: RoutingPolicy;
   private k: number;
+  private readonly inputNorm: MoeLayerOptions['inputNorm'] | null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -149,26 +175,36 @@ export class MoeLayer {
     if (c.router.hasCorrectionBias) enc.copyBufferToBuffer(o.weights.correctionBias!, 0, this.aux, E * 4, E * 4);
     gpu.device.queue.submit([enc.finish()]);
 
-    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS);
+    this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS, o.arena);
     const routerFormat = o.weights.routerFormat ?? c.weightDtype;
     if (isQuantFormat(routerFormat)) throw new Error(`Layer${o.layer}: a ${routerFormat} router is not supported (routers are read dense)`);
-    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize);
+    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize, o.inputNorm !== undefined);
+    this.inputNorm = o.inputNorm ?? null;
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
     this.scatter = new MoeScatterKernel(gpu);
-    this.combine = new MoeCombineKernel(gpu);
+    this.combine = new MoeCombineKernel(gpu, o.residualScale !== undefined);
     const s = this.scratch;
     this.fixedGroups = {
-      reroute: this.reroute.bind(`${label}.reroute`, this.params.buffer, s.records, s.probs, s.plan),
-      plan: this.plan.bind(`${label}.plan`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
-      scatter: this.scatter.bind(`${label}.scatter`, this.params.buffer, s.records, s.probs, s.plan, o.stats.buffers),
+      reroute: this.reroute.bind(`${label}.reroute`, this.params, s.records, s.probs, s.plan),
+      plan: this.plan.bind(`${label}.plan`, this.params, s.records, s.probs, s.plan, o.stats.buffers),
+      scatter: this.scatter.bind(`${label}.scatter`, this.params, s.records, s.probs, s.plan, o.stats.buffers),
     };
     const wide = o.tiledShape ?? defaultTiledShape(gpu);
     const shapes: Record<ExpertVariant, TiledShape | undefined> = { gemv: undefined, 'tiled-narrow': { ...wide, WG_M: 8 }, tiled: wide };
-    const kernels = (v: ExpertVariant) => ({
-      up: new ExpertMatmulKernel(gpu, 'up', v === 'gemv' ? 'gemv' : 'tiled', o.weights.gateUp.format ?? c.weightDtype, shapes[v]),
-      down: new ExpertMatmulKernel(gpu, 'down', v === 'gemv' ? 'gemv' : 'tiled', o.weights.down.format ?? c.weightDtype, shapes[v]),
-    });
+    const kernels = (v: ExpertVariant) => {
+      const make = (op: 'up' | 'down', format: TensorFormat) => new ExpertMatmulKernel(gpu, op, v === 'gemv' ? 'gemv' : 'tiled', format, shapes[v]);
+      const upFormat = o.weights.gateUp.format ?? c.weightDtype;
+      const downFormat = o.weights.down.format ?? c.weightDtype;
+      const up = make('up', upFormat);
+      const down = make('down', downFormat);
+      const shared = o.weights.shared?.formats ?? { gateUp: upFormat, down: downFormat };
+      return {
+        up, down,
+        sharedUp: shared.gateUp === upFormat ? up : make('up', shared.gateUp),
+        sharedDown: shared.down === downFormat ? down : make('down', shared.down),
+      };
+    };
     this.modes = Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(kernels(v), null)])) as Record<ExpertVariant, ExpertPair>;
 
     const pl = s.planLayout;
@@ -204,7 +240,8 @@ export class MoeLayer {
       off_mask_copy: pl.maskCopy,
       off_starts: pl.starts,
       off_partials: pl.partials,
-      _pad1: 0,
+      residual_scale: o.residualScale ?? 1,
+      norm_eps: o.inputNorm?.eps ?? 0,
     });
     this.policy = o.policy ?? defaultPolicy(c);
     this.k = effectiveTopK(c, this.policy);
@@ -222,6 +259,7 @@ export class MoeLayer {
       noise_std: policy.noiseStd,
       inv_temp: 1 / policy.temperature,
     });
+    this.params.set(this.values);
   }
 
   /** Expert kernels used for a step of T tokens. */
@@ -239,8 +277,10 @@ export class MoeLayer {
   }
 
   /**
-   * x: f32 [T, H] post-norm input; out: f32 [T, H] (must not alias x; both sized in whole 16-byte units, as
-   * storageBuffer makes them). Tokens are at positions
+   * x: f32 [T, H] post-norm input; out: f32 [T, H], the layer's output or, with options.residualScale, the residual
+   * stream it is added to (must not alias x unless options.inputNorm; both sized in whole 16-byte units, as
+   * storageBuffer makes them).
+   * Tokens are at positions
    * [position, position + T). Records into `target`: a compute pass, or a command encoder (one pass is opened; with
    * `timing`, one pass per kernel named `Layer<l>.moe.<kernel>` with that pass's timestamp descriptor, for
    * per-kernel GPU times).
@@ -302,12 +342,13 @@ export class MoeLayer {
     const capacity = expertCapacity(this.policy.capacityFactor, T, this.k, E);
     const rerouting = this.policy.overflow === 'reroute' && capacity > 0;
     const mode = this.modeFor(T);
-    this.values.tokens = T;
-    this.values.position = position;
-    this.values.capacity = capacity;
-    this.values.reroute_ran = rerouting ? 1 : 0;
-    this.values.tile_m = this.modes[mode].up.tileRows;
-    this.params.set(this.values);
+    const step = this.step;
+    step.tokens = T;
+    step.position = position;
+    step.capacity = capacity;
+    step.reroute_ran = rerouting ? 1 : 0;
+    step.tile_m = this.modes[mode].up.tileRows;
+    this.params.set(step);
     const io = this.io(x, out);
     emit('router', (pass) => this.router.encode(pass, io.router, T));
     if (rerouting) emit('reroute', (pass) => this.reroute.encode(pass, this.fixedGroups.reroute));
@@ -343,13 +384,17 @@ export class MoeLayer {
       const w = this.weights;
       g = {
         router: this.router.bind(`${label}.router`, {
-          params: this.params.buffer, x, router: w.router, sharedGate: w.shared?.gate ?? s.dummy, aux: this.aux,
+          params: this.params, x, router: w.router, sharedGate: w.shared?.gate ?? s.dummy, aux: this.aux,
           ablated: this.stats.ablation, records: s.records, probs: s.probs, plan: s.plan,
+          ...(this.inputNorm ? { norm: { weight: this.inputNorm.weight, normed: this.inputNorm.normed } } : {}),
         }),
         combine: this.combine.bind(`${label}.combine`, {
-          params: this.params.buffer, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
+          params: this.params, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
         }),
-        modes: Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(this.modes[v], x)])) as Record<ExpertVariant, ExpertPair>,
+        modes: Object.fromEntries(VARIANTS.map((v) => {
+          const m = this.modes[v];
+          return [v, this.bindExperts({ up: m.up, down: m.down, sharedUp: m.sharedKernels.up, sharedDown: m.sharedKernels.down }, this.inputNorm?.normed ?? x)];
+        })) as Record<ExpertVariant, ExpertPair>,
       };
       byOut.set(out, g);
     }
@@ -357,8 +402,11 @@ export class MoeLayer {
   }
 
   /** Bindings of the expert kernels over every weight buffer (x = null: kernels only, no bindings yet). */
-  private bindExperts(k: { up: ExpertMatmulKernel; down: ExpertMatmulKernel }, x: GPUBuffer | null): ExpertPair {
-    const pair: ExpertPair = { up: k.up, down: k.down, upBindings: [], downBindings: [], sharedUp: null, sharedDown: null };
+  private bindExperts(k: ExpertKernels, x: GPUBuffer | null): ExpertPair {
+    const pair: ExpertPair = {
+      up: k.up, down: k.down, upBindings: [], downBindings: [], sharedUp: null, sharedDown: null,
+      sharedKernels: { up: k.sharedUp, down: k.sharedDown },
+    };
     if (!x) return pair;
     const c = this.config;
     const s = this.scratch;
@@ -380,8 +428,8 @@ export class MoeLayer {
     if (w.shared && c.sharedExpert) {
       const Is = c.sharedExpert.intermediateSize;
       const one = { firstExpert: 0, numExperts: 1 };
-      pair.sharedUp = k.up.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
-      pair.sharedDown = k.down.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
+      pair.sharedUp = k.sharedUp.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
+      pair.sharedDown = k.sharedDown.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
     }
     return pair;
   }

@@ -1,0 +1,117 @@
+// Recording a decode step, observed from outside the engine: dispatches per layer (each dispatch is attributed to the
+// `Layer<l>` of the group-0 bind group set before it: every bind group is labelled `Owner.thing`), queue writes, GPU objects
+// created, and the CPU time of recording. The counting lives here, outside src/, so a change in the engine cannot
+// also change what counts as a dispatch.
+import type { Gpu } from '../../src/engine/gpu';
+import type { Decoder } from '../../src/engine/model/decoder';
+import { loadModel, type LoadOptions } from '../../src/loading/load-model';
+import type { Session } from '../../src/engine/model/session';
+import { memoryFolder } from '../../src/io/source';
+import { byteLevelTokenizerJson, modelFiles, synthModel, type RunnableFamily, type SynthOptions } from './io-models';
+
+export interface StepCount {
+  /** Dispatches whose bind group belongs to layer l (index l). */
+  perLayer: number[];
+  /** Dispatches outside the layers (embedding, final norm, LM head). */
+  outside: number;
+  /** queue.writeBuffer calls while recording. */
+  writes: number;
+  /** GPU objects created while recording (buffers, bind groups, pipelines, …). */
+  created: number;
+}
+
+/** A tiny random-weight model of `family` with `layers` layers, loaded as a session (by default steps of ≤ 4 tokens). */
+export async function tinySession(
+  gpu: Gpu, family: RunnableFamily, layers: number, options: SynthOptions = {}, load: LoadOptions = {},
+): Promise<Session> {
+  const model = synthModel(family, { ...options, overrides: { num_hidden_layers: layers, vocab_size: 263, ...options.overrides } });
+  if (family === 'gpt_oss') {
+    model.config.layer_types = Array.from({ length: layers }, (_, l) => (l % 2 ? 'full_attention' : 'sliding_attention'));
+  }
+  const files = modelFiles(model, { extra: { 'tokenizer.json': JSON.stringify(byteLevelTokenizerJson()) } });
+  return loadModel(gpu, memoryFolder(files, `models/tiny-${family}`), { contextLength: 64, maxTokensPerStep: 4, ...load });
+}
+
+const LAYER = /^Layer(\d+)\./;
+
+/** Records one step of T tokens at `startPos` through a counting proxy of the encoder, device and queue. */
+export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: number): StepCount {
+  const perLayer = new Array<number>(decoder.config.numLayers).fill(0);
+  const count: StepCount = { perLayer, outside: 0, writes: 0, created: 0 };
+  const device = gpu.device;
+  const queue = device.queue;
+  const restore: (() => void)[] = [];
+  const spy = <O extends object>(target: O, name: keyof O & string, before: () => void) => {
+    const original = (target as Record<string, unknown>)[name] as (...a: unknown[]) => unknown;
+    (target as Record<string, unknown>)[name] = (...a: unknown[]) => {
+      before();
+      return original.apply(target, a);
+    };
+    restore.push(() => delete (target as Record<string, unknown>)[name]);
+  };
+  spy(queue, 'writeBuffer', () => count.writes++);
+  for (const name of ['createBuffer', 'createBindGroup', 'createComputePipeline', 'createBindGroupLayout', 'createPipelineLayout', 'createShaderModule'] as const) {
+    spy(device, name, () => count.created++);
+  }
+  const encoder = device.createCommandEncoder({ label: 'countStep' });
+  let owner = -1;
+  const counting = new Proxy(encoder, {
+    get(target, key) {
+      if (key === 'beginComputePass') {
+        return (descriptor?: GPUComputePassDescriptor) => {
+          const pass = target.beginComputePass(descriptor);
+          return new Proxy(pass, {
+            get(p, k) {
+              if (k === 'setBindGroup') {
+                return (index: number, group: GPUBindGroup, ...rest: unknown[]) => {
+                  if (index === 0) {
+                    const m = LAYER.exec(group.label);
+                    owner = m ? Number(m[1]) : -1;
+                  }
+                  return (p.setBindGroup as (...a: unknown[]) => void)(index, group, ...rest);
+                };
+              }
+              if (k === 'dispatchWorkgroups') {
+                return (...a: number[]) => {
+                  if (owner >= 0) perLayer[owner]++;
+                  else count.outside++;
+                  return p.dispatchWorkgroups(a[0], a[1], a[2]);
+                };
+              }
+              const v = Reflect.get(p, k);
+              return typeof v === 'function' ? v.bind(p) : v;
+            },
+          });
+        };
+      }
+      const v = Reflect.get(target, key);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
+  try {
+    decoder.encodeStep(counting, T, startPos);
+  } finally {
+    for (const r of restore) r();
+  }
+  queue.submit([encoder.finish()]);
+  return count;
+}
+
+/**
+ * CPU milliseconds to record and submit one decode step (command encoder, encodeStep, finish, submit) over `trials`
+ * steps at positions startPos … startPos + 15, each after the GPU has drained (so SwiftShader's own threads are idle):
+ * the minimum (the cost without interference from other processes) and the median.
+ */
+export async function recordingMillis(gpu: Gpu, decoder: Decoder, startPos: number, trials = 30): Promise<{ min: number; median: number }> {
+  const times: number[] = [];
+  for (let i = 0; i < trials; i++) {
+    await gpu.device.queue.onSubmittedWorkDone();
+    const t0 = performance.now();
+    const encoder = gpu.device.createCommandEncoder({ label: 'recordingMillis' });
+    decoder.encodeStep(encoder, 1, startPos + (i % 16));
+    gpu.device.queue.submit([encoder.finish()]);
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return { min: times[0], median: times[times.length >> 1] };
+}

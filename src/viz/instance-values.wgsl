@@ -123,7 +123,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         let r = clamp(select(0.0, v / params.atlasMax, params.atlasMax > 0.0), -1.0, 1.0);
         h = 1.5 * abs(r);
         t = 0.5 - 0.5 * r;
-        if ((srcA[base + e] & 0x7f800000u) == 0x7f800000u) { // NaN: this expert was not in the sweep
+        if ((bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u) { // NaN: an expert of the column was not in the sweep
           h = 0.0;
           t = -3.0;
         }

@@ -671,5 +671,6 @@ export class Decoder {
     for (const m of this.moeLayers) m.destroy();
     this.uniforms.destroy();
     for (const b of this.owned) b.destroy();
+    this.kernels.append.destroy();
   }
 }

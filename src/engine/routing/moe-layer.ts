@@ -412,6 +412,7 @@ export class MoeLayer {
 
   destroy(): void {
     this.aux.destroy();
+    this.router.destroy();
   }
 }
 

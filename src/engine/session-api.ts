@@ -49,6 +49,21 @@ export interface NonFiniteToken {
   scores: boolean;
 }
 
+/** A session's CPU-side state: enough to rebuild its GPU state on another device (see model/session.ts Session.replay). */
+export interface SessionState {
+  tokens: number[];
+  steps: ReplayStep[];
+  policy: RoutingPolicy;
+  /** Tokens sampled so far (the sampling seed's counter). */
+  drawn: number;
+}
+
+/** One submitted step: its tokens and the routing policy it ran under. */
+export interface ReplayStep {
+  size: number;
+  policy: RoutingPolicy;
+}
+
 /** A small CPU copy of the routing record, read asynchronously (never on the per-frame path). */
 export interface RoutingSnapshot {
   position: number;

@@ -272,6 +272,7 @@ export class UrlSource implements ByteSource {
   /** Size from HEAD's Content-Length, else from a 1-byte Range request's Content-Range, else a counted GET. */
   private static async probeSize(name: string, url: string, location: string, fetchFn: FetchFn): Promise<number> {
     const head = await fetchOrFail(name, url, fetchFn, { method: 'HEAD' });
+    await drain(head);
     if (head.status === 404 || (head.ok && servesHtmlFor(name, head))) throw new MissingFileError(name, location, head.ok ? HTML_INSTEAD : undefined);
     const len = head.ok ? parseLength(head.headers.get('content-length')) : null;
     // Content-Length of a compressed response is not the file size: only trust it for identity encoding.
@@ -281,7 +282,7 @@ export class UrlSource implements ByteSource {
     if (probe.status === 404 || (probe.ok && servesHtmlFor(name, probe))) throw new MissingFileError(name, location, probe.ok ? HTML_INSTEAD : undefined);
     if (probe.status === 206) {
       const total = /\/(\d+)\s*$/.exec(probe.headers.get('content-range') ?? '');
-      await probe.body?.cancel();
+      await probe.arrayBuffer(); // the one byte: read, not cancelled (a cancelled response is an aborted request)
       if (total) return Number(total[1]);
     } else if (!probe.ok) {
       throw new ModelFileError(name, 'HTTP status', `${probe.status} from ${url}`);
@@ -469,6 +470,14 @@ async function fetchOrFail(name: string, url: string, fetchFn: FetchFn, init?: R
   }
 }
 
+/**
+ * Reads a response without a body to its end: a browser keeps such a response open until its (empty) body is read,
+ * and lists it as an aborted request once it is dropped.
+ */
+async function drain(res: Response): Promise<void> {
+  await res.arrayBuffer().catch(() => undefined);
+}
+
 function parseLength(v: string | null): number | null {
   if (v === null || !/^\d+$/.test(v.trim())) return null;
   return Number(v);
@@ -495,6 +504,7 @@ export function urlFolder(baseUrl: string, options: { files?: string[]; fetch?: 
     has: async (name) => {
       if (known) return known.has(name);
       const res = await fetchOrFail(name, urlOf(name), fetchFn, { method: 'HEAD' });
+      await drain(res);
       return res.ok && !servesHtmlFor(name, res);
     },
     open: async (name) => {

@@ -1,7 +1,7 @@
 // Replaying a trace in the dashboard: a read-only ModelSession over a token range of a trace. It owns a routing
 // record (RoutingStats: the same GPU buffers a running model fills) and writes into it, through the queue, what the
-// trace says for the current position: cumulative counts and gate sums from the trace's timeline, the last step's
-// counts, and ring rows (chosen = assigned experts, gate weights) for positions inside the ring. Every view that
+// trace says for the current position: cumulative counts and gate sums from the trace's timeline, the last
+// token's counts, and ring rows (chosen = assigned experts, gate weights) for positions inside the ring. Every view that
 // reads a live session's buffers reads these unchanged. Unknown positions (−1: prefix-cached, never forwarded) are
 // left out of the counts and stored as NO_EXPERT. Nothing is run: generate() and what-if policies are refused.
 import type { Gpu } from '../engine/gpu';
@@ -149,15 +149,12 @@ export class TraceSession implements ModelSession {
     await this.moveTo(0);
   }
 
-  /** Cumulative buffers for `position` tokens of the range; stepCounts hold the tokens added (or, going back, the last one). */
+  /** Cumulative buffers for `position` tokens of the range; stepCounts hold the last token's (the "current token"). */
   private async moveTo(position: number): Promise<void> {
     const { start } = this.currentRange;
     const state = await this.timeline.stateAt(start + position);
     const counts = state.counts.map((c, i) => c - this.base!.counts[i]);
-    let step: Uint32Array;
-    if (position > this.position) step = counts.map((c, i) => c - this.current[i]);
-    else if (position > 0) step = (await this.timeline.loadsBetween(start + position - 1, start + position));
-    else step = new Uint32Array(counts.length);
+    const step = position > 0 ? await this.timeline.loadsBetween(start + position - 1, start + position) : new Uint32Array(counts.length);
     const gate = state.gateSum ? state.gateSum.map((g, i) => g - this.base!.gateSum![i]) : null;
     this.current = counts;
     this.count = position;

@@ -7,6 +7,7 @@ import type { SessionState } from '../engine/model/session';
 import { emptyRoutingSources, type RoutingViewSources } from '../viz/instance-values';
 import { ModelInfoPanel } from '../viz/panels/model-info';
 import { GridScene } from '../viz/scene';
+import { isGroupBar } from '../viz/layout';
 import { AxisLabels } from './axis-labels';
 import { BaselineStore } from './baseline';
 import { CompareMode, type ModelLoader } from './compare-mode';
@@ -38,6 +39,7 @@ import { TokenView } from './token-view';
 import { UrlSync } from './url-sync';
 import { WhatIfPanel } from './what-if';
 import { decodeUrlState } from './url-state';
+import { DEFAULT_PARAMS, toPolicy } from './params';
 
 /** What a model was showing, kept to bring it back on a new device (see device-recovery.ts). */
 export interface SavedSession {
@@ -60,6 +62,8 @@ export class App implements Dashboard {
   readonly baseline = new BaselineStore();
   /** Whether the session's routing record was made under the original policy (so it can serve as a baseline). */
   private recordIsOriginal = true;
+  /** Whether the session routes under the original policy now. */
+  private sessionOriginal = true;
   readonly frameLoop: FrameLoop;
   readonly pathways: PathwaysView;
   readonly attention: AttentionView;
@@ -208,7 +212,7 @@ export class App implements Dashboard {
     const sources: RoutingViewSources = model.session ? model.session.routing : skeleton!;
     if (!saved) this.state.reset(config.numLayers, config.numExperts, restore);
     this.snapshots.attach(null, null);
-    await this.scene.setModel(config, sources, { collapseDense: this.state.params.collapseDense }, this.state.view(), this.state.visibility());
+    await this.scene.setModel(config, sources, this.state.layoutOptions(), this.state.view(), this.state.visibility());
 
     // The new model is in place: release the old one.
     old.skeleton?.destroy();
@@ -221,6 +225,7 @@ export class App implements Dashboard {
     this.gui.setLayers(config.numLayers);
     this.gui.setAblatedCount(0);
     this.gui.setRoutingEnabled(model.session !== null && !model.replay);
+    this.gui.setRoutingShown(!model.replay);
     this.layers.setModel(config.moeLayers);
     el<HTMLDetailsElement>('layers-box').open = config.numLayers <= 8;
     this.layers.update({ hidden: this.state.hidden, solo: this.state.params.soloLayer });
@@ -240,14 +245,17 @@ export class App implements Dashboard {
         if (kind === 'plan') {
           // A new text is routed under the policy in force: there is no original record of it.
           this.baseline.clear();
-          this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
+          this.recordIsOriginal = this.sessionOriginal;
         }
         for (const fn of this.stepListeners) fn(kind);
         this.snapshots.request();
       });
       this.applyStepperParams();
-      model.session.setPolicy(this.state.policy(config.router.topK));
-      this.recordIsOriginal = this.state.isOriginalPolicy(config.router.topK);
+      // A link with a what-if is stepped under the original policy first, so the what-if has its baseline.
+      const topK = config.router.topK;
+      const whatIf = !this.state.isOriginalPolicy(topK) && restore.position > 0;
+      model.session.setPolicy(whatIf ? toPolicy(DEFAULT_PARAMS, topK, this.state.ablated) : this.state.policy(topK));
+      this.sessionOriginal = this.recordIsOriginal = whatIf || this.state.isOriginalPolicy(topK);
       this.baseline.clear();
       if (saved?.tokens) {
         await stepper.resume(saved.tokens, saved.session);
@@ -261,8 +269,16 @@ export class App implements Dashboard {
       const text = restore.text ?? chosen?.text ?? '';
       this.state.text = { sample, text: restore.text };
       this.controls.showText(text, sample);
-      await stepper.setText(text, chosen?.domain ?? 'prompt', { genre: chosen?.genre, posSpans: chosen?.posSpans });
-      if (restore.position > 0) await stepper.seek(restore.position);
+      // Under the original policy the text is fed in plain steps (no capacity windows) whatever the params say.
+      if (whatIf) stepper.rerunSteps = false;
+      await stepper.setText(text, chosen?.domain ?? 'prompt', { genre: chosen?.genre, posSpans: chosen?.posSpans }, restore.position);
+      this.applyStepperParams();
+      if (whatIf) {
+        // The baseline keeps the original predictions too: wait for their read-back before the what-if replaces them.
+        await stepper.idle();
+        await this.output.settled();
+        await this.applyPolicy();
+      }
       if (restore.token !== null && restore.token < stepper.position) this.state.selectToken(restore.token);
     }
     this.url.schedule();
@@ -322,7 +338,7 @@ export class App implements Dashboard {
       if (original) this.baseline.clear();
       else if (this.recordIsOriginal && stepper.position > 0) void this.baseline.capture(session.snapshot(), this.output.copy());
       session.setPolicy(policy);
-      this.recordIsOriginal = original;
+      this.sessionOriginal = this.recordIsOriginal = original;
     });
     await stepper.rerun();
   }
@@ -341,7 +357,7 @@ export class App implements Dashboard {
     const model = this.model;
     if (!model) return;
     const sources = model.session ? model.session.routing : this.skeleton!;
-    await this.scene.setModel(model.config, sources, { collapseDense: this.state.params.collapseDense }, this.state.view(), this.state.visibility());
+    await this.scene.setModel(model.config, sources, this.state.layoutOptions(), this.state.view(), this.state.visibility());
     this.scene.setAblated(this.state.ablated);
     this.state.layoutReady();
   }
@@ -361,6 +377,10 @@ export class App implements Dashboard {
     const cell = this.state.selectedCell;
     if (!layout || cell < 0 || layout.expert[cell] < 0) {
       showError(new Error('Click a routed expert in the grid first, then ablate it.'));
+      return;
+    }
+    if (isGroupBar(layout, cell)) {
+      showError(new Error('That bar is a group of experts: open it (click), then pick one expert to ablate.'));
       return;
     }
     this.state.toggleAblation(layout.layer[cell], layout.expert[cell]);

@@ -1,6 +1,6 @@
-// Axis labels of the 3D grid as an HTML overlay: layer names along one edge, expert ids along another, on the edges
-// nearest the camera, re-projected only when the camera moves or the shown layers change. Neighbours closer than a
-// few pixels on screen are skipped, so labels thin out instead of overlapping.
+// Axis labels of the 3D grid as an HTML overlay: layer names along one edge, expert ids (or a group's expert range)
+// along another, on the edges nearest the camera, re-projected only when the camera moves or the shown layers change.
+// Neighbours closer than a few pixels on screen are skipped, so labels thin out instead of overlapping.
 import { expertColorCss } from '../viz/colormaps';
 import type { Dashboard } from './context';
 import { el, make } from './dom';
@@ -27,12 +27,19 @@ export class AxisLabels {
     const layout = this.d.scene.layout;
     if (!layout) return;
     this.layer = Array.from({ length: layout.numLayers }, (_, l) => make('span', 'label layer-label', `L${l}`));
-    // Expert ids in their identity colour, the one the token strip and the module view use.
-    this.expert = Array.from({ length: layout.numExperts }, (_, e) => {
-      const span = make('span', 'label expert-label', String(e));
-      span.style.color = expertColorCss(e, layout.numExperts);
+    // Expert ids in their identity colour, the one the token strip and the module view use; a group's range in grey.
+    const grouped = layout.groupSize > 1 && layout.drill === null;
+    this.expert = Array.from({ length: layout.columns }, (_, c) => {
+      const [a, b] = [layout.colFirst[c], layout.colFirst[c + 1]];
+      const span = make('span', 'label expert-label', grouped ? `${a}–${b - 1}` : String(a));
+      if (!grouped) span.style.color = expertColorCss(a, layout.numExperts);
       return span;
     });
+    this.titles.expert.textContent = grouped
+      ? `expert group (${layout.groupSize} experts a bar)`
+      : layout.drill !== null
+        ? `expert id (group ${layout.colFirst[0]}–${layout.colFirst[layout.columns] - 1}; Esc: all groups)`
+        : 'expert id';
     this.root.replaceChildren(...this.layer, ...this.expert, this.titles.expert, this.titles.layer);
     this.place();
   }
@@ -72,7 +79,7 @@ export class AxisLabels {
         }
       });
     };
-    placeAll(this.expert, (e) => [layout.x0 + e, 0, expertZ], (b) => ({ dx: 0, dy: outY * (b.h / 2 + 3) }), () => true);
+    placeAll(this.expert, (c) => [layout.x0 + c * layout.pitch, 0, expertZ], (b) => ({ dx: 0, dy: outY * (b.h / 2 + 3) }), () => true);
     placeAll(this.layer, (l) => [layerX, 0, layout.rowZ[l]], (b) => ({ dx: outX * (b.w / 2 + 4), dy: 0 }), (l) => vis[l]);
     // Axis titles a line beyond their labels: under the experts' row of ids, over the last layer's label.
     const { minX, maxX, minZ } = layout.bounds;

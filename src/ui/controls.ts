@@ -109,8 +109,9 @@ export class Controls {
     // Play says when this GPU cannot keep the set speed (a step takes longer than 1 / speed).
     const rate = st.playRate;
     const slow = rate !== null && rate < st.speed * 0.9;
+    const shown = rate === null ? '' : rate >= 10 ? rate.toFixed(0) : rate.toPrecision(2);
     el('play-rate').textContent =
-      rate === null ? '' : slow ? `${rate.toFixed(1)} tokens/s: a step takes ${(1 / rate).toFixed(2)} s here, too slow for the ${st.speed} tokens/s set` : `${rate.toFixed(1)} tokens/s`;
+      rate === null ? '' : slow ? `${shown} tokens/s: a step takes ${(1 / rate).toFixed(2)} s here, too slow for the ${st.speed} tokens/s set` : `${shown} tokens/s`;
     el('play-rate').classList.toggle('slow', slow);
     el('play').setAttribute('aria-label', st.playing ? 'pause' : 'play');
   }

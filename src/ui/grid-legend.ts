@@ -1,5 +1,6 @@
 // The 3D grid's legend, in a corner of the view: what a bar's height and colour mean in the current mode (with a
-// colour bar in the current colour map and its ticks) and the fixed colours of cells that carry no value.
+// colour bar in the current colour map and its ticks), the fixed colours of cells that carry no value, and for large
+// models what a group bar is, with the way back from an opened group.
 import { colormapCss } from '../viz/colormaps';
 import type { ViewMode } from '../viz/instance-values';
 import type { Dashboard } from './context';
@@ -17,7 +18,7 @@ const RATIO_TICKS: [number, string][] = [[0, '0'], [0.5, 'fair share'], [0.75, '
 
 const LEGENDS: Record<ViewMode, ModeLegend> = {
   load: { height: 'height: tokens the expert took / the layer’s fair share (capped at 6×)', colour: 'colour: the same ratio', ticks: RATIO_TICKS },
-  current: { height: 'height: assignments in the last step / the layer’s busiest expert', colour: 'colour: the same share', ticks: [[0, '0'], [0.5, '½ max'], [1, 'max']] },
+  current: { height: 'height: the current (last) token’s experts in each layer (k per layer)', colour: 'colour: the same share', ticks: [[0, '0'], [0.5, '½ max'], [1, 'max']] },
   probability: { height: 'height: router probability summed over tokens / fair share', colour: 'colour: the same ratio', ticks: RATIO_TICKS },
   dropped: { height: 'height: assignments dropped or re-routed (over capacity) / layer max', colour: 'colour: share re-routed', ticks: [[0, 'all dropped'], [1, 'all re-routed']] },
   atlas: {
@@ -40,7 +41,7 @@ export class GridLegend {
 
   constructor(private readonly d: Dashboard) {
     d.state.subscribe((kind) => {
-      if (kind === 'view' || kind === 'model') this.draw();
+      if (kind === 'view' || kind === 'model' || kind === 'layout') this.draw();
     });
   }
 
@@ -64,6 +65,19 @@ export class GridLegend {
       item.append(swatch, document.createTextNode(label));
       fixed.append(item);
     }
-    this.root.replaceChildren(make('div', '', legend.height), make('div', '', legend.colour), bar, ticks, fixed);
+    this.root.replaceChildren(make('div', '', legend.height), make('div', '', legend.colour), bar, ticks, fixed, ...this.groups());
+  }
+
+  /** With experts in groups: what a bar stands for, and the way into a group and back. */
+  private groups(): HTMLElement[] {
+    const g = this.d.scene.layout;
+    if (!g || g.groupSize === 1) return [];
+    if (g.drill === null) {
+      return [make('div', 'legend-groups', `Grouped: each bar is ${g.groupSize} experts (ids under it), summed; its fair share is ${g.groupSize} / ${g.numExperts} of the layer. Click a bar to open its group.`)];
+    }
+    const back = make('button', 'legend-back', '◂ all groups (Esc)');
+    back.addEventListener('click', () => this.d.state.setDrill(null));
+    const [a, b] = [g.colFirst[0], g.colFirst[g.columns] - 1];
+    return [make('div', 'legend-groups', `Group of experts ${a}–${b}, one bar each; fair share as in the whole layer.`), back];
   }
 }

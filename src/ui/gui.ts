@@ -24,6 +24,7 @@ export class ParamsGui {
   private readonly controllers = new Map<keyof Params, Controller>();
   private readonly layerControllers: Controller[] = [];
   private ablationInfo = { count: '0 experts' };
+  private readonly routing: GUI;
 
   constructor(
     container: HTMLElement,
@@ -45,7 +46,7 @@ export class ParamsGui {
       return c;
     };
 
-    const routing = this.gui.addFolder('Routing what-ifs');
+    const routing = (this.routing = this.gui.addFolder('Routing what-ifs'));
     add(routing, 'topK', 'k (0 = model)');
     add(routing, 'noiseStd', 'noise σ on logits');
     add(routing, 'noiseSeed', 'noise seed');
@@ -61,6 +62,7 @@ export class ParamsGui {
     add(view, 'colormap', 'colour map', [...COLORMAP_NAMES]);
     add(view, 'heightScale', 'height');
     add(view, 'collapseDense', 'collapse dense layers');
+    add(view, 'groupExperts', 'group experts (> 64)');
     this.layerControllers.push(add(view, 'soloLayer', 'solo layer', { none: -1 }));
     this.layerControllers.push(add(view, 'focusLayer', 'focus layer (strip, heatmap)', { 0: 0 }));
     view.add(actions, 'resetCamera').name('reset camera');
@@ -87,6 +89,11 @@ export class ParamsGui {
   setAblatedCount(n: number): void {
     this.ablationInfo.count = `${n} expert${n === 1 ? '' : 's'}`;
     this.refresh();
+  }
+
+  /** Show or hide the what-if folder (a replayed trace cannot run what-ifs: nothing is routed live). */
+  setRoutingShown(shown: boolean): void {
+    this.routing.show(shown);
   }
 
   /** Disable routing controls (config-only models have no engine to steer). */

@@ -26,6 +26,12 @@ export class OutputRecord {
   private vocab = 0;
   /** Bumped on clear(): read-backs of an older text are dropped. */
   private epoch = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  /** Resolves once the read-backs of the steps submitted so far are in. */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.all(this.inFlight);
+  }
 
   onChange(fn: () => void): void {
     this.listeners.add(fn);
@@ -40,10 +46,12 @@ export class OutputRecord {
     if (!session?.onStepLogits) return false;
     session.onStepLogits((pending) => {
       const epoch = this.epoch;
-      pending.then(
-        (s) => epoch === this.epoch && this.take(s),
+      const taken = pending.then(
+        (s) => void (epoch === this.epoch && this.take(s)),
         () => undefined, // the session was destroyed with a read-back in flight
       );
+      this.inFlight.add(taken);
+      void taken.then(() => this.inFlight.delete(taken));
     });
     return true;
   }

@@ -24,6 +24,8 @@ export interface Params {
   heightScale: number;
   /** Draw dense (router-less) layers as thin rows. */
   collapseDense: boolean;
+  /** Models with more than 64 experts: one bar per group of 16 experts, opened by a click. */
+  groupExperts: boolean;
   /** Show only this layer; −1 = off. */
   soloLayer: number;
   /** The layer whose experts colour the token strip and fill the heatmap. */
@@ -50,6 +52,7 @@ export const DEFAULT_PARAMS: Readonly<Params> = Object.freeze({
   colormap: 'viridis',
   heightScale: 1,
   collapseDense: true,
+  groupExperts: true,
   soloLayer: -1,
   focusLayer: 0,
   stepMode: 'scan',
@@ -73,7 +76,7 @@ export const RANGES = {
   temperature: [0.1, 4, 0.05],
   capacityFactor: [0, 4, 0.05],
   heightScale: [0.1, 5, 0.1],
-  speed: [0.5, 60, 0.5],
+  speed: [0.1, 60, 0.1],
   sampleTemperature: [0, 2, 0.05],
   topP: [0.05, 1, 0.05],
   sampleSeed: [0, 1_000_000, 1],

@@ -1,6 +1,7 @@
 // Pointing at the 3D grid: hover shows a tooltip with the cell's figures (from the latest snapshot), a click (not a
-// drag) selects the cell. The cell under the pointer is picked by the scene; the state holds hovered and selected.
-import { CELL_KIND } from '../viz/layout';
+// drag) selects the cell, or opens it when it is a group of experts (Escape goes back to all groups). The cell under
+// the pointer is picked by the scene; the state holds hovered and selected.
+import { CELL_KIND, isGroupBar } from '../viz/layout';
 import { barHeights, expertStat } from '../viz/panels/stats';
 import type { Dashboard } from './context';
 import { el, make } from './dom';
@@ -28,7 +29,15 @@ export class GridPointer {
     canvas.addEventListener('pointerup', (ev) => {
       if (!down || Math.hypot(ev.clientX - down.x, ev.clientY - down.y) > CLICK_SLOP) return;
       const p = at(ev);
-      d.state.selectCell(d.scene.pick(p.x, p.y));
+      const i = d.scene.pick(p.x, p.y);
+      const layout = d.scene.layout;
+      if (layout && i >= 0 && isGroupBar(layout, i)) d.state.setDrill(Math.floor(layout.expert[i] / layout.groupSize));
+      else d.state.selectCell(i);
+    });
+    window.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Escape' && d.state.drill !== null && !(ev.target instanceof HTMLInputElement || ev.target instanceof HTMLTextAreaElement)) {
+        d.state.setDrill(null);
+      }
     });
     d.state.subscribe((kind) => {
       if (kind === 'hover' || kind === 'selection' || kind === 'model' || kind === 'layout') {
@@ -51,7 +60,7 @@ export class GridPointer {
     const { mode, heightScale } = this.d.state.params;
     const heights = new Float32Array(layout.count);
     for (let l = 0; l < layout.numLayers; l++) {
-      const routed = s && layout.firstExpert[l] >= 0 ? barHeights(s, l, mode, heightScale, undefined, this.d.scene.atlas) : null;
+      const routed = s && layout.firstExpert[l] >= 0 ? barHeights(s, l, mode, heightScale, undefined, this.d.scene.atlas, layout.colFirst) : null;
       if (routed) heights.set(routed, layout.firstExpert[l]);
       // Shared-expert and dense cells stand at fixed heights (instance-values.wgsl).
       if (layout.sharedCell[l] >= 0) heights[layout.sharedCell[l]] = 0.5 * heightScale;
@@ -73,7 +82,22 @@ export class GridPointer {
     const lines: string[] = [];
     if (layout.kind[i] === CELL_KIND.dense) lines.push(`layer ${l}: dense FFN (no router; every token)`);
     else if (layout.kind[i] === CELL_KIND.shared) lines.push(`layer ${l}: shared expert (every token)`);
-    else {
+    else if (isGroupBar(layout, i)) {
+      const c = i - layout.firstExpert[l];
+      const [a, b] = [layout.colFirst[c], layout.colFirst[c + 1]];
+      const s = this.d.snapshots.current;
+      let count = 0;
+      let total = 0;
+      for (let e = 0; e < layout.numExperts; e++) {
+        const n = s ? s.counts[l * layout.numExperts + e] : 0;
+        total += n;
+        if (e >= a && e < b) count += n;
+      }
+      lines.push(`layer ${l} · experts ${a}–${b - 1} (a group of ${b - a})`);
+      if (s) lines.push(`count ${count}`, `share ${total ? ((100 * count) / total).toFixed(1) : '0.0'}% (fair ${((100 * (b - a)) / layout.numExperts).toFixed(1)}%)`);
+      else lines.push(model.session ? 'no tokens yet' : 'config only: no routing data');
+      lines.push('click to open the group');
+    } else {
       const e = layout.expert[i];
       lines.push(`layer ${l} · expert ${e}`);
       const s = this.d.snapshots.current;

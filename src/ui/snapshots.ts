@@ -50,11 +50,14 @@ export class SnapshotPump {
     this.busy = true;
     try {
       while (this.dirty && this.source) {
-        this.dirty = false;
         const started = performance.now();
         const { session, stepper } = this.source;
-        // The copy is encoded in the step queue; the returned promise is only the mapping, awaited outside it.
-        const pending = await stepper.run(async () => ({ snap: session.snapshot() }));
+        // The copy is encoded in the step queue; the returned promise is only the mapping, awaited outside it. Requests
+        // made before it is encoded (a restore's plan and its steps, say) are answered by it.
+        const pending = await stepper.run(async () => {
+          this.dirty = false;
+          return { snap: session.snapshot() };
+        });
         const snap = await pending.snap;
         if (this.source?.session !== session) break;
         this.current = snap;

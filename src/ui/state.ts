@@ -3,7 +3,7 @@
 // never keep their own copies: they read this object and subscribe to its changes, each told what kind of change it
 // was so it redraws only what depends on it.
 import type { RoutingPolicy } from '../engine/session-api';
-import { layerVisibility } from '../viz/layout';
+import { groupSizeFor, layerVisibility, type LayoutOptions } from '../viz/layout';
 import type { ViewSettings } from '../viz/scene';
 import { defaultParams, sanitizeParams, toPolicy, type Params } from './params';
 import type { UrlState } from './url-state';
@@ -26,6 +26,7 @@ const KIND_OF: Record<keyof Params, ChangeKind> = {
   colormap: 'view',
   heightScale: 'view',
   collapseDense: 'grid',
+  groupExperts: 'grid',
   soloLayer: 'layers',
   focusLayer: 'focus',
   stepMode: 'playback',
@@ -52,6 +53,8 @@ export class DashboardState {
   /** Grid instance index of the selected / hovered cell, or −1. */
   selectedCell = -1;
   hoveredCell = -1;
+  /** The expert group opened in the grid (models drawn in groups), or null for all groups. */
+  drill: number | null = null;
   text: TextSource = { sample: 0, text: null };
   numLayers = 0;
   numExperts = 0;
@@ -76,6 +79,20 @@ export class DashboardState {
     this.selectedToken = null;
     this.selectedCell = -1;
     this.hoveredCell = -1;
+    this.drill = null;
+  }
+
+  /** Open an expert group of the grid (null: back to all groups); the grid is rebuilt. */
+  setDrill(group: number | null): void {
+    if (group === this.drill) return;
+    this.drill = group;
+    this.emit('grid');
+  }
+
+  /** How the grid is laid out: dense rows collapsed or not, experts grouped (large models) and the group opened. */
+  layoutOptions(): LayoutOptions {
+    const groupSize = this.params.groupExperts ? groupSizeFor(this.numExperts) : 1;
+    return { collapseDense: this.params.collapseDense, groupSize, drill: groupSize > 1 ? this.drill : null };
   }
 
   /** Tell listeners a model is in place (after every module has been given it). */

@@ -113,10 +113,22 @@ export class TokenStepper {
       const tokens = this.processed.slice();
       await this.session.reset();
       this.processed.length = 0;
-      if (tokens.length > 0) await this.session.feed(tokens.map((t) => t.id));
+      await this.feedBatch(tokens.map((t) => t.id));
       this.processed.push(...tokens);
       this.emit('forward');
     });
+  }
+
+  /**
+   * Feed tokens after the processed ones as one batch, with the last token as a step of its own, so the engine's
+   * last-step record (the grid's "current token") is that token's routing, as after single steps. Only for a session
+   * that runs steps (maxTokensPerStep; a replayed trace records its last token itself), and not while capacity re-runs
+   * the text: its steps are the fixed windows capacity is counted over.
+   */
+  private async feedBatch(ids: number[]): Promise<void> {
+    const split = ids.length > 1 && !this.rerunSteps && this.session.maxTokensPerStep !== undefined;
+    if (split) await this.session.feed(ids.slice(0, -1));
+    if (ids.length > 0) await this.session.feed(split ? ids.slice(-1) : ids);
   }
 
   /** Waits for queued engine calls. */
@@ -125,7 +137,7 @@ export class TokenStepper {
   }
 
   /** Set the text to scan; resets the session (routing record and KV cache). */
-  setText(text: string, domain: string, labels: TextLabels = {}): Promise<void> {
+  setText(text: string, domain: string, labels: TextLabels = {}, position = 0): Promise<void> {
     this.pause();
     return this.enqueue(async () => {
       const ids = this.tokenizer.encode(text);
@@ -141,6 +153,12 @@ export class TokenStepper {
       await this.session.reset();
       this.processed.length = 0;
       this.emit('plan');
+      // A restored position: one batched feed in the same turn of the queue, so panels draw once, at that position.
+      const take = this.plan.slice(0, Math.min(position, this.session.contextLength));
+      if (take.length === 0) return;
+      await this.feedBatch(take.map((t) => t.id));
+      for (const t of take) this.processed.push(t);
+      this.emit('forward');
     });
   }
 
@@ -158,7 +176,7 @@ export class TokenStepper {
         if (this.rerunSteps) {
           await this.session.reset();
           await this.session.feed([...this.processed, ...take].map((t) => t.id));
-        } else await this.session.feed(take.map((t) => t.id));
+        } else await this.feedBatch(take.map((t) => t.id));
         // A loop, not push(...take): a replayed trace can move tens of thousands of tokens in one step.
         for (const t of take) this.processed.push(t);
         done = take.length;
@@ -230,7 +248,7 @@ export class TokenStepper {
       if (state && this.session.replay) await this.session.replay(state);
       else {
         await this.session.reset();
-        if (saved.processed.length > 0) await this.session.feed(saved.processed.map((t) => t.id));
+        await this.feedBatch(saved.processed.map((t) => t.id));
       }
       for (const t of saved.processed) this.processed.push(t);
       this.emit('forward');
@@ -259,6 +277,9 @@ export class TokenStepper {
           this.pause();
           return;
         }
+        // A step is delivered when the GPU has run it: play never queues steps ahead of the GPU, so the rate it
+        // measures is the rate it shows.
+        await this.session.gpu.device.queue.onSubmittedWorkDone();
       } catch (e) {
         this.pause();
         this.onError(e);

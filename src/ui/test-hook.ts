@@ -3,6 +3,7 @@
 // tests call it, never the app's own frame or step paths.
 import { readF32 } from '../engine/kernels/common';
 import { countsFromRing } from '../viz/panels/stats';
+import { instanceOf } from '../viz/layout';
 import type { App } from './app';
 import type { Params } from './params';
 
@@ -84,7 +85,10 @@ function makeHook(app: App) {
     layout() {
       const g = app.scene.layout;
       if (!g) return null;
-      return { count: g.count, numLayers: g.numLayers, numExperts: g.numExperts, layer: [...g.layer], expert: [...g.expert], kind: [...g.kind] };
+      return {
+        count: g.count, numLayers: g.numLayers, numExperts: g.numExperts, layer: [...g.layer], expert: [...g.expert], kind: [...g.kind],
+        columns: g.columns, colFirst: [...g.colFirst], groupSize: g.groupSize, drill: g.drill,
+      };
     },
     /** The renderer's per-instance values ([instances] × (height, colour t, raw value, visible)), read back. */
     async instanceValues(): Promise<number[]> {
@@ -106,11 +110,11 @@ function makeHook(app: App) {
         chosen: [...s.chosen],
       };
     },
-    /** Client coordinates of the ground point under a routed-expert cell's centre. */
+    /** Client coordinates of the ground point under the centre of the bar that draws a routed expert. */
     cellPoint(layer: number, expert: number): { x: number; y: number } | null {
       const g = app.scene.layout;
-      if (!g || g.firstExpert[layer] < 0) return null;
-      const i = g.firstExpert[layer] + expert;
+      const i = g ? instanceOf(g, layer, expert) : -1;
+      if (!g || i < 0) return null;
       const p = app.scene.project(g.rect[i * 4], 0, g.rect[i * 4 + 1]);
       const r = app.scene.canvas.getBoundingClientRect();
       return p && { x: r.left + p.x, y: r.top + p.y };

@@ -80,11 +80,10 @@ export class TokenView {
     // Through the shown layers only: a hidden or un-soloed layer has no bars to pass over.
     for (const step of tokenPath(s, token)) {
       if (!shown[step.layer]) continue;
-      const heights = barHeights(s, step.layer, mode, heightScale, undefined, this.d.scene.atlas);
+      const heights = barHeights(s, step.layer, mode, heightScale, undefined, this.d.scene.atlas, layout.colFirst);
       for (const { expert } of step.experts) {
         const i = instanceOf(layout, step.layer, expert);
-        const y = Math.max(MIN_BAR_HEIGHT, heights[expert]) + 0.15;
-        if (i >= 0) points.push([layout.rect[i * 4], y, layout.rect[i * 4 + 1]]);
+        if (i >= 0) points.push([layout.rect[i * 4], Math.max(MIN_BAR_HEIGHT, heights[i - layout.firstExpert[step.layer]]) + 0.15, layout.rect[i * 4 + 1]]);
       }
     }
     this.d.scene.setPath(points);

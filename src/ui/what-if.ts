@@ -27,6 +27,9 @@ export class WhatIfPanel {
     const notes = el('whatif-notes');
     canvas.hidden = true;
     notes.replaceChildren();
+    // A replayed trace routes nothing live: no what-if to compare, so no panel for one.
+    el('whatif-panel').hidden = model?.replay != null;
+    if (model?.replay) return;
     if (!model?.session) {
       summary.textContent = 'Config only: no routing to change.';
       return;

@@ -29,6 +29,7 @@ export class InstanceValuesPass {
   private readonly uniformData = new ArrayBuffer(32);
   private readonly rowData: Uint32Array;
   private readonly ablated: GPUBuffer;
+  private readonly cols: GPUBuffer;
   /** f32 [layers, experts] the causal atlas's Δ log-likelihood per ablated expert (mode 'atlas'). */
   private readonly atlas: GPUBuffer;
   private atlasMax = 0;
@@ -65,6 +66,7 @@ export class InstanceValuesPass {
         storage('read-only-storage', 3),
         storage('storage', 4),
         storage('read-only-storage', 5),
+        storage('read-only-storage', 6),
       ],
     });
     this.pipeline = device.createComputePipeline({
@@ -96,6 +98,14 @@ export class InstanceValuesPass {
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
     });
 
+    // u32 [columns + 1]: the experts of each column (layout.colFirst).
+    this.cols = device.createBuffer({
+      label: 'Grid.instanceValues.cols',
+      size: Math.max(16, Math.ceil(layout.colFirst.byteLength / 16) * 16),
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    });
+    device.queue.writeBuffer(this.cols, 0, layout.colFirst);
+
     this.atlas = device.createBuffer({
       label: 'Grid.instanceValues.atlas',
       size: Math.max(16, layout.numLayers * layout.numExperts * 4),
@@ -106,7 +116,7 @@ export class InstanceValuesPass {
       device.createBindGroup({
         label: `Grid.instanceValues.${label}`,
         layout: bindGroupLayout,
-        entries: [this.uniforms, a, b, this.rows, output, this.ablated].map((buffer, binding) => ({ binding, resource: { buffer } })),
+        entries: [this.uniforms, a, b, this.rows, output, this.ablated, this.cols].map((buffer, binding) => ({ binding, resource: { buffer } })),
       });
     this.bindGroups = {
       load: group('load', sources.counts, sources.rerouted),
@@ -126,18 +136,19 @@ export class InstanceValuesPass {
     u32[0] = VIEW_MODES.indexOf(mode);
     u32[1] = this.layout.numLayers;
     u32[2] = this.layout.numExperts;
+    u32[3] = this.layout.columns;
     f32[4] = heightScale;
     f32[5] = maxRatio;
     f32[6] = this.atlasMax;
     this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
   }
 
-  /** The causal atlas's Δ log-likelihood per (layer, expert), f32 [layers, experts], or null (none yet). */
+  /** The causal atlas's Δ log-likelihood per (layer, expert), f32 [layers, experts] (NaN: not swept), or null. */
   setAtlas(delta: Float32Array | null): void {
     const n = this.layout.numLayers * this.layout.numExperts;
     if (delta && delta.length !== n) throw new Error(`atlas has ${delta.length} entries, the grid ${n}`);
     if (delta) this.device.queue.writeBuffer(this.atlas, 0, delta);
-    this.atlasMax = delta ? delta.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
+    this.atlasMax = delta ? atlasMax(delta) : 0;
     new Float32Array(this.uniformData)[6] = this.atlasMax;
     this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
   }
@@ -169,8 +180,16 @@ export class InstanceValuesPass {
     this.uniforms.destroy();
     this.rows.destroy();
     this.ablated.destroy();
+    this.cols.destroy();
     this.atlas.destroy();
   }
+}
+
+/** The largest |Δ log-likelihood| of an atlas, experts not swept (NaN) left out: the atlas mode's full bar height. */
+export function atlasMax(delta: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < delta.length; i++) if (Math.abs(delta[i]) > max) max = Math.abs(delta[i]);
+  return max;
 }
 
 /** Zero-filled routing buffers for a model drawn from its config alone (nothing routed, so all cells are flat). */

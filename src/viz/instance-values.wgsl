@@ -1,7 +1,9 @@
 // Routing record -> per-instance values of the 3D grid, run every frame on the GPU (no CPU readback).
 //
-// Algorithm: one workgroup per layer. Its threads stride over the layer's experts to reduce the sum and the maximum
-// of the displayed quantity, then write each routed-expert instance's values. Thread 0 also writes the layer's
+// Algorithm: one workgroup per layer. Its threads stride over the layer's experts to reduce the sum of the displayed
+// quantity, and over its columns (one expert each, or a group of experts: cols) for the maximum, then write each
+// column instance's values. A column's value is the sum over its experts; its fair share is the layer's total × its
+// experts / all experts. Thread 0 also writes the layer's
 // shared-expert and dense-layer instances (always-on parts of the model, drawn at a fixed height, colour t = -1
 // for a shared expert, -2 for a dense layer; -3 marks a layer with nothing recorded: neutral colours chosen by the
 // material).
@@ -13,7 +15,7 @@
 //   3 dropped/re-routed dropped + rerouted (u32)    height ∝ v / layer max, t = rerouted / v (0 all dropped)
 //   4 causal atlas      Δ log-likelihood (f32 bits) height ∝ |v| / atlasMax (the largest |Δ| of any layer),
 //                       of ablating the expert       t = 0.5 − v / (2·atlasMax): 1 = costs the most, 0.5 = no change;
-//                                                    atlasMax = 0: no atlas yet (t = -3)
+//                                                    atlasMax = 0: no atlas yet, NaN: expert not swept (t = -3)
 //
 // Bindings (group 0):
 //   0 uniform  Params
@@ -22,7 +24,9 @@
 //   3 storage  rows   [layers] vec4<u32>: first routed-expert instance, shared instance, dense instance (NONE if
 //                     absent), visible (0/1)
 //   4 storage  out    [instances] vec4<f32>: height (world units), colour t (< 0 = neutral), raw v, visible (0/1)
-//   5 storage  ablated [layers, experts] u32: 1 = expert ablated by the user (drawn in its own colour, t = -4)
+//   5 storage  ablated [layers, experts] u32: 1 = expert ablated by the user (drawn in its own colour, t = -4; a
+//                     group when all its experts are)
+//   6 storage  cols   [numColumns + 1] u32: column c covers experts [cols[c], cols[c + 1])
 
 const NONE: u32 = 0xffffffffu;
 override WG: u32 = 64u;
@@ -31,7 +35,7 @@ struct Params {
   mode: u32,
   numLayers: u32,
   numExperts: u32,
-  _pad: u32,
+  numColumns: u32,
   heightScale: f32,
   maxRatio: f32,
   atlasMax: f32,
@@ -44,6 +48,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> rows: array<vec4<u32>>;
 @group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> ablated: array<u32>;
+@group(0) @binding(6) var<storage, read> cols: array<u32>;
 
 var<workgroup> sums: array<f32, WG>;
 var<workgroup> maxs: array<f32, WG>;
@@ -54,6 +59,19 @@ fn value(i: u32) -> f32 {
     case 3u: { return f32(srcA[i]) + f32(srcB[i]); }
     default: { return f32(srcA[i]); }
   }
+}
+
+/** The column's value: displayed quantity and srcB, summed over its experts; and how many of them are ablated. */
+fn column(base: u32, c: u32) -> vec3<f32> {
+  var v = 0.0;
+  var b = 0.0;
+  var off = 0.0;
+  for (var e = cols[c]; e < cols[c + 1u]; e++) {
+    v += value(base + e);
+    b += f32(srcB[base + e]);
+    off += f32(ablated[base + e] != 0u);
+  }
+  return vec3<f32>(v, b, off);
 }
 
 @compute @workgroup_size(WG)
@@ -69,9 +87,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   var m = 0.0;
   if (row.x != NONE) {
     for (var e = tid; e < E; e += WG) {
-      let v = value(base + e);
-      s += v;
-      m = max(m, v);
+      s += value(base + e);
+    }
+    for (var c = tid; c < params.numColumns; c += WG) {
+      m = max(m, column(base, c).x);
     }
   }
   sums[tid] = s;
@@ -86,34 +105,41 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   }
   let total = sums[0];
   let peak = maxs[0];
-  let mean = total / f32(E);
 
   if (row.x != NONE) {
-    for (var e = tid; e < E; e += WG) {
-      let v = value(base + e);
+    for (var c = tid; c < params.numColumns; c += WG) {
+      let col = column(base, c);
+      let v = col.x;
+      let width = f32(cols[c + 1u] - cols[c]);
+      let fair = total * width / f32(E);
       var h = 0.0;
       var t = 0.0;
       if (params.mode == 0u || params.mode == 2u) {
-        let r = select(0.0, v / mean, mean > 0.0);
+        let r = select(0.0, v / fair, fair > 0.0);
         h = 0.5 * min(r, params.maxRatio);
         t = r / (1.0 + r);
       } else if (params.mode == 4u) {
-        let r = select(0.0, v / params.atlasMax, params.atlasMax > 0.0);
+        // A group: the sum of its experts' Δ, capped at the largest single expert's.
+        let r = clamp(select(0.0, v / params.atlasMax, params.atlasMax > 0.0), -1.0, 1.0);
         h = 1.5 * abs(r);
         t = 0.5 - 0.5 * r;
+        if ((srcA[base + e] & 0x7f800000u) == 0x7f800000u) { // NaN: this expert was not in the sweep
+          h = 0.0;
+          t = -3.0;
+        }
       } else {
         let r = select(0.0, v / peak, peak > 0.0);
         h = 1.5 * r;
         if (params.mode == 1u) {
           t = r;
         } else {
-          t = select(0.0, f32(srcB[base + e]) / v, v > 0.0);
+          t = select(0.0, col.y / v, v > 0.0);
         }
       }
       // A layer with nothing recorded yet (or a config-only skeleton) is drawn in a neutral colour (t = -3).
       if (select(total <= 0.0, params.atlasMax <= 0.0, params.mode == 4u)) { t = -3.0; }
-      if (ablated[base + e] != 0u) { t = -4.0; }
-      out[row.x + e] = vec4<f32>(h * params.heightScale * visible, t, v, visible);
+      if (col.z >= width) { t = -4.0; }
+      out[row.x + c] = vec4<f32>(h * params.heightScale * visible, t, v, visible);
     }
   }
   if (tid == 0u) {

@@ -21,9 +21,20 @@ export const COLLAPSED_PITCH = 0.45;
 
 export interface LayoutOptions {
   collapseDense: boolean;
+  /** Experts per column (1: one column per expert). A grouped row has one bar per group of this many experts. */
+  groupSize?: number;
+  /** With groups: the group opened (its experts one per column, the other groups not drawn), or null for all groups. */
+  drill?: number | null;
 }
 
 export const DEFAULT_LAYOUT_OPTIONS: LayoutOptions = { collapseDense: true };
+
+/** Models with more routed experts than this are drawn in groups of GROUP_SIZE (16 bars a row), opened one at a time. */
+export const GROUP_ABOVE = 64;
+export const GROUP_SIZE = 16;
+
+/** Experts per column for a model with `numExperts` experts. */
+export const groupSizeFor = (numExperts: number): number => (numExperts > GROUP_ABOVE ? GROUP_SIZE : 1);
 
 export interface GridLayout {
   numLayers: number;
@@ -32,13 +43,20 @@ export interface GridLayout {
   count: number;
   /** [count] layer of each instance. */
   layer: Uint32Array;
-  /** [count] routed expert id, or −1 for shared-expert and dense-layer instances. */
+  /** [count] routed expert id (with groups: the column's first expert), or −1 for shared-expert and dense-layer instances. */
   expert: Int32Array;
+  /** Routed columns per MoE row. */
+  columns: number;
+  /** [columns + 1] column c covers experts [colFirst[c], colFirst[c + 1]). */
+  colFirst: Uint32Array;
+  /** Experts per group (1: not grouped) and the opened group (null: all groups side by side). */
+  groupSize: number;
+  drill: number | null;
   /** [count] CELL_KIND of each instance. */
   kind: Uint8Array;
   /** [count, 4] footprint of each instance: centre x, centre z, width (x), depth (z). World units. */
   rect: Float32Array;
-  /** [layers] instance index of the layer's expert 0 (its experts are contiguous), or −1 for a dense layer. */
+  /** [layers] instance index of the layer's first column (its columns are contiguous), or −1 for a dense layer. */
   firstExpert: Int32Array;
   /** [layers] instance index of the layer's shared-expert cell, or −1. */
   sharedCell: Int32Array;
@@ -46,8 +64,10 @@ export interface GridLayout {
   denseCell: Int32Array;
   /** [layers] z of each row's centre line. */
   rowZ: Float32Array;
-  /** x of expert e's column centre is x0 + e · EXPERT_PITCH. */
+  /** x of column c's centre is x0 + c · pitch. */
   x0: number;
+  /** Distance between columns: EXPERT_PITCH, or with groups numExperts / columns (a row keeps its ungrouped width). */
+  pitch: number;
   bounds: { minX: number; maxX: number; minZ: number; maxZ: number };
 }
 
@@ -61,8 +81,16 @@ export function gridLayout(config: Pick<MoeConfig, 'numLayers' | 'numExperts' | 
     throw new Error(`gridLayout: moeLayers has ${config.moeLayers.length} entries for ${L} layers`);
   }
   const hasShared = config.sharedExpert !== null;
+  const groupSize = Math.max(1, Math.floor(options.groupSize ?? 1));
+  const groups = Math.ceil(E / groupSize);
+  const drill = groupSize > 1 && options.drill != null && options.drill >= 0 && options.drill < groups ? options.drill : null;
+  const colFirst =
+    groupSize === 1 ? Uint32Array.from({ length: E + 1 }, (_, c) => c)
+    : drill === null ? Uint32Array.from({ length: groups + 1 }, (_, c) => Math.min(E, c * groupSize))
+    : Uint32Array.from({ length: Math.min(E, (drill + 1) * groupSize) - drill * groupSize + 1 }, (_, c) => drill * groupSize + c);
+  const C = colFirst.length - 1;
   let count = 0;
-  for (const moe of config.moeLayers) count += moe ? E + (hasShared ? 1 : 0) : 1;
+  for (const moe of config.moeLayers) count += moe ? C + (hasShared ? 1 : 0) : 1;
 
   const layer = new Uint32Array(count);
   const expert = new Int32Array(count).fill(-1);
@@ -73,10 +101,12 @@ export function gridLayout(config: Pick<MoeConfig, 'numLayers' | 'numExperts' | 
   const denseCell = new Int32Array(L).fill(-1);
   const rowZ = new Float32Array(L);
 
-  const x0 = -((E - 1) * EXPERT_PITCH) / 2;
+  const pitch = groupSize > 1 ? E / C : EXPERT_PITCH;
+  const x0 = -((C - 1) * pitch) / 2;
   const cell = EXPERT_PITCH * CELL_FILL;
-  const rowWidth = (E - 1) * EXPERT_PITCH + cell;
-  const sharedX = x0 - 1.5 * EXPERT_PITCH;
+  const width = pitch * CELL_FILL;
+  const rowWidth = (C - 1) * pitch + width;
+  const sharedX = x0 - width / 2 - (1.5 * EXPERT_PITCH - cell);
 
   // Row centres: walk from layer 0 (front, z = 0) backwards; each row takes half its pitch on either side.
   const pitchOf = (l: number) => (config.moeLayers[l] || !options.collapseDense ? LAYER_PITCH : COLLAPSED_PITCH);
@@ -100,16 +130,19 @@ export function gridLayout(config: Pick<MoeConfig, 'numLayers' | 'numExperts' | 
     if (config.moeLayers[l]) {
       if (hasShared) sharedCell[l] = put(l, CELL_KIND.shared, -1, sharedX, cell, depth);
       firstExpert[l] = i;
-      for (let e = 0; e < E; e++) put(l, CELL_KIND.routed, e, x0 + e * EXPERT_PITCH, cell, depth);
+      for (let c = 0; c < C; c++) put(l, CELL_KIND.routed, colFirst[c], x0 + c * pitch, width, depth);
     } else {
       denseCell[l] = put(l, CELL_KIND.dense, -1, 0, rowWidth, depth);
     }
   }
 
-  const minX = (hasShared ? sharedX : x0) - cell / 2;
-  const maxX = x0 + (E - 1) * EXPERT_PITCH + cell / 2;
+  const minX = hasShared ? sharedX - cell / 2 : x0 - width / 2;
+  const maxX = x0 + (C - 1) * pitch + width / 2;
   const bounds = { minX, maxX, minZ: rowZ[L - 1] - pitchOf(L - 1) / 2, maxZ: pitchOf(0) / 2 };
-  return { numLayers: L, numExperts: E, count, layer, expert, kind, rect, firstExpert, sharedCell, denseCell, rowZ, x0, bounds };
+  return {
+    numLayers: L, numExperts: E, count, layer, expert, columns: C, colFirst, groupSize, drill, kind, rect, firstExpert, sharedCell,
+    denseCell, rowZ, x0, pitch, bounds,
+  };
 }
 
 /** Lowest drawn bar height (world units): cells that took no tokens still show as flat tiles. */
@@ -153,12 +186,24 @@ export function pickBar(
   return best;
 }
 
-/** Instance index of (layer, routed expert), or −1 if the layer is dense or the expert out of range. */
-export function instanceOf(g: GridLayout, layer: number, expert: number): number {
-  if (layer < 0 || layer >= g.numLayers || expert < 0 || expert >= g.numExperts) return -1;
-  const first = g.firstExpert[layer];
-  return first < 0 ? -1 : first + expert;
+/** Column of a routed expert (its group's, when grouped), or −1 when the expert is not drawn (another group is open). */
+export function columnOf(g: GridLayout, expert: number): number {
+  if (expert < 0 || expert >= g.numExperts) return -1;
+  const lo = g.colFirst[0];
+  if (expert < lo || expert >= g.colFirst[g.columns]) return -1;
+  return g.drill === null ? Math.floor(expert / g.groupSize) : expert - lo;
 }
+
+/** Instance index of the bar that draws (layer, routed expert), or −1 if the layer is dense or the expert not drawn. */
+export function instanceOf(g: GridLayout, layer: number, expert: number): number {
+  if (layer < 0 || layer >= g.numLayers) return -1;
+  const first = g.firstExpert[layer];
+  const c = columnOf(g, expert);
+  return first < 0 || c < 0 ? -1 : first + c;
+}
+
+/** Whether an instance is a bar of several experts (a group, not yet opened). */
+export const isGroupBar = (g: GridLayout, i: number): boolean => g.kind[i] === CELL_KIND.routed && g.drill === null && g.groupSize > 1;
 
 /** Which layers are drawn: all but the hidden ones, or only `solo` when it is set. */
 export function layerVisibility(numLayers: number, hidden: ReadonlySet<number>, solo: number | null): boolean[] {

@@ -89,6 +89,9 @@ describe('config-only skeleton', () => {
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...ds, num_hidden_layers: 64, first_k_dense_replace: 0 }));
     await pickFiles(page, [join(dir, 'config.json')]);
     await page.waitForFunction(() => window.__moescope!.layout()?.numLayers === 64, { timeout: 60_000 });
+    // Every expert a bar of its own (not in groups of 16): the frame budget holds for the full grid.
+    await hook((m) => m.setParam('groupExperts', false));
+    await page.waitForFunction(() => window.__moescope!.layout()?.groupSize === 1, { timeout: 60_000 });
     const layout = (await hook((m) => m.layout()))!;
     expect(layout.numExperts).toBe(256);
     expect(layout.count).toBe(64 * (256 + 1)); // plus one shared-expert cell per layer

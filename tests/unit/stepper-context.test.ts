@@ -14,6 +14,8 @@ function fakeSession(): ModelSession {
   };
   return {
     config: { maxPositions: 4096 },
+    // Play waits for each step's GPU work before the next.
+    gpu: { device: { queue: { onSubmittedWorkDone: async () => {} } } },
     tokens,
     contextLength,
     feed: async (ids: number[]) => {

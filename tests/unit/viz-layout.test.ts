@@ -62,9 +62,10 @@ describe('gridLayout', () => {
   });
 
   it('never overlaps two footprints and keeps every footprint inside the bounds', () => {
+    const groupings = [{}, { groupSize: 4 }, { groupSize: 4, drill: 1 }, { groupSize: 4, drill: 2 }];
     for (const cfg of [moeOnly(5, 9), withDenseAndShared]) {
-      for (const collapseDense of [false, true]) {
-        const g = gridLayout(cfg, { collapseDense });
+      for (const [collapseDense, grouping] of [false, true].flatMap((c) => groupings.map((g) => [c, g] as const))) {
+        const g = gridLayout(cfg, { collapseDense, ...grouping });
         const boxes = Array.from({ length: g.count }, (_, i) => g.rect.subarray(i * 4, i * 4 + 4));
         for (const [x, z, w, d] of boxes) {
           expect(x - w / 2).toBeGreaterThanOrEqual(g.bounds.minX - 1e-6);
@@ -83,6 +84,24 @@ describe('gridLayout', () => {
         }
       }
     }
+  });
+
+  it('draws experts in groups: one bar per group, or the opened group one expert a bar; each expert maps to its bar', () => {
+    const g = gridLayout(moeOnly(3, 9), { collapseDense: true, groupSize: 4 });
+    expect([...g.colFirst]).toEqual([0, 4, 8, 9]);
+    expect(g.count).toBe(3 * 3);
+    expect([...g.expert.subarray(0, 3)]).toEqual([0, 4, 8]);
+    expect([0, 3, 4, 7, 8].map((e) => instanceOf(g, 2, e))).toEqual([6, 6, 7, 7, 8]);
+    // A row keeps about its ungrouped width: three bars 3 units apart, each 3 × 0.78 wide, where nine experts stood.
+    expect(g.pitch).toBe(3);
+    expect(g.bounds.maxX - g.bounds.minX).toBeCloseTo(2 * 3 + 3 * 0.78, 5);
+    const open = gridLayout(moeOnly(3, 9), { collapseDense: true, groupSize: 4, drill: 1 });
+    expect([...open.colFirst]).toEqual([4, 5, 6, 7, 8]);
+    expect([...open.expert.subarray(0, 4)]).toEqual([4, 5, 6, 7]);
+    expect([3, 4, 7, 8].map((e) => instanceOf(open, 1, e))).toEqual([-1, 4, 7, -1]);
+    // The last group may be short; a group past the end opens nothing (all groups again).
+    expect([...gridLayout(moeOnly(1, 9), { collapseDense: true, groupSize: 4, drill: 2 }).colFirst]).toEqual([8, 9]);
+    expect(gridLayout(moeOnly(1, 9), { collapseDense: true, groupSize: 4, drill: 3 }).drill).toBeNull();
   });
 
   it('orders layers front to back and collapses dense rows when asked', () => {

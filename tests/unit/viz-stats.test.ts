@@ -90,6 +90,23 @@ describe('barHeights', () => {
     expect(barHeights(s, 0, 'current', 1)[0]).toBe(0);
     expect(barHeights(s, 1, 'dropped', 1)[0]).toBe(0);
   });
+
+  it('gives a column of several experts their summed value against its share of the layer', () => {
+    const s = {
+      numExperts: 6,
+      counts: new Uint32Array([1, 2, 3, 0, 0, 6]),
+      stepCounts: new Uint32Array([0, 1, 0, 0, 1, 0]),
+      probMass: new Float32Array(6),
+      dropped: new Uint32Array(6),
+      rerouted: new Uint32Array(6),
+    };
+    // Columns {0, 1, 2, 3} and {4, 5}: loads 6 and 6 of 12; fair shares 8 and 4.
+    const load = barHeights(s, 0, 'load', 1, 6, null, [0, 4, 6]);
+    expect([...load]).toEqual([0.5 * (6 / 8), 0.5 * (6 / 4)]);
+    // An opened group (experts 4 and 5): the fair share stays one expert's of the whole layer (2).
+    expect([...barHeights(s, 0, 'load', 1, 6, null, [4, 5, 6])]).toEqual([0, 0.5 * 3]);
+    expect([...barHeights(s, 0, 'current', 1, 6, null, [0, 4, 6])]).toEqual([1.5, 1.5]);
+  });
 });
 
 import { routingAgreement } from '../../src/viz/panels/stats';

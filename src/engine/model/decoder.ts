@@ -272,7 +272,8 @@ export class Decoder {
       const label = `Layer${l}`;
       const attn = c.mla
         ? new MlaAttention(gpu, mla!, c, label, { x: a.normed, q: a.q, out: a.branch, residual: { x: a.x, scale: c.residualMultiplier }, invFreq: this.invFreq, ropeScaling: rope.attentionFactor },
-          this.mlaScratch!, (role) => w(`${p}.${role}`), { maxTokens: T, maxSeq: options.maxSeq })
+          this.mlaScratch!, { get: (role) => w(`${p}.${role}`), dense: (role) => denseW(`${p}.${role}`), format: (role) => fmt(`${p}.${role}`) },
+          { maxTokens: T, maxSeq: options.maxSeq })
         : this.standardAttention(l, { w, has, fmt, denseW, release, adopt }, rope.attentionFactor);
       this.kvCaches.push(...(attn.kind === 'mla' ? [attn.cache] : [attn.attention.buffers.kCache, attn.attention.buffers.vCache]));
       const isMoe = c.moeLayers[l];
@@ -308,6 +309,7 @@ export class Decoder {
                   gateUp: w(`${p}.sharedGateUp`),
                   down: w(`${p}.sharedDown`),
                   gate: has(`${p}.sharedGate`) ? w(`${p}.sharedGate`) : null,
+                  formats: { gateUp: fmt(`${p}.sharedGateUp`), down: fmt(`${p}.sharedDown`) },
                 }
               : null,
           },

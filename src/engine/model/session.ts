@@ -18,6 +18,8 @@ import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 import type { UploadedWeights } from './weights';
 
+export type { ReplayStep, SessionState } from '../session-api';
+
 /** The KV cache holds no more tokens: the caller stops with a message or slides the window (Session.slide). */
 export class ContextFullError extends RangeError {
   constructor(
@@ -29,8 +31,6 @@ export class ContextFullError extends RangeError {
     this.name = 'ContextFullError';
   }
 }
-
-export type { ReplayStep, SessionState } from '../session-api';
 
 /** Steps cut to cover the first `n` tokens (a step that straddles n is shortened). */
 function truncateSteps(steps: readonly ReplayStep[], n: number): ReplayStep[] {

@@ -56,7 +56,7 @@ export interface MoeLayerWeights {
   gateUpBias?: GPUBuffer | null;
   downBias?: GPUBuffer | null;
   /** Shared expert: gate_up [2Is, H], down [H, Is], and for Qwen2-MoE the gate vector [H] (shared_expert_gate). */
-  shared?: { gateUp: GPUBuffer; down: GPUBuffer; gate?: GPUBuffer | null } | null;
+  shared?: { gateUp: GPUBuffer; down: GPUBuffer; gate?: GPUBuffer | null; formats?: { gateUp: TensorFormat; down: TensorFormat } } | null;
 }
 
 export interface MoeLayerOptions {
@@ -110,6 +110,13 @@ export interface PassTimestamps {
 
 type Emit = (name: string, record: (pass: GPUComputePassEncoder) => void) => void;
 
+interface ExpertKernels {
+  up: ExpertMatmulKernel;
+  down: ExpertMatmulKernel;
+  sharedUp: ExpertMatmulKernel;
+  sharedDown: ExpertMatmulKernel;
+}
+
 interface ExpertPair {
   up: ExpertMatmulKernel;
   down: ExpertMatmulKernel;
@@ -118,6 +125,8 @@ interface ExpertPair {
   downBindings: ExpertMatmulBinding[];
   sharedUp: ExpertMatmulBinding | null;
   sharedDown: ExpertMatmulBinding | null;
+  /** The shared expert's kernels: up/down themselves unless its tensors have other formats (GGUF files mix them). */
+  sharedKernels: { up: ExpertMatmulKernel; down: ExpertMatmulKernel };
 }
 
 export class MoeLayer {
@@ -183,10 +192,19 @@ export class MoeLayer {
     };
     const wide = o.tiledShape ?? defaultTiledShape(gpu);
     const shapes: Record<ExpertVariant, TiledShape | undefined> = { gemv: undefined, 'tiled-narrow': { ...wide, WG_M: 8 }, tiled: wide };
-    const kernels = (v: ExpertVariant) => ({
-      up: new ExpertMatmulKernel(gpu, 'up', v === 'gemv' ? 'gemv' : 'tiled', o.weights.gateUp.format ?? c.weightDtype, shapes[v]),
-      down: new ExpertMatmulKernel(gpu, 'down', v === 'gemv' ? 'gemv' : 'tiled', o.weights.down.format ?? c.weightDtype, shapes[v]),
-    });
+    const kernels = (v: ExpertVariant) => {
+      const make = (op: 'up' | 'down', format: TensorFormat) => new ExpertMatmulKernel(gpu, op, v === 'gemv' ? 'gemv' : 'tiled', format, shapes[v]);
+      const upFormat = o.weights.gateUp.format ?? c.weightDtype;
+      const downFormat = o.weights.down.format ?? c.weightDtype;
+      const up = make('up', upFormat);
+      const down = make('down', downFormat);
+      const shared = o.weights.shared?.formats ?? { gateUp: upFormat, down: downFormat };
+      return {
+        up, down,
+        sharedUp: shared.gateUp === upFormat ? up : make('up', shared.gateUp),
+        sharedDown: shared.down === downFormat ? down : make('down', shared.down),
+      };
+    };
     this.modes = Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(kernels(v), null)])) as Record<ExpertVariant, ExpertPair>;
 
     const pl = s.planLayout;
@@ -373,7 +391,10 @@ export class MoeLayer {
         combine: this.combine.bind(`${label}.combine`, {
           params: this.params, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
         }),
-        modes: Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(this.modes[v], this.inputNorm?.normed ?? x)])) as Record<ExpertVariant, ExpertPair>,
+        modes: Object.fromEntries(VARIANTS.map((v) => {
+          const m = this.modes[v];
+          return [v, this.bindExperts({ up: m.up, down: m.down, sharedUp: m.sharedKernels.up, sharedDown: m.sharedKernels.down }, this.inputNorm?.normed ?? x)];
+        })) as Record<ExpertVariant, ExpertPair>,
       };
       byOut.set(out, g);
     }
@@ -381,8 +402,11 @@ export class MoeLayer {
   }
 
   /** Bindings of the expert kernels over every weight buffer (x = null: kernels only, no bindings yet). */
-  private bindExperts(k: { up: ExpertMatmulKernel; down: ExpertMatmulKernel }, x: GPUBuffer | null): ExpertPair {
-    const pair: ExpertPair = { up: k.up, down: k.down, upBindings: [], downBindings: [], sharedUp: null, sharedDown: null };
+  private bindExperts(k: ExpertKernels, x: GPUBuffer | null): ExpertPair {
+    const pair: ExpertPair = {
+      up: k.up, down: k.down, upBindings: [], downBindings: [], sharedUp: null, sharedDown: null,
+      sharedKernels: { up: k.sharedUp, down: k.sharedDown },
+    };
     if (!x) return pair;
     const c = this.config;
     const s = this.scratch;
@@ -404,8 +428,8 @@ export class MoeLayer {
     if (w.shared && c.sharedExpert) {
       const Is = c.sharedExpert.intermediateSize;
       const one = { firstExpert: 0, numExperts: 1 };
-      pair.sharedUp = k.up.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
-      pair.sharedDown = k.down.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
+      pair.sharedUp = k.sharedUp.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
+      pair.sharedDown = k.sharedDown.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
     }
     return pair;
   }

@@ -3,7 +3,7 @@
 // past k), `chosen` the router's pick, `weights` the gate weight.
 import { K_MAX, NO_EXPERT } from '../../engine/routing-buffers';
 import type { LayerMetrics, RoutingSnapshot } from '../../engine/session-api';
-import type { ViewMode } from '../instance-values';
+import { atlasMax, type ViewMode } from '../instance-values';
 
 type Ring = Pick<RoutingSnapshot, 'numLayers' | 'numExperts' | 'chosen' | 'assigned' | 'weights'>;
 
@@ -172,8 +172,10 @@ export function meanMetric(metrics: readonly LayerMetrics[], moeLayers: readonly
 }
 
 /**
- * The heights the grid draws for a layer's experts in `mode`, from a snapshot: the same formula as
+ * The heights the grid draws for a layer's columns in `mode`, from a snapshot: the same formula as
  * instance-values.wgsl, used on the CPU for picking and to place the token-path line on the bars (not per frame).
+ * Column c sums experts [colFirst[c], colFirst[c + 1]) (default: one expert per column); its fair share is the
+ * layer's total × its experts / all experts.
  */
 export function barHeights(
   s: Pick<RoutingSnapshot, 'numExperts' | 'counts' | 'stepCounts' | 'probMass' | 'dropped' | 'rerouted'>,
@@ -181,28 +183,35 @@ export function barHeights(
   mode: ViewMode,
   heightScale: number,
   maxRatio = 6,
-  /** The causal atlas's Δ log-likelihood [layers, experts] (mode 'atlas'; null: none, flat bars). */
+  /** The causal atlas's Δ log-likelihood [layers, experts] (mode 'atlas'; NaN: not swept; null: none, flat bars). */
   atlas: Float32Array | null = null,
+  colFirst: ArrayLike<number> = Array.from({ length: s.numExperts + 1 }, (_, e) => e),
 ): Float64Array {
   const E = s.numExperts;
+  const C = colFirst.length - 1;
+  const sum = (value: (e: number) => number, c: number) => {
+    let v = 0;
+    for (let e = colFirst[c]; e < colFirst[c + 1]; e++) v += value(e);
+    return v;
+  };
   if (mode === 'atlas') {
-    const max = atlas ? atlas.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
-    return Float64Array.from({ length: E }, (_, e) => (max > 0 ? (heightScale * 1.5 * Math.abs(atlas![layer * E + e])) / max : 0));
+    // A group: the sum of its experts' Δ (an expert not swept, NaN, counts 0), capped at the largest single expert's
+    // (as instance-values.wgsl).
+    const max = atlas ? atlasMax(atlas) : 0;
+    return Float64Array.from({ length: C }, (_, c) => (max > 0 ? heightScale * 1.5 * Math.min(1, Math.abs(sum((e) => atlas![layer * E + e] || 0, c)) / max) : 0));
   }
-  const values = new Float64Array(E);
-  for (let e = 0; e < E; e++) {
+  const value = (e: number) => {
     const i = layer * E + e;
-    values[e] = mode === 'load' ? s.counts[i] : mode === 'current' ? s.stepCounts[i] : mode === 'probability' ? s.probMass[i] : s.dropped[i] + s.rerouted[i];
-  }
+    return mode === 'load' ? s.counts[i] : mode === 'current' ? s.stepCounts[i] : mode === 'probability' ? s.probMass[i] : s.dropped[i] + s.rerouted[i];
+  };
   let total = 0;
-  let peak = 0;
-  for (const v of values) {
-    total += v;
-    peak = Math.max(peak, v);
-  }
-  return values.map((v) =>
-    heightScale * (mode === 'load' || mode === 'probability' ? 0.5 * Math.min(total > 0 ? v / (total / E) : 0, maxRatio) : 1.5 * (peak > 0 ? v / peak : 0)),
-  );
+  for (let e = 0; e < E; e++) total += value(e);
+  const values = Float64Array.from({ length: C }, (_, c) => sum(value, c));
+  const peak = values.reduce((m, v) => Math.max(m, v), 0);
+  return values.map((v, c) => {
+    const fair = (total * (colFirst[c + 1] - colFirst[c])) / E;
+    return heightScale * (mode === 'load' || mode === 'probability' ? 0.5 * Math.min(fair > 0 ? v / fair : 0, maxRatio) : 1.5 * (peak > 0 ? v / peak : 0));
+  });
 }
 
 /**

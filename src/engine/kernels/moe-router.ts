@@ -60,6 +60,12 @@ export class MoeRouterKernel {
     ]);
   }
 
+  /** Frees the stand-in norm buffers (bind groups made from this kernel stop being usable). */
+  destroy(): void {
+    this.noNorm?.weight.destroy();
+    this.noNorm?.normed.destroy();
+  }
+
   encode(pass: GPUComputePassEncoder, group: GPUBindGroup, tokens: number): void {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, group);

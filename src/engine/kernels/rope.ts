@@ -227,6 +227,11 @@ export class RopeAppendKernel {
     });
   }
 
+  /** Frees the stand-in buffer (bind groups made from this kernel stop being usable). */
+  destroy(): void {
+    this.none.destroy();
+  }
+
   encode(pass: GPUComputePassEncoder, b: RopeAppendBinding, tokens: number): void {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, b.bindGroup);

@@ -177,7 +177,7 @@ export class Decoder {
   private ropeSeqLen = 0;
   /** Every uniform the step writes but attention's: one queue write per step (UniformArena.flush). */
   private readonly uniforms: UniformArena;
-  /** Buffers made here from loaded weights (concatenated biases and q/k norm weights). */
+  /** Buffers made here from loaded weights (concatenated biases and q/k norm weights, the scaled final norm). */
   private readonly owned: GPUBuffer[] = [];
   /** DecoderOptions.fuse. */
   private readonly fuse: boolean;
@@ -339,6 +339,7 @@ export class Decoder {
     if (!finalNormF32) throw new Error('model weights: the final norm must be kept as f32 (keepF32)');
     const scaled = finalNormF32.map((v) => v / c.logitsScaling);
     const finalNormWeight = buf('finalNormScaled', scaled.byteLength);
+    this.owned.push(finalNormWeight);
     gpu.device.queue.writeBuffer(finalNormWeight, 0, scaled);
     this.finalNorm = k.normF32.bind('Decoder.finalNorm', a.x, finalNormWeight, a.normed);
     const lmHeadName = c.tieWordEmbeddings || !has('lmHead') ? 'embed' : 'lmHead';
@@ -673,5 +674,7 @@ export class Decoder {
     for (const m of this.moeLayers) m.destroy();
     this.uniforms.destroy();
     for (const b of this.owned) b.destroy();
+    this.kernels.append.destroy();
+    this.scratch?.destroy();
   }
 }

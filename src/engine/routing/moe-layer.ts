@@ -436,6 +436,7 @@ export class MoeLayer {
 
   destroy(): void {
     this.aux.destroy();
+    this.router.destroy();
   }
 }
 

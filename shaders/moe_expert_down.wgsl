@@ -42,8 +42,10 @@ fn store_y(row: u32, n: u32, acc_v: vec4<f32>) {
   let N = P.n;
   if (row >= row_end || n >= N) { return; }
   var v = acc_v;
-  for (var j = 0u; j < 4u; j++) {
-    if (n + j < N) { v[j] += expert_bias(tile_info.x, n + j); }
+  if (HAS_BIAS) {
+    for (var j = 0u; j < 4u; j++) {
+      if (n + j < N) { v[j] += expert_bias(tile_info.x, n + j); }
+    }
   }
   let base = row * N + n;
   if ((N & 3u) == 0u) {

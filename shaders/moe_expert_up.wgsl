@@ -58,8 +58,10 @@ fn store_h(row: u32, n: u32, g: vec4<f32>, u: vec4<f32>) {
   if (row >= tile_info.z || n >= I) { return; }
   var bg = vec4<f32>(0.0);
   var bu = vec4<f32>(0.0);
-  for (var j = 0u; j < 4u; j++) {
-    if (n + j < I) { bg[j] = expert_bias(tile_info.x, n + j); bu[j] = expert_bias(tile_info.x, I + n + j); }
+  if (HAS_BIAS) {
+    for (var j = 0u; j < 4u; j++) {
+      if (n + j < I) { bg[j] = expert_bias(tile_info.x, n + j); bu[j] = expert_bias(tile_info.x, I + n + j); }
+    }
   }
   let v = gated_act(g + bg, u + bu);
   let base = row * I + n;

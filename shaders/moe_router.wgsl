@@ -13,6 +13,9 @@
 //   top-k over c, ties to the lower expert index; weights w_s = p_chosen (renormalised to sum 1 if norm_topk) · scale
 // Also: lse = logsumexp(z) over the experts that exist (router z-loss), the shared-expert gate logit x·g, and the
 // token's bit in each chosen expert's membership mask (the plan kernel ranks tokens from those masks).
+// NORM (the layer's input RMSNorm folded in): x is the residual stream; each workgroup first sums the squares of its
+// tokens' rows, writes x · inv_rms · norm_w to `normed` (what the expert kernels read) and uses the same values,
+// formed again in registers, for the logits.
 // Numerics: a NaN or ±Inf logit or score sets the token's FLAG_* bits and the token is not routed in this layer (no
 // expert chosen or counted; probabilities and lse written as 0), so bad numbers never show as routing.
 //
@@ -32,10 +35,13 @@
 @group(0) @binding(6) var<storage, read_write> records: array<u32>;      // [max_tokens, REC] per-token record
 @group(0) @binding(7) var<storage, read_write> probs: array<f32>;        // [2, max_tokens, experts] p, then c
 @group(0) @binding(8) var<storage, read_write> plan: array<atomic<u32>>; // masks: [experts, mask_words] at offset 0
+@group(0) @binding(9) var<storage, read> norm_w: array<u32>;             // NORM: [hidden] RMSNorm weight, WEIGHT_DTYPE words
+@group(0) @binding(10) var<storage, read_write> normed: array<f32>;      // NORM: [tokens, hidden] x · inv_rms · norm_w
 
 // 16-byte loads (4 f32 or 8 f16/bf16 weights): needs hidden % 4 == 0 (% 8 for 16-bit weights).
 override ALIGNED: bool = false;
 override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
+override NORM: bool = false;
 const LANES: u32 = 32u;
 const ROWS: u32 = 8u;
 // Tokens per workgroup (sizes a register array, so a const rather than an override).
@@ -68,6 +74,53 @@ fn noise(seed: u32, layer: u32, pos: u32, expert: u32) -> f32 {
 }
 
 var<private> acc: array<f32, RT>;
+var<workgroup> inv_rms: array<f32, RT>;            // NORM: 1 / rms of each of the workgroup's tokens
+
+fn norm_weight(h: u32) -> f32 {
+  return decode_weight(norm_w[weight_word(h)], h);
+}
+
+// The 16-byte unit of x at vec4 index xi (token slot i, element h): as bound, or (NORM) normalised.
+fn x_unit(xi: u32, i: u32, h: u32) -> vec4<f32> {
+  if (!NORM) { return x[xi]; }
+  return x[xi] * inv_rms[i] * vec4<f32>(norm_weight(h), norm_weight(h + 1u), norm_weight(h + 2u), norm_weight(h + 3u));
+}
+
+// Element e = (t0 + i)·H + h of x: as bound, or (NORM) normalised.
+fn x_elem(e: u32, i: u32, h: u32) -> f32 {
+  let v = x[e >> 2u][e & 3u];
+  if (!NORM) { return v; }
+  return v * inv_rms[i] * norm_weight(h);
+}
+
+// NORM: inv_rms of the workgroup's ntok tokens from t0, and their normalised rows written to `normed`.
+fn normalise(li: u32, t0: u32, ntok: u32) {
+  let H = P.hidden;
+  for (var i = 0u; i < RT; i++) {
+    var ss = 0.0;
+    if (i < ntok) {
+      for (var h = li; h < H; h += 256u) {
+        let e = (t0 + i) * H + h;
+        let v = x[e >> 2u][e & 3u];
+        ss += v * v;
+      }
+    }
+    partial[li] = ss;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+      if (li < s) { partial[li] += partial[li + s]; }
+      workgroupBarrier();
+    }
+    if (li == 0u) { inv_rms[i] = inverseSqrt(partial[0] / f32(H) + P.norm_eps); }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < ntok; i++) {
+    for (var h = li; h < H; h += 256u) {
+      let e = (t0 + i) * H + h;
+      normed[e] = x_elem(e, i, h);
+    }
+  }
+}
 
 // The UK weights of the 16-byte unit at element e of the router (or, for `gate`, the shared-expert gate vector).
 fn w_unit(gate: bool, e: u32) -> array<f32, 8> {
@@ -89,10 +142,10 @@ fn dot_units(wv: array<f32, 8>, t0: u32, h: u32, ntok: u32) {
   for (var i = 0u; i < RT; i++) {
     if (i < ntok) {
       let xi = ((t0 + i) * P.hidden + h) >> 2u;
-      let a = x[xi];
+      let a = x_unit(xi, i, h);
       var s = a.x * wv[0] + a.y * wv[1] + a.z * wv[2] + a.w * wv[3];
       if (UK == 8u) {
-        let b = x[xi + 1u];
+        let b = x_unit(xi + 1u, i, h + 4u);
         s += b.x * wv[4] + b.y * wv[5] + b.z * wv[6] + b.w * wv[7];
       }
       acc[i] += s;
@@ -119,8 +172,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let extra = select(0u, 1u, P.shared_mode == 2u);
   let passes = (E + extra + ROWS - 1u) / ROWS;
 
-  // ---- logits: x·Wᵀ for every expert (and the shared-expert gate as slot E) ----
   let ntok = min(RT, P.tokens - t0);
+  if (NORM) { normalise(li, t0, ntok); }
+
+  // ---- logits: x·Wᵀ for every expert (and the shared-expert gate as slot E) ----
   for (var p = 0u; p < passes; p++) {
     let e = p * ROWS + row;
     acc = array<f32, RT>();
@@ -146,8 +201,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
           let wv = decode_weight(word, wbase + h);
           for (var i = 0u; i < RT; i++) {
             if (i < ntok) {
-              let xi = (t0 + i) * H + h;
-              acc[i] += x[xi >> 2u][xi & 3u] * wv;
+              acc[i] += x_elem((t0 + i) * H + h, i, h) * wv;
             }
           }
         }

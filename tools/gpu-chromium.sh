@@ -6,6 +6,11 @@
 # packs Debian's chromium with every shared library it loads (glibc included, its interpreter patched to the carried
 # one) and Xvfb into .carry/chr-parts/, split into pieces that fit one call's 64 MiB tree beside the repository.
 #
+# What it found on the H200 (Chromium 156, driver 580.159.04): Chromium starts on the X display and its Vulkan loader
+# lists both the NVIDIA H200 and SwiftShader, but the page's WebGPU adapter is SwiftShader in every configuration whose
+# GPU process starts (compositor GL on ANGLE/SwiftShader), and there is none (requestAdapter() null) where GL is asked of
+# the GPU (Xvfb has no GLX without Mesa; headless with Vulkan surfaces off). tools/gpu-page.ts lists the flags tried.
+#
 # Here (Debian bookworm with chromium installed), once:
 #   bash tools/gpu-chromium.sh pack        # .carry/chr-parts/part-*, .carry/gpu-page.mjs, .carry/dist (page, dev build)
 # On the device, back to back (the machine stays warm 30 s between calls), carrying .carry (parts named per call):
@@ -39,6 +44,9 @@ case "$mode" in
     for b in $P/chr/chromium/{chromium,chrome_crashpad_handler} $P/chr/bin/{Xvfb,xkbcomp}; do
       $P/root/usr/bin/patchelf --set-interpreter /tmp/chr/lib/ld-linux-x86-64.so.2 "$b"
     done
+    # Xvfb runs xkbcomp through the machine's /bin/sh, which must not see the carried glibc: Xvfb and xkbcomp find
+    # their libraries through DT_RPATH (transitive, unlike RUNPATH) instead of LD_LIBRARY_PATH.
+    $P/root/usr/bin/patchelf --force-rpath --set-rpath /tmp/chr/lib $P/chr/bin/{Xvfb,xkbcomp}
     mkdir -p .carry && rm -rf .carry/chr-parts && mkdir .carry/chr-parts
     tar -C $P -cf - chr | xz -T2 -6 | split -b 44M -d - .carry/chr-parts/part-
     npx esbuild tools/gpu-page.ts --bundle --platform=node --format=esm --log-level=warning --outfile=.carry/gpu-page.mjs \
@@ -65,7 +73,7 @@ case "$mode" in
     # Vulkan finds NVIDIA's driver on its default path, so that ANGLE can still point its own loader at SwiftShader.
     mkdir -p /etc/vulkan/icd.d && cp "${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}" /etc/vulkan/icd.d/
     unset VK_DRIVER_FILES
-    LD_LIBRARY_PATH=$CHR_LIBS /tmp/chr/bin/Xvfb :99 -screen 0 1600x1000x24 -nolisten tcp -xkbdir /tmp/chr/share/X11/xkb > "$out/xvfb.log" 2>&1 &
+    /tmp/chr/bin/Xvfb :99 -screen 0 1600x1000x24 -nolisten tcp -xkbdir /tmp/chr/share/X11/xkb > "$out/xvfb.log" 2>&1 &
     sleep 2
     python3 tools/random_model.py --shape wide-64x256 --out .carry/dist/models/wide-64x256
     node .carry/gpu-page.mjs --dist .carry/dist --out "$out" --chromium /tmp/chr/chromium/chromium

@@ -74,11 +74,13 @@ function serve(root: string): Promise<{ server: Server; origin: string }> {
 const COMMON = ['--ozone-platform=x11', '--no-sandbox', '--enable-unsafe-webgpu', '--ignore-gpu-blocklist', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--window-size=1400,900',
   '--disable-gpu-watchdog'];
+// Names starting with 'headless' run without the X display (new headless mode).
 const CONFIGS: Record<string, string[]> = {
+  'headless-vulkan-no-surface': ['--enable-features=Vulkan', '--use-vulkan=native', '--disable-vulkan-surface', '--use-angle=vulkan'],
+  'x11-vulkan-no-surface': ['--enable-features=Vulkan', '--use-vulkan=native', '--disable-vulkan-surface', '--use-angle=swiftshader'],
+  'headless-swangle-webgpu-high-performance': ['--use-angle=swiftshader', '--use-webgpu-power-preference=force-high-performance', '--use-webgpu-adapter=default'],
+  'x11-swangle-webgpu-high-performance': ['--use-angle=swiftshader', '--use-webgpu-power-preference=force-high-performance', '--use-webgpu-adapter=default'],
   'vulkan-swiftshader-compositor': ['--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader'],
-  'gpu-compositing-off+vulkan': ['--disable-gpu-compositing', '--enable-features=Vulkan'],
-  'angle-swiftshader': ['--use-angle=swiftshader'],
-  'angle-vulkan': ['--use-angle=vulkan', '--enable-features=Vulkan'],
 };
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
@@ -237,7 +239,9 @@ async function main() {
     const attempt: Record<string, unknown> = { config: name, flags };
     (report.tried as unknown[]).push(attempt);
     try {
-      browser = await puppeteer.launch({ executablePath: chromium, headless: false, args: [...COMMON, ...flags],
+      const headless = name.startsWith('headless');
+      const common = headless ? COMMON.filter((f) => f !== '--ozone-platform=x11') : COMMON;
+      browser = await puppeteer.launch({ executablePath: chromium, headless, args: [...common, ...flags],
         env: { ...process.env, LD_LIBRARY_PATH: process.env.CHR_LIBS ?? '' },
         dumpio: process.env.GPU_PAGE_DUMPIO === '1', timeout: 60_000, protocolTimeout: 600_000 });
       attempt.version = await browser.version();

@@ -30,6 +30,12 @@ models → tests/fixtures/gguf-<family>/ for the committed transformers fixtures
   gguf-py), down_proj transposed to ffn_down_exps [E, H, I] (BF16: rows of 24), their biases split likewise (F32),
   attn_sinks, q/k/v (Q8_0) and o (F16: rows of 80) with biases, post_attention_norm, router with bias, YaRN keys.
 
+  gguf-deepseek_v2: architecture "deepseek2" as convert_hf_to_gguf.py DeepseekV2Model writes it (MLA in the MQA
+  form: head_count_kv 1, key/value_length of the latent, key/value_length_mla per head; YaRN log multiplier
+  0.1·mscale_all_dim; softmax gating with expert groups; leading dense layer; shared experts). Layer 0 keeps
+  attn_kv_b whole, layers 1–2 split it into attn_k_b (per head transposed) and attn_v_b as newer converters do, so
+  both load paths run; kv_b stays F32 (the model's dtype: the MLA absorption reads it unpacked).
+
 split → tests/fixtures/gguf-olmoe-split/
   model-0000{1,2,3}-of-00003.gguf   gguf-olmoe's model.gguf rewritten by gguf-py's GGUFWriter with split_max_tensors
                       (llama.cpp's gguf-split layout: every key in the first file, split.no / split.count /
@@ -303,6 +309,128 @@ def make_gpt_oss(out_root: str) -> None:
     print("gpt_oss", {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
 
 
+def make_deepseek_v2(out_root: str) -> None:
+    import sys
+
+    import torch
+    import transformers
+    from gguf import ExpertGatingFuncType, GGUFWriter, RopeScalingType
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from make_fixtures import SCHEMA, golden_run
+
+    src = os.path.join("tests", "fixtures", "deepseek_v2")
+    out = os.path.join(out_root, "gguf-deepseek_v2")
+    os.makedirs(out, exist_ok=True)
+    model = AutoModelForCausalLM.from_pretrained(src, attn_implementation="eager", experts_implementation="eager")
+    cfg = model.config
+    rope = cfg.rope_parameters
+    nh, R, nope, P, V = cfg.num_attention_heads, cfg.kv_lora_rank, cfg.qk_nope_head_dim, cfg.qk_rope_head_dim, cfg.v_head_dim
+    sd = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    new_sd = {}
+    w = GGUFWriter(os.path.join(out, "model.gguf"), "deepseek2")
+    w.add_name("moescope deepseek_v2 fixture")
+    w.add_context_length(cfg.max_position_embeddings)
+    w.add_embedding_length(cfg.hidden_size)
+    w.add_block_count(cfg.num_hidden_layers)
+    w.add_feed_forward_length(cfg.intermediate_size)
+    w.add_head_count(nh)
+    w.add_head_count_kv(1)
+    w.add_rope_freq_base(rope["rope_theta"])
+    w.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    w.add_expert_count(cfg.n_routed_experts)
+    w.add_expert_used_count(cfg.num_experts_per_tok)
+    w.add_leading_dense_block_count(cfg.first_k_dense_replace)
+    w.add_vocab_size(cfg.vocab_size)
+    w.add_kv_lora_rank(R)
+    w.add_key_length(R + P)
+    w.add_value_length(R)
+    w.add_key_length_mla(nope + P)
+    w.add_value_length_mla(V)
+    w.add_expert_feed_forward_length(cfg.moe_intermediate_size)
+    w.add_expert_shared_count(cfg.n_shared_experts)
+    w.add_expert_weights_scale(cfg.routed_scaling_factor)
+    w.add_expert_gating_func(ExpertGatingFuncType.SOFTMAX)
+    w.add_expert_group_count(cfg.n_group)
+    w.add_expert_group_used_count(cfg.topk_group)
+    w.add_rope_dimension_count(P)
+    w.add_rope_scaling_type(RopeScalingType.YARN)
+    w.add_rope_scaling_factor(rope["factor"])
+    w.add_rope_scaling_orig_ctx_len(rope["original_max_position_embeddings"])
+    w.add_rope_scaling_yarn_beta_fast(rope["beta_fast"])
+    w.add_rope_scaling_yarn_beta_slow(rope["beta_slow"])
+    w.add_rope_scaling_yarn_log_mul(0.1 * rope["mscale_all_dim"])
+    assert rope["mscale"] == rope["mscale_all_dim"] and cfg.topk_method == "group_limited_greedy" and not cfg.norm_topk_prob
+    tokenizer_metadata(w, src, "deepseek2")
+
+    def put(gguf_name: str, hf_name: str, qtype: T):
+        new_sd[hf_name] = quant_tensor(w, gguf_name, sd[hf_name], qtype)
+
+    put("token_embd.weight", "model.embed_tokens.weight", T.Q8_0)
+    for l in range(cfg.num_hidden_layers):
+        p, b = f"model.layers.{l}.", f"blk.{l}."
+        a = p + "self_attn."
+        put(b + "attn_norm.weight", p + "input_layernorm.weight", T.F32)
+        put(b + "ffn_norm.weight", p + "post_attention_layernorm.weight", T.F32)
+        put(b + "attn_q.weight", a + "q_proj.weight", T.Q8_0)
+        put(b + "attn_kv_a_mqa.weight", a + "kv_a_proj_with_mqa.weight", T.Q8_0)
+        put(b + "attn_kv_a_norm.weight", a + "kv_a_layernorm.weight", T.F32)
+        kv_b = sd[a + "kv_b_proj.weight"]  # [nH·(nope + V), R]
+        if l == 0:
+            put(b + "attn_kv_b.weight", a + "kv_b_proj.weight", T.F32)
+        else:  # convert_hf_to_gguf.py: view [nH, nope + V, R], split, k_b transposed to [nH, R, nope]
+            per_head = kv_b.reshape(nh, nope + V, R)
+            quant_tensor(w, b + "attn_k_b.weight", per_head[:, :nope].transpose(0, 2, 1), T.F32)
+            quant_tensor(w, b + "attn_v_b.weight", per_head[:, nope:], T.F32)
+            new_sd[a + "kv_b_proj.weight"] = kv_b
+        put(b + "attn_output.weight", a + "o_proj.weight", T.F16)
+        if l < cfg.first_k_dense_replace:
+            put(b + "ffn_gate.weight", p + "mlp.gate_proj.weight", T.Q8_0)
+            put(b + "ffn_up.weight", p + "mlp.up_proj.weight", T.Q8_0)
+            put(b + "ffn_down.weight", p + "mlp.down_proj.weight", T.F16)
+            continue
+        put(b + "ffn_gate_inp.weight", p + "mlp.gate.weight", T.F32)
+        gate_up = sd[p + "mlp.experts.gate_up_proj"]  # [E, 2I, H], gate rows first
+        I = gate_up.shape[1] // 2
+        gate = quant_tensor(w, b + "ffn_gate_exps.weight", gate_up[:, :I], T.Q8_0)
+        up = quant_tensor(w, b + "ffn_up_exps.weight", gate_up[:, I:], T.Q8_0)
+        new_sd[p + "mlp.experts.gate_up_proj"] = np.concatenate([gate, up], axis=1)
+        put(b + "ffn_down_exps.weight", p + "mlp.experts.down_proj", T.BF16)
+        put(b + "ffn_gate_shexp.weight", p + "mlp.shared_experts.gate_proj.weight", T.Q8_0)
+        put(b + "ffn_up_shexp.weight", p + "mlp.shared_experts.up_proj.weight", T.Q8_0)
+        put(b + "ffn_down_shexp.weight", p + "mlp.shared_experts.down_proj.weight", T.F16)
+    put("output_norm.weight", "model.norm.weight", T.F32)
+    put("output.weight", "lm_head.weight", T.Q8_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    missing = set(sd) - set(new_sd)
+    assert not missing, missing
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in new_sd.items()})
+    tok = PreTrainedTokenizerFast.from_pretrained(src)
+    run = golden_run(model, tok, cfg.num_experts_per_tok, decode_steps=8)  # as tests/fixtures/deepseek_v2
+    run["prefill"].pop("moe_io", None)
+    golden = {
+        "schema": SCHEMA, "family": cfg.model_type, "gguf_architecture": "deepseek2", "weights_dtype": "float32",
+        "compute_dtype": "float32", "num_layers": cfg.num_hidden_layers, "num_experts": cfg.n_routed_experts,
+        "top_k": cfg.num_experts_per_tok, "vocab_size": cfg.vocab_size,
+        "formats": {"token_embd": "Q8_0", "attn_q_kv_a": "Q8_0", "attn_kv_b": "F32 (layer 0 whole, 1-2 as k_b/v_b)",
+                    "attn_output": "F16", "ffn_gate_up_exps_shexp_dense": "Q8_0", "ffn_down_exps": "BF16",
+                    "ffn_down_shexp_dense": "F16", "output": "Q8_0", "norms_router": "F32"},
+        "generator": {"script": "tools/make_gguf_fixtures.py models --only deepseek_v2", "from": src, "gguf": version("gguf"),
+                      "transformers": transformers.__version__, "torch": torch.__version__, "device": "cpu",
+                      "attn_implementation": "eager", "experts_implementation": "eager"},
+        **run,
+    }
+    with open(os.path.join(out, "golden.json"), "w") as f:
+        json.dump(golden, f, separators=(",", ":"), allow_nan=False)
+        f.write("\n")
+    print("deepseek_v2", {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
+
+
 def make_models(out_root: str, only: str | None = None) -> None:
     import sys
 
@@ -316,6 +444,8 @@ def make_models(out_root: str, only: str | None = None) -> None:
 
     if only in (None, "gpt_oss"):
         make_gpt_oss(out_root)
+    if only in (None, "deepseek_v2"):
+        make_deepseek_v2(out_root)
     for name, (arch, gate_up_fmt, down_fmt, embed_fmt) in GGUF_MODELS.items():
         if only not in (None, name):
             continue
@@ -444,7 +574,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", choices=["blocks", "models", "split"])
     p.add_argument("--out", default=None)
-    p.add_argument("--only", default=None, help="models: just this fixture (gpt_oss or a GGUF_MODELS name)")
+    p.add_argument("--only", default=None, help="models: just this fixture (gpt_oss, deepseek_v2 or a GGUF_MODELS name)")
     a = p.parse_args()
     if a.what == "blocks":
         make_blocks(a.out or "tests/fixtures/gguf-blocks")

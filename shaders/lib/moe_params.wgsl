@@ -40,6 +40,7 @@ struct LayerParams {
   off_starts: u32,      // [experts] flattened prefix at each expert's first word
   off_partials: u32,    // per-block partials of the two-pass plan (moe_plan_partials → moe_plan_finish)
   residual_scale: f32,  // moe_combine with ACCUMULATE: out += residual_scale · (the layer's output)
+  norm_eps: f32,        // moe_router with NORM: the input RMSNorm's epsilon
 }
 
 // Slots per token in the records and the ring, whatever k is.

@@ -100,6 +100,17 @@ function encode(session: Session, text: string, min: number, values: Values): nu
   return ids;
 }
 
+/** Opens --model, encodes the command's text (at least `min` tokens), runs `fn` on them, and closes the session. */
+async function onText<T>(gpu: Gpu, values: Values, min: number, fn: (session: Session, ids: number[], dir: string) => Promise<T>): Promise<T> {
+  const dir = need(values, 'model');
+  const session = await open(gpu, dir, values);
+  try {
+    return await fn(session, encode(session, await inputText(values), min, values), dir);
+  } finally {
+    session.destroy();
+  }
+}
+
 async function routingOf(session: Session, ids: number[]): Promise<RoutingRecord> {
   await session.reset();
   await session.feed(ids);
@@ -120,10 +131,7 @@ async function figures(values: Values, list: [string, string][]): Promise<string
 }
 
 async function analyzePathways(gpu: Gpu, values: Values) {
-  const dir = need(values, 'model');
-  const session = await open(gpu, dir, values);
-  try {
-    const ids = encode(session, await inputText(values), 1, values);
+  return onText(gpu, values, 1, async (session, ids, dir) => {
     const p = pathways(await routingOf(session, ids));
     const E = p.numExperts;
     const experts = range(E);
@@ -145,16 +153,11 @@ async function analyzePathways(gpu: Gpu, values: Values) {
       predictability: p.predictability,
       figures: written,
     };
-  } finally {
-    session.destroy();
-  }
+  });
 }
 
 async function analyzeAtlas(gpu: Gpu, values: Values) {
-  const dir = need(values, 'model');
-  const session = await open(gpu, dir, values);
-  try {
-    const ids = encode(session, await inputText(values), 2, values);
+  return onText(gpu, values, 2, async (session, ids, dir) => {
     const c = session.config;
     // How often each expert fired on the text, beside what ablating it costs.
     const usage = (await routingOf(session, ids)).chosen;
@@ -189,9 +192,7 @@ async function analyzeAtlas(gpu: Gpu, values: Values) {
     const written = await atlasFigures(values, entries, c.numLayers, c.numExperts, ids.length);
     const top = values.top !== undefined ? count('top', values.top) : entries.length;
     return { model: dir, tokens: ids.length, logLikelihood: atlas.logLikelihood, predictedTokens: atlas.predictedTokens, runs, sweepSeconds: seconds, sweepCpuSeconds: cpuSeconds, entries: entries.slice(0, top), figures: written };
-  } finally {
-    session.destroy();
-  }
+  });
 }
 
 interface AtlasCell {
@@ -355,10 +356,7 @@ async function analyzeAlign(values: Values) {
 
 /** The text fed up to its last token, then the last token as a decode step with the attention probe attached. */
 async function analyzeAttention(gpu: Gpu, values: Values) {
-  const dir = need(values, 'model');
-  const session = await open(gpu, dir, values);
-  try {
-    const ids = encode(session, await inputText(values), 1, values);
+  return onText(gpu, values, 1, async (session, ids, dir) => {
     const c = session.config;
     await session.feed(ids.slice(0, -1));
     const probe = session.openAttentionProbe();
@@ -384,9 +382,7 @@ async function analyzeAttention(gpu: Gpu, values: Values) {
       valueLabel: 'softmax weight', scale: 'sequential', cellDecimals: 2,
     })]]);
     return { model: dir, tokens: T, pieces, layers, figures: written };
-  } finally {
-    session.destroy();
-  }
+  });
 }
 
 function formatText(command: string, result: Record<string, unknown>): string {

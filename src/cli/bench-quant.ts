@@ -216,8 +216,10 @@ async function main(): Promise<void> {
       console.log(`| ${row.kind} | ${row.format} | ${row.shape}${row.tile ? ` ${row.tile}` : ''} | ${(row.bytes / 1e6).toFixed(2)} | ${us(med)} (${us(Math.min(...row.ms))}–${us(Math.max(...row.ms))}) | ${gbps.toFixed(0)} | ${((100 * gbps) / peer).toFixed(0)} | ${((100 * gbps) / copy.gbps).toFixed(0)} |`);
       out.push({ ...row, medianMs: med, gbps });
     }
+    // A sweep tile the device refuses shows up here (its rows' timings are then meaningless).
+    for (const e of gpu.recentErrors) console.error(`GPU error during the run: ${e.message}`);
     if (values.out) {
-      writeFileSync(values.out, JSON.stringify({ adapter: gpu.adapter, trials, copy: copy.gbps, copyKernel: copyKernel.gbps, rows: out }, null, 1));
+      writeFileSync(values.out, JSON.stringify({ adapter: gpu.adapter, trials, copy: copy.gbps, copyKernel: copyKernel.gbps, rows: out, gpuErrors: gpu.recentErrors.map((e) => e.message) }, null, 1));
     }
   } finally {
     releaseNodeGpu(gpu);

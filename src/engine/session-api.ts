@@ -3,7 +3,6 @@
 import type { Gpu } from './gpu';
 import type { MoeConfig, ParameterCounts } from '../model/config';
 import type { RoutingBuffers } from './routing-buffers';
-import type { SessionState } from './model/session';
 
 /** Live what-if routing controls; applied through uniforms (no pipeline rebuild). */
 export interface RoutingPolicy {
@@ -48,6 +47,21 @@ export interface NonFiniteToken {
   logits: boolean;
   /** A probability or selection score was NaN or ±Inf (overflow in scoring). */
   scores: boolean;
+}
+
+/** A session's CPU-side state: enough to rebuild its GPU state on another device (see model/session.ts Session.replay). */
+export interface SessionState {
+  tokens: number[];
+  steps: ReplayStep[];
+  policy: RoutingPolicy;
+  /** Tokens sampled so far (the sampling seed's counter). */
+  drawn: number;
+}
+
+/** One submitted step: its tokens and the routing policy it ran under. */
+export interface ReplayStep {
+  size: number;
+  policy: RoutingPolicy;
 }
 
 /** A small CPU copy of the routing record, read asynchronously (never on the per-frame path). */
@@ -144,4 +158,19 @@ export interface ModelSession {
    */
   openAttentionProbe?(): { read(position: number): Promise<AttentionFlow>; close(): void };
   destroy(): void;
+}
+
+/** A session's CPU-side state: enough to rebuild its GPU state on another device (see Session.replay). */
+export interface SessionState {
+  tokens: number[];
+  steps: ReplayStep[];
+  policy: RoutingPolicy;
+  /** Tokens sampled so far (the sampling seed's counter). */
+  drawn: number;
+}
+
+/** One submitted step: its tokens and the routing policy it ran under. */
+export interface ReplayStep {
+  size: number;
+  policy: RoutingPolicy;
 }

@@ -7,6 +7,10 @@
 //   attn_norm, ffn_norm [H]; attn_q [nH·d, H], attn_k/attn_v [nKV·d, H], attn_output [H, nH·d] (+ .bias);
 //   attn_q_norm/attn_k_norm; ffn_gate_inp [E, H]; ffn_gate_exps/ffn_up_exps [E, I, H], ffn_down_exps [E, H, I];
 //   Qwen2-MoE shared expert ffn_{gate,up,down}_shexp, ffn_gate_inp_shexp [1, H]; dense layers ffn_{gate,up,down}.
+//   deepseek2 (MLA): attn_q [nH·(nope + rope), H] or attn_q_a [r, H], attn_q_a_norm [r], attn_q_b [nH·(nope + rope), r];
+//   attn_kv_a_mqa [R + rope, H], attn_kv_a_norm [R]; attn_kv_b [nH·(nope + v), R] or (newer) attn_k_b [nH, R, nope]
+//   (transposed per head) with attn_v_b [nH, v, R]; attn_output [H, nH·v]; exp_probs_b.bias [E] (sigmoid routing);
+//   ffn_{gate,up,down}_shexp for the shared experts (n_shared·I wide) and ffn_{gate,up,down} in leading dense layers.
 //   gpt-oss: post_attention_norm (for ffn_norm), attn_{q,k,v,output}.bias, attn_sinks [nH], ffn_gate_inp.bias [E],
 //   experts as ffn_gate_exps + ffn_up_exps or one ffn_gate_up_exps [E, 2I, H] (gate rows first; de-interleaved from
 //   transformers' layout by convert_hf_to_gguf.py), their biases [E, I] / [E, 2I] and ffn_down_exps.bias [E, H].
@@ -25,11 +29,14 @@ import type { LoadPlan, PlanEntry, TensorPart, TensorRole } from './weights';
 /** llama.cpp architecture → the family whose engine path runs it. */
 const ARCHITECTURES: Readonly<Record<string, ModelFamily>> = {
   llama: 'mixtral', qwen2moe: 'qwen2_moe', qwen3moe: 'qwen3_moe', olmoe: 'olmoe', granitemoe: 'granitemoe', 'gpt-oss': 'gpt_oss',
+  deepseek2: 'deepseek_v2', // deepseek_v3 where the gating is sigmoid (familyOf)
 };
 /** Whether the chosen experts' weights are renormalised (llama.cpp: per architecture unless expert_weights_norm). */
 const NORM_TOPK: Readonly<Record<string, boolean>> = {
-  llama: true, qwen2moe: false, qwen3moe: true, olmoe: false, granitemoe: true, 'gpt-oss': true,
+  llama: true, qwen2moe: false, qwen3moe: true, olmoe: false, granitemoe: true, 'gpt-oss': true, deepseek2: false,
 };
+/** llama.cpp's expert_gating_func values. */
+const GATING_SIGMOID = 2;
 /** Architectures whose converter permutes q/k rows for interleaved RoPE. */
 const PERMUTED_QK = new Set(['llama', 'granitemoe']);
 
@@ -96,6 +103,7 @@ function familyOf(m: Meta): { arch: string; family: ModelFamily } {
   if (arch === 'llama' && m.num('llama.expert_count', 0) === 0) {
     throw new UnsupportedModelError(m.h.file, 'a llama GGUF without experts (llama.expert_count) is a dense model, not a MoE');
   }
+  if (arch === 'deepseek2' && m.num('deepseek2.expert_gating_func', 1) === GATING_SIGMOID) return { arch, family: 'deepseek_v3' };
   return { arch, family };
 }
 
@@ -144,6 +152,10 @@ export function ggufConfig(h: GgufHeader): MoeConfig {
     json.intermediate_size = expertI;
   }
   if (m.has(k('attention.sliding_window'))) json.sliding_window = m.num(k('attention.sliding_window'));
+  if (arch === 'deepseek2') {
+    delete json.head_dim; // the MQA form's key_length; the per-head sizes are in deepseekFields
+    Object.assign(json, deepseekFields(m, h, family));
+  }
   if (family === 'gpt_oss') {
     json.layer_types = slidingPattern(m, k('attention.sliding_window_pattern'), layers)
       .map((slides) => (slides ? 'sliding_attention' : 'full_attention'));
@@ -159,6 +171,44 @@ export function ggufConfig(h: GgufHeader): MoeConfig {
 }
 
 /**
+ * DeepSeek-V2/V3 (llama.cpp's deepseek2) as transformers' config fields. MLA dimensions: newer files describe the
+ * attention as MQA over the latent (key_length = kv_lora_rank + rope, value_length = kv_lora_rank, head_count_kv 1)
+ * with the per-head sizes in key_length_mla / value_length_mla; older ones give those in key_length / value_length.
+ * Routing: expert_gating_func (1 softmax, 2 sigmoid with exp_probs_b as the correction bias), expert groups,
+ * expert_weights_scale / _norm; leading_dense_block_count dense layers; expert_shared_count shared experts.
+ */
+function deepseekFields(m: Meta, h: GgufHeader, family: ModelFamily): Record<string, unknown> {
+  const k = (name: string) => `deepseek2.${name}`;
+  const rope = m.num(k('rope.dimension_count'));
+  const mla = m.has(k('attention.key_length_mla'));
+  const qk = m.num(k(mla ? 'attention.key_length_mla' : 'attention.key_length'));
+  const groups = m.num(k('expert_group_count'), 1);
+  const sigmoid = family === 'deepseek_v3';
+  const fields: Record<string, unknown> = {
+    kv_lora_rank: m.num(k('attention.kv_lora_rank')),
+    qk_rope_head_dim: rope,
+    qk_nope_head_dim: qk - rope,
+    v_head_dim: m.num(k(mla ? 'attention.value_length_mla' : 'attention.value_length')),
+    // MLA caches one latent per position; transformers' DeepSeek configs keep num_key_value_heads = heads.
+    num_key_value_heads: m.num(k('attention.head_count')),
+    n_shared_experts: m.num(k('expert_shared_count'), 0),
+    first_k_dense_replace: m.num(k('leading_dense_block_count'), 0),
+    moe_intermediate_size: m.num(k('expert_feed_forward_length')),
+    intermediate_size: m.num(k('feed_forward_length')),
+    routed_scaling_factor: m.num(k('expert_weights_scale'), 1),
+    scoring_func: sigmoid ? 'sigmoid' : 'softmax',
+    topk_method: sigmoid ? 'noaux_tc' : groups > 1 ? 'group_limited_greedy' : 'greedy',
+    n_group: groups,
+    topk_group: m.num(k('expert_group_used_count'), 1),
+  };
+  if (m.has(k('attention.q_lora_rank'))) fields.q_lora_rank = m.num(k('attention.q_lora_rank'));
+  if (sigmoid && ![...h.tensors.keys()].some((n) => n.endsWith('.exp_probs_b.bias'))) {
+    m.fail(k('expert_gating_func'), 'is sigmoid (DeepSeek-V3 routing) but no layer has an exp_probs_b correction bias');
+  }
+  return fields;
+}
+
+/**
  * rope.scaling.* as transformers' rope_scaling (null without scaling). YaRN: factor, original context and betas from
  * the file; gpt-oss's YaRN does not truncate its correction range (transformers' GptOssConfig; llama.cpp always does).
  */
@@ -168,7 +218,7 @@ function ropeScaling(m: Meta, arch: string): Record<string, unknown> | null {
   if (type === 'none') return null;
   if (type === 'linear') return { rope_type: 'linear', factor: m.num(k('factor')) };
   if (type !== 'yarn') return { rope_type: type };
-  return {
+  const yarn: Record<string, unknown> = {
     rope_type: 'yarn',
     factor: m.num(k('factor')),
     original_max_position_embeddings: m.num(k('original_context_length')),
@@ -176,6 +226,9 @@ function ropeScaling(m: Meta, arch: string): Record<string, unknown> | null {
     beta_slow: m.num(k('yarn_beta_slow'), 1),
     truncate: arch !== 'gpt-oss',
   };
+  // deepseek2: yarn_log_multiplier is 0.1 · mscale_all_dim (convert_hf_to_gguf.py); DeepSeek's mscale equals it.
+  if (arch === 'deepseek2' && m.has(k('yarn_log_multiplier'))) yarn.mscale = yarn.mscale_all_dim = m.num(k('yarn_log_multiplier')) / 0.1;
+  return yarn;
 }
 
 /**
@@ -258,6 +311,49 @@ class GgufPlanBuilder {
     this.entries.push({ name: entryName, role: 'expertsGateUpBias', layer, shape: [E, 2 * I], dtype: 'f32', byteLength: E * 2 * I * 4, parts });
   }
 
+  /** DeepSeek's multi-head latent attention projections of layer l (MoeConfig.mla). */
+  mla(l: number, m: NonNullable<MoeConfig['mla']>): void {
+    const { c } = this;
+    const H = c.hiddenSize, nH = c.numHeads, R = m.kvLoraRank, nope = m.qkNopeHeadDim, V = m.vHeadDim;
+    const p = `layers.${l}`, g = `blk.${l}.`, at = `layer ${l}`;
+    const qOut = nH * (nope + m.qkRopeHeadDim);
+    if (m.qLoraRank === null) {
+      this.add(`${p}.q`, 'q', l, [qOut, H], [`${g}attn_q.weight`], `${at} q`);
+    } else {
+      this.add(`${p}.qA`, 'qA', l, [m.qLoraRank, H], [`${g}attn_q_a.weight`], `${at} q_a`);
+      this.add(`${p}.qANorm`, 'qANorm', l, [m.qLoraRank], [`${g}attn_q_a_norm.weight`], `${at} q_a norm`);
+      this.add(`${p}.qB`, 'qB', l, [qOut, m.qLoraRank], [`${g}attn_q_b.weight`], `${at} q_b`);
+    }
+    this.add(`${p}.kvA`, 'kvA', l, [R + m.qkRopeHeadDim, H], [`${g}attn_kv_a_mqa.weight`], `${at} kv_a_mqa`);
+    this.add(`${p}.kvANorm`, 'kvANorm', l, [R], [`${g}attn_kv_a_norm.weight`], `${at} kv_a norm`);
+    if (this.h.tensors.has(`${g}attn_kv_b.weight`)) {
+      this.add(`${p}.kvB`, 'kvB', l, [nH * (nope + V), R], [`${g}attn_kv_b.weight`], `${at} kv_b`);
+    } else {
+      // Per head: k_b [R, nope] (kv_b's first nope rows, transposed by the converter), then v_b [V, R].
+      const kb = this.tensor(`${g}attn_k_b.weight`, [nH, R, nope], `${at} k_b (or attn_kv_b)`);
+      const vb = this.tensor(`${g}attn_v_b.weight`, [nH, V, R], `${at} v_b`);
+      for (const x of [kb, vb]) {
+        if (x.format !== c.weightDtype) {
+          throw new ModelFileError(this.h.file, tensorField(x.t.name), `is ${x.t.typeName}; the MLA absorption reads kv_b in the model's ${c.weightDtype.toUpperCase()}`);
+        }
+      }
+      const bytes = c.weightDtype === 'f32' ? 4 : 2;
+      const parts: TensorPart[] = [];
+      let dst = 0;
+      for (let h = 0; h < nH; h++) {
+        for (const [{ t }, n] of [[kb, R * nope], [vb, V * R]] as const) {
+          parts.push({ file: t.file, tensor: t.name, byteStart: t.begin + h * n * bytes, byteEnd: t.begin + (h + 1) * n * bytes, dstOffset: dst });
+          dst += n * bytes;
+        }
+      }
+      this.entries.push({
+        name: `${p}.kvB`, role: 'kvB', layer: l, shape: [nH * (nope + V), R], dtype: c.weightDtype, byteLength: dst, parts,
+        stored: { count: nH, rows: nope + V, cols: R, transposed: false, interleavedRows: false, transposedHead: nope },
+      });
+    }
+    this.add(`${p}.o`, 'o', l, [H, nH * V], [`${g}attn_output.weight`], `${at} o`);
+  }
+
   /** GGUF row of each rotate-half row: row t·d/2 + j of a head is the file's row 2j + t of that head. */
   unpermute(rows: number, headDim: number): number[] {
     const order: number[] = [];
@@ -284,26 +380,31 @@ export function buildGgufLoadPlan(h: GgufHeader, c: MoeConfig): LoadPlan {
     const g = `blk.${l}.`;
     const at = `layer ${l}`;
     b.add(`${p}.inputNorm`, 'inputNorm', l, [H], [`${g}attn_norm.weight`], `${at} attention norm`);
-    b.add(`${p}.q`, 'q', l, [qDim, H], [`${g}attn_q.weight`], `${at} q`, b.permutedQk ? b.unpermute(qDim, d) : undefined);
-    b.add(`${p}.k`, 'k', l, [kvDim, H], [`${g}attn_k.weight`], `${at} k`, b.permutedQk ? b.unpermute(kvDim, d) : undefined);
-    b.add(`${p}.v`, 'v', l, [kvDim, H], [`${g}attn_v.weight`], `${at} v`);
-    b.add(`${p}.o`, 'o', l, [H, qDim], [`${g}attn_output.weight`], `${at} o`);
-    if (c.attentionBias) {
-      b.add(`${p}.qBias`, 'qBias', l, [qDim], [`${g}attn_q.bias`], `${at} q bias`);
-      b.add(`${p}.kBias`, 'kBias', l, [kvDim], [`${g}attn_k.bias`], `${at} k bias`);
-      b.add(`${p}.vBias`, 'vBias', l, [kvDim], [`${g}attn_v.bias`], `${at} v bias`);
-    }
-    if (c.outputBias) b.add(`${p}.oBias`, 'oBias', l, [H], [`${g}attn_output.bias`], `${at} o bias`);
-    if (c.attentionSinks) b.add(`${p}.attnSinks`, 'attnSinks', l, [c.numHeads], [`${g}attn_sinks.weight`], `${at} attention sinks`);
-    if (c.qkNorm !== 'none') {
-      const full = c.qkNorm === 'full';
-      b.add(`${p}.qNorm`, 'qNorm', l, [full ? qDim : d], [`${g}attn_q_norm.weight`], `${at} q norm`);
-      b.add(`${p}.kNorm`, 'kNorm', l, [full ? kvDim : d], [`${g}attn_k_norm.weight`], `${at} k norm`);
+    if (c.mla) {
+      b.mla(l, c.mla);
+    } else {
+      b.add(`${p}.q`, 'q', l, [qDim, H], [`${g}attn_q.weight`], `${at} q`, b.permutedQk ? b.unpermute(qDim, d) : undefined);
+      b.add(`${p}.k`, 'k', l, [kvDim, H], [`${g}attn_k.weight`], `${at} k`, b.permutedQk ? b.unpermute(kvDim, d) : undefined);
+      b.add(`${p}.v`, 'v', l, [kvDim, H], [`${g}attn_v.weight`], `${at} v`);
+      b.add(`${p}.o`, 'o', l, [H, qDim], [`${g}attn_output.weight`], `${at} o`);
+      if (c.attentionBias) {
+        b.add(`${p}.qBias`, 'qBias', l, [qDim], [`${g}attn_q.bias`], `${at} q bias`);
+        b.add(`${p}.kBias`, 'kBias', l, [kvDim], [`${g}attn_k.bias`], `${at} k bias`);
+        b.add(`${p}.vBias`, 'vBias', l, [kvDim], [`${g}attn_v.bias`], `${at} v bias`);
+      }
+      if (c.outputBias) b.add(`${p}.oBias`, 'oBias', l, [H], [`${g}attn_output.bias`], `${at} o bias`);
+      if (c.attentionSinks) b.add(`${p}.attnSinks`, 'attnSinks', l, [c.numHeads], [`${g}attn_sinks.weight`], `${at} attention sinks`);
+      if (c.qkNorm !== 'none') {
+        const full = c.qkNorm === 'full';
+        b.add(`${p}.qNorm`, 'qNorm', l, [full ? qDim : d], [`${g}attn_q_norm.weight`], `${at} q norm`);
+        b.add(`${p}.kNorm`, 'kNorm', l, [full ? kvDim : d], [`${g}attn_k_norm.weight`], `${at} k norm`);
+      }
     }
     const postNorm = arch === 'gpt-oss' ? 'post_attention_norm' : 'ffn_norm';
     b.add(`${p}.postAttnNorm`, 'postAttnNorm', l, [H], [`${g}${postNorm}.weight`], `${at} FFN norm`);
     if (c.moeLayers[l]) {
       b.add(`${p}.router`, 'router', l, [E, H], [`${g}ffn_gate_inp.weight`], `${at} router`);
+      if (c.router.hasCorrectionBias) b.add(`${p}.routerCorrectionBias`, 'routerCorrectionBias', l, [E], [`${g}exp_probs_b.bias`], `${at} router correction bias`);
       if (c.router.hasBias) b.add(`${p}.routerBias`, 'routerBias', l, [E], [`${g}ffn_gate_inp.bias`], `${at} router bias`);
       // One fused gate/up tensor (newer llama.cpp) or gate and up apart.
       const fused = h.tensors.has(`${g}ffn_gate_up_exps.weight`);

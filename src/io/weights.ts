@@ -83,6 +83,11 @@ export interface StoredLayout {
   cols: number;
   transposed: boolean;
   interleavedRows: boolean;
+  /**
+   * GGUF DeepSeek attn_k_b / attn_v_b: the first `transposedHead` rows of each matrix are stored transposed
+   * ([cols, transposedHead]), the rows after them as they are (with `transposed` false).
+   */
+  transposedHead?: number;
 }
 
 export type ExpertLayout = 'fused' | 'per-expert';
@@ -561,8 +566,11 @@ export function canonicalMatrix(stored: Uint8Array, layout: StoredLayout, bytesP
     // The stored row (after transposing back) that canonical row r comes from.
     const src = layout.interleavedRows ? (r < half ? 2 * r : 2 * (r - half) + 1) : r;
     const out = r * cols;
+    const head = layout.transposedHead ?? 0;
     if (layout.transposed) {
       for (let col = 0; col < cols; col++) to[out + col] = from[col * rows + src]; // stored [cols, rows]
+    } else if (r < head) {
+      for (let col = 0; col < cols; col++) to[out + col] = from[col * head + r]; // stored [cols, head] first
     } else {
       to.set(from.subarray(src * cols, src * cols + cols), out); // stored [rows, cols]
     }

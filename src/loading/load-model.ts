@@ -28,6 +28,8 @@ export interface LoadOptions {
   maxBindingBytes?: number;
   /** Bytes of weights written between waits for the GPU queue (default: upload-weights.ts's UPLOAD_WINDOW_BYTES). */
   uploadWindowBytes?: number;
+  /** Fused kernels (default true); false runs each op as its own kernel (DecoderOptions.fuse). */
+  fuse?: boolean;
   /** Time every layer's passes with timestamp queries (splits the step into one pass per module). */
   profile?: boolean;
   onProgress?: (done: number, total: number) => void;
@@ -67,7 +69,7 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
       windowBytes: options.uploadWindowBytes,
     });
     const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
-    const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength });
+    const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength, fuse: options.fuse });
     const session = new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights, options.profile ?? false);
     session.weightFormats = summarizeFormats(opened.plan.entries);
     return session;

@@ -1,9 +1,10 @@
 // The causal expert atlas in the dashboard: on request, the processed tokens are run once as the model is and once per
 // routed expert with that expert ablated (src/engine/analysis/ablation-sweep.ts, in turn with the steps), scored by
 // src/analysis/atlas.ts, and handed to the 3D view's 'atlas' mode (bar height and colour = Δ log-likelihood of the
-// text). The selected expert's most hurt tokens are listed here.
+// text). Every routed expert, or the focus layer's alone (a quicker sweep); experts not swept are drawn as "not run".
+// The selected expert's most hurt tokens are listed here.
 import { AtlasBuilder, type Atlas, type AtlasEntry } from '../analysis/atlas';
-import { ablationSweep } from '../engine/analysis/ablation-sweep';
+import { ablationSweep, allCells } from '../engine/analysis/ablation-sweep';
 import { Session } from '../engine/model/session';
 import { CELL_KIND } from '../viz/layout';
 import type { Dashboard } from './context';
@@ -12,6 +13,7 @@ import { showError } from './messages';
 
 export class AtlasView {
   private readonly button = el<HTMLButtonElement>('atlas-run');
+  private readonly scope = el<HTMLSelectElement>('atlas-scope');
   private readonly note = el('atlas-note');
   private readonly hurt = el('atlas-hurt');
   /** The last atlas and the tokens it was run on, or null. */
@@ -40,13 +42,17 @@ export class AtlasView {
     const c = session.config;
     const ids = tokens.map((t) => t.id);
     const builder = new AtlasBuilder(ids, c.vocabSize);
-    const runs = 1 + c.moeLayers.filter(Boolean).length * c.numExperts;
+    const focus = this.d.state.params.focusLayer;
+    if (this.scope.value === 'focus' && !c.moeLayers[focus]) return showError(new Error(`Layer ${focus} is dense: it has no experts to ablate.`));
+    const cells = this.scope.value === 'focus' ? allCells(session).filter((x) => x.layer === focus) : allCells(session);
+    const runs = 1 + cells.length;
     let done = 0;
     const started = performance.now();
     this.button.disabled = true;
     try {
       await stepper.run(() =>
         ablationSweep(session, ids, {
+          cells,
           onRun: (cell, logits) => {
             if (cell) builder.add(cell.layer, cell.expert, logits);
             else builder.setBase(logits);
@@ -55,7 +61,7 @@ export class AtlasView {
         }),
       );
       const result = builder.build();
-      const delta = new Float32Array(c.numLayers * c.numExperts);
+      const delta = new Float32Array(c.numLayers * c.numExperts).fill(NaN); // NaN: not swept
       for (const e of result.entries) delta[e.layer * c.numExperts + e.expert] = e.deltaLogLikelihood;
       this.atlas = { result, delta, texts: tokens.map((t) => t.text) };
       this.d.scene.setAtlas(delta);

@@ -198,8 +198,7 @@ export async function loadFolder(
       memory: session.memory(),
     }),
     weightFormats: session.weightFormats,
-    // The inspector reads safetensors tensors; quantised GGUF experts are not decoded on the CPU.
-    weights: (await findGguf(folder)) ? undefined : new ExpertWeightReader(folder),
+    weights: new ExpertWeightReader(folder),
     destroy: () => session.destroy(),
   };
 }

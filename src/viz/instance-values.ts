@@ -143,12 +143,12 @@ export class InstanceValuesPass {
     this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
   }
 
-  /** The causal atlas's Δ log-likelihood per (layer, expert), f32 [layers, experts], or null (none yet). */
+  /** The causal atlas's Δ log-likelihood per (layer, expert), f32 [layers, experts] (NaN: not swept), or null. */
   setAtlas(delta: Float32Array | null): void {
     const n = this.layout.numLayers * this.layout.numExperts;
     if (delta && delta.length !== n) throw new Error(`atlas has ${delta.length} entries, the grid ${n}`);
     if (delta) this.device.queue.writeBuffer(this.atlas, 0, delta);
-    this.atlasMax = delta ? delta.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
+    this.atlasMax = delta ? atlasMax(delta) : 0;
     new Float32Array(this.uniformData)[6] = this.atlasMax;
     this.device.queue.writeBuffer(this.uniforms, 0, this.uniformData);
   }
@@ -183,6 +183,13 @@ export class InstanceValuesPass {
     this.cols.destroy();
     this.atlas.destroy();
   }
+}
+
+/** The largest |Δ log-likelihood| of an atlas, experts not swept (NaN) left out: the atlas mode's full bar height. */
+export function atlasMax(delta: ArrayLike<number>): number {
+  let max = 0;
+  for (let i = 0; i < delta.length; i++) if (Math.abs(delta[i]) > max) max = Math.abs(delta[i]);
+  return max;
 }
 
 /** Zero-filled routing buffers for a model drawn from its config alone (nothing routed, so all cells are flat). */

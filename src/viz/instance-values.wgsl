@@ -15,7 +15,7 @@
 //   3 dropped/re-routed dropped + rerouted (u32)    height ∝ v / layer max, t = rerouted / v (0 all dropped)
 //   4 causal atlas      Δ log-likelihood (f32 bits) height ∝ |v| / atlasMax (the largest |Δ| of any layer),
 //                       of ablating the expert       t = 0.5 − v / (2·atlasMax): 1 = costs the most, 0.5 = no change;
-//                                                    atlasMax = 0: no atlas yet (t = -3)
+//                                                    atlasMax = 0: no atlas yet, NaN: expert not swept (t = -3)
 //
 // Bindings (group 0):
 //   0 uniform  Params
@@ -123,6 +123,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         let r = clamp(select(0.0, v / params.atlasMax, params.atlasMax > 0.0), -1.0, 1.0);
         h = 1.5 * abs(r);
         t = 0.5 - 0.5 * r;
+        if ((srcA[base + e] & 0x7f800000u) == 0x7f800000u) { // NaN: this expert was not in the sweep
+          h = 0.0;
+          t = -3.0;
+        }
       } else {
         let r = select(0.0, v / peak, peak > 0.0);
         h = 1.5 * r;

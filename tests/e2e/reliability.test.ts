@@ -133,7 +133,7 @@ describe('random actions in quick succession', () => {
     await page.waitForFunction(() => window.__moescope!.hasSession(), { timeout: 300_000 });
     await hook((m) => m.settle());
     const picked = await hook((m) => m.modelId());
-    // In batches of 50 (one page call each, so none outlives the protocol's time limit on a loaded machine); the
+    // In batches of 25 (one page call each, so none outlives the protocol's time limit on a loaded machine); the
     // random sequence continues across batches.
     const batch = (pickedId: string | null, n: number, seed: number, last: boolean) => page.evaluate(async (pickedId, n, seed0, last) => {
       const m = window.__moescope!;
@@ -170,8 +170,8 @@ describe('random actions in quick succession', () => {
     }, pickedId, n, seed, last);
     const ran: Record<string, number> = {};
     let seed = 12345;
-    for (let b = 0; b < 6; b++) {
-      const out = await batch(picked, 50, seed, b === 5);
+    for (let b = 0; b < 12; b++) {
+      const out = await batch(picked, 25, seed, b === 11);
       seed = out.seed;
       for (const [k, v] of Object.entries(out.counts)) ran[k] = (ran[k] ?? 0) + v;
     }

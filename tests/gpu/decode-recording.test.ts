@@ -4,16 +4,27 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../support/gpu';
 import { countStep, recordingMillis, tinySession } from '../support/recording';
+import { relativeError } from '../support/sessions';
 import type { RunnableFamily } from '../support/io-models';
+
+/** Dispatches one decode layer records without fusions (DecoderOptions.fuse false: every op its own kernel). */
+const UNFUSED_DISPATCHES: Record<RunnableFamily, number> = {
+  granitemoe: 17,
+  mixtral: 17,
+  olmoe: 19,
+  qwen3_moe: 19,
+  qwen2_moe: 22,
+  gpt_oss: 21,
+};
 
 /** Dispatches one decode layer (T = 1) records, per family of the tiny synthetic models (MoE layers). */
 const DECODE_DISPATCHES: Record<RunnableFamily, number> = {
-  granitemoe: 11,
-  mixtral: 11,
-  olmoe: 11,
-  qwen3_moe: 11,
-  qwen2_moe: 13,
-  gpt_oss: 12,
+  granitemoe: 10,
+  mixtral: 10,
+  olmoe: 10,
+  qwen3_moe: 10,
+  qwen2_moe: 12,
+  gpt_oss: 11,
 };
 
 describe('decode step recording', () => {
@@ -50,6 +61,27 @@ describe('decode step recording', () => {
         expect(c.created).toBe(0);
       } finally {
         session.destroy();
+      }
+    });
+  }
+
+  for (const family of ['granitemoe', 'mixtral', 'olmoe', 'qwen3_moe', 'qwen2_moe', 'gpt_oss'] as const) {
+    it(`${family}: fused and unfused kernels give the same logits (a 20-token prefill, one-token and 5-token steps)`, async () => {
+      const gpu = await testGpu();
+      const overrides = { decoder_sparse_step: 1, mlp_only_layers: [], ...(family === 'qwen3_moe' ? { head_dim: 8 } : {}) };
+      const fused = await tinySession(gpu, family, 3, { overrides, seed: 9 }, { maxTokensPerStep: 32 });
+      const plain = await tinySession(gpu, family, 3, { overrides, seed: 9 }, { maxTokensPerStep: 32, fuse: false });
+      try {
+        const prompt = Array.from({ length: 20 }, (_, i) => (i * 37 + 11) % 263);
+        for (const step of [prompt, [5], [200], [1, 2, 3, 4, 5], [9]]) {
+          const [a, b] = [await fused.feedWithLogits(step), await plain.feedWithLogits(step)];
+          expect(relativeError(a, b), `${family}, a step of ${step.length}`).toBeLessThan(1e-5);
+        }
+        const c = countStep(gpu, plain.decoder, 1, fused.position);
+        expect(c.perLayer).toEqual(new Array(3).fill(UNFUSED_DISPATCHES[family]));
+      } finally {
+        fused.destroy();
+        plain.destroy();
       }
     });
   }

@@ -126,6 +126,9 @@ const CASES: [string, string, number, number][] = [
   ['gguf-olmoe', 'golden.json', 1e-4, 1e-5],
   // gpt-oss as llama.cpp writes it: MXFP4 experts de-interleaved into gate and up, their biases split, sinks, YaRN.
   ['gguf-gpt_oss', 'golden.json', 1e-4, 1e-5],
+  // deepseek2: MLA with kv_b whole (layer 0) and split into k_b/v_b (layers 1-2), YaRN from the log multiplier,
+  // softmax routing over expert groups, a leading dense layer, shared experts.
+  ['gguf-deepseek_v2', 'golden.json', 1e-4, 1e-5],
 ];
 
 const sessions: Session[] = [];

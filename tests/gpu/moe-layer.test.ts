@@ -10,6 +10,7 @@ import {
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import type { Gpu } from '../../src/engine/gpu';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
+import type { WeightDtype } from '../../src/model/dtypes';
 import { PLAN_BLOCK_WORDS } from '../../src/engine/kernels/moe-layout';
 import { planWorkgroupSize } from '../../src/engine/kernels/moe-plan';
 import { REROUTE_WG } from '../../src/engine/kernels/moe-reroute';
@@ -34,6 +35,21 @@ describe('the residual add fused into the combine (out += scale · output)', () 
       const gpu = await testGpu();
       const p = buildProblem(gpu, { family, H: 33, I: 20, E: 16, k: 3, seed: 40 + T }, { expertMode: mode, residualScale: 0.6 });
       await checkStep(gpu, p, T, policyWith(p.config, {}), 200 + T, 3);
+    });
+  }
+});
+
+describe('the input RMSNorm folded into the router (it writes the normalised rows the experts read)', () => {
+  // Aligned (H = 32, 16-byte loads) and element-wise (H = 33) logits; with the residual add fused, x is the residual
+  // stream and the output as in the decoder. The router's 256 threads stride over H = 600 in three passes.
+  for (const [family, T, H, dtype, mode, residual] of [
+    ['mixtral', 1, 32, 'bf16', 'auto', true], ['qwen2_moe', 6, 33, 'f32', 'gemv', false], ['deepseek_v3', 9, 600, 'f16', 'auto', true],
+    ['gpt_oss', 5, 40, 'f32', 'gemv', true],
+  ] as [Family, number, number, WeightDtype, ExpertVariant | 'auto', boolean][]) {
+    it(`${family} T=${T} H=${H} ${dtype}${residual ? ', residual fused' : ''}`, async () => {
+      const gpu = await testGpu();
+      const p = buildProblem(gpu, { family, H, I: 20, E: 16, k: 3, dtype, seed: 60 + T }, { expertMode: mode, inputNorm: true, ...(residual ? { residualScale: 0.6 } : {}) });
+      await checkStep(gpu, p, T, policyWith(p.config, {}), 300 + T, 2);
     });
   }
 });
@@ -316,6 +332,11 @@ describe('the checks can fail', () => {
       const p = buildProblem(gpu, MIXTRAL, { residualScale: 0.6 });
       await checkStep(gpu, p, 3, policyWith(p.config, {}), 1);
     }, /output/));
+  it('a folded router norm that forgets the norm weight in the logits fails', () =>
+    expectMutantFails(mutation('moe_router', 'return v * inv_rms[i] * norm_weight(h);', 'return v * inv_rms[i];'), async (gpu) => {
+      const p = buildProblem(gpu, { ...MIXTRAL, H: 15 }, { inputNorm: true });
+      await checkStep(gpu, p, 3, policyWith(p.config, {}), 1);
+    }, /normed|output|chosen/));
   it('a scatter that keeps one token too many per expert fails the capacity check', () =>
     expectMutantFails(mutation('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])'),
       step(MIXTRAL, 33, { capacityFactor: 0.6 }), /assigned/));

@@ -149,8 +149,9 @@ describe('routing statistics on the GPU', () => {
   });
 
   it('the ring capacity follows the memory budget and the binding limit', () => {
-    // 64 layers × 256 experts: (3·8 + 256 + 1) · 4 bytes per layer and position
-    expect(ringCapacityFor(64, 256, 64 * 2 ** 20, 2 ** 30)).toBe(Math.floor((64 * 2 ** 20) / (64 * 281 * 4)));
+    // 64 layers × 256 experts: (3·8 + 256 + 2) · 4 bytes per layer and position (chosen, assigned and weights for
+    // K_MAX = 8 slots, 256 probabilities, the logsumexp and its numerics flags)
+    expect(ringCapacityFor(64, 256, 64 * 2 ** 20, 2 ** 30)).toBe(Math.floor((64 * 2 ** 20) / (64 * 282 * 4)));
     expect(ringCapacityFor(64, 256, 2 ** 40, 2 ** 20)).toBe(Math.floor(2 ** 20 / (64 * 256 * 4)));
   });
 });

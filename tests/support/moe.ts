@@ -14,6 +14,7 @@ import { uploadExpertBank } from '../../src/engine/routing/expert-bank';
 import { defaultPolicy, effectiveTopK, expertCapacity } from '../../src/engine/routing/policy';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
 import { moeLayerRef, type MoeRefOutput, type MoeRefWeights } from '../../src/reference/moe';
+import { rmsnormRef } from '../../src/reference/rmsnorm';
 import { randomF32 } from './random';
 import { expect } from 'vitest';
 import { readU32 } from '../../src/engine/kernels/common';
@@ -88,6 +89,8 @@ export interface Problem {
   ref: MoeRefWeights;
   gpuWeights: MoeLayerWeights;
   residualScale?: number;
+  /** The folded input norm: its weight as the GPU sees it, and the normalised rows the router writes. */
+  inputNorm?: { weight: GPUBuffer; rounded: Float32Array; eps: number; normed: GPUBuffer };
 }
 
 export interface BuildOptions {
@@ -108,6 +111,8 @@ export interface BuildOptions {
   scratch?: MoeScratch;
   /** The residual add fused into the combine (MoeLayerOptions.residualScale). */
   residualScale?: number;
+  /** The input RMSNorm folded into the router (MoeLayerOptions.inputNorm), with a random weight in the spec's dtype. */
+  inputNorm?: boolean;
 }
 
 export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}): Problem {
@@ -171,10 +176,16 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   }
   const stats = o.stats ?? new RoutingStats(gpu, config, { ringCapacity: o.ringCapacity ?? 128 });
   const scratch = o.scratch ?? new MoeScratch(gpu, moeScratchShape(config, { maxTokens: o.maxTokens ?? 64 }));
+  let inputNorm: Problem['inputNorm'];
+  if (o.inputNorm) {
+    const weight = pack('test.inputNorm', randomF32(H, seed + 11, 1));
+    inputNorm = { weight: weight.buffer, rounded: weight.rounded, eps: 1e-5, normed: poisonedBuffer(gpu, 'test.normed', (o.maxTokens ?? 64) * H) };
+  }
   const layer = new MoeLayer(gpu, {
     layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, residualScale: o.residualScale,
+    ...(inputNorm ? { inputNorm } : {}),
   });
-  return { config, layer, stats, scratch, ref, gpuWeights, residualScale: o.residualScale };
+  return { config, layer, stats, scratch, ref, gpuWeights, residualScale: o.residualScale, inputNorm };
 }
 
 /** Sets the policy on the layer and the ablation mask on its stats. */
@@ -224,12 +235,18 @@ async function ringRows(gpu: Gpu, p: Problem, position: number, T: number) {
 /** Runs one step and checks output, routing ids and weights against the reference. */
 export async function checkStep(gpu: Gpu, p: Problem, T: number, policy: RoutingPolicy, seed: number, position = 0) {
   applyPolicy(p, policy);
-  const x = randomF32(T * p.config.hiddenSize, seed, 1);
-  // With the residual add fused, out is the residual stream (an input, so not poisoned): out0 + scale · output.
-  const out0 = p.residualScale === undefined ? null : randomF32(T * p.config.hiddenSize, seed + 1, 1);
-  const out = runStep(gpu, p, uploadBuffer(gpu, 'test.x', x), T, position, out0 ? uploadBuffer(gpu, 'test.residual', out0) : undefined);
-  const ref = refStep(p, x, T, position, policy);
+  const H = p.config.hiddenSize;
+  const x = randomF32(T * H, seed, 1);
+  const xBuffer = uploadBuffer(gpu, 'test.x', x);
+  // With the residual add fused, out is the residual stream (an input, so not poisoned): out0 + scale · output. With
+  // the norm folded in too, x is that stream, as in the decoder: one buffer for both.
+  const out0 = p.residualScale === undefined ? null : p.inputNorm ? x : randomF32(T * H, seed + 1, 1);
+  const outBuffer = !out0 ? undefined : p.inputNorm ? xBuffer : uploadBuffer(gpu, 'test.residual', out0);
+  const out = runStep(gpu, p, xBuffer, T, position, outBuffer);
+  const normedRef = p.inputNorm ? rmsnormRef(x, p.inputNorm.rounded, T, H, p.inputNorm.eps) : null;
+  const ref = refStep(p, normedRef ? Float32Array.from(normedRef) : x, T, position, policy);
   if (out0) ref.out = ref.out.map((v, i) => out0[i] + p.residualScale! * v);
+  if (p.inputNorm && normedRef) expectClose(await readF32(gpu, p.inputNorm.normed, T * H), normedRef, { atol: 1e-6, rtol: 1e-5 }, `${p.config.source} T=${T} normed`);
   const k = ref.chosen.length / T;
   const ring = await ringRows(gpu, p, position, T);
   const got = { chosen: [] as number[], assigned: [] as number[], weights: [] as number[] };

@@ -1,10 +1,10 @@
 // Recording a decode step, observed from outside the engine: dispatches per layer (each dispatch is attributed to the
-// `Layer<l>` of the bind group set before it: every bind group is labelled `Owner.thing`), queue writes, GPU objects
+// `Layer<l>` of the group-0 bind group set before it: every bind group is labelled `Owner.thing`), queue writes, GPU objects
 // created, and the CPU time of recording. The counting lives here, outside src/, so a change in the engine cannot
 // also change what counts as a dispatch.
 import type { Gpu } from '../../src/engine/gpu';
 import type { Decoder } from '../../src/engine/model/decoder';
-import { loadModel } from '../../src/loading/load-model';
+import { loadModel, type LoadOptions } from '../../src/loading/load-model';
 import type { Session } from '../../src/engine/model/session';
 import { memoryFolder } from '../../src/io/source';
 import { byteLevelTokenizerJson, modelFiles, synthModel, type RunnableFamily, type SynthOptions } from './io-models';
@@ -20,14 +20,16 @@ export interface StepCount {
   created: number;
 }
 
-/** A tiny random-weight model of `family` with `layers` layers, loaded as a session (one step of ≤ 4 tokens). */
-export async function tinySession(gpu: Gpu, family: RunnableFamily, layers: number, options: SynthOptions = {}): Promise<Session> {
+/** A tiny random-weight model of `family` with `layers` layers, loaded as a session (by default steps of ≤ 4 tokens). */
+export async function tinySession(
+  gpu: Gpu, family: RunnableFamily, layers: number, options: SynthOptions = {}, load: LoadOptions = {},
+): Promise<Session> {
   const model = synthModel(family, { ...options, overrides: { num_hidden_layers: layers, vocab_size: 263, ...options.overrides } });
   if (family === 'gpt_oss') {
     model.config.layer_types = Array.from({ length: layers }, (_, l) => (l % 2 ? 'full_attention' : 'sliding_attention'));
   }
   const files = modelFiles(model, { extra: { 'tokenizer.json': JSON.stringify(byteLevelTokenizerJson()) } });
-  return loadModel(gpu, memoryFolder(files, `models/tiny-${family}`), { contextLength: 64, maxTokensPerStep: 4 });
+  return loadModel(gpu, memoryFolder(files, `models/tiny-${family}`), { contextLength: 64, maxTokensPerStep: 4, ...load });
 }
 
 const LAYER = /^Layer(\d+)\./;
@@ -62,8 +64,10 @@ export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: numbe
             get(p, k) {
               if (k === 'setBindGroup') {
                 return (index: number, group: GPUBindGroup, ...rest: unknown[]) => {
-                  const m = LAYER.exec(group.label);
-                  owner = m ? Number(m[1]) : -1;
+                  if (index === 0) {
+                    const m = LAYER.exec(group.label);
+                    owner = m ? Number(m[1]) : -1;
+                  }
                   return (p.setBindGroup as (...a: unknown[]) => void)(index, group, ...rest);
                 };
               }

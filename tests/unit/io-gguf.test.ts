@@ -14,8 +14,16 @@ import type { TensorFormat } from '../../src/model/dtypes';
 import { dequantRef } from '../../src/reference/dequant';
 
 const FIXTURES = join(__dirname, '..', 'fixtures');
-const FAMILIES = ['mixtral', 'qwen3_moe', 'olmoe', 'gpt_oss'] as const;
+const FAMILIES = ['mixtral', 'qwen3_moe', 'olmoe', 'gpt_oss', 'deepseek_v2'] as const;
 const ggufBytes = (family: string) => new Uint8Array(readFileSync(join(FIXTURES, `gguf-${family}`, 'model.gguf')));
+
+/** A config with every non-integer number rounded to 6 significant digits (f32 metadata against JSON decimals). */
+function f32Rounded(v: unknown): unknown {
+  if (typeof v === 'number') return Number.isInteger(v) ? v : Number(v.toPrecision(6));
+  if (Array.isArray(v)) return v.map(f32Rounded);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, f32Rounded(x)]));
+  return v;
+}
 
 /** Every entry's bytes, as streamLoadPlan delivers them. */
 async function entryBytes(folder: ModelFolder, plan: LoadPlan): Promise<Map<string, Uint8Array>> {
@@ -36,10 +44,11 @@ describe('GGUF files written by gguf-py', () => {
     it(`${family}: config equals the transformers config.json's`, async () => {
       const gguf = await openGguf(await nodeFolder(join(FIXTURES, `gguf-${family}`)), 'model.gguf');
       const hf = await openModel(await nodeFolder(join(FIXTURES, family)));
-      // GGUF stores the epsilon as f32 (the engine uses it as f32 either way).
+      // GGUF stores the epsilon as f32 (the engine uses it as f32 either way), and DeepSeek's YaRN mscale as the f32
+      // 0.1·mscale_all_dim: those (and the softmax scale made from it) agree to f32 rounding.
       const { source: _a, weightDtype: _b, rmsNormEps: epsGguf, ...fromGguf } = gguf.config;
       const { source: _c, weightDtype: _d, rmsNormEps: epsJson, ...fromJson } = hf.config;
-      expect(fromGguf).toEqual(fromJson);
+      expect(f32Rounded(fromGguf)).toEqual(f32Rounded(fromJson));
       expect(epsGguf).toBe(Math.fround(epsJson));
       expect(gguf.header.version).toBe(3);
       expect(gguf.plan.unused).toEqual([]);

@@ -105,11 +105,14 @@ export class ExpertMatmulKernel {
     this.shape = shape ?? defaultTiledShape(gpu);
   }
 
-  /** The pipeline for rows of length k (16-byte loads when they allow it) and the output columns it covers. */
-  pipelineFor(k: number): { pipeline: GPUComputePipeline; tileCols: number } {
+  /**
+   * The pipeline for rows of length k (16-byte loads when they allow it) and the output columns it covers; hasBias
+   * compiles the bias reads in (HAS_BIAS in lib/moe_expert_params).
+   */
+  pipelineFor(k: number, hasBias = false): { pipeline: GPUComputePipeline; tileCols: number } {
     const aligned = alignedRows(k, this.weightDtype);
     const shader = `moe_expert_${this.op}${this.mode === 'gemv' ? '_gemv' : ''}`;
-    const constants: Record<string, number> = { WEIGHT_DTYPE: FORMAT_CODE[this.weightDtype], ALIGNED: aligned ? 1 : 0 };
+    const constants: Record<string, number> = { WEIGHT_DTYPE: FORMAT_CODE[this.weightDtype], ALIGNED: aligned ? 1 : 0, HAS_BIAS: hasBias ? 1 : 0 };
     let tileCols: number;
     if (this.mode === 'tiled') {
       Object.assign(constants, this.shape);
@@ -159,7 +162,7 @@ export class ExpertMatmulKernel {
     });
     this.noBias ??= storageBuffer(this.gpu, 'ExpertMatmulKernel.noBias', 16);
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output, bias?.buffer ?? this.noBias]);
-    return { uniforms, group, ...this.pipelineFor(dims.k) };
+    return { uniforms, group, ...this.pipelineFor(dims.k, bias !== null) };
   }
 
   /** Dispatches enough workgroups for `maxTiles` plan tiles of `n` output columns. */

@@ -15,9 +15,9 @@ export const MOE_LAYER_PARAMS: UniformLayout = {
     'mask_words', 'off_prefix', 'off_header', 'off_offsets',
     'off_kept', 'off_tile_expert', 'off_tile_row', 'off_row_key',
     'off_drop_step', 'off_reroute_step', 'choice_offset', 'off_mask_copy',
-    'off_starts', 'off_partials', 'residual_scale',
+    'off_starts', 'off_partials', 'residual_scale', 'norm_eps',
   ],
-  floats: ['scale', 'noise_std', 'inv_temp', 'residual_scale'],
+  floats: ['scale', 'noise_std', 'inv_temp', 'residual_scale', 'norm_eps'],
 };
 
 /** `ExpertParams` (shaders/lib/moe_expert_params.wgsl): k = reduction length, n = output columns. */

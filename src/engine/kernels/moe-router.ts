@@ -1,7 +1,8 @@
-// MoE router kernel (shaders/moe_router.wgsl): logits, what-if transforms, scoring, group-limited top-k.
+// MoE router kernel (shaders/moe_router.wgsl): logits, what-if transforms, scoring, group-limited top-k; optionally
+// with the layer's input RMSNorm folded in (it then writes the normalised rows the expert kernels read).
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
-import { type Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
+import { type Uniforms, bindGroup, ceilDiv, kernelLayout, storageBuffer } from './common';
 import { alignedRows } from './moe-expert';
 
 /** Tokens per workgroup (const RT in the shader). */
@@ -12,7 +13,7 @@ export const ROUTER_LANES = 32;
 export interface MoeRouterBuffers {
   /** LayerParams uniform (src/engine/kernels/moe-layout.ts). */
   params: GPUBuffer | Uniforms;
-  /** f32 [tokens, H] (size rounded up to 16 bytes) */
+  /** f32 [tokens, H] (size rounded up to 16 bytes): the normalised input, or with a norm the residual stream */
   x: GPUBuffer;
   /** [E, H] weight-dtype words (size rounded up to 16 bytes) */
   router: GPUBuffer;
@@ -25,25 +26,38 @@ export interface MoeRouterBuffers {
   records: GPUBuffer;
   probs: GPUBuffer;
   plan: GPUBuffer;
+  /** The folded norm (kernel made with `norm`): weight [H] in the router's dtype; normed f32 [tokens, H] output. */
+  norm?: { weight: GPUBuffer; normed: GPUBuffer };
 }
 
 export class MoeRouterKernel {
   private readonly layout;
   readonly pipeline: GPUComputePipeline;
+  /** Bound in place of the norm's weight and output without a norm (never touched then). */
+  private readonly noNorm: { weight: GPUBuffer; normed: GPUBuffer } | null;
 
-  /** hidden: H (16-byte loads when H % 4 == 0 for f32, % 8 for f16/bf16). */
+  /**
+   * hidden: H (16-byte loads when H % 4 == 0 for f32, % 8 for f16/bf16); norm: the input RMSNorm folded in (its
+   * weight in weightDtype, epsilon in LayerParams.norm_eps).
+   */
   constructor(
     private readonly gpu: Gpu,
     weightDtype: WeightDtype,
     hidden: number,
+    readonly norm = false,
   ) {
-    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw']);
-    const constants = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype], ALIGNED: alignedRows(hidden, weightDtype) ? 1 : 0 };
+    this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw', 'read', 'rw']);
+    this.noNorm = norm ? null : { weight: storageBuffer(gpu, 'MoeRouterKernel.noNormWeight', 16), normed: storageBuffer(gpu, 'MoeRouterKernel.noNormed', 16) };
+    const constants = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype], ALIGNED: alignedRows(hidden, weightDtype) ? 1 : 0, NORM: norm ? 1 : 0 };
     this.pipeline = gpu.pipeline('moe_router', 'main', constants, this.layout.pipelineLayout, this.layout.key);
   }
 
   bind(label: string, b: MoeRouterBuffers): GPUBindGroup {
-    return bindGroup(this.gpu, label, this.layout, [b.params, b.x, b.router, b.sharedGate, b.aux, b.ablated, b.records, b.probs, b.plan]);
+    const norm = b.norm ?? this.noNorm;
+    if (!norm || (b.norm !== undefined) !== this.norm) throw new Error(`${label}: the router's norm buffers go with a norm kernel`);
+    return bindGroup(this.gpu, label, this.layout, [
+      b.params, b.x, b.router, b.sharedGate, b.aux, b.ablated, b.records, b.probs, b.plan, norm.weight, norm.normed,
+    ]);
   }
 
   encode(pass: GPUComputePassEncoder, group: GPUBindGroup, tokens: number): void {

@@ -1,6 +1,13 @@
 // The whole decoder on the GPU: embedding → layers (RMSNorm, attention with RoPE and a KV cache, MoE or dense FFN,
 // residuals) → final norm → LM head. Every buffer and bind group is made here, at load time; a step only writes
-// uniforms and records dispatches (encodeStep), all layers in one compute pass unless the profiler splits them.
+// uniforms into the arena (one queue write) and records dispatches (encodeStep), all layers in one compute pass
+// unless the profiler splits them.
+//
+// Fused kernels (DecoderOptions.fuse, default on): q/k/v weights concatenated at load into one projection, followed
+// by one kernel for q/k/v biases, q/k norms, RoPE and the KV-cache append (RopeAppendKernel); for one-token steps the
+// input RMSNorm folded into that projection's GEMV; up to 16 tokens the o-projection accumulating into x; at every T
+// the post-attention RMSNorm folded into the MoE router and the MoE combine adding into x. A decode MoE layer is 10
+// dispatches (tests/gpu/decode-recording.test.ts).
 //
 // Family details handled here: q/k/v biases (Qwen2-MoE), q/k RMSNorm over the whole projection (OLMoE) or per head
 // (Qwen3-MoE), Granite-MoE's multipliers (embedding ×, residual branches ×, attention scale, logits ÷ — the last folded
@@ -36,6 +43,12 @@ export interface DecoderOptions {
   maxTokensPerStep: number;
   /** Positions the KV cache holds. */
   maxSeq: number;
+  /**
+   * Fused kernels (default true): q/k/v in one projection with one bias/norm/RoPE/append kernel, norms folded into
+   * the q/k/v GEMV and the router, residual adds into the o-projection and the MoE combine. False runs each op as its
+   * own kernel: the path the fusions are checked against.
+   */
+  fuse?: boolean;
 }
 
 /**
@@ -84,10 +97,15 @@ interface LayerBindings {
   attn: StandardAttention | MlaAttention;
   attnResidual: ResidualBinding;
   postNorm: RmsNormBinding;
-  /** Adds its output to x itself (the residual add fused into its combine). */
+  /**
+   * Fused: adds its output to x itself (the residual add in its combine); with `moeNormFolded` it also reads x
+   * itself (the router does postNorm's work, writing act.normed for the experts). Unfused: output in branch.
+   */
   moe: MoeLayer | null;
-  /** Dense FFN: output in branch, then the residual add. */
-  dense: { gateUp: LinearBinding; swiglu: SwigluBinding; down: LinearBinding; residual: ResidualBinding } | null;
+  moeNormFolded: boolean;
+  dense: { gateUp: LinearBinding; swiglu: SwigluBinding; down: LinearBinding } | null;
+  /** x += branch after a dense FFN, or an unfused MoE layer. */
+  ffnResidual: ResidualBinding;
 }
 
 /** Activation buffers, all f32 unless noted; T = maxTokensPerStep. */
@@ -161,6 +179,8 @@ export class Decoder {
   private readonly uniforms: UniformArena;
   /** Buffers made here from loaded weights (concatenated biases and q/k norm weights). */
   private readonly owned: GPUBuffer[] = [];
+  /** DecoderOptions.fuse. */
+  private readonly fuse: boolean;
   /** Token count the shape-only uniforms (norms, residuals, biases, SwiGLU) were last written for. */
   private shapedTokens = 0;
 
@@ -172,6 +192,7 @@ export class Decoder {
     readonly options: DecoderOptions,
   ) {
     const c = config;
+    this.fuse = options.fuse ?? true;
     const T = options.maxTokensPerStep;
     const H = c.hiddenSize;
     const d = c.headDim;
@@ -251,11 +272,14 @@ export class Decoder {
       const label = `Layer${l}`;
       const attn = c.mla
         ? new MlaAttention(gpu, mla!, c, label, { x: a.normed, q: a.q, out: a.branch, residual: { x: a.x, scale: c.residualMultiplier }, invFreq: this.invFreq, ropeScaling: rope.attentionFactor },
-          this.mlaScratch!, (role) => w(`${p}.${role}`), { maxTokens: T, maxSeq: options.maxSeq })
+          this.mlaScratch!, { get: (role) => w(`${p}.${role}`), dense: (role) => denseW(`${p}.${role}`), format: (role) => fmt(`${p}.${role}`) },
+          { maxTokens: T, maxSeq: options.maxSeq })
         : this.standardAttention(l, { w, has, fmt, denseW, release, adopt }, rope.attentionFactor);
       this.kvCaches.push(...(attn.kind === 'mla' ? [attn.cache] : [attn.attention.buffers.kCache, attn.attention.buffers.vCache]));
       const isMoe = c.moeLayers[l];
       let moe: MoeLayer | null = null;
+      // The router folds the post-attention norm in where it reads weights in the norm's dtype.
+      const moeNormFolded = this.fuse && Boolean(isMoe) && fmt(`${p}.router`) === dtype;
       let dense: LayerBindings['dense'] = null;
       if (isMoe) {
         const bank = (name: string) => {
@@ -269,7 +293,8 @@ export class Decoder {
           stats,
           scratch: this.scratch!,
           arena,
-          residualScale: c.residualMultiplier,
+          ...(this.fuse ? { residualScale: c.residualMultiplier } : {}),
+          ...(moeNormFolded ? { inputNorm: { weight: denseW(`${p}.postAttnNorm`), eps: c.rmsNormEps, normed: a.normed } } : {}),
           weights: {
             router: w(`${p}.router`),
             routerBias: has(`${p}.routerBias`) ? w(`${p}.routerBias`) : null,
@@ -284,6 +309,7 @@ export class Decoder {
                   gateUp: w(`${p}.sharedGateUp`),
                   down: w(`${p}.sharedDown`),
                   gate: has(`${p}.sharedGate`) ? w(`${p}.sharedGate`) : null,
+                  formats: { gateUp: fmt(`${p}.sharedGateUp`), down: fmt(`${p}.sharedDown`) },
                 }
               : null,
           },
@@ -294,7 +320,6 @@ export class Decoder {
           gateUp: linear(`${label}.mlp.gateUp`, a.normed, `${p}.denseGateUp`, a.mlpUp, H, 2 * denseI),
           swiglu: k.swiglu.bind(`${label}.mlp.swiglu`, a.mlpUp, a.mlpAct),
           down: linear(`${label}.mlp.down`, a.mlpAct, `${p}.denseDown`, a.branch, denseI, H),
-          residual: k.residual.bindInPlace(`${label}.ffnResidual`, a.x, a.branch),
         };
       }
       this.layers.push({
@@ -303,7 +328,9 @@ export class Decoder {
         attnResidual: k.residual.bindInPlace(`${label}.attnResidual`, a.x, a.branch),
         postNorm: k.norm.bind(`${label}.postAttnNorm`, a.x, denseW(`${p}.postAttnNorm`), a.normed),
         moe,
+        moeNormFolded,
         dense,
+        ffnResidual: k.residual.bindInPlace(`${label}.ffnResidual`, a.x, a.branch),
       });
     }
 
@@ -329,7 +356,7 @@ export class Decoder {
     const linear = (label: string, x: GPUBuffer, name: string, y: GPUBuffer, K: number, N: number) =>
       k.linear.bind(label, x, w(name), y, { K, N, maxRows: T, weightDtype: fmt(name) });
     const cache = createKvCache(gpu, `${label}.attention`, { maxSeq: options.maxSeq, kvHeads: c.numKvHeads, headDim: d });
-    const project = this.fusedProjection(l, weights, ropeScaling, cache) ?? this.splitProjection(l, weights, ropeScaling);
+    const project = (this.fuse ? this.fusedProjection(l, weights, ropeScaling, cache) : null) ?? this.splitProjection(l, weights, ropeScaling);
     // Sinks are kept in f32 (upload-weights); the o_proj bias is read by the bias kernel in the model's dtype.
     const extra = gptOssLayer(c, l, (role) => (!has(`${p}.${role}`) ? null : role === 'oBias' ? denseW(`${p}.${role}`) : w(`${p}.${role}`)));
     // The fused path appends k and v itself (attention only attends); the split path's store reads them from k, v.
@@ -498,7 +525,7 @@ export class Decoder {
       k.attention.setShape(A.attention, { tokens: T, startPos });
       k.attention.encode(pass, A.attention, T);
     }
-    if (T <= GEMV_MAX_ROWS && (!A.oBias || A.oBiasResidual)) {
+    if (this.residualFused(T) && (!A.oBias || A.oBiasResidual)) {
       k.linear.encode(pass, A.oResidual, T);
       if (A.oBiasResidual) k.bias.encode(pass, A.oBiasResidual, T);
     } else {
@@ -506,6 +533,11 @@ export class Decoder {
       if (A.oBias) k.bias.encode(pass, A.oBias, T);
       k.residual.encode(pass, L.attnResidual, T * c.hiddenSize);
     }
+  }
+
+  /** Whether attention's o-projection adds into x itself (a GEMV, up to GEMV_MAX_ROWS tokens). */
+  private residualFused(T: number): boolean {
+    return this.fuse && T <= GEMV_MAX_ROWS;
   }
 
   /** Writes the uniforms that depend on the token count only (norms, residuals, biases, SwiGLU): when T changes. */
@@ -519,14 +551,12 @@ export class Decoder {
       k.norm.setShape(L.inputNorm, norm);
       k.norm.setShape(L.postNorm, norm);
       k.residual.setShape(L.attnResidual, residual);
-      if (L.dense) {
-        k.swiglu.setShape(L.dense.swiglu, { tokens: T, inter: c.intermediateSize });
-        k.residual.setShape(L.dense.residual, residual);
-      }
+      k.residual.setShape(L.ffnResidual, residual);
+      if (L.dense) k.swiglu.setShape(L.dense.swiglu, { tokens: T, inter: c.intermediateSize });
       const A = L.attn;
       if (A.kind === 'mla') continue;
       if (A.oBias) k.bias.setRows(A.oBias, T);
-      if (A.oBiasResidual && T <= GEMV_MAX_ROWS) k.bias.setRows(A.oBiasResidual, T);
+      if (A.oBiasResidual && this.residualFused(T)) k.bias.setRows(A.oBiasResidual, T);
       const P = A.project;
       if (P.kind === 'fused') continue;
       for (const b of P.biases) k.bias.setRows(b, T);
@@ -593,20 +623,27 @@ export class Decoder {
       if (split) section(`Layer${l}.attention`);
       if (L.attn.kind === 'mla') {
         k.norm.encode(pass, L.inputNorm, T);
-        L.attn.encode(pass, T, startPos, L.attnResidual);
+        L.attn.encode(pass, T, startPos, L.attnResidual, this.residualFused(T));
       } else {
         this.encodeStandardAttention(pass, L, L.attn, T, startPos);
       }
 
       if (split) section(`Layer${l}.${L.moe ? 'moe' : 'mlp'}`);
-      k.norm.encode(pass, L.postNorm, T);
-      if (L.moe) {
+      if (L.moe && L.moeNormFolded) {
+        L.moe.encode(pass, this.act.x, this.act.x, T, startPos);
+      } else if (L.moe && this.fuse) {
+        k.norm.encode(pass, L.postNorm, T);
         L.moe.encode(pass, this.act.normed, this.act.x, T, startPos);
-      } else if (L.dense) {
-        k.linear.encode(pass, L.dense.gateUp, T);
-        k.swiglu.encode(pass, L.dense.swiglu, T);
-        k.linear.encode(pass, L.dense.down, T);
-        k.residual.encode(pass, L.dense.residual, T * H);
+      } else {
+        k.norm.encode(pass, L.postNorm, T);
+        if (L.moe) {
+          L.moe.encode(pass, this.act.normed, this.act.branch, T, startPos);
+        } else if (L.dense) {
+          k.linear.encode(pass, L.dense.gateUp, T);
+          k.swiglu.encode(pass, L.dense.swiglu, T);
+          k.linear.encode(pass, L.dense.down, T);
+        }
+        k.residual.encode(pass, L.ffnResidual, T * H);
       }
     }
 

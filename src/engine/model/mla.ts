@@ -8,6 +8,7 @@
 // YaRN attention factor on cos/sin; the softmax scale carries YaRN's mscale² (MoeConfig.attentionScale).
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
+import type { TensorFormat } from '../../model/dtypes';
 import { storageBuffer } from '../kernels/common';
 import type { RmsNormBinding, RmsNormKernel } from '../kernels/rmsnorm';
 import type { LinearBinding, LinearKernel } from '../kernels/linear';
@@ -79,7 +80,9 @@ export class MlaAttention {
 
   /**
    * x: [T, H] the normed input; q: [T, nH·(nope + P)] scratch; out: [T, H] (o_proj's output); residual: [T, H] the
-   * residual stream and its multiplier; invFreq: [P / 2] f32; weight(role) gives the layer's tensor of that role.
+   * residual stream and its multiplier; invFreq: [P / 2] f32; weights.get(role) gives the layer's tensor of that
+   * load-plan role, weights.format(role) its format (GGUF files mix them; the projections take any, norms and kv_b the
+   * model's dense dtype: weights.dense checks that).
    */
   constructor(
     gpu: Gpu,
@@ -88,24 +91,24 @@ export class MlaAttention {
     label: string,
     io: { x: GPUBuffer; q: GPUBuffer; out: GPUBuffer; residual: { x: GPUBuffer; scale: number }; invFreq: GPUBuffer; ropeScaling: number },
     scratch: MlaScratch,
-    weight: (role: string) => GPUBuffer,
+    weights: { get: (role: string) => GPUBuffer; dense: (role: string) => GPUBuffer; format: (role: string) => TensorFormat },
     shape: { maxTokens: number; maxSeq: number },
   ) {
     const m = c.mla!;
     const H = c.hiddenSize, nH = c.numHeads, R = m.kvLoraRank, P = m.qkRopeHeadDim, Q = m.qkNopeHeadDim + P, W = R + P;
-    const linear = (name: string, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
-      k.linear.bind(`${label}.${name}`, x, w, y, { K, N, maxRows: shape.maxTokens, weightDtype: c.weightDtype });
+    const linear = (name: string, x: GPUBuffer, y: GPUBuffer, K: number, N: number) =>
+      k.linear.bind(`${label}.${name}`, x, weights.get(name), y, { K, N, maxRows: shape.maxTokens, weightDtype: weights.format(name) });
     if (m.qLoraRank === null) {
-      this.q = linear('q', io.x, weight('q'), io.q, H, nH * Q);
+      this.q = linear('q', io.x, io.q, H, nH * Q);
     } else {
       this.q = {
-        a: linear('qA', io.x, weight('qA'), scratch.qA!, H, m.qLoraRank),
-        norm: k.norm.bind(`${label}.qANorm`, scratch.qA!, weight('qANorm'), scratch.qANormed!),
-        b: linear('qB', scratch.qANormed!, weight('qB'), io.q, m.qLoraRank, nH * Q),
+        a: linear('qA', io.x, scratch.qA!, H, m.qLoraRank),
+        norm: k.norm.bind(`${label}.qANorm`, scratch.qA!, weights.dense('qANorm'), scratch.qANormed!),
+        b: linear('qB', scratch.qANormed!, io.q, m.qLoraRank, nH * Q),
       };
     }
-    this.kvA = linear('kvA', io.x, weight('kvA'), scratch.kvA, H, W);
-    this.kvNorm = k.norm.bind(`${label}.kvANorm`, scratch.kvA, weight('kvANorm'), scratch.latent);
+    this.kvA = linear('kvA', io.x, scratch.kvA, H, W);
+    this.kvNorm = k.norm.bind(`${label}.kvANorm`, scratch.kvA, weights.dense('kvANorm'), scratch.latent);
     this.rope = k.rope.bind(`${label}.rope`, io.invFreq, io.q, scratch.kvA, {
       qHeads: nH, kHeads: 1, headDim: P,
       qStride: nH * Q, qOffset: m.qkNopeHeadDim, qHeadStride: Q,
@@ -113,21 +116,24 @@ export class MlaAttention {
       scaling: io.ropeScaling, interleaved: m.ropeInterleave,
     });
     const heads = { heads: nH, rank: R, nope: m.qkNopeHeadDim, rope: P };
-    this.absorb = k.absorb.bind(`${label}.kvB`, { q: io.q, kvB: weight('kvB'), qLat: scratch.qLat, ctx: scratch.ctx, out: scratch.values }, { ...heads, vDim: m.vHeadDim });
+    this.absorb = k.absorb.bind(`${label}.kvB`, { q: io.q, kvB: weights.dense('kvB'), qLat: scratch.qLat, ctx: scratch.ctx, out: scratch.values }, { ...heads, vDim: m.vHeadDim });
     this.cache = createMlaCache(gpu, label, { maxSeq: shape.maxSeq, rank: R, rope: P });
     this.attention = k.attention.bind(
       `${label}.mlaAttention`,
       { latent: scratch.latent, kvA: scratch.kvA, qLat: scratch.qLat, q: io.q, cache: this.cache, ctx: scratch.ctx },
       { ...heads, maxSeq: shape.maxSeq, scale: c.attentionScale },
     );
-    this.o = linear('o', scratch.values, weight('o'), io.out, nH * m.vHeadDim, H);
-    this.oResidual = k.linear.bind(`${label}.oResidual`, scratch.values, weight('o'), io.residual.x, {
-      K: nH * m.vHeadDim, N: H, maxRows: Math.min(shape.maxTokens, GEMV_MAX_ROWS), weightDtype: c.weightDtype, accumulate: true, alpha: io.residual.scale,
+    this.o = linear('o', scratch.values, io.out, nH * m.vHeadDim, H);
+    this.oResidual = k.linear.bind(`${label}.oResidual`, scratch.values, weights.get('o'), io.residual.x, {
+      K: nH * m.vHeadDim, N: H, maxRows: Math.min(shape.maxTokens, GEMV_MAX_ROWS), weightDtype: weights.format('o'), accumulate: true, alpha: io.residual.scale,
     });
   }
 
-  /** Records T tokens' attention and adds its output to the residual stream (fused, or through `residual`). */
-  encode(pass: GPUComputePassEncoder, T: number, startPos: number, residual: ResidualBinding): void {
+  /**
+   * Records T tokens' attention and adds its output to the residual stream: by the o-projection itself (fused, up
+   * to GEMV_MAX_ROWS tokens), or through `residual`.
+   */
+  encode(pass: GPUComputePassEncoder, T: number, startPos: number, residual: ResidualBinding, fused: boolean): void {
     const { k, c } = this;
     const m = c.mla!;
     if ('a' in this.q) {
@@ -148,7 +154,7 @@ export class MlaAttention {
     k.attention.setShape(this.attention, { tokens: T, startPos });
     k.attention.encode(pass, this.attention, T);
     k.absorb.encodeExpand(pass, this.absorb, T);
-    if (T <= GEMV_MAX_ROWS) {
+    if (fused && T <= GEMV_MAX_ROWS) {
       k.linear.encode(pass, this.oResidual, T);
     } else {
       k.linear.encode(pass, this.o, T);

@@ -13,10 +13,12 @@ import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
-import type { ModelSession, RoutingPolicy, RoutingSnapshot, StepLogits, StepLogitsListener } from '../session-api';
+import type { ModelSession, ReplayStep, RoutingPolicy, RoutingSnapshot, SessionState, StepLogits, StepLogitsListener } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
 import type { UploadedWeights } from './weights';
+
+export type { ReplayStep, SessionState } from '../session-api';
 
 /** The KV cache holds no more tokens: the caller stops with a message or slides the window (Session.slide). */
 export class ContextFullError extends RangeError {
@@ -28,21 +30,6 @@ export class ContextFullError extends RangeError {
     super(`the context of ${contextLength} tokens is full (at ${position}, ${requested} more asked for)`);
     this.name = 'ContextFullError';
   }
-}
-
-/** A session's CPU-side state: enough to rebuild its GPU state on another device (see Session.replay). */
-export interface SessionState {
-  tokens: number[];
-  steps: ReplayStep[];
-  policy: RoutingPolicy;
-  /** Tokens sampled so far (the sampling seed's counter). */
-  drawn: number;
-}
-
-/** One submitted step: its tokens and the routing policy it ran under. */
-export interface ReplayStep {
-  size: number;
-  policy: RoutingPolicy;
 }
 
 /** Steps cut to cover the first `n` tokens (a step that straddles n is shortened). */

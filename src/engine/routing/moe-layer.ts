@@ -56,7 +56,7 @@ export interface MoeLayerWeights {
   gateUpBias?: GPUBuffer | null;
   downBias?: GPUBuffer | null;
   /** Shared expert: gate_up [2Is, H], down [H, Is], and for Qwen2-MoE the gate vector [H] (shared_expert_gate). */
-  shared?: { gateUp: GPUBuffer; down: GPUBuffer; gate?: GPUBuffer | null } | null;
+  shared?: { gateUp: GPUBuffer; down: GPUBuffer; gate?: GPUBuffer | null; formats?: { gateUp: TensorFormat; down: TensorFormat } } | null;
 }
 
 export interface MoeLayerOptions {
@@ -77,6 +77,12 @@ export interface MoeLayerOptions {
    * out += residualScale · (the layer's output). Absent: out = the layer's output.
    */
   residualScale?: number;
+  /**
+   * The layer's input RMSNorm folded into the router: encode's `x` is then the residual stream [T, H] (it may be
+   * `out` too), the router writes x · inv_rms · weight to `normed` [T, H] and the experts read that. weight: [H] in
+   * the router's dtype.
+   */
+  inputNorm?: { weight: GPUBuffer; eps: number; normed: GPUBuffer };
   /** Where the layer's uniform lives (the decoder's, flushed once per step); absent: its own buffer, written at once. */
   arena?: UniformArena | null;
 }
@@ -104,6 +110,13 @@ export interface PassTimestamps {
 
 type Emit = (name: string, record: (pass: GPUComputePassEncoder) => void) => void;
 
+interface ExpertKernels {
+  up: ExpertMatmulKernel;
+  down: ExpertMatmulKernel;
+  sharedUp: ExpertMatmulKernel;
+  sharedDown: ExpertMatmulKernel;
+}
+
 interface ExpertPair {
   up: ExpertMatmulKernel;
   down: ExpertMatmulKernel;
@@ -112,6 +125,8 @@ interface ExpertPair {
   downBindings: ExpertMatmulBinding[];
   sharedUp: ExpertMatmulBinding | null;
   sharedDown: ExpertMatmulBinding | null;
+  /** The shared expert's kernels: up/down themselves unless its tensors have other formats (GGUF files mix them). */
+  sharedKernels: { up: ExpertMatmulKernel; down: ExpertMatmulKernel };
 }
 
 export class MoeLayer {
@@ -137,6 +152,7 @@ export class MoeLayer {
   private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: GPUBindGroup; combine: GPUBindGroup; modes: Record<ExpertVariant, ExpertPair> }>>();
   private policy: RoutingPolicy;
   private k: number;
+  private readonly inputNorm: MoeLayerOptions['inputNorm'] | null;
 
   constructor(
     private readonly gpu: Gpu,
@@ -162,7 +178,8 @@ export class MoeLayer {
     this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS, o.arena);
     const routerFormat = o.weights.routerFormat ?? c.weightDtype;
     if (isQuantFormat(routerFormat)) throw new Error(`Layer${o.layer}: a ${routerFormat} router is not supported (routers are read dense)`);
-    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize);
+    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize, o.inputNorm !== undefined);
+    this.inputNorm = o.inputNorm ?? null;
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu);
     this.scatter = new MoeScatterKernel(gpu);
@@ -175,10 +192,19 @@ export class MoeLayer {
     };
     const wide = o.tiledShape ?? defaultTiledShape(gpu);
     const shapes: Record<ExpertVariant, TiledShape | undefined> = { gemv: undefined, 'tiled-narrow': { ...wide, WG_M: 8 }, tiled: wide };
-    const kernels = (v: ExpertVariant) => ({
-      up: new ExpertMatmulKernel(gpu, 'up', v === 'gemv' ? 'gemv' : 'tiled', o.weights.gateUp.format ?? c.weightDtype, shapes[v]),
-      down: new ExpertMatmulKernel(gpu, 'down', v === 'gemv' ? 'gemv' : 'tiled', o.weights.down.format ?? c.weightDtype, shapes[v]),
-    });
+    const kernels = (v: ExpertVariant) => {
+      const make = (op: 'up' | 'down', format: TensorFormat) => new ExpertMatmulKernel(gpu, op, v === 'gemv' ? 'gemv' : 'tiled', format, shapes[v]);
+      const upFormat = o.weights.gateUp.format ?? c.weightDtype;
+      const downFormat = o.weights.down.format ?? c.weightDtype;
+      const up = make('up', upFormat);
+      const down = make('down', downFormat);
+      const shared = o.weights.shared?.formats ?? { gateUp: upFormat, down: downFormat };
+      return {
+        up, down,
+        sharedUp: shared.gateUp === upFormat ? up : make('up', shared.gateUp),
+        sharedDown: shared.down === downFormat ? down : make('down', shared.down),
+      };
+    };
     this.modes = Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(kernels(v), null)])) as Record<ExpertVariant, ExpertPair>;
 
     const pl = s.planLayout;
@@ -215,6 +241,7 @@ export class MoeLayer {
       off_starts: pl.starts,
       off_partials: pl.partials,
       residual_scale: o.residualScale ?? 1,
+      norm_eps: o.inputNorm?.eps ?? 0,
     });
     this.policy = o.policy ?? defaultPolicy(c);
     this.k = effectiveTopK(c, this.policy);
@@ -251,7 +278,8 @@ export class MoeLayer {
 
   /**
    * x: f32 [T, H] post-norm input; out: f32 [T, H], the layer's output or, with options.residualScale, the residual
-   * stream it is added to (must not alias x; both sized in whole 16-byte units, as storageBuffer makes them).
+   * stream it is added to (must not alias x unless options.inputNorm; both sized in whole 16-byte units, as
+   * storageBuffer makes them).
    * Tokens are at positions
    * [position, position + T). Records into `target`: a compute pass, or a command encoder (one pass is opened; with
    * `timing`, one pass per kernel named `Layer<l>.moe.<kernel>` with that pass's timestamp descriptor, for
@@ -358,11 +386,15 @@ export class MoeLayer {
         router: this.router.bind(`${label}.router`, {
           params: this.params, x, router: w.router, sharedGate: w.shared?.gate ?? s.dummy, aux: this.aux,
           ablated: this.stats.ablation, records: s.records, probs: s.probs, plan: s.plan,
+          ...(this.inputNorm ? { norm: { weight: this.inputNorm.weight, normed: this.inputNorm.normed } } : {}),
         }),
         combine: this.combine.bind(`${label}.combine`, {
           params: this.params, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
         }),
-        modes: Object.fromEntries(VARIANTS.map((v) => [v, this.bindExperts(this.modes[v], x)])) as Record<ExpertVariant, ExpertPair>,
+        modes: Object.fromEntries(VARIANTS.map((v) => {
+          const m = this.modes[v];
+          return [v, this.bindExperts({ up: m.up, down: m.down, sharedUp: m.sharedKernels.up, sharedDown: m.sharedKernels.down }, this.inputNorm?.normed ?? x)];
+        })) as Record<ExpertVariant, ExpertPair>,
       };
       byOut.set(out, g);
     }
@@ -370,8 +402,11 @@ export class MoeLayer {
   }
 
   /** Bindings of the expert kernels over every weight buffer (x = null: kernels only, no bindings yet). */
-  private bindExperts(k: { up: ExpertMatmulKernel; down: ExpertMatmulKernel }, x: GPUBuffer | null): ExpertPair {
-    const pair: ExpertPair = { up: k.up, down: k.down, upBindings: [], downBindings: [], sharedUp: null, sharedDown: null };
+  private bindExperts(k: ExpertKernels, x: GPUBuffer | null): ExpertPair {
+    const pair: ExpertPair = {
+      up: k.up, down: k.down, upBindings: [], downBindings: [], sharedUp: null, sharedDown: null,
+      sharedKernels: { up: k.sharedUp, down: k.sharedDown },
+    };
     if (!x) return pair;
     const c = this.config;
     const s = this.scratch;
@@ -393,8 +428,8 @@ export class MoeLayer {
     if (w.shared && c.sharedExpert) {
       const Is = c.sharedExpert.intermediateSize;
       const one = { firstExpert: 0, numExperts: 1 };
-      pair.sharedUp = k.up.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
-      pair.sharedDown = k.down.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
+      pair.sharedUp = k.sharedUp.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
+      pair.sharedDown = k.sharedDown.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
     }
     return pair;
   }

@@ -3,7 +3,7 @@
 // past k), `chosen` the router's pick, `weights` the gate weight.
 import { K_MAX, NO_EXPERT } from '../../engine/routing-buffers';
 import type { LayerMetrics, RoutingSnapshot } from '../../engine/session-api';
-import type { ViewMode } from '../instance-values';
+import { atlasMax, type ViewMode } from '../instance-values';
 
 type Ring = Pick<RoutingSnapshot, 'numLayers' | 'numExperts' | 'chosen' | 'assigned' | 'weights'>;
 
@@ -183,7 +183,7 @@ export function barHeights(
   mode: ViewMode,
   heightScale: number,
   maxRatio = 6,
-  /** The causal atlas's Δ log-likelihood [layers, experts] (mode 'atlas'; null: none, flat bars). */
+  /** The causal atlas's Δ log-likelihood [layers, experts] (mode 'atlas'; NaN: not swept; null: none, flat bars). */
   atlas: Float32Array | null = null,
   colFirst: ArrayLike<number> = Array.from({ length: s.numExperts + 1 }, (_, e) => e),
 ): Float64Array {
@@ -195,9 +195,10 @@ export function barHeights(
     return v;
   };
   if (mode === 'atlas') {
-    // A group: the sum of its experts' Δ, capped at the largest single expert's (as instance-values.wgsl).
-    const max = atlas ? atlas.reduce((m, v) => Math.max(m, Math.abs(v)), 0) : 0;
-    return Float64Array.from({ length: C }, (_, c) => (max > 0 ? heightScale * 1.5 * Math.min(1, Math.abs(sum((e) => atlas![layer * E + e], c)) / max) : 0));
+    // A group: the sum of its experts' Δ (an expert not swept, NaN, counts 0), capped at the largest single expert's
+    // (as instance-values.wgsl).
+    const max = atlas ? atlasMax(atlas) : 0;
+    return Float64Array.from({ length: C }, (_, c) => (max > 0 ? heightScale * 1.5 * Math.min(1, Math.abs(sum((e) => atlas![layer * E + e] || 0, c)) / max) : 0));
   }
   const value = (e: number) => {
     const i = layer * E + e;

@@ -109,7 +109,7 @@ export async function requireWebGpu(page: Page): Promise<void> {
       }
     });
   let reason: string | null = null;
-  // A page that reloads itself (after a lost device, say) can navigate while the probe runs: probe the new page.
+  // A page that navigates while the probe runs (a test reloading it, say): probe the new page.
   for (let attempt = 0; ; attempt++) {
     try {
       reason = await probe();

@@ -28,6 +28,17 @@ export async function openMixtralFixture(h: Harness, width: number, height: numb
   return { page, log, hook: hookOf(page) };
 }
 
+/** A page on the bundled demo model (the page at `/` opens on it), its session running. */
+export async function openDemoModel(h: Harness, width: number, height: number): Promise<{ page: Page; log: PageLog; hook: HookCall }> {
+  const { page, log } = await openPage(h, width, height);
+  await page.goto(h.origin);
+  await waitForApp(page);
+  await page.waitForFunction(() => window.__moescope!.hasSession() || window.__moescope!.errors().length > 0, { timeout: 90_000 });
+  const hook = hookOf(page);
+  await hook((m) => m.settle());
+  return { page, log, hook };
+}
+
 /** A harness started before the file's tests and closed after them; call the result inside tests and hooks. */
 export function harnessForFile(): () => Harness {
   let h: Harness | null = null;

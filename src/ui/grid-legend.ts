@@ -72,12 +72,11 @@ export class GridLegend {
   private groups(): HTMLElement[] {
     const g = this.d.scene.layout;
     if (!g || g.groupSize === 1) return [];
-    if (g.drill === null) {
-      return [make('div', 'legend-groups', `Grouped: each bar is ${g.groupSize} experts (ids under it), summed; its fair share is ${g.groupSize} / ${g.numExperts} of the layer. Click a bar to open its group.`)];
-    }
+    if (g.drill === null) return [make('div', 'legend-groups', `Grouped: a bar sums ${g.groupSize} experts (fair share ${g.groupSize}× an expert's). Click to open.`)];
     const back = make('button', 'legend-back', '◂ all groups (Esc)');
     back.addEventListener('click', () => this.d.state.setDrill(null));
-    const [a, b] = [g.colFirst[0], g.colFirst[g.columns] - 1];
-    return [make('div', 'legend-groups', `Group of experts ${a}–${b}, one bar each; fair share as in the whole layer.`), back];
+    const line = make('div', 'legend-groups', `Experts ${g.colFirst[0]}–${g.colFirst[g.columns] - 1}, one bar each `);
+    line.append(back);
+    return [line];
   }
 }

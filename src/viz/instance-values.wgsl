@@ -15,7 +15,8 @@
 //   3 dropped/re-routed dropped + rerouted (u32)    height ∝ v / layer max, t = rerouted / v (0 all dropped)
 //   4 causal atlas      Δ log-likelihood (f32 bits) height ∝ |v| / atlasMax (the largest |Δ| of any layer),
 //                       of ablating the expert       t = 0.5 − v / (2·atlasMax): 1 = costs the most, 0.5 = no change;
-//                                                    atlasMax = 0: no atlas yet, NaN: expert not swept (t = -3)
+//                                                    atlasMax = 0: no atlas yet, NaN: expert not swept (t = -3;
+//                                                    a group: none of its experts swept)
 //
 // Bindings (group 0):
 //   0 uniform  Params
@@ -61,17 +62,30 @@ fn value(i: u32) -> f32 {
   }
 }
 
-/** The column's value: displayed quantity and srcB, summed over its experts; and how many of them are ablated. */
-fn column(base: u32, c: u32) -> vec3<f32> {
+/** An atlas entry that is NaN (the expert was not in the sweep): tested on the bits, as NaN compares may fold away. */
+fn unswept(i: u32) -> bool {
+  return params.mode == 4u && (srcA[i] & 0x7f800000u) == 0x7f800000u;
+}
+
+/**
+ * The column's value: displayed quantity and srcB, summed over its experts (unswept atlas entries count 0); how many
+ * of them are ablated; how many were not in the atlas sweep.
+ */
+fn column(base: u32, c: u32) -> vec4<f32> {
   var v = 0.0;
   var b = 0.0;
   var off = 0.0;
+  var missing = 0.0;
   for (var e = cols[c]; e < cols[c + 1u]; e++) {
-    v += value(base + e);
+    if (unswept(base + e)) {
+      missing += 1.0;
+    } else {
+      v += value(base + e);
+    }
     b += f32(srcB[base + e]);
     off += f32(ablated[base + e] != 0u);
   }
-  return vec3<f32>(v, b, off);
+  return vec4<f32>(v, b, off, missing);
 }
 
 @compute @workgroup_size(WG)
@@ -109,7 +123,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
   if (row.x != NONE) {
     for (var c = tid; c < params.numColumns; c += WG) {
       let col = column(base, c);
-      let v = col.x;
+      var v = col.x;
       let width = f32(cols[c + 1u] - cols[c]);
       let fair = total * width / f32(E);
       var h = 0.0;
@@ -123,9 +137,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
         let r = clamp(select(0.0, v / params.atlasMax, params.atlasMax > 0.0), -1.0, 1.0);
         h = 1.5 * abs(r);
         t = 0.5 - 0.5 * r;
-        if ((bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u) { // NaN: an expert of the column was not in the sweep
+        if (col.w >= width) { // none of its experts was in the sweep
           h = 0.0;
           t = -3.0;
+          v = value(base + cols[c]); // NaN, the atlas's "not swept" (read at run time: a NaN constant is no WGSL)
         }
       } else {
         let r = select(0.0, v / peak, peak > 0.0);

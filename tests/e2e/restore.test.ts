@@ -87,7 +87,7 @@ describe('opening a link at a position', () => {
     await hook((m) => m.step(1));
     const oneStep = Date.now() - t0;
     console.log(`link to position 16: ${total} ms in all, ${restore} ms from the model in place to its panels; one warm single step: ${oneStep} ms`);
-    // Stepping there takes 16 such steps; the restore, its pipelines' first use included, less (seen here: 6–7 steps'
+    // Stepping there takes 16 such steps; the restore, its pipelines' first use included, less (seen here: 5–7 steps'
     // worth, most of it SwiftShader compiling the batched kernels on their first dispatch).
     expect(restore).toBeLessThan(16 * oneStep);
     await hook((m) => m.back(1));

@@ -86,7 +86,7 @@ describe('large models at default framing', () => {
     // Sixteen group bars a row, labelled with their expert ranges, every one of them shown.
     expect(f.labels.filter((l) => /^\d+–\d+$/.test(l.text)).map((l) => l.text)).toEqual(Array.from({ length: 16 }, (_, g) => `${16 * g}–${16 * g + 15}`));
     expect(f.labels.some((l) => l.text === 'expert group (16 experts a bar)')).toBe(true);
-    expect(await page.$eval('#grid-legend', (e) => e.textContent)).toContain('Grouped: each bar is 16 experts');
+    expect(await page.$eval('#grid-legend', (e) => e.textContent)).toContain('Grouped: a bar sums 16 experts');
     await page.screenshot({ path: join(ARTIFACTS, 'scale-deepseek-v3-61x256.png') });
   }, 90_000);
 
@@ -134,7 +134,7 @@ describe('large models at default framing', () => {
     const f = await framed();
     expectLegible(f);
     expect(f.labels.filter((l) => /^\d+$/.test(l.text)).map((l) => l.text)).toEqual(Array.from({ length: 16 }, (_, c) => String(80 + c)));
-    expect(await page.$eval('#grid-legend', (e) => e.textContent)).toContain('Group of experts 80–95');
+    expect(await page.$eval('#grid-legend', (e) => e.textContent)).toContain('Experts 80–95, one bar each');
     await page.screenshot({ path: join(ARTIFACTS, 'scale-deepseek-v3-group-80-95.png') });
     await page.keyboard.press('Escape');
     await page.waitForFunction(() => window.__moescope!.layout()?.drill === null, { timeout: 30_000 });

@@ -204,16 +204,48 @@ def quant_tensor(w, name: str, x: np.ndarray, qtype: T) -> np.ndarray:
     return deq
 
 
-def make_gpt_oss(out_root: str) -> None:
+def finish_fixture(w, model, sd: dict, new_sd: dict, src: str, out: str, name: str, arch: str, num_experts: int,
+                   formats: dict, generator: dict, decode_steps: int | None = None) -> None:
+    """Writes the GGUF, loads the dequantised weights into the transformers model and saves its golden run."""
     import sys
 
     import torch
     import transformers
-    from gguf import GGUFWriter, RopeScalingType
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from make_fixtures import SCHEMA, golden_run
+
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+    missing = set(sd) - set(new_sd)
+    assert not missing, missing
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in new_sd.items()})
+    tok = PreTrainedTokenizerFast.from_pretrained(src)
+    cfg = model.config
+    run = golden_run(model, tok, cfg.num_experts_per_tok, **({} if decode_steps is None else {"decode_steps": decode_steps}))
+    run["prefill"].pop("moe_io", None)
+    golden = {
+        "schema": SCHEMA, "family": cfg.model_type, "gguf_architecture": arch, "weights_dtype": "float32",
+        "compute_dtype": "float32", "num_layers": cfg.num_hidden_layers, "num_experts": num_experts,
+        "top_k": cfg.num_experts_per_tok, "vocab_size": cfg.vocab_size, "formats": formats,
+        "generator": {"script": generator["script"], "from": src, "gguf": version("gguf"),
+                      "transformers": transformers.__version__, "torch": torch.__version__, "device": "cpu",
+                      "attn_implementation": "eager", **{k: v for k, v in generator.items() if k != "script"}},
+        **run,
+    }
+    with open(os.path.join(out, "golden.json"), "w") as f:
+        json.dump(golden, f, separators=(",", ":"), allow_nan=False)
+        f.write("\n")
+    print(name, {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
+
+
+def make_gpt_oss(out_root: str) -> None:
+    from gguf import GGUFWriter, RopeScalingType
+    from transformers import AutoModelForCausalLM
 
     src = os.path.join("tests", "fixtures", "gpt_oss")
     out = os.path.join(out_root, "gguf-gpt_oss")
@@ -280,45 +312,16 @@ def make_gpt_oss(out_root: str) -> None:
         put(b + "ffn_down_exps.bias", p + "mlp.experts.down_proj_bias", T.F32)
     put("output_norm.weight", "model.norm.weight", T.F32)
     put("output.weight", "lm_head.weight", T.Q8_0)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-    missing = set(sd) - set(new_sd)
-    assert not missing, missing
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in new_sd.items()})
-    tok = PreTrainedTokenizerFast.from_pretrained(src)
     # The same prompt and decode length as tests/fixtures/gpt_oss (windows of 6 passed by both).
-    run = golden_run(model, tok, cfg.num_experts_per_tok, decode_steps=10)
-    run["prefill"].pop("moe_io", None)
-    golden = {
-        "schema": SCHEMA, "family": cfg.model_type, "gguf_architecture": "gpt-oss", "weights_dtype": "float32",
-        "compute_dtype": "float32", "num_layers": cfg.num_hidden_layers, "num_experts": cfg.num_local_experts,
-        "top_k": cfg.num_experts_per_tok, "vocab_size": cfg.vocab_size,
-        "formats": {"token_embd": "Q8_0", "attn_qkv": "Q8_0", "attn_output": "F16", "ffn_gate_up_exps": "MXFP4",
+    finish_fixture(w, model, sd, new_sd, src, out, "gpt_oss", "gpt-oss", cfg.num_local_experts,
+                   {"token_embd": "Q8_0", "attn_qkv": "Q8_0", "attn_output": "F16", "ffn_gate_up_exps": "MXFP4",
                     "ffn_down_exps": "BF16", "output": "Q8_0", "norms_biases_sinks_router": "F32"},
-        "generator": {"script": "tools/make_gguf_fixtures.py models --only gpt_oss", "from": src, "gguf": version("gguf"),
-                      "transformers": transformers.__version__, "torch": torch.__version__, "device": "cpu",
-                      "attn_implementation": "eager"},
-        **run,
-    }
-    with open(os.path.join(out, "golden.json"), "w") as f:
-        json.dump(golden, f, separators=(",", ":"), allow_nan=False)
-        f.write("\n")
-    print("gpt_oss", {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
+                   {"script": "tools/make_gguf_fixtures.py models --only gpt_oss"}, decode_steps=10)
 
 
 def make_deepseek_v2(out_root: str) -> None:
-    import sys
-
-    import torch
-    import transformers
     from gguf import ExpertGatingFuncType, GGUFWriter, RopeScalingType
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from make_fixtures import SCHEMA, golden_run
+    from transformers import AutoModelForCausalLM
 
     src = os.path.join("tests", "fixtures", "deepseek_v2")
     out = os.path.join(out_root, "gguf-deepseek_v2")
@@ -402,45 +405,17 @@ def make_deepseek_v2(out_root: str) -> None:
         put(b + "ffn_down_shexp.weight", p + "mlp.shared_experts.down_proj.weight", T.F16)
     put("output_norm.weight", "model.norm.weight", T.F32)
     put("output.weight", "lm_head.weight", T.Q8_0)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-    missing = set(sd) - set(new_sd)
-    assert not missing, missing
-    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in new_sd.items()})
-    tok = PreTrainedTokenizerFast.from_pretrained(src)
-    run = golden_run(model, tok, cfg.num_experts_per_tok, decode_steps=8)  # as tests/fixtures/deepseek_v2
-    run["prefill"].pop("moe_io", None)
-    golden = {
-        "schema": SCHEMA, "family": cfg.model_type, "gguf_architecture": "deepseek2", "weights_dtype": "float32",
-        "compute_dtype": "float32", "num_layers": cfg.num_hidden_layers, "num_experts": cfg.n_routed_experts,
-        "top_k": cfg.num_experts_per_tok, "vocab_size": cfg.vocab_size,
-        "formats": {"token_embd": "Q8_0", "attn_q_kv_a": "Q8_0", "attn_kv_b": "F32 (layer 0 whole, 1-2 as k_b/v_b)",
+    finish_fixture(w, model, sd, new_sd, src, out, "deepseek_v2", "deepseek2", cfg.n_routed_experts,
+                   {"token_embd": "Q8_0", "attn_q_kv_a": "Q8_0", "attn_kv_b": "F32 (layer 0 whole, 1-2 as k_b/v_b)",
                     "attn_output": "F16", "ffn_gate_up_exps_shexp_dense": "Q8_0", "ffn_down_exps": "BF16",
                     "ffn_down_shexp_dense": "F16", "output": "Q8_0", "norms_router": "F32"},
-        "generator": {"script": "tools/make_gguf_fixtures.py models --only deepseek_v2", "from": src, "gguf": version("gguf"),
-                      "transformers": transformers.__version__, "torch": torch.__version__, "device": "cpu",
-                      "attn_implementation": "eager", "experts_implementation": "eager"},
-        **run,
-    }
-    with open(os.path.join(out, "golden.json"), "w") as f:
-        json.dump(golden, f, separators=(",", ":"), allow_nan=False)
-        f.write("\n")
-    print("deepseek_v2", {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
+                   {"script": "tools/make_gguf_fixtures.py models --only deepseek_v2", "experts_implementation": "eager"},
+                   decode_steps=8)  # as tests/fixtures/deepseek_v2
 
 
 def make_models(out_root: str, only: str | None = None) -> None:
-    import sys
-
-    import torch
-    import transformers
     from gguf import GGUFWriter
-    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from make_fixtures import SCHEMA, golden_run
+    from transformers import AutoModelForCausalLM
 
     if only in (None, "gpt_oss"):
         make_gpt_oss(out_root)
@@ -520,32 +495,10 @@ def make_models(out_root: str, only: str | None = None) -> None:
             put(b + "ffn_down_exps.weight", p + "mlp.experts.down_proj", down_fmt)
         put("output_norm.weight", "model.norm.weight", T.F32)
         put("output.weight", "lm_head.weight", T.Q8_0)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
-
-        missing = set(sd) - set(new_sd)
-        assert not missing, missing
-        model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in new_sd.items()})
-        tok = PreTrainedTokenizerFast.from_pretrained(src)
-        run = golden_run(model, tok, cfg.num_experts_per_tok)
-        run["prefill"].pop("moe_io", None)
-        golden = {
-            "schema": SCHEMA, "family": cfg.model_type, "gguf_architecture": arch, "weights_dtype": "float32",
-            "compute_dtype": "float32", "num_layers": cfg.num_hidden_layers, "num_experts": num_experts,
-            "top_k": cfg.num_experts_per_tok, "vocab_size": cfg.vocab_size,
-            "formats": {"token_embd": embed_fmt.name, "attention": "Q8_0", "ffn_gate_up_exps": gate_up_fmt.name,
+        finish_fixture(w, model, sd, new_sd, src, out, name, arch, num_experts,
+                       {"token_embd": embed_fmt.name, "attention": "Q8_0", "ffn_gate_up_exps": gate_up_fmt.name,
                         "ffn_down_exps": down_fmt.name, "output": "Q8_0", "norms_and_router": "F32"},
-            "generator": {"script": "tools/make_gguf_fixtures.py models", "from": src, "gguf": version("gguf"),
-                          "transformers": transformers.__version__, "torch": torch.__version__, "device": "cpu",
-                          "attn_implementation": "eager", "experts_implementation": "eager"},
-            **run,
-        }
-        with open(os.path.join(out, "golden.json"), "w") as f:
-            json.dump(golden, f, separators=(",", ":"), allow_nan=False)
-            f.write("\n")
-        print(name, {f: os.path.getsize(os.path.join(out, f)) for f in sorted(os.listdir(out))}, run["generated_text"])
+                       {"script": "tools/make_gguf_fixtures.py models", "experts_implementation": "eager"})
 
 
 def make_split(out: str, parts: int = 3) -> None:

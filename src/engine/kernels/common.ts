@@ -36,13 +36,22 @@ export function kernelLayout(gpu: Gpu, kinds: BindingKind[]): KernelLayout {
   return layout;
 }
 
+const boundBuffers = new WeakMap<GPUBindGroup, GPUBuffer[]>();
+
 /** A bind group over `resources` in binding order: whole buffers, or a Uniforms (its slot of an arena, or its own buffer). */
 export function bindGroup(gpu: Gpu, label: string, layout: KernelLayout, resources: (GPUBuffer | Uniforms)[]): GPUBindGroup {
-  return gpu.device.createBindGroup({
+  const group = gpu.device.createBindGroup({
     label,
     layout: layout.bindGroupLayout,
     entries: resources.map((r, binding) => ({ binding, resource: r instanceof Uniforms ? r.binding : { buffer: r } })),
   });
+  boundBuffers.set(group, resources.map((r) => (r instanceof Uniforms ? r.buffer : r)));
+  return group;
+}
+
+/** The buffers a group made by bindGroup() binds, in binding order (empty for groups made elsewhere). */
+export function bindGroupBuffers(group: GPUBindGroup): readonly GPUBuffer[] {
+  return boundBuffers.get(group) ?? [];
 }
 
 

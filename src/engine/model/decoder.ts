@@ -49,6 +49,8 @@ export interface DecoderOptions {
    * own kernel: the path the fusions are checked against.
    */
   fuse?: boolean;
+  /** The routing record (default true); false skips the ring and the sums (MoeLayerOptions.record). */
+  routingRecord?: boolean;
 }
 
 /**
@@ -293,6 +295,7 @@ export class Decoder {
           stats,
           scratch: this.scratch!,
           arena,
+          record: options.routingRecord,
           ...(this.fuse ? { residualScale: c.residualMultiplier } : {}),
           ...(moeNormFolded ? { inputNorm: { weight: denseW(`${p}.postAttnNorm`), eps: c.rmsNormEps, normed: a.normed } } : {}),
           weights: {

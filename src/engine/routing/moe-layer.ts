@@ -83,6 +83,12 @@ export interface MoeLayerOptions {
    * the router's dtype.
    */
   inputNorm?: { weight: GPUBuffer; eps: number; normed: GPUBuffer };
+  /**
+   * The routing record (default true). False, for measuring what the record costs: no ring rows are written (the
+   * uniform's ring_capacity is 0) and decode-sized plans skip the probMass/gateSum/zLossSum sums; the plan's count
+   * statistics still run. Snapshots of such a layer are not meaningful.
+   */
+  record?: boolean;
   /** Where the layer's uniform lives (the decoder's, flushed once per step); absent: its own buffer, written at once. */
   arena?: UniformArena | null;
 }
@@ -181,7 +187,7 @@ export class MoeLayer {
     this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize, o.inputNorm !== undefined);
     this.inputNorm = o.inputNorm ?? null;
     this.reroute = new MoeRerouteKernel(gpu);
-    this.plan = new MoePlanKernel(gpu);
+    this.plan = new MoePlanKernel(gpu, o.record ?? true);
     this.scatter = new MoeScatterKernel(gpu);
     this.combine = new MoeCombineKernel(gpu, o.residualScale !== undefined);
     const s = this.scratch;
@@ -224,7 +230,7 @@ export class MoeLayer {
       group_score: r.scoring === 'sigmoid' ? 1 : 0,
       shared_mode: c.sharedExpert ? (c.sharedExpert.gated ? 2 : 1) : 0,
       scale: r.routedScalingFactor,
-      ring_capacity: o.stats.ringCapacity,
+      ring_capacity: (o.record ?? true) ? o.stats.ringCapacity : 0,
       max_tokens: s.shape.maxTokens,
       mask_words: pl.maskWords,
       off_prefix: pl.prefix,

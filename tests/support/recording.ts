@@ -20,6 +20,8 @@ export interface StepCount {
   created: number;
   /** Label of the group-0 bind group of each dispatch, in order. */
   labels: string[];
+  /** setPipeline / setBindGroup calls that set what the pass already had set. */
+  redundant: number;
 }
 
 /** A tiny random-weight model of `family` with `layers` layers, loaded as a session (by default steps of ≤ 4 tokens). */
@@ -39,7 +41,7 @@ const LAYER = /^Layer(\d+)\./;
 /** Records one step of T tokens at `startPos` through a counting proxy of the encoder, device and queue. */
 export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: number): StepCount {
   const perLayer = new Array<number>(decoder.config.numLayers).fill(0);
-  const count: StepCount = { perLayer, outside: 0, writes: 0, created: 0, labels: [] };
+  const count: StepCount = { perLayer, outside: 0, writes: 0, created: 0, labels: [], redundant: 0 };
   const device = gpu.device;
   const queue = device.queue;
   const restore: (() => void)[] = [];
@@ -63,10 +65,21 @@ export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: numbe
       if (key === 'beginComputePass') {
         return (descriptor?: GPUComputePassDescriptor) => {
           const pass = target.beginComputePass(descriptor);
+          let pipeline: GPUComputePipeline | null = null;
+          const groups: GPUBindGroup[] = [];
           return new Proxy(pass, {
             get(p, k) {
+              if (k === 'setPipeline') {
+                return (next: GPUComputePipeline) => {
+                  if (next === pipeline) count.redundant++;
+                  pipeline = next;
+                  return p.setPipeline(next);
+                };
+              }
               if (k === 'setBindGroup') {
                 return (index: number, group: GPUBindGroup, ...rest: unknown[]) => {
+                  if (groups[index] === group) count.redundant++;
+                  groups[index] = group;
                   if (index === 0) {
                     group0 = group.label;
                     const m = LAYER.exec(group.label);

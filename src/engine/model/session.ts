@@ -198,9 +198,13 @@ export class Session implements ModelSession {
     return out;
   }
 
-  /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
-  private step(T: number, start: number): void {
+  /**
+   * Records and submits one step of T tokens whose ids are in the ids buffer when it runs: already, or written by
+   * what `first` records ahead of it in the same command buffer (the sampling of a generated token).
+   */
+  private step(T: number, start: number, first?: (encoder: GPUCommandEncoder) => void): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
+    first?.(encoder);
     const timer = this.profiler ?? this.dispatchProfiler;
     timer?.beginStep(T);
     if (this.dispatchProfiler) this.decoder.encodeStep(this.dispatchProfiler.wrap(encoder), T, start);
@@ -248,10 +252,9 @@ export class Session implements ModelSession {
 
   /**
    * Samples from the last logits (written by the previous step) into ids[position] on the GPU, then records the step
-   * of that one token: two submits, no readback.
+   * of that one token after it: one command buffer, one submit, no readback.
    */
   private sampleAndStep(sampling: SamplingOptions, position: number): void {
-    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sample' });
     this.sampler.setStep(this.sampling, {
       row: this.lastRow,
       temperature: sampling.temperature,
@@ -260,11 +263,11 @@ export class Session implements ModelSession {
       step: this.drawn++,
       appendAt: position,
     });
-    const pass = encoder.beginComputePass({ label: 'Session.sample' });
-    this.sampler.encode(pass, this.sampling);
-    pass.end();
-    this.gpu.device.queue.submit([encoder.finish()]);
-    this.step(1, position);
+    this.step(1, position, (encoder) => {
+      const pass = encoder.beginComputePass({ label: 'Session.sample' });
+      this.sampler.encode(pass, this.sampling);
+      pass.end();
+    });
     this.lastRow = 0;
   }
 

@@ -9,7 +9,7 @@
 //     columns in 4·WG_N, down's in 8·WG_N (its second 4·WG_N-column group only exists past 4·WG_N), K in
 //     single-buffered slices of TILE_K (8 or 16), each shape run with a partial last slice where its alignment allows.
 import { describe, expect, it } from 'vitest';
-import { GEMV_ROWS, alignedRows, expertGemvTile, weightsPerUnit, type TiledShape } from '../../src/engine/kernels/moe-expert';
+import { ExpertMatmulKernel, GEMV_ROWS, alignedRows, expertGemvTile, weightsPerUnit, type TiledShape } from '../../src/engine/kernels/moe-expert';
 import { COMBINE_CONSTANTS } from '../../src/engine/kernels/moe-combine';
 import { ROUTER_LANES } from '../../src/engine/kernels/moe-router';
 import type { WeightDtype } from '../../src/model/dtypes';
@@ -122,6 +122,15 @@ describe('tiled expert kernels: row tiles, column workgroups and K slices', SLOW
       await checkTiled(gpu, c, 50);
     });
   }
+});
+
+describe('tiled expert kernel shapes', () => {
+  it("are refused with the dense core's limits, naming the tile", async () => {
+    const gpu = await testGpu();
+    expect(() => new ExpertMatmulKernel(gpu, 'up', 'tiled', 'f32', { ...TK16, TILE_K: 24 })).toThrow(/"TILE_K":24.*TILE_K must be 8 or 16/);
+    expect(() => new ExpertMatmulKernel(gpu, 'down', 'tiled', 'bf16', { ...TK16, WG_N: 32 })).toThrow(/WG_M and WG_N must be ≤ 16/);
+    expect(() => new ExpertMatmulKernel(gpu, 'up', 'tiled', 'f32', TK16)).not.toThrow();
+  });
 });
 
 describe('the expert checks can fail', SLOW, () => {

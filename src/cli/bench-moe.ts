@@ -69,6 +69,8 @@ export interface MoeBenchCase {
   layerTflops: number;
   /** Tiled cases: the dense matmul on the same FLOPs with the layer's tile. */
   dense?: DenseEquivalent;
+  /** Tiled cases: the step's k·T rows over the rows of its plan tiles (each expert's last tile is partial). */
+  tileFill?: number;
   tune?: { label: string; expertsUs: number; expertsTflops: number; denseTflops?: number }[];
   /** Per-kernel GPU µs inside a step (each kernel in its own timed pass). */
   kernels?: Record<string, number>;
@@ -221,8 +223,11 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
     };
     const denseW = { gateUp: weights.gateUp.buffers[0], down: weights.down.buffers[0] };
     if (mode !== 'gemv') {
-      const shape = defaultTiledShape(gpu);
-      c.dense = await denseEquivalent(gpu, timer, { ...s, T }, denseW, mode === 'tiled-narrow' ? { ...shape, WG_M: 8 } : shape);
+      const wide = defaultTiledShape(gpu);
+      const shape = mode === 'tiled-narrow' ? { ...wide, WG_M: 8 } : wide;
+      c.dense = await denseEquivalent(gpu, timer, { ...s, T }, denseW, shape);
+      const tileRows = 8 * shape.WG_M;
+      c.tileFill = (k * T) / Array.from(step).reduce((sum, n) => sum + Math.ceil(n / tileRows) * tileRows, 0);
     }
     if (tune) {
       c.tune = [];
@@ -263,6 +268,7 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
         `combine ${c.combineUs.toFixed(1)}), ${c.dispatches} dispatches, ${expertsHit} experts hit, check ${checkError?.toExponential(2)}` +
         `\n   TFLOP/s: layer ${c.layerTflops.toFixed(1)}, experts ${c.expertsTflops.toFixed(1)}` +
         (c.dense ? `, dense matmul same FLOPs ${tileLabel(c.dense.tile)} ${c.dense.tflops.toFixed(1)} (up ${c.dense.upUs.toFixed(0)} µs, down ${c.dense.downUs.toFixed(0)} µs)` : '') +
+        (c.tileFill ? `, row tiles ${(100 * c.tileFill).toFixed(1)} % full (per expert: ${Array.from(step).join(' ')})` : '') +
         (c.kernels ? `\n   kernels: ${Object.entries(c.kernels).map(([n, v]) => `${n} ${v.toFixed(1)}`).join(' | ')}` : '') +
         (c.tune ? `\n   tune (experts µs, TFLOP/s, dense TFLOP/s): ${c.tune.map((t) => `${t.label} ${t.expertsUs.toFixed(1)} ${t.expertsTflops.toFixed(1)}${t.denseTflops ? ` ${t.denseTflops.toFixed(1)}` : ''}`).join(' | ')}` : ''),
     );
@@ -406,8 +412,8 @@ export function ratesTable(ours: MoeBenchResult, torch: TorchResult | null): str
       `[k·T, H]·[2I, H]ᵀ and [k·T, I]·[H, I]ᵀ (ours: shaders/matmul.wgsl on the experts' tile; cuBLAS f32, TF32 off). ` +
       `Target: layer ≥ ${CUBLAS_TARGET}× cuBLAS on the same FLOPs.`,
     '',
-    '| shape | T | tile | layer | experts | dense matmul, same FLOPs | cuBLAS, same FLOPs | cuBLAS 8192³ | experts ÷ dense | layer ÷ cuBLAS | target |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| shape | T | tile | row tiles full | layer | experts | dense matmul, same FLOPs | cuBLAS, same FLOPs | cuBLAS 8192³ | experts ÷ dense | layer ÷ cuBLAS | target |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   const f = (v: number | null | undefined) => (v == null ? '—' : v.toFixed(1));
   for (const c of ours.cases) {
@@ -415,13 +421,13 @@ export function ratesTable(ours: MoeBenchResult, torch: TorchResult | null): str
     const cublas = torch?.dense?.find((d) => d.shape === c.shape && d.T === c.T)?.tflops ?? null;
     const ratio = cublas ? c.layerTflops / cublas : null;
     lines.push(
-      `| ${c.shape} H=${c.H} I=${c.I} | ${c.T} | ${tileLabel(c.dense.tile)} | ${f(c.layerTflops)} | ${f(c.expertsTflops)} | ${f(c.dense.tflops)} | ` +
+      `| ${c.shape} H=${c.H} I=${c.I} | ${c.T} | ${tileLabel(c.dense.tile)} | ${c.tileFill ? (100 * c.tileFill).toFixed(1) + ' %' : '—'} | ${f(c.layerTflops)} | ${f(c.expertsTflops)} | ${f(c.dense.tflops)} | ` +
         `${f(cublas)} | ${f(torch?.cublasTflops)} | ${(c.expertsTflops / c.dense.tflops).toFixed(2)} | ${ratio === null ? '—' : ratio.toFixed(2)} | ` +
         `${ratio === null ? '—' : ratio >= CUBLAS_TARGET ? 'met' : 'missed'} |`,
     );
     for (const t of c.tune ?? []) {
       if (t.denseTflops === undefined) continue;
-      lines.push(`| | | ${t.label} (tune) | | ${f(t.expertsTflops)} | ${f(t.denseTflops)} | | | ${(t.expertsTflops / t.denseTflops).toFixed(2)} | | |`);
+      lines.push(`| | | ${t.label} (tune) | | | ${f(t.expertsTflops)} | ${f(t.denseTflops)} | | | ${(t.expertsTflops / t.denseTflops).toFixed(2)} | | |`);
     }
   }
   return lines.join('\n');

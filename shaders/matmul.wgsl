@@ -66,7 +66,7 @@ fn main(
   let n0 = wg.x * TILE_N;
   let tx = local.x;
   let ty = local.y;
-  multiply_all(lid, tx, ty, m0, n0, params.K);
+  multiply_all(lid, tx, ty, m0, n0, params.K, params.M - m0);
 
   for (var i = 0u; i < 8u; i++) {
     let m = m0 + tile_row(ty, i);

@@ -70,7 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) loca
   row_end = info.z;
   wbase = (info.x - P.first_expert) * P.n * P.k;
   let n0 = wg.x * TILE_N;
-  multiply_all(lid, local.x, local.y, row0, n0, P.k);
+  multiply_all(lid, local.x, local.y, row0, n0, P.k, row_end - row0);
 
   for (var i = 0u; i < 8u; i++) {
     let row = row0 + tile_row(local.y, i);

@@ -91,7 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) loca
   workgroupBarrier();
   gbase = (info.x - P.first_expert) * 2u * P.n * P.k;
   n0 = wg.x * TILE_COLS;
-  multiply_all(lid, local.x, local.y, 0u, 0u, P.k);
+  multiply_all(lid, local.x, local.y, 0u, 0u, P.k, info.z - row0);
 
   for (var i = 0u; i < 8u; i++) {
     store_h(row0 + tile_row(local.y, i), n0 + local.x * 4u, acc[2u * i], acc[2u * i + 1u]);

@@ -16,7 +16,10 @@
 // used to double-buffer (28.6 TFLOP/s on Mixtral's T = 4096 layer): their tiles are the same size, their threads hold
 // the same staging registers and accumulators, and double buffering would also double the shared memory (32 KiB at
 // TILE_K 16, fewer resident workgroups) and rule out literal k (the buffer offset is a run-time value), so they run
-// the dense loop; `bench-moe --tiles` prints their rate beside the dense matmul's at the same FLOPs.
+// the dense loop; `bench-moe --tune` prints their rate beside the dense matmul's at the same FLOPs.
+// In a partial block each thread multiplies only its 4-row groups that hold rows (multiply_all), so warps whose rows
+// are all empty skip their products: every expert's last plan tile is partial (half empty on average), where the
+// dense matmul at M = k·T has one partial block at most.
 // Shared rows are declared 128 floats wide (MAX_TILE_VEC4 vec4s) so that the thread-dependent index is the inner,
 // constant-sized dimension: the bounds clamp WebGPU adds to it is loop-invariant and the k offset folds into the
 // load's address.
@@ -77,55 +80,62 @@ fn store_tile(lid: u32) {
 
 // acc += the outer product of shared row k (x column k times W row k). Thread (tx, ty) owns rows 4ty .. 4ty+3 and
 // TILE_M/2 + 4ty .., columns 4tx .. 4tx+3 and TILE_N/2 + 4tx ..; acc[2i] / acc[2i + 1] are row i's two column groups.
-fn multiply_k(tx: u32, ty: u32, k: u32) {
+// !both: only the first 4-row group (the second holds no rows).
+fn multiply_k(tx: u32, ty: u32, k: u32, both: bool) {
   let a0 = xs_tile[k][ty];
-  let a1 = xs_tile[k][WG_M + ty];
   let b0 = ws_tile[k][tx];
   let b1 = ws_tile[k][WG_N + tx];
   acc[0] += a0.x * b0;  acc[1] += a0.x * b1;
   acc[2] += a0.y * b0;  acc[3] += a0.y * b1;
   acc[4] += a0.z * b0;  acc[5] += a0.z * b1;
   acc[6] += a0.w * b0;  acc[7] += a0.w * b1;
-  acc[8] += a1.x * b0;  acc[9] += a1.x * b1;
-  acc[10] += a1.y * b0; acc[11] += a1.y * b1;
-  acc[12] += a1.z * b0; acc[13] += a1.z * b1;
-  acc[14] += a1.w * b0; acc[15] += a1.w * b1;
+  if (both) {
+    let a1 = xs_tile[k][WG_M + ty];
+    acc[8] += a1.x * b0;  acc[9] += a1.x * b1;
+    acc[10] += a1.y * b0; acc[11] += a1.y * b1;
+    acc[12] += a1.z * b0; acc[13] += a1.z * b1;
+    acc[14] += a1.w * b0; acc[15] += a1.w * b1;
+  }
 }
 
 // acc += the TILE_K outer products of the shared tiles. Every k is a literal: once the driver inlines multiply_k,
 // the bounds clamp WebGPU puts on the k index folds away and each shared-memory load is a register plus a constant
-// offset (a loop over k left that to the driver's unrolling, and cost ~10% at 4096³).
-fn multiply_tile(tx: u32, ty: u32) {
-  multiply_k(tx, ty, 0u);
-  multiply_k(tx, ty, 1u);
-  multiply_k(tx, ty, 2u);
-  multiply_k(tx, ty, 3u);
-  multiply_k(tx, ty, 4u);
-  multiply_k(tx, ty, 5u);
-  multiply_k(tx, ty, 6u);
-  multiply_k(tx, ty, 7u);
+// offset (a loop over k left that to the driver's unrolling, and cost ~10% at 4096³). `both` is a literal at each
+// call of multiply_tile, so that it folds too: two specialised copies, chosen once per tile.
+fn multiply_tile(tx: u32, ty: u32, both: bool) {
+  multiply_k(tx, ty, 0u, both);
+  multiply_k(tx, ty, 1u, both);
+  multiply_k(tx, ty, 2u, both);
+  multiply_k(tx, ty, 3u, both);
+  multiply_k(tx, ty, 4u, both);
+  multiply_k(tx, ty, 5u, both);
+  multiply_k(tx, ty, 6u, both);
+  multiply_k(tx, ty, 7u, both);
   if (TILE_K > 8u) {
-    multiply_k(tx, ty, 8u);
-    multiply_k(tx, ty, 9u);
-    multiply_k(tx, ty, 10u);
-    multiply_k(tx, ty, 11u);
-    multiply_k(tx, ty, 12u);
-    multiply_k(tx, ty, 13u);
-    multiply_k(tx, ty, 14u);
-    multiply_k(tx, ty, 15u);
+    multiply_k(tx, ty, 8u, both);
+    multiply_k(tx, ty, 9u, both);
+    multiply_k(tx, ty, 10u, both);
+    multiply_k(tx, ty, 11u, both);
+    multiply_k(tx, ty, 12u, both);
+    multiply_k(tx, ty, 13u, both);
+    multiply_k(tx, ty, 14u, both);
+    multiply_k(tx, ty, 15u, both);
   }
 }
 
 // acc = this thread's products over the reduction length K for the block whose first x row and W row are m0 and n0
-// in x_span / w_span terms. K must be uniform over the workgroup (the loop holds barriers).
-fn multiply_all(lid: u32, tx: u32, ty: u32, m0: u32, n0: u32, K: u32) {
+// in x_span / w_span terms, of which the first `rows` (or more) are inside. K must be uniform over the workgroup (the
+// loop holds barriers). A thread's 4-row group past `rows` is not multiplied (its acc stays 0 and is not stored).
+fn multiply_all(lid: u32, tx: u32, ty: u32, m0: u32, n0: u32, K: u32, rows: u32) {
   let tiles = (K + TILE_K - 1u) / TILE_K;
+  let first = tile_row(ty, 0u) < rows;
+  let second = tile_row(ty, 4u) < rows;
   for (var t = 0u; t < tiles; t++) {
     load_tile(lid, m0, n0, t * TILE_K);
     workgroupBarrier(); // everyone is done multiplying the previous tile
     store_tile(lid);
     workgroupBarrier();
-    multiply_tile(tx, ty);
+    if (second) { multiply_tile(tx, ty, true); } else if (first) { multiply_tile(tx, ty, false); }
   }
 }
 

@@ -69,7 +69,10 @@ export interface MoeBenchCase {
   layerTflops: number;
   /** Tiled cases: the dense matmul on the same FLOPs with the layer's tile. */
   dense?: DenseEquivalent;
-  /** Tiled cases: the step's k·T rows over the rows of its plan tiles (each expert's last tile is partial). */
+  /**
+   * Tiled cases: the step's k·T rows over its plan tiles' rows. Each expert's last tile is partial: its threads skip
+   * the products of empty rows (lib/matmul_core) but it still loads a whole tile of weights.
+   */
   tileFill?: number;
   tune?: { label: string; expertsUs: number; expertsTflops: number; denseTflops?: number }[];
   /** Per-kernel GPU µs inside a step (each kernel in its own timed pass). */
@@ -226,8 +229,8 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
       const wide = defaultTiledShape(gpu);
       const shape = mode === 'tiled-narrow' ? { ...wide, WG_M: 8 } : wide;
       c.dense = await denseEquivalent(gpu, timer, { ...s, T }, denseW, shape);
-      const tileRows = 8 * shape.WG_M;
-      c.tileFill = (k * T) / Array.from(step).reduce((sum, n) => sum + Math.ceil(n / tileRows) * tileRows, 0);
+      const TM = 8 * shape.WG_M;
+      c.tileFill = (k * T) / Array.from(step).reduce((sum, n) => sum + Math.ceil(n / TM) * TM, 0);
     }
     if (tune) {
       c.tune = [];

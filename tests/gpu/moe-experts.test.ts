@@ -7,7 +7,9 @@
 //   combine: COMBINE_WG threads per token stride over H.
 //   tiled (prefill): lib/matmul_core, the dense matmul's core: rows in tiles of TILE_M = 8·WG_M per expert, up's
 //     columns in 4·WG_N, down's in 8·WG_N (its second 4·WG_N-column group only exists past 4·WG_N), K in
-//     single-buffered slices of TILE_K (8 or 16), each shape run with a partial last slice where its alignment allows.
+//     single-buffered slices of TILE_K (8 or 16), each shape run with a partial last slice where its alignment allows;
+//     an expert's last row tile either short (9 rows: threads past them multiply nothing, and one 4-row group holds a
+//     single row) or one row over half (every thread's first group full, the second group of one thread one row).
 import { describe, expect, it } from 'vitest';
 import { ExpertMatmulKernel, GEMV_ROWS, alignedRows, expertGemvTile, weightsPerUnit, type TiledShape } from '../../src/engine/kernels/moe-expert';
 import { COMBINE_CONSTANTS } from '../../src/engine/kernels/moe-combine';
@@ -43,10 +45,12 @@ interface TiledCase {
   mode: Exclude<ExpertVariant, 'gemv'>;
   /** One less than the aligned sizes: the element-wise loads, and a partial last K slice at any TILE_K. */
   odd: boolean;
+  /** Rows of each expert's last row tile: 'short' 9 or 'over-half' TILE_M/2 + 1 (see the header). */
+  lastTile: 'short' | 'over-half';
 }
 
 /**
- * Prefill on the tiled kernels: 2 experts, k = 2, T = TILE_M + 9 rows per expert (a full and a partial row tile);
+ * Prefill on the tiled kernels: 2 experts, k = 2, T = TILE_M + lastTile's rows per expert (a full and a partial row tile);
  * I = 2·(4·WG_N) + tail (up: three column workgroups, the last partial) and H = max(2·(8·WG_N), COMBINE_WG) + tail
  * (down: three column workgroups, both 4·WG_N-column groups written in the full ones). Both are also the K of a
  * kernel: tail = TILE_K / 2 leaves a partial last slice, unless the weights' alignment unit is larger (bf16/f16 at
@@ -57,7 +61,7 @@ function tiledSizes(c: TiledCase): { T: number; H: number; I: number } {
   const unit = c.dtype === 'q8_0' ? 32 : weightsPerUnit(c.dtype);
   const tail = Math.max(c.shape.TILE_K / 2, unit) - (c.odd ? 1 : 0);
   const { WG_N } = c.shape;
-  return { T: 8 * WG_M + 9, H: Math.max(2 * 8 * WG_N, COMBINE_CONSTANTS.COMBINE_WG) + tail, I: 2 * 4 * WG_N + tail };
+  return { T: 8 * WG_M + (c.lastTile === 'short' ? 9 : 4 * WG_M + 1), H: Math.max(2 * 8 * WG_N, COMBINE_CONSTANTS.COMBINE_WG) + tail, I: 2 * 4 * WG_N + tail };
 }
 
 async function checkTiled(gpu: Gpu, c: TiledCase, seed: number) {
@@ -70,7 +74,9 @@ async function checkTiled(gpu: Gpu, c: TiledCase, seed: number) {
 
 const TK16 = { WG_M: 16, WG_N: 16, TILE_K: 16 };
 const TK8 = { ...TK16, TILE_K: 8 };
-const tiled = (dtype: TiledCase['dtype'], shape: TiledShape, odd = false, mode: TiledCase['mode'] = 'tiled'): TiledCase => ({ dtype, shape, mode, odd });
+const tiled = (dtype: TiledCase['dtype'], shape: TiledShape, o: Partial<Omit<TiledCase, 'dtype' | 'shape'>> = {}): TiledCase =>
+  ({ dtype, shape, mode: 'tiled', odd: false, lastTile: 'short', ...o });
+const OVER = { lastTile: 'over-half' } as const;
 
 // The K = 1152 problems compile and run for seconds alone on SwiftShader, a minute and more on a loaded machine.
 const SLOW = { timeout: 240_000 };
@@ -109,14 +115,15 @@ describe('gemv expert kernels on quantised weights: more units than threads', SL
 
 describe('tiled expert kernels: row tiles, column workgroups and K slices', SLOW, () => {
   const cases = [
-    tiled('f32', TK16), tiled('f32', TK16, true), tiled('f32', TK8), tiled('bf16', TK8), tiled('bf16', TK16, true),
-    tiled('f16', TK16), tiled('q8_0', TK16), tiled('q8_0', TK8), tiled('f32', TK16, false, 'tiled-narrow'),
+    tiled('f32', TK16), tiled('f32', TK16, { odd: true, ...OVER }), tiled('f32', TK8, OVER), tiled('bf16', TK8),
+    tiled('bf16', TK16, { odd: true }), tiled('f16', TK16), tiled('q8_0', TK16, OVER), tiled('q8_0', TK8),
+    tiled('f32', TK16, { mode: 'tiled-narrow', ...OVER }),
   ];
   for (const c of cases) {
-    const { H, I } = tiledSizes(c);
+    const { T, H, I } = tiledSizes(c);
     const TK = c.shape.TILE_K;
     const slices = (K: number) => `${K} = ${Math.floor(K / TK)}·${TK} + ${K % TK}`;
-    it(`${c.dtype} ${c.mode} TILE_K ${TK}${c.odd ? ', element-wise loads' : ''}: up K ${slices(H)}, down K ${slices(I)}`, async () => {
+    it(`${c.dtype} ${c.mode} TILE_K ${TK}${c.odd ? ', element-wise loads' : ''}: ${T} rows per expert, up K ${slices(H)}, down K ${slices(I)}`, async () => {
       const gpu = await testGpu();
       expect(alignedRows(H, c.dtype) && alignedRows(I, c.dtype), 'ALIGNED (16-byte loads) unless odd').toBe(!c.odd);
       await checkTiled(gpu, c, 50);
@@ -160,8 +167,14 @@ describe('the expert checks can fail', SLOW, () => {
       (gpu) => checkTiled(gpu, tiled('f32', TK16), 52), /output/));
   it('tiled core (lib/matmul_core): the partial last K slice skipped', () =>
     expectMutantFails(mutation('lib/matmul_core', 'let tiles = (K + TILE_K - 1u) / TILE_K;', 'let tiles = K / TILE_K;'),
-      (gpu) => checkTiled(gpu, tiled('bf16', TK16, true), 53), /output/));
+      (gpu) => checkTiled(gpu, tiled('bf16', TK16, { odd: true }), 53), /output/));
   it('tiled core (lib/matmul_core): k 8 .. 15 of a 16-deep slice left out', () =>
     expectMutantFails(mutation('lib/matmul_core', 'if (TILE_K > 8u) {', 'if (TILE_K > 16u) {'),
-      (gpu) => checkTiled(gpu, tiled('q8_0', TK16), 56), /output/));
+      (gpu) => checkTiled(gpu, tiled('q8_0', TK16, OVER), 56), /output/));
+  it('tiled core (lib/matmul_core): threads with rows only in their first 4-row group multiply nothing', () =>
+    expectMutantFails(mutation('lib/matmul_core', '} else if (first) { multiply_tile(tx, ty, false); }', '}'),
+      (gpu) => checkTiled(gpu, tiled('f32', TK16), 57), /output/));
+  it('tiled core (lib/matmul_core): a 4-row group counted only when its last row is inside', () =>
+    expectMutantFails(mutation('lib/matmul_core', 'let second = tile_row(ty, 4u) < rows;', 'let second = tile_row(ty, 7u) < rows;'),
+      (gpu) => checkTiled(gpu, tiled('f32', TK8, OVER), 58), /output/));
 });

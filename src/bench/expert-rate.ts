@@ -7,7 +7,7 @@ import { MatmulKernel, type MatmulTile } from '../engine/kernels/matmul';
 import { filledBuffer, X_SEED } from './operands';
 import type { GpuTimer, Timing } from './timing';
 
-/** Tile shapes `bench-moe --tiles` sweeps for the tiled expert kernels (and the dense matmul beside them). */
+/** Tile shapes `bench-moe --tune` sweeps for the tiled expert kernels (and the dense matmul beside them). */
 export const TILE_CANDIDATES: MatmulTile[] = [
   { WG_M: 16, WG_N: 16, TILE_K: 16 },
   { WG_M: 16, WG_N: 16, TILE_K: 8 },

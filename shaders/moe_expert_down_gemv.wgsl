@@ -1,10 +1,11 @@
 // Grouped expert matmul for few rows per expert (decode): the down half of SwiGLU,
 //   y[r, n] = h[r]·Wd[e, n] (+ bias[e, n], gpt-oss),  n < H,   down[e] = [H, I]
-// for plan tiles of at most R rows (R compiled in: 1, 2, 4 or 8, as in moe_expert_up_gemv), on the dense GEMV's footing (lib/gemv_core): a workgroup of WG_K × WG_N threads
-// owns BLOCK_N = WG_N·NT output columns of one tile's expert; thread (tk, tn) owns columns n0 + c (c < NT), one weight
-// row each, and strides over I in units (16 bytes of f32/f16/bf16 with ALIGNED: I % 4 == 0, % 8 for 16-bit weights;
-// 64 elements of block-quantised weights, I a whole number of blocks; single elements otherwise), all NT rows' unit
-// at once; row accumulators in registers, only for the tile's rows; the WG_K partials meet in shared memory.
+// for plan tiles of at most R rows (R compiled in: 1, 2, 4 or 8, as in moe_expert_up_gemv), on the dense GEMV's
+// footing (lib/gemv_core): a workgroup of WG_K × WG_N threads owns BLOCK_N = WG_N·NT output columns of one tile's
+// expert; thread (tk, tn) owns columns n0 + c (c < NT), one weight row each, and strides over I in units (16 bytes of
+// f32/f16/bf16 with ALIGNED: I % 4 == 0, % 8 for 16-bit weights; 64 elements of block-quantised weights, I a whole
+// number of blocks; single elements otherwise), all NT rows' unit at once; row accumulators in registers, only for
+// the tile's rows; the WG_K partials meet in shared memory.
 // Grid: x = ceil(H / BLOCK_N), y = plan tiles (extra tiles and other bindings' experts return at once).
 // h and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
 // #include "lib/gemv_core"

@@ -2,12 +2,12 @@
 //   h[r, j] = silu(x[t]·Wg[e, j]) · (x[t]·Wu[e, j]),  j < I,   gate_up[e] = [2I, H] (rows 0..I-1 gate, I..2I-1 up)
 // (gpt-oss: biases added to both products and the clamped activation of lib/moe_expert_params' gated_act)
 // for plan tiles of at most R rows (R compiled in: 1, 2, 4 or 8, the smallest ≥ the step's tokens, so a decode step
-// carries one row per tile and no code for others). Bound by reading the weights once, so it runs on the dense GEMV's footing
-// (lib/gemv_core): a workgroup of WG_K × WG_N threads owns BLOCK_N = WG_N·NT output columns of one tile's expert;
-// thread (tk, tn) owns columns j0 + c (c < NT) — 2·NT weight rows, gate and up of each — and strides over H in units
-// (16 bytes of f32/f16/bf16 with ALIGNED: H % 4 == 0, % 8 for 16-bit weights; 64 elements of block-quantised weights,
-// H a whole number of blocks; single elements otherwise), all 2·NT rows' unit at once. Row accumulators stay in
-// registers, only for the tile's rows; the WG_K partials of each sum meet in shared memory.
+// carries one row per tile and no code for others). Bound by reading the weights once, so it runs on the dense
+// GEMV's footing (lib/gemv_core): a workgroup of WG_K × WG_N threads owns BLOCK_N = WG_N·NT output columns of one
+// tile's expert; thread (tk, tn) owns columns j0 + c (c < NT) — 2·NT weight rows, gate and up of each — and strides
+// over H in units (16 bytes of f32/f16/bf16 with ALIGNED: H % 4 == 0, % 8 for 16-bit weights; 64 elements of
+// block-quantised weights, H a whole number of blocks; single elements otherwise), all 2·NT rows' unit at once. Row
+// accumulators stay in registers, only for the tile's rows; the WG_K partials of each sum meet in shared memory.
 // Grid: x = ceil(I / BLOCK_N) column blocks, y = plan tiles (those past the tile count, or of experts in another
 // weight binding, return at once). x and the weights are viewed as vec4 arrays: allocate them rounded up to 16 bytes.
 // #include "lib/gemv_core"

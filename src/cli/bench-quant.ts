@@ -4,12 +4,13 @@
 // beside it the dense decode GEMV reading the same bytes (the same row lengths: [k·2I, H] then [k·H, I]).
 //
 //   npx tsx src/cli/bench-quant.ts [--trials 7] [--out FILE] [--quick] [--sweep] [--experts] [--tokens 1,2,4,8]
+//                                  [--shapes mixtral,qwen3]
 //
 // --sweep adds rows for other thread layouts of the quantised decode GEMV (gemv_quant's WG_K, WG_N, NT) and of the
 // expert GEMVs (SWEEP_EXPERTS: rules of passes, threads and NT, see ExpertGemvRule) on the same weight buffers, and
 // at T = 1 the larger row buckets' defaults, after the default rows; a last table names the fastest expert layout.
 // --experts: the expert rows only. --tokens: the steps' token counts (all routed to the same k experts, so each
-// expert has T rows; default 1, a decode step).
+// expert has T rows; default 1, a decode step). --shapes: the expert shapes (default both).
 // Bytes counted are the weight bytes a call must read (blocks with their scales; x, y and the plan are < 0.1 %).
 // Each configuration streams enough weight copies (≥ ROTATE_BYTES, 4× a 50 MB L2) that repetitions read device
 // memory. Trials are interleaved across configurations (trial t of every row before trial t + 1 of any) and each
@@ -105,10 +106,10 @@ interface ExpertShape {
   k: number;
 }
 
-const EXPERT_SHAPES: ExpertShape[] = [
-  { name: 'Mixtral-8x7B', E: 8, H: 4096, I: 14336, k: 2 },
-  { name: 'Qwen3-30B-A3B', E: 128, H: 2048, I: 768, k: 8 },
-];
+const EXPERT_SHAPES: Record<string, ExpertShape> = {
+  mixtral: { name: 'Mixtral-8x7B', E: 8, H: 4096, I: 14336, k: 2 },
+  qwen3: { name: 'Qwen3-30B-A3B', E: 128, H: 2048, I: 768, k: 8 },
+};
 const QUICK_SHAPE: ExpertShape = { name: 'quick', E: 16, H: 256, I: 256, k: 8 };
 
 interface ExpertBanks {
@@ -298,12 +299,17 @@ async function main(): Promise<void> {
     options: {
       trials: { type: 'string', default: '7' }, out: { type: 'string' }, quick: { type: 'boolean', default: false },
       sweep: { type: 'boolean', default: false }, experts: { type: 'boolean', default: false }, tokens: { type: 'string', default: '1' },
+      shapes: { type: 'string', default: Object.keys(EXPERT_SHAPES).join(',') },
     },
   });
   const trials = Math.max(5, Number(values.trials));
   const quick = values.quick!;
   const tokens = values.tokens!.split(',').map(Number);
   if (!tokens.every((t) => Number.isInteger(t) && t >= 1 && t <= GEMV_ROWS)) throw new Error(`--tokens: integers in 1..${GEMV_ROWS}, got ${values.tokens}`);
+  const shapes = values.shapes!.split(',').map((name) => {
+    if (!Object.hasOwn(EXPERT_SHAPES, name)) throw new Error(`--shapes: ${name} is not one of ${Object.keys(EXPERT_SHAPES).join(', ')}`);
+    return EXPERT_SHAPES[name];
+  });
   const gpu = await requestNodeGpu('moescope-bench-quant');
   try {
     const timer = new GpuTimer(gpu);
@@ -320,7 +326,7 @@ async function main(): Promise<void> {
       for (const w of dense) configs.push(denseConfig(gpu, w, N, K));
       if (values.sweep) for (const w of dense) if (isQuantFormat(w.format)) for (const t of SWEEP_GEMV) configs.push(denseConfig(gpu, w, N, K, t));
     }
-    for (const shape of quick ? [QUICK_SHAPE] : EXPERT_SHAPES) {
+    for (const shape of quick ? [QUICK_SHAPE] : shapes) {
       for (const f of FORMATS) configs.push(...expertConfigs(gpu, expertBanks(gpu, f, shape, rotate), tokens, values.sweep!));
     }
     await gpu.device.queue.onSubmittedWorkDone();

@@ -15,7 +15,7 @@ import { COMBINE_CONSTANTS } from '../../src/engine/kernels/moe-combine';
 import type { QuantFormat, WeightDtype } from '../../src/model/dtypes';
 import type { Gpu } from '../../src/engine/gpu';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
-import { testGpu } from '../support/gpu';
+import { POISON_BITS, testGpu } from '../support/gpu';
 import { buildProblem, checkStep, policyWith, type Family, type Problem } from '../support/moe';
 import { expectMutantFails, mutation, type Mutation } from '../support/mutant';
 
@@ -29,10 +29,15 @@ function gemvLoopK(dtype: WeightDtype, odd = false): number {
   return GEMV_UNITS * (dtype === 'f32' ? 4 : 8) - (odd ? 1 : 0);
 }
 
-/** Runs steps of `steps` tokens one after another on p and checks each against the reference. */
+/**
+ * Runs steps of `steps` tokens one after another on p and checks each against the reference, with the experts'
+ * activations and outputs (scratch h and y) poisoned before each, so a row a kernel leaves out cannot pass on an
+ * earlier step's values.
+ */
 async function checkSteps(gpu: Gpu, p: Problem, steps: number[], seed: number): Promise<void> {
   let position = 0;
   for (const T of steps) {
+    for (const b of [p.scratch.h, p.scratch.y]) gpu.device.queue.writeBuffer(b, 0, new Uint32Array(b.size / 4).fill(POISON_BITS));
     await checkStep(gpu, p, T, policyWith(p.config, {}), seed + T, position);
     position += T;
   }

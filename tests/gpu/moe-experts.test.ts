@@ -10,7 +10,9 @@
 //   tiled (prefill): rows in tiles of TILE_M = 8·WG_M per expert, up's columns in 4·WG_N, down's in 8·WG_N (its
 //     second 4·WG_N-column group only exists past 4·WG_N), K in double-buffered slices of TILE_K.
 import { describe, expect, it } from 'vitest';
-import { GEMV_ROWS, GEMV_ROW_BUCKETS, defaultTiledShape, expertGemvTile, gemvRowUnits, gemvTileRows } from '../../src/engine/kernels/moe-expert';
+import { ExpertMatmulKernel, GEMV_ROWS, GEMV_ROW_BUCKETS, defaultTiledShape, expertGemvTile, gemvRowUnits, gemvTileRows } from '../../src/engine/kernels/moe-expert';
+import { planLayout } from '../../src/engine/kernels/moe-layout';
+import { storageBuffer } from '../../src/engine/kernels/common';
 import { COMBINE_CONSTANTS } from '../../src/engine/kernels/moe-combine';
 import type { QuantFormat, WeightDtype } from '../../src/model/dtypes';
 import type { Gpu } from '../../src/engine/gpu';
@@ -104,6 +106,17 @@ describe('gemv expert kernels: every row bucket, main loop and tail (K = 549 uni
       await checkGemv(gpu, kernel, 'bf16', 44, [1, 3], true);
     });
   }
+  it('a binding whose output columns need more workgroups than a grid dimension allows is refused', async () => {
+    const gpu = await testGpu();
+    const kernel = new ExpertMatmulKernel(gpu, 'up', 'gemv', 'bf16');
+    const cols = Math.min(...GEMV_ROW_BUCKETS.map((R) => { const t = expertGemvTile(gpu, 'up', 'bf16', 64, R); return t.WG_N * t.NT; }));
+    const n = (gpu.limits.maxComputeWorkgroupsPerDimension + 1) * cols;
+    const buffer = storageBuffer(gpu, 'test.unused', 16);
+    const layout = planLayout(2, 1, 2, GEMV_ROWS);
+    const bind = (columns: number) => kernel.bind('test.wide', buffer, buffer, layout, buffer, buffer, { k: 64, n: columns, firstExpert: 0, numExperts: 2 });
+    expect(() => bind(n - cols)).not.toThrow();
+    expect(() => bind(n)).toThrow(/workgroups/);
+  });
   it('gpt-oss expert biases and clamped activation, R = 1, 4, 8', async () => {
     const gpu = await testGpu();
     await checkSteps(gpu, gemvProblem(gpu, 'up', 'bf16', 46, { family: 'gpt_oss' }), [1, 3, 2 * GEMV_ROWS + 3], 47);

@@ -220,6 +220,10 @@ export class ExpertMatmulKernel {
     const most = this.mode === 'gemv' ? gemvTileRows(options.maxTokens ?? GEMV_ROWS) : this.tileRowsFor(0);
     const buckets = this.mode === 'gemv' ? GEMV_ROW_BUCKETS.filter((r) => r <= most) : [most];
     const pipelines = new Map(buckets.map((r) => [r, this.pipelineFor(dims.k, bias !== null, r)]));
+    const groupLimit = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    for (const [r, p] of pipelines) {
+      if (ceilDiv(dims.n, p.tileCols) > groupLimit) throw new RangeError(`${label}: ${dims.n} output columns in blocks of ${p.tileCols} (${r}-row tiles) need more than ${groupLimit} workgroups`);
+    }
     return { uniforms, group, pipelines };
   }
 

@@ -353,7 +353,7 @@ export class MoeLayer {
     step.position = position;
     step.capacity = capacity;
     step.reroute_ran = rerouting ? 1 : 0;
-    step.tile_m = this.modes[mode].up.tileRows;
+    step.tile_m = this.modes[mode].up.tileRowsFor(T);
     this.params.set(step);
     const io = this.io(x, out);
     emit('router', (pass) => this.router.encode(pass, io.router, T));
@@ -366,16 +366,17 @@ export class MoeLayer {
     const c = this.config;
     const mode = this.modeFor(T);
     const pair = this.io(x, out).modes[mode];
-    const tiles = Math.min(this.scratch.planLayout.maxTiles, maxPlanTiles(T * this.k, c.numExperts, pair.up.tileRows));
-    pair.upBindings.forEach((b, i) => emit(`gateUp${i}`, (pass) => pair.up.encode(pass, b, c.moeIntermediateSize, tiles)));
-    pair.downBindings.forEach((b, i) => emit(`down${i}`, (pass) => pair.down.encode(pass, b, c.hiddenSize, tiles)));
+    const rows = pair.up.tileRowsFor(T);
+    const tiles = Math.min(this.scratch.planLayout.maxTiles, maxPlanTiles(T * this.k, c.numExperts, rows, T));
+    pair.upBindings.forEach((b, i) => emit(`gateUp${i}`, (pass) => pair.up.encode(pass, b, c.moeIntermediateSize, tiles, rows)));
+    pair.downBindings.forEach((b, i) => emit(`down${i}`, (pass) => pair.down.encode(pass, b, c.hiddenSize, tiles, rows)));
     if (pair.sharedUp && pair.sharedDown) {
-      this.scratch.prepareDensePlan(T, pair.up.tileRows);
-      const sharedTiles = Math.ceil(T / pair.up.tileRows);
+      this.scratch.prepareDensePlan(T, rows);
+      const sharedTiles = Math.ceil(T / rows);
       const up = pair.sharedUp;
       const down = pair.sharedDown;
-      emit('sharedGateUp', (pass) => pair.up.encode(pass, up, c.sharedExpert!.intermediateSize, sharedTiles));
-      emit('sharedDown', (pass) => pair.down.encode(pass, down, c.hiddenSize, sharedTiles));
+      emit('sharedGateUp', (pass) => pair.up.encode(pass, up, c.sharedExpert!.intermediateSize, sharedTiles, rows));
+      emit('sharedDown', (pass) => pair.down.encode(pass, down, c.hiddenSize, sharedTiles, rows));
     }
   }
 
@@ -420,22 +421,23 @@ export class MoeLayer {
     const E = c.numExperts;
     const H = c.hiddenSize;
     const I = c.moeIntermediateSize;
-    const label = `Layer${this.layer}.moe.${k.up.mode}${k.up.mode === 'tiled' ? k.up.tileRows : ''}`;
+    const label = `Layer${this.layer}.moe.${k.up.mode}${k.up.mode === 'tiled' ? k.up.tileRowsFor(0) : ''}`;
     const bank = (b: ExpertBank, i: number) => ({ firstExpert: i * b.expertsPerBuffer, numExperts: Math.min(b.expertsPerBuffer, E - i * b.expertsPerBuffer) });
     // Biases are indexed by global expert, so every split binding reads the layer's whole bias buffer.
     const bias = (b: GPUBuffer | null | undefined) => (b ? { buffer: b, experts: E } : null);
-    const up = { bias: bias(w.gateUpBias), activation: c.expertActivation };
+    const maxTokens = s.shape.maxTokens;
+    const up = { bias: bias(w.gateUpBias), activation: c.expertActivation, maxTokens };
     w.gateUp.buffers.forEach((buf, i) => {
       pair.upBindings.push(k.up.bind(`${label}.gateUp${i}`, x, s.plan, s.planLayout, buf, s.h, { k: H, n: I, ...bank(w.gateUp, i) }, up));
     });
     w.down.buffers.forEach((buf, i) => {
-      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bank(w.down, i) }, { bias: bias(w.downBias) }));
+      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bank(w.down, i) }, { bias: bias(w.downBias), maxTokens }));
     });
     if (w.shared && c.sharedExpert) {
       const Is = c.sharedExpert.intermediateSize;
       const one = { firstExpert: 0, numExperts: 1 };
-      pair.sharedUp = k.sharedUp.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
-      pair.sharedDown = k.sharedDown.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
+      pair.sharedUp = k.sharedUp.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one }, { maxTokens });
+      pair.sharedDown = k.sharedDown.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one }, { maxTokens });
     }
     return pair;
   }

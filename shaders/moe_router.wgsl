@@ -96,14 +96,13 @@ fn x_elem(e: u32, i: u32, h: u32) -> f32 {
 // NORM: inv_rms of the workgroup's ntok tokens from t0, and their normalised rows written to `normed`.
 fn normalise(li: u32, t0: u32, ntok: u32) {
   let H = P.hidden;
-  for (var i = 0u; i < RT; i++) {
+  // ntok is the same for the whole workgroup: a decode step's one token pays for one tree, not RT.
+  for (var i = 0u; i < ntok; i++) {
     var ss = 0.0;
-    if (i < ntok) {
-      for (var h = li; h < H; h += 256u) {
-        let e = (t0 + i) * H + h;
-        let v = x[e >> 2u][e & 3u];
-        ss += v * v;
-      }
+    for (var h = li; h < H; h += 256u) {
+      let e = (t0 + i) * H + h;
+      let v = x[e >> 2u][e & 3u];
+      ss += v * v;
     }
     partial[li] = ss;
     workgroupBarrier();

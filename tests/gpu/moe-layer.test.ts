@@ -337,6 +337,11 @@ describe('the checks can fail', () => {
       const p = buildProblem(gpu, { ...MIXTRAL, H: 15 }, { inputNorm: true });
       await checkStep(gpu, p, 3, policyWith(p.config, {}), 1);
     }, /normed|output|chosen/));
+  it('a folded router norm that sums squares for all but the last of a workgroup\'s tokens fails', () =>
+    expectMutantFails(mutation('moe_router', 'for (var i = 0u; i < ntok; i++) {\n    var ss = 0.0;', 'for (var i = 0u; i + 1u < ntok; i++) {\n    var ss = 0.0;'), async (gpu) => {
+      const p = buildProblem(gpu, { ...MIXTRAL, H: 32 }, { inputNorm: true });
+      await checkStep(gpu, p, 6, policyWith(p.config, {}), 1);
+    }, /normed|output|chosen/));
   it('a scatter that keeps one token too many per expert fails the capacity check', () =>
     expectMutantFails(mutation('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])'),
       step(MIXTRAL, 33, { capacityFactor: 0.6 }), /assigned/));

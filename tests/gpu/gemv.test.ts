@@ -116,6 +116,10 @@ describe('gemv', () => {
     expectMutantFails(mutation('gemv', 'store_y(r0 + i, n0 + t_n * E + j, sum);', 'store_y(r0 + i, n0 + j * WG_N + t_n, sum);'),
       (broken) => check({ rows: 1, K: 256, N: 4096, dtype: 'bf16', layout: 'nk', tile: denseTile(false, 1, 256, 4096, 'bf16'), seed: 30 }, broken), /outside atol/));
 
+  it('a broken kernel fails the check (one row: the fourth output of a 4-output thread never summed)', () =>
+    expectMutantFails(mutation('gemv', 'if (NT > 3u) { a.w +=', 'if (NT > 4u) { a.w +='),
+      (broken) => check({ rows: 1, K: 256, N: 4096, dtype: 'bf16', layout: 'nk', tile: denseTile(true, 1, 256, 4096, 'bf16'), seed: 32 }, broken), /outside atol/));
+
   it('a broken kernel fails the check (drops the last partial sum)', async () => {
     await expectMutantFails(mutation('gemv', 'for (var t = 0u; t < WG_K; t++)', 'for (var t = 1u; t < WG_K; t++)'), (broken) => check({ rows: 2, K: 64, N: 9, dtype: 'f32', layout: 'nk', seed: 25 }, broken), /outside atol/);
   });

@@ -9,6 +9,8 @@
 // per 4 k it loads 8 x and 8 W vec4s and does 256 FMAs. On the H100 this wins on mid-sized grids (M = 128…512 at
 // K = 4096: +20–25%) and loses on large ones (30.2 vs 40.9 TFLOP/s at 4096³), see docs/benchmarks.md.
 // TILE_K ≤ 16. W stored [K, N] is transposed into [n][k] element by element when the tile is stored.
+// It keeps its own store / multiply / K loop rather than lib/matmul_core's: the shared layout ([m][k], [n][k] with a
+// padding vec4), the thread-to-output map (strided, not 4-blocked) and the prefetching loop are what make it differ.
 //
 // Loads: with ALIGNED, 16 bytes at a time (K % 4 == 0 and the W row length a multiple of 4 for f32 or 8 for
 // f16/bf16); otherwise element by element. Any M, N, K: every load and store is bounds-checked.

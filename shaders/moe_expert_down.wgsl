@@ -3,13 +3,14 @@
 // The plan's tile list gives each y-workgroup (expert, first row); an expert's rows are contiguous in h and y (token
 // order). x-workgroups cover H in TILE_N = 8·WG_N columns.
 //
-// Tiling: lib/moe_expert_tile (h rows × weight rows, K = I).
+// Tiling and K loop: lib/matmul_core (the dense matmul's; h rows × weight rows, K = I); the prologue (x_span, w_span)
+// bounds rows by the expert's and offsets W into the tile's expert.
 // ALIGNED (I % 4 == 0, and % 8 for f16/bf16): 16-byte loads; otherwise element by element. Out-of-range tiles and
 // experts of other weight bindings return at once (the grid is sized for the worst case: no indirect dispatch).
 // h, weights and y are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
 // #include "lib/weights"
 // #include "lib/moe_expert_params"
-// #include "lib/moe_expert_tile"
+// #include "lib/matmul_core"
 
 @group(0) @binding(0) var<uniform> P: ExpertParams;              // k = I, n = H
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;       // [rows, I] h
@@ -20,8 +21,9 @@
 
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
-override TILE_K: u32 = 16u;      // multiple of 8
+override TILE_K: u32 = 16u;      // 8 or 16
 override ALIGNED: bool = true;
+const W_NK: bool = true;         // weight rows are [n, k]
 
 var<workgroup> tile_info: vec4<u32>; // plan_tile of this workgroup
 
@@ -68,7 +70,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) loca
   row_end = info.z;
   wbase = (info.x - P.first_expert) * P.n * P.k;
   let n0 = wg.x * TILE_N;
-  multiply_all(lid, local.x, local.y, row0, n0, P.k);
+  multiply_all(lid, local.x, local.y, row0, n0, P.k, row_end - row0);
 
   for (var i = 0u; i < 8u; i++) {
     let row = row0 + tile_row(local.y, i);

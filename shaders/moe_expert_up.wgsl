@@ -5,16 +5,17 @@
 // The plan's tile list gives each y-workgroup (expert, first row); rows map to tokens through the plan's row keys
 // (token·8 + slot), so x rows are gathered, not copied. x-workgroups cover I in TILE_COLS = 4·WG_N columns.
 //
-// Tiling: lib/moe_expert_tile with gate and up side by side: of the TILE_N = 8·WG_N staged weight rows, the first
-// TILE_COLS are gate rows n0 .. n0 + TILE_COLS, the rest the same up rows, so a thread's acc[2i] is its row i's gate
-// product and acc[2i + 1] the up product of the same 4 columns.
+// Tiling and K loop: lib/matmul_core (the dense matmul's), with gate and up side by side: of the TILE_N = 8·WG_N
+// staged weight rows, the first TILE_COLS are gate rows n0 .. n0 + TILE_COLS, the rest the same up rows, so a
+// thread's acc[2i] is its row i's gate product and acc[2i + 1] the up product of the same 4 columns. The prologue
+// (x_span, w_span) gathers x rows through row_token and offsets W into the tile's expert.
 // ALIGNED (H % 4 == 0, and % 8 for f16/bf16): 16-byte loads; otherwise element by element. Workgroups past the plan's
 // tile count, or whose expert lives in another weight binding, return at once (worst-case grid, no indirect dispatch).
 // The same kernel runs dense SwiGLU MLPs (shared experts) with a one-expert plan whose rows are all tokens.
 // x, weights and h are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
 // #include "lib/weights"
 // #include "lib/moe_expert_params"
-// #include "lib/moe_expert_tile"
+// #include "lib/matmul_core"
 
 @group(0) @binding(0) var<uniform> P: ExpertParams;                // k = H, n = I
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;        // [tokens, H]
@@ -25,8 +26,9 @@
 
 override WG_M: u32 = 16u;
 override WG_N: u32 = 16u;
-override TILE_K: u32 = 16u;      // multiple of 8
+override TILE_K: u32 = 16u;      // 8 or 16
 override ALIGNED: bool = true;
+const W_NK: bool = true;         // weight rows are [n, k]
 override TILE_COLS: u32 = WG_N * 4u; // output columns per workgroup
 
 var<workgroup> row_token: array<u32, 128>; // token of each tile row (NO_ROW past the expert's rows)
@@ -89,7 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) loca
   workgroupBarrier();
   gbase = (info.x - P.first_expert) * 2u * P.n * P.k;
   n0 = wg.x * TILE_COLS;
-  multiply_all(lid, local.x, local.y, 0u, 0u, P.k);
+  multiply_all(lid, local.x, local.y, 0u, 0u, P.k, info.z - row0);
 
   for (var i = 0u; i < 8u; i++) {
     store_h(row0 + tile_row(local.y, i), n0 + local.x * 4u, acc[2u * i], acc[2u * i + 1u]);

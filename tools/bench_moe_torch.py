@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Baseline for src/cli/bench-moe.ts: transformers' MixtralSparseMoeBlock in f32 on the GPU, with its experts run
 by each available experts implementation ("eager" and "grouped_mm"), at the same shapes and token counts; plus the
-device's copy bandwidth and cuBLAS f32 rate (TF32 off) measured in the same process, for the floor.
+device's copy bandwidth and cuBLAS f32 rate (TF32 off) measured in the same process, for the floor; and, for the
+steps the engine runs on its tiled expert kernels (over 16 rows per expert), cuBLAS on the dense products of the
+same FLOPs as the step's experts: [k·T, H]·[H, 2I] and [k·T, I]·[I, H] ("dense" in the output).
 
     python3 tools/bench_moe_torch.py --out torch.json [--shapes small,mixtral] [--tokens 1,16,256,4096]
 
@@ -59,6 +61,19 @@ def cublas_tflops():
     return 2 * n**3 / (us * 1e-6) / 1e12
 
 
+def dense_same_flops(T, H, I, k=2):
+    """cuBLAS f32 (TF32 off) on the step's expert FLOPs as two dense products; µs each and TFLOP/s."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    M = k * T
+    x = torch.randn(M, H, device="cuda")
+    w_up = torch.randn(H, 2 * I, device="cuda")
+    h = torch.randn(M, I, device="cuda")
+    w_down = torch.randn(I, H, device="cuda")
+    up = wall_us(lambda: x @ w_up)
+    down = wall_us(lambda: h @ w_down)
+    return {"upUs": up, "downUs": down, "tflops": 6 * T * k * H * I / ((up + down) * 1e-6) / 1e12}
+
+
 def set_impl(block, config, impl):
     """Selects the experts implementation of a built block; returns False if this transformers has no such switch."""
     for target in (config, getattr(block.experts, "config", None)):
@@ -82,12 +97,19 @@ def main():
         "cublasTflops": cublas_tflops(),
         "experts_implementations": [],
         "cases": [],
+        "dense": [],
     }
     print(f"{result['device']} torch {result['torch']} transformers {result['transformers']}: "
           f"copy {result['copyGBs']:.0f} GB/s, cuBLAS f32 {result['cublasTflops']:.1f} TFLOP/s", flush=True)
     tokens = [int(t) for t in args.tokens.split(",")]
     for shape in args.shapes.split(","):
         H, I = SHAPES[shape]
+        for T in tokens:
+            if T * 2 / 8 > 16:  # the engine's tiled expert kernels (MoeLayer.modeFor)
+                d = dense_same_flops(T, H, I)
+                result["dense"].append({"shape": shape, "T": T, **d})
+                print(f"{shape} T={T} cuBLAS on the same FLOPs: {d['tflops']:.1f} TFLOP/s", flush=True)
+                torch.cuda.empty_cache()
         config = MixtralConfig(hidden_size=H, intermediate_size=I, num_local_experts=8, num_experts_per_tok=2,
                                router_jitter_noise=0.0, hidden_act="silu")
         with torch.no_grad():

@@ -12,6 +12,9 @@
 #       quantised weights: decode GEMV and expert GEMV bandwidth on Q4_K, Q6_K, Q8_0, MXFP4 beside bf16
 #       (src/cli/bench-quant.ts), then tokens/s of a random Qwen3-30B-A3B-shaped Q4_K GGUF (src/cli/random-gguf.ts,
 #       LAYERS of 48, default 48) through bench-model
+#   source .gpu/remote.sh && bash tools/gpu-bench.sh moe [SHAPES [TOKENS]]     # default small,mixtral 1,16,256,4096
+#       one MoE layer (src/cli/bench-moe.ts --tune) beside transformers' MixtralSparseMoeBlock and cuBLAS on the same
+#       FLOPs (tools/bench_moe_torch.py): moe.md holds both tables, the tiled steps' TFLOP/s against the 0.75× target
 #   source .gpu/remote.sh && bash tools/gpu-bench.sh model demo granite-1b-a400m qwen3-30b-a3b:8
 #       whole models (src/cli/bench-model.ts) beside transformers (tools/bench_model_torch.py): `demo` is the bundled
 #       model, other names are tools/random_model.py shapes (random bf16 weights), `:N` keeps the first N layers
@@ -48,6 +51,18 @@ case "$mode" in
     done
     cat "$out"/*.md > "$out/model-table.md" 2>/dev/null || true
     ;;
+  moe)
+    out=${OUT:-bench/results}
+    mkdir -p "$out"
+    [ -f .gpu/bench-moe.mjs ] || { echo "gpu-bench.sh: .gpu/bench-moe.mjs missing: run 'bash tools/gpu-bench.sh bundle' first" >&2; exit 1; }
+    shapes=${1:-small,mixtral}; tokens=${2:-1,16,256,4096}
+    rm -f "$out/moe-torch.json"
+    PYTHONUNBUFFERED=1 python3 tools/bench_moe_torch.py --shapes "$shapes" --tokens "$tokens" --out "$out/moe-torch.json" 2>&1 \
+      | tee "$out/moe-torch.log" || echo "gpu-bench.sh: the torch baseline failed; ours alone" >&2
+    torch=(); [ -f "$out/moe-torch.json" ] && torch=(--torch "$out/moe-torch.json")
+    node .gpu/bench-moe.mjs --shapes "$shapes" --tokens "$tokens" --tune "${torch[@]}" --out "$out/moe.json" \
+      --markdown "$out/moe.md" 2>&1 | tee "$out/moe.log"
+    ;;
   quant)
     out=${OUT:-bench/results}
     mkdir -p "$out" /tmp/models
@@ -75,7 +90,7 @@ case "$mode" in
     node .gpu/bench.mjs --diagnose --tune-spec "${1:?diagnose needs a tune spec (bench/*.json)}" 2>&1 | tee "$out/diagnose.log"
     ;;
   *)
-    echo "usage: bash tools/gpu-bench.sh bundle | run [bench flags] | diagnose SPEC.json | model NAME[:LAYERS]..." >&2
+    echo "usage: bash tools/gpu-bench.sh bundle | run [bench flags] | diagnose SPEC.json | moe [SHAPES [TOKENS]] | model NAME[:LAYERS]... | quant [LAYERS]" >&2
     exit 2
     ;;
 esac

@@ -4,18 +4,21 @@
 # Headless Chromium asks Vulkan for VK_EXT_headless_surface, which NVIDIA's driver lacks, so the page runs in a normal
 # (X11) Chromium on a carried Xvfb. The machine has no Chromium and no X libraries, and can fetch nothing: this script
 # packs Debian's chromium with every shared library it loads (glibc included, its interpreter patched to the carried
-# one) and Xvfb into .carry/chr-parts/, split into pieces that fit one call's 64 MiB tree beside the repository.
+# one) and Xvfb into .carry/chr-parts/, split into pieces that fit one call's 64 MiB tree beside the repository, and
+# Mesa (GLX for Xvfb, llvmpipe) in a piece of its own.
 #
-# What it found on the H200 (Chromium 156, driver 580.159.04): Chromium starts on the X display and its Vulkan loader
-# lists both the NVIDIA H200 and SwiftShader, but the page's WebGPU adapter is SwiftShader in every configuration whose
-# GPU process starts (compositor GL on ANGLE/SwiftShader), and there is none (requestAdapter() null) where GL is asked of
-# the GPU (Xvfb has no GLX without Mesa; headless with Vulkan surfaces off). tools/gpu-page.ts lists the flags tried.
+# What works on the H200 (Chromium 156, driver 580.159.04): ANGLE on NVIDIA's Vulkan with Vulkan surfaces off
+# (tools/gpu-page.ts, config x11-angle-vulkan-no-surface): the page's WebGPU adapter is the H200. gpu-page.ts lists the
+# configurations that gave SwiftShader or no adapter, and why.
 #
 # Here (Debian bookworm with chromium installed), once:
 #   bash tools/gpu-chromium.sh pack        # .carry/chr-parts/part-*, .carry/gpu-page.mjs, .carry/dist (page, dev build)
+#   bash tools/gpu-chromium.sh pack-mesa   # .carry/mesa.tar.xz: Mesa's GLX/EGL, swrast (llvmpipe) and their libraries
 # On the device, back to back (the machine stays warm 30 s between calls), carrying .carry (parts named per call):
-#   bash tools/gpu-chromium.sh receive     # appends this call's parts to /tmp/chr.tar.xz
+#   bash tools/gpu-chromium.sh receive     # appends this call's parts to /tmp/chr.tar.xz (and keeps a carried mesa.tar.xz)
 #   source .gpu/remote.sh && bash tools/gpu-chromium.sh run   # unpack, Xvfb, random 64×256 model, measure → $OUT
+# (GPU_PAGE_ONLY=CONFIG tries one configuration; GPU_PAGE_SKIP_DEMO=1 measures only the 64 × 256 model;
+# GPU_PAGE_WIDE_TIMEOUT_MS bounds its opening. Figures are written as they come to $OUT/gpu-page-partial.json.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-}
@@ -60,24 +63,57 @@ case "$mode" in
     echo '<!doctype html><title>probe</title>' > .carry/dist/probe.html
     ls -la .carry/chr-parts; du -sh .carry/dist .carry/gpu-page.mjs
     ;;
+  pack-mesa)
+    P=/tmp/mesapack; rm -rf $P /tmp/mesaroot; mkdir -p $P/debs /tmp/mesaroot $P/chr/{lib,dri,egl_vendor.d} /tmp/amd64/partial
+    o='-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64'
+    apt-get $o update -qq
+    (cd $P/debs && apt-get $o download libgl1-mesa-dri libglx-mesa0 libegl-mesa0 libegl1 libgles2 libgbm1 libdrm2 \
+      libdrm-amdgpu1 libdrm-intel1 libdrm-nouveau2 libdrm-radeon1 libllvm15 libz3-4 libsensors5 libxshmfence1 libxcb-dri2-0 \
+      libxcb-dri3-0 libxcb-present0 libxcb-sync1 libxcb-glx0 libxxf86vm1 libx11-xcb1 libwayland-server0 libwayland-client0 \
+      libelf1 libedit2 libxml2 libicu72 libpciaccess0 libglapi-mesa libxcb-randr0 libxcb-xfixes0 2>/dev/null)
+    for f in $P/debs/*.deb; do dpkg -x "$f" /tmp/mesaroot; done
+    R=/tmp/mesaroot/usr/lib/x86_64-linux-gnu
+    cp -L $R/dri/swrast_dri.so $P/chr/dri/
+    cp /tmp/mesaroot/usr/share/glvnd/egl_vendor.d/50_mesa.json $P/chr/egl_vendor.d/
+    for b in $R/dri/swrast_dri.so $R/libGLX_mesa.so.0 $R/libEGL_mesa.so.0 $R/libgbm.so.1 $R/libEGL.so.1 $R/libGLESv2.so.2; do
+      LD_LIBRARY_PATH=$R ldd "$b" | awk '/=>/ {print $3}' | grep ^/ || true; echo "$b"
+    done | sort -u | grep -v swrast_dri | xargs -I{} cp -L {} $P/chr/lib/
+    rm -f $P/chr/lib/{libc.so.6,libm.so.6,libpthread.so.0,libdl.so.2,librt.so.1}  # the carried glibc's own
+    mkdir -p .carry && tar -C $P -cf - chr | xz -T2 -9 > .carry/mesa.tar.xz
+    ls -la .carry/mesa.tar.xz
+    ;;
   receive)
-    cat .carry/chr-parts/part-* >> /tmp/chr.tar.xz
-    ls -la /tmp/chr.tar.xz
+    cat .carry/chr-parts/part-* >> /tmp/chr.tar.xz 2>/dev/null || true
+    [ -f .carry/mesa.tar.xz ] && cp .carry/mesa.tar.xz /tmp/mesa.tar.xz
+    ls -la /tmp/chr.tar.xz /tmp/mesa.tar.xz 2>/dev/null || true
     ;;
   run)
     out=${OUT:-bench/results}
     [ -d /tmp/chr ] || xz -dc /tmp/chr.tar.xz | tar -C /tmp -xf -
+    # Xvfb and xkbcomp with their DT_RPATH set (see pack), where the pieces predate that step.
+    [ -f .carry/xfix.tgz ] && tar -C /tmp/chr -xzf .carry/xfix.tgz
+    # Mesa: Xvfb's GLX loads swrast from its built-in path; Chromium's GLX/EGL find it through LIBGL_DRIVERS_PATH.
+    if [ -f /tmp/mesa.tar.xz ] && [ ! -d /tmp/chr/dri ]; then xz -dc /tmp/mesa.tar.xz | tar -C /tmp -xf -; fi
+    if [ -d /tmp/chr/dri ]; then
+      mkdir -p /usr/lib/x86_64-linux-gnu/dri && cp /tmp/chr/dri/swrast_dri.so /usr/lib/x86_64-linux-gnu/dri/
+      export LIBGL_DRIVERS_PATH=/tmp/chr/dri __EGL_VENDOR_LIBRARY_DIRS=/tmp/chr/egl_vendor.d
+    fi
+    # What NVIDIA's driver offers for GL here (the EGL vendor file, GLX/EGL libraries), for the report.
+    { ls -la /usr/share/glvnd/egl_vendor.d /usr/local/nvidia/lib64/lib{EGL,GLX,GLESv2}_nvidia* 2>&1
+      find /usr /etc /opt \( -name '*nvidia*.json' -o -name 'libEGL_nvidia*' \) 2>/dev/null | head -20; cat "${VK_DRIVER_FILES:-}" 2>&1; } > "$out/nvidia-gl.txt" || true
+    nv=$(find /usr /etc /opt -path '*egl_vendor.d*' -name '*nvidia*.json' 2>/dev/null | head -1)
+    [ -n "$nv" ] && export NVIDIA_EGL_VENDOR=$nv
     # The carried glibc serves Chromium and Xvfb only (their interpreter is the carried one); node keeps the machine's.
-    export CHR_LIBS=/tmp/chr/lib:/tmp/chr/chromium FONTCONFIG_FILE=/tmp/chr/etc/fonts.conf DISPLAY=:99
+    export CHR_LIBS=/tmp/chr/lib:/tmp/chr/chromium:/usr/local/nvidia/lib64 FONTCONFIG_FILE=/tmp/chr/etc/fonts.conf DISPLAY=:99
     [ -x /usr/bin/xkbcomp ] || cp /tmp/chr/bin/xkbcomp /usr/bin/xkbcomp
     # Vulkan finds NVIDIA's driver on its default path, so that ANGLE can still point its own loader at SwiftShader.
     mkdir -p /etc/vulkan/icd.d && cp "${VK_DRIVER_FILES:-/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json}" /etc/vulkan/icd.d/
     unset VK_DRIVER_FILES
-    /tmp/chr/bin/Xvfb :99 -screen 0 1600x1000x24 -nolisten tcp -xkbdir /tmp/chr/share/X11/xkb > "$out/xvfb.log" 2>&1 &
+    /tmp/chr/bin/Xvfb :99 -screen 0 1600x1000x24 +extension GLX -nolisten tcp -xkbdir /tmp/chr/share/X11/xkb > "$out/xvfb.log" 2>&1 &
     sleep 2
     python3 tools/random_model.py --shape wide-64x256 --out .carry/dist/models/wide-64x256
     node .carry/gpu-page.mjs --dist .carry/dist --out "$out" --chromium /tmp/chr/chromium/chromium
     ;;
   *)
-    echo "usage: bash tools/gpu-chromium.sh pack | receive | run" >&2; exit 2 ;;
+    echo "usage: bash tools/gpu-chromium.sh pack | pack-mesa | receive | run" >&2; exit 2 ;;
 esac

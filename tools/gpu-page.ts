@@ -5,7 +5,7 @@
 //
 // Packed and run by tools/gpu-chromium.sh (which esbuilds this file with puppeteer-core into one .mjs); the JSON and
 // screenshots go to --out. Flags: --dist DIR (the built page), --chromium PATH, --out DIR, --wide MODEL_ID.
-import { createReadStream, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, createReadStream, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { extname, join, normalize, resolve } from 'node:path';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
@@ -68,20 +68,49 @@ function serve(root: string): Promise<{ server: Server; origin: string }> {
   }));
 }
 
-// Chromium on an X display (Xvfb): headless Chromium asks Vulkan for VK_EXT_headless_surface, which NVIDIA's driver
-// lacks. WebGPU (Dawn) takes the NVIDIA Vulkan driver; the compositor's GL goes through ANGLE on SwiftShader, since
-// NVIDIA's driver cannot present to Xvfb. Tried in order until the page's adapter is a real GPU.
-const COMMON = ['--ozone-platform=x11', '--no-sandbox', '--enable-unsafe-webgpu', '--ignore-gpu-blocklist', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync', '--window-size=1400,900',
-  '--disable-gpu-watchdog'];
+// Chromium on an X display (Xvfb), its GL through ANGLE on NVIDIA's Vulkan driver, with Vulkan surfaces off: the
+// configuration that gave the page the H200 (2026-11-30). What did not, and why (each attempt's chrome://gpu goes to
+// chrome-gpu.txt):
+// - headless: Chromium asks Vulkan for VK_EXT_headless_surface, which NVIDIA's driver lacks;
+// - any GL in software (ANGLE on SwiftShader, or Mesa's llvmpipe through GLX on Xvfb): the page gets SwiftShader;
+// - NVIDIA's EGL under ANGLE's EGL backend (headless): GL and WebGPU report "hardware accelerated" and Dawn lists the
+//   H200 as available, yet requestAdapter() gives SwiftShader;
+// - ANGLE on Vulkan with Vulkan surfaces on: the page gets the H200, then the GPU process dies presenting to Xvfb
+//   (vkCreateSwapchainKHR fails: Xvfb has no DRI3) and WebGPU is gone.
+// The configurations are tried in order until the page's adapter is a real GPU.
+const COMMON = ['--ozone-platform=x11', '--enable-logging=stderr', '--vmodule=*webgpu*=2,*dawn*=2', '--no-sandbox',
+  '--enable-unsafe-webgpu', '--ignore-gpu-blocklist', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--window-size=1400,900', '--disable-gpu-watchdog'];
+const NVIDIA_EGL = process.env.NVIDIA_EGL_VENDOR ?? '/usr/share/glvnd/egl_vendor.d/10_nvidia.json';
+const VULKAN = ['--use-angle=vulkan', '--enable-features=Vulkan,DefaultANGLEVulkan,VulkanFromANGLE', '--use-vulkan=native'];
 // Names starting with 'headless' run without the X display (new headless mode).
-const CONFIGS: Record<string, string[]> = {
-  'headless-vulkan-no-surface': ['--enable-features=Vulkan', '--use-vulkan=native', '--disable-vulkan-surface', '--use-angle=vulkan'],
-  'x11-vulkan-no-surface': ['--enable-features=Vulkan', '--use-vulkan=native', '--disable-vulkan-surface', '--use-angle=swiftshader'],
-  'headless-swangle-webgpu-high-performance': ['--use-angle=swiftshader', '--use-webgpu-power-preference=force-high-performance', '--use-webgpu-adapter=default'],
-  'x11-swangle-webgpu-high-performance': ['--use-angle=swiftshader', '--use-webgpu-power-preference=force-high-performance', '--use-webgpu-adapter=default'],
-  'vulkan-swiftshader-compositor': ['--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-angle=swiftshader'],
+const CONFIGS: Record<string, { flags: string[]; env?: Record<string, string> }> = {
+  'x11-angle-vulkan-no-surface': { flags: [...VULKAN, '--disable-vulkan-surface'] },
+  'x11-angle-vulkan-software-compositing': { flags: [...VULKAN, '--disable-gpu-compositing'] },
+  'headless-egl-nvidia': { flags: ['--use-angle=gl-egl'], env: { __EGL_VENDOR_LIBRARY_FILENAMES: NVIDIA_EGL } },
+  'x11-mesa-glx-angle-gl': { flags: ['--use-angle=gl'] },
 };
+
+/** chrome://gpu as text (its sections live in shadow roots): feature status, GL strings, Dawn's adapters. */
+async function gpuInternals(browser: Browser): Promise<string> {
+  const page = await browser.newPage();
+  try {
+    await page.goto('chrome://gpu');
+    await new Promise((r) => setTimeout(r, 3000));
+    return await page.evaluate(() => {
+      const text = (n: Node): string => {
+        const el = n as Element;
+        let t = el.shadowRoot ? text(el.shadowRoot) : '';
+        for (const c of Array.from(n.childNodes)) t += c.nodeType === 3 ? c.textContent : c.nodeType === 1 ? text(c) : '';
+        if (el.tagName && /^(DIV|TR|LI|H3|H2|P)$/.test(el.tagName)) t += '\n';
+        return t;
+      };
+      return text(document.body).replace(/\n\s*\n+/g, '\n');
+    });
+  } finally {
+    await page.close();
+  }
+}
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.floor(s.length / 2)] : NaN; };
 const pct = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN; };
@@ -93,7 +122,14 @@ async function adapterOf(page: Page) {
     const a = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!a) return { error: 'requestAdapter() returned null' };
     const i = a.info;
+    // What the other requests give (Chromium may choose differently by power preference).
+    const others: Record<string, string> = {};
+    for (const [name, options] of [['default', {}], ['low-power', { powerPreference: 'low-power' }]] as const) {
+      const o = await navigator.gpu.requestAdapter(options as GPURequestAdapterOptions);
+      others[name] = o ? `${o.info.vendor} ${o.info.architecture} ${o.info.description}` : 'null';
+    }
     return { vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description,
+      isFallbackAdapter: (i as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter, others,
       maxBufferSize: a.limits.maxBufferSize, maxStorageBufferBindingSize: a.limits.maxStorageBufferBindingSize,
       features: [...a.features].sort() };
   });
@@ -136,7 +172,10 @@ async function stepLatency(page: Page, n: number) {
       await forward;
       await app.gpu.device.queue.onSubmittedWorkDone();
       const gpuDone = performance.now();
-      while (app.snapshots.current?.position !== target || app.snapshots.deliveredAt < t0) await new Promise((r) => setTimeout(r, 0));
+      while (app.snapshots.current?.position !== target || app.snapshots.deliveredAt < t0) {
+        if (performance.now() - t0 > 30_000) throw new Error(`step to ${target}: no panels after 30 s`);
+        await new Promise((r) => setTimeout(r, 0));
+      }
       total.push(app.snapshots.deliveredAt - t0);
       share.push(Math.max(0, app.snapshots.deliveredAt - gpuDone));
     }
@@ -159,11 +198,13 @@ async function play(page: Page, speed: number, ms: number) {
     const t0 = performance.now();
     app.stepper!.play();
     await new Promise((r) => setTimeout(r, ms));
+    const reported = app.stepper!.playRate; // what the page shows beside play (cleared by pause)
+    const shown = document.getElementById('play-rate')?.textContent ?? null;
     app.stepper!.pause();
     running = false;
     const seconds = (performance.now() - t0) / 1000;
     await m.settle();
-    return { speed, delivered: (app.stepper!.position - p0) / seconds, reported: app.stepper!.playRate,
+    return { speed, delivered: (app.stepper!.position - p0) / seconds, reported, shown,
       frameIntervals: intervals.slice(2), frameCpu: m.frameTimes(120) };
   }, speed, ms);
 }
@@ -174,6 +215,11 @@ async function memory(page: Page) {
     return { jsHeapUsed: pm?.usedJSHeapSize ?? null, jsHeapTotal: pm?.totalJSHeapSize ?? null,
       memoryPanel: document.querySelector('#memory')?.textContent ?? document.querySelector('.memory')?.textContent ?? null };
   });
+}
+
+/** The figures measured so far, written out at once (a later phase may hang or be cut off by the call's limit). */
+function progress(result: Record<string, unknown>) {
+  writeFileSync(join(out, 'gpu-page-partial.json'), JSON.stringify(result, null, 2));
 }
 
 async function measure(browser: Browser, origin: string, config: string) {
@@ -195,22 +241,37 @@ async function measure(browser: Browser, origin: string, config: string) {
     return d.adapterInfo ? { vendor: d.adapterInfo.vendor, architecture: d.adapterInfo.architecture, description: d.adapterInfo.description } : null;
   });
   await page.evaluate(() => window.__moescope!.step(4)); // every pipeline compiled once
+  if (!process.env.GPU_PAGE_SKIP_DEMO) {
   const lat = await stepLatency(page, 20);
   result.demoStep = { clickToPanelsMs: summary(lat.total), pageShareMs: summary(lat.share) };
+  progress(result);
   const plays = [];
   for (const speed of [4, 16, 64]) {
     const p = await play(page, speed, 5000);
-    plays.push({ speed, delivered: p.delivered, reported: p.reported, frameIntervalMs: summary(p.frameIntervals), frameCpuMs: summary(p.frameCpu) });
+    plays.push({ speed, delivered: p.delivered, reported: p.reported, shown: p.shown, frameIntervalMs: summary(p.frameIntervals), frameCpuMs: summary(p.frameCpu) });
   }
   result.demoPlay = plays;
+  }
   result.demoMemory = await memory(page);
+  progress(result);
   await page.screenshot({ path: join(out, 'gpu-page-demo.png') }).catch((e) => { result.screenshotError = String(e); });
 
   // 64 layers × 256 experts, running (random weights made on this machine by tools/random_model.py).
   const t1 = Date.now();
   await page.goto(`${origin}/?model=${encodeURIComponent(wideModel)}`);
-  await waitForSession(page, 300_000);
+  try {
+    await waitForSession(page, Number(process.env.GPU_PAGE_WIDE_TIMEOUT_MS ?? 300_000));
+  } catch (e) {
+    // What the page says instead (an error panel, a load still running), with its console.
+    result.wideError = String(e);
+    result.widePage = await page.evaluate(() => document.body.innerText.slice(0, 3000)).catch((x) => String(x));
+    result.consoleErrors = errors.slice(0, 20);
+    await page.screenshot({ path: join(out, 'gpu-page-64x256.png') }).catch(() => undefined);
+    progress(result);
+    throw e;
+  }
   result.wideOpenMs = Date.now() - t1;
+  progress(result);
   result.wideModel = await page.evaluate(() => {
     const c = window.__moescope!.app.model!.config;
     return { id: window.__moescope!.modelId(), layers: c.numLayers, experts: c.numExperts, running: window.__moescope!.hasSession() };
@@ -233,23 +294,29 @@ async function measure(browser: Browser, origin: string, config: string) {
 async function main() {
   const { server, origin } = await serve(dist);
   const report: Record<string, unknown> = { when: new Date().toISOString(), chromium, tried: [] as unknown[] };
-  for (const [name, flags] of Object.entries(CONFIGS)) {
+  for (const [name, { flags, env }] of Object.entries(CONFIGS)) {
     if (process.env.GPU_PAGE_ONLY && process.env.GPU_PAGE_ONLY !== name) continue;
     let browser: Browser | null = null;
-    const attempt: Record<string, unknown> = { config: name, flags };
+    const attempt: Record<string, unknown> = { config: name, flags, env };
     (report.tried as unknown[]).push(attempt);
     try {
       const headless = name.startsWith('headless');
       const common = headless ? COMMON.filter((f) => f !== '--ozone-platform=x11') : COMMON;
       browser = await puppeteer.launch({ executablePath: chromium, headless, args: [...common, ...flags],
-        env: { ...process.env, LD_LIBRARY_PATH: process.env.CHR_LIBS ?? '' },
-        dumpio: process.env.GPU_PAGE_DUMPIO === '1', timeout: 60_000, protocolTimeout: 600_000 });
+        env: { ...process.env, LD_LIBRARY_PATH: process.env.CHR_LIBS ?? '', ...env },
+        dumpio: true, timeout: 60_000, protocolTimeout: 600_000 });
       attempt.version = await browser.version();
       const probe = await browser.newPage();
       await probe.goto(`${origin}/probe.html`);
       attempt.adapter = await adapterOf(probe);
       await probe.close();
       console.log(name, JSON.stringify(attempt.adapter));
+      const internals = await gpuInternals(browser).catch((e) => `chrome://gpu failed: ${e}`);
+      appendFileSync(join(out, 'chrome-gpu.txt'), `\n\n######## ${name}\n${internals}`);
+      const again = await browser.newPage();
+      await again.goto(`${origin}/probe.html`);
+      attempt.adapterAfterGpuPage = JSON.stringify(await adapterOf(again)).slice(0, 300);
+      await again.close();
       const a = attempt.adapter as { vendor?: string; description?: string };
       if (!process.env.GPU_PAGE_ANY_ADAPTER && !/nvidia/i.test(`${a.vendor} ${a.description}`)) continue;
       report.result = await measure(browser, origin, name);

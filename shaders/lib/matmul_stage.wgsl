@@ -9,7 +9,7 @@
 //   fn w_row_length() -> u32                 elements per W row (K for W_NK): quantised W is addressed by row
 // Quantised W needs W_NK and ALIGNED (UK = 8 weights of one 32-element sub-block per unit).
 // With ALIGNED a unit lies wholly inside or wholly outside. How the staged tile is laid out in shared memory
-// (store_tile) is the shader's own.
+// (store_tile) belongs to the core: lib/matmul_core (matmul.wgsl and the expert kernels) or matmul_kmajor.wgsl.
 // #include "lib/quant"
 
 fn x_scalar(i: u32) -> f32 {

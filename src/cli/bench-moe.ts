@@ -2,7 +2,11 @@
 // E = 8, k = 2, f32 weights, for several token counts; the routing/dispatch part (router + plan), the expert
 // matmuls and the combine timed separately; device copy bandwidth in the same process; a float64 spot check of
 // the outputs. With --torch FILE (written by tools/bench_moe_torch.py in the same device call) it prints the
-// side-by-side table with transformers' MixtralSparseMoeBlock and the floor of every case.
+// side-by-side table with transformers' MixtralSparseMoeBlock and the floor of every case. Cases on the tiled expert
+// kernels also time the dense matmul on the same FLOPs and tile (src/bench/expert-rate.ts) and print the layer's and
+// the experts' TFLOP/s beside it and beside cuBLAS on the same shapes (from --torch), the issue's "Mixtral T = 4096
+// MoE layer ≥ 0.75× of cuBLAS-rate FLOPs". --tune sweeps the expert kernels' tile shapes (TILE_CANDIDATES, each with
+// the dense matmul on the same tile) and the gemv kernels where they have a chance.
 //
 //   npx tsx src/cli/bench-moe.ts [--shapes small,mixtral] [--tokens 1,16,256,4096] [--torch FILE] [--out FILE]
 //                                [--tune] [--markdown FILE] [--probe]
@@ -18,11 +22,12 @@ import { MoeLayer, moeScratchShape, type ExpertBank, type MoeLayerWeights } from
 import { MoeScratch } from '../engine/routing/scratch';
 import { RoutingStats } from '../engine/routing/stats';
 import { expertsPerBinding } from '../engine/routing/expert-bank';
-import type { TiledShape } from '../engine/kernels/moe-expert';
+import { defaultTiledShape, type TiledShape } from '../engine/kernels/moe-expert';
 import type { ExpertVariant } from '../engine/routing/moe-layer';
 import { GpuTimer, type Timing } from '../bench/timing';
 import { routerRef } from '../reference/router';
 import { Profiler } from '../engine/profiler';
+import { TILE_CANDIDATES, denseEquivalent, tflops, tileLabel, type DenseEquivalent } from '../bench/expert-rate';
 
 interface Shape {
   name: string;
@@ -59,7 +64,17 @@ export interface MoeBenchCase {
   flops: number;
   /** Largest |ours − float64 reference| / max |reference| over the checked tokens (null when not checked). */
   checkError: number | null;
-  tune?: { label: string; expertsUs: number }[];
+  /** The expert matmuls' TFLOP/s (6·T·k·H·I over expertsUs) and the whole step's (flops over totalUs). */
+  expertsTflops: number;
+  layerTflops: number;
+  /** Tiled cases: the dense matmul on the same FLOPs with the layer's tile. */
+  dense?: DenseEquivalent;
+  /**
+   * Tiled cases: the step's k·T rows over its plan tiles' rows. Each expert's last tile is partial: its threads skip
+   * the products of empty rows (lib/matmul_core) but it still loads a whole tile of weights.
+   */
+  tileFill?: number;
+  tune?: { label: string; expertsUs: number; expertsTflops: number; denseTflops?: number }[];
   /** Per-kernel GPU µs inside a step (each kernel in its own timed pass). */
   kernels?: Record<string, number>;
 }
@@ -202,20 +217,26 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
       checkError = spotCheck(config, routerVals, guBlock, dBlock, xVals, got, checkTokens);
     }
     const mode = layer.modeFor(T);
+    const expertFlops = 6 * T * k * H * I;
     const c: MoeBenchCase = {
       shape: s.name, H, I, E, k, T, mode, dispatches: layer.dispatchCount(T), expertsHit,
       totalUs: us(total), routingUs: us(routing), expertsUs: us(experts), combineUs: us(combine), wallUs: 1000 * total.wallMs,
-      weightBytes: expertsHit * 3 * H * I * 4, flops: 2 * T * H * E + 6 * T * k * H * I, checkError,
+      weightBytes: expertsHit * 3 * H * I * 4, flops: 2 * T * H * E + expertFlops, checkError,
+      expertsTflops: tflops(expertFlops, us(experts)), layerTflops: tflops(2 * T * H * E + expertFlops, us(total)),
     };
-    if (tune && s.name !== 'mixtral') {
+    const denseW = { gateUp: weights.gateUp.buffers[0], down: weights.down.buffers[0] };
+    if (mode !== 'gemv') {
+      const wide = defaultTiledShape(gpu);
+      const shape = mode === 'tiled-narrow' ? { ...wide, WG_M: 8 } : wide;
+      c.dense = await denseEquivalent(gpu, timer, { ...s, T }, denseW, shape);
+      const TM = 8 * shape.WG_M;
+      c.tileFill = (k * T) / Array.from(step).reduce((sum, n) => sum + Math.ceil(n / TM) * TM, 0);
+    }
+    if (tune) {
       c.tune = [];
       const variants: [string, ExpertVariant, TiledShape | undefined][] = [
         ['gemv', 'gemv', undefined],
-        ['tiled 16x16 TK16', 'tiled', { WG_M: 16, WG_N: 16, TILE_K: 16 }],
-        ['tiled 16x16 TK8', 'tiled', { WG_M: 16, WG_N: 16, TILE_K: 8 }],
-        ['tiled 8x16 TK16', 'tiled', { WG_M: 8, WG_N: 16, TILE_K: 16 }],
-        ['tiled 16x8 TK16', 'tiled', { WG_M: 16, WG_N: 8, TILE_K: 16 }],
-        ['tiled 8x8 TK16', 'tiled', { WG_M: 8, WG_N: 8, TILE_K: 16 }],
+        ...TILE_CANDIDATES.map((t): [string, ExpertVariant, TiledShape] => [`tiled ${tileLabel(t)}`, 'tiled', t]),
       ];
       for (const [label, mode, shape] of variants) {
         if (mode === 'gemv' && T * k > 64 * E) continue; // re-reads the weights once per 8 rows: hopeless
@@ -225,7 +246,8 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
         v.encode(e0, x, y, T, 0); // the plan, cut in this variant's tiles
         gpu.device.queue.submit([e0.finish()]);
         const t = await timer.measure((e, reps) => pass(e, reps, (p) => v.encodeExperts(p, x, y, T)), { maxReps: 200 });
-        c.tune.push({ label, expertsUs: us(t) });
+        const dense = shape && c.dense ? await denseEquivalent(gpu, timer, { ...s, T }, denseW, shape) : null;
+        c.tune.push({ label, expertsUs: us(t), expertsTflops: tflops(expertFlops, us(t)), ...(dense ? { denseTflops: dense.tflops } : {}) });
       }
     }
     // per-kernel GPU times inside a full step (one pass per kernel, timestamps per pass), mean of 10 steps
@@ -247,8 +269,11 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
     console.log(
       `${s.name} T=${T} ${mode}: total ${c.totalUs.toFixed(1)} µs (routing ${c.routingUs.toFixed(1)}, experts ${c.expertsUs.toFixed(1)}, ` +
         `combine ${c.combineUs.toFixed(1)}), ${c.dispatches} dispatches, ${expertsHit} experts hit, check ${checkError?.toExponential(2)}` +
+        `\n   TFLOP/s: layer ${c.layerTflops.toFixed(1)}, experts ${c.expertsTflops.toFixed(1)}` +
+        (c.dense ? `, dense matmul same FLOPs ${tileLabel(c.dense.tile)} ${c.dense.tflops.toFixed(1)} (up ${c.dense.upUs.toFixed(0)} µs, down ${c.dense.downUs.toFixed(0)} µs)` : '') +
+        (c.tileFill ? `, row tiles ${(100 * c.tileFill).toFixed(1)} % full (per expert: ${Array.from(step).join(' ')})` : '') +
         (c.kernels ? `\n   kernels: ${Object.entries(c.kernels).map(([n, v]) => `${n} ${v.toFixed(1)}`).join(' | ')}` : '') +
-        (c.tune ? `\n   tune (experts µs): ${c.tune.map((t) => `${t.label} ${t.expertsUs.toFixed(1)}`).join(' | ')}` : ''),
+        (c.tune ? `\n   tune (experts µs, TFLOP/s, dense TFLOP/s): ${c.tune.map((t) => `${t.label} ${t.expertsUs.toFixed(1)} ${t.expertsTflops.toFixed(1)}${t.denseTflops ? ` ${t.denseTflops.toFixed(1)}` : ''}`).join(' | ')}` : ''),
     );
     x.destroy();
     y.destroy();
@@ -376,6 +401,39 @@ interface TorchResult {
   cublasTflops: number;
   experts_implementations: string[];
   cases: { shape: string; T: number; impl: string; us: number | null; error?: string }[];
+  /** cuBLAS on the tiled steps' expert FLOPs as two dense products (tools/bench_moe_torch.py). */
+  dense?: { shape: string; T: number; upUs: number; downUs: number; tflops: number }[];
+}
+
+/** The target of the tiled steps: layer FLOPs per second ≥ 0.75× cuBLAS's on the same FLOPs. */
+const CUBLAS_TARGET = 0.75;
+
+/** The tiled steps' rates: the layer and its expert matmuls beside the dense matmul and cuBLAS on the same FLOPs. */
+export function ratesTable(ours: MoeBenchResult, torch: TorchResult | null): string {
+  const lines = [
+    `TFLOP/s of the steps on the tiled expert kernels; "same FLOPs": the experts' 6·T·k·H·I as the dense products ` +
+      `[k·T, H]·[2I, H]ᵀ and [k·T, I]·[H, I]ᵀ (ours: shaders/matmul.wgsl on the experts' tile; cuBLAS f32, TF32 off). ` +
+      `Target: layer ≥ ${CUBLAS_TARGET}× cuBLAS on the same FLOPs.`,
+    '',
+    '| shape | T | tile | row tiles full | layer | experts | dense matmul, same FLOPs | cuBLAS, same FLOPs | cuBLAS 8192³ | experts ÷ dense | layer ÷ cuBLAS | target |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  const f = (v: number | null | undefined) => (v == null ? '—' : v.toFixed(1));
+  for (const c of ours.cases) {
+    if (!c.dense) continue;
+    const cublas = torch?.dense?.find((d) => d.shape === c.shape && d.T === c.T)?.tflops ?? null;
+    const ratio = cublas ? c.layerTflops / cublas : null;
+    lines.push(
+      `| ${c.shape} H=${c.H} I=${c.I} | ${c.T} | ${tileLabel(c.dense.tile)} | ${c.tileFill ? (100 * c.tileFill).toFixed(1) + ' %' : '—'} | ${f(c.layerTflops)} | ${f(c.expertsTflops)} | ${f(c.dense.tflops)} | ` +
+        `${f(cublas)} | ${f(torch?.cublasTflops)} | ${(c.expertsTflops / c.dense.tflops).toFixed(2)} | ${ratio === null ? '—' : ratio.toFixed(2)} | ` +
+        `${ratio === null ? '—' : ratio >= CUBLAS_TARGET ? 'met' : 'missed'} |`,
+    );
+    for (const t of c.tune ?? []) {
+      if (t.denseTflops === undefined) continue;
+      lines.push(`| | | ${t.label} (tune) | | | ${f(t.expertsTflops)} | ${f(t.denseTflops)} | | | ${(t.expertsTflops / t.denseTflops).toFixed(2)} | | |`);
+    }
+  }
+  return lines.join('\n');
 }
 
 /** The side-by-side table: ours, transformers eager and grouped_mm, and the floor. */
@@ -446,7 +504,7 @@ async function main(): Promise<void> {
       if (values.out) writeFileSync(values.out, JSON.stringify(result, null, 2));
     }
     const torch = values.torch ? (JSON.parse(readFileSync(values.torch, 'utf8')) as TorchResult) : null;
-    const table = markdownTable(result, torch);
+    const table = `${markdownTable(result, torch)}\n\n${ratesTable(result, torch)}`;
     console.log(table);
     if (values.markdown) writeFileSync(values.markdown, table + '\n');
   } finally {

@@ -40,6 +40,7 @@ import { UrlSync } from './url-sync';
 import { WhatIfPanel } from './what-if';
 import { decodeUrlState } from './url-state';
 import { DEFAULT_PARAMS, toPolicy } from './params';
+import { DEFAULT_PROMPT } from './samples';
 
 /** What a model was showing, kept to bring it back on a new device (see device-recovery.ts). */
 export interface SavedSession {
@@ -266,7 +267,7 @@ export class App implements Dashboard {
       }
       const sample = restore.text === null ? (restore.sample ?? 0) : null;
       const chosen = sample === null ? undefined : model.samples[sample];
-      const text = restore.text ?? chosen?.text ?? '';
+      const text = restore.text ?? chosen?.text ?? (model.samples.length === 0 ? DEFAULT_PROMPT : '');
       this.state.text = { sample, text: restore.text };
       this.controls.showText(text, sample);
       // Under the original policy the text is fed in plain steps (no capacity windows) whatever the params say.

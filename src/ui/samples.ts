@@ -62,3 +62,10 @@ export function sampleLabel(s: Sample, i: number): string {
   const head = (s.title ?? s.text).replace(/\s+/g, ' ').trim();
   return `${i + 1}. [${s.domain}] ${head.length > 48 ? head.slice(0, 47) + '…' : head}`;
 }
+
+/**
+ * The prompt a running model without a samples file opens on (a folder as tools/random_model.py or a Hub download
+ * leaves it): shown in the prompt box as a typed prompt, so stepping has tokens to go through. Without it the page
+ * opened on an empty text and a step forward did nothing.
+ */
+export const DEFAULT_PROMPT = 'The router sends each token to a few experts, and only the chosen experts do the work.';

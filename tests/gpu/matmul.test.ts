@@ -82,8 +82,8 @@ describe('matmul', () => {
   it('an 8-deep tile with half-precision weights (fewer weight units than threads)', () =>
     check({ M: 70, K: 33, N: 67, dtype: 'bf16', layout: 'nk', config: { shader: 'matmul', tile: { WG_M: 16, WG_N: 16, TILE_K: 8 } }, seed: 14 }));
 
-  it('a broken matmul fails the check (drops k = 7 of every tile)', async () => {
-    await expectMutantFails(mutation('matmul', 'multiply_k(tx, ty, 7u);', ''), (broken) => check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_LARGE, seed: 16 }, broken), /outside atol/);
+  it('a broken matmul core (lib/matmul_core) fails the check (drops k = 7 of every tile)', async () => {
+    await expectMutantFails(mutation('lib/matmul_core', 'multiply_k(tx, ty, 7u, both);', ''), (broken) => check({ M: 7, K: 40, N: 9, dtype: 'f32', layout: 'nk', config: MATMUL_LARGE, seed: 16 }, broken), /outside atol/);
   });
 
   it('a broken shared staging (lib/matmul_stage) fails the check (the last weight of each element-wise unit dropped)', () =>

@@ -5,10 +5,13 @@
 //     others. Rows come in tiles of GEMV_ROWS; columns in workgroups of WG_N·NT. The router's logits loop has the same
 //     shape over H (ROUTER_LANES lanes, two units per iteration and a tail: K = 160 units is five per lane).
 //   combine: COMBINE_WG threads per token stride over H.
-//   tiled (prefill): rows in tiles of TILE_M = 8·WG_M per expert, up's columns in 4·WG_N, down's in 8·WG_N (its
-//     second 4·WG_N-column group only exists past 4·WG_N), K in double-buffered slices of TILE_K.
+//   tiled (prefill): lib/matmul_core, the dense matmul's core: rows in tiles of TILE_M = 8·WG_M per expert, up's
+//     columns in 4·WG_N, down's in 8·WG_N (its second 4·WG_N-column group only exists past 4·WG_N), K in
+//     single-buffered slices of TILE_K (8 or 16), each shape run with a partial last slice where its alignment allows;
+//     an expert's last row tile either short (9 rows: threads past them multiply nothing, and one 4-row group holds a
+//     single row) or one row over half (every thread's first group full, the second group of one thread one row).
 import { describe, expect, it } from 'vitest';
-import { GEMV_ROWS, defaultTiledShape, expertGemvTile, weightsPerUnit } from '../../src/engine/kernels/moe-expert';
+import { ExpertMatmulKernel, GEMV_ROWS, alignedRows, expertGemvTile, weightsPerUnit, type TiledShape } from '../../src/engine/kernels/moe-expert';
 import { COMBINE_CONSTANTS } from '../../src/engine/kernels/moe-combine';
 import { ROUTER_LANES } from '../../src/engine/kernels/moe-router';
 import type { WeightDtype } from '../../src/model/dtypes';
@@ -36,21 +39,44 @@ async function checkGemv(gpu: Gpu, kernel: 'up' | 'down', dtype: WeightDtype, se
   return checkStep(gpu, p, T, policyWith(p.config, {}), seed + 1);
 }
 
+interface TiledCase {
+  dtype: WeightDtype | 'q8_0';
+  shape: TiledShape;
+  mode: Exclude<ExpertVariant, 'gemv'>;
+  /** One less than the aligned sizes: the element-wise loads, and a partial last K slice at any TILE_K. */
+  odd: boolean;
+  /** Rows of each expert's last row tile: 'short' 9 or 'over-half' TILE_M/2 + 1 (see the header). */
+  lastTile: 'short' | 'over-half';
+}
+
 /**
- * Prefill on the tiled kernels: 2 experts, k = 2, T = TILE_M + 9 rows per expert (a full and a partial row tile);
- * I = 2·(4·WG_N) + 8 (up: three column workgroups, the last partial; down: K not a multiple of a 16-deep slice);
- * H = 2·(8·WG_N) + 8 (down: three column workgroups, both 4·WG_N-column groups written), and past COMBINE_WG.
- * `odd` subtracts 1 from both: the element-wise loads with a partial last K slice.
+ * Prefill on the tiled kernels: 2 experts, k = 2, T = TILE_M + lastTile's rows per expert (a full and a partial row tile);
+ * I = 2·(4·WG_N) + tail (up: three column workgroups, the last partial) and H = max(2·(8·WG_N), COMBINE_WG) + tail
+ * (down: three column workgroups, both 4·WG_N-column groups written in the full ones). Both are also the K of a
+ * kernel: tail = TILE_K / 2 leaves a partial last slice, unless the weights' alignment unit is larger (bf16/f16 at
+ * TILE_K 8: 8; Q8_0: its 32-element blocks), where K stays whole slices. `odd` subtracts 1 from both.
  */
-async function checkTiled(gpu: Gpu, dtype: WeightDtype, mode: Exclude<ExpertVariant, 'gemv'>, odd: boolean, seed: number) {
-  const shape = defaultTiledShape(gpu);
-  const WG_M = mode === 'tiled-narrow' ? 8 : shape.WG_M;
-  const T = 8 * WG_M + 9;
-  const I = 2 * 4 * shape.WG_N + 8 - (odd ? 1 : 0);
-  const H = Math.max(2 * 8 * shape.WG_N, COMBINE_CONSTANTS.COMBINE_WG) + 8 - (odd ? 1 : 0);
-  const p = buildProblem(gpu, { family: 'mixtral', H, I, E: 2, k: 2, dtype, seed }, { expertMode: mode, maxTokens: T, ringCapacity: T });
+function tiledSizes(c: TiledCase): { T: number; H: number; I: number } {
+  const WG_M = c.mode === 'tiled-narrow' ? 8 : c.shape.WG_M;
+  const unit = c.dtype === 'q8_0' ? 32 : weightsPerUnit(c.dtype);
+  const tail = Math.max(c.shape.TILE_K / 2, unit) - (c.odd ? 1 : 0);
+  const { WG_N } = c.shape;
+  return { T: 8 * WG_M + (c.lastTile === 'short' ? 9 : 4 * WG_M + 1), H: Math.max(2 * 8 * WG_N, COMBINE_CONSTANTS.COMBINE_WG) + tail, I: 2 * 4 * WG_N + tail };
+}
+
+async function checkTiled(gpu: Gpu, c: TiledCase, seed: number) {
+  const { T, H, I } = tiledSizes(c);
+  const spec = { family: 'mixtral' as const, H, I, E: 2, k: 2, seed };
+  const o = { expertMode: c.mode, tiledShape: c.shape, maxTokens: T, ringCapacity: T };
+  const p = c.dtype === 'q8_0' ? buildProblem(gpu, spec, { ...o, quantExperts: 'q8_0' }) : buildProblem(gpu, { ...spec, dtype: c.dtype }, o);
   return checkStep(gpu, p, T, policyWith(p.config, {}), seed + 1);
 }
+
+const TK16 = { WG_M: 16, WG_N: 16, TILE_K: 16 };
+const TK8 = { ...TK16, TILE_K: 8 };
+const tiled = (dtype: TiledCase['dtype'], shape: TiledShape, o: Partial<Omit<TiledCase, 'dtype' | 'shape'>> = {}): TiledCase =>
+  ({ dtype, shape, mode: 'tiled', odd: false, lastTile: 'short', ...o });
+const OVER = { lastTile: 'over-half' } as const;
 
 // The K = 1152 problems compile and run for seconds alone on SwiftShader, a minute and more on a loaded machine.
 const SLOW = { timeout: 240_000 };
@@ -88,12 +114,30 @@ describe('gemv expert kernels on quantised weights: more units than threads', SL
 });
 
 describe('tiled expert kernels: row tiles, column workgroups and K slices', SLOW, () => {
-  for (const [dtype, mode, odd] of [
-    ['f32', 'tiled', false], ['f32', 'tiled', true], ['bf16', 'tiled', false], ['bf16', 'tiled', true],
-    ['f16', 'tiled', false], ['f32', 'tiled-narrow', false],
-  ] as const) {
-    it(`${dtype} ${mode}${odd ? ' (element-wise loads)' : ''}`, async () => checkTiled(await testGpu(), dtype, mode, odd, 50));
+  const cases = [
+    tiled('f32', TK16), tiled('f32', TK16, { odd: true, ...OVER }), tiled('f32', TK8, OVER), tiled('bf16', TK8),
+    tiled('bf16', TK16, { odd: true }), tiled('f16', TK16), tiled('q8_0', TK16, OVER), tiled('q8_0', TK8),
+    tiled('f32', TK16, { mode: 'tiled-narrow', ...OVER }),
+  ];
+  for (const c of cases) {
+    const { T, H, I } = tiledSizes(c);
+    const TK = c.shape.TILE_K;
+    const slices = (K: number) => `${K} = ${Math.floor(K / TK)}·${TK} + ${K % TK}`;
+    it(`${c.dtype} ${c.mode} TILE_K ${TK}${c.odd ? ', element-wise loads' : ''}: ${T} rows per expert, up K ${slices(H)}, down K ${slices(I)}`, async () => {
+      const gpu = await testGpu();
+      expect(alignedRows(H, c.dtype) && alignedRows(I, c.dtype), 'ALIGNED (16-byte loads) unless odd').toBe(!c.odd);
+      await checkTiled(gpu, c, 50);
+    });
   }
+});
+
+describe('tiled expert kernel shapes', () => {
+  it("are refused with the dense core's limits, naming the tile", async () => {
+    const gpu = await testGpu();
+    expect(() => new ExpertMatmulKernel(gpu, 'up', 'tiled', 'f32', { ...TK16, TILE_K: 24 })).toThrow(/"TILE_K":24.*TILE_K must be 8 or 16/);
+    expect(() => new ExpertMatmulKernel(gpu, 'down', 'tiled', 'bf16', { ...TK16, WG_N: 32 })).toThrow(/WG_M and WG_N must be ≤ 16/);
+    expect(() => new ExpertMatmulKernel(gpu, 'up', 'tiled', 'f32', TK16)).not.toThrow();
+  });
 });
 
 describe('the expert checks can fail', SLOW, () => {
@@ -111,14 +155,26 @@ describe('the expert checks can fail', SLOW, () => {
   it('router: the second unit of each logits-loop iteration dropped (f32)', () =>
     expectMutantFails(mutation('moe_router', 'dot_units(w1, t0, h + step, ntok);', ''), (gpu) => checkGemv(gpu, 'up', 'f32', 42), /chosen|weights/));
   it('combine: a stride over H that skips every other pass', () =>
-    expectMutantFails(mutation('moe_combine', 'c += COMBINE_WG', 'c += 2u * COMBINE_WG'), (gpu) => checkTiled(gpu, 'f32', 'tiled', false, 54), /output/));
+    expectMutantFails(mutation('moe_combine', 'c += COMBINE_WG', 'c += 2u * COMBINE_WG'), (gpu) => checkTiled(gpu, tiled('f32', TK16), 54), /output/));
   it('tiled up: the up rows read from the gate rows', () =>
     expectMutantFails(mutation('moe_expert_up', 'let row = select(col, I + col, c >= TILE_COLS);', 'let row = col;'),
-      (gpu) => checkTiled(gpu, 'f32', 'tiled', false, 51), /output/));
+      (gpu) => checkTiled(gpu, tiled('f32', TK16), 51), /output/));
+  it('tiled up: x rows gathered by the row key\'s slot instead of its token', () =>
+    expectMutantFails(mutation('moe_expert_up', 'plan[P.off_row_key + row] / 8u', 'plan[P.off_row_key + row] % 8u'),
+      (gpu) => checkTiled(gpu, tiled('f32', TK8), 55), /output/));
   it("tiled down: the second column group stores the first group's sums", () =>
     expectMutantFails(mutation('moe_expert_down', 'store_y(row, n0 + WG_N * 4u + local.x * 4u, acc[2u * i + 1u]);', 'store_y(row, n0 + WG_N * 4u + local.x * 4u, acc[2u * i]);'),
-      (gpu) => checkTiled(gpu, 'f32', 'tiled', false, 52), /output/));
-  it('tiled core: the next K slice stored over the one being multiplied', () =>
-    expectMutantFails(mutation('lib/moe_expert_tile', 'if (more) { store_tile(lid, buf ^ 1u); }', 'if (more) { store_tile(lid, buf); }'),
-      (gpu) => checkTiled(gpu, 'bf16', 'tiled', true, 53), /output/));
+      (gpu) => checkTiled(gpu, tiled('f32', TK16), 52), /output/));
+  it('tiled core (lib/matmul_core): the partial last K slice skipped', () =>
+    expectMutantFails(mutation('lib/matmul_core', 'let tiles = (K + TILE_K - 1u) / TILE_K;', 'let tiles = K / TILE_K;'),
+      (gpu) => checkTiled(gpu, tiled('bf16', TK16, { odd: true }), 53), /output/));
+  it('tiled core (lib/matmul_core): k 8 .. 15 of a 16-deep slice left out', () =>
+    expectMutantFails(mutation('lib/matmul_core', 'if (TILE_K > 8u) {', 'if (TILE_K > 16u) {'),
+      (gpu) => checkTiled(gpu, tiled('q8_0', TK16, OVER), 56), /output/));
+  it('tiled core (lib/matmul_core): threads with rows only in their first 4-row group multiply nothing', () =>
+    expectMutantFails(mutation('lib/matmul_core', '} else if (first) { multiply_tile(tx, ty, false); }', '}'),
+      (gpu) => checkTiled(gpu, tiled('f32', TK16), 57), /output/));
+  it('tiled core (lib/matmul_core): a 4-row group counted only when its last row is inside', () =>
+    expectMutantFails(mutation('lib/matmul_core', 'let second = tile_row(ty, 4u) < rows;', 'let second = tile_row(ty, 7u) < rows;'),
+      (gpu) => checkTiled(gpu, tiled('f32', TK8, OVER), 58), /output/));
 });

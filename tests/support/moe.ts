@@ -13,6 +13,7 @@ import { RoutingStats } from '../../src/engine/routing/stats';
 import { uploadExpertBank } from '../../src/engine/routing/expert-bank';
 import { defaultPolicy, effectiveTopK, expertCapacity } from '../../src/engine/routing/policy';
 import type { ExpertVariant } from '../../src/engine/routing/moe-layer';
+import type { TiledShape } from '../../src/engine/kernels/moe-expert';
 import { moeLayerRef, type MoeRefOutput, type MoeRefWeights } from '../../src/reference/moe';
 import { rmsnormRef } from '../../src/reference/rmsnorm';
 import { randomF32 } from './random';
@@ -98,6 +99,8 @@ export interface BuildOptions {
   maxTokens?: number;
   ringCapacity?: number;
   expertMode?: ExpertVariant | 'auto';
+  /** The tiled expert kernels' workgroup shape (MoeLayerOptions.tiledShape; 'tiled-narrow' takes WG_M 8 of it). */
+  tiledShape?: TiledShape;
   /** Force expert banks to split over buffers of this many bytes. */
   maxBindingBytes?: number;
   /** Replace the random router weight (f32 [E, H]), expert weights ([E, 2I, H], [E, H, I]), correction bias [E]. */
@@ -182,7 +185,7 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
     inputNorm = { weight: weight.buffer, rounded: weight.rounded, eps: 1e-5, normed: poisonedBuffer(gpu, 'test.normed', (o.maxTokens ?? 64) * H) };
   }
   const layer = new MoeLayer(gpu, {
-    layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, residualScale: o.residualScale,
+    layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, tiledShape: o.tiledShape, residualScale: o.residualScale,
     ...(inputNorm ? { inputNorm } : {}),
   });
   return { config, layer, stats, scratch, ref, gpuWeights, residualScale: o.residualScale, inputNorm };

@@ -8,7 +8,7 @@ import { Gpu } from '../../src/engine/gpu';
 import { nodeShader } from '../../src/engine/node/device-node';
 import { testGpu } from './gpu';
 
-/** A text substitution in shaders/<shader>.wgsl (`shader` may name an include, e.g. `lib/moe_expert_tile`). */
+/** A text substitution in shaders/<shader>.wgsl (`shader` may name an include, e.g. `lib/matmul_core`). */
 export interface Mutation {
   shader: string;
   from: string | RegExp;

@@ -146,8 +146,16 @@ export class MatmulKernel {
   }
 }
 
-/** The shader's limits on its overrides (see shaders/matmul.wgsl): clear errors instead of compile failures. */
-function checkTile(gpu: Gpu, shader: MatmulShader, t: MatmulTile, dtype: TensorFormat): void {
+/** Workgroup memory of a tile: matmul (lib/matmul_core) [TILE_K][128 floats] per operand; kmajor [rows][20 floats]. */
+export function matmulSharedBytes(shader: MatmulShader, t: MatmulTile): number {
+  return shader === 'matmul' ? 2 * t.TILE_K * 32 * 16 : (t.WG_M + t.WG_N) * 8 * 5 * 16;
+}
+
+/**
+ * The shader's limits on its overrides (see shaders/matmul.wgsl, lib/matmul_core): clear errors instead of compile
+ * failures. `shared`: the kernel's workgroup memory when it adds its own to the tiles (the expert kernels).
+ */
+export function checkTile(gpu: Gpu, shader: MatmulShader, t: MatmulTile, dtype: TensorFormat, shared = matmulSharedBytes(shader, t)): void {
   const threads = t.WG_M * t.WG_N;
   const unit = dtype === 'f32' ? 4 : 8;
   const problems: string[] = [];
@@ -159,8 +167,6 @@ function checkTile(gpu: Gpu, shader: MatmulShader, t: MatmulTile, dtype: TensorF
     problems.push('each thread must load a whole number of x units per tile and at most 8 16-byte units of each operand');
   }
   if ((t.WG_N * 8) % unit !== 0) problems.push('TILE_N must be a multiple of the weight unit');
-  // matmul: [TILE_K][128 floats] per operand; matmul_kmajor: [rows][20 floats] per operand.
-  const shared = shader === 'matmul' ? 2 * t.TILE_K * 32 * 16 : (t.WG_M + t.WG_N) * 8 * 5 * 16;
   if (shared > gpu.limits.maxComputeWorkgroupStorageSize) problems.push(`needs ${shared} bytes of workgroup memory`);
   if (threads > gpu.limits.maxComputeInvocationsPerWorkgroup) problems.push(`${threads} threads per workgroup`);
   if (problems.length) throw new Error(`${shader} tile ${JSON.stringify(t)} (${dtype}): ${problems.join('; ')}`);

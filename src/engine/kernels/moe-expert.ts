@@ -12,6 +12,7 @@ import type { ExpertActivation } from '../../model/config';
 import { EXPERT_PARAMS, planUniforms, type PlanLayout } from './moe-layout';
 import { Uniforms, bindGroup, ceilDiv, kernelLayout, storageBuffer } from './common';
 import { requireBytes } from './dispatch';
+import { checkTile, matmulSharedBytes, type MatmulTile } from './matmul';
 
 /** SwiGLU as the gated activation's parameters: no clamp (the largest f32), silu(g) = g·σ(g), no offset on up. */
 export const SWIGLU: ExpertActivation = { limit: 3.4028234663852886e38, alpha: 1, upOffset: 0 };
@@ -19,17 +20,21 @@ export const SWIGLU: ExpertActivation = { limit: 3.4028234663852886e38, alpha: 1
 export type ExpertOp = 'up' | 'down';
 export type ExpertMode = 'tiled' | 'gemv';
 
-/** Workgroup shape of the tiled kernels: TILE_M = WG_M · 8 rows; up: TILE_N = WG_N · 4 columns, down: WG_N · 8. */
-export interface TiledShape {
-  WG_M: number;
-  WG_N: number;
-  /** k per shared-memory slice (multiple of 8). */
-  TILE_K: number;
+/**
+ * Workgroup shape of the tiled kernels (the dense matmul's core, lib/matmul_core, so the same limits as MatmulTile):
+ * TILE_M = WG_M · 8 rows; up: TILE_N = WG_N · 4 columns, down: WG_N · 8.
+ */
+export type TiledShape = MatmulTile;
+
+/** Workgroup memory of a tiled expert kernel: lib/matmul_core's tiles plus up's row tokens and tile record. */
+export function tiledSharedBytes(s: TiledShape): number {
+  return matmulSharedBytes('matmul', s) + 128 * 4 + 16;
 }
 
-/** 16 × 16 threads, 128-row tiles; TILE_K 16 where the device has over 32 KiB of workgroup memory, else 8. */
+/** 16 × 16 threads, 128-row tiles; TILE_K 16 where the device's workgroup memory holds it, else 8. */
 export function defaultTiledShape(gpu: Gpu): TiledShape {
-  return { WG_M: 16, WG_N: 16, TILE_K: gpu.limits.maxComputeWorkgroupStorageSize > 32768 ? 16 : 8 };
+  const wide = { WG_M: 16, WG_N: 16, TILE_K: 16 };
+  return tiledSharedBytes(wide) <= gpu.limits.maxComputeWorkgroupStorageSize ? wide : { ...wide, TILE_K: 8 };
 }
 
 /**
@@ -103,6 +108,7 @@ export class ExpertMatmulKernel {
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'read']);
     this.shape = shape ?? defaultTiledShape(gpu);
+    if (mode === 'tiled') checkTile(gpu, 'matmul', this.shape, weightDtype, tiledSharedBytes(this.shape));
   }
 
   /**

@@ -10,8 +10,9 @@
 //         16-byte units of a row, so a warp's loads are contiguous.
 //   !W_NK: thread (tn, tk) owns 4 consecutive columns and reads W[k, n .. n+3] for k = tk, tk + WG_K, …;
 //         consecutive tn read consecutive 16 (f32) or 8 (f16/bf16) bytes of a W row.
-// Each thread keeps ROWS × outputs partial sums in registers; the WG_K partials of an output are summed through
-// shared memory, four x rows at a time (partials padded by one float per output against bank conflicts).
+// Each thread keeps ROWS × outputs partial sums in registers (one row: a vec4; more: a private array); the WG_K
+// partials of an output are summed through shared memory, four x rows at a time (partials padded by one float per
+// output against bank conflicts).
 // ROWS is compiled in (the host keeps pipelines for 1, 2, 4, 8, 16); params.M ≤ ROWS rows are computed, the others
 // re-read row M-1 and are not stored.
 // ALIGNED needs K % 4 == 0 and the W row length (K for W_NK, N otherwise) a multiple of 4 (f32) or 8 (f16/bf16);
@@ -85,13 +86,35 @@ fn w_unit_half(q: u32) -> array<vec4<f32>, 2> {
   );
 }
 
+// The 16-byte unit u of W row `row` (units per row) times the x elements it meets: x0 (f32 weights), x0 and x1 (f16/bf16).
+fn unit_dot(row: u32, u: u32, units: u32, x0: vec4<f32>, x1: vec4<f32>) -> f32 {
+  if (WEIGHT_DTYPE == 0u) { return dot(x0, w_unit_f32(row * units + u)); }
+  let wv = w_unit_half(row * units + u);
+  return dot(x0, wv[0]) + dot(x1, wv[1]);
+}
+
 // W stored [N, K]: dot products of NT rows of W with ROWS rows of x.
 fn accumulate_nk(tk: u32, n_first: u32) {
   let K = params.K;
   let last_row = params.M - 1u;
   var rows_n: array<u32, 4>; // W row of each output, clamped into the matrix (extra outputs are not stored)
   for (var j = 0u; j < NT; j++) { rows_n[j] = min(n_first + j, params.N - 1u); }
-  if (ALIGNED && WEIGHT_DTYPE == 0u) {
+  if (ALIGNED && ROWS == 1u) {
+    // One row (decode): the NT sums in a vec4 with constant indices, not in acc, which is indexed by loop counters and
+    // which SwiftShader keeps in memory (the demo's LM head ran 3× slower there).
+    let units = select(K >> 3u, K >> 2u, WEIGHT_DTYPE == 0u);
+    var a = vec4<f32>(0.0);
+    for (var u = tk; u < units; u += WG_K) {
+      var x0: vec4<f32>;
+      var x1 = vec4<f32>(0.0);
+      if (WEIGHT_DTYPE == 0u) { x0 = x_vec(u); } else { x0 = x_vec(2u * u); x1 = x_vec(2u * u + 1u); }
+      a.x += unit_dot(rows_n[0], u, units, x0, x1);
+      if (NT > 1u) { a.y += unit_dot(rows_n[1], u, units, x0, x1); }
+      if (NT > 2u) { a.z += unit_dot(rows_n[2], u, units, x0, x1); }
+      if (NT > 3u) { a.w += unit_dot(rows_n[3], u, units, x0, x1); }
+    }
+    acc[0] = a.x; acc[1] = a.y; acc[2] = a.z; acc[3] = a.w;
+  } else if (ALIGNED && WEIGHT_DTYPE == 0u) {
     let units = K >> 2u; // 16-byte units per row
     for (var u = tk; u < units; u += WG_K) {
       var wv: array<vec4<f32>, 4>;

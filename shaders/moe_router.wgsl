@@ -19,7 +19,7 @@
 // Numerics: a NaN or ±Inf logit or score sets the token's FLAG_* bits and the token is not routed in this layer (no
 // expert chosen or counted; probabilities and lse written as 0), so bad numbers never show as routing.
 //
-// Tiling: one workgroup of ROWS × LANES = 256 threads handles RT tokens. Logits: each pass covers ROWS experts,
+// Tiling: one workgroup of ROWS × LANES threads (256; 64 on a software adapter, LANES = 8) handles RT tokens. Logits: each pass covers ROWS experts,
 // LANES threads stride over H for every one of the RT tokens (W read once per pass; 16-byte loads, two in flight,
 // when ALIGNED), then a shared-memory tree sum.
 // Selection: one thread per token walks the E ≤ 256 scores (cheap next to the H-long dot products).
@@ -42,8 +42,9 @@
 override ALIGNED: bool = false;
 override UK: u32 = select(8u, 4u, WEIGHT_DTYPE == 0u);
 override NORM: bool = false;
-const LANES: u32 = 32u;
+override LANES: u32 = 32u;             // threads per expert row: a power of two ≤ 32
 const ROWS: u32 = 8u;
+override WG: u32 = ROWS * LANES;
 // Tokens per workgroup (sizes a register array, so a const rather than an override).
 const RT: u32 = 4u;
 // Score slots per token: up to 256 experts + the shared-expert gate.
@@ -51,7 +52,7 @@ const SLOTS: u32 = 257u;
 // Stands in for -inf in group scores of ablated experts (WGSL has no infinity literals).
 const EXCLUDED: f32 = -1e30;
 
-var<workgroup> partial: array<f32, 1024>;          // [ROWS, LANES, RT]
+var<workgroup> partial: array<f32, 1024>;          // [ROWS, LANES, RT] (LANES ≤ 32)
 var<workgroup> scores: array<f32, 1028>;           // [RT, SLOTS]
 
 fn pcg(v: u32) -> u32 {
@@ -96,18 +97,17 @@ fn x_elem(e: u32, i: u32, h: u32) -> f32 {
 // NORM: inv_rms of the workgroup's ntok tokens from t0, and their normalised rows written to `normed`.
 fn normalise(li: u32, t0: u32, ntok: u32) {
   let H = P.hidden;
-  for (var i = 0u; i < RT; i++) {
+  // ntok is the same for the whole workgroup: a decode step's one token pays for one tree, not RT.
+  for (var i = 0u; i < ntok; i++) {
     var ss = 0.0;
-    if (i < ntok) {
-      for (var h = li; h < H; h += 256u) {
-        let e = (t0 + i) * H + h;
-        let v = x[e >> 2u][e & 3u];
-        ss += v * v;
-      }
+    for (var h = li; h < H; h += WG) {
+      let e = (t0 + i) * H + h;
+      let v = x[e >> 2u][e & 3u];
+      ss += v * v;
     }
     partial[li] = ss;
     workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
       if (li < s) { partial[li] += partial[li + s]; }
       workgroupBarrier();
     }
@@ -115,7 +115,7 @@ fn normalise(li: u32, t0: u32, ntok: u32) {
     workgroupBarrier();
   }
   for (var i = 0u; i < ntok; i++) {
-    for (var h = li; h < H; h += 256u) {
+    for (var h = li; h < H; h += WG) {
       let e = (t0 + i) * H + h;
       normed[e] = x_elem(e, i, h);
     }
@@ -162,7 +162,7 @@ fn is_ablated(e: u32) -> bool {
   return ablated[P.layer * P.experts + e] != 0u;
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let t0 = wg.x * RT;
   let H = P.hidden;

@@ -187,8 +187,8 @@ fn append(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
       ss += v * v;
     }
   }
-  let total = workgroup_sum(li, ss);
-  if (ap.qk_norm != 0u) {
+  if (ap.qk_norm != 0u) { // uniform: the sum's barriers are skipped as a whole without q/k norms
+    let total = workgroup_sum(li, ss);
     let n = select(proj_width, d, ap.qk_norm == 1u);
     let inv = inverseSqrt(total / f32(n) + ap.eps);
     // Weights: q's then k's, [d] each (per head) or [heads·d] then [kv_heads·d] (per projection).

@@ -40,6 +40,11 @@ export interface GpuAdapterSummary {
    * Dawn's Node bindings do not). `size` in bytes; `deviceLocal` from the DEVICE_LOCAL property bit.
    */
   memoryHeaps: { size: number; deviceLocal: boolean }[];
+  /**
+   * A CPU implementation (SwiftShader, llvmpipe, lavapipe: GPUAdapterInfo.isFallbackAdapter, or the driver's name):
+   * it pays a fixed cost per launched invocation, so kernels pick fewer, longer threads there.
+   */
+  software: boolean;
 }
 
 /** Resolves a shader name (`matmul` for shaders/matmul.wgsl) to its WGSL source. */
@@ -253,6 +258,7 @@ const HEAP_DEVICE_LOCAL = 0x1;
 export function summarizeAdapter(adapter: GPUAdapter): GpuAdapterSummary {
   const info = adapter.info as (GPUAdapterInfo & { memoryHeaps?: { size: number; properties: number }[] }) | undefined;
   const heaps = Array.isArray(info?.memoryHeaps) ? info.memoryHeaps : [];
+  const names = [info?.vendor, info?.architecture, info?.device, info?.description].join(' ');
   return {
     vendor: info?.vendor ?? '',
     architecture: info?.architecture ?? '',
@@ -261,5 +267,6 @@ export function summarizeAdapter(adapter: GPUAdapter): GpuAdapterSummary {
     memoryHeaps: heaps
       .filter((h) => Number.isFinite(Number(h.size)) && Number(h.size) > 0)
       .map((h) => ({ size: Number(h.size), deviceLocal: (h.properties & HEAP_DEVICE_LOCAL) !== 0 })),
+    software: info?.isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(names),
   };
 }

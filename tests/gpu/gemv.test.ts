@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GemvKernel, gemvAligned, gemvBucket, gemvDefaultTile, gemvNormFits, type GemvTile } from '../../src/engine/kernels/gemv';
+import { GEMV_TILE_NK, GEMV_TILE_NK_4ROWS, GEMV_TILE_NK_MANY_ROWS, GemvKernel, gemvAligned, gemvBucket, gemvDenseTile, gemvNormFits, type GemvTile } from '../../src/engine/kernels/gemv';
 import type { WeightLayout } from '../../src/engine/kernels/matmul';
 import { submitPass, uploadBuffer } from '../../src/engine/kernels/common';
 import { packWeights, type WeightDtype } from '../../src/model/dtypes';
@@ -66,19 +66,43 @@ describe('gemv', () => {
   it('non-default tile (NT 4, WG_K 8)', () => check({ rows: 5, K: 96, N: 45, dtype: 'f32', layout: 'nk', tile: { WG_K: 8, WG_N: 8, NT: 4 }, seed: 24 }));
 
   // W_NK: each of a tile's WG_K threads strides over a row's 16-byte units (K / UK of them), or over its elements when
-  // unaligned. K = 2.5·WG_K units (or elements + 1) gives every thread two or three passes, per row bucket's tile.
+  // unaligned. The tile is chosen from the shape (gemvDenseTile): on a GPU WG_K grows with the row up to the row
+  // bucket's widest tile, so K = 2.5 · that WG_K units (or elements + 1) gives every thread two or three passes; on a
+  // software adapter a thread takes 8 or more units of any row. Both choices run here, on this adapter.
+  const widest = (rows: number) => (rows <= 2 ? GEMV_TILE_NK : rows <= 4 ? GEMV_TILE_NK_4ROWS : GEMV_TILE_NK_MANY_ROWS);
   const loopK = (rows: number, dtype: WeightDtype, aligned: boolean) => {
-    const { WG_K } = gemvDefaultTile('nk', rows);
+    const { WG_K } = widest(rows);
     return aligned ? 2.5 * WG_K * (dtype === 'f32' ? 4 : 8) : 2 * WG_K + 1;
   };
-  for (const rows of [1, 4, 16]) {
-    for (const dtype of ['f32', 'f16', 'bf16'] as const) {
-      for (const aligned of [true, false]) {
-        const K = loopK(rows, dtype, aligned);
-        it(`${rows} rows, K = ${K} (${aligned ? '16-byte units' : 'elements'}): ${gemvDefaultTile('nk', rows).WG_K} threads stride over K, ${dtype}`, () =>
-          check({ rows, K, N: 9, dtype, layout: 'nk', seed: 26 + rows }));
+  const denseTile = (software: boolean, rows: number, K: number, N: number, dtype: WeightDtype) =>
+    gemvDenseTile({ weightLayout: 'nk', rows: gemvBucket(rows), K, N, weightDtype: dtype, aligned: gemvAligned(K, N, dtype, 'nk'), software });
+  for (const software of [false, true]) {
+    const adapter = software ? 'software-adapter tile' : 'GPU tile';
+    for (const rows of [1, 4, 16]) {
+      for (const dtype of ['f32', 'f16', 'bf16'] as const) {
+        for (const aligned of [true, false]) {
+          const K = loopK(rows, dtype, aligned);
+          const tile = denseTile(software, rows, K, 9, dtype);
+          it(`${adapter}, ${rows} rows, K = ${K} (${aligned ? '16-byte units' : 'elements'}): ${tile.WG_K} threads stride over K, ${dtype}`, () =>
+            check({ rows, K, N: 9, dtype, layout: 'nk', tile, seed: 26 + rows }));
+        }
       }
     }
+    // The tile a short row gets (the demo model's: K 256 bf16, 32 units, N 4096), run on rows shorter than, as long
+    // as, and longer than its WG_K units, and on N with a ragged last block and fewer outputs than one block.
+    const demo = denseTile(software, 1, 256, 4096, 'bf16');
+    const blockN = demo.WG_N * demo.NT;
+    for (const units of [Math.max(1, demo.WG_K - 1), demo.WG_K, 2 * demo.WG_K + 1]) {
+      for (const N of [2 * blockN + 1, Math.max(1, blockN - 3)]) {
+        it(`${adapter} of a short row ${JSON.stringify(demo)}: K = ${8 * units} (${units} units), N = ${N}, bf16`, () =>
+          check({ rows: 1, K: 8 * units, N, dtype: 'bf16', layout: 'nk', tile: demo, seed: units + N }));
+      }
+    }
+    it(`${adapter} chosen for the demo model's shapes, 1 and 8 rows, accumulating`, async () => {
+      for (const [rows, K, N] of [[1, 256, 4096], [1, 256, 256], [8, 256, 4096], [8, 160, 256]]) {
+        await check({ rows, K, N, dtype: 'bf16', layout: 'nk', accumulate: true, alpha: 0.5, tile: denseTile(software, rows, K, N, 'bf16'), seed: rows + K });
+      }
+    });
   }
   it('a broken kernel fails the check (f32 16-byte loop: every other pass skipped)', () =>
     expectMutantFails(mutation('gemv', 'for (var u = tk; u < units; u += WG_K) {', 'for (var u = tk; u < units; u += 2u * WG_K) {'),
@@ -87,6 +111,14 @@ describe('gemv', () => {
   it('a broken kernel fails the check (accumulate ignores alpha)', () =>
     expectMutantFails(mutation('gemv', '+ params.alpha * v;', '+ v;'),
       (broken) => check({ rows: 1, K: 64, N: 9, dtype: 'f32', layout: 'nk', accumulate: true, alpha: 0.6, seed: 29 }, broken), /outside atol/));
+
+  it('a broken kernel fails the check (outputs of a several-column workgroup stored column-major)', () =>
+    expectMutantFails(mutation('gemv', 'store_y(r0 + i, n0 + t_n * E + j, sum);', 'store_y(r0 + i, n0 + j * WG_N + t_n, sum);'),
+      (broken) => check({ rows: 1, K: 256, N: 4096, dtype: 'bf16', layout: 'nk', tile: denseTile(false, 1, 256, 4096, 'bf16'), seed: 30 }, broken), /outside atol/));
+
+  it('a broken kernel fails the check (one row: the fourth output of a 4-output thread never summed)', () =>
+    expectMutantFails(mutation('gemv', 'if (NT > 3u) { a.w +=', 'if (NT > 4u) { a.w +='),
+      (broken) => check({ rows: 1, K: 256, N: 4096, dtype: 'bf16', layout: 'nk', tile: denseTile(true, 1, 256, 4096, 'bf16'), seed: 32 }, broken), /outside atol/));
 
   it('a broken kernel fails the check (drops the last partial sum)', async () => {
     await expectMutantFails(mutation('gemv', 'for (var t = 0u; t < WG_K; t++)', 'for (var t = 1u; t < WG_K; t++)'), (broken) => check({ rows: 2, K: 64, N: 9, dtype: 'f32', layout: 'nk', seed: 25 }, broken), /outside atol/);
@@ -117,14 +149,16 @@ describe('gemv', () => {
 
 // main_norm: the RMSNorm of x folded in. One row on the 1-row tile (WG_K threads): K past 4·WG_K runs the prologue's
 // loops over the row's 16-byte units more than once, K odd leaves a ragged last unit, N odd a ragged output block.
-async function checkNormed(c: { K: number; N: number; dtype: WeightDtype; seed: number }, gpu?: Gpu) {
+async function checkNormed(c: { K: number; N: number; dtype: WeightDtype; software?: boolean; seed: number }, gpu?: Gpu) {
   gpu ??= await testGpu();
   const { K, N, dtype } = c;
+  const aligned = gemvAligned(K, N, dtype, 'nk');
+  const tile = c.software === undefined ? undefined : gemvDenseTile({ weightLayout: 'nk', rows: 1, K, N, weightDtype: dtype, aligned, software: c.software });
   const x = randomF32(K, c.seed, 3);
   const w = packWeights(randomF32(N * K, c.seed + 1), dtype);
   const g = packWeights(randomF32(K, c.seed + 2, 1), dtype);
   const eps = 1e-5;
-  const kernel = new GemvKernel(gpu, { weightDtype: dtype, weightLayout: 'nk', rows: 1, aligned: gemvAligned(K, N, dtype, 'nk'), normK: K });
+  const kernel = new GemvKernel(gpu, { weightDtype: dtype, weightLayout: 'nk', rows: 1, aligned, normK: K, N, tile });
   const y = poisonedBuffer(gpu, 'test.y', N);
   const b = kernel.bind('test.gemvNorm', uploadBuffer(gpu, 'test.x', x), uploadBuffer(gpu, 'test.w', w.words), y, uploadBuffer(gpu, 'test.g', g.words));
   kernel.setShape(b, { rows: 1, N, K, eps });
@@ -134,9 +168,13 @@ async function checkNormed(c: { K: number; N: number; dtype: WeightDtype; seed: 
 }
 
 describe('gemv with the RMSNorm of x folded in (main_norm)', () => {
-  const { WG_K } = gemvDefaultTile('nk', 1);
-  for (const [K, dtype] of [[10 * WG_K, 'f32'], [20 * WG_K, 'bf16'], [2 * WG_K + 1, 'f16'], [7, 'f32'], [264, 'bf16']] as [number, WeightDtype][]) {
-    it(`K = ${K}, N = 9, ${dtype}`, () => checkNormed({ K, N: 9, dtype, seed: K }));
+  const { WG_K } = GEMV_TILE_NK;
+  for (const software of [false, true]) {
+    for (const [K, dtype] of [[10 * WG_K, 'f32'], [20 * WG_K, 'bf16'], [2 * WG_K + 1, 'f16'], [7, 'f32'], [264, 'bf16']] as [number, WeightDtype][]) {
+      it(`${software ? 'software-adapter' : 'GPU'} tile, K = ${K}, N = 9, ${dtype}`, () => checkNormed({ K, N: 9, dtype, software, seed: K }));
+    }
+    it(`${software ? 'software-adapter' : 'GPU'} tile of the demo model's q/k/v projection: K 256, N 512, bf16`, () =>
+      checkNormed({ K: 256, N: 512, dtype: 'bf16', software, seed: 31 }));
   }
   it('refuses what it cannot do: several rows, a row too long for workgroup memory', async () => {
     const gpu = await testGpu();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { expectMutantFails, mutation } from '../support/mutant';
 import { uploadBuffer, readU32 } from '../../src/engine/kernels/common';
-import { expectClose, expectExact, readF32, testGpu } from '../support/gpu';
+import { expectClose, expectExact, hardwareTilesGpu, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
 import {
   OUT_TOL, applyPolicy, buildProblem, checkStep, checkStepStats, policyWith, refStep, runStep, type Family, type Problem,
@@ -41,16 +41,20 @@ describe('the residual add fused into the combine (out += scale · output)', () 
 
 describe('the input RMSNorm folded into the router (it writes the normalised rows the experts read)', () => {
   // Aligned (H = 32, 16-byte loads) and element-wise (H = 33) logits; with the residual add fused, x is the residual
-  // stream and the output as in the decoder. The router's 256 threads stride over H = 600 in three passes.
+  // stream and the output as in the decoder. The router's 256 threads (64 on a software adapter) stride over H = 600
+  // in three passes (ten).
   for (const [family, T, H, dtype, mode, residual] of [
     ['mixtral', 1, 32, 'bf16', 'auto', true], ['qwen2_moe', 6, 33, 'f32', 'gemv', false], ['deepseek_v3', 9, 600, 'f16', 'auto', true],
     ['gpt_oss', 5, 40, 'f32', 'gemv', true],
   ] as [Family, number, number, WeightDtype, ExpertVariant | 'auto', boolean][]) {
-    it(`${family} T=${T} H=${H} ${dtype}${residual ? ', residual fused' : ''}`, async () => {
-      const gpu = await testGpu();
-      const p = buildProblem(gpu, { family, H, I: 20, E: 16, k: 3, dtype, seed: 60 + T }, { expertMode: mode, inputNorm: true, ...(residual ? { residualScale: 0.6 } : {}) });
-      await checkStep(gpu, p, T, policyWith(p.config, {}), 300 + T, 2);
-    });
+    // The router's workgroup: 8 rows of routerLanes() threads, 32 on a GPU, 8 on a software adapter: both run.
+    for (const hardware of [false, true]) {
+      it(`${family} T=${T} H=${H} ${dtype}${residual ? ', residual fused' : ''}${hardware ? ', GPU router lanes' : ''}`, async () => {
+        const gpu = hardware ? await hardwareTilesGpu() : await testGpu();
+        const p = buildProblem(gpu, { family, H, I: 20, E: 16, k: 3, dtype, seed: 60 + T }, { expertMode: mode, inputNorm: true, ...(residual ? { residualScale: 0.6 } : {}) });
+        await checkStep(gpu, p, T, policyWith(p.config, {}), 300 + T, 2);
+      });
+    }
   }
 });
 
@@ -336,6 +340,11 @@ describe('the checks can fail', () => {
     expectMutantFails(mutation('moe_router', 'return v * inv_rms[i] * norm_weight(h);', 'return v * inv_rms[i];'), async (gpu) => {
       const p = buildProblem(gpu, { ...MIXTRAL, H: 15 }, { inputNorm: true });
       await checkStep(gpu, p, 3, policyWith(p.config, {}), 1);
+    }, /normed|output|chosen/));
+  it('a folded router norm that sums squares for all but the last of a workgroup\'s tokens fails', () =>
+    expectMutantFails(mutation('moe_router', 'for (var i = 0u; i < ntok; i++) {\n    var ss = 0.0;', 'for (var i = 0u; i + 1u < ntok; i++) {\n    var ss = 0.0;'), async (gpu) => {
+      const p = buildProblem(gpu, { ...MIXTRAL, H: 32 }, { inputNorm: true });
+      await checkStep(gpu, p, 6, policyWith(p.config, {}), 1);
     }, /normed|output|chosen/));
   it('a scatter that keeps one token too many per expert fails the capacity check', () =>
     expectMutantFails(mutation('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])'),

@@ -165,8 +165,11 @@ describe('sampling: temperature and top-p', () => {
   it('a broken kernel fails the check: every tie at the threshold kept', async () => {
     await expectMutantFails(mutation('sampling', 'if (n_ties > rank0) {', 'if (true) {'), (broken) => checkSweep(tiedLogits(), 1, 0.5, 60, broken), /differ/);
   });
-  it('a 64-thread workgroup agrees (V=5000, T=0.7, top-p 0.9)', () =>
-    checkSampled(randomF32(5000, 5017, 2), 0.7, 0.9, 4, 3, undefined, 64));
+  // The other tests run the adapter's default: 64 threads on a software adapter (SwiftShader), the device's largest elsewhere.
+  it('a 64-thread workgroup and the device-limit one agree (V=5000, T=0.7, top-p 0.9)', async () => {
+    const gpu = await testGpu();
+    for (const wg of [64, samplingWorkgroup(gpu.limits)]) await checkSampled(randomF32(5000, 5017, 2), 0.7, 0.9, 4, 3, gpu, wg);
+  });
   it('the workgroup follows the device limits', () => {
     const limits = { maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024, maxComputeWorkgroupStorageSize: 49152 };
     expect(samplingWorkgroup(limits as GPUSupportedLimits)).toBe(1024);

@@ -37,6 +37,15 @@ export async function cappedGridGpu(base?: Gpu, cap = CAPPED_GRID): Promise<Gpu>
   return Object.create(gpu, { limits: { get: () => limits } }) as Gpu;
 }
 
+/**
+ * `base` (default: the test device) seen as a hardware adapter (GpuAdapterSummary.software false): kernels that choose
+ * other tiles for software adapters (SwiftShader, which runs these tests) pick their GPU tiles on it.
+ */
+export async function hardwareTilesGpu(base?: Gpu): Promise<Gpu> {
+  const gpu = base ?? (await testGpu());
+  return Object.create(gpu, { adapter: { value: { ...gpu.adapter, software: false } } }) as Gpu;
+}
+
 /** Elements for a grid-stride kernel of `workgroup` threads on cappedGridGpu: every thread 2 or 3 of them. */
 export const cappedGridCount = (workgroup: number, cap = CAPPED_GRID) => Math.floor(2.5 * cap * workgroup) + 1;
 

@@ -1,6 +1,6 @@
 // Skinny matmul for 1–16 rows (shaders/gemv.wgsl; block-quantised W: shaders/gemv_quant.wgsl): y[rows, N] (+)= x[rows, K] · Wᵀ (W [N, K]) or x · W (W [K, N]).
 import type { Gpu } from '../gpu';
-import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat } from '../../model/dtypes';
+import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat, type WeightDtype } from '../../model/dtypes';
 import { type UniformArena, Uniforms, bindGroup, ceilDiv, kernelLayout, type KernelLayout, type UniformLayout } from './common';
 import { blockGrid } from './dispatch';
 import { matmulAligned, type WeightLayout } from './matmul';
@@ -23,13 +23,20 @@ export interface GemvTile {
 }
 
 /**
- * Default tiles, chosen on the H100 sweep (docs/benchmarks.md). W [N, K]: for 1–2 rows a whole 256-thread workgroup
- * splits K for 2 outputs; with more rows each thread keeps 4 outputs so that every x value it loads serves 4 weights.
+ * The widest tiles, chosen on the H100 sweep (docs/benchmarks.md) for rows of thousands of elements. W [N, K]: for
+ * 1–2 rows a whole 256-thread workgroup splits K for 2 outputs; with more rows each thread keeps 4 outputs so that
+ * every x value it loads serves 4 weights. gemvDenseTile narrows WG_K to shorter rows.
  */
 export const GEMV_TILE_NK: GemvTile = { WG_K: 256, WG_N: 1, NT: 2 };
 export const GEMV_TILE_NK_4ROWS: GemvTile = { WG_K: 64, WG_N: 2, NT: 4 };
 export const GEMV_TILE_NK_MANY_ROWS: GemvTile = { WG_K: 16, WG_N: 8, NT: 4 };
 export const GEMV_TILE_KN: GemvTile = { WG_K: 16, WG_N: 16, NT: 4 };
+/**
+ * A CPU adapter (SwiftShader) pays ~0.75 µs per launched invocation whatever it does, so there a thread takes at least
+ * SOFTWARE_UNITS_PER_THREAD of its row's units, 4 outputs, in 64-thread workgroups. On the demo's LM head (N 4096,
+ * K 256 bf16) that is 4096 threads instead of 524,288: 12 ms instead of 585 ms on SwiftShader (docs/reliability.md).
+ */
+export const GEMV_SOFTWARE = { threads: 64, NT: 4, unitsPerThread: 8 } as const;
 /**
  * Block-quantised W (shaders/gemv_quant.wgsl): a thread's unit is 64 elements of a row (lib/quant_unit). WG_K threads
  * share a row: the next power of two ≥ its units, at most 32 (K = 4096: 64 units, 2 per thread; expert-sized K = 768:
@@ -42,9 +49,39 @@ export function gemvQuantTile(rows: number, K: number): GemvTile {
   return { WG_K, WG_N: Math.max(1, 64 / WG_K), NT: rows <= 2 ? 4 : rows <= 8 ? 2 : 1 };
 }
 
-export function gemvDefaultTile(layout: WeightLayout, rows: number): GemvTile {
-  if (layout === 'kn') return GEMV_TILE_KN;
-  return rows <= 2 ? GEMV_TILE_NK : rows <= 4 ? GEMV_TILE_NK_4ROWS : GEMV_TILE_NK_MANY_ROWS;
+/** What a dense GEMV's tile is chosen from. */
+export interface GemvTileProblem {
+  weightLayout: WeightLayout;
+  /** Row count compiled in (one of GEMV_ROW_BUCKETS). */
+  rows: number;
+  K: number;
+  /** Output columns; absent: as many as a workgroup can take. */
+  N?: number;
+  weightDtype: WeightDtype;
+  /** The 16-byte path (gemvAligned): a thread's unit is 16 bytes of a W row, otherwise one element. */
+  aligned: boolean;
+  /** The adapter is a CPU (GpuAdapterSummary.software). */
+  software: boolean;
+}
+
+const pow2AtLeast = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/**
+ * The tile for a dense W, from its shape. W [N, K]: WG_K threads share a row, the next power of two ≥ the row's units
+ * (16-byte units on the aligned path, elements otherwise), at most the row bucket's widest tile's WG_K, so no thread
+ * idles for lack of K; the workgroup's other threads spread over outputs (WG_N), no more of them than N needs. A
+ * software adapter: GEMV_SOFTWARE. W [K, N]: GEMV_TILE_KN.
+ */
+export function gemvDenseTile(p: GemvTileProblem): GemvTile {
+  if (p.weightLayout === 'kn') return GEMV_TILE_KN;
+  const units = p.aligned ? Math.ceil(p.K / (p.weightDtype === 'f32' ? 4 : 8)) : p.K;
+  const widest = p.rows <= 2 ? GEMV_TILE_NK : p.rows <= 4 ? GEMV_TILE_NK_4ROWS : GEMV_TILE_NK_MANY_ROWS;
+  const s = GEMV_SOFTWARE;
+  const { threads, NT, WG_K } = p.software
+    ? { threads: s.threads, NT: s.NT, WG_K: Math.min(s.threads, pow2AtLeast(Math.ceil(units / s.unitsPerThread))) }
+    : { threads: widest.WG_K * widest.WG_N, NT: widest.NT, WG_K: Math.min(widest.WG_K, pow2AtLeast(units)) };
+  const WG_N = Math.min(threads / WG_K, p.N === undefined ? Infinity : pow2AtLeast(Math.ceil(p.N / NT)));
+  return { WG_K, WG_N, NT };
 }
 
 export interface GemvOptions {
@@ -62,8 +99,10 @@ export interface GemvOptions {
    * workgroup memory). One row, W [N, K] in a dense dtype, the norm weight [K] in the same dtype.
    */
   normK?: number;
-  /** Block-quantised W: the K it will run (sets the default tile); 4096 when absent. */
+  /** The K it will run (sets the default tile, with N); 4096 when absent. */
   K?: number;
+  /** The N it will run (the default tile takes no more outputs per workgroup than N); unbounded when absent. */
+  N?: number;
 }
 
 export const gemvAligned = matmulAligned;
@@ -95,7 +134,7 @@ export class GemvKernel {
     const nk = options.weightLayout === 'nk';
     const quant = isQuantFormat(options.weightDtype);
     if (quant && !nk) throw new Error(`gemv: ${options.weightDtype} weights must be stored [N, K]`);
-    this.tile = options.tile ?? (quant ? gemvQuantTile(options.rows, options.K ?? 4096) : gemvDefaultTile(options.weightLayout, options.rows));
+    this.tile = options.tile ?? (quant ? gemvQuantTile(options.rows, options.K ?? 4096) : gemvDenseTile(tileProblem(gpu, options)));
     const outputsPerThread = nk ? this.tile.NT : 4;
     this.blockN = this.tile.WG_N * outputsPerThread;
     checkTile(gpu, this.tile, options.rows, outputsPerThread, quant);
@@ -162,11 +201,18 @@ function checkTile(gpu: Gpu, t: GemvTile, rows: number, outputsPerThread: number
   if (problems.length) throw new Error(`gemv tile ${JSON.stringify(t)} (rows ${rows}): ${problems.join('; ')}`);
 }
 
-type NormOptions = Pick<GemvOptions, 'weightDtype' | 'weightLayout' | 'rows'> & { normK: number };
+/** The default dense tile's problem: the K and N the kernel will run (K: normK with a folded norm, else 4096 if absent). */
+function tileProblem(gpu: Gpu, o: GemvOptions): GemvTileProblem {
+  const K = o.normK ?? o.K ?? 4096;
+  return { ...o, K, weightDtype: o.weightDtype as WeightDtype, software: gpu.adapter.software };
+}
+
+type NormOptions = Pick<GemvOptions, 'weightDtype' | 'weightLayout' | 'rows' | 'N'> & { normK: number };
 
 /** Whether the RMSNorm prologue (options.normK) fits: one row, dense W [N, K], a power-of-two workgroup, memory. */
-export function gemvNormFits(gpu: Gpu, o: NormOptions, tile = gemvDefaultTile(o.weightLayout, o.rows)): boolean {
-  return normProblems(gpu, o, tile).length === 0;
+export function gemvNormFits(gpu: Gpu, o: NormOptions, tile?: GemvTile): boolean {
+  const aligned = gemvAligned(o.normK, o.N ?? 0, o.weightDtype, o.weightLayout);
+  return normProblems(gpu, o, tile ?? (isQuantFormat(o.weightDtype) ? GEMV_TILE_NK : gemvDenseTile(tileProblem(gpu, { ...o, aligned })))).length === 0;
 }
 
 function normProblems(gpu: Gpu, o: NormOptions, tile: GemvTile): string[] {

@@ -74,7 +74,7 @@ export class LinearKernel {
     const gemv = new Map<number, GemvKernel>();
     const topBucket = gemvBucket(Math.min(s.maxRows, GEMV_MAX_ROWS));
     for (const rows of GEMV_ROW_BUCKETS.filter((r) => r <= topBucket)) {
-      gemv.set(rows, new GemvKernel(this.gpu, { ...common, rows, K: s.K }));
+      gemv.set(rows, new GemvKernel(this.gpu, { ...common, rows, K: s.K, N: s.N }));
     }
     const configs = s.maxRows > GEMV_MAX_ROWS ? [MATMUL_LARGE, MATMUL_MID] : [];
     const matmul = configs.map((c) => new MatmulKernel(this.gpu, { ...common, ...c }));

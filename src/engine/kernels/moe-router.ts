@@ -7,8 +7,17 @@ import { alignedRows } from './moe-expert';
 
 /** Tokens per workgroup (const RT in the shader). */
 export const ROUTER_TOKENS_PER_WORKGROUP = 4;
-/** Threads per expert row (const LANES): they stride over H in 16-byte units, two per iteration. */
+/**
+ * Threads per expert row (override LANES; the workgroup is 8 rows of them): they stride over H in 16-byte units, two
+ * per iteration. 32, or 8 on a software adapter (64-thread workgroups: SwiftShader pays per invocation at each of the
+ * kernel's barriers: the demo's six routers 6.7 → 2.6 ms a decode step on SwiftShader).
+ */
 export const ROUTER_LANES = 32;
+export const ROUTER_LANES_SOFTWARE = 8;
+
+export function routerLanes(gpu: Gpu): number {
+  return gpu.adapter.software ? ROUTER_LANES_SOFTWARE : ROUTER_LANES;
+}
 
 export interface MoeRouterBuffers {
   /** LayerParams uniform (src/engine/kernels/moe-layout.ts). */
@@ -48,7 +57,7 @@ export class MoeRouterKernel {
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw', 'read', 'rw']);
     this.noNorm = norm ? null : { weight: storageBuffer(gpu, 'MoeRouterKernel.noNormWeight', 16), normed: storageBuffer(gpu, 'MoeRouterKernel.noNormed', 16) };
-    const constants = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype], ALIGNED: alignedRows(hidden, weightDtype) ? 1 : 0, NORM: norm ? 1 : 0 };
+    const constants = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype], ALIGNED: alignedRows(hidden, weightDtype) ? 1 : 0, NORM: norm ? 1 : 0, LANES: routerLanes(gpu) };
     this.pipeline = gpu.pipeline('moe_router', 'main', constants, this.layout.pipelineLayout, this.layout.key);
   }
 

@@ -438,7 +438,7 @@ export class Decoder {
   private normedGemv(label: string, W: GPUBuffer, format: TensorFormat, normWeight: GPUBuffer, y: GPUBuffer, N: number): FusedProjection['qkvNormed'] {
     const c = this.config;
     const H = c.hiddenSize;
-    const o = { weightDtype: format, weightLayout: 'nk', rows: 1, normK: H } as const;
+    const o = { weightDtype: format, weightLayout: 'nk', rows: 1, normK: H, N } as const;
     if (format !== c.weightDtype || !gemvNormFits(this.gpu, o)) return null;
     const kernel = new GemvKernel(this.gpu, { ...o, aligned: gemvAligned(H, N, format, 'nk') }, this.uniforms);
     const binding = kernel.bind(label, this.act.x, W, y, normWeight);

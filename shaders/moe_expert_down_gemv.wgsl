@@ -1,10 +1,11 @@
 // Grouped expert matmul for few rows per expert (decode): the down half of SwiGLU,
 //   y[r, n] = h[r]·Wd[e, n] (+ bias[e, n], gpt-oss),  n < H,   down[e] = [H, I]
-// for plan tiles of at most R rows, on the dense GEMV's footing (lib/gemv_core): a workgroup of WG_K × WG_N threads
-// owns BLOCK_N = WG_N·NT output columns of one tile's expert; thread (tk, tn) owns columns n0 + c (c < NT), one weight
-// row each, and strides over I in units (16 bytes of f32/f16/bf16 with ALIGNED: I % 4 == 0, % 8 for 16-bit weights;
-// 64 elements of block-quantised weights, I a whole number of blocks; single elements otherwise), all NT rows' unit
-// at once; row accumulators in registers, only for the tile's rows; the WG_K partials meet in shared memory.
+// for plan tiles of at most R rows (R compiled in: 1, 2, 4 or 8, as in moe_expert_up_gemv), on the dense GEMV's
+// footing (lib/gemv_core): a workgroup of WG_K × WG_N threads owns BLOCK_N = WG_N·NT output columns of one tile's
+// expert; thread (tk, tn) owns columns n0 + c (c < NT), one weight row each, and strides over I in units (16 bytes of
+// f32/f16/bf16 with ALIGNED: I % 4 == 0, % 8 for 16-bit weights; 64 elements of block-quantised weights, I a whole
+// number of blocks; single elements otherwise), all NT rows' unit at once; row accumulators in registers, only for
+// the tile's rows; the WG_K partials meet in shared memory.
 // Grid: x = ceil(H / BLOCK_N), y = plan tiles (extra tiles and other bindings' experts return at once).
 // h and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
 // #include "lib/gemv_core"
@@ -21,14 +22,12 @@ override ALIGNED: bool = true;
 override WG_K: u32 = 32u;  // threads splitting a weight row
 override WG_N: u32 = 2u;   // thread groups along the output columns
 override NT: u32 = 4u;     // output columns per thread (≤ 8)
-const R: u32 = 8u;         // rows per plan tile
+override R: u32 = 8u;      // rows per plan tile (1, 2, 4 or 8)
 
 override XR: u32 = R;
 override NW: u32 = NT;
 override WG_SIZE: u32 = WG_K * WG_N;
 override BLOCK_N: u32 = WG_N * NT;
-
-var<workgroup> tile_info: vec4<u32>; // plan_tile with the tile's row count (≤ R) in z
 
 var<private> hrow: u32;  // element offset of the tile's first h row
 var<private> nrows: u32;
@@ -44,20 +43,20 @@ fn x_one(r: u32, k: u32) -> f32 {
 }
 
 fn x_live(r: u32) -> bool {
-  return r < nrows;
+  return R == 1u || r < nrows; // a tile has at least one row
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // Every thread reads its tile from the plan (broadcast reads, no barrier); one-row tiles skip the row count.
   let tile = wg.y;
-  if (li == 0u) {
-    var info = plan_tile(tile);
-    info.z = min(R, info.z - info.y);
-    tile_info = info;
-  }
-  let info = workgroupUniformLoad(&tile_info);
+  let info = plan_tile_head(tile);
   if (!tile_in_binding(tile, info)) { return; }
-  nrows = info.z;
+  if (R == 1u) {
+    nrows = 1u;
+  } else {
+    nrows = min(R, plan[P.off_offsets + info.x] + plan[P.off_kept + info.x] - info.y);
+  }
   let K = P.k;
   kdim = K;
   let N = P.n;

@@ -1,12 +1,13 @@
 // Grouped expert matmul for few rows per expert (decode): the gate/up half of SwiGLU,
 //   h[r, j] = silu(x[t]·Wg[e, j]) · (x[t]·Wu[e, j]),  j < I,   gate_up[e] = [2I, H] (rows 0..I-1 gate, I..2I-1 up)
 // (gpt-oss: biases added to both products and the clamped activation of lib/moe_expert_params' gated_act)
-// for plan tiles of at most R rows. Bound by reading the weights once, so it runs on the dense GEMV's footing
-// (lib/gemv_core): a workgroup of WG_K × WG_N threads owns BLOCK_N = WG_N·NT output columns of one tile's expert;
-// thread (tk, tn) owns columns j0 + c (c < NT) — 2·NT weight rows, gate and up of each — and strides over H in units
-// (16 bytes of f32/f16/bf16 with ALIGNED: H % 4 == 0, % 8 for 16-bit weights; 64 elements of block-quantised weights,
-// H a whole number of blocks; single elements otherwise), all 2·NT rows' unit at once. Row accumulators stay in
-// registers, only for the tile's rows; the WG_K partials of each sum meet in shared memory.
+// for plan tiles of at most R rows (R compiled in: 1, 2, 4 or 8, the smallest ≥ the step's tokens, so a decode step
+// carries one row per tile and no code for others). Bound by reading the weights once, so it runs on the dense
+// GEMV's footing (lib/gemv_core): a workgroup of WG_K × WG_N threads owns BLOCK_N = WG_N·NT output columns of one
+// tile's expert; thread (tk, tn) owns columns j0 + c (c < NT) — 2·NT weight rows, gate and up of each — and strides
+// over H in units (16 bytes of f32/f16/bf16 with ALIGNED: H % 4 == 0, % 8 for 16-bit weights; 64 elements of
+// block-quantised weights, H a whole number of blocks; single elements otherwise), all 2·NT rows' unit at once. Row
+// accumulators stay in registers, only for the tile's rows; the WG_K partials of each sum meet in shared memory.
 // Grid: x = ceil(I / BLOCK_N) column blocks, y = plan tiles (those past the tile count, or of experts in another
 // weight binding, return at once). x and the weights are viewed as vec4 arrays: allocate them rounded up to 16 bytes.
 // #include "lib/gemv_core"
@@ -23,17 +24,15 @@ override ALIGNED: bool = true;
 override WG_K: u32 = 32u;  // threads splitting a weight row
 override WG_N: u32 = 2u;   // thread groups along the output columns
 override NT: u32 = 2u;     // output columns per thread (≤ 4)
-const R: u32 = 8u;         // rows per plan tile (the host sets the plan's tile_m to this)
+override R: u32 = 8u;      // rows per plan tile, ≤ R_MAX (the host sets the plan's tile_m to this)
+const R_MAX: u32 = 8u;
 
 override XR: u32 = R;
 override NW: u32 = 2u * NT; // weight rows per thread: gate row of column c at 2c, up row at 2c + 1
 override WG_SIZE: u32 = WG_K * WG_N;
 override BLOCK_N: u32 = WG_N * NT;
 
-var<workgroup> tile_info: vec4<u32>;      // plan_tile with the tile's row count (≤ R) in z
-var<workgroup> row_token: array<u32, 8>;
-
-var<private> tok: array<u32, 8>; // x element offset of each row's token
+var<private> tok: array<u32, R_MAX>; // x element offset of each row's token
 var<private> nrows: u32;
 
 fn x_quad(r: u32, i: u32) -> vec4<f32> {
@@ -46,31 +45,27 @@ fn x_one(r: u32, k: u32) -> f32 {
 }
 
 fn x_live(r: u32) -> bool {
-  return r < nrows;
+  return R == 1u || r < nrows; // a tile has at least one row
 }
 
 @compute @workgroup_size(WG_SIZE)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // Every thread reads its tile from the plan (the same words for all: broadcast reads, no barrier); one-row tiles
+  // skip the row count.
   let tile = wg.y;
-  if (li == 0u) {
-    var info = plan_tile(tile);
-    if (tile < info.w) {
-      info.z = min(R, info.z - info.y);
-      for (var r = 0u; r < R; r++) {
-        row_token[r] = select(0u, plan[P.off_row_key + info.y + r] / 8u, r < info.z);
-      }
-    }
-    tile_info = info;
-  }
-  let info = workgroupUniformLoad(&tile_info);
+  let info = plan_tile_head(tile);
   if (!tile_in_binding(tile, info)) { return; }
-  nrows = info.z;
+  if (R == 1u) {
+    nrows = 1u;
+  } else {
+    nrows = min(R, plan[P.off_offsets + info.x] + plan[P.off_kept + info.x] - info.y);
+  }
   let K = P.k;
   let I = P.n;
   let tk = li % WG_K;
   let tn = li / WG_K;
   let j0 = wg.x * BLOCK_N + tn * NT;
-  for (var r = 0u; r < R; r++) { tok[r] = row_token[r] * K; }
+  for (var r = 0u; r < R; r++) { tok[r] = plan[P.off_row_key + info.y + min(r, nrows - 1u)] / 8u * K; }
 
   // Weight rows of this thread's columns (clamped into the expert; extra columns are not stored): byte offsets for
   // block-quantised weights, element offsets otherwise.

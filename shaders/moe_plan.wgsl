@@ -15,6 +15,8 @@
 //   3. statistics for layer l, summed in a fixed order (deterministic): counts += kept, stepCounts = kept,
 //      dropped/rerouted, probMass += Σ_t p[t, e], gateSum += Σ gate weights of e's kept assignments,
 //      zLossSum += Σ_t lse².
+// STATS = false compiles step 3's probMass/gateSum/zLossSum sums out (bench-model's cost-of-the-record measurement;
+// the count statistics of lib/moe_plan_common stay).
 // One workgroup of PLAN_WG = 256 threads (experts ≤ 256 ≤ PLAN_WG): one dispatch, for decode and short steps.
 // Longer steps (T > PLAN_SPLIT_TOKENS, src/engine/kernels/moe-plan.ts) use the two-pass plan instead:
 // moe_plan_partials (one workgroup per 128 tokens) then moe_plan_finish, because here the statistics loops walk
@@ -36,6 +38,7 @@
 @group(0) @binding(10) var<storage, read_write> z_loss_sum: array<f32>; // [layers]
 
 override PLAN_WG: u32 = 256u;
+override STATS: bool = true;
 
 var<workgroup> facc: array<f32, PLAN_WG>;
 var<workgroup> facc2: array<f32, PLAN_WG>;
@@ -68,6 +71,7 @@ fn main(@builtin(local_invocation_index) li: u32) {
   let count_kept = plan_capacity_and_tiles(li, E, words);
   let count = count_kept.x;
   let kept = count_kept.y;
+  if (!STATS) { return; }
   let se = P.layer * E;
   // probMass, gateSum (and zLossSum in expert 0's threads): G threads per expert sum a strided share of the
   // tokens, then thread e adds the shares in order.

@@ -29,7 +29,14 @@ fn plan_tile(tile: u32) -> vec4<u32> {
   return vec4<u32>(e, plan[P.off_tile_row + tile], plan[P.off_offsets + e] + plan[P.off_kept + e], n_tiles);
 }
 
-// Whether tile `tile` (described by plan_tile) exists and its expert lives in this weight binding.
+// plan_tile's expert (x), first row (y) and tile count (w) without the row end (z = 0), read side by side: the expert
+// and row are read whether the tile exists or not (the grid stays inside the plan's tile capacity), so no read waits
+// on another and a weight read waits on one. For kernels where every thread reads its own tile (the gemv kernels).
+fn plan_tile_head(tile: u32) -> vec4<u32> {
+  return vec4<u32>(plan[P.off_tile_expert + tile], plan[P.off_tile_row + tile], 0u, plan[P.off_header]);
+}
+
+// Whether tile `tile` (described by plan_tile or plan_tile_head) exists and its expert lives in this weight binding.
 fn tile_in_binding(tile: u32, info: vec4<u32>) -> bool {
   return tile < info.w && info.x >= P.first_expert && info.x < P.first_expert + P.num_experts;
 }

@@ -1,7 +1,8 @@
 // Whole-model benchmark: load time, prefill and decode of a model folder on this GPU, with the floors beside them.
 //
 //   npx tsx src/cli/bench-model.ts --model DIR [--prompt-tokens 512] [--decode-tokens 64] [--trials 5]
-//                                  [--memory 40GB] [--profile] [--out FILE] [--torch FILE] [--markdown FILE]
+//                                  [--memory 40GB] [--profile module|dispatch] [--record-cost] [--out FILE]
+//                                  [--torch FILE] [--markdown FILE]
 //
 // Token ids are synthetic and the same in tools/bench_model_torch.py: id_i = (7919·i + 13) mod min(vocab, 32768),
 // so both sides run identical inputs without a tokenizer. Trials are interleaved (prefill, decode, prefill, …) and
@@ -13,16 +14,30 @@
 // every token pays) and `generateMany()` (ids stay on the GPU, read once: the engine's own speed).
 // With --torch (written by tools/bench_model_torch.py on the same machine) it prints ratios and checks that the
 // greedy ids agree.
+//
+// Also measured: the CPU time of recording and submitting one decode step (src/bench/recording.ts; median, min and
+// max over RECORDING_STEPS steps after a warm-up, the queue drained before each). --record-cost loads the model a
+// second time with the routing record off (DecoderOptions.routingRecord: no ring rows, no probability and gate sums)
+// and times generateMany() on both, interleaved, so the record's share of a decode step is measured. --profile
+// module times one pass per module of a decode step; --profile dispatch one pass per dispatch, ranked
+// (src/engine/dispatch-profiler.ts).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { releaseNodeGpu, requestNodeGpu } from '../engine/node/device-node';
-import { loadModel } from '../loading/load-model';
+import { loadModel, type LoadOptions } from '../loading/load-model';
+import type { Gpu } from '../engine/gpu';
 import type { Session } from '../engine/model/session';
 import { nodeFolder } from '../io/node-source';
 import { countParameters, type MoeConfig } from '../model/config';
 import { median } from '../bench/timing';
 import { parseBytes } from './args';
 import { roundUpGB } from '../io/memory';
+import { recordingMillis } from '../bench/recording';
+import { timingsByKernel, type DispatchTiming } from '../engine/dispatch-profiler';
+
+/** Decode steps timed for the recording CPU time (after RECORDING_WARMUP untimed ones). */
+const RECORDING_STEPS = 60;
+const RECORDING_WARMUP = 10;
 
 export const syntheticIds = (n: number, vocab: number): number[] =>
   Array.from({ length: n }, (_, i) => (7919 * i + 13) % Math.min(vocab, 32768));
@@ -109,33 +124,71 @@ export interface ModelBenchResult {
   decodeAheadMs: Stat;
   greedyIds: number[];
   floors: { decodeWeightBytes: number; prefillFlops: number };
-  /** With --profile: GPU µs per decode step by module (one compute pass per module), summed over layers. */
+  /** CPU ms to record and submit one decode step (encoder, encodeStep, finish, submit), the queue drained before each. */
+  recordingMs: Stat;
+  /** With --record-cost: generateMany() ms per token with the routing record on and off, interleaved trials. */
+  recordCost?: { onMs: Stat; offMs: Stat };
+  /** With --profile module: GPU µs per decode step by module (one compute pass per module), summed over layers. */
   decodeProfile?: { module: string; micros: number }[];
+  /** With --profile dispatch: every dispatch of a decode step, its own timed pass each, in step order. */
+  decodeDispatches?: DispatchTiming[];
 }
 
-/** One pass per module timed over `n` decode tokens; layers summed by module kind (attention, moe, mlp, …). */
-async function profileDecode(model: string, prompt: number[], n: number, memoryBytes?: number): Promise<{ module: string; micros: number }[]> {
+export type ProfileMode = 'module' | 'dispatch';
+
+/**
+ * `n` decode tokens timed with timestamp queries after a prefill of `prompt`: one pass per module (layers summed by
+ * module kind: attention, moe, mlp, …) or one pass per dispatch.
+ */
+async function profileDecode(
+  model: string, prompt: number[], n: number, mode: ProfileMode, memoryBytes?: number,
+): Promise<Pick<ModelBenchResult, 'decodeProfile' | 'decodeDispatches'>> {
   const gpu = await requestNodeGpu('bench-model.profile');
   const session = await loadModel(gpu, await nodeFolder(model), {
     contextLength: prompt.length + n + 1,
     maxTokensPerStep: Math.min(prompt.length, 512),
     memory: memoryBytes === undefined ? undefined : { bytes: memoryBytes, origin: 'set with --memory' },
-    profile: true,
+    profile: mode === 'dispatch' ? 'dispatch' : true,
   });
-  await session.feed(prompt);
-  await settle(session);
-  session.profiler?.reset();
-  for (let i = 0; i < n; i++) await session.generate();
-  await settle(session);
-  await session.profiler?.collect();
-  const byModule = new Map<string, number>();
-  for (const t of session.timings()) {
-    const module = t.name.replace(/^Layer\d+\./, '');
-    byModule.set(module, (byModule.get(module) ?? 0) + t.micros);
+  try {
+    await session.feed(prompt);
+    await settle(session);
+    session.profiler?.reset();
+    session.dispatchProfiler?.reset();
+    for (let i = 0; i < n; i++) await session.generate();
+    await settle(session);
+    if (gpu.recentErrors.length) throw new Error(`the GPU reported an error while profiling: ${gpu.recentErrors[0].message}`);
+    if (mode === 'dispatch') return { decodeDispatches: session.dispatchTimings() };
+    const byModule = new Map<string, number>();
+    for (const t of session.timings()) {
+      const module = t.name.replace(/^Layer\d+\./, '');
+      byModule.set(module, (byModule.get(module) ?? 0) + t.micros);
+    }
+    return { decodeProfile: [...byModule].map(([module, micros]) => ({ module, micros })) };
+  } finally {
+    session.destroy();
+    releaseNodeGpu(gpu);
   }
-  session.destroy();
-  releaseNodeGpu(gpu);
-  return [...byModule].map(([module, micros]) => ({ module, micros }));
+}
+
+/** Loads `model` again with the routing record off and times generateMany() on both sessions, trials interleaved. */
+async function recordCost(
+  gpu: Gpu, on: Session, model: string, load: LoadOptions, prompt: number[], n: number, trials: number,
+): Promise<{ onMs: Stat; offMs: Stat }> {
+  const off = await loadModel(gpu, await nodeFolder(model), { ...load, routingRecord: false });
+  try {
+    const onMs: number[] = [], offMs: number[] = [];
+    for (let t = 0; t < trials; t++) {
+      const a = await timeDecode(on, prompt, n, true);
+      const b = await timeDecode(off, prompt, n, true);
+      if (a.ids.join() !== b.ids.join()) throw new Error('the routing record changed the greedy ids');
+      onMs.push(a.ms);
+      offMs.push(b.ms);
+    }
+    return { onMs: stat(onMs), offMs: stat(offMs) };
+  } finally {
+    off.destroy();
+  }
 }
 
 export async function benchModel(opts: {
@@ -144,16 +197,18 @@ export async function benchModel(opts: {
   decodeTokens: number;
   trials: number;
   memoryBytes?: number;
-  profile?: boolean;
+  profile?: ProfileMode;
+  recordCost?: boolean;
 }): Promise<ModelBenchResult> {
   const gpu = await requestNodeGpu('bench-model');
   const t0 = performance.now();
-  const session = await loadModel(gpu, await nodeFolder(opts.model), {
+  const load: LoadOptions = {
     contextLength: opts.promptTokens + opts.decodeTokens + 1,
     maxTokensPerStep: Math.min(opts.promptTokens, 512),
     memory: opts.memoryBytes === undefined ? undefined : { bytes: opts.memoryBytes, origin: 'set with --memory' },
     raiseBudget: (needed) => `run with --memory ${roundUpGB(needed)} or more`,
-  });
+  };
+  const session = await loadModel(gpu, await nodeFolder(opts.model), load);
   await settle(session);
   const loadMs = performance.now() - t0;
   const c = session.config;
@@ -176,6 +231,12 @@ export async function benchModel(opts: {
   };
   let m = await measure();
   if ([m.prefill, m.sync, m.ahead].some((s) => spread(s) > 0.1)) m = await measure();
+  await session.reset();
+  await session.feed(prompt);
+  const recording = await recordingMillis(gpu, session.decoder, prompt.length, {
+    steps: RECORDING_STEPS, warmUp: RECORDING_WARMUP, span: opts.decodeTokens,
+  });
+  const cost = opts.recordCost ? await recordCost(gpu, session, opts.model, load, prompt, opts.decodeTokens, opts.trials) : undefined;
   // A GPU error (an invalid dispatch, say) drops the whole command buffer and leaves nothing to time.
   if (gpu.recentErrors.length) throw new Error(`the GPU reported an error, timings void: ${gpu.recentErrors[0].message}`);
   const result: ModelBenchResult = {
@@ -193,6 +254,8 @@ export async function benchModel(opts: {
     decodeSyncMs: m.sync,
     decodeAheadMs: m.ahead,
     greedyIds: m.greedy,
+    recordingMs: stat(recording),
+    ...(cost ? { recordCost: cost } : {}),
     floors: {
       // Mean bytes per parameter as loaded (quantised formats mix block sizes; exact when one format holds all).
       decodeWeightBytes: decodeWeightBytes(c, session.memory().find((m) => m.module === 'weights')!.bytes / session.parameters.total),
@@ -201,7 +264,7 @@ export async function benchModel(opts: {
   };
   session.destroy();
   releaseNodeGpu(gpu);
-  if (opts.profile) result.decodeProfile = await profileDecode(opts.model, prompt, Math.min(16, opts.decodeTokens), opts.memoryBytes);
+  if (opts.profile) Object.assign(result, await profileDecode(opts.model, prompt, Math.min(16, opts.decodeTokens), opts.profile, opts.memoryBytes));
   return result;
 }
 
@@ -244,6 +307,18 @@ export function markdown(r: ModelBenchResult, torch?: TorchSide): string {
       `; prefill is ${(r.floors.prefillFlops / 1e12).toFixed(3)} TFLOP` +
       (torch ? ` at cuBLAS f32 ${(torch.f32Flops / 1e12).toFixed(1)} TFLOP/s.` : '.'),
   );
+  lines.push(
+    `Recording and submitting one decode step: ${fmt(r.recordingMs, 3)} ms of CPU (median (min–max) of ${r.recordingMs.n} steps, ` +
+      'the queue drained before each).',
+  );
+  if (r.recordCost) {
+    const { onMs, offMs } = r.recordCost;
+    lines.push(
+      `Routing record (statistics and token ring): generateMany() ${fmt(onMs, 3)} ms/token with it, ${fmt(offMs, 3)} ms ` +
+        `without (${onMs.n} interleaved trials): ${(((onMs.median - offMs.median) / offMs.median) * 100).toFixed(1)} % of a decode step.`,
+    );
+  }
+  if (r.decodeDispatches) lines.push('', ...dispatchTable(r.decodeDispatches));
   if (r.decodeProfile) {
     const total = r.decodeProfile.reduce((a, x) => a + x.micros, 0);
     lines.push(`Decode step by module (one pass each, so slower than the fused step): ` +
@@ -258,6 +333,29 @@ export function markdown(r: ModelBenchResult, torch?: TorchSide): string {
   return lines.join('\n') + '\n';
 }
 
+/** The slowest dispatches of a decode step, ranked, and the step's time summed by kernel. */
+export function dispatchTable(rows: readonly DispatchTiming[], top = 40): string[] {
+  const total = rows.reduce((a, r) => a + r.micros, 0);
+  const ranked = [...rows].sort((a, b) => b.micros - a.micros).slice(0, top);
+  const mb = (b: number | null) => (b === null ? '–' : (b / 1e6).toFixed(3));
+  const gbs = (r: DispatchTiming) => (r.weightBytes === null || r.micros <= 0 ? '–' : (r.weightBytes / r.micros / 1e3).toFixed(0));
+  return [
+    `Decode step per dispatch (each its own timed pass; ${rows.length} dispatches, ${total.toFixed(0)} µs summed). ` +
+      `The ${ranked.length} slowest:`,
+    '',
+    '| # | dispatch | pipeline | workgroups | weights read (MB) | µs | weight GB/s |',
+    '|---|---|---|---|---|---|---|',
+    ...ranked.map((r) => `| ${r.index} | ${r.label} | ${r.pipeline} | ${r.workgroups.join('×')} | ${mb(r.weightBytes)} | ${r.micros.toFixed(1)} | ${gbs(r)} |`),
+    '',
+    'By kernel (layers summed):',
+    '',
+    '| kernel | dispatches | µs | share |',
+    '|---|---|---|---|',
+    ...timingsByKernel(rows).map((k) => `| ${k.kernel} | ${k.dispatches} | ${k.micros.toFixed(0)} | ${((k.micros / total) * 100).toFixed(1)} % |`),
+    '',
+  ];
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -269,10 +367,17 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       torch: { type: 'string' },
       markdown: { type: 'string' },
-      profile: { type: 'boolean', default: false },
+      profile: { type: 'string' },
+      'record-cost': { type: 'boolean', default: false },
     },
   });
-  if (!values.model) throw new Error('usage: bench-model --model DIR [--prompt-tokens N] [--decode-tokens N] [--trials N] [--memory 40GB] [--out FILE] [--torch FILE] [--markdown FILE]');
+  if (values.profile !== undefined && values.profile !== 'module' && values.profile !== 'dispatch') {
+    throw new Error(`--profile ${values.profile}: expected module or dispatch`);
+  }
+  if (!values.model) {
+    throw new Error('usage: bench-model --model DIR [--prompt-tokens N] [--decode-tokens N] [--trials N] [--memory 40GB] ' +
+      '[--profile module|dispatch] [--record-cost] [--out FILE] [--torch FILE] [--markdown FILE]');
+  }
   const result = await benchModel({
     model: values.model,
     promptTokens: Number(values['prompt-tokens']),
@@ -280,6 +385,7 @@ async function main(): Promise<void> {
     trials: Math.max(5, Number(values.trials)),
     memoryBytes: values.memory ? parseBytes(values.memory, '--memory') : undefined,
     profile: values.profile,
+    recordCost: values['record-cost'],
   });
   if (values.out) writeFileSync(values.out, JSON.stringify(result, null, 1));
   const torch = values.torch ? (JSON.parse(readFileSync(values.torch, 'utf8')) as TorchSide) : undefined;

@@ -30,8 +30,13 @@ export interface LoadOptions {
   uploadWindowBytes?: number;
   /** Fused kernels (default true); false runs each op as its own kernel (DecoderOptions.fuse). */
   fuse?: boolean;
-  /** Time every layer's passes with timestamp queries (splits the step into one pass per module). */
-  profile?: boolean;
+  /** The routing record (default true); false only to measure what it costs (DecoderOptions.routingRecord). */
+  routingRecord?: boolean;
+  /**
+   * Time steps with timestamp queries: true splits a step into one pass per module (Session.timings), 'dispatch'
+   * into one pass per dispatch (Session.dispatchTimings).
+   */
+  profile?: boolean | 'dispatch';
   onProgress?: (done: number, total: number) => void;
   /** Name used in messages (default: the folder's location). */
   name?: string;
@@ -69,7 +74,7 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
       windowBytes: options.uploadWindowBytes,
     });
     const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
-    const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength, fuse: options.fuse });
+    const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength, fuse: options.fuse, routingRecord: options.routingRecord });
     const session = new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights, options.profile ?? false);
     session.weightFormats = summarizeFormats(opened.plan.entries);
     return session;

@@ -132,9 +132,10 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   // gpt-oss: gate/up pre-activations of std ~8, so many pass the ±7 clamp on either side.
   const gateUpScale = (config.expertActivation ? 8 : 1) / Math.sqrt(H);
   const quantBank = (label: string, rows: number, cols: number, s: number) => {
-    // Scales 2^-13 .. 2^-9 (Q6_K, whose int8 sub-scales and 6-bit codes multiply to 8× more: 2^-16 .. 2^-12):
-    // weights of a few tenths at most, as in trained layers.
-    const blocks = randomBlocks(o.quantExperts!, rows, cols, s, o.quantExperts === 'q6_k' ? -16 : -13, 4);
+    // Scales 2^-13 .. 2^-9 (Q6_K, whose int8 sub-scales and 6-bit codes multiply to 8× more: 2^-16 .. 2^-12; Q5_K,
+    // whose codes reach 31: 2^-14 .. 2^-10): weights of a few tenths at most, as in trained layers.
+    const minExp = o.quantExperts === 'q6_k' ? -16 : o.quantExperts === 'q5_k' ? -14 : -13;
+    const blocks = randomBlocks(o.quantExperts!, rows, cols, s, minExp, 4);
     return {
       bank: { buffers: [uploadBuffer(gpu, label, padTo4(blocks))], expertsPerBuffer: E, format: o.quantExperts },
       rounded: Float32Array.from(dequantRef(o.quantExperts!, blocks, rows * cols)),

@@ -18,6 +18,10 @@ export interface StepCount {
   writes: number;
   /** GPU objects created while recording (buffers, bind groups, pipelines, …). */
   created: number;
+  /** Label of the group-0 bind group of each dispatch, in order. */
+  labels: string[];
+  /** setPipeline / setBindGroup calls that set what the pass already had set. */
+  redundant: number;
 }
 
 /** A tiny random-weight model of `family` with `layers` layers, loaded as a session (by default steps of ≤ 4 tokens). */
@@ -37,7 +41,7 @@ const LAYER = /^Layer(\d+)\./;
 /** Records one step of T tokens at `startPos` through a counting proxy of the encoder, device and queue. */
 export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: number): StepCount {
   const perLayer = new Array<number>(decoder.config.numLayers).fill(0);
-  const count: StepCount = { perLayer, outside: 0, writes: 0, created: 0 };
+  const count: StepCount = { perLayer, outside: 0, writes: 0, created: 0, labels: [], redundant: 0 };
   const device = gpu.device;
   const queue = device.queue;
   const restore: (() => void)[] = [];
@@ -55,16 +59,29 @@ export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: numbe
   }
   const encoder = device.createCommandEncoder({ label: 'countStep' });
   let owner = -1;
+  let group0 = '';
   const counting = new Proxy(encoder, {
     get(target, key) {
       if (key === 'beginComputePass') {
         return (descriptor?: GPUComputePassDescriptor) => {
           const pass = target.beginComputePass(descriptor);
+          let pipeline: GPUComputePipeline | null = null;
+          const groups: GPUBindGroup[] = [];
           return new Proxy(pass, {
             get(p, k) {
+              if (k === 'setPipeline') {
+                return (next: GPUComputePipeline) => {
+                  if (next === pipeline) count.redundant++;
+                  pipeline = next;
+                  return p.setPipeline(next);
+                };
+              }
               if (k === 'setBindGroup') {
                 return (index: number, group: GPUBindGroup, ...rest: unknown[]) => {
+                  if (groups[index] === group) count.redundant++;
+                  groups[index] = group;
                   if (index === 0) {
+                    group0 = group.label;
                     const m = LAYER.exec(group.label);
                     owner = m ? Number(m[1]) : -1;
                   }
@@ -73,6 +90,7 @@ export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: numbe
               }
               if (k === 'dispatchWorkgroups') {
                 return (...a: number[]) => {
+                  count.labels.push(group0);
                   if (owner >= 0) perLayer[owner]++;
                   else count.outside++;
                   return p.dispatchWorkgroups(a[0], a[1], a[2]);
@@ -95,23 +113,4 @@ export function countStep(gpu: Gpu, decoder: Decoder, T: number, startPos: numbe
   }
   queue.submit([encoder.finish()]);
   return count;
-}
-
-/**
- * CPU milliseconds to record and submit one decode step (command encoder, encodeStep, finish, submit) over `trials`
- * steps at positions startPos … startPos + 15, each after the GPU has drained (so SwiftShader's own threads are idle):
- * the minimum (the cost without interference from other processes) and the median.
- */
-export async function recordingMillis(gpu: Gpu, decoder: Decoder, startPos: number, trials = 30): Promise<{ min: number; median: number }> {
-  const times: number[] = [];
-  for (let i = 0; i < trials; i++) {
-    await gpu.device.queue.onSubmittedWorkDone();
-    const t0 = performance.now();
-    const encoder = gpu.device.createCommandEncoder({ label: 'recordingMillis' });
-    decoder.encodeStep(encoder, 1, startPos + (i % 16));
-    gpu.device.queue.submit([encoder.finish()]);
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return { min: times[0], median: times[times.length >> 1] };
 }

@@ -4,7 +4,7 @@
 // When T · heads is small (decode) and the context long, keys are split across workgroups and a combine pass
 // merges the partial softmaxes (flash-decoding); the split policy is AttentionSplitPolicy.
 import type { Gpu } from '../gpu';
-import { Uniforms, type UniformLayout, bindGroup, storageBuffer } from './common';
+import { type UniformArena, Uniforms, type UniformLayout, bindGroup, storageBuffer } from './common';
 import { requireBytes, requireInt } from './dispatch';
 import { SplitAttentionKernel, type AttentionSplitPolicy, type SplitAttentionBinding } from './split-attention';
 
@@ -73,6 +73,10 @@ export interface AttentionBinding extends SplitAttentionBinding {
   uniforms: Uniforms;
   layout: Required<AttentionLayout>;
   buffers: AttentionBuffers;
+  /** The uniform fields a step changes, written in place (no allocation per step). */
+  step: { tokens: number; start_pos: number; splits: number; split_base: number; split_keys: number };
+  /** Token count the buffer sizes were last checked for (they are fixed at bind time). */
+  checkedTokens: number;
 }
 
 /** One layer's K and V cache buffers, [maxSeq, kvHeads, headDim] f32 each. Contents need no clearing. */
@@ -89,7 +93,8 @@ export class AttentionKernel extends SplitAttentionKernel<AttentionBinding> {
   /** Bound where a layer has no sinks (never read then: params.sinks = 0). */
   private noSinks: GPUBuffer | null = null;
 
-  constructor(gpu: Gpu, policy: Partial<AttentionSplitPolicy> = {}) {
+  /** arena: where the bindings' uniforms live (a decoder's, flushed once per step); null: a buffer each, written at once. */
+  constructor(gpu: Gpu, policy: Partial<AttentionSplitPolicy> = {}, private readonly arena: UniformArena | null = null) {
     super(gpu, {
       owner: 'AttentionKernel',
       name: 'attention',
@@ -132,20 +137,36 @@ export class AttentionKernel extends SplitAttentionKernel<AttentionBinding> {
     requireBytes(label, `kCache [${l.maxSeq}, ${l.kvHeads}, ${l.headDim}]`, b.kCache, cacheBytes);
     requireBytes(label, `vCache [${l.maxSeq}, ${l.kvHeads}, ${l.headDim}]`, b.vCache, cacheBytes);
     if (b.sinks) requireBytes(label, `sinks [${l.heads}]`, b.sinks, l.heads * 4);
-    const uniforms = new Uniforms(this.gpu, `${label}.params`, ATTENTION_PARAMS);
+    const uniforms = new Uniforms(this.gpu, `${label}.params`, ATTENTION_PARAMS, this.arena);
+    uniforms.set({
+      heads: l.heads,
+      kv_heads: l.kvHeads,
+      head_dim: l.headDim,
+      window: l.window,
+      q_stride: l.qStride,
+      q_offset: l.qOffset,
+      kv_stride: l.kvStride,
+      k_offset: l.kOffset,
+      v_offset: l.vOffset,
+      scale: l.scale,
+      sinks: b.sinks ? 1 : 0,
+      probe_stride: l.maxSeq + 1,
+    });
     const partials = this.partialBuffer(l.heads, this.policy.maxSplits, l.headDim + 2);
     this.noSinks ??= storageBuffer(this.gpu, 'AttentionKernel.noSinks', 16);
     const sinks = b.sinks ?? this.noSinks;
     return {
-      store: bindGroup(this.gpu, `${label}.store`, this.storeLayout, [uniforms.buffer, b.kNew, b.vNew, b.kCache, b.vCache]),
-      attend: bindGroup(this.gpu, `${label}.attend`, this.attendLayout, [uniforms.buffer, b.q, b.kCache, b.vCache, b.out, partials, sinks]),
-      combine: bindGroup(this.gpu, `${label}.combine`, this.combineLayout, [uniforms.buffer, partials, b.out, sinks]),
+      store: bindGroup(this.gpu, `${label}.store`, this.storeLayout, [uniforms, b.kNew, b.vNew, b.kCache, b.vCache]),
+      attend: bindGroup(this.gpu, `${label}.attend`, this.attendLayout, [uniforms, b.q, b.kCache, b.vCache, b.out, partials, sinks]),
+      combine: bindGroup(this.gpu, `${label}.combine`, this.combineLayout, [uniforms, partials, b.out, sinks]),
       uniforms,
       label,
       layout: l,
       buffers: b,
       splits: 1,
       probe: null,
+      step: { tokens: 0, start_pos: 0, splits: 1, split_base: 0, split_keys: 0 },
+      checkedTokens: 0,
     };
   }
 
@@ -153,43 +174,39 @@ export class AttentionKernel extends SplitAttentionKernel<AttentionBinding> {
     return { heads: a.layout.heads, stride: a.layout.maxSeq + 1 };
   }
 
-  /** Writes the step's uniform (queue write, no allocation). Throws if the step runs past the cache. */
+  /**
+   * Writes the step's fields of the uniform (into the arena, or a queue write; no allocation). Throws if the step
+   * runs past the cache or its rows past the bound buffers.
+   */
   setShape(a: AttentionBinding, s: AttentionShape): void {
     const l = a.layout;
-    requireInt(a.label, 'tokens', s.tokens, 1, this.gpu.limits.maxComputeWorkgroupsPerDimension);
+    if (s.tokens !== a.checkedTokens) this.checkRows(a, s.tokens);
     requireInt(a.label, 'startPos', s.startPos, 0);
     if (s.startPos + s.tokens > l.maxSeq) {
       throw new Error(`${a.label}: positions [${s.startPos}, ${s.startPos + s.tokens}) run past the KV cache (${l.maxSeq} rows)`);
     }
-    const rows = (offset: number, stride: number, width: number) => (offset + (s.tokens - 1) * stride + width) * 4;
-    const d = l.headDim;
-    requireBytes(a.label, `q [${s.tokens}, ${l.qStride}]`, a.buffers.q, rows(l.qOffset, l.qStride, l.heads * d));
-    requireBytes(a.label, `kNew [${s.tokens}, ${l.kvStride}]`, a.buffers.kNew, rows(l.kOffset, l.kvStride, l.kvHeads * d));
-    requireBytes(a.label, `vNew [${s.tokens}, ${l.kvStride}]`, a.buffers.vNew, rows(l.vOffset, l.kvStride, l.kvHeads * d));
-    requireBytes(a.label, `out [${s.tokens}, ${l.heads}, ${d}]`, a.buffers.out, s.tokens * l.heads * d * 4);
     const split = this.splitFor(s, l);
     a.splits = split.splits;
-    a.uniforms.set(
-      {
-        tokens: s.tokens,
-        start_pos: s.startPos,
-        heads: l.heads,
-        kv_heads: l.kvHeads,
-        head_dim: d,
-        window: l.window,
-        q_stride: l.qStride,
-        q_offset: l.qOffset,
-        kv_stride: l.kvStride,
-        k_offset: l.kOffset,
-        v_offset: l.vOffset,
-        splits: split.splits,
-        split_base: split.base,
-        split_keys: split.keys,
-        scale: l.scale,
-        sinks: a.buffers.sinks ? 1 : 0,
-        probe_stride: l.maxSeq + 1,
-      },
-    );
+    const step = a.step;
+    step.tokens = s.tokens;
+    step.start_pos = s.startPos;
+    step.splits = split.splits;
+    step.split_base = split.base;
+    step.split_keys = split.keys;
+    a.uniforms.set(step);
+  }
+
+  /** The buffers hold `tokens` rows of q, the new k and v, and out (they are fixed at bind time: checked per T). */
+  private checkRows(a: AttentionBinding, tokens: number): void {
+    const l = a.layout;
+    requireInt(a.label, 'tokens', tokens, 1, this.gpu.limits.maxComputeWorkgroupsPerDimension);
+    const rows = (offset: number, stride: number, width: number) => (offset + (tokens - 1) * stride + width) * 4;
+    const d = l.headDim;
+    requireBytes(a.label, `q [${tokens}, ${l.qStride}]`, a.buffers.q, rows(l.qOffset, l.qStride, l.heads * d));
+    requireBytes(a.label, `kNew [${tokens}, ${l.kvStride}]`, a.buffers.kNew, rows(l.kOffset, l.kvStride, l.kvHeads * d));
+    requireBytes(a.label, `vNew [${tokens}, ${l.kvStride}]`, a.buffers.vNew, rows(l.vOffset, l.kvStride, l.kvHeads * d));
+    requireBytes(a.label, `out [${tokens}, ${l.heads}, ${d}]`, a.buffers.out, tokens * l.heads * d * 4);
+    a.checkedTokens = tokens;
   }
 
   /** How this step's keys are split: `splits` ranges of `keys` keys from `base` (the lowest key any row sees). */

@@ -4,7 +4,8 @@
 // gpt-oss adds per-expert biases to both halves and uses the clamped activation (ExpertActivation): both are
 // per-binding uniforms, so shared experts of the same layer keep plain SwiGLU.
 // Two shapes of kernel: 'tiled' (register-blocked tiles of TM rows, for many rows per expert) and 'gemv' (each weight
-// row split over WG_K threads as in the dense GEMV, lib/gemv_core; tiles of GEMV_ROWS rows, for decode). The grid is sized for the worst case of a step;
+// row split over WG_K threads as in the dense GEMV, lib/gemv_core; tiles of 1, 2, 4 or 8 rows by the step's tokens,
+// each compiled with its own thread layout, for decode). The grid is sized for the worst case of a step;
 // workgroups past the plan's tile count return at once, so no indirect dispatch and no readback are needed.
 import type { Gpu } from '../gpu';
 import { FORMAT_CODE, QUANT_BLOCKS, isQuantFormat, type TensorFormat, type WeightDtype } from '../../model/dtypes';
@@ -44,9 +45,20 @@ export function defaultTiledShape(gpu: Gpu): TiledShape {
 export function alignedRows(k: number, dtype: TensorFormat): boolean {
   return isQuantFormat(dtype) || k % weightsPerUnit(dtype) === 0;
 }
-/** Rows per tile of the gemv kernels (const R in their shaders). */
+/** Most rows per tile of the gemv kernels (R_MAX in their shaders; their plans are sized for tiles of this). */
 export const GEMV_ROWS = 8;
+/** Rows per tile the gemv kernels are compiled for (override R). */
+export const GEMV_ROW_BUCKETS = [1, 2, 4, 8] as const;
 const RM = 8;
+
+/**
+ * Rows per gemv tile for a step of `tokens` tokens: the smallest bucket ≥ tokens, GEMV_ROWS past that. An expert has at
+ * most one row per token, so below GEMV_ROWS every expert fits one tile (a decode step: R = 1) and the plan never
+ * holds more tiles than experts, which a plan sized for GEMV_ROWS-row tiles has room for.
+ */
+export function gemvTileRows(tokens: number): number {
+  return GEMV_ROW_BUCKETS.find((r) => r >= tokens) ?? GEMV_ROWS;
+}
 
 /**
  * Thread layout of a gemv expert kernel (overrides of the same names): WG_K threads split each weight row, WG_N
@@ -59,22 +71,58 @@ export interface ExpertGemvTile {
 }
 
 /**
- * The gemv tile for rows of length k. A thread's unit is 64 elements of block-quantised weights, 16 bytes of dense
- * ones with 16-byte loads, one element otherwise; WG_K is the next power of two ≥ the row's units (block-quantised:
- * at most 32, about one unit per thread: Qwen3-30B-A3B's H = 2048 in Q4_K is 32 units) or ≥ half of them (dense: at
- * most 64, about two per thread), 32 for single elements; 64 threads per workgroup (fewer groups where the
- * partial sums would not fit the device's workgroup memory). 'up' threads own 2 columns (4 weight rows), 'down' 4.
+ * How a layout is derived from a row: each thread takes at least `passes` of the row's units (WG_K = ⌈units / passes⌉,
+ * at most `threads`), workgroups of about `threads` threads (WG_N = ⌊threads / WG_K⌋ groups), NT output columns per
+ * thread ('up': 2·NT weight rows, ≤ 4; 'down': NT rows, ≤ 8). Every thread's units of all its rows are loaded before
+ * any arithmetic, so NT sets the 16-byte loads a thread has in flight; passes and threads set how long a row's
+ * reduction is and how many threads stream each row.
  */
-export function expertGemvTile(gpu: Gpu, op: ExpertOp, dtype: TensorFormat, k: number): ExpertGemvTile {
-  const pow2 = (v: number) => 2 ** Math.ceil(Math.log2(Math.max(1, v)));
-  const WG_K = isQuantFormat(dtype)
-    ? Math.min(32, pow2(Math.ceil(k / 64)))
-    : alignedRows(k, dtype) ? Math.min(64, pow2(k / weightsPerUnit(dtype) / 2)) : 32;
-  const NT = op === 'up' ? 2 : 4;
-  const weightRows = op === 'up' ? 2 * NT : NT;
-  let WG_N = Math.max(1, 64 / WG_K);
-  while (WG_N > 1 && GEMV_ROWS * WG_N * weightRows * (WG_K + 1) * 4 > gpu.limits.maxComputeWorkgroupStorageSize) WG_N /= 2;
-  return { WG_K, WG_N, NT };
+export interface ExpertGemvRule {
+  passes: number;
+  threads: number;
+  NT: number;
+}
+
+/**
+ * Default rules (before an H200 sweep; src/cli/bench-quant.ts --sweep measures the alternatives). 1–2 rows: the dense
+ * decode GEMV's shape (256 threads split a row, about two units each, two weight rows per thread: 'up' NT 1 = its gate
+ * and up row). More rows: each x value a thread loads serves more weight rows (NT 2 / 4), workgroups of 128 (4 rows)
+ * or 64 threads (8 rows, the layout of the single-bucket kernels before). Block-quantised units (64 elements, 34–48
+ * bytes and a decode each) are fewer per row: 128 threads at 1–2 rows.
+ */
+export function defaultExpertGemvRule(op: ExpertOp, dtype: TensorFormat, rows: number): ExpertGemvRule {
+  const quant = isQuantFormat(dtype);
+  if (rows <= 2) return quant ? { passes: 2, threads: 128, NT: op === 'up' ? 2 : 4 } : { passes: 2, threads: 256, NT: op === 'up' ? 1 : 2 };
+  return { passes: 2, threads: rows <= 4 ? 128 : 64, NT: op === 'up' ? 2 : 4 };
+}
+
+/** Units a thread strides over in a row of k: 64 elements of block-quantised weights, 16 bytes aligned, else 1 element. */
+export function gemvRowUnits(k: number, dtype: TensorFormat): number {
+  if (isQuantFormat(dtype)) return Math.ceil(k / 64);
+  return alignedRows(k, dtype) ? k / weightsPerUnit(dtype) : k;
+}
+
+/**
+ * The gemv tile of `rule` for rows of length k and tiles of `rows` rows, shrunk (WG_N, then WG_K) until the partial
+ * sums [rows][WG_N][weight rows][WG_K + 1] fit the device's workgroup memory and the workgroup its invocation limit.
+ */
+export function expertGemvTile(gpu: Gpu, op: ExpertOp, dtype: TensorFormat, k: number, rows: number,
+  rule: ExpertGemvRule = defaultExpertGemvRule(op, dtype, rows)): ExpertGemvTile {
+  const maxNT = op === 'up' ? 4 : 8;
+  if (!(rule.NT >= 1 && rule.NT <= maxNT && rows * (op === 'up' ? 2 : 1) * rule.NT <= 64)) {
+    throw new RangeError(`expert gemv '${op}': NT ${rule.NT} with ${rows} rows (NT ≤ ${maxNT}, rows · weight rows ≤ 64)`);
+  }
+  const weightRows = op === 'up' ? 2 * rule.NT : rule.NT;
+  const limits = gpu.limits;
+  const threads = Math.min(rule.threads, limits.maxComputeInvocationsPerWorkgroup);
+  let WG_K = Math.max(1, Math.min(threads, Math.ceil(gemvRowUnits(k, dtype) / Math.max(1, rule.passes))));
+  let WG_N = Math.max(1, Math.floor(threads / WG_K));
+  const bytes = () => rows * WG_N * weightRows * (WG_K + 1) * 4;
+  while (bytes() > limits.maxComputeWorkgroupStorageSize) {
+    if (WG_N > 1) WG_N = Math.floor(WG_N / 2);
+    else WG_K = Math.ceil(WG_K / 2);
+  }
+  return { WG_K, WG_N, NT: rule.NT };
 }
 
 /** Weights per 16-byte unit (override UK of the expert kernels): 4 f32 or 8 f16/bf16. */
@@ -82,12 +130,17 @@ export function weightsPerUnit(dtype: WeightDtype): number {
   return dtype === 'f32' ? 4 : 8;
 }
 
-export interface ExpertMatmulBinding {
-  group: GPUBindGroup;
-  uniforms: Uniforms;
+export interface ExpertPipeline {
   pipeline: GPUComputePipeline;
   /** Output columns one workgroup covers. */
   tileCols: number;
+}
+
+export interface ExpertMatmulBinding {
+  group: GPUBindGroup;
+  uniforms: Uniforms;
+  /** By rows per plan tile (gemv: the buckets up to the binding's most tokens; tiled: TILE_M). */
+  pipelines: Map<number, ExpertPipeline>;
 }
 
 /** One grouped matmul kernel (op × mode); pipelines made once per alignment and tile (cached by Gpu). */
@@ -103,8 +156,8 @@ export class ExpertMatmulKernel {
     readonly mode: ExpertMode,
     private readonly weightDtype: TensorFormat,
     shape?: TiledShape,
-    /** 'gemv': a fixed thread layout instead of expertGemvTile's (benchmark sweeps). */
-    private readonly gemvTile?: ExpertGemvTile,
+    /** 'gemv': one layout rule for every row bucket instead of defaultExpertGemvRule's (benchmark sweeps). */
+    private readonly gemvRule?: ExpertGemvRule,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'read']);
     this.shape = shape ?? defaultTiledShape(gpu);
@@ -112,10 +165,11 @@ export class ExpertMatmulKernel {
   }
 
   /**
-   * The pipeline for rows of length k (16-byte loads when they allow it) and the output columns it covers; hasBias
-   * compiles the bias reads in (HAS_BIAS in lib/moe_expert_params).
+   * The pipeline for weight rows of length k (16-byte loads when they allow it) and plan tiles of `tileRows` rows
+   * (gemv: one of GEMV_ROW_BUCKETS), and the output columns it covers; hasBias compiles the bias reads in (HAS_BIAS in
+   * lib/moe_expert_params).
    */
-  pipelineFor(k: number, hasBias = false): { pipeline: GPUComputePipeline; tileCols: number } {
+  pipelineFor(k: number, hasBias: boolean, tileRows: number): ExpertPipeline {
     const aligned = alignedRows(k, this.weightDtype);
     const shader = `moe_expert_${this.op}${this.mode === 'gemv' ? '_gemv' : ''}`;
     const constants: Record<string, number> = { WEIGHT_DTYPE: FORMAT_CODE[this.weightDtype], ALIGNED: aligned ? 1 : 0, HAS_BIAS: hasBias ? 1 : 0 };
@@ -124,16 +178,16 @@ export class ExpertMatmulKernel {
       Object.assign(constants, this.shape);
       tileCols = this.shape.WG_N * (this.op === 'up' ? 4 : 8);
     } else {
-      const tile = this.gemvTile ?? expertGemvTile(this.gpu, this.op, this.weightDtype, k);
-      Object.assign(constants, tile);
+      const tile = expertGemvTile(this.gpu, this.op, this.weightDtype, k, tileRows, this.gemvRule);
+      Object.assign(constants, tile, { R: tileRows });
       tileCols = tile.WG_N * tile.NT;
     }
     return { pipeline: this.gpu.pipeline(shader, 'main', constants, this.layout.pipelineLayout, this.layout.key), tileCols };
   }
 
-  /** Rows per plan tile this kernel expects. */
-  get tileRows(): number {
-    return this.mode === 'gemv' ? GEMV_ROWS : this.shape.WG_M * RM;
+  /** Rows per plan tile this kernel runs a step of `tokens` tokens with (the plan's tile_m). */
+  tileRowsFor(tokens: number): number {
+    return this.mode === 'gemv' ? gemvTileRows(tokens) : this.shape.WG_M * RM;
   }
 
   /**
@@ -141,7 +195,8 @@ export class ExpertMatmulKernel {
    * [firstExpert, firstExpert + numExperts) of gate_up [E, 2N, K] ('up') or down [E, N, K] ('down');
    * output: f32 [rows, N]. K and N: 'up' K = H, N = I; 'down' K = I, N = H.
    * options.bias: f32 biases of every expert of the layer (global expert index), 'up' [E, 2N] (gate then up),
-   * 'down' [E, N]; options.activation ('up' only): the gated activation, SwiGLU when absent.
+   * 'down' [E, N]; options.activation ('up' only): the gated activation, SwiGLU when absent; options.maxTokens: the
+   * most tokens a step will encode (gemv: pipelines for the row buckets up to gemvTileRows of it; default all).
    */
   bind(
     label: string,
@@ -151,7 +206,7 @@ export class ExpertMatmulKernel {
     weights: GPUBuffer,
     output: GPUBuffer,
     dims: { k: number; n: number; firstExpert: number; numExperts: number },
-    options: { bias?: { buffer: GPUBuffer; experts: number } | null; activation?: ExpertActivation } = {},
+    options: { bias?: { buffer: GPUBuffer; experts: number } | null; activation?: ExpertActivation; maxTokens?: number } = {},
   ): ExpertMatmulBinding {
     const f = this.weightDtype;
     if (isQuantFormat(f) && dims.k % QUANT_BLOCKS[f].elements !== 0) {
@@ -168,18 +223,31 @@ export class ExpertMatmulKernel {
     });
     this.noBias ??= storageBuffer(this.gpu, 'ExpertMatmulKernel.noBias', 16);
     const group = bindGroup(this.gpu, label, this.layout, [uniforms.buffer, input, plan, weights, output, bias?.buffer ?? this.noBias]);
-    return { uniforms, group, ...this.pipelineFor(dims.k, bias !== null) };
+    const most = this.mode === 'gemv' ? gemvTileRows(options.maxTokens ?? GEMV_ROWS) : this.tileRowsFor(0);
+    const buckets = this.mode === 'gemv' ? GEMV_ROW_BUCKETS.filter((r) => r <= most) : [most];
+    const pipelines = new Map(buckets.map((r) => [r, this.pipelineFor(dims.k, bias !== null, r)]));
+    const groupLimit = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    for (const [r, p] of pipelines) {
+      if (ceilDiv(dims.n, p.tileCols) > groupLimit) throw new RangeError(`${label}: ${dims.n} output columns in blocks of ${p.tileCols} (${r}-row tiles) need more than ${groupLimit} workgroups`);
+    }
+    return { uniforms, group, pipelines };
   }
 
-  /** Dispatches enough workgroups for `maxTiles` plan tiles of `n` output columns. */
-  encode(pass: GPUComputePassEncoder, b: ExpertMatmulBinding, n: number, maxTiles: number): void {
-    pass.setPipeline(b.pipeline);
+  /** Dispatches enough workgroups for `maxTiles` plan tiles of `tileRows` rows and `n` output columns. */
+  encode(pass: GPUComputePassEncoder, b: ExpertMatmulBinding, n: number, maxTiles: number, tileRows: number): void {
+    const p = b.pipelines.get(tileRows);
+    if (!p) throw new Error(`ExpertMatmulKernel: no pipeline for ${tileRows}-row tiles (bound for ${[...b.pipelines.keys()].join(', ')})`);
+    pass.setPipeline(p.pipeline);
     pass.setBindGroup(0, b.group);
-    pass.dispatchWorkgroups(ceilDiv(n, b.tileCols), maxTiles);
+    pass.dispatchWorkgroups(ceilDiv(n, p.tileCols), maxTiles);
   }
 }
 
-/** Upper bound on plan tiles for `assignments` rows over `experts` experts cut in tiles of `tileRows`. */
-export function maxPlanTiles(assignments: number, experts: number, tileRows: number): number {
-  return Math.floor(assignments / tileRows) + Math.min(experts, assignments);
+/**
+ * Upper bound on plan tiles for `assignments` rows of `tokens` tokens over `experts` experts cut in tiles of
+ * `tileRows` (an expert has at most one row per token).
+ */
+export function maxPlanTiles(assignments: number, experts: number, tileRows: number, tokens: number): number {
+  const busy = Math.min(experts, assignments);
+  return Math.min(Math.floor(assignments / tileRows) + busy, busy * Math.ceil(tokens / tileRows));
 }

@@ -22,12 +22,13 @@ export class MoePlanKernel {
   private readonly partials: GPUComputePipeline;
   private readonly finish: GPUComputePipeline;
 
-  constructor(private readonly gpu: Gpu) {
+  /** stats = false: the single-workgroup plan skips its probMass/gateSum/zLossSum sums (MoeLayerOptions.record). */
+  constructor(private readonly gpu: Gpu, stats = true) {
     // One layout (and bind group) for the three pipelines; moe_plan_partials uses bindings 0–3 only.
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw']);
     const make = (shader: string, constants: Record<string, number>) =>
       gpu.pipeline(shader, 'main', constants, this.layout.pipelineLayout, this.layout.key);
-    this.single = make('moe_plan', { PLAN_WG: 256 });
+    this.single = make('moe_plan', { PLAN_WG: 256, ...(stats ? {} : { STATS: 0 }) });
     this.partials = make('moe_plan_partials', { BLOCK_WORDS: PLAN_BLOCK_WORDS });
     this.finish = make('moe_plan_finish', { PLAN_WG: planWorkgroupSize(gpu), BLOCK_WORDS: PLAN_BLOCK_WORDS });
   }

@@ -160,6 +160,8 @@ export interface RopeAppendBinding {
   uniforms: Uniforms;
   label: string;
   layout: Required<RopeAppendLayout>;
+  /** The uniform fields a step changes, written in place (no allocation per step). */
+  step: { tokens: number; start_pos: number };
 }
 
 /**
@@ -202,29 +204,30 @@ export class RopeAppendKernel {
     requireBytes(label, 'kCache', b.kCache, cache);
     requireBytes(label, 'vCache', b.vCache, cache);
     const uniforms = new Uniforms(this.gpu, `${label}.params`, ROPE_APPEND_PARAMS, this.arena);
-    const group = bindGroup(this.gpu, label, this.layout, [
-      uniforms, b.invFreq, b.qkv, l.bias ?? this.none, l.qkNorm?.weight ?? this.none, b.qOut, b.kCache, b.vCache,
-    ]);
-    return { bindGroup: group, uniforms, label, layout: l };
-  }
-
-  /** Writes the step's uniform (no allocation past the values object). */
-  setShape(b: RopeAppendBinding, s: RopeShape): void {
-    const l = b.layout;
-    requireInt(b.label, 'tokens', s.tokens, 1, this.gpu.limits.maxComputeWorkgroupsPerDimension);
-    requireInt(b.label, 'startPos', s.startPos, 0, Math.min(l.maxSeq, 2 ** 24) - s.tokens);
-    b.uniforms.set({
-      tokens: s.tokens,
+    uniforms.set({
       heads: l.heads,
       kv_heads: l.kvHeads,
       head_dim: l.headDim,
       qkv_stride: (l.heads + 2 * l.kvHeads) * l.headDim,
-      start_pos: s.startPos,
       scaling: l.scaling,
       eps: l.qkNorm?.eps ?? 0,
       qk_norm: !l.qkNorm ? 0 : l.qkNorm.mode === 'head' ? 1 : 2,
       has_bias: l.bias ? 1 : 0,
     });
+    const group = bindGroup(this.gpu, label, this.layout, [
+      uniforms, b.invFreq, b.qkv, l.bias ?? this.none, l.qkNorm?.weight ?? this.none, b.qOut, b.kCache, b.vCache,
+    ]);
+    return { bindGroup: group, uniforms, label, layout: l, step: { tokens: 0, start_pos: 0 } };
+  }
+
+  /** Writes the step's fields of the uniform (no allocation). */
+  setShape(b: RopeAppendBinding, s: RopeShape): void {
+    const l = b.layout;
+    requireInt(b.label, 'tokens', s.tokens, 1, this.gpu.limits.maxComputeWorkgroupsPerDimension);
+    requireInt(b.label, 'startPos', s.startPos, 0, Math.min(l.maxSeq, 2 ** 24) - s.tokens);
+    b.step.tokens = s.tokens;
+    b.step.start_pos = s.startPos;
+    b.uniforms.set(b.step);
   }
 
   /** Frees the stand-in buffer (bind groups made from this kernel stop being usable). */

@@ -18,7 +18,7 @@
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import { tensorBytes, type TensorFormat } from '../../model/dtypes';
-import { UniformArena, storageBuffer } from '../kernels/common';
+import { DedupPass, UniformArena, storageBuffer } from '../kernels/common';
 import { EmbeddingKernel, type EmbeddingBinding } from '../kernels/embedding';
 import { RmsNormKernel, type RmsNormBinding } from '../kernels/rmsnorm';
 import { LinearKernel, type LinearBinding } from '../kernels/linear';
@@ -49,6 +49,8 @@ export interface DecoderOptions {
    * own kernel: the path the fusions are checked against.
    */
   fuse?: boolean;
+  /** The routing record (default true); false skips the ring and the sums (MoeLayerOptions.record). */
+  routingRecord?: boolean;
 }
 
 /**
@@ -231,7 +233,7 @@ export class Decoder {
       bias: new BiasAddKernel(gpu, dtype, arena),
       rope: new RopeKernel(gpu, arena),
       append: new RopeAppendKernel(gpu, dtype, arena),
-      attention: new AttentionKernel(gpu),
+      attention: new AttentionKernel(gpu, {}, arena),
       residual: new ResidualKernel(gpu, arena),
       swiglu: new SwigluKernel(gpu, arena),
     };
@@ -293,6 +295,7 @@ export class Decoder {
           stats,
           scratch: this.scratch!,
           arena,
+          record: options.routingRecord,
           ...(this.fuse ? { residualScale: c.residualMultiplier } : {}),
           ...(moeNormFolded ? { inputNorm: { weight: denseW(`${p}.postAttnNorm`), eps: c.rmsNormEps, normed: a.normed } } : {}),
           weights: {
@@ -609,11 +612,12 @@ export class Decoder {
     this.updateDynamicRope(startPos + T);
     if (T !== this.shapedTokens) this.setShapes(T);
     const split = profiler?.enabled ?? false;
-    let pass = encoder.beginComputePass(profiler?.passDescriptor('embedding') ?? { label: 'Decoder.step' });
+    const begin = (descriptor: GPUComputePassDescriptor) => new DedupPass(encoder.beginComputePass(descriptor)).encoder;
+    let pass = begin(profiler?.passDescriptor('embedding') ?? { label: 'Decoder.step' });
     const section = (name: string) => {
       if (!split) return;
       pass.end();
-      pass = encoder.beginComputePass(profiler!.passDescriptor(name));
+      pass = begin(profiler!.passDescriptor(name));
     };
 
     k.embedding.setShape(this.embedding, { tokens: T, idsOffset: startPos, scale: c.embeddingMultiplier });

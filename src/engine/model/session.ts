@@ -8,11 +8,12 @@ import type { Gpu } from '../gpu';
 import { countParameters, type MoeConfig, type ParameterCounts } from '../../model/config';
 import { Decoder } from './decoder';
 import { AttentionProbe } from './attention-probe';
-import { readBuffer, readF32, readU32 } from '../kernels/common';
+import { bindGroupBuffers, readBuffer, readF32, readU32 } from '../kernels/common';
 import { SamplingKernel, type SamplingBinding } from '../kernels/sampling';
 import { RoutingStats } from '../routing/stats';
 import { defaultPolicy } from '../routing/policy';
 import { Profiler, type PassTiming } from '../profiler';
+import { DispatchProfiler, type DispatchTiming } from '../dispatch-profiler';
 import type { ModelSession, ReplayStep, RoutingPolicy, RoutingSnapshot, SessionState, StepLogits, StepLogitsListener } from '../session-api';
 import type { RoutingBuffers } from '../routing-buffers';
 import type { Tokenizer } from '../../model/tokenizer';
@@ -60,6 +61,8 @@ export interface MemoryReport {
 export class Session implements ModelSession {
   readonly parameters: ParameterCounts;
   readonly profiler: Profiler | null;
+  /** With profile 'dispatch': every dispatch of a step timed in its own pass (profiler is then null). */
+  readonly dispatchProfiler: DispatchProfiler | null;
   private readonly sampling: SamplingBinding;
   private readonly sampler: SamplingKernel;
   private ids: number[] = [];
@@ -84,10 +87,12 @@ export class Session implements ModelSession {
     readonly decoder: Decoder,
     readonly stats: RoutingStats,
     private readonly weights: UploadedWeights,
-    profile: boolean,
+    /** true: one timed pass per module; 'dispatch': one per dispatch (DispatchProfiler). */
+    profile: boolean | 'dispatch',
   ) {
     this.parameters = countParameters(config);
-    this.profiler = profile ? new Profiler(gpu) : null;
+    this.profiler = profile === true ? new Profiler(gpu) : null;
+    this.dispatchProfiler = profile === 'dispatch' ? new DispatchProfiler(gpu, weightReads(config, weights)) : null;
     this.sampler = new SamplingKernel(gpu);
     this.sampling = this.sampler.bind('Session.sample', decoder.act.logits, decoder.act.ids, config.vocabSize);
     this.policy = defaultPolicy(config);
@@ -193,14 +198,20 @@ export class Session implements ModelSession {
     return out;
   }
 
-  /** Records and submits one step of T tokens whose ids are already in the ids buffer. */
-  private step(T: number, start: number): void {
+  /**
+   * Records and submits one step of T tokens whose ids are in the ids buffer when it runs: already, or written by
+   * what `first` records ahead of it in the same command buffer (the sampling of a generated token).
+   */
+  private step(T: number, start: number, first?: (encoder: GPUCommandEncoder) => void): void {
     const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.step' });
-    this.profiler?.beginStep(T);
-    this.decoder.encodeStep(encoder, T, start, this.profiler ?? undefined);
-    this.profiler?.resolve(encoder);
+    first?.(encoder);
+    const timer = this.profiler ?? this.dispatchProfiler;
+    timer?.beginStep(T);
+    if (this.dispatchProfiler) this.decoder.encodeStep(this.dispatchProfiler.wrap(encoder), T, start);
+    else this.decoder.encodeStep(encoder, T, start, this.profiler ?? undefined);
+    timer?.resolve(encoder);
     this.gpu.device.queue.submit([encoder.finish()]);
-    if (this.profiler) void this.profiler.collect();
+    if (timer) void timer.collect();
   }
 
   /** Logits of the last processed token, [vocab] (reads back; for the CLI and tests). */
@@ -241,10 +252,9 @@ export class Session implements ModelSession {
 
   /**
    * Samples from the last logits (written by the previous step) into ids[position] on the GPU, then records the step
-   * of that one token: two submits, no readback.
+   * of that one token after it: one command buffer, one submit, no readback.
    */
   private sampleAndStep(sampling: SamplingOptions, position: number): void {
-    const encoder = this.gpu.device.createCommandEncoder({ label: 'Session.sample' });
     this.sampler.setStep(this.sampling, {
       row: this.lastRow,
       temperature: sampling.temperature,
@@ -253,11 +263,11 @@ export class Session implements ModelSession {
       step: this.drawn++,
       appendAt: position,
     });
-    const pass = encoder.beginComputePass({ label: 'Session.sample' });
-    this.sampler.encode(pass, this.sampling);
-    pass.end();
-    this.gpu.device.queue.submit([encoder.finish()]);
-    this.step(1, position);
+    this.step(1, position, (encoder) => {
+      const pass = encoder.beginComputePass({ label: 'Session.sample' });
+      this.sampler.encode(pass, this.sampling);
+      pass.end();
+    });
     this.lastRow = 0;
   }
 
@@ -355,6 +365,11 @@ export class Session implements ModelSession {
     return this.profiler?.timings() ?? [];
   }
 
+  /** With profile 'dispatch': each dispatch's mean GPU time since the profiler's last reset, in step order. */
+  dispatchTimings(): DispatchTiming[] {
+    return this.dispatchProfiler?.timings() ?? [];
+  }
+
   /** GPU memory per module, bytes. */
   memory(): { module: string; bytes: number }[] {
     const routing = this.stats.allocatedBytes;
@@ -375,5 +390,27 @@ export class Session implements ModelSession {
     this.decoder.destroy();
     this.stats.destroy();
     this.profiler?.destroy();
+    this.dispatchProfiler?.destroy();
   }
+}
+
+/**
+ * Weight bytes a dispatch reads, from the weight buffers it binds: the whole of each, except an expert bank's share
+ * (min(E, T·k) of E experts at a one-token step's T = 1, the expected share where a bank is split over buffers) and
+ * the embedding gather (one row per token).
+ */
+function weightReads(config: MoeConfig, weights: UploadedWeights): (d: { pipeline: string }, groups: readonly GPUBindGroup[]) => number | null {
+  const share = new Map<GPUBuffer, number>();
+  for (const b of weights.buffers.values()) share.set(b, 1);
+  const experts = Math.min(config.numExperts, config.router.topK) / config.numExperts;
+  for (const bank of weights.banks.values()) for (const b of bank.buffers) share.set(b, experts);
+  return (d, groups) => {
+    let bytes: number | null = null;
+    for (const b of groups.flatMap(bindGroupBuffers)) {
+      const s = share.get(b);
+      if (s === undefined) continue;
+      bytes = (bytes ?? 0) + (d.pipeline.startsWith('embedding.') ? b.size / config.vocabSize : b.size * s);
+    }
+    return bytes;
+  };
 }

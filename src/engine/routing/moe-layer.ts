@@ -83,6 +83,12 @@ export interface MoeLayerOptions {
    * the router's dtype.
    */
   inputNorm?: { weight: GPUBuffer; eps: number; normed: GPUBuffer };
+  /**
+   * The routing record (default true). False, for measuring what the record costs: no ring rows are written (the
+   * uniform's ring_capacity is 0) and decode-sized plans skip the probMass/gateSum/zLossSum sums; the plan's count
+   * statistics still run. Snapshots of such a layer are not meaningful.
+   */
+  record?: boolean;
   /** Where the layer's uniform lives (the decoder's, flushed once per step); absent: its own buffer, written at once. */
   arena?: UniformArena | null;
 }
@@ -181,7 +187,7 @@ export class MoeLayer {
     this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize, o.inputNorm !== undefined);
     this.inputNorm = o.inputNorm ?? null;
     this.reroute = new MoeRerouteKernel(gpu);
-    this.plan = new MoePlanKernel(gpu);
+    this.plan = new MoePlanKernel(gpu, o.record ?? true);
     this.scatter = new MoeScatterKernel(gpu);
     this.combine = new MoeCombineKernel(gpu, o.residualScale !== undefined);
     const s = this.scratch;
@@ -224,7 +230,7 @@ export class MoeLayer {
       group_score: r.scoring === 'sigmoid' ? 1 : 0,
       shared_mode: c.sharedExpert ? (c.sharedExpert.gated ? 2 : 1) : 0,
       scale: r.routedScalingFactor,
-      ring_capacity: o.stats.ringCapacity,
+      ring_capacity: (o.record ?? true) ? o.stats.ringCapacity : 0,
       max_tokens: s.shape.maxTokens,
       mask_words: pl.maskWords,
       off_prefix: pl.prefix,
@@ -347,7 +353,7 @@ export class MoeLayer {
     step.position = position;
     step.capacity = capacity;
     step.reroute_ran = rerouting ? 1 : 0;
-    step.tile_m = this.modes[mode].up.tileRows;
+    step.tile_m = this.modes[mode].up.tileRowsFor(T);
     this.params.set(step);
     const io = this.io(x, out);
     emit('router', (pass) => this.router.encode(pass, io.router, T));
@@ -360,16 +366,17 @@ export class MoeLayer {
     const c = this.config;
     const mode = this.modeFor(T);
     const pair = this.io(x, out).modes[mode];
-    const tiles = Math.min(this.scratch.planLayout.maxTiles, maxPlanTiles(T * this.k, c.numExperts, pair.up.tileRows));
-    pair.upBindings.forEach((b, i) => emit(`gateUp${i}`, (pass) => pair.up.encode(pass, b, c.moeIntermediateSize, tiles)));
-    pair.downBindings.forEach((b, i) => emit(`down${i}`, (pass) => pair.down.encode(pass, b, c.hiddenSize, tiles)));
+    const rows = pair.up.tileRowsFor(T);
+    const tiles = Math.min(this.scratch.planLayout.maxTiles, maxPlanTiles(T * this.k, c.numExperts, rows, T));
+    pair.upBindings.forEach((b, i) => emit(`gateUp${i}`, (pass) => pair.up.encode(pass, b, c.moeIntermediateSize, tiles, rows)));
+    pair.downBindings.forEach((b, i) => emit(`down${i}`, (pass) => pair.down.encode(pass, b, c.hiddenSize, tiles, rows)));
     if (pair.sharedUp && pair.sharedDown) {
-      this.scratch.prepareDensePlan(T, pair.up.tileRows);
-      const sharedTiles = Math.ceil(T / pair.up.tileRows);
+      this.scratch.prepareDensePlan(T, rows);
+      const sharedTiles = Math.ceil(T / rows);
       const up = pair.sharedUp;
       const down = pair.sharedDown;
-      emit('sharedGateUp', (pass) => pair.up.encode(pass, up, c.sharedExpert!.intermediateSize, sharedTiles));
-      emit('sharedDown', (pass) => pair.down.encode(pass, down, c.hiddenSize, sharedTiles));
+      emit('sharedGateUp', (pass) => pair.up.encode(pass, up, c.sharedExpert!.intermediateSize, sharedTiles, rows));
+      emit('sharedDown', (pass) => pair.down.encode(pass, down, c.hiddenSize, sharedTiles, rows));
     }
   }
 
@@ -414,22 +421,23 @@ export class MoeLayer {
     const E = c.numExperts;
     const H = c.hiddenSize;
     const I = c.moeIntermediateSize;
-    const label = `Layer${this.layer}.moe.${k.up.mode}${k.up.mode === 'tiled' ? k.up.tileRows : ''}`;
+    const label = `Layer${this.layer}.moe.${k.up.mode}${k.up.mode === 'tiled' ? k.up.tileRowsFor(0) : ''}`;
     const bank = (b: ExpertBank, i: number) => ({ firstExpert: i * b.expertsPerBuffer, numExperts: Math.min(b.expertsPerBuffer, E - i * b.expertsPerBuffer) });
     // Biases are indexed by global expert, so every split binding reads the layer's whole bias buffer.
     const bias = (b: GPUBuffer | null | undefined) => (b ? { buffer: b, experts: E } : null);
-    const up = { bias: bias(w.gateUpBias), activation: c.expertActivation };
+    const maxTokens = s.shape.maxTokens;
+    const up = { bias: bias(w.gateUpBias), activation: c.expertActivation, maxTokens };
     w.gateUp.buffers.forEach((buf, i) => {
       pair.upBindings.push(k.up.bind(`${label}.gateUp${i}`, x, s.plan, s.planLayout, buf, s.h, { k: H, n: I, ...bank(w.gateUp, i) }, up));
     });
     w.down.buffers.forEach((buf, i) => {
-      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bank(w.down, i) }, { bias: bias(w.downBias) }));
+      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bank(w.down, i) }, { bias: bias(w.downBias), maxTokens }));
     });
     if (w.shared && c.sharedExpert) {
       const Is = c.sharedExpert.intermediateSize;
       const one = { firstExpert: 0, numExperts: 1 };
-      pair.sharedUp = k.sharedUp.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one });
-      pair.sharedDown = k.sharedDown.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one });
+      pair.sharedUp = k.sharedUp.bind(`${label}.sharedGateUp`, x, s.densePlan, s.densePlanLayout, w.shared.gateUp, s.sharedH, { k: H, n: Is, ...one }, { maxTokens });
+      pair.sharedDown = k.sharedDown.bind(`${label}.sharedDown`, s.sharedH, s.densePlan, s.densePlanLayout, w.shared.down, s.sharedY, { k: Is, n: H, ...one }, { maxTokens });
     }
     return pair;
   }

@@ -27,3 +27,31 @@ export function onNextFrame(fn: () => void): () => void {
     });
   };
 }
+
+/**
+ * A function that runs `fn` once in the browser's next idle period (at most `timeoutMs` later), however often it is
+ * called before then: for analysis panels that must never sit in a step's path. `settled` resolves once none is pending.
+ */
+export function onIdle(fn: () => void, timeoutMs: number): { schedule: () => void; settled: () => Promise<void> } {
+  let pending: Promise<void> | null = null;
+  return {
+    schedule() {
+      pending ??= new Promise<void>((resolve) =>
+        requestIdleCallback(
+          () => {
+            pending = null;
+            try {
+              fn();
+            } finally {
+              resolve();
+            }
+          },
+          { timeout: timeoutMs },
+        ),
+      );
+    },
+    settled: async () => {
+      while (pending) await pending;
+    },
+  };
+}

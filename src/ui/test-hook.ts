@@ -55,6 +55,7 @@ function makeHook(app: App) {
     async settle(): Promise<void> {
       await app.stepper?.idle();
       await app.snapshots.settled();
+      await app.pathways.settled();
       await nextFrame();
       await nextFrame();
       await app.gpu.device.queue.onSubmittedWorkDone();

@@ -2,9 +2,10 @@
 // own GPU work stays small. Picked as files with no samples.json beside it (as tools/random_model.py writes one): it
 // opens on a text (a default prompt), a step moves it and its panels follow, and the routing record holds every one of
 // the 64 × 256 cells. The page's own share of a step (from the step's GPU work done to the panels drawn from its
-// snapshot, as tools/gpu-page.ts and latency.test.ts measure) and the open time are logged. Open time here is mostly
-// the GPU process compiling the decoder's pipelines on SwiftShader (≈ 23 s of the ≈ 35 s, measured around
-// new Decoder()), not the page.
+// snapshot, as tools/gpu-page.ts and latency.test.ts measure) stays within 100 ms (median), as for the demo model.
+// Open time here is the GPU process's: new Decoder() returns in ≈ 0.1 s in the page, while the GPU process compiles
+// its 35 compute pipelines one after another (≈ 55 s on SwiftShader, 1–10 s per gemv/matmul variant), and the 6 expert
+// pipelines made at the first step add ≈ 35 s to it.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,7 +60,7 @@ describe('a running 64 × 256 model', () => {
     expect(await hook((m) => m.app.stepper!.planned.length)).toBeGreaterThan(4);
   });
 
-  it('steps, and draws the panels of each step', async () => {
+  it('steps, and draws the panels of each step within 100 ms of its GPU work', async () => {
     const r = await page.evaluate(async () => {
       const m = window.__moescope!;
       const app = m.app;
@@ -86,6 +87,8 @@ describe('a running 64 × 256 model', () => {
     console.log(`64 × 256 step: page's share ${r.shares.map((s) => s.toFixed(1)).join(', ')} ms; click → panels ${r.totals.map((s) => s.toFixed(0)).join(', ')} ms`);
     expect(r.moved, 'a step forward moved the position and its panels were drawn').toBe(1);
     expect(r.shares.length).toBe(4);
+    const sorted = [...r.shares].sort((a, b) => a - b);
+    expect(sorted[Math.floor(sorted.length / 2)], "the page's median share of a step, ms").toBeLessThanOrEqual(100);
   }, 240_000);
 
   it('keeps all 64 × 256 cells in the routing record', async () => {

@@ -1,7 +1,7 @@
 // Pathways of the focus layer (canvas 2D), beside the 3D view: left, how often two experts of the layer were chosen
 // for the same token (co-activation); right, how often an expert of the layer was followed by each expert of the next
 // MoE layer (transitions); a caption with how well the layer's top-1 choice predicts the next layer's.
-import { colormapCss, type ColormapName } from '../colormaps';
+import { colormap, colormapCss, type ColormapName } from '../colormaps';
 
 export interface PathwaysData {
   layer: number;
@@ -21,11 +21,16 @@ export interface PathwaysData {
 
 const TOP = 30;
 const LEFT = 16;
+/** Below this many pixels per cell the grid is drawn as one image (experts² pixels) instead of a rectangle per cell. */
+const MIN_CELL_RECT_PX = 3;
+const EMPTY_RGB = [0x1c, 0x20, 0x29] as const;
 
 export class PathwaysPanel {
   readonly canvas: HTMLCanvasElement;
   private readonly caption: HTMLElement;
   private readonly ctx: CanvasRenderingContext2D;
+  /** One pixel per cell, scaled onto the panel when cells are too small for rectangles. */
+  private readonly image = document.createElement('canvas');
   /** What was drawn last (tests compare it with the engine's routing record). */
   data: PathwaysData | null = null;
 
@@ -59,7 +64,7 @@ export class PathwaysPanel {
             `(its most common expert alone: ${(100 * (d.baseline ?? 0)).toFixed(0)}%)`;
   }
 
-  private grid(values: ArrayLike<number>, E: number, x0: number, side: number, title: string, colormap: ColormapName): void {
+  private grid(values: ArrayLike<number>, E: number, x0: number, side: number, title: string, colormapName: ColormapName): void {
     const { ctx } = this;
     let max = 0;
     for (let i = 0; i < values.length; i++) max = Math.max(max, values[i]);
@@ -74,12 +79,35 @@ export class PathwaysPanel {
         ctx.fillText(String(e), x0 - 7, TOP + (e + 0.5) * cell);
       }
     }
+    if (cell < MIN_CELL_RECT_PX) {
+      this.asImage(values, E, max, colormapName);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(this.image, x0, TOP, side, side);
+      return;
+    }
     for (let i = 0; i < E; i++) {
       for (let j = 0; j < E; j++) {
         const v = values[i * E + j];
-        ctx.fillStyle = v > 0 ? colormapCss(colormap, 0.15 + (0.85 * v) / max) : '#1c2029';
-        ctx.fillRect(x0 + j * cell, TOP + i * cell, Math.max(1, cell - 1), Math.max(1, cell - 1));
+        ctx.fillStyle = v > 0 ? colormapCss(colormapName, 0.15 + (0.85 * v) / max) : '#1c2029';
+        ctx.fillRect(x0 + j * cell, TOP + i * cell, cell - 1, cell - 1);
       }
     }
+  }
+
+  /** Paints `values` [E, E] into the one-pixel-per-cell canvas, in the same colours as the rectangles. */
+  private asImage(values: ArrayLike<number>, E: number, max: number, colormapName: ColormapName): void {
+    this.image.width = E;
+    this.image.height = E;
+    const ictx = this.image.getContext('2d')!;
+    const img = ictx.createImageData(E, E);
+    for (let x = 0; x < E * E; x++) {
+      const v = values[x];
+      const rgb = v > 0 ? colormap(colormapName, 0.15 + (0.85 * v) / max) : EMPTY_RGB;
+      img.data[4 * x] = rgb[0];
+      img.data[4 * x + 1] = rgb[1];
+      img.data[4 * x + 2] = rgb[2];
+      img.data[4 * x + 3] = 255;
+    }
+    ictx.putImageData(img, 0, 0);
   }
 }

@@ -1,9 +1,8 @@
 // Long sessions: decode steps through a sliding context, with the panels' periodic snapshots, must keep the number of
 // live GPU buffers constant and the JS heap bounded. By default a one-layer model of the Mixtral family for
 // LONG_RUN_STEPS (default 200) steps; LONG_RUN_MODEL=DIR runs the same checks on a model folder. `npm run test:long`:
-// the demo model for 5,000 steps over a 48-token context (~207 slides), sampled every 1,000 steps — about the most
-// that fit in 25 minutes on SwiftShader on a shared two-core machine (6,000 took 28.6 min here; docs/reliability.md
-// has the figures, and 20,000 steps on a GPU).
+// the demo model for 20,000 steps over a 48-token context (832 slides), sampled every 1,000 steps: 56 minutes on
+// SwiftShader on a shared two-core machine (docs/reliability.md has the figures).
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';

@@ -25,6 +25,7 @@
 // Selection: one thread per token walks the E ≤ 256 scores (cheap next to the H-long dot products).
 // #include "lib/weights"
 // #include "lib/moe_params"
+// #include "lib/moe_router_common"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;            // [tokens, hidden] post-norm input
@@ -49,30 +50,9 @@ override WG: u32 = ROWS * LANES;
 const RT: u32 = 4u;
 // Score slots per token: up to 256 experts + the shared-expert gate.
 const SLOTS: u32 = 257u;
-// Stands in for -inf in group scores of ablated experts (WGSL has no infinity literals).
-const EXCLUDED: f32 = -1e30;
 
 var<workgroup> partial: array<f32, 1024>;          // [ROWS, LANES, RT] (LANES ≤ 32)
 var<workgroup> scores: array<f32, 1028>;           // [RT, SLOTS]
-
-fn pcg(v: u32) -> u32 {
-  let state = v * 747796405u + 2891336453u;
-  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
-  return (word >> 22u) ^ word;
-}
-
-// Noise keyed by (seed, layer, position, expert): the sum of 12 uniform 20-bit integers from a counter-based hash,
-// centred and scaled (Irwin–Hall: mean 0, variance 1, within ±6). Integer arithmetic only, so the value is exact and
-// equal to routerNoise() in src/model/routing-noise.ts bit for bit.
-fn noise(seed: u32, layer: u32, pos: u32, expert: u32) -> f32 {
-  var h = pcg(pcg(pcg(pcg(seed) ^ layer) ^ pos) ^ expert);
-  var sum = 0u;
-  for (var i = 0u; i < 12u; i++) {
-    h = pcg(h);
-    sum += h >> 12u;
-  }
-  return f32(i32(sum) - 6291456) / 1048576.0; // (sum − 6·2²⁰) / 2²⁰
-}
 
 var<private> acc: array<f32, RT>;
 var<workgroup> inv_rms: array<f32, RT>;            // NORM: 1 / rms of each of the workgroup's tokens
@@ -151,11 +131,6 @@ fn dot_units(wv: array<f32, 8>, t0: u32, h: u32, ntok: u32) {
       acc[i] += s;
     }
   }
-}
-
-// NaN or ±Inf, read from the bits: WGSL implementations may assume floats are finite and fold comparisons away.
-fn not_finite(v: f32) -> bool {
-  return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
 }
 
 fn is_ablated(e: u32) -> bool {
@@ -238,11 +213,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var flags = 0u;
   for (var e = 0u; e < E; e++) {
     if (is_ablated(e)) { continue; }
-    var z = scores[base + e];
-    if (not_finite(z)) { flags |= FLAG_LOGITS; }
-    if (P.has_bias != 0u) { z += aux[e]; }
-    if (P.noise_std != 0.0) { z += P.noise_std * noise(P.noise_seed, P.layer, pos, e); }
-    z *= P.inv_temp;
+    let logit = scores[base + e];
+    if (not_finite(logit)) { flags |= FLAG_LOGITS; }
+    let z = what_if_z(logit, e, pos);
     scores[base + e] = z;
     m = max(m, z);
     exists++;

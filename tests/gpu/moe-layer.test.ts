@@ -14,6 +14,7 @@ import type { WeightDtype } from '../../src/model/dtypes';
 import { PLAN_BLOCK_WORDS } from '../../src/engine/kernels/moe-layout';
 import { planWorkgroupSize } from '../../src/engine/kernels/moe-plan';
 import { REROUTE_WG } from '../../src/engine/kernels/moe-reroute';
+import { ROUTER_FEW_TOKENS } from '../../src/engine/kernels/moe-router';
 
 const FAMILIES: Family[] = ['olmoe', 'mixtral', 'qwen2_moe', 'deepseek_v2', 'deepseek_v3', 'switch', 'gpt_oss'];
 
@@ -254,14 +255,16 @@ describe('determinism and the per-token path', () => {
     expect(gpu.recentErrors).toEqual([]);
   });
 
-  it('decode records 6 dispatches per MoE layer without a shared expert', async () => {
+  it('decode records 7 dispatches per MoE layer without a shared expert', async () => {
     const gpu = await testGpu();
     const mixtral = buildProblem(gpu, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 1 });
-    expect(mixtral.layer.dispatchCount(1)).toBe(6);
+    expect(mixtral.layer.dispatchCount(1)).toBe(7);
+    expect(mixtral.layer.dispatchCount(ROUTER_FEW_TOKENS), 'two router kernels up to ROUTER_FEW_TOKENS').toBe(7);
+    expect(mixtral.layer.dispatchCount(ROUTER_FEW_TOKENS + 1), 'one above').toBe(6);
     expect(mixtral.layer.dispatchCount(256), 'one-pass plan up to 256 tokens').toBe(6);
     expect(mixtral.layer.dispatchCount(257), 'two-pass plan above').toBe(7);
     const qwen = buildProblem(gpu, { family: 'qwen2_moe', H: 16, I: 8, E: 8, k: 2, seed: 1 });
-    expect(qwen.layer.dispatchCount(1)).toBe(8);
+    expect(qwen.layer.dispatchCount(1)).toBe(9);
     // count what encode() actually records
     let dispatches = 0;
     const enc = gpu.device.createCommandEncoder();
@@ -276,7 +279,7 @@ describe('determinism and the per-token path', () => {
     mixtral.layer.encode(counting, uploadBuffer(gpu, 'd.x', randomF32(16, 1)), uploadBuffer(gpu, 'd.o', new Float32Array(16)), 1, 0);
     pass.end();
     gpu.device.queue.submit([enc.finish()]);
-    expect(dispatches).toBe(6);
+    expect(dispatches).toBe(7);
   });
 });
 
@@ -339,19 +342,19 @@ describe('the checks can fail', () => {
   it('a folded router norm that forgets the norm weight in the logits fails', () =>
     expectMutantFails(mutation('moe_router', 'return v * inv_rms[i] * norm_weight(h);', 'return v * inv_rms[i];'), async (gpu) => {
       const p = buildProblem(gpu, { ...MIXTRAL, H: 15 }, { inputNorm: true });
-      await checkStep(gpu, p, 3, policyWith(p.config, {}), 1);
+      await checkStep(gpu, p, ROUTER_FEW_TOKENS + 3, policyWith(p.config, {}), 1);
     }, /normed|output|chosen/));
   it('a folded router norm that sums squares for all but the last of a workgroup\'s tokens fails', () =>
     expectMutantFails(mutation('moe_router', 'for (var i = 0u; i < ntok; i++) {\n    var ss = 0.0;', 'for (var i = 0u; i + 1u < ntok; i++) {\n    var ss = 0.0;'), async (gpu) => {
       const p = buildProblem(gpu, { ...MIXTRAL, H: 32 }, { inputNorm: true });
-      await checkStep(gpu, p, 6, policyWith(p.config, {}), 1);
+      await checkStep(gpu, p, ROUTER_FEW_TOKENS + 6, policyWith(p.config, {}), 1);
     }, /normed|output|chosen/));
   it('a scatter that keeps one token too many per expert fails the capacity check', () =>
     expectMutantFails(mutation('moe_scatter', 'if (rank < plan[P.off_kept + e])', 'if (rank <= plan[P.off_kept + e])'),
       step(MIXTRAL, 33, { capacityFactor: 0.6 }), /assigned/));
   it('a router that breaks ties and ranks toward the higher index fails', () =>
     expectMutantFails(mutation('moe_router', 'if (best == NONE || c > bv) { best = e; bv = c; }', 'if (best == NONE || c < bv) { best = e; bv = c; }'),
-      step({ ...MIXTRAL, family: 'olmoe' }, 5, {}), /chosen/));
+      step({ ...MIXTRAL, family: 'olmoe' }, ROUTER_FEW_TOKENS + 5, {}), /chosen/));
   it('a re-route to the worst-scoring free expert fails', () =>
     expectMutantFails(mutation('moe_reroute', 'if (best == NONE || v > bv) { best = c; bv = v; }', 'if (best == NONE || v < bv) { best = c; bv = v; }'),
       step({ family: 'olmoe', H: 24, I: 12, E: 16, k: 3, seed: 16 }, 33, { capacityFactor: 0.8, overflow: 'reroute' }), /assigned/));

@@ -1,5 +1,9 @@
-// MoE router kernel (shaders/moe_router.wgsl): logits, what-if transforms, scoring, group-limited top-k; optionally
-// with the layer's input RMSNorm folded in (it then writes the normalised rows the expert kernels read).
+// MoE router (logits, what-if transforms, scoring, group-limited top-k; optionally with the layer's input RMSNorm
+// folded in, writing the normalised rows the expert kernels read), in two variants picked by the step's token count:
+//   T ≤ ROUTER_FEW_TOKENS (decode): shaders/moe_router_logits.wgsl (the logits spread over ⌈(E + gate) / EPW⌉ × T
+//     workgroups) then shaders/moe_router_select.wgsl (one workgroup per token, one thread per expert): 2 dispatches;
+//   longer steps: shaders/moe_router.wgsl, one workgroup per RT tokens that computes the logits and selects with one
+//     thread per token (weights read once per RT tokens): 1 dispatch.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
 import { type Uniforms, bindGroup, ceilDiv, kernelLayout, storageBuffer } from './common';
@@ -17,6 +21,28 @@ export const ROUTER_LANES_SOFTWARE = 8;
 
 export function routerLanes(gpu: Gpu): number {
   return gpu.adapter.software ? ROUTER_LANES_SOFTWARE : ROUTER_LANES;
+}
+
+/**
+ * Up to this many tokens the two small-T kernels run. One workgroup of moe_router serves RT tokens with a serial
+ * selection per token (a chain of ~E·(k + 3) dependent steps, most of its 81 µs at granite's E = 32, k = 8 on the
+ * H200), so with few tokens nearly the whole GPU waits on it; the small-T logits read the router weights once per
+ * token instead of once per RT tokens, which long steps would feel. The bound is a choice, not a measured crossover.
+ */
+export const ROUTER_FEW_TOKENS = 32;
+
+/** moe_router_logits: router rows per workgroup (EPW) and threads per row (LANES), on a GPU and on a software adapter. */
+export const LOGITS_SHAPE = { EPW: 2, LANES: 128 };
+export const LOGITS_SHAPE_SOFTWARE = { EPW: 4, LANES: 16 };
+/** moe_router_select's threads per token (one per expert up to this many). */
+export const SELECT_WG = 256;
+export const SELECT_WG_SOFTWARE = 64;
+
+/** The bind groups of both variants, over the same buffers. */
+export interface MoeRouterBinding {
+  wide: GPUBindGroup;
+  logits: GPUBindGroup;
+  select: GPUBindGroup;
 }
 
 export interface MoeRouterBuffers {
@@ -41,7 +67,12 @@ export interface MoeRouterBuffers {
 
 export class MoeRouterKernel {
   private readonly layout;
+  private readonly logitsLayout;
+  private readonly selectLayout;
   readonly pipeline: GPUComputePipeline;
+  readonly logitsPipeline: GPUComputePipeline;
+  readonly selectPipeline: GPUComputePipeline;
+  private readonly logitsShape: { EPW: number; LANES: number };
   /** Bound in place of the norm's weight and output without a norm (never touched then). */
   private readonly noNorm: { weight: GPUBuffer; normed: GPUBuffer } | null;
 
@@ -59,14 +90,28 @@ export class MoeRouterKernel {
     this.noNorm = norm ? null : { weight: storageBuffer(gpu, 'MoeRouterKernel.noNormWeight', 16), normed: storageBuffer(gpu, 'MoeRouterKernel.noNormed', 16) };
     const constants = { WEIGHT_DTYPE: WEIGHT_DTYPE_CODE[weightDtype], ALIGNED: alignedRows(hidden, weightDtype) ? 1 : 0, NORM: norm ? 1 : 0, LANES: routerLanes(gpu) };
     this.pipeline = gpu.pipeline('moe_router', 'main', constants, this.layout.pipelineLayout, this.layout.key);
+    const software = gpu.adapter.software;
+    this.logitsShape = software ? LOGITS_SHAPE_SOFTWARE : LOGITS_SHAPE;
+    this.logitsLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'rw', 'rw', 'read', 'rw']);
+    this.logitsPipeline = gpu.pipeline('moe_router_logits', 'main', { WEIGHT_DTYPE: constants.WEIGHT_DTYPE, ALIGNED: constants.ALIGNED, NORM: constants.NORM, ...this.logitsShape },
+      this.logitsLayout.pipelineLayout, this.logitsLayout.key);
+    this.selectLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw', 'rw', 'rw']);
+    this.selectPipeline = gpu.pipeline('moe_router_select', 'main', { SEL_WG: software ? SELECT_WG_SOFTWARE : SELECT_WG },
+      this.selectLayout.pipelineLayout, this.selectLayout.key);
   }
 
-  bind(label: string, b: MoeRouterBuffers): GPUBindGroup {
+  bind(label: string, b: MoeRouterBuffers): MoeRouterBinding {
     const norm = b.norm ?? this.noNorm;
     if (!norm || (b.norm !== undefined) !== this.norm) throw new Error(`${label}: the router's norm buffers go with a norm kernel`);
-    return bindGroup(this.gpu, label, this.layout, [
-      b.params, b.x, b.router, b.sharedGate, b.aux, b.ablated, b.records, b.probs, b.plan, norm.weight, norm.normed,
-    ]);
+    return {
+      wide: bindGroup(this.gpu, label, this.layout, [
+        b.params, b.x, b.router, b.sharedGate, b.aux, b.ablated, b.records, b.probs, b.plan, norm.weight, norm.normed,
+      ]),
+      logits: bindGroup(this.gpu, `${label}Logits`, this.logitsLayout, [
+        b.params, b.x, b.router, b.sharedGate, b.records, b.probs, norm.weight, norm.normed,
+      ]),
+      select: bindGroup(this.gpu, `${label}Select`, this.selectLayout, [b.params, b.aux, b.ablated, b.records, b.probs, b.plan]),
+    };
   }
 
   /** Frees the stand-in norm buffers (bind groups made from this kernel stop being usable). */
@@ -75,9 +120,24 @@ export class MoeRouterKernel {
     this.noNorm?.normed.destroy();
   }
 
-  encode(pass: GPUComputePassEncoder, group: GPUBindGroup, tokens: number): void {
-    pass.setPipeline(this.pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(ceilDiv(tokens, ROUTER_TOKENS_PER_WORKGROUP));
+  /** Dispatches encode() records for `tokens` tokens. */
+  static dispatchCount(tokens: number): number {
+    return tokens <= ROUTER_FEW_TOKENS ? 2 : 1;
+  }
+
+  /** experts: E (the logits grid covers E router rows, and the shared-expert gate row when `gatedShared`). */
+  encode(pass: GPUComputePassEncoder, binding: MoeRouterBinding, tokens: number, experts: number, gatedShared: boolean): void {
+    if (tokens > ROUTER_FEW_TOKENS) {
+      pass.setPipeline(this.pipeline);
+      pass.setBindGroup(0, binding.wide);
+      pass.dispatchWorkgroups(ceilDiv(tokens, ROUTER_TOKENS_PER_WORKGROUP));
+      return;
+    }
+    pass.setPipeline(this.logitsPipeline);
+    pass.setBindGroup(0, binding.logits);
+    pass.dispatchWorkgroups(ceilDiv(experts + (gatedShared ? 1 : 0), this.logitsShape.EPW), tokens);
+    pass.setPipeline(this.selectPipeline);
+    pass.setBindGroup(0, binding.select);
+    pass.dispatchWorkgroups(tokens);
   }
 }

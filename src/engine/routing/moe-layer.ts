@@ -10,15 +10,16 @@
 // encode() writes the layer's uniform through the queue and records its dispatches; it creates no GPU object after
 // the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
 // (its uniform holds this step's token count and position). Decode (T = 1, no shared expert, no re-routing) records
-// 6 dispatches: router, plan, scatter, expert gate/up, expert down, combine (+1 per extra weight binding when an
-// expert bank is split, +2 for a shared expert, +1 for the re-route policy, +1 when T > PLAN_SPLIT_TOKENS, where the
-// plan runs in two passes).
+// 7 dispatches: router logits, router selection, plan, scatter, expert gate/up, expert down, combine (+1 per extra
+// weight binding when an expert bank is split, +2 for a shared expert, +1 for the re-route policy, +1 when
+// T > PLAN_SPLIT_TOKENS, where the plan runs in two passes; −1 when T > ROUTER_FEW_TOKENS, where one router
+// dispatch does both).
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import { isQuantFormat, type TensorFormat } from '../../model/dtypes';
 import type { RoutingPolicy } from '../session-api';
 import { type UniformArena, Uniforms, storageBuffer } from '../kernels/common';
-import { MoeRouterKernel } from '../kernels/moe-router';
+import { MoeRouterKernel, type MoeRouterBinding } from '../kernels/moe-router';
 import { MoeRerouteKernel } from '../kernels/moe-reroute';
 import { MoePlanKernel, PLAN_SPLIT_TOKENS } from '../kernels/moe-plan';
 import { MoeCombineKernel } from '../kernels/moe-combine';
@@ -155,7 +156,7 @@ export class MoeLayer {
   private readonly modes: Record<ExpertVariant, ExpertPair>;
   private readonly expertMode: ExpertVariant | 'auto';
   private readonly fixedGroups: { reroute: GPUBindGroup; plan: GPUBindGroup; scatter: GPUBindGroup };
-  private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: GPUBindGroup; combine: GPUBindGroup; modes: Record<ExpertVariant, ExpertPair> }>>();
+  private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: MoeRouterBinding; combine: GPUBindGroup; modes: Record<ExpertVariant, ExpertPair> }>>();
   private policy: RoutingPolicy;
   private k: number;
   private readonly inputNorm: MoeLayerOptions['inputNorm'] | null;
@@ -279,7 +280,7 @@ export class MoeLayer {
   dispatchCount(T: number): number {
     const rerouting = this.policy.overflow === 'reroute' && expertCapacity(this.policy.capacityFactor, T, this.k, this.config.numExperts) > 0;
     const banks = this.weights.gateUp.buffers.length + this.weights.down.buffers.length;
-    return 4 + banks + (rerouting ? 1 : 0) + (this.config.sharedExpert ? 2 : 0) + (T > PLAN_SPLIT_TOKENS ? 1 : 0);
+    return 3 + MoeRouterKernel.dispatchCount(T) + banks + (rerouting ? 1 : 0) + (this.config.sharedExpert ? 2 : 0) + (T > PLAN_SPLIT_TOKENS ? 1 : 0);
   }
 
   /**
@@ -356,7 +357,7 @@ export class MoeLayer {
     step.tile_m = this.modes[mode].up.tileRowsFor(T);
     this.params.set(step);
     const io = this.io(x, out);
-    emit('router', (pass) => this.router.encode(pass, io.router, T));
+    emit('router', (pass) => this.router.encode(pass, io.router, T, E, this.config.sharedExpert?.gated === true));
     if (rerouting) emit('reroute', (pass) => this.reroute.encode(pass, this.fixedGroups.reroute));
     emit('plan', (pass) => this.plan.encode(pass, this.fixedGroups.plan, T));
     emit('scatter', (pass) => this.scatter.encode(pass, this.fixedGroups.scatter, T));

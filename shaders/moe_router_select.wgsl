@@ -1,0 +1,190 @@
+// MoE router selection for a few tokens (decode), after moe_router_logits: one workgroup per token, one thread per
+// expert (threads stride over E when E > SEL_WG). The same semantics as moe_router's one-thread selection (see the
+// formulas there), made parallel:
+//   z_e, the max m and Σ exp(z − m) (lse = m + log Σ): shared-memory trees over the experts that exist;
+//   p_e, c_e per thread; non-finite flags gathered with a workgroup atomic;
+//   group-limited top-k: thread g < n_group scores its group (max, or sum of its top-2), then each expert keeps its
+//   score when fewer than topk_group groups rank above its own (score descending, ties to the lower group index);
+//   top-k: expert e takes slot r = the number of experts that rank above it (c descending, ties to the lower index;
+//   ablated experts neither rank nor count), when r < k, which is exactly the order of moe_router's repeated arg-max.
+// Writes the probabilities, the choice scores (over the logits moe_router_logits left there), the token's record
+// (REC_SGATE only without a gated shared expert: moe_router_logits wrote the gate logit) and its membership bits.
+// #include "lib/moe_params"
+// #include "lib/moe_router_common"
+
+@group(0) @binding(0) var<uniform> P: LayerParams;
+@group(0) @binding(1) var<storage, read> aux: array<f32>;                // [2, experts] router bias, correction bias
+@group(0) @binding(2) var<storage, read> ablated: array<u32>;            // [num_layers, experts] 1 = ablated
+@group(0) @binding(3) var<storage, read_write> records: array<u32>;      // [max_tokens, REC] per-token record
+@group(0) @binding(4) var<storage, read_write> probs: array<f32>;        // [2, max_tokens, experts] p, then c (logits in)
+@group(0) @binding(5) var<storage, read_write> plan: array<atomic<u32>>; // masks: [experts, mask_words] at offset 0
+
+// Threads: a power of two in [K_MAX, 256] (each serves experts li, li + SEL_WG, …).
+override SEL_WG: u32 = 256u;
+// Experts per token (≤ 256) that a workgroup holds in shared memory.
+const E_MAX: u32 = 256u;
+
+var<workgroup> zs: array<f32, E_MAX>;        // z, then p
+var<workgroup> cs: array<f32, E_MAX>;        // selection score c (EXCLUDED when ablated)
+var<workgroup> out_of: array<u32, E_MAX>;    // 1 = ablated in this layer
+var<workgroup> red: array<f32, SEL_WG>;      // tree reductions
+var<workgroup> gscore: array<f32, 64>;       // group scores (n_group ≤ 64)
+var<workgroup> slot_expert: array<u32, K_MAX>;
+var<workgroup> flags_any: atomic<u32>;
+var<workgroup> exists_any: atomic<u32>;
+var<workgroup> flags_word: u32;              // flags_any, read back uniformly
+
+// The smallest power of two ≥ min(E, SEL_WG): the threads that hold values in a tree.
+fn tree_span(E: u32) -> u32 {
+  var span = 1u;
+  while (span < min(E, SEL_WG)) { span <<= 1u; }
+  return span;
+}
+
+// Tree over red[0 .. span): max (is_max) or sum; the result in red[0]. Called from uniform control flow.
+fn reduce(li: u32, span: u32, is_max: bool) -> f32 {
+  workgroupBarrier();
+  for (var s = span / 2u; s > 0u; s >>= 1u) {
+    if (li < s) {
+      if (is_max) { red[li] = max(red[li], red[li + s]); } else { red[li] += red[li + s]; }
+    }
+    workgroupBarrier();
+  }
+  let v = red[0];
+  workgroupBarrier();
+  return v;
+}
+
+@compute @workgroup_size(SEL_WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let t = wg.x;
+  let E = P.experts;
+  let pos = P.position + t;
+  let rec = t * REC;
+  let choice_base = P.choice_offset + t * E;
+  let span = tree_span(E);
+
+  // ---- z = (logit + bias + noise) / T; max over the experts that exist ----
+  var m_part = EXCLUDED;
+  for (var e = li; e < E; e += SEL_WG) {
+    let out = ablated[P.layer * E + e] != 0u;
+    out_of[e] = select(0u, 1u, out);
+    if (!out) {
+      let logit = probs[choice_base + e];
+      if (not_finite(logit)) { atomicOr(&flags_any, FLAG_LOGITS); }
+      let z = what_if_z(logit, e, pos);
+      zs[e] = z;
+      m_part = max(m_part, z);
+      atomicOr(&exists_any, 1u);
+    }
+  }
+  red[li] = m_part;
+  let m = reduce(li, span, true);
+
+  var s_part = 0.0;
+  for (var e = li; e < E; e += SEL_WG) {
+    if (out_of[e] == 0u) { s_part += exp(zs[e] - m); }
+  }
+  red[li] = s_part;
+  let sum = reduce(li, span, false);
+  let lse = select(0.0, m + log(sum), atomicLoad(&exists_any) != 0u);
+
+  // ---- probabilities and selection scores ----
+  for (var e = li; e < E; e += SEL_WG) {
+    var p = 0.0;
+    var c = EXCLUDED;
+    if (out_of[e] == 0u) {
+      let z = zs[e];
+      if (P.scoring == 0u) { p = exp(z - m) / sum; } else { p = 1.0 / (1.0 + exp(-z)); }
+      c = p;
+      if (P.has_corr != 0u) { c += aux[E + e]; }
+      if (not_finite(p) || not_finite(c)) { atomicOr(&flags_any, FLAG_SCORES); }
+    }
+    zs[e] = p;
+    cs[e] = c;
+  }
+  workgroupBarrier();
+  if (li == 0u) { flags_word = atomicLoad(&flags_any); }
+  let flags = workgroupUniformLoad(&flags_word);
+  if (li == 0u) {
+    records[rec + REC_FLAGS] = flags;
+    records[rec + REC_LSE] = bitcast<u32>(select(lse, 0.0, flags != 0u));
+    if (P.shared_mode != 2u) { records[rec + REC_SGATE] = 0u; }
+  }
+  if (flags != 0u) {
+    // not routed in this layer: no expert, zero probabilities
+    for (var e = li; e < E; e += SEL_WG) {
+      probs[t * E + e] = 0.0;
+      probs[choice_base + e] = 0.0;
+    }
+    if (li < K_MAX) {
+      records[rec + li] = NONE;
+      records[rec + REC_WEIGHT + li] = 0u;
+      records[rec + REC_ASSIGNED + li] = NONE;
+      records[rec + REC_ROW + li] = NONE;
+    }
+    return;
+  }
+  for (var e = li; e < E; e += SEL_WG) { probs[t * E + e] = zs[e]; }
+
+  // ---- group-limited top-k: experts outside the best topk_group groups score 0.0 ----
+  if (P.n_group > 1u) {
+    let gsize = E / P.n_group;
+    if (li < P.n_group) {
+      var b1 = EXCLUDED;
+      var b2 = EXCLUDED;
+      for (var j = 0u; j < gsize; j++) {
+        let c = cs[li * gsize + j];
+        if (c > b1) { b2 = b1; b1 = c; } else if (c > b2) { b2 = c; }
+      }
+      gscore[li] = select(b1, b1 + b2, P.group_score == 1u);
+    }
+    workgroupBarrier();
+    for (var e = li; e < E; e += SEL_WG) {
+      let g = e / gsize;
+      let v = gscore[g];
+      var above = 0u;
+      for (var h = 0u; h < P.n_group; h++) {
+        let u = gscore[h];
+        if (u > v || (u == v && h < g)) { above++; }
+      }
+      if (above >= P.topk_group && out_of[e] == 0u) { cs[e] = 0.0; }
+    }
+  }
+  if (li < K_MAX) { slot_expert[li] = NONE; }
+  workgroupBarrier();
+
+  // ---- top-k: each expert's rank among the candidates ----
+  for (var e = li; e < E; e += SEL_WG) {
+    probs[choice_base + e] = cs[e];
+    if (out_of[e] != 0u) { continue; }
+    let c = cs[e];
+    var above = 0u;
+    for (var f = 0u; f < E; f++) {
+      let d = cs[f];
+      if (out_of[f] == 0u && (d > c || (d == c && f < e))) { above++; }
+    }
+    if (above < P.top_k) { slot_expert[above] = e; }
+  }
+  workgroupBarrier();
+  if (li < K_MAX) {
+    // every slot thread sums the chosen weights in slot order (one value, no further barrier)
+    var wsum = 0.0;
+    for (var s = 0u; s < P.top_k; s++) {
+      let ce = slot_expert[s];
+      if (ce != NONE) { wsum += zs[ce]; }
+    }
+    let chosen = slot_expert[li];
+    var ws = 0.0;
+    if (chosen != NONE) {
+      ws = zs[chosen];
+      if (P.norm_topk != 0u && wsum > 0.0) { ws = ws / wsum; }
+      ws *= P.scale;
+      atomicOr(&plan[chosen * P.mask_words + t / 32u], 1u << (t % 32u));
+    }
+    records[rec + li] = chosen;
+    records[rec + REC_WEIGHT + li] = bitcast<u32>(ws);
+    records[rec + REC_ASSIGNED + li] = chosen;
+    records[rec + REC_ROW + li] = NONE;
+  }
+}

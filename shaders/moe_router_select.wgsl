@@ -8,21 +8,40 @@
 //   top-k: expert e takes slot r = the number of experts that rank above it (c descending, ties to the lower index;
 //   ablated experts neither rank nor count), when r < k, which is exactly the order of moe_router's repeated arg-max.
 // Writes the probabilities, the choice scores (over the logits moe_router_logits left there), the token's record
-// (REC_SGATE only without a gated shared expert: moe_router_logits wrote the gate logit) and its membership bits.
+// (REC_SGATE only without a gated shared expert: moe_router_logits wrote the gate logit) and:
+//   main: the token's membership bits (moe_plan follows);
+//   main_plan (T = 1, no re-routing): moe_plan's work for the one token in the same workgroup instead (its masks are
+//     never set: each expert's member count is whether a slot chose it; prefix 0, the mask copy for moe_scatter,
+//     then lib/moe_plan_common's capacity, offsets, tiles and count statistics, and the token's probability, gate
+//     and lse² added to the statistics), which saves moe_plan's dispatch and its re-reading of the records.
 // #include "lib/moe_params"
 // #include "lib/moe_router_common"
+// #include "lib/moe_plan_common"
+// #include "lib/moe_token_stats"
 
 @group(0) @binding(0) var<uniform> P: LayerParams;
 @group(0) @binding(1) var<storage, read> aux: array<f32>;                // [2, experts] router bias, correction bias
 @group(0) @binding(2) var<storage, read> ablated: array<u32>;            // [num_layers, experts] 1 = ablated
 @group(0) @binding(3) var<storage, read_write> records: array<u32>;      // [max_tokens, REC] per-token record
 @group(0) @binding(4) var<storage, read_write> probs: array<f32>;        // [2, max_tokens, experts] p, then c (logits in)
-@group(0) @binding(5) var<storage, read_write> plan: array<atomic<u32>>; // masks: [experts, mask_words] at offset 0
+// The plan buffer: main sets membership bits ([experts, mask_words] at offset 0) atomically; main_plan, one workgroup,
+// reads and writes it as plain words (layout.ts), and binds the statistics too.
+@group(0) @binding(5) var<storage, read_write> masks: array<atomic<u32>>;
+@group(0) @binding(5) var<storage, read_write> plan: array<u32>;
+@group(0) @binding(6) var<storage, read_write> counts: array<u32>;         // main_plan: [layers, experts] …
+@group(0) @binding(7) var<storage, read_write> step_counts: array<u32>;    // [layers, experts]
+@group(0) @binding(8) var<storage, read_write> prob_mass: array<f32>;      // [layers, experts]
+@group(0) @binding(9) var<storage, read_write> gate_sum: array<f32>;       // [layers, experts]
+@group(0) @binding(10) var<storage, read_write> dropped: array<u32>;       // [layers, experts]
+@group(0) @binding(11) var<storage, read_write> rerouted: array<u32>;      // [layers, experts]
+@group(0) @binding(12) var<storage, read_write> z_loss_sum: array<f32>;    // [layers]
 
 // Threads: a power of two in [K_MAX, 256] (each serves experts li, li + SEL_WG, …).
 override SEL_WG: u32 = 256u;
 // Experts per token (≤ 256) that a workgroup holds in shared memory.
 const E_MAX: u32 = 256u;
+// main_plan: the statistics sums (false: MoeLayerOptions.record off, as moe_plan's STATS).
+override STATS: bool = true;
 
 var<workgroup> zs: array<f32, E_MAX>;        // z, then p
 var<workgroup> cs: array<f32, E_MAX>;        // selection score c (EXCLUDED when ablated)
@@ -55,14 +74,15 @@ fn reduce(li: u32, span: u32, is_max: bool) -> f32 {
   return v;
 }
 
-@compute @workgroup_size(SEL_WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let t = wg.x;
+// Selects token t's experts; slot_expert holds them after (NONE in unused slots, and in all when flagged).
+// Called from uniform control flow (barriers).
+fn select_token(li: u32, t: u32) {
   let E = P.experts;
   let pos = P.position + t;
   let rec = t * REC;
   let choice_base = P.choice_offset + t * E;
   let span = tree_span(E);
+  if (li < K_MAX) { slot_expert[li] = NONE; }
 
   // ---- z = (logit + bias + noise) / T; max over the experts that exist ----
   var m_part = EXCLUDED;
@@ -151,7 +171,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       if (above >= P.topk_group && out_of[e] == 0u) { cs[e] = 0.0; }
     }
   }
-  if (li < K_MAX) { slot_expert[li] = NONE; }
   workgroupBarrier();
 
   // ---- top-k: each expert's rank among the candidates ----
@@ -180,11 +199,48 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       ws = zs[chosen];
       if (P.norm_topk != 0u && wsum > 0.0) { ws = ws / wsum; }
       ws *= P.scale;
-      atomicOr(&plan[chosen * P.mask_words + t / 32u], 1u << (t % 32u));
     }
     records[rec + li] = chosen;
     records[rec + REC_WEIGHT + li] = bitcast<u32>(ws);
     records[rec + REC_ASSIGNED + li] = chosen;
     records[rec + REC_ROW + li] = NONE;
+  }
+}
+
+@compute @workgroup_size(SEL_WG)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let t = wg.x;
+  select_token(li, t);
+  if (li < K_MAX) {
+    let chosen = slot_expert[li];
+    if (chosen != NONE) { atomicOr(&masks[chosen * P.mask_words + t / 32u], 1u << (t % 32u)); }
+  }
+}
+
+// SEL_WG ≥ E here: thread e serves expert e in the plan part.
+@compute @workgroup_size(SEL_WG)
+fn main_plan(@builtin(local_invocation_index) li: u32) {
+  select_token(li, 0u);
+  storageBarrier();
+  workgroupBarrier();
+  let E = P.experts;
+  if (li < E) {
+    var member = 0u;
+    for (var s = 0u; s < K_MAX; s++) {
+      if (slot_expert[s] == li) { member = 1u; }
+    }
+    plan[P.off_prefix + li] = 0u;
+    plan[P.off_mask_copy + li] = member;
+    plan[P.off_starts + li] = 0u;
+    e_count[li] = member;
+  }
+  storageBarrier();
+  workgroupBarrier();
+  plan_capacity_and_tiles(li, E, 1u);
+  if (STATS && li < E) {
+    let st = token_stats(0u, li, e_cutoff[li]);
+    prob_mass[P.layer * E + li] += st.x;
+    gate_sum[P.layer * E + li] += st.y;
+    if (li == 0u) { z_loss_sum[P.layer] += st.z; }
   }
 }

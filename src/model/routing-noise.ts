@@ -1,8 +1,8 @@
 // The router's what-if noise, reproducible on the CPU bit for bit: for (seed, layer, token position, expert), the sum
 // of 12 uniform 20-bit integers from a counter-based hash (PCG's output permutation), centred and scaled by 2⁻²⁰.
 // That is the Irwin–Hall approximation of N(0, 1) (mean 0, variance 1, bounded by ±6). It uses integer arithmetic
-// only, so noise() in shaders/moe_router.wgsl gives exactly this value; a Box–Muller transform would not, since GPUs
-// evaluate log/cos to a few ULP (Vulkan allows 2⁻¹¹ absolute error for cos).
+// only, so noise() in shaders/lib/moe_router_common.wgsl gives exactly this value; a Box–Muller transform would not,
+// since GPUs evaluate log/cos to a few ULP (Vulkan allows 2⁻¹¹ absolute error for cos).
 
 /** PCG hash (Jarzynski & Olano 2020) on u32. */
 export function pcgHash(v: number): number {

@@ -11,22 +11,22 @@ import type { RunnableFamily } from '../support/io-models';
 
 /** Dispatches one decode layer records without fusions (DecoderOptions.fuse false: every op its own kernel). */
 const UNFUSED_DISPATCHES: Record<RunnableFamily, number> = {
-  granitemoe: 18,
-  mixtral: 18,
-  olmoe: 20,
-  qwen3_moe: 20,
-  qwen2_moe: 23,
-  gpt_oss: 22,
+  granitemoe: 17,
+  mixtral: 17,
+  olmoe: 19,
+  qwen3_moe: 19,
+  qwen2_moe: 22,
+  gpt_oss: 21,
 };
 
 /** Dispatches one decode layer (T = 1) records, per family of the tiny synthetic models (MoE layers). */
 const DECODE_DISPATCHES: Record<RunnableFamily, number> = {
-  granitemoe: 11,
-  mixtral: 11,
-  olmoe: 11,
-  qwen3_moe: 11,
-  qwen2_moe: 13,
-  gpt_oss: 12,
+  granitemoe: 10,
+  mixtral: 10,
+  olmoe: 10,
+  qwen3_moe: 10,
+  qwen2_moe: 12,
+  gpt_oss: 11,
 };
 
 describe('decode step recording', () => {

@@ -9,7 +9,7 @@ import { expectMutantFails, mutation } from '../support/mutant';
 import { readU32, uploadBuffer } from '../../src/engine/kernels/common';
 import { POISON_BITS, expectClose, expectExact, hardwareTilesGpu, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { buildProblem, checkStep, policyWith, refStep, runStep, type Family, type Problem, type ProblemSpec } from '../support/moe';
+import { buildProblem, checkStep, checkStepStats, policyWith, refStep, runStep, type Family, type Problem, type ProblemSpec } from '../support/moe';
 import type { Gpu } from '../../src/engine/gpu';
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import type { WeightDtype } from '../../src/model/dtypes';
@@ -123,6 +123,56 @@ describe('router variants vs float64 reference', () => {
   }
 });
 
+/** `base` with a device limit of `storageBuffers` storage buffers per shader stage. */
+function storageLimitedGpu(base: Gpu, storageBuffers: number): Gpu {
+  const real = base.limits;
+  const limits = new Proxy(real, {
+    get: (_target, key) => (key === 'maxStorageBuffersPerShaderStage' ? storageBuffers : real[key as keyof GPUSupportedLimits]),
+  });
+  return Object.create(base, { limits: { value: limits } }) as Gpu;
+}
+
+describe('T = 1: the selection with the plan folded in (moe_router_select main_plan)', () => {
+  // The plan's outputs feed the scatter and the experts (chosen, assigned, output) and the statistics.
+  const FAMILIES: [Family, number, number][] = [['mixtral', 13, 3], ['deepseek_v3', 16, 4], ['qwen2_moe', 13, 2], ['gpt_oss', 13, 3], ['olmoe', 7, 7]];
+  for (const [family, E, k] of FAMILIES) {
+    it(`${family} E=${E} k=${k}: routing and statistics`, async () => {
+      const gpu = await testGpu();
+      const p = buildProblem(gpu, fam(family, 24, E, k), { maxTokens: 4, ringCapacity: 8 });
+      expect(p.layer.dispatchCount(1), 'no plan dispatch').toBe(p.layer.dispatchCount(2) - 1);
+      const ref = await checkRouting(gpu, p, 1, policyWith(p.config, {}), 3);
+      await checkStepStats(gpu, p, ref);
+    });
+  }
+  it('with capacity (drop) and ablation: nothing dropped at T = 1, ablated experts never counted', async () => {
+    const gpu = await testGpu();
+    const p = buildProblem(gpu, fam('mixtral', 24, 13, 3), { maxTokens: 4, ringCapacity: 8 });
+    const policy = policyWith(p.config, { capacityFactor: 0.5, overflow: 'drop', ...ablating([1, 2, 3])(p) });
+    const ref = await checkRouting(gpu, p, 1, policy, 4);
+    await checkStepStats(gpu, p, ref);
+  });
+  it('a device with fewer storage buffers per stage runs moe_plan instead, with the same results', async () => {
+    const gpu = storageLimitedGpu(await testGpu(), 10);
+    const p = buildProblem(gpu, fam('deepseek_v3', 24, 16, 4), { maxTokens: 4, ringCapacity: 8 });
+    expect(p.layer.dispatchCount(1), 'the plan dispatch').toBe(p.layer.dispatchCount(2));
+    const ref = await checkRouting(gpu, p, 1, policyWith(p.config, {}), 3);
+    await checkStepStats(gpu, p, ref);
+  });
+  it('without the routing record (record false): routed, counted, no probability statistics', async () => {
+    const gpu = await testGpu();
+    const p = buildProblem(gpu, fam('mixtral', 24, 13, 3), { maxTokens: 4, ringCapacity: 8, record: false });
+    const policy = policyWith(p.config, {});
+    const x = randomF32(24, 6, 1);
+    const out = runStep(gpu, p, uploadBuffer(gpu, 'norec.x', x), 1, 0);
+    const ref = refStep(p, x, 1, 0, policy);
+    expectClose(await readF32(gpu, out, 24), ref.out, { atol: 3e-5, rtol: 3e-4 }, 'output');
+    const n = p.config.numLayers * 13, l = p.layer.layer;
+    expectExact((await readU32(gpu, p.stats.buffers.counts, n)).subarray(l * 13, (l + 1) * 13), ref.counts, 'counts');
+    expectExact((await readF32(gpu, p.stats.buffers.probMass, n)).subarray(l * 13, (l + 1) * 13), new Array(13).fill(0), 'probMass');
+    expect(gpu.recentErrors).toEqual([]);
+  });
+});
+
 /**
  * Token 1 of 3 has a NaN in its input (every logit NaN) and token 2 an Inf (±Inf or NaN logits): both are flagged and
  * not routed; token 0 is routed as the reference says.
@@ -180,6 +230,14 @@ describe('the router checks can fail', () => {
     expectMutantFails(mutation('moe_router_select', '(d == c && f < e)', '(d == c && f > e)'), run(byName('exact ties (4')), /chosen/));
   it('selection: tied groups ranked toward the higher index fail', () =>
     expectMutantFails(mutation('moe_router_select', '(u == v && h < g)', '(u == v && h > g)'), run(byName('exact ties between')), /chosen|choice/));
+  it('selection with the plan: an expert chosen in slot 0 left out of the plan fails', () =>
+    expectMutantFails(mutation('moe_router_select', 'if (slot_expert[s] == li) { member = 1u; }', 'if (slot_expert[s] == li && s > 0u) { member = 1u; }'),
+      run({ ...byName('k 1'), T: 1 }), /assigned|output/));
+  it('selection with the plan: probability mass from the gate weights fails', async () =>
+    expectMutantFails(mutation('moe_router_select', 'prob_mass[P.layer * E + li] += st.x;', 'prob_mass[P.layer * E + li] += st.y;'), async (gpu) => {
+      const p = buildProblem(gpu, fam('mixtral', 24, 13, 3), { maxTokens: 4, ringCapacity: 8 });
+      await checkStepStats(gpu, p, await checkRouting(gpu, p, 1, policyWith(p.config, {}), 3));
+    }, /probMass/));
   it('selection: a sum of exp that leaves out the experts past the first SEL_WG fails', () =>
     expectMutantFails(mutation('moe_router_select', 'if (out_of[e] == 0u) { s_part += exp(zs[e] - m); }', 'if (out_of[e] == 0u && e < SEL_WG) { s_part += exp(zs[e] - m); }'),
       run(byName('E 70')), /weights|probs|lse/));

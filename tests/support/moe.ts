@@ -116,6 +116,8 @@ export interface BuildOptions {
   residualScale?: number;
   /** The input RMSNorm folded into the router (MoeLayerOptions.inputNorm), with a random weight in the spec's dtype. */
   inputNorm?: boolean;
+  /** MoeLayerOptions.record (default true). */
+  record?: boolean;
 }
 
 export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}): Problem {
@@ -186,7 +188,7 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
     inputNorm = { weight: weight.buffer, rounded: weight.rounded, eps: 1e-5, normed: poisonedBuffer(gpu, 'test.normed', (o.maxTokens ?? 64) * H) };
   }
   const layer = new MoeLayer(gpu, {
-    layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, tiledShape: o.tiledShape, residualScale: o.residualScale,
+    layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, tiledShape: o.tiledShape, residualScale: o.residualScale, record: o.record,
     ...(inputNorm ? { inputNorm } : {}),
   });
   return { config, layer, stats, scratch, ref, gpuWeights, residualScale: o.residualScale, inputNorm };

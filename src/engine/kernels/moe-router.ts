@@ -2,12 +2,15 @@
 // folded in, writing the normalised rows the expert kernels read), in two variants picked by the step's token count:
 //   T ≤ ROUTER_FEW_TOKENS (decode): shaders/moe_router_logits.wgsl (the logits spread over ⌈(E + gate) / EPW⌉ × T
 //     workgroups) then shaders/moe_router_select.wgsl (one workgroup per token, one thread per expert): 2 dispatches;
+//     at T = 1 without re-routing its main_plan entry also does moe_plan's work (the caller then skips moe_plan)
+//     where the device allows the 12 storage buffers that takes;
 //   longer steps: shaders/moe_router.wgsl, one workgroup per RT tokens that computes the logits and selects with one
 //     thread per token (weights read once per RT tokens): 1 dispatch.
 import type { Gpu } from '../gpu';
 import { WEIGHT_DTYPE_CODE, type WeightDtype } from '../../model/dtypes';
 import { type Uniforms, bindGroup, ceilDiv, kernelLayout, storageBuffer } from './common';
 import { alignedRows } from './moe-expert';
+import type { RoutingBuffers } from '../routing-buffers';
 
 /** Tokens per workgroup (const RT in the shader). */
 export const ROUTER_TOKENS_PER_WORKGROUP = 4;
@@ -38,11 +41,16 @@ export const LOGITS_SHAPE_SOFTWARE = { EPW: 4, LANES: 16 };
 export const SELECT_WG = 256;
 export const SELECT_WG_SOFTWARE = 64;
 
+/** Storage buffers moe_router_select's main_plan binds (selection and plan with its statistics). */
+export const SELECT_PLAN_STORAGE_BUFFERS = 12;
+
 /** The bind groups of both variants, over the same buffers. */
 export interface MoeRouterBinding {
   wide: GPUBindGroup;
   logits: GPUBindGroup;
   select: GPUBindGroup;
+  /** main_plan's (null where the device cannot bind that many storage buffers). */
+  selectPlan: GPUBindGroup | null;
 }
 
 export interface MoeRouterBuffers {
@@ -61,6 +69,8 @@ export interface MoeRouterBuffers {
   records: GPUBuffer;
   probs: GPUBuffer;
   plan: GPUBuffer;
+  /** The routing statistics (main_plan adds to them as moe_plan does). */
+  stats: RoutingBuffers;
   /** The folded norm (kernel made with `norm`): weight [H] in the router's dtype; normed f32 [tokens, H] output. */
   norm?: { weight: GPUBuffer; normed: GPUBuffer };
 }
@@ -72,19 +82,22 @@ export class MoeRouterKernel {
   readonly pipeline: GPUComputePipeline;
   readonly logitsPipeline: GPUComputePipeline;
   readonly selectPipeline: GPUComputePipeline;
+  private readonly selectPlan: { layout: ReturnType<typeof kernelLayout>; pipeline: GPUComputePipeline } | null;
   private readonly logitsShape: { EPW: number; LANES: number };
   /** Bound in place of the norm's weight and output without a norm (never touched then). */
   private readonly noNorm: { weight: GPUBuffer; normed: GPUBuffer } | null;
 
   /**
    * hidden: H (16-byte loads when H % 4 == 0 for f32, % 8 for f16/bf16); norm: the input RMSNorm folded in (its
-   * weight in weightDtype, epsilon in LayerParams.norm_eps).
+   * weight in weightDtype, epsilon in LayerParams.norm_eps); stats: the plan work main_plan takes over sums the
+   * probability, gate and z-loss statistics (false as MoePlanKernel's).
    */
   constructor(
     private readonly gpu: Gpu,
     weightDtype: WeightDtype,
     hidden: number,
     readonly norm = false,
+    stats = true,
   ) {
     this.layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'read', 'read', 'read', 'rw', 'rw', 'rw', 'read', 'rw']);
     this.noNorm = norm ? null : { weight: storageBuffer(gpu, 'MoeRouterKernel.noNormWeight', 16), normed: storageBuffer(gpu, 'MoeRouterKernel.noNormed', 16) };
@@ -98,6 +111,18 @@ export class MoeRouterKernel {
     this.selectLayout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw', 'rw', 'rw']);
     this.selectPipeline = gpu.pipeline('moe_router_select', 'main', { SEL_WG: software ? SELECT_WG_SOFTWARE : SELECT_WG },
       this.selectLayout.pipelineLayout, this.selectLayout.key);
+    this.selectPlan = null;
+    if (gpu.limits.maxStorageBuffersPerShaderStage >= SELECT_PLAN_STORAGE_BUFFERS) {
+      const layout = kernelLayout(gpu, ['uniform', 'read', 'read', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw', 'rw']);
+      // one thread per expert for the plan part: 256 threads on any adapter
+      const constants = { SEL_WG: SELECT_WG, ...(stats ? {} : { STATS: 0 }) };
+      this.selectPlan = { layout, pipeline: gpu.pipeline('moe_router_select', 'main_plan', constants, layout.pipelineLayout, layout.key) };
+    }
+  }
+
+  /** Whether encode() does the plan's work too for a step of `tokens` tokens (the caller then skips MoePlanKernel). */
+  plansFor(tokens: number, rerouting: boolean): boolean {
+    return tokens === 1 && !rerouting && this.selectPlan !== null;
   }
 
   bind(label: string, b: MoeRouterBuffers): MoeRouterBinding {
@@ -111,6 +136,10 @@ export class MoeRouterKernel {
         b.params, b.x, b.router, b.sharedGate, b.records, b.probs, norm.weight, norm.normed,
       ]),
       select: bindGroup(this.gpu, `${label}Select`, this.selectLayout, [b.params, b.aux, b.ablated, b.records, b.probs, b.plan]),
+      selectPlan: this.selectPlan && bindGroup(this.gpu, `${label}SelectPlan`, this.selectPlan.layout, [
+        b.params, b.aux, b.ablated, b.records, b.probs, b.plan,
+        b.stats.counts, b.stats.stepCounts, b.stats.probMass, b.stats.gateSum, b.stats.dropped, b.stats.rerouted, b.stats.zLossSum,
+      ]),
     };
   }
 
@@ -125,8 +154,11 @@ export class MoeRouterKernel {
     return tokens <= ROUTER_FEW_TOKENS ? 2 : 1;
   }
 
-  /** experts: E (the logits grid covers E router rows, and the shared-expert gate row when `gatedShared`). */
-  encode(pass: GPUComputePassEncoder, binding: MoeRouterBinding, tokens: number, experts: number, gatedShared: boolean): void {
+  /**
+   * experts: E (the logits grid covers E router rows, and the shared-expert gate row when `gatedShared`); withPlan:
+   * plansFor(tokens, …) (main_plan instead of main).
+   */
+  encode(pass: GPUComputePassEncoder, binding: MoeRouterBinding, tokens: number, experts: number, gatedShared: boolean, withPlan: boolean): void {
     if (tokens > ROUTER_FEW_TOKENS) {
       pass.setPipeline(this.pipeline);
       pass.setBindGroup(0, binding.wide);
@@ -136,8 +168,14 @@ export class MoeRouterKernel {
     pass.setPipeline(this.logitsPipeline);
     pass.setBindGroup(0, binding.logits);
     pass.dispatchWorkgroups(ceilDiv(experts + (gatedShared ? 1 : 0), this.logitsShape.EPW), tokens);
-    pass.setPipeline(this.selectPipeline);
-    pass.setBindGroup(0, binding.select);
+    if (withPlan) {
+      if (!this.selectPlan || !binding.selectPlan || tokens !== 1) throw new Error('MoeRouterKernel: the plan is folded in only at T = 1 (plansFor)');
+      pass.setPipeline(this.selectPlan.pipeline);
+      pass.setBindGroup(0, binding.selectPlan);
+    } else {
+      pass.setPipeline(this.selectPipeline);
+      pass.setBindGroup(0, binding.select);
+    }
     pass.dispatchWorkgroups(tokens);
   }
 }

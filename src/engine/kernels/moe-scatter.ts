@@ -2,8 +2,10 @@
 import type { Gpu } from '../gpu';
 import type { RoutingBuffers } from '../routing-buffers';
 import { type Uniforms, bindGroup, ceilDiv, kernelLayout } from './common';
+import { K_MAX } from '../routing-buffers';
 
-export const SCATTER_CONSTANTS = { SCATTER_WG: 64 };
+/** Threads per workgroup: one per (token, slot), so SCATTER_WG / K_MAX tokens each. */
+export const SCATTER_CONSTANTS = { SCATTER_WG: 256 };
 
 export class MoeScatterKernel {
   private readonly layout;
@@ -23,6 +25,6 @@ export class MoeScatterKernel {
   encode(pass: GPUComputePassEncoder, group: GPUBindGroup, tokens: number): void {
     pass.setPipeline(this.pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(ceilDiv(tokens, SCATTER_CONSTANTS.SCATTER_WG));
+    pass.dispatchWorkgroups(ceilDiv(tokens * K_MAX, SCATTER_CONSTANTS.SCATTER_WG));
   }
 }

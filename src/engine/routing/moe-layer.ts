@@ -10,10 +10,11 @@
 // encode() writes the layer's uniform through the queue and records its dispatches; it creates no GPU object after
 // the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
 // (its uniform holds this step's token count and position). Decode (T = 1, no shared expert, no re-routing) records
-// 7 dispatches: router logits, router selection, plan, scatter, expert gate/up, expert down, combine (+1 per extra
-// weight binding when an expert bank is split, +2 for a shared expert, +1 for the re-route policy, +1 when
-// T > PLAN_SPLIT_TOKENS, where the plan runs in two passes; −1 when T > ROUTER_FEW_TOKENS, where one router
-// dispatch does both).
+// 6 dispatches: router logits, router selection with the plan, scatter, expert gate/up, expert down, combine (+1 per
+// extra weight binding when an expert bank is split, +2 for a shared expert; the plan its own dispatch on a device
+// without 12 storage buffers per stage; with the re-route policy +1 for it and +1 for the plan, which then runs after
+// it). Other steps: router logits and selection up to ROUTER_FEW_TOKENS tokens, one router dispatch above; then
+// (re-route,) plan (two dispatches above PLAN_SPLIT_TOKENS), scatter, experts, combine.
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import { isQuantFormat, type TensorFormat } from '../../model/dtypes';
@@ -185,7 +186,7 @@ export class MoeLayer {
     this.params = new Uniforms(gpu, `${label}.params`, MOE_LAYER_PARAMS, o.arena);
     const routerFormat = o.weights.routerFormat ?? c.weightDtype;
     if (isQuantFormat(routerFormat)) throw new Error(`Layer${o.layer}: a ${routerFormat} router is not supported (routers are read dense)`);
-    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize, o.inputNorm !== undefined);
+    this.router = new MoeRouterKernel(gpu, routerFormat, c.hiddenSize, o.inputNorm !== undefined, o.record ?? true);
     this.inputNorm = o.inputNorm ?? null;
     this.reroute = new MoeRerouteKernel(gpu);
     this.plan = new MoePlanKernel(gpu, o.record ?? true);
@@ -280,7 +281,9 @@ export class MoeLayer {
   dispatchCount(T: number): number {
     const rerouting = this.policy.overflow === 'reroute' && expertCapacity(this.policy.capacityFactor, T, this.k, this.config.numExperts) > 0;
     const banks = this.weights.gateUp.buffers.length + this.weights.down.buffers.length;
-    return 3 + MoeRouterKernel.dispatchCount(T) + banks + (rerouting ? 1 : 0) + (this.config.sharedExpert ? 2 : 0) + (T > PLAN_SPLIT_TOKENS ? 1 : 0);
+    const plan = this.router.plansFor(T, rerouting) ? 0 : T > PLAN_SPLIT_TOKENS ? 2 : 1;
+    // + scatter and combine
+    return MoeRouterKernel.dispatchCount(T) + (rerouting ? 1 : 0) + plan + 2 + banks + (this.config.sharedExpert ? 2 : 0);
   }
 
   /**
@@ -357,9 +360,10 @@ export class MoeLayer {
     step.tile_m = this.modes[mode].up.tileRowsFor(T);
     this.params.set(step);
     const io = this.io(x, out);
-    emit('router', (pass) => this.router.encode(pass, io.router, T, E, this.config.sharedExpert?.gated === true));
+    const planned = this.router.plansFor(T, rerouting);
+    emit('router', (pass) => this.router.encode(pass, io.router, T, E, this.config.sharedExpert?.gated === true, planned));
     if (rerouting) emit('reroute', (pass) => this.reroute.encode(pass, this.fixedGroups.reroute));
-    emit('plan', (pass) => this.plan.encode(pass, this.fixedGroups.plan, T));
+    if (!planned) emit('plan', (pass) => this.plan.encode(pass, this.fixedGroups.plan, T));
     emit('scatter', (pass) => this.scatter.encode(pass, this.fixedGroups.scatter, T));
   }
 
@@ -393,7 +397,7 @@ export class MoeLayer {
       g = {
         router: this.router.bind(`${label}.router`, {
           params: this.params, x, router: w.router, sharedGate: w.shared?.gate ?? s.dummy, aux: this.aux,
-          ablated: this.stats.ablation, records: s.records, probs: s.probs, plan: s.plan,
+          ablated: this.stats.ablation, records: s.records, probs: s.probs, plan: s.plan, stats: this.stats.buffers,
           ...(this.inputNorm ? { norm: { weight: this.inputNorm.weight, normed: this.inputNorm.normed } } : {}),
         }),
         combine: this.combine.bind(`${label}.combine`, {

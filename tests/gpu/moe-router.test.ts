@@ -238,6 +238,8 @@ describe('the router checks can fail', () => {
       const p = buildProblem(gpu, fam('mixtral', 24, 13, 3), { maxTokens: 4, ringCapacity: 8 });
       await checkStepStats(gpu, p, await checkRouting(gpu, p, 1, policyWith(p.config, {}), 3));
     }, /probMass/));
+  it('scatter: threads that map to half the workgroup\'s tokens fail', () =>
+    expectMutantFails(mutation('moe_scatter', 'let t = t0 + li / K_MAX;', 'let t = t0 + li / (2u * K_MAX);'), run({ ...byName('E 13'), T: WIDE_T }), /chosen|assigned/));
   it('selection: a sum of exp that leaves out the experts past the first SEL_WG fails', () =>
     expectMutantFails(mutation('moe_router_select', 'if (out_of[e] == 0u) { s_part += exp(zs[e] - m); }', 'if (out_of[e] == 0u && e < SEL_WG) { s_part += exp(zs[e] - m); }'),
       run(byName('E 70')), /weights|probs|lse/));

@@ -9,7 +9,7 @@ import { expectMutantFails, mutation } from '../support/mutant';
 import { readU32, uploadBuffer } from '../../src/engine/kernels/common';
 import { POISON_BITS, expectClose, expectExact, hardwareTilesGpu, readF32, testGpu } from '../support/gpu';
 import { randomF32 } from '../support/random';
-import { buildProblem, checkStep, checkStepStats, policyWith, refStep, runStep, type Family, type Problem, type ProblemSpec } from '../support/moe';
+import { applyPolicy, buildProblem, checkStep, checkStepStats, policyWith, refStep, runStep, type Family, type Problem, type ProblemSpec } from '../support/moe';
 import type { Gpu } from '../../src/engine/gpu';
 import type { RoutingPolicy } from '../../src/engine/session-api';
 import type { WeightDtype } from '../../src/model/dtypes';
@@ -97,6 +97,9 @@ const CASES: Case[] = [
   { name: 'ablated experts', spec: fam('mixtral', 24, 13, 3), T: 3, policy: ablating([0, 4, 12]) },
   { name: 'fewer experts left than k', spec: fam('mixtral', 24, 13, 3), T: 2, policy: ablating([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11]) },
   { name: 'every expert ablated', spec: fam('olmoe', 24, 7, 3), T: 1, policy: ablating([0, 1, 2, 3, 4, 5, 6]) },
+  // moe_reroute (between the selection and the plan) reads the choice scores and masks the selection leaves.
+  { name: 'capacity re-route', spec: fam('olmoe', 24, 13, 3), T: 20, policy: () => ({ capacityFactor: 0.8, overflow: 'reroute' }) },
+  { name: 'capacity drop', spec: fam('mixtral', 24, 13, 3), T: 20, policy: () => ({ capacityFactor: 0.7, overflow: 'drop' }) },
   { name: 'noise, temperature and a router bias', spec: fam('gpt_oss', 24, 13, 3), T: 2, policy: () => ({ noiseStd: 0.7, noiseSeed: 9, temperature: 0.6 }) },
 ];
 
@@ -149,6 +152,15 @@ describe('T = 1: the selection with the plan folded in (moe_router_select main_p
     const p = buildProblem(gpu, fam('mixtral', 24, 13, 3), { maxTokens: 4, ringCapacity: 8 });
     const policy = policyWith(p.config, { capacityFactor: 0.5, overflow: 'drop', ...ablating([1, 2, 3])(p) });
     const ref = await checkRouting(gpu, p, 1, policy, 4);
+    await checkStepStats(gpu, p, ref);
+  });
+  it('with the re-route policy moe_reroute and moe_plan run after the selection', async () => {
+    const gpu = await testGpu();
+    const p = buildProblem(gpu, fam('olmoe', 24, 13, 3), { maxTokens: 4, ringCapacity: 8 });
+    const policy = policyWith(p.config, { capacityFactor: 0.8, overflow: 'reroute' });
+    applyPolicy(p, policy);
+    expect(p.layer.dispatchCount(1), 'selection, re-route, plan').toBe(p.layer.dispatchCount(2));
+    const ref = await checkRouting(gpu, p, 1, policy, 5);
     await checkStepStats(gpu, p, ref);
   });
   it('a device with fewer storage buffers per stage runs moe_plan instead, with the same results', async () => {

@@ -34,13 +34,16 @@ describe('per-dispatch profile', () => {
       const kernels = timingsByKernel(rows);
       expect(kernels.reduce((a, k) => a + k.micros, 0)).toBeCloseTo(total, 6);
       expect(kernels.reduce((a, k) => a + k.dispatches, 0)).toBe(rows.length);
-      expect(kernels.find((k) => k.kernel === 'moe.router')?.dispatches).toBe(3);
+      // a one-token step's router: logits, then the selection with the plan folded in, in each of the 3 layers
+      expect(kernels.find((k) => k.kernel === 'moe.routerLogits')?.dispatches).toBe(3);
+      expect(kernels.find((k) => k.kernel === 'moe.routerSelectPlan')?.dispatches).toBe(3);
+      expect(kernels.find((k) => k.kernel === 'moe.plan'), 'no plan dispatch at one token').toBeUndefined();
 
-      // Weight bytes: the embedding gather reads one f32 row; an expert GEMV its k of E experts; the plan none.
+      // Weight bytes: the embedding gather reads one f32 row; an expert GEMV its k of E experts; the selection none.
       const c = session.config;
       const at = (label: string) => rows.find((r) => r.label === label)!;
       expect(at('Decoder.embed').weightBytes).toBe(c.hiddenSize * 4);
-      expect(at('Layer1.moe.plan').weightBytes).toBeNull();
+      expect(at('Layer1.moe.routerSelectPlan').weightBytes).toBeNull();
       const gateUpBytes = Math.ceil((c.numExperts * 2 * c.moeIntermediateSize * c.hiddenSize * 4) / 16) * 16;
       expect(at('Layer1.moe.gemv.gateUp0').weightBytes).toBeCloseTo((gateUpBytes * c.router.topK) / c.numExperts, 6);
     } finally {

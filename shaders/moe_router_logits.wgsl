@@ -10,7 +10,7 @@
 // NORM (the layer's input RMSNorm folded in): x is the residual stream. Every row sums the squares of the same x
 // elements it multiplies, so the one tree gives both:
 //   logit_e = inv_rms · Σ_h x_h · norm_w_h · W[e, h],   inv_rms = 1 / sqrt(Σ_h x_h² / H + eps)
-// and workgroup (0, t) writes normed[t] = x · inv_rms · norm_w (what the expert kernels read).
+// and the token's workgroups write normed[t] = x · inv_rms · norm_w (what the expert kernels read), a share each.
 // #include "lib/weights"
 // #include "lib/moe_params"
 
@@ -63,7 +63,7 @@ fn weight1(gate: bool, e: u32, h: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let t = wg.y;
   let H = P.hidden;
   let E = P.experts;
@@ -119,10 +119,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
       probs[P.choice_offset + t * E + e] = logit;
     }
   }
-  if (NORM && wg.x == 0u) {
-    // row 0's sum of squares covers every element of the token
+  if (NORM) {
+    // row 0's sum of squares covers every element of the token (the same bits in every workgroup); the token's
+    // workgroups write a share of its normalised row each
     let inv0 = inverseSqrt(sumsq[0] / f32(H) + P.norm_eps);
-    for (var h = li; h < H; h += WG) {
+    for (var h = wg.x * WG + li; h < H; h += groups.x * WG) {
       normed[xrow + h] = x[(xrow + h) >> 2u][(xrow + h) & 3u] * inv0 * norm_weight(h);
     }
   }

@@ -13,7 +13,8 @@
 // I in units of each slot's NT weight rows on the down GEMV's footing (lib/gemv_core: 16 bytes of f32/f16/bf16 with
 // ALIGNED, 64 elements of block-quantised weights, else single elements). The slot's gate weight scales its h row
 // as it is read, so a thread's NT accumulators carry Σ over its slots of w·(W·h); the WG_N·WG_K partials of each
-// column meet in shared memory and one thread adds them, groups in order.
+// column meet in shared memory, where one thread per (group, column) adds its WG_K and one per column the groups'
+// sums, in group order.
 // h and the weights are viewed as vec4 arrays: allocate them with sizes rounded up to 16 bytes.
 // #include "lib/gemv_core"
 // #include "lib/moe_expert_params"
@@ -85,11 +86,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
   core_share(tk, tn);
+  // Each (group, column) sum of WG_K partials by its own thread, into the first slot of its row of red (read by
+  // that thread alone), then each column's WG_N group sums by one thread, groups in order.
+  for (var o = li; o < WG_N * NT; o += WG_SIZE) {
+    let s = core_sum(0u, o / NT, o % NT);
+    red[((o / NT) * NW + o % NT) * RED_STRIDE] = s;
+  }
+  workgroupBarrier();
 
   if (li < NT && n0 + li < N) {
     let n = n0 + li;
     var v = 0.0;
-    for (var g = 0u; g < WG_N; g++) { v += core_sum(0u, g, li); }
+    for (var g = 0u; g < WG_N; g++) { v += red[(g * NW + li) * RED_STRIDE]; }
     if (HAS_BIAS) {
       for (var s = 0u; s < L.top_k; s++) {
         if (slot_here(rec, s)) { v += bitcast<f32>(records[rec + REC_WEIGHT + s]) * expert_bias(records[rec + REC_ASSIGNED + s], n); }

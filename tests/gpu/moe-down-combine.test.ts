@@ -7,7 +7,8 @@
 // partial last one; WG_N slot groups (the top-k), so k = 8 gives each group one slot and k = 1 one group; WG_K
 // threads stride over a row's units (16-byte loads of f32/bf16/f16, 64-element units of block-quantised weights,
 // single elements when I is not a multiple of the 16-byte unit), with I chosen so that every thread makes at least
-// two passes and some make one more (a tail), at WG_K capped by the workgroup size.
+// two passes and some make one more (a tail), at WG_K capped by the workgroup size; and rows of a few units, where
+// the workgroup has fewer threads than (group, column) sums to add.
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../../src/engine/gpu';
 import { MoeDownCombineKernel, downCombineTile } from '../../src/engine/kernels/moe-down-combine';
@@ -32,6 +33,8 @@ interface Case {
   /** Units per down row (16 bytes dense, 64 elements quantised; see rowLength). */
   units: number;
   odd?: boolean;
+  /** A row shorter than the workgroup's threads (no loop-and-tail check). */
+  short?: boolean;
   E: number;
   k: number;
   T: number;
@@ -160,6 +163,8 @@ const CASES: [string, Case][] = [
     { format: 'f16', units: 2 * 32 + 3, odd: true, E: 6, k: 3, T: 2, shared: 'none', accumulate: true, seed: 40 }],
   ['q4_k, k = 8: 68 units over 32 threads',
     { format: 'q4_k', units: 68, E: 10, k: 8, T: 1, shared: 'none', accumulate: true, seed: 50 }],
+  ['q8_0 rows of 5 units: WG_K = 3 < NT = 4, so some threads add two (group, column) sums',
+    { format: 'q8_0', units: 5, short: true, E: 4, k: 3, T: 1, shared: 'ungated', accumulate: true, seed: 70 }],
   ['q8_0 ending on a half unit, k = 4, 2 tokens',
     { format: 'q8_0', units: 2 * 64 + 5, odd: true, E: 6, k: 4, T: 2, shared: 'ungated', accumulate: true, seed: 60 }],
 ];
@@ -171,10 +176,14 @@ describe('fused expert down projection + combine + residual (moe_down_combine)',
     it(name, async () => {
       const gpu = await testGpu();
       const I = rowLength(c);
-      const { WG_K } = downCombineTile(gpu, c.format, I, c.k);
+      const { WG_K, WG_N, NT } = downCombineTile(gpu, c.format, I, c.k);
       const units = gemvRowUnits(I, c.format);
-      expect(units, `every thread runs the loop at least twice (WG_K ${WG_K})`).toBeGreaterThanOrEqual(2 * WG_K);
-      expect(units % WG_K, `a tail pass for some threads (WG_K ${WG_K})`).not.toBe(0);
+      if (c.short) {
+        expect(WG_K * WG_N, 'fewer threads than (group, column) sums').toBeLessThan(WG_N * NT);
+      } else {
+        expect(units, `every thread runs the loop at least twice (WG_K ${WG_K})`).toBeGreaterThanOrEqual(2 * WG_K);
+        expect(units % WG_K, `a tail pass for some threads (WG_K ${WG_K})`).not.toBe(0);
+      }
       await checkCase(gpu, c);
     });
   }
@@ -187,4 +196,7 @@ describe('the fused epilogue checks can fail', SLOW, () => {
   it('the shared expert added by every weight binding, not only the first', () =>
     expectMutantFails(mutation('moe_down_combine', 'if (LEAD && L.shared_mode != 0u)', 'if (L.shared_mode != 0u)'),
       (gpu) => checkCase(gpu, CASES[2][1]), /output/));
+  it('(group, column) sums taken by every other thread stride', () =>
+    expectMutantFails(mutation('moe_down_combine', 'o < WG_N * NT; o += WG_SIZE)', 'o < WG_N * NT; o += 2u * WG_SIZE)'),
+      (gpu) => checkCase(gpu, CASES.find(([, c]) => c.short)![1]), /output/));
 });

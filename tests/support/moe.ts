@@ -116,6 +116,8 @@ export interface BuildOptions {
   residualScale?: number;
   /** The input RMSNorm folded into the router (MoeLayerOptions.inputNorm), with a random weight in the spec's dtype. */
   inputNorm?: boolean;
+  /** MoeLayerOptions.fusedDecode (default true): false runs one-token steps on the down GEMV and the combine. */
+  fusedDecode?: boolean;
 }
 
 export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}): Problem {
@@ -187,6 +189,7 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
   }
   const layer = new MoeLayer(gpu, {
     layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, tiledShape: o.tiledShape, residualScale: o.residualScale,
+    fusedDecode: o.fusedDecode,
     ...(inputNorm ? { inputNorm } : {}),
   });
   return { config, layer, stats, scratch, ref, gpuWeights, residualScale: o.residualScale, inputNorm };

@@ -40,6 +40,8 @@ const SHAPES: Record<string, Shape> = {
   tiny: { name: 'tiny', H: 64, I: 96, E: 8, k: 2 },
   small: { name: 'small', H: 1024, I: 2048, E: 8, k: 2 },
   mixtral: { name: 'mixtral', H: 4096, I: 14336, E: 8, k: 2 },
+  // granite-3.1-1b-a400m's MoE layer (f32 here, bf16 in the checkpoint): many small experts, k = 8.
+  granite: { name: 'granite', H: 1024, I: 512, E: 32, k: 8 },
 };
 
 export interface MoeBenchCase {

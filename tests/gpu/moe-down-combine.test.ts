@@ -19,14 +19,21 @@ import { uploadExpertBank } from '../../src/engine/routing/expert-bank';
 import type { ExpertBank } from '../../src/engine/routing/moe-layer';
 import { isQuantFormat, type TensorFormat } from '../../src/model/dtypes';
 import { dequantRef } from '../../src/reference/dequant';
+import { nodeShader } from '../../src/engine/node/device-node';
 import { downCombineRef, type DownCombineSlot } from '../../src/reference/moe-down-combine';
 import { padTo4, randomBlocks } from '../support/gguf-blocks';
 import { POISON_BITS, expectClose, expectExact, testGpu } from '../support/gpu';
 import { expectMutantFails, mutation } from '../support/mutant';
 import { randomF32, rng } from '../support/random';
 
-const NONE = 0xffffffff;
-const REC_WEIGHT = 8, REC_ASSIGNED = 16, REC_ROW = 24, REC_SGATE = 33, REC_FLAGS = 34;
+/** A u32 constant of the routing record's layout, read from shaders/lib/moe_params.wgsl (the host keeps no copy). */
+function recordConst(name: string): number {
+  const m = new RegExp(`const ${name}: u32 = (0x[0-9a-f]+|\\d+)u;`).exec(nodeShader('lib/moe_params'));
+  if (!m) throw new Error(`lib/moe_params: no const ${name}`);
+  return Number(m[1]);
+}
+const [NONE, REC_WEIGHT, REC_ASSIGNED, REC_ROW, REC_SGATE, REC_FLAGS] =
+  ['NONE', 'REC_WEIGHT', 'REC_ASSIGNED', 'REC_ROW', 'REC_SGATE', 'REC_FLAGS'].map(recordConst);
 
 interface Case {
   format: TensorFormat;

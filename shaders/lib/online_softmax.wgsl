@@ -37,10 +37,18 @@ struct RowSoftmax {
   acc: array<f32, DIMS_PER_THREAD>,
 }
 
-// q_sh[0, n4) · the key cache's vec4s [kb, kb + n4).
+// q_sh[0, n4) · the key cache's vec4s [kb, kb + n4): four independent loads at a time, then the n4 % 4 left.
 fn row_dot(kb: u32, n4: u32) -> f32 {
   var dot4 = vec4<f32>(0.0);
-  for (var i = 0u; i < n4; i++) {
+  var i = 0u;
+  for (; i + 4u <= n4; i += 4u) {
+    let k0 = key_vec4(kb + i);
+    let k1 = key_vec4(kb + i + 1u);
+    let k2 = key_vec4(kb + i + 2u);
+    let k3 = key_vec4(kb + i + 3u);
+    dot4 += (q_sh[i] * k0 + q_sh[i + 1u] * k1) + (q_sh[i + 2u] * k2 + q_sh[i + 3u] * k3);
+  }
+  for (; i < n4; i++) {
     dot4 += q_sh[i] * key_vec4(kb + i);
   }
   return (dot4.x + dot4.y) + (dot4.z + dot4.w);
@@ -64,20 +72,24 @@ fn probe_finish(row: u32, lo: u32, hi: u32, m: f32, l: f32, sink_share: f32, lid
   }
 }
 
-// Adds the p_sh-weighted values of keys [chunk, chunk + 4·quads) to st: keys go four at a time, so each thread has
-// four independent value loads in flight per dimension. A key past `last` (the range's final key; only the final quad
-// of a partial chunk has any) reads last's value instead, a finite one, which its p = 0 then drops.
+// Adds the p_sh-weighted values of keys [chunk, chunk + 4·quads) to st: keys go four at a time in a loop without
+// branches, so each thread has at least four independent value loads in flight per dimension. A key past `last` (the
+// range's final key; only the final quad of a partial chunk has any) reads last's value instead, a finite one, which
+// its p = 0 then drops.
 fn add_values(st: ptr<function, RowSoftmax>, chunk: u32, quads: u32, last: u32, lid: u32, g: u32, dims: u32) {
   for (var i = 0u; i < 4u * quads; i += 4u) {
-    let p = vec4<f32>(p_sh[i], p_sh[i + 1u], p_sh[i + 2u], p_sh[i + 3u]);
-    (*st).l += (p.x + p.y) + (p.z + p.w);
-    let keys = min(vec4<u32>(chunk + i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last));
-    for (var r = 0u; r < DIMS_PER_THREAD; r++) {
-      let e = lid + r * WORKGROUP;
-      if (e < dims) {
+    (*st).l += (p_sh[i] + p_sh[i + 1u]) + (p_sh[i + 2u] + p_sh[i + 3u]);
+  }
+  for (var r = 0u; r < DIMS_PER_THREAD; r++) {
+    let e = lid + r * WORKGROUP;
+    if (e < dims) {
+      var acc = (*st).acc[r];
+      for (var i = 0u; i < 4u * quads; i += 4u) {
+        let keys = min(vec4<u32>(chunk + i) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last));
         let v = vec4<f32>(value_at(keys.x, g, e), value_at(keys.y, g, e), value_at(keys.z, g, e), value_at(keys.w, g, e));
-        (*st).acc[r] += dot(p, v);
+        acc += dot(vec4<f32>(p_sh[i], p_sh[i + 1u], p_sh[i + 2u], p_sh[i + 3u]), v);
       }
+      (*st).acc[r] = acc;
     }
   }
 }

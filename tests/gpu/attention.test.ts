@@ -158,6 +158,21 @@ describe('attention', () => {
   it('a broken chunk walk fails the check: past-the-end keys of the last quad read as they are (NaN rows)', () =>
     expectMutantFails(mutation('lib/online_softmax', /min\((vec4<u32>\(chunk \+ i\) \+ vec4<u32>\(0u, 1u, 2u, 3u\)), vec4<u32>\(last\)\)/, '$1'),
       (broken) => check(walk, broken), /outside atol/));
+  it('a broken score fails the check: the fourth key vec4 of a quad read twice over the third', () =>
+    expectMutantFails(mutation('lib/online_softmax', 'q_sh[i + 3u] * k3', 'q_sh[i + 3u] * k2'), (broken) => check(walk, broken), /outside atol/));
+  // d = 36: nine key vec4s, two quads and one left over.
+  const oddDim: Case = { tokens: 1, startPos: 100, heads: 3, kvHeads: 1, headDim: 36, seed: 35 };
+  it('a broken score fails the check: the vec4s past the last quad left out', () =>
+    expectMutantFails(mutation('lib/online_softmax', 'for (; i < n4; i++)', 'for (; i + 1u < n4; i++)'), (broken) => check(oddDim, broken), /outside atol/));
+  // combine: 7 splits of 8 keys merge as one quad of splits and 3 left over; 64 (its most) as 16 quads.
+  const sevenSplits: Case = { tokens: 1, startPos: 50, heads: 2, kvHeads: 1, headDim: 16, seed: 36, policy: { ...SPLIT_SMALL, splitKeys: 8 }, splits: 7 };
+  it('decode at 50 in 7 splits of 8 keys', () => check(sevenSplits));
+  it('decode at 127 in 64 splits of 2 keys: a policy asking for 100 splits gets combine\'s most, 64', () =>
+    check({ tokens: 1, startPos: 127, heads: 2, kvHeads: 1, headDim: 16, seed: 37, policy: { splitKeys: 2, maxSplits: 100, targetWorkgroups: 4096 }, splits: 64, sinks: true }));
+  it('a broken combine fails the check: the fourth split of a quad read as the third', () =>
+    expectMutantFails(mutation('attention', 'partial_in[at + 3u * rec]', 'partial_in[at + 2u * rec]'), (broken) => check(sevenSplits, broken), /outside atol/));
+  it('a broken combine fails the check: the splits past the last quad left out', () =>
+    expectMutantFails(mutation('attention', 'for (; s < splits; s++)', 'for (; s + 1u < splits; s++)'), (broken) => check(sevenSplits, broken), /outside atol/));
 
   // Sinks (gpt-oss): finished in attend (one split) or in combine (split keys), with and without a window.
   it('sinks, prefill T=7 from 5, window 4, GQA 2', () =>
@@ -196,7 +211,7 @@ describe('attention', () => {
     await expectMutantFails(mutation('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;'), (broken) => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: splits merged without their max', async () => {
-    await expectMutantFails(mutation('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];'), (broken) => check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken), /outside atol/);
+    await expectMutantFails(mutation('attention', 'split_m[s] = exp(split_m[s] - big_m);', 'split_m[s] = 1.0;'), (broken) => check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: no rescale when the max grows', async () => {
     await expectMutantFails(mutation('lib/online_softmax', 'let alpha = exp(st.m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: { splitKeys: 0 }, splits: 1 }, broken), /outside atol/);

@@ -110,9 +110,9 @@ fn online_softmax(lo: u32, hi: u32, lid: u32, g: u32, dims: u32, prow: u32) -> R
     score_sh[lid] = s;
     workgroupBarrier();
 
-    var m_new = st.m;
-    for (var i = 0u; i < WORKGROUP; i++) {
-      m_new = max(m_new, score_sh[i]);
+    var m_new = st.m; // the chunk's max, four independent shared reads at a time
+    for (var i = 0u; i < WORKGROUP; i += 4u) {
+      m_new = max(m_new, max(max(score_sh[i], score_sh[i + 1u]), max(score_sh[i + 2u], score_sh[i + 3u])));
     }
     p_sh[lid] = select(0.0, exp(s - m_new), j < hi);
     workgroupBarrier();

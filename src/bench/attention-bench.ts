@@ -1,10 +1,10 @@
 // Decode attention on granite-3.1-1b-a400m's shape (16 query heads over 8 kv heads, d = 64, f32 KV cache): one query
-// row at position `context` (context + 1 keys), the engine's split policy. Each repetition is attend (and combine when
-// the keys are split) with the attention output written back to back in one compute pass, so a call's time is its
-// dispatches' latency without a pass's own overhead. Reported per call in µs: median, min and max over the trials,
+// row at position `context` (context + 1 keys), under the engine's split policy and the earlier one (POLICIES). Each
+// repetition is attend (and combine when the keys are split) back to back in one compute pass, so a call's time is
+// its dispatches' latency without a pass's own overhead. Reported per call in µs: median, min and max over the trials,
 // after warm-up trials repeated until two in a row agree within 10 %. One call is checked against float64 attentionRef.
 import type { Gpu } from '../engine/gpu';
-import { AttentionKernel, createKvCache } from '../engine/kernels/attention';
+import { AttentionKernel, createKvCache, type AttentionSplitPolicy } from '../engine/kernels/attention';
 import { readF32, storageBuffer, uploadBuffer } from '../engine/kernels/common';
 import { attentionRef } from '../reference/attention';
 import { randomBlock } from './operands';
@@ -12,12 +12,21 @@ import { median, type GpuTimer } from './timing';
 
 export const ATTENTION_SHAPE = { heads: 16, kvHeads: 8, headDim: 64 };
 export const ATTENTION_CONTEXTS = [512, 1024, 4096];
+/** On a CPU adapter (SwiftShader), where a 4096-key call takes about a second. */
+export const ATTENTION_CONTEXTS_QUICK = [64, 256];
+/** Each context under the engine's split policy, then under the one before decode splits of 32 keys (for comparison). */
+const POLICIES: { name: string; policy: Partial<AttentionSplitPolicy> }[] = [
+  { name: 'engine', policy: {} },
+  { name: 'split-256', policy: { splitKeys: 256, targetWorkgroups: 256 } },
+];
 /** The attention tests' tolerance: f32 dot products, exp and a weighted sum of values of magnitude ~1. */
 const TOL = { atol: 2e-6, rtol: 2e-5 };
 
 export interface AttentionRow {
   /** Keys before the query (its position); it sees context + 1. */
   context: number;
+  /** Which split policy (POLICIES). */
+  policy: string;
   splits: number;
   workgroups: number;
   reps: number;
@@ -36,18 +45,22 @@ export async function benchAttention(
   gpu: Gpu, timer: GpuTimer, contexts: number[], o: { trials?: number; targetMs?: number } = {},
 ): Promise<AttentionRow[]> {
   const rows: AttentionRow[] = [];
-  for (const context of contexts) rows.push(await benchContext(gpu, timer, context, o.trials ?? 7, o.targetMs ?? 20));
+  for (const context of contexts) {
+    for (const p of POLICIES) rows.push(await benchContext(gpu, timer, context, p, o.trials ?? 7, o.targetMs ?? 20));
+  }
   return rows;
 }
 
-async function benchContext(gpu: Gpu, timer: GpuTimer, context: number, trials: number, targetMs: number): Promise<AttentionRow> {
+async function benchContext(
+  gpu: Gpu, timer: GpuTimer, context: number, p: (typeof POLICIES)[number], trials: number, targetMs: number,
+): Promise<AttentionRow> {
   const { heads, kvHeads, headDim: d } = ATTENTION_SHAPE;
   const maxSeq = context + 1;
   const label = `bench.attention${context}`;
   const q = randomBlock(heads * d, 11);
   const k = randomBlock(maxSeq * kvHeads * d, 12);
   const v = randomBlock(maxSeq * kvHeads * d, 13);
-  const kernel = new AttentionKernel(gpu);
+  const kernel = new AttentionKernel(gpu, p.policy);
   const cache = createKvCache(gpu, label, { maxSeq, kvHeads, headDim: d });
   gpu.device.queue.writeBuffer(cache.k, 0, k);
   gpu.device.queue.writeBuffer(cache.v, 0, v);
@@ -92,6 +105,7 @@ async function benchContext(gpu: Gpu, timer: GpuTimer, context: number, trials: 
   for (let t = 0; t < trials; t++) times.push(await perCall(reps));
   return {
     context,
+    policy: p.name,
     splits: b.splits,
     workgroups: heads * b.splits,
     reps,

@@ -6,7 +6,8 @@
 //   npm run bench -- --diagnose [--tune-spec FILE]   (tuning points again on a device with Dawn's robustness off;
 //                                                    a separate process: Dawn may abort on a second instance)
 //   npm run bench -- --attention [--skip-sweep --no-tfjs]   (also decode attention on granite's shape at contexts
-//                                                    512, 1024 and 4096, src/bench/attention-bench.ts: µs per call)
+//                                                    512, 1024 and 4096, or 64 and 256 in the quick sweep;
+//                                                    src/bench/attention-bench.ts: µs per call)
 //
 // On a CPU adapter (SwiftShader) the sweep shrinks to small shapes unless --full is given.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,7 +32,7 @@ import {
 import { TfjsPeer, type TfjsResult } from '../bench/tfjs-peer';
 import { GpuTimer } from '../bench/timing';
 import { ROTATE_BYTES } from '../bench/operands';
-import { ATTENTION_CONTEXTS, ATTENTION_SHAPE, benchAttention, type AttentionRow } from '../bench/attention-bench';
+import { ATTENTION_CONTEXTS, ATTENTION_CONTEXTS_QUICK, ATTENTION_SHAPE, benchAttention, type AttentionRow } from '../bench/attention-bench';
 
 const c = (M: number, K: number, N: number, dtype: BenchCase['dtype'] = 'f32', layout: BenchCase['layout'] = 'nk'): BenchCase => ({
   M,
@@ -232,7 +233,7 @@ async function main(): Promise<void> {
   }
 
   const tune = args.tune ? await runTune(gpu, timer, loadSpec(args['tune-spec'], quick), '') : [];
-  const attention = args.attention ? await benchAttention(gpu, timer, ATTENTION_CONTEXTS) : [];
+  const attention = args.attention ? await benchAttention(gpu, timer, quick ? ATTENTION_CONTEXTS_QUICK : ATTENTION_CONTEXTS) : [];
   if (attention.length) printAttention(attention);
 
   const out = args.out ?? join('bench', 'results', `${slug}.json`);
@@ -272,9 +273,9 @@ function checkLabel(o: OurResult): string {
 function printAttention(rows: AttentionRow[]): void {
   const { heads, kvHeads, headDim } = ATTENTION_SHAPE;
   console.log(`\ndecode attention, ${heads} heads over ${kvHeads} kv heads, d = ${headDim}, f32 cache: attend (+ combine) back to back, µs per call`);
-  console.log(['context', 'splits', 'workgroups', 'median µs', 'min', 'max', 'reps', 'warm-ups', 'max |err|'].map((h) => h.padStart(10)).join(' '));
+  console.log(['context', 'policy', 'splits', 'workgroups', 'median µs', 'min', 'max', 'reps', 'warm-ups', 'max |err|'].map((h) => h.padStart(10)).join(' '));
   for (const r of rows) {
-    const cells = [r.context, r.splits, r.workgroups, fmt(r.us.median, 2), fmt(r.us.min, 2), fmt(r.us.max, 2), r.reps, r.warmUps, r.maxError.toExponential(1)];
+    const cells = [r.context, r.policy, r.splits, r.workgroups, fmt(r.us.median, 2), fmt(r.us.min, 2), fmt(r.us.max, 2), r.reps, r.warmUps, r.maxError.toExponential(1)];
     console.log(`${cells.map((c) => String(c).padStart(10)).join(' ')} ${r.clock === 'gpu' ? '' : '(wall clock) '}${r.ok ? '' : 'CHECK FAILED'}`);
   }
 }

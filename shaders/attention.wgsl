@@ -16,8 +16,9 @@
 //   DIMS_PER_THREAD dimensions (d = lid + r·WORKGROUP).
 //   splits = 1: writes out = acc / l. splits > 1: writes the split's (m, l, acc[d]) to `partial` for combine.
 //
-// combine (splits > 1 only; "flash-decoding"): one workgroup per (h, t) merges the splits' partial results:
-//   M = max_s m_s, out = Σ_s exp(m_s − M)·acc_s / Σ_s exp(m_s − M)·l_s. Empty splits carry m = LOWEST, l = 0.
+// combine (splits > 1 only, at most MAX_SPLITS; "flash-decoding"): one workgroup per (h, t) merges the splits'
+//   partial results: M = max_s m_s, out = Σ_s exp(m_s − M)·acc_s / Σ_s exp(m_s − M)·l_s. Empty splits carry
+//   m = LOWEST, l = 0.
 //   Splitting keeps the GPU busy when T · heads is small (decode) and the context long.
 //
 // Attention sinks (gpt-oss, params.sinks = 1): head h's learned logit sink[h] joins the softmax as one more score
@@ -175,16 +176,27 @@ fn attend(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 @group(0) @binding(2) var<storage, read_write> merged: array<f32>;  // [T, heads, d] the attention output
 @group(0) @binding(3) var<storage, read> sink_logits_c: array<f32>; // [heads] sink logit per head (read when sinks = 1)
 
+const MAX_SPLITS: u32 = 64u;                     // most splits combine merges (the host caps the policy's maxSplits)
+var<workgroup> split_m: array<f32, MAX_SPLITS>;  // m_s, then exp(m_s − M)
+var<workgroup> split_l: array<f32, MAX_SPLITS>;  // l_s
+
 @compute @workgroup_size(WORKGROUP)
 fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let h = wg.x;
   let t = wg.y;
   let d = params.head_dim;
+  let splits = params.splits;
   let rec = d + 2u;
-  let base = (t * params.heads + h) * params.splits * rec;
+  let base = (t * params.heads + h) * splits * rec;
+  // Every split's (m, l) in one round of loads, then every thread reads them from shared memory.
+  for (var s = lid; s < splits; s += WORKGROUP) {
+    split_m[s] = partial_in[base + s * rec];
+    split_l[s] = partial_in[base + s * rec + 1u];
+  }
+  workgroupBarrier();
   var big_m = LOWEST;
-  for (var s = 0u; s < params.splits; s++) {
-    big_m = max(big_m, partial_in[base + s * rec]);
+  for (var s = 0u; s < splits; s++) {
+    big_m = max(big_m, split_m[s]);
   }
   var big_l = 0.0;
   if (params.sinks == 1u) {
@@ -193,19 +205,31 @@ fn combine(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     big_l = exp(sink - big_m);
   }
   let sink_part = big_l; // exp(sink − M), 0 without sinks
-  for (var s = 0u; s < params.splits; s++) {
-    big_l += partial_in[base + s * rec + 1u] * exp(partial_in[base + s * rec] - big_m);
+  for (var s = 0u; s < splits; s++) {
+    big_l += split_l[s] * exp(split_m[s] - big_m);
   }
+  workgroupBarrier(); // every thread has read the maxima: they become the splits' weights
+  for (var s = lid; s < splits; s += WORKGROUP) {
+    split_m[s] = exp(split_m[s] - big_m);
+  }
+  workgroupBarrier();
   let inv_l = 1.0 / big_l;
   let prow = probe_row(h, t, params.tokens, params.probe_stride);
   if (prow != NO_PROBE) {
     let pos = params.start_pos + t;
     probe_finish(prow, first_visible(pos), pos + 1u, big_m, big_l, sink_part * inv_l, lid);
   }
+  // out = Σ_s exp(m_s − M)·acc_s / L: four splits' loads in flight at a time, then the splits % 4 left.
   for (var e = lid; e < d; e += WORKGROUP) {
     var acc = 0.0;
-    for (var s = 0u; s < params.splits; s++) {
-      acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);
+    var s = 0u;
+    for (; s + 4u <= splits; s += 4u) {
+      let at = base + s * rec + 2u + e;
+      let a = vec4<f32>(partial_in[at], partial_in[at + rec], partial_in[at + 2u * rec], partial_in[at + 3u * rec]);
+      acc += dot(vec4<f32>(split_m[s], split_m[s + 1u], split_m[s + 2u], split_m[s + 3u]), a);
+    }
+    for (; s < splits; s++) {
+      acc += partial_in[base + s * rec + 2u + e] * split_m[s];
     }
     merged[(t * params.heads + h) * d + e] = acc * inv_l;
   }

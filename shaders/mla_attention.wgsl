@@ -33,7 +33,7 @@ struct Params {
   q_head_stride: u32, // elements between heads in q (nope + P)
   q_offset: u32,      // offset of the rope part of head 0 in q (nope)
   splits: u32,        // key splits per (row, head); 1 = attend writes ctx itself
-  split_keys: u32,    // keys per split, a multiple of WORKGROUP
+  split_keys: u32,    // keys per split
   scale: f32,         // softmax scale (DeepSeek: YaRN mscale² / sqrt(nope + P))
   probe_stride: u32,  // floats per head in `probe` (lib/online_softmax): max_seq + 1
 }

@@ -40,7 +40,7 @@ const SHAPES: Record<string, Shape> = {
   tiny: { name: 'tiny', H: 64, I: 96, E: 8, k: 2 },
   small: { name: 'small', H: 1024, I: 2048, E: 8, k: 2 },
   mixtral: { name: 'mixtral', H: 4096, I: 14336, E: 8, k: 2 },
-  // granite-3.1-1b-a400m's MoE block (f32 here): the decode router's latency at E = 32, k = 8
+  // granite-3.1-1b-a400m's MoE layer (f32 here, bf16 in the checkpoint): many small experts, k = 8.
   granite: { name: 'granite', H: 1024, I: 512, E: 32, k: 8 },
 };
 
@@ -52,6 +52,12 @@ export interface MoeBenchCase {
   k: number;
   T: number;
   mode: ExpertVariant;
+  /**
+   * The step runs the down projection fused with the combine (MoeLayer.fusedDown): expertsUs is then the gate/up
+   * half alone and combineUs the fused down + combine; unfusedUs the same step on the down GEMV and the combine.
+   */
+  fusedDown: boolean;
+  unfusedUs?: number;
   dispatches: number;
   /** Experts that received tokens (the weights a step must read). */
   expertsHit: number;
@@ -173,8 +179,10 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
   const stats = new RoutingStats(gpu, config, { ringCapacity: maxT });
   const scratch = new MoeScratch(gpu, moeScratchShape(config, { maxTokens: maxT, maxK: k }));
   const layers: Partial<Record<ExpertVariant | 'auto', MoeLayer>> = {};
+  // The tuned variants time the expert kernels alone: both halves on the grouped kernels (no fused decode epilogue).
   const layerFor = (mode: ExpertVariant | 'auto', tiledShape?: TiledShape) =>
-    new MoeLayer(gpu, { layer: 0, config, weights, stats, scratch, expertMode: mode, tiledShape });
+    new MoeLayer(gpu, { layer: 0, config, weights, stats, scratch, expertMode: mode, tiledShape, fusedDecode: mode === 'auto' });
+  let unfused: MoeLayer | null = null;
   layers.auto = layerFor('auto');
   const out: MoeBenchCase[] = [];
   {
@@ -221,11 +229,16 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
     const mode = layer.modeFor(T);
     const expertFlops = 6 * T * k * H * I;
     const c: MoeBenchCase = {
-      shape: s.name, H, I, E, k, T, mode, dispatches: layer.dispatchCount(T), expertsHit,
+      shape: s.name, H, I, E, k, T, mode, fusedDown: layer.fusedDown(T), dispatches: layer.dispatchCount(T), expertsHit,
       totalUs: us(total), routingUs: us(routing), expertsUs: us(experts), combineUs: us(combine), wallUs: 1000 * total.wallMs,
       weightBytes: expertsHit * 3 * H * I * 4, flops: 2 * T * H * E + expertFlops, checkError,
       expertsTflops: tflops(expertFlops, us(experts)), layerTflops: tflops(2 * T * H * E + expertFlops, us(total)),
     };
+    if (c.fusedDown) {
+      unfused ??= new MoeLayer(gpu, { layer: 0, config, weights, stats, scratch, fusedDecode: false });
+      const plain = unfused;
+      c.unfusedUs = us(await timer.measure((enc, reps) => pass(enc, reps, (p) => plain.encode(p, x, y, T, 0)), { maxReps: 200 }));
+    }
     const denseW = { gateUp: weights.gateUp.buffers[0], down: weights.down.buffers[0] };
     if (mode !== 'gemv') {
       const wide = defaultTiledShape(gpu);
@@ -270,7 +283,8 @@ async function benchShape(gpu: Gpu, timer: GpuTimer, s: Shape, tokens: number[],
     out.push(c);
     console.log(
       `${s.name} T=${T} ${mode}: total ${c.totalUs.toFixed(1)} µs (routing ${c.routingUs.toFixed(1)}, experts ${c.expertsUs.toFixed(1)}, ` +
-        `combine ${c.combineUs.toFixed(1)}), ${c.dispatches} dispatches, ${expertsHit} experts hit, check ${checkError?.toExponential(2)}` +
+        `${c.fusedDown ? 'fused down + ' : ''}combine ${c.combineUs.toFixed(1)}), ${c.dispatches} dispatches, ${expertsHit} experts hit, check ${checkError?.toExponential(2)}` +
+        (c.unfusedUs !== undefined ? `\n   unfused (down GEMV, then combine): total ${c.unfusedUs.toFixed(1)} µs` : '') +
         `\n   TFLOP/s: layer ${c.layerTflops.toFixed(1)}, experts ${c.expertsTflops.toFixed(1)}` +
         (c.dense ? `, dense matmul same FLOPs ${tileLabel(c.dense.tile)} ${c.dense.tflops.toFixed(1)} (up ${c.dense.upUs.toFixed(0)} µs, down ${c.dense.downUs.toFixed(0)} µs)` : '') +
         (c.tileFill ? `, row tiles ${(100 * c.tileFill).toFixed(1)} % full (per expert: ${Array.from(step).join(' ')})` : '') +
@@ -458,7 +472,7 @@ export function markdownTable(ours: MoeBenchResult, torch: TorchResult | null): 
     const f = (v: number | null) => (v === null ? '—' : v < 100 ? v.toFixed(1) : v.toFixed(0));
     lines.push(
       `| ${c.shape} H=${c.H} I=${c.I} | ${c.T} | ${f(c.totalUs)} | ${f(floor)} (${bw >= fl ? 'bytes' : 'flops'}) | ${(c.totalUs / floor).toFixed(2)} | ` +
-        `${f(eager)} | ${f(grouped)} | ${eager ? (eager / c.totalUs).toFixed(2) + '×' : '—'} | ${f(c.routingUs)} | ${f(c.combineUs)} | ${f(c.expertsUs)} | ${c.dispatches} | ${c.mode} |`,
+        `${f(eager)} | ${f(grouped)} | ${eager ? (eager / c.totalUs).toFixed(2) + '×' : '—'} | ${f(c.routingUs)} | ${f(c.combineUs)} | ${f(c.expertsUs)} | ${c.dispatches} | ${c.mode}${c.fusedDown ? ' + fused down' : ''} |`,
     );
   }
   return lines.join('\n');

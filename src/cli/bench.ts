@@ -5,6 +5,9 @@
 //   npm run bench [-- --quick] [--tune [--tune-spec bench/tune.json]] [--no-tfjs] [--out FILE] [--skip-sweep]
 //   npm run bench -- --diagnose [--tune-spec FILE]   (tuning points again on a device with Dawn's robustness off;
 //                                                    a separate process: Dawn may abort on a second instance)
+//   npm run bench -- --attention [--skip-sweep --no-tfjs]   (also decode attention on granite's shape at contexts
+//                                                    512, 1024 and 4096, or 64 and 256 in the quick sweep;
+//                                                    src/bench/attention-bench.ts: µs per call)
 //
 // On a CPU adapter (SwiftShader) the sweep shrinks to small shapes unless --full is given.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -29,6 +32,7 @@ import {
 import { TfjsPeer, type TfjsResult } from '../bench/tfjs-peer';
 import { GpuTimer } from '../bench/timing';
 import { ROTATE_BYTES } from '../bench/operands';
+import { ATTENTION_CONTEXTS, ATTENTION_CONTEXTS_QUICK, ATTENTION_SHAPE, benchAttention, type AttentionRow } from '../bench/attention-bench';
 
 const c = (M: number, K: number, N: number, dtype: BenchCase['dtype'] = 'f32', layout: BenchCase['layout'] = 'nk'): BenchCase => ({
   M,
@@ -181,6 +185,7 @@ async function main(): Promise<void> {
       'tune-spec': { type: 'string' },
       'skip-sweep': { type: 'boolean', default: false },
       diagnose: { type: 'boolean', default: false },
+      attention: { type: 'boolean', default: false },
     },
   });
   if (args.diagnose) return diagnose(args['tune-spec']);
@@ -228,6 +233,8 @@ async function main(): Promise<void> {
   }
 
   const tune = args.tune ? await runTune(gpu, timer, loadSpec(args['tune-spec'], quick), '') : [];
+  const attention = args.attention ? await benchAttention(gpu, timer, quick ? ATTENTION_CONTEXTS_QUICK : ATTENTION_CONTEXTS) : [];
+  if (attention.length) printAttention(attention);
 
   const out = args.out ?? join('bench', 'results', `${slug}.json`);
   mkdirSync(dirname(out), { recursive: true });
@@ -247,6 +254,7 @@ async function main(): Promise<void> {
       tfjs: r.tfjs ? { wallMs: r.tfjs.timing.wallMs, kernelMs: r.tfjs.kernelMs, reps: r.tfjs.timing.reps, gflops: r.tfjs.gflops } : null,
     })),
     tune,
+    attention: attention.length ? { shape: ATTENTION_SHAPE, rows: attention } : undefined,
   };
   writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   console.log(`\nwrote ${out}`);
@@ -260,6 +268,16 @@ function checkLabel(o: OurResult): string {
   return k.failures === 0
     ? `(checked ${k.samples} outputs)`
     : `CHECK FAILED: ${k.failures}/${k.samples} outputs wrong, e.g. ${k.firstFailure}`;
+}
+
+function printAttention(rows: AttentionRow[]): void {
+  const { heads, kvHeads, headDim } = ATTENTION_SHAPE;
+  console.log(`\ndecode attention, ${heads} heads over ${kvHeads} kv heads, d = ${headDim}, f32 cache: attend (+ combine) back to back, µs per call`);
+  console.log(['context', 'policy', 'splits', 'workgroups', 'median µs', 'min', 'max', 'reps', 'warm-ups', 'max |err|'].map((h) => h.padStart(10)).join(' '));
+  for (const r of rows) {
+    const cells = [r.context, r.policy, r.splits, r.workgroups, fmt(r.us.median, 2), fmt(r.us.min, 2), fmt(r.us.max, 2), r.reps, r.warmUps, r.maxError.toExponential(1)];
+    console.log(`${cells.map((c) => String(c).padStart(10)).join(' ')} ${r.clock === 'gpu' ? '' : '(wall clock) '}${r.ok ? '' : 'CHECK FAILED'}`);
+  }
 }
 
 function printRow(r: Row, copyGbps: number, header: boolean): void {

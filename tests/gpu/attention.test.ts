@@ -111,12 +111,12 @@ describe('attention', () => {
     check({ tokens: 1, startPos: 300, heads: 4, kvHeads: 2, headDim: 16, window: 200, seed: 7, policy: SPLIT_SMALL, splits: 4 }));
   it('sliding window 50, prefill T=7 from 100, split keys: rows see different splits', () =>
     check({ tokens: 7, startPos: 100, heads: 2, kvHeads: 1, headDim: 16, window: 50, seed: 8, policy: SPLIT_SMALL, splits: 1 }));
-  it('prefill T=8 from 150, split keys: later splits are empty for early rows', () =>
-    check({ tokens: 8, startPos: 150, heads: 2, kvHeads: 1, headDim: 16, seed: 8, policy: SPLIT_SMALL, splits: 3 }));
+  it('prefill T=8 from 150, 13 splits of 13 keys: the last, [156, 158), is empty for rows 0-5', () =>
+    check({ tokens: 8, startPos: 150, heads: 2, kvHeads: 1, headDim: 16, seed: 8, policy: { ...SPLIT_SMALL, splitKeys: 13 }, splits: 13 }));
   it('window larger than the sequence is full attention', () =>
     check({ tokens: 7, startPos: 5, heads: 2, kvHeads: 1, headDim: 16, window: 4096, seed: 8 }));
-  it('decode at position 4095 of a 4096-row cache (default policy: 16 splits)', () =>
-    check({ tokens: 1, startPos: 4095, heads: 2, kvHeads: 1, headDim: 64, maxSeq: 4096, seed: 9, splits: 16 }));
+  it('decode at position 4095 of a 4096-row cache (default policy: 32 splits of two whole chunks)', () =>
+    check({ tokens: 1, startPos: 4095, heads: 2, kvHeads: 1, headDim: 64, maxSeq: 4096, seed: 9, splits: 32 }));
   it('decode at position 4095 without splitting', () =>
     check({ tokens: 1, startPos: 4095, heads: 2, kvHeads: 1, headDim: 64, maxSeq: 4096, seed: 9, policy: { splitKeys: 0 }, splits: 1 }));
   it('prefill T=257 from 0 (many chunks, running max rescaled)', () =>
@@ -135,6 +135,44 @@ describe('attention', () => {
     const headDim = 4 * Math.ceil(cappedGridCount(KV_STORE_CONSTANTS.STORE_WORKGROUP, cap) / (tokens * kvHeads * 4));
     await check({ tokens, startPos: 3, heads: kvHeads, kvHeads, headDim, seed: 14 }, await cappedGridGpu(undefined, cap));
   });
+
+  // The engine's policy at decode on granite-3.1-1b-a400m's shape (16 heads over 8 kv heads, d = 64): splits shorter
+  // than a chunk, so every split is one partial chunk; 576 keys in 18 splits of 32 (whole quads), 577 in 19 of 31
+  // (the last 19: every split ends in a partial quad, the last one's past-the-end keys NaN rows).
+  const granite = { heads: 16, kvHeads: 8, headDim: 64 };
+  it('granite decode at 575, default policy: 18 splits of 32 keys', () => check({ ...granite, tokens: 1, startPos: 575, seed: 30, splits: 18 }));
+  it('granite decode at 576, default policy: 19 splits of 31 keys, sinks, probe', () =>
+    check({ ...granite, tokens: 1, startPos: 576, seed: 31, splits: 19, sinks: true, probe: true }));
+  it('decode at 0: one key, three past-the-end keys in its quad', () => check({ tokens: 1, startPos: 0, heads: 4, kvHeads: 2, headDim: 16, seed: 32 }));
+  it('prefill T=8 from 100, window 30, default policy: 2 splits from 71 that each row\'s window crosses, sinks, probe', () =>
+    check({ tokens: 8, startPos: 100, heads: 4, kvHeads: 2, headDim: 16, window: 30, seed: 33, splits: 2, sinks: true, probe: true }));
+  // One split of 201 keys: three whole chunks (WORKGROUP / 4 quads each), then 9 keys in 3 quads, the last one
+  // reaching 3 keys past the query into NaN rows.
+  const walk: Case = { tokens: 1, startPos: 3 * ATTENTION_CONSTANTS.WORKGROUP + 8, heads: 4, kvHeads: 2, headDim: 16, seed: 34, policy: { splitKeys: 0 }, splits: 1 };
+  it('decode over three whole chunks and a 9-key tail', () => check(walk));
+  it('a broken chunk walk fails the check: the last quad of every whole chunk skipped', () =>
+    expectMutantFails(mutation('lib/online_softmax', 'add_values(&st, chunk, WORKGROUP / 4u,', 'add_values(&st, chunk, WORKGROUP / 4u - 1u,'),
+      (broken) => check(walk, broken), /outside atol/));
+  it('a broken chunk walk fails the check: a partial chunk\'s partial quad skipped', () =>
+    expectMutantFails(mutation('lib/online_softmax', '(hi - chunk + 3u) / 4u', '(hi - chunk) / 4u'), (broken) => check(walk, broken), /outside atol/));
+  it('a broken chunk walk fails the check: past-the-end keys of the last quad read as they are (NaN rows)', () =>
+    expectMutantFails(mutation('lib/online_softmax', /min\((vec4<u32>\(chunk \+ i\) \+ vec4<u32>\(0u, 1u, 2u, 3u\)), vec4<u32>\(last\)\)/, '$1'),
+      (broken) => check(walk, broken), /outside atol/));
+  it('a broken score fails the check: the fourth key vec4 of a quad read twice over the third', () =>
+    expectMutantFails(mutation('lib/online_softmax', 'q_sh[i + 3u] * k3', 'q_sh[i + 3u] * k2'), (broken) => check(walk, broken), /outside atol/));
+  // d = 36: nine key vec4s, two quads and one left over.
+  const oddDim: Case = { tokens: 1, startPos: 100, heads: 3, kvHeads: 1, headDim: 36, seed: 35 };
+  it('a broken score fails the check: the vec4s past the last quad left out', () =>
+    expectMutantFails(mutation('lib/online_softmax', 'for (; i < n4; i++)', 'for (; i + 1u < n4; i++)'), (broken) => check(oddDim, broken), /outside atol/));
+  // combine: 7 splits of 8 keys merge as one quad of splits and 3 left over; 64 (its most) as 16 quads.
+  const sevenSplits: Case = { tokens: 1, startPos: 50, heads: 2, kvHeads: 1, headDim: 16, seed: 36, policy: { ...SPLIT_SMALL, splitKeys: 8 }, splits: 7 };
+  it('decode at 50 in 7 splits of 8 keys', () => check(sevenSplits));
+  it('decode at 127 in 64 splits of 2 keys: a policy asking for 100 splits gets combine\'s most, 64', () =>
+    check({ tokens: 1, startPos: 127, heads: 2, kvHeads: 1, headDim: 16, seed: 37, policy: { splitKeys: 2, maxSplits: 100, targetWorkgroups: 4096 }, splits: 64, sinks: true }));
+  it('a broken combine fails the check: the fourth split of a quad read as the third', () =>
+    expectMutantFails(mutation('attention', 'partial_in[at + 3u * rec]', 'partial_in[at + 2u * rec]'), (broken) => check(sevenSplits, broken), /outside atol/));
+  it('a broken combine fails the check: the splits past the last quad left out', () =>
+    expectMutantFails(mutation('attention', 'for (; s < splits; s++)', 'for (; s + 1u < splits; s++)'), (broken) => check(sevenSplits, broken), /outside atol/));
 
   // Sinks (gpt-oss): finished in attend (one split) or in combine (split keys), with and without a window.
   it('sinks, prefill T=7 from 5, window 4, GQA 2', () =>
@@ -173,10 +211,10 @@ describe('attention', () => {
     await expectMutantFails(mutation('attention', 'let g = h / (params.heads / params.kv_heads);', 'let g = h % params.kv_heads;'), (broken) => check({ tokens: 7, startPos: 5, heads: 4, kvHeads: 2, headDim: 16, seed: 3 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: splits merged without their max', async () => {
-    await expectMutantFails(mutation('attention', 'acc += partial_in[base + s * rec + 2u + e] * exp(partial_in[base + s * rec] - big_m);', 'acc += partial_in[base + s * rec + 2u + e];'), (broken) => check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken), /outside atol/);
+    await expectMutantFails(mutation('attention', 'split_m[s] = exp(split_m[s] - big_m);', 'split_m[s] = 1.0;'), (broken) => check({ tokens: 1, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: SPLIT_SMALL, splits: 4 }, broken), /outside atol/);
   });
   it('a broken kernel fails the check: no rescale when the max grows', async () => {
-    await expectMutantFails(mutation('lib/online_softmax', 'let alpha = exp(st.m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4 }, broken), /outside atol/);
+    await expectMutantFails(mutation('lib/online_softmax', 'let alpha = exp(st.m - m_new);', 'let alpha = 1.0;'), (broken) => check({ tokens: 2, startPos: 200, heads: 2, kvHeads: 1, headDim: 16, seed: 4, policy: { splitKeys: 0 }, splits: 1 }, broken), /outside atol/);
   });
 
   it('stepping back: a shorter startPos overwrites the rows past it, nothing to clear', async () => {

@@ -31,6 +31,8 @@ interface Case extends MlaShape {
 
 /** Splits keys into 64-key ranges whenever the step has at most 8 rows: small tests exercise the combine pass. */
 const SPLIT_SMALL: Partial<AttentionSplitPolicy> = { splitKeys: 64, targetWorkgroups: 4096 };
+/** One workgroup walks all of a row's keys, chunk after chunk (the engine's policy would split these short steps). */
+const NO_SPLIT: Partial<AttentionSplitPolicy> = { splitKeys: 0 };
 
 /** kv_b_proj with rows scaled by 1/sqrt(rank), packed as the GPU reads it, and its values after rounding. */
 function kvB(gpu: Gpu, c: Case) {
@@ -131,11 +133,12 @@ describe('MLA attention over the compressed cache', () => {
   const cases: Case[] = [
     { tokens: 1, startPos: 0, heads: 1, rank: 4, nope: 3, rope: 4, vDim: 4, seed: 11 },
     { tokens: 7, startPos: 5, heads: 3, rank: 36, nope: 5, rope: 8, vDim: 4, seed: 12 },
-    { tokens: 3, startPos: 2 * ATTEND_WG + 2, heads: 2, rank: ATTEND_WG + 36, nope: 4, rope: 12, vDim: 4, seed: 13 },
-    { tokens: 2, startPos: ATTEND_WG + 6, heads: 2, rank: 8 * ATTEND_WG, nope: 8, rope: 64, vDim: 4, seed: 14 },
-    // Split keys: a decode step in 4 splits; 3 rows whose first row leaves the last split empty; the widest rank.
+    { tokens: 3, startPos: 2 * ATTEND_WG + 2, heads: 2, rank: ATTEND_WG + 36, nope: 4, rope: 12, vDim: 4, seed: 13, policy: NO_SPLIT },
+    { tokens: 2, startPos: ATTEND_WG + 6, heads: 2, rank: 8 * ATTEND_WG, nope: 8, rope: 64, vDim: 4, seed: 14, policy: NO_SPLIT },
+    // Split keys: a decode step in 4 splits; 3 rows in 17 splits of 8 keys (129 in all), the last (1 key) empty for
+    // the first two rows; the widest rank.
     { tokens: 1, startPos: 200, heads: 2, rank: 36, nope: 5, rope: 8, vDim: 4, seed: 15, policy: SPLIT_SMALL, splits: 4 },
-    { tokens: 3, startPos: 2 * ATTEND_WG - 2, heads: 3, rank: 100, nope: 4, rope: 12, vDim: 4, seed: 16, policy: SPLIT_SMALL, splits: 3 },
+    { tokens: 3, startPos: 2 * ATTEND_WG - 2, heads: 3, rank: 100, nope: 4, rope: 12, vDim: 4, seed: 16, policy: { ...SPLIT_SMALL, splitKeys: 8 }, splits: 17 },
     { tokens: 1, startPos: 130, heads: 1, rank: 8 * ATTEND_WG, nope: 8, rope: 64, vDim: 4, seed: 17, policy: SPLIT_SMALL, splits: 3 },
   ];
   for (const c of cases) {
@@ -146,10 +149,10 @@ describe('MLA attention over the compressed cache', () => {
     const rank = MLA_STORE_CONSTANTS.STORE_WORKGROUP + 44;
     await checkAttention({ tokens: CAPPED_GRID, startPos: 3, heads: CAPPED_GRID, rank, nope: 4, rope: 8, vDim: 4, seed: 15 }, await cappedGridGpu());
   });
-  it('the engine splits a long decode step of few heads (DeepSeek-V2-Lite: 16 heads, 4096 keys → 16 splits of 256)', async () => {
+  it('the engine splits a long decode step of few heads (DeepSeek-V2-Lite: 16 heads, 4096 keys → 32 splits of 128)', async () => {
     const kernel = new MlaAttentionKernel(await testGpu(), 576);
-    expect(kernel.splitFor(1, 4096, 16)).toEqual({ splits: 16, keys: 256 });
-    expect(kernel.splitFor(1, 4096, 128)).toEqual({ splits: 2, keys: 2048 }); // V3's 128 heads need few
+    expect(kernel.splitFor(1, 4096, 16)).toEqual({ splits: 32, keys: 128 });
+    expect(kernel.splitFor(1, 4096, 128)).toEqual({ splits: 4, keys: 1024 }); // V3's 128 heads need few
     expect(kernel.splitFor(64, 4096, 16).splits).toBe(1); // prefill: rows × heads keep the GPU busy
   });
   it('probe: the decode step in 4 splits records its final weights', () => checkAttention({ ...cases[4], probe: true }));
@@ -160,8 +163,8 @@ describe('MLA attention over the compressed cache', () => {
   it('a broken combine (splits merged without their maxima) fails the check', async () => {
     await expectMutantFails(mutation('mla_attention', 'let w = exp(partial_in[first + s * rec_len] - top);', 'let w = 1.0;'), (broken) => checkAttention(cases[4], broken), /ctx: .* outside atol/);
   });
-  it('a broken chunk walk (the last key of every full chunk skipped) fails the check', async () => {
-    await expectMutantFails(mutation('lib/online_softmax', 'let n = min(WORKGROUP, hi - chunk);', 'let n = min(WORKGROUP - 1u, hi - chunk);'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);
+  it('a broken chunk walk (the last four keys of every full chunk skipped) fails the check', async () => {
+    await expectMutantFails(mutation('lib/online_softmax', 'add_values(&st, chunk, WORKGROUP / 4u,', 'add_values(&st, chunk, WORKGROUP / 4u - 1u,'), (broken) => checkAttention(cases[2], broken), /ctx: .* outside atol/);
   });
   it('a broken store (one rope column taken from the latent) fails the check', async () => {
     await expectMutantFails(mutation('mla_attention', 'c < params.rank);', 'c <= params.rank);'), (broken) => checkAttention(cases[1], broken), /stored cache rows/);

@@ -49,13 +49,13 @@ async function checkSteps(gpu: Gpu, p: Problem, steps: number[], seed: number): 
 }
 
 /**
- * 2 experts, k = 2, so each expert has T rows. The reduction length of `kernel` is gemvLoopK (up reduces over H, down
+ * 2 experts, k = 2, so each expert has T rows; one-token steps too on the down GEMV (not the fused decode epilogue). The reduction length of `kernel` is gemvLoopK (up reduces over H, down
  * over I); the other dimension is 19 columns, the element-wise loop in the other kernel.
  */
 function gemvProblem(gpu: Gpu, kernel: 'up' | 'down', dtype: WeightDtype, seed: number, o: { odd?: boolean; family?: Family } = {}): Problem {
   const K = gemvLoopK(dtype, o.odd);
   const [H, I] = kernel === 'up' ? [K, 19] : [19, K];
-  return buildProblem(gpu, { family: o.family ?? 'mixtral', H, I, E: 2, k: 2, dtype, seed }, { expertMode: 'gemv', maxTokens: Math.max(...GEMV_STEPS), ringCapacity: 64 });
+  return buildProblem(gpu, { family: o.family ?? 'mixtral', H, I, E: 2, k: 2, dtype, seed }, { expertMode: 'gemv', maxTokens: Math.max(...GEMV_STEPS), ringCapacity: 64, fusedDecode: false });
 }
 
 async function checkGemv(gpu: Gpu, kernel: 'up' | 'down', dtype: WeightDtype, seed: number, steps = GEMV_STEPS, odd = false) {
@@ -156,7 +156,7 @@ describe('gemv expert kernels: every row bucket, main loop and tail (K = 549 uni
 function gemvQuantProblem(gpu: Gpu, format: QuantFormat, seed: number): Problem {
   const half = format === 'q8_0' || format === 'mxfp4';
   const [H, I] = half ? [64, 35 * 64 + 32] : [256, 36 * 64];
-  return buildProblem(gpu, { family: 'mixtral', H, I, E: 2, k: 2, seed }, { expertMode: 'gemv', quantExperts: format, maxTokens: GEMV_ROWS + 3, ringCapacity: 64 });
+  return buildProblem(gpu, { family: 'mixtral', H, I, E: 2, k: 2, seed }, { expertMode: 'gemv', quantExperts: format, maxTokens: GEMV_ROWS + 3, ringCapacity: 64, fusedDecode: false });
 }
 
 describe('gemv expert kernels on quantised weights: every row bucket, more units than threads', SLOW, () => {

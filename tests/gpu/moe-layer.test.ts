@@ -63,6 +63,10 @@ describe('what-if policies vs reference', () => {
   const cases: [string, Family, number, (c: Problem['config']) => Partial<RoutingPolicy>][] = [
     ['k override 1', 'mixtral', 9, () => ({ topK: 1 })],
     ['k override 5', 'olmoe', 9, () => ({ topK: 5 })],
+    // One-token steps run the fused down projection + combine, compiled with one slot group per configured slot (3):
+    // k = 5 gives two groups a second slot.
+    ['k override 5 at decode', 'olmoe', 1, () => ({ topK: 5 })],
+    ['ablation at decode', 'mixtral', 1, (c) => ({ ablated: ablate(c, 1, [2, 5, 11], [[0, 3]]) })],
     ['noise σ 0.7', 'olmoe', 9, () => ({ noiseStd: 0.7, noiseSeed: 42 })],
     ['noise on sigmoid groups', 'deepseek_v3', 9, () => ({ noiseStd: 0.5, noiseSeed: 7 })],
     ['temperature 0.5', 'mixtral', 9, () => ({ temperature: 0.5 })],
@@ -158,7 +162,7 @@ describe('weights and kernels', () => {
       await checkStep(gpu, p, 9, policyWith(p.config, {}), 4);
     }
   });
-  it('expert banks split over several buffers (3 experts each); gpt-oss biases indexed by global expert', async () => {
+  it('expert banks split over several buffers (3 experts each); gpt-oss biases indexed by global expert; T = 21 and 1 (fused down)', async () => {
     const gpu = await testGpu();
     for (const family of ['mixtral', 'gpt_oss'] as const) {
       const spec = { family, H: 24, I: 16, E: 8, k: 2, seed: 4 };
@@ -168,6 +172,7 @@ describe('weights and kernels', () => {
         expect(p.gpuWeights.gateUp.buffers.length).toBe(3);
         expect(p.gpuWeights.down.buffers.length).toBeGreaterThan(1);
         await checkStep(gpu, p, 21, policyWith(p.config, {}), 9);
+        await checkStep(gpu, p, 1, policyWith(p.config, {}), 10, 21);
       }
     }
   });
@@ -216,15 +221,15 @@ describe('weights and kernels', () => {
 describe('determinism and the per-token path', () => {
   it('repeated runs give bit-identical outputs', async () => {
     const gpu = await testGpu();
-    for (const mode of ['gemv', 'tiled'] as const) {
+    // T = 1: the fused down projection + combine.
+    for (const [mode, T] of [['gemv', 37], ['tiled', 37], ['gemv', 1]] as const) {
       const p = buildProblem(gpu, { family: 'qwen2_moe', H: 40, I: 24, E: 16, k: 4, seed: 77 }, { expertMode: mode });
       applyPolicy(p, policyWith(p.config, { capacityFactor: 0.8, overflow: 'reroute', noiseStd: 0.3, noiseSeed: 5 }));
-      const T = 37;
       const x = uploadBuffer(gpu, 'det.x', randomF32(T * 40, 3));
       const runs: Uint32Array[] = [];
       for (let i = 0; i < 3; i++) runs.push(await readU32(gpu, runStep(gpu, p, x, T, 0), T * 40));
-      expectExact(runs[1], runs[0], `${mode} run 2 vs run 1 (bits)`);
-      expectExact(runs[2], runs[0], `${mode} run 3 vs run 1 (bits)`);
+      expectExact(runs[1], runs[0], `${mode} T=${T} run 2 vs run 1 (bits)`);
+      expectExact(runs[2], runs[0], `${mode} T=${T} run 3 vs run 1 (bits)`);
     }
   });
 
@@ -255,17 +260,19 @@ describe('determinism and the per-token path', () => {
     expect(gpu.recentErrors).toEqual([]);
   });
 
-  it('decode records 6 dispatches per MoE layer without a shared expert', async () => {
+  it('decode records 5 dispatches per MoE layer without a shared expert (the down projection fused with the combine)', async () => {
     const gpu = await testGpu();
     const mixtral = buildProblem(gpu, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 1 });
-    expect(mixtral.layer.dispatchCount(1), 'router logits, selection with the plan').toBe(6);
-    expect(mixtral.layer.dispatchCount(2), 'router logits, selection, plan').toBe(7);
+    expect(mixtral.layer.dispatchCount(1), 'router logits, selection with the plan, scatter, gate/up, down with combine').toBe(5);
+    expect(mixtral.layer.dispatchCount(2), 'router logits, selection, plan; down GEMV and combine past FUSED_DOWN_TOKENS').toBe(7);
     expect(mixtral.layer.dispatchCount(ROUTER_FEW_TOKENS), 'two router kernels up to ROUTER_FEW_TOKENS').toBe(7);
     expect(mixtral.layer.dispatchCount(ROUTER_FEW_TOKENS + 1), 'one above').toBe(6);
     expect(mixtral.layer.dispatchCount(256), 'one-pass plan up to 256 tokens').toBe(6);
     expect(mixtral.layer.dispatchCount(257), 'two-pass plan above').toBe(7);
+    const unfused = buildProblem(gpu, { family: 'mixtral', H: 16, I: 8, E: 8, k: 2, seed: 1 }, { fusedDecode: false });
+    expect(unfused.layer.dispatchCount(1)).toBe(6);
     const qwen = buildProblem(gpu, { family: 'qwen2_moe', H: 16, I: 8, E: 8, k: 2, seed: 1 });
-    expect(qwen.layer.dispatchCount(1)).toBe(8);
+    expect(qwen.layer.dispatchCount(1)).toBe(7);
     // count what encode() actually records
     let dispatches = 0;
     const enc = gpu.device.createCommandEncoder();
@@ -280,7 +287,7 @@ describe('determinism and the per-token path', () => {
     mixtral.layer.encode(counting, uploadBuffer(gpu, 'd.x', randomF32(16, 1)), uploadBuffer(gpu, 'd.o', new Float32Array(16)), 1, 0);
     pass.end();
     gpu.device.queue.submit([enc.finish()]);
-    expect(dispatches).toBe(6);
+    expect(dispatches).toBe(5);
   });
 });
 

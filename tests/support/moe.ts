@@ -118,6 +118,8 @@ export interface BuildOptions {
   inputNorm?: boolean;
   /** MoeLayerOptions.record (default true). */
   record?: boolean;
+  /** MoeLayerOptions.fusedDecode (default true): false runs one-token steps on the down GEMV and the combine. */
+  fusedDecode?: boolean;
 }
 
 export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}): Problem {
@@ -188,7 +190,8 @@ export function buildProblem(gpu: Gpu, spec: ProblemSpec, o: BuildOptions = {}):
     inputNorm = { weight: weight.buffer, rounded: weight.rounded, eps: 1e-5, normed: poisonedBuffer(gpu, 'test.normed', (o.maxTokens ?? 64) * H) };
   }
   const layer = new MoeLayer(gpu, {
-    layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, tiledShape: o.tiledShape, residualScale: o.residualScale, record: o.record,
+    layer: o.layerIndex ?? 1, config, weights: gpuWeights, stats, scratch, expertMode: o.expertMode, tiledShape: o.tiledShape, residualScale: o.residualScale,
+    record: o.record, fusedDecode: o.fusedDecode,
     ...(inputNorm ? { inputNorm } : {}),
   });
   return { config, layer, stats, scratch, ref, gpuWeights, residualScale: o.residualScale, inputNorm };

@@ -6,7 +6,7 @@
 import type { Gpu } from '../gpu';
 import { type UniformArena, Uniforms, type UniformLayout, bindGroup, storageBuffer } from './common';
 import { requireBytes, requireInt } from './dispatch';
-import { SplitAttentionKernel, type AttentionSplitPolicy, type SplitAttentionBinding } from './split-attention';
+import { DEFAULT_SPLIT_POLICY, SplitAttentionKernel, type AttentionSplitPolicy, type SplitAttentionBinding } from './split-attention';
 
 export { DEFAULT_SPLIT_POLICY, type AttentionSplitPolicy } from './split-attention';
 
@@ -23,8 +23,9 @@ export const ATTENTION_PARAMS: UniformLayout = {
 /** attend: threads per (head, query row) = keys per chunk; MAX_HEAD_DIM sizes the shared q row. */
 export const ATTENTION_CONSTANTS = { WORKGROUP: 64, MAX_HEAD_DIM: 256 };
 export const KV_STORE_CONSTANTS = { STORE_WORKGROUP: 256 };
-/** The shader accumulates at most this many dimensions per thread. */
+/** The shader accumulates at most this many dimensions per thread, and combine merges at most MAX_SPLITS splits. */
 const DIMS_PER_THREAD = 4;
+const MAX_SPLITS = 64;
 
 /** Fixed at load time: head counts, cache size, scale, window and where q/k/v rows sit in their buffers. */
 export interface AttentionLayout {
@@ -105,7 +106,7 @@ export class AttentionKernel extends SplitAttentionKernel<AttentionBinding> {
         combine: ['uniform', 'read', 'rw', 'read'],
       },
       constants: { store: KV_STORE_CONSTANTS, attend: ATTENTION_CONSTANTS },
-    }, policy);
+    }, { ...policy, maxSplits: Math.min(policy.maxSplits ?? DEFAULT_SPLIT_POLICY.maxSplits, MAX_SPLITS) });
   }
 
   bind(label: string, buffers: AttentionBuffers, layout: AttentionLayout): AttentionBinding {

@@ -12,7 +12,7 @@ import { gridStrideGroups } from './dispatch';
 
 /** When to split keys across workgroups (only affects speed; results agree to rounding). */
 export interface AttentionSplitPolicy {
-  /** Fewest keys per split (rounded up to a multiple of WORKGROUP); 0 disables splitting. */
+  /** Fewest keys per split; 0 disables splitting. */
   splitKeys: number;
   /** Most splits per (row, head). */
   maxSplits: number;
@@ -22,11 +22,16 @@ export interface AttentionSplitPolicy {
   targetWorkgroups: number;
 }
 
+/**
+ * A decode step is latency-bound: a split's time is its keys walked one after another (value loads four keys at a
+ * time per thread), so splits are short (32 keys: half a chunk) and many (granite's 16 heads at 576 keys: 18 splits,
+ * 288 workgroups; at 4096 keys 32 splits of 128).
+ */
 export const DEFAULT_SPLIT_POLICY: AttentionSplitPolicy = {
-  splitKeys: 256,
+  splitKeys: 32,
   maxSplits: 32,
   maxSplitTokens: 8,
-  targetWorkgroups: 256,
+  targetWorkgroups: 512,
 };
 
 /** What every binding of a split attention kernel holds. */
@@ -156,7 +161,7 @@ export abstract class SplitAttentionKernel<B extends SplitAttentionBinding> {
 
   /**
    * How a step of `tokens` rows and `heads` heads whose rows see `span` keys in all is split: `splits` ranges of
-   * `keys` keys, whole chunks each, at most `maxSplits` of them.
+   * `keys` keys (the last may be shorter), at most `maxSplits` of them.
    */
   protected splitSpan(tokens: number, heads: number, span: number, maxSplits: number): { splits: number; keys: number } {
     const p = this.policy;
@@ -164,8 +169,7 @@ export abstract class SplitAttentionKernel<B extends SplitAttentionBinding> {
     if (p.splitKeys <= 0 || tokens > p.maxSplitTokens || rowsHeads >= p.targetWorkgroups) return { splits: 1, keys: span };
     const want = Math.min(maxSplits, Math.ceil(span / p.splitKeys), Math.ceil(p.targetWorkgroups / rowsHeads));
     if (want <= 1) return { splits: 1, keys: span };
-    const chunk = this.shader.constants.attend.WORKGROUP;
-    const keys = Math.ceil(Math.ceil(span / want) / chunk) * chunk;
+    const keys = Math.ceil(span / want);
     return { splits: Math.ceil(span / keys), keys };
   }
 

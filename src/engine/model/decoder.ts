@@ -6,8 +6,9 @@
 // Fused kernels (DecoderOptions.fuse, default on): q/k/v weights concatenated at load into one projection, followed
 // by one kernel for q/k/v biases, q/k norms, RoPE and the KV-cache append (RopeAppendKernel); for one-token steps the
 // input RMSNorm folded into that projection's GEMV; up to 16 tokens the o-projection accumulating into x; at every T
-// the post-attention RMSNorm folded into the MoE router and the MoE combine adding into x. A decode MoE layer is 10
-// dispatches (tests/gpu/decode-recording.test.ts).
+// the post-attention RMSNorm folded into the MoE router and the MoE combine adding into x (for one-token steps the
+// experts' down projection, combine and residual add in one kernel). A decode MoE layer is 9 dispatches
+// (tests/gpu/decode-recording.test.ts).
 //
 // Family details handled here: q/k/v biases (Qwen2-MoE), q/k RMSNorm over the whole projection (OLMoE) or per head
 // (Qwen3-MoE), Granite-MoE's multipliers (embedding ×, residual branches ×, attention scale, logits ÷ — the last folded
@@ -296,6 +297,7 @@ export class Decoder {
           scratch: this.scratch!,
           arena,
           record: options.routingRecord,
+          fusedDecode: this.fuse,
           ...(this.fuse ? { residualScale: c.residualMultiplier } : {}),
           ...(moeNormFolded ? { inputNorm: { weight: denseW(`${p}.postAttnNorm`), eps: c.rmsNormEps, normed: a.normed } } : {}),
           weights: {

@@ -10,11 +10,13 @@
 // encode() writes the layer's uniform through the queue and records its dispatches; it creates no GPU object after
 // the first call with a given (x, out) pair, and never maps a buffer. Encode each layer at most once per submit
 // (its uniform holds this step's token count and position). Decode (T = 1, no shared expert, no re-routing) records
-// 6 dispatches: router logits, router selection with the plan, scatter, expert gate/up, expert down, combine (+1 per
-// extra weight binding when an expert bank is split, +2 for a shared expert; the plan its own dispatch on a device
-// without 12 storage buffers per stage; with the re-route policy +1 for it and +1 for the plan, which then runs after
-// it). Other steps: router logits and selection up to ROUTER_FEW_TOKENS tokens, one router dispatch above; then
-// (re-route,) plan (two dispatches above PLAN_SPLIT_TOKENS), scatter, experts, combine.
+// 5 dispatches: router logits, router selection with the plan, scatter, expert gate/up, and the expert down
+// projection fused with the combine and the residual add (moe_down_combine; with fusedDecode false, or
+// T > FUSED_DOWN_TOKENS: expert down, then combine, 6). Add 1 per extra weight binding when an expert bank is split,
+// 2 for a shared expert (gate/up, down); the plan is its own dispatch on a device without 12 storage buffers per stage,
+// and with the re-route policy (+1 for it, +1 for the plan after it). Other steps: router logits and selection up to
+// ROUTER_FEW_TOKENS tokens, one router dispatch above; then (re-route,) plan (two dispatches above
+// PLAN_SPLIT_TOKENS), scatter, experts, combine.
 import type { Gpu } from '../gpu';
 import type { MoeConfig } from '../../model/config';
 import { isQuantFormat, type TensorFormat } from '../../model/dtypes';
@@ -24,6 +26,7 @@ import { MoeRouterKernel, type MoeRouterBinding } from '../kernels/moe-router';
 import { MoeRerouteKernel } from '../kernels/moe-reroute';
 import { MoePlanKernel, PLAN_SPLIT_TOKENS } from '../kernels/moe-plan';
 import { MoeCombineKernel } from '../kernels/moe-combine';
+import { MoeDownCombineKernel, type DownCombineBinding } from '../kernels/moe-down-combine';
 import { MoeScatterKernel } from '../kernels/moe-scatter';
 import { ExpertMatmulKernel, defaultTiledShape, maxPlanTiles, type ExpertMatmulBinding, type TiledShape } from '../kernels/moe-expert';
 import { K_MAX } from '../routing-buffers';
@@ -93,7 +96,19 @@ export interface MoeLayerOptions {
   record?: boolean;
   /** Where the layer's uniform lives (the decoder's, flushed once per step); absent: its own buffer, written at once. */
   arena?: UniformArena | null;
+  /**
+   * Steps of up to FUSED_DOWN_TOKENS tokens run the expert down projection, the combine and the residual add as one
+   * kernel per down-weight binding (default true); false: the down GEMV, then the combine, at every T.
+   */
+  fusedDecode?: boolean;
 }
+
+/**
+ * Most tokens a step runs through the fused down projection + combine: it reads each token's experts' down rows
+ * for that token alone, so past one token an expert shared by several tokens would be read once per token, where
+ * the grouped down GEMV reads it once for all its rows.
+ */
+export const FUSED_DOWN_TOKENS = 1;
 
 /** Scratch shape for a config: `maxTokens` per encode, room for `maxK` experts per token (default K_MAX). */
 export function moeScratchShape(config: MoeConfig, o: { maxTokens: number; maxK?: number }): MoeScratchShape {
@@ -137,6 +152,14 @@ interface ExpertPair {
   sharedKernels: { up: ExpertMatmulKernel; down: ExpertMatmulKernel };
 }
 
+interface IoGroups {
+  router: MoeRouterBinding;
+  combine: GPUBindGroup;
+  /** The fused down projection + combine, one per down-weight buffer (empty when the layer does not fuse). */
+  downCombine: DownCombineBinding[];
+  modes: Record<ExpertVariant, ExpertPair>;
+}
+
 export class MoeLayer {
   readonly layer: number;
   private readonly config: MoeConfig;
@@ -154,10 +177,11 @@ export class MoeLayer {
   private readonly plan: MoePlanKernel;
   private readonly scatter: MoeScatterKernel;
   private readonly combine: MoeCombineKernel;
+  private readonly downCombine: MoeDownCombineKernel | null;
   private readonly modes: Record<ExpertVariant, ExpertPair>;
   private readonly expertMode: ExpertVariant | 'auto';
   private readonly fixedGroups: { reroute: GPUBindGroup; plan: GPUBindGroup; scatter: GPUBindGroup };
-  private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, { router: MoeRouterBinding; combine: GPUBindGroup; modes: Record<ExpertVariant, ExpertPair> }>>();
+  private readonly ioGroups = new Map<GPUBuffer, Map<GPUBuffer, IoGroups>>();
   private policy: RoutingPolicy;
   private k: number;
   private readonly inputNorm: MoeLayerOptions['inputNorm'] | null;
@@ -192,6 +216,9 @@ export class MoeLayer {
     this.plan = new MoePlanKernel(gpu, o.record ?? true);
     this.scatter = new MoeScatterKernel(gpu);
     this.combine = new MoeCombineKernel(gpu, o.residualScale !== undefined);
+    this.downCombine = (o.fusedDecode ?? true)
+      ? new MoeDownCombineKernel(gpu, o.weights.down.format ?? c.weightDtype, c.moeIntermediateSize, c.router.topK, o.residualScale !== undefined)
+      : null;
     const s = this.scratch;
     this.fixedGroups = {
       reroute: this.reroute.bind(`${label}.reroute`, this.params, s.records, s.probs, s.plan),
@@ -277,13 +304,19 @@ export class MoeLayer {
     return rows <= 16 ? 'gemv' : rows <= 96 ? 'tiled-narrow' : 'tiled';
   }
 
+  /** Whether a step of T tokens runs the down projection fused with the combine (moe_down_combine). */
+  fusedDown(T: number): boolean {
+    return this.downCombine !== null && T <= FUSED_DOWN_TOKENS;
+  }
+
   /** Dispatches encode() records for T tokens. */
   dispatchCount(T: number): number {
     const rerouting = this.policy.overflow === 'reroute' && expertCapacity(this.policy.capacityFactor, T, this.k, this.config.numExperts) > 0;
     const banks = this.weights.gateUp.buffers.length + this.weights.down.buffers.length;
     const plan = this.router.plansFor(T, rerouting) ? 0 : T > PLAN_SPLIT_TOKENS ? 2 : 1;
-    // + scatter and combine
-    return MoeRouterKernel.dispatchCount(T) + (rerouting ? 1 : 0) + plan + 2 + banks + (this.config.sharedExpert ? 2 : 0);
+    const combine = this.fusedDown(T) ? 0 : 1;
+    // + 1: the scatter
+    return MoeRouterKernel.dispatchCount(T) + (rerouting ? 1 : 0) + plan + 1 + banks + combine + (this.config.sharedExpert ? 2 : 0);
   }
 
   /**
@@ -306,7 +339,7 @@ export class MoeLayer {
     const sink = this.sink(target, timing);
     this.routing(sink.emit, x, out, T, position);
     this.experts(sink.emit, x, out, T);
-    sink.emit('combine', (pass) => this.combine.encode(pass, this.io(x, out).combine, T));
+    this.combineInto(sink.emit, x, out, T);
     sink.end();
   }
 
@@ -315,14 +348,27 @@ export class MoeLayer {
     this.routing((_name, record) => record(pass), x, out, T, position);
   }
 
-  /** The grouped expert matmuls (and the shared expert). Call after encodeRouting for the same step. */
+  /**
+   * The grouped expert matmuls (and the shared expert). Call after encodeRouting for the same step. When the step
+   * fuses the down projection (fusedDown), only the gate/up half and the shared expert.
+   */
   encodeExperts(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number): void {
     this.experts((_name, record) => record(pass), x, out, T);
   }
 
-  /** The weighted gather into `out`. */
+  /** The weighted gather into `out` (when the step fuses the down projection, that projection with the gather). */
   encodeCombine(pass: GPUComputePassEncoder, x: GPUBuffer, out: GPUBuffer, T: number): void {
-    this.combine.encode(pass, this.io(x, out).combine, T);
+    this.combineInto((_name, record) => record(pass), x, out, T);
+  }
+
+  private combineInto(emit: Emit, x: GPUBuffer, out: GPUBuffer, T: number): void {
+    const io = this.io(x, out);
+    if (this.fusedDown(T)) {
+      const H = this.config.hiddenSize;
+      io.downCombine.forEach((b, i) => emit(`downCombine${i}`, (pass) => this.downCombine!.encode(pass, b, H, T)));
+    } else {
+      emit('combine', (pass) => this.combine.encode(pass, io.combine, T));
+    }
   }
 
   private sink(target: GPUComputePassEncoder | GPUCommandEncoder, timing?: PassTimestamps): { emit: Emit; end: () => void } {
@@ -374,7 +420,7 @@ export class MoeLayer {
     const rows = pair.up.tileRowsFor(T);
     const tiles = Math.min(this.scratch.planLayout.maxTiles, maxPlanTiles(T * this.k, c.numExperts, rows, T));
     pair.upBindings.forEach((b, i) => emit(`gateUp${i}`, (pass) => pair.up.encode(pass, b, c.moeIntermediateSize, tiles, rows)));
-    pair.downBindings.forEach((b, i) => emit(`down${i}`, (pass) => pair.down.encode(pass, b, c.hiddenSize, tiles, rows)));
+    if (!this.fusedDown(T)) pair.downBindings.forEach((b, i) => emit(`down${i}`, (pass) => pair.down.encode(pass, b, c.hiddenSize, tiles, rows)));
     if (pair.sharedUp && pair.sharedDown) {
       this.scratch.prepareDensePlan(T, rows);
       const sharedTiles = Math.ceil(T / rows);
@@ -386,7 +432,7 @@ export class MoeLayer {
   }
 
   /** Bind groups that depend on the step's x and out buffers: made on first use, then cached. */
-  private io(x: GPUBuffer, out: GPUBuffer) {
+  private io(x: GPUBuffer, out: GPUBuffer): IoGroups {
     let byOut = this.ioGroups.get(x);
     if (!byOut) this.ioGroups.set(x, (byOut = new Map()));
     let g = byOut.get(out);
@@ -403,6 +449,7 @@ export class MoeLayer {
         combine: this.combine.bind(`${label}.combine`, {
           params: this.params, records: s.records, y: s.y, sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
         }),
+        downCombine: this.bindDownCombine(out),
         modes: Object.fromEntries(VARIANTS.map((v) => {
           const m = this.modes[v];
           return [v, this.bindExperts({ up: m.up, down: m.down, sharedUp: m.sharedKernels.up, sharedDown: m.sharedKernels.down }, this.inputNorm?.normed ?? x)];
@@ -411,6 +458,20 @@ export class MoeLayer {
       byOut.set(out, g);
     }
     return g;
+  }
+
+  /** The fused down projection + combine over each down-weight buffer, the first one leading (none when not fused). */
+  private bindDownCombine(out: GPUBuffer): DownCombineBinding[] {
+    const k = this.downCombine;
+    if (!k) return [];
+    const s = this.scratch;
+    const w = this.weights;
+    const buffers = {
+      params: this.params, records: s.records, h: s.h, plan: s.plan, planLayout: s.planLayout, bias: w.downBias ?? null,
+      sharedY: this.config.sharedExpert ? s.sharedY : s.dummy, out,
+    };
+    return w.down.buffers.map((weights, i) => k.bind(`Layer${this.layer}.moe.downCombine${i}`, { ...buffers, weights },
+      { hidden: this.config.hiddenSize, ...bankSlice(w.down, i, this.config.numExperts) }, i === 0));
   }
 
   /** Bindings of the expert kernels over every weight buffer (x = null: kernels only, no bindings yet). */
@@ -427,16 +488,15 @@ export class MoeLayer {
     const H = c.hiddenSize;
     const I = c.moeIntermediateSize;
     const label = `Layer${this.layer}.moe.${k.up.mode}${k.up.mode === 'tiled' ? k.up.tileRowsFor(0) : ''}`;
-    const bank = (b: ExpertBank, i: number) => ({ firstExpert: i * b.expertsPerBuffer, numExperts: Math.min(b.expertsPerBuffer, E - i * b.expertsPerBuffer) });
     // Biases are indexed by global expert, so every split binding reads the layer's whole bias buffer.
     const bias = (b: GPUBuffer | null | undefined) => (b ? { buffer: b, experts: E } : null);
     const maxTokens = s.shape.maxTokens;
     const up = { bias: bias(w.gateUpBias), activation: c.expertActivation, maxTokens };
     w.gateUp.buffers.forEach((buf, i) => {
-      pair.upBindings.push(k.up.bind(`${label}.gateUp${i}`, x, s.plan, s.planLayout, buf, s.h, { k: H, n: I, ...bank(w.gateUp, i) }, up));
+      pair.upBindings.push(k.up.bind(`${label}.gateUp${i}`, x, s.plan, s.planLayout, buf, s.h, { k: H, n: I, ...bankSlice(w.gateUp, i, E) }, up));
     });
     w.down.buffers.forEach((buf, i) => {
-      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bank(w.down, i) }, { bias: bias(w.downBias), maxTokens }));
+      pair.downBindings.push(k.down.bind(`${label}.down${i}`, s.h, s.plan, s.planLayout, buf, s.y, { k: I, n: H, ...bankSlice(w.down, i, E) }, { bias: bias(w.downBias), maxTokens }));
     });
     if (w.shared && c.sharedExpert) {
       const Is = c.sharedExpert.intermediateSize;
@@ -451,6 +511,11 @@ export class MoeLayer {
     this.aux.destroy();
     this.router.destroy();
   }
+}
+
+/** The experts buffer i of a bank of E holds. */
+function bankSlice(b: ExpertBank, i: number, E: number): { firstExpert: number; numExperts: number } {
+  return { firstExpert: i * b.expertsPerBuffer, numExperts: Math.min(b.expertsPerBuffer, E - i * b.expertsPerBuffer) };
 }
 
 function validateLayer(c: MoeConfig, o: MoeLayerOptions): void {

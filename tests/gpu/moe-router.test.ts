@@ -167,7 +167,7 @@ describe('T = 1: the selection with the plan folded in (moe_router_select main_p
   it('a device with fewer storage buffers per stage runs moe_plan instead, with the same results', async () => {
     const gpu = storageLimitedGpu(await testGpu(), 10);
     const p = buildProblem(gpu, fam('deepseek_v3', 24, 16, 4), { maxTokens: 4, ringCapacity: 8 });
-    expect(p.layer.dispatchCount(1), 'router logits, selection, plan, scatter, gate/up, down with the combine').toBe(6);
+    expect(p.layer.dispatchCount(1), 'router logits, selection, plan, scatter, gate/up, down with the combine, shared expert').toBe(8);
     const ref = await checkRouting(gpu, p, 1, policyWith(p.config, {}), 3);
     await checkStepStats(gpu, p, ref);
   });

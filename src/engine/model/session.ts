@@ -79,6 +79,8 @@ export class Session implements ModelSession {
 
   /** Format, parameters and bytes per tensor group of the loaded weights (set by the loader; empty if unknown). */
   weightFormats: readonly FormatGroupRow[] = [];
+  /** How long each phase of the load took (ms, in order), as the loader measured them. */
+  loadPhases: Record<string, number> = {};
 
   constructor(
     readonly gpu: Gpu,

@@ -4,13 +4,14 @@
 // beside it the dense decode GEMV reading the same bytes (the same row lengths: [k·2I, H] then [k·H, I]).
 //
 //   npx tsx src/cli/bench-quant.ts [--trials 7] [--out FILE] [--quick] [--sweep] [--experts] [--tokens 1,2,4,8]
-//                                  [--shapes mixtral,qwen3]
+//                                  [--shapes mixtral,qwen3] [--formats bf16,q4_k]
 //
 // --sweep adds rows for other thread layouts of the quantised decode GEMV (gemv_quant's WG_K, WG_N, NT) and of the
 // expert GEMVs (SWEEP_EXPERTS: rules of passes, threads and NT, see ExpertGemvRule) on the same weight buffers, and
 // at T = 1 the larger row buckets' defaults, after the default rows; a last table names the fastest expert layout.
 // --experts: the expert rows only. --tokens: the steps' token counts (all routed to the same k experts, so each
-// expert has T rows; default 1, a decode step). --shapes: the expert shapes (default both).
+// expert has T rows; default 1, a decode step). --shapes: the expert shapes (default both). --formats: the weight
+// formats (default all five; a sweep of every format and shape needs more than one 10-minute device call).
 // Bytes counted are the weight bytes a call must read (blocks with their scales; x, y and the plan are < 0.1 %).
 // Each configuration streams enough weight copies (≥ ROTATE_BYTES, 4× a 50 MB L2) that repetitions read device
 // memory. Trials are interleaved across configurations (trial t of every row before trial t + 1 of any) and each
@@ -300,6 +301,7 @@ async function main(): Promise<void> {
       trials: { type: 'string', default: '7' }, out: { type: 'string' }, quick: { type: 'boolean', default: false },
       sweep: { type: 'boolean', default: false }, experts: { type: 'boolean', default: false }, tokens: { type: 'string', default: '1' },
       shapes: { type: 'string', default: Object.keys(EXPERT_SHAPES).join(',') },
+      formats: { type: 'string', default: FORMATS.join(',') },
     },
   });
   const trials = Math.max(5, Number(values.trials));
@@ -309,6 +311,10 @@ async function main(): Promise<void> {
   const shapes = values.shapes!.split(',').map((name) => {
     if (!Object.hasOwn(EXPERT_SHAPES, name)) throw new Error(`--shapes: ${name} is not one of ${Object.keys(EXPERT_SHAPES).join(', ')}`);
     return EXPERT_SHAPES[name];
+  });
+  const formats = values.formats!.split(',').map((f) => {
+    if (!FORMATS.includes(f as TensorFormat)) throw new Error(`--formats: ${f} is not one of ${FORMATS.join(', ')}`);
+    return f as TensorFormat;
   });
   const gpu = await requestNodeGpu('moescope-bench-quant');
   try {
@@ -322,12 +328,12 @@ async function main(): Promise<void> {
     const configs: Config[] = [];
     const rotate = quick ? 1 << 20 : ROTATE_BYTES; // --quick: a smoke run (SwiftShader), not a measurement
     if (!values.experts) {
-      const dense = FORMATS.map((f) => denseWeights(gpu, f, N, K, rotate));
+      const dense = formats.map((f) => denseWeights(gpu, f, N, K, rotate));
       for (const w of dense) configs.push(denseConfig(gpu, w, N, K));
       if (values.sweep) for (const w of dense) if (isQuantFormat(w.format)) for (const t of SWEEP_GEMV) configs.push(denseConfig(gpu, w, N, K, t));
     }
     for (const shape of quick ? [QUICK_SHAPE] : shapes) {
-      for (const f of FORMATS) configs.push(...expertConfigs(gpu, expertBanks(gpu, f, shape, rotate), tokens, values.sweep!));
+      for (const f of formats) configs.push(...expertConfigs(gpu, expertBanks(gpu, f, shape, rotate), tokens, values.sweep!));
     }
     await gpu.device.queue.onSubmittedWorkDone();
     for (const c of configs) await timer.runOnce(c.work, 1); // compile and warm every pipeline first

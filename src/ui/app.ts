@@ -93,8 +93,7 @@ export class App implements Dashboard {
     /** Loads a model by id ('demo:<name>', 'config:<file>'); the app keeps the current one if it throws. */
     private readonly loadById: ModelLoader,
   ) {
-    const software = /swiftshader|llvmpipe|lavapipe/i.test(Object.values(gpu.adapter).join(' '));
-    this.scene = new GridScene(el<HTMLCanvasElement>('grid'), gpu.device, !software);
+    this.scene = new GridScene(el<HTMLCanvasElement>('grid'), gpu.device, !gpu.adapter.software);
     this.labels = new AxisLabels(this);
     this.frameLoop = new FrameLoop(this.scene, () => this.labels.place());
     this.gui = new ParamsGui(el('gui'), this.state.params, (key) => this.state.paramChanged(key), {

@@ -6,7 +6,7 @@ const STORAGE_KEY = 'moescope.tour';
 
 const STEPS: [string, string][] = [
   ['Layers × experts', 'Each bar is one expert of one MoE layer. Rows are layers (L0 at the front), columns are expert ids; the ids keep their colour in every view.'],
-  ['Height and colour', 'A bar’s height and colour say how many tokens the expert took against a fair share of its layer (legend, bottom right). Red: ablated expert; tan: shared expert; grey: dense layer.'],
+  ['Height and colour', 'A bar’s height and colour say how many tokens the expert took against a fair share of its layer (legend, top right of the view). Red: ablated expert; tan: shared expert; grey: dense layer.'],
   ['Step through a text', 'Step ▶ (or →) runs the next token. The strip colours each token by its top expert; hover a bar for its figures, click it to list its tokens, click a token to draw its path.'],
   ['What the model does', 'The right panel shows the next-token prediction and each token’s surprisal; routing what-ifs (k, noise, temperature, capacity, ablation) are compared with the original routing.'],
   ['Your own model', 'Open a Hugging Face MoE folder (config.json, *.safetensors, tokenizer.json) with “open folder…”, drop it on the page, or pick an example from the model list.'],

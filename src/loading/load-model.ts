@@ -39,6 +39,8 @@ export interface LoadOptions {
    */
   profile?: boolean | 'dispatch';
   onProgress?: (done: number, total: number) => void;
+  /** Called once the weights are uploaded, before waiting for the GPU kernels still compiling. */
+  onCompiling?: () => void;
   /** Name used in messages (default: the folder's location). */
   name?: string;
 }
@@ -91,6 +93,7 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
       windowBytes: options.uploadWindowBytes,
     });
     phase('upload');
+    options.onCompiling?.();
     await compiled.done;
     phase('pipelines');
     const session = build(gpu, weights);

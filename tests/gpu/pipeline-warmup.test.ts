@@ -31,7 +31,15 @@ describe('pipelines compiled before the first step', () => {
     const base = await testGpu();
     const gpu = new Gpu(base.device, base.adapter, nodeShader); // an empty pipeline cache
     const counts = countPipelines(gpu);
-    const session = await loadModel(gpu, await nodeFolder(join(FIXTURES, 'qwen3_moe')), OPTIONS);
+    const said: string[] = [];
+    const session = await loadModel(gpu, await nodeFolder(join(FIXTURES, 'qwen3_moe')), {
+      ...OPTIONS,
+      onProgress: (done, total) => said.push(`uploaded ${done}/${total}`),
+      onCompiling: () => said.push('compiling'),
+    });
+    // The person is told about the kernels once the upload is done.
+    expect(said.at(-1)).toBe('compiling');
+    expect(said.at(-2)).toMatch(/^uploaded (\d+)\/\1$/);
     const compiled = counts.async;
     expect(compiled).toBeGreaterThan(10);
     expect(compiled).toBe(gpu.pipelineRequests.length);

@@ -104,6 +104,15 @@ describe('a running 64 × 256 model', () => {
     await page.screenshot({ path: join(ARTIFACTS, 'wide-running-64x256.png') });
   }, 120_000);
 
+  it('fits the side panels to their width: nothing there scrolls sideways at 256 experts', async () => {
+    // The layer-modules panel drew 256 load bars with 1-pixel gaps and minimum widths (527 px in a 364 px column).
+    const w = await page.evaluate(() => {
+      const panels = document.getElementById('panels')!;
+      return { client: panels.clientWidth, scroll: panels.scrollWidth };
+    });
+    expect(w.scroll, 'the width of the side panels\' content, px').toBeLessThanOrEqual(w.client);
+  });
+
   it('logged no console errors', () => {
     expect(log.errors).toEqual([]);
   });

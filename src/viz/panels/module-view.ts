@@ -93,7 +93,8 @@ export class ModuleView {
   /** A row of small bars, one per expert, of its share of the layer's assignments. */
   private loadStrip(E: number, load: ArrayLike<number> | null): HTMLElement {
     const strip = document.createElement('div');
-    strip.className = 'load-strip';
+    // Past ~100 experts, 1-pixel gaps and minimum widths would make the strip wider than the panel.
+    strip.className = E > 96 ? 'load-strip dense' : 'load-strip';
     let total = 0;
     let peak = 0;
     for (let e = 0; e < E && load; e++) {

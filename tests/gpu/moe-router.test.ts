@@ -244,10 +244,13 @@ describe('the router checks can fail', () => {
   it('selection: tied groups ranked toward the higher index fail', () =>
     expectMutantFails(mutation('moe_router_select', '(u == v && h < g)', '(u == v && h > g)'), run(byName('exact ties between')), /chosen|choice/));
   it('selection with the plan: an expert chosen in slot 0 left out of the plan fails', () =>
-    expectMutantFails(mutation('moe_router_select', 'if (slot_expert[s] == li) { member = 1u; }', 'if (slot_expert[s] == li && s > 0u) { member = 1u; }'),
+    expectMutantFails(mutation('moe_router_select', 'let member = select(0u, 1u, ch.slot != NONE);', 'let member = select(0u, 1u, ch.slot != NONE && ch.slot > 0u);'),
       run({ ...byName('k 1'), T: 1 }), /assigned|output/));
+  it('selection with the plan: a count of the chosen experts that skips slot 0 fails', () =>
+    expectMutantFails(mutation('moe_router_select', 'for (var s = 0u; s < K_MAX; s++) {\n      let c = slot_expert[s];', 'for (var s = 1u; s < K_MAX; s++) {\n      let c = slot_expert[s];'),
+      run({ ...byName('E 13'), T: 1 }), /assigned|output/));
   it('selection with the plan: probability mass from the gate weights fails', async () =>
-    expectMutantFails(mutation('moe_router_select', 'prob_mass[P.layer * E + li] += st.x;', 'prob_mass[P.layer * E + li] += st.y;'), async (gpu) => {
+    expectMutantFails(mutation('moe_router_select', 'prob_mass[se] = old_mass + ch.prob;', 'prob_mass[se] = old_mass + gate;'), async (gpu) => {
       const p = buildProblem(gpu, fam('mixtral', 24, 13, 3), { maxTokens: 4, ringCapacity: 8 });
       await checkStepStats(gpu, p, await checkRouting(gpu, p, 1, policyWith(p.config, {}), 3));
     }, /probMass/));

@@ -1,8 +1,8 @@
 // MoE router selection for a few tokens (decode), after moe_router_logits: one workgroup per token, one thread per
 // expert (threads stride over E when E > SEL_WG). The same semantics as moe_router's one-thread selection (see the
 // formulas there), made parallel:
-//   z_e, the max m and Σ exp(z − m) (lse = m + log Σ): shared-memory trees over the experts that exist;
-//   p_e, c_e per thread; non-finite flags gathered with a workgroup atomic;
+//   z_e, the max m and Σ exp(z − m) (lse = m + log Σ): trees over the experts that exist, two barriers each;
+//   p_e, c_e per thread; non-finite flags gathered with a workgroup atomic (a flagged token runs the same steps);
 //   group-limited top-k: thread g < n_group scores its group (max, or sum of its top-2), then each expert keeps its
 //   score when fewer than topk_group groups rank above its own (score descending, ties to the lower group index);
 //   top-k: expert e takes slot r = the number of experts that rank above it (c descending, ties to the lower index;
@@ -17,9 +17,9 @@
 //     the mask copy for moe_scatter is the membership bit. Thread e keeps its probability, slot and gate weight in
 //     registers, reads the statistics it adds to before the selection (their latency overlaps it) and only stores
 //     after: nothing is read back through memory, so no storage barrier.
-// Latency (a decode step waits on this one workgroup): per token two global round trips (the uniform, then the
-// ablation mask, logits and old statistics together) and the barriers of two trees over min(E, SEL_WG) experts plus
-// four; no loop over experts in one thread.
+// Latency (a decode step waits on this one workgroup): two global round trips (the uniform, then the ablation mask,
+// the logits and main_plan's old statistics together) and 6 workgroup barriers (2 per tree, the scores, the ranks;
+// 2 more for group-limited top-k); no loop over experts in one thread.
 // #include "lib/moe_params"
 // #include "lib/moe_router_common"
 
@@ -39,7 +39,7 @@
 // [layers, experts] dropped and rerouted: bound as for moe_plan, never changed at one token (adds of 0)
 @group(0) @binding(12) var<storage, read_write> z_loss_sum: array<f32>;    // [layers]
 
-// Threads: a power of two in [K_MAX, 256] (each serves experts li, li + SEL_WG, …).
+// Threads: a power of two in [TREE_G, 256] (each serves experts li, li + SEL_WG, …).
 override SEL_WG: u32 = 256u;
 // Experts per token (≤ 256) that a workgroup holds in shared memory.
 const E_MAX: u32 = 256u;
@@ -49,13 +49,11 @@ override STATS: bool = true;
 var<workgroup> zs: array<f32, E_MAX>;        // z, then p
 var<workgroup> cs: array<f32, E_MAX>;        // selection score c (EXCLUDED when ablated)
 var<workgroup> out_of: array<u32, E_MAX>;    // 1 = ablated in this layer
-var<workgroup> red_max: array<f32, SEL_WG>;  // tree reductions (two arrays: the sum's needs no barrier after the max's)
-var<workgroup> red_sum: array<f32, SEL_WG>;
+var<workgroup> red: array<f32, 2 * SEL_WG>;  // tree reductions: the max's partials, then the sum's (no barrier between)
 var<workgroup> gscore: array<f32, 64>;       // group scores (n_group ≤ 64)
 var<workgroup> slot_expert: array<u32, K_MAX>;
 var<workgroup> flags_any: atomic<u32>;
 var<workgroup> exists_any: atomic<u32>;
-var<workgroup> flags_word: u32;              // flags_any, read back uniformly
 
 // The smallest power of two ≥ min(E, SEL_WG): the threads that hold values in a tree.
 fn tree_span(E: u32) -> u32 {
@@ -64,24 +62,34 @@ fn tree_span(E: u32) -> u32 {
   return span;
 }
 
-// Trees over red_max or red_sum [0 .. span); the result in element 0, read by every thread (each array is written
-// once a token, so no barrier after). Called from uniform control flow.
-fn reduce_max(li: u32, span: u32) -> f32 {
-  workgroupBarrier();
-  for (var s = span / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red_max[li] = max(red_max[li], red_max[li + s]); }
-    workgroupBarrier();
-  }
-  return red_max[0];
+// The trees' width folded in registers: TREE_G ≤ SEL_WG.
+const TREE_G: u32 = 16u;
+
+fn combine(a: f32, b: f32, is_max: bool) -> f32 {
+  return select(a + b, max(a, b), is_max);
 }
 
-fn reduce_sum(li: u32, span: u32) -> f32 {
+// The tree over red[base .. base + span) (max or sum), with the additions in the brackets of a level-by-level tree
+// (for s = span/2 … 1: element i < s combines element i + s) but two barriers: the levels s ≥ TREE_G touch only
+// elements ≡ i mod TREE_G, so thread i < TREE_G folds its class serially in place; then every thread folds the
+// TREE_G results in registers (levels s < span only). Every thread gets the result; red[base …] is not read after,
+// so no barrier follows. Called from uniform control flow.
+fn reduce(li: u32, span: u32, base: u32, is_max: bool) -> f32 {
   workgroupBarrier();
-  for (var s = span / 2u; s > 0u; s >>= 1u) {
-    if (li < s) { red_sum[li] += red_sum[li + s]; }
-    workgroupBarrier();
+  if (li < TREE_G) {
+    for (var s = span / 2u; s >= TREE_G; s >>= 1u) {
+      for (var j = li; j < s; j += TREE_G) { red[base + j] = combine(red[base + j], red[base + j + s], is_max); }
+    }
   }
-  return red_sum[0];
+  workgroupBarrier();
+  var v: array<f32, TREE_G>;
+  for (var i = 0u; i < TREE_G; i++) { v[i] = red[base + i]; }
+  for (var s = TREE_G / 2u; s > 0u; s >>= 1u) {
+    if (s < span) {
+      for (var i = 0u; i < s; i++) { v[i] = combine(v[i], v[i + s], is_max); }
+    }
+  }
+  return v[0];
 }
 
 // The gate weight of a chosen expert of probability p; wsum: the chosen probabilities summed in slot order.
@@ -125,15 +133,15 @@ fn select_token(li: u32, t: u32) -> Chosen {
       atomicOr(&exists_any, 1u);
     }
   }
-  red_max[li] = m_part;
-  let m = reduce_max(li, span);
+  red[li] = m_part;
+  let m = reduce(li, span, 0u, true);
 
   var s_part = 0.0;
   for (var e = li; e < E; e += SEL_WG) {
     if (out_of[e] == 0u) { s_part += exp(zs[e] - m); }
   }
-  red_sum[li] = s_part;
-  let sum = reduce_sum(li, span);
+  red[SEL_WG + li] = s_part;
+  let sum = reduce(li, span, SEL_WG, false);
   let lse = select(0.0, m + log(sum), atomicLoad(&exists_any) != 0u);
 
   // ---- probabilities and selection scores ----
@@ -151,29 +159,17 @@ fn select_token(li: u32, t: u32) -> Chosen {
     cs[e] = c;
   }
   workgroupBarrier();
-  if (li == 0u) { flags_word = atomicLoad(&flags_any); }
-  let flags = workgroupUniformLoad(&flags_word);
-  let lse_rec = select(lse, 0.0, flags != 0u);
+  // The same value in every thread, though not provably uniform: a flagged token (not routed in this layer: no
+  // expert, zero probabilities and choice scores) takes the same barriers, with no rank and no slot.
+  let flags = atomicLoad(&flags_any);
+  let flagged = flags != 0u;
+  let lse_rec = select(lse, 0.0, flagged);
   if (li == 0u) {
     records[rec + REC_FLAGS] = flags;
     records[rec + REC_LSE] = bitcast<u32>(lse_rec);
     if (P.shared_mode != 2u) { records[rec + REC_SGATE] = 0u; }
   }
-  if (flags != 0u) {
-    // not routed in this layer: no expert, zero probabilities
-    for (var e = li; e < E; e += SEL_WG) {
-      probs[t * E + e] = 0.0;
-      probs[choice_base + e] = 0.0;
-    }
-    if (li < K_MAX) {
-      records[rec + li] = NONE;
-      records[rec + REC_WEIGHT + li] = 0u;
-      records[rec + REC_ASSIGNED + li] = NONE;
-      records[rec + REC_ROW + li] = NONE;
-    }
-    return Chosen(0.0, NONE, 0.0, lse_rec);
-  }
-  for (var e = li; e < E; e += SEL_WG) { probs[t * E + e] = zs[e]; }
+  for (var e = li; e < E; e += SEL_WG) { probs[t * E + e] = select(zs[e], 0.0, flagged); }
 
   // ---- group-limited top-k: experts outside the best topk_group groups score 0.0 ----
   if (P.n_group > 1u) {
@@ -198,14 +194,14 @@ fn select_token(li: u32, t: u32) -> Chosen {
       }
       if (above >= P.topk_group && out_of[e] == 0u) { cs[e] = 0.0; }
     }
-    workgroupBarrier(); // without groups, the barrier before the flags already published cs
+    workgroupBarrier(); // without groups, the barrier before the flags published cs
   }
 
   // ---- top-k: each expert's rank among the candidates ----
   var my_slot = NONE; // expert li's
   for (var e = li; e < E; e += SEL_WG) {
-    probs[choice_base + e] = cs[e];
-    if (out_of[e] != 0u) { continue; }
+    probs[choice_base + e] = select(cs[e], 0.0, flagged);
+    if (flagged || out_of[e] != 0u) { continue; }
     let c = cs[e];
     var above = 0u;
     for (var f = 0u; f < E; f++) {
@@ -233,7 +229,7 @@ fn select_token(li: u32, t: u32) -> Chosen {
     records[rec + REC_ASSIGNED + li] = chosen;
     records[rec + REC_ROW + li] = NONE;
   }
-  let p = select(0.0, zs[li], li < E); // li < SEL_WG ≤ E_MAX
+  let p = select(0.0, zs[li], li < E && !flagged); // li < SEL_WG ≤ E_MAX
   return Chosen(p, my_slot, select(0.0, gate_weight(p, wsum), my_slot != NONE), lse_rec);
 }
 

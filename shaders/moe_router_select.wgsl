@@ -214,9 +214,10 @@ fn select_token(li: u32, t: u32) -> Chosen {
     }
   }
   workgroupBarrier();
-  // every thread sums the chosen weights in slot order (one value, no further barrier)
+  // every thread sums the chosen weights in slot order (one value, no further barrier); slots from k on hold NONE, so
+  // the loop's bound can be the constant K_MAX (its loads can overlap)
   var wsum = 0.0;
-  for (var s = 0u; s < P.top_k; s++) {
+  for (var s = 0u; s < K_MAX; s++) {
     let ce = slot_expert[s];
     if (ce != NONE) { wsum += zs[ce]; }
   }

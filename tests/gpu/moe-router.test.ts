@@ -292,6 +292,9 @@ describe('the router checks can fail', () => {
   it('selection: trees whose register part skips its last level fail', () =>
     expectMutantFails(mutation('moe_router_select', 'for (var s = TREE_G / 2u; s > 0u; s >>= 1u)', 'for (var s = TREE_G / 2u; s > 1u; s >>= 1u)'),
       run(byName('E 13')), /weights|probs|lse/));
+  it('selection: a normalising sum of the chosen weights that skips slot 0 fails', () =>
+    expectMutantFails(mutation('moe_router_select', 'for (var s = 0u; s < K_MAX; s++) {\n    let ce = slot_expert[s];', 'for (var s = 1u; s < K_MAX; s++) {\n    let ce = slot_expert[s];'),
+      run(byName('ablated experts')), /weights|output/));
   it('selection: a sum of exp that leaves out the experts past the first SEL_WG fails', () =>
     expectMutantFails(mutation('moe_router_select', 'if (out_of[e] == 0u) { s_part += exp(zs[e] - m); }', 'if (out_of[e] == 0u && e < SEL_WG) { s_part += exp(zs[e] - m); }'),
       run(byName('E 70')), /weights|probs|lse/));

@@ -29,14 +29,14 @@
 @group(0) @binding(3) var<storage, read_write> records: array<u32>;      // [max_tokens, REC] per-token record
 @group(0) @binding(4) var<storage, read_write> probs: array<f32>;        // [2, max_tokens, experts] p, then c (logits in)
 // The plan buffer: main sets membership bits ([experts, mask_words] at offset 0) atomically; main_plan, one workgroup,
-// reads and writes it as plain words (layout.ts), and binds the statistics too.
+// writes it as plain words (layout.ts), and binds the statistics too.
 @group(0) @binding(5) var<storage, read_write> masks: array<atomic<u32>>;
 @group(0) @binding(5) var<storage, read_write> plan: array<u32>;
 @group(0) @binding(6) var<storage, read_write> counts: array<u32>;         // main_plan: [layers, experts] …
 @group(0) @binding(7) var<storage, read_write> step_counts: array<u32>;    // [layers, experts]
 @group(0) @binding(8) var<storage, read_write> prob_mass: array<f32>;      // [layers, experts]
 @group(0) @binding(9) var<storage, read_write> gate_sum: array<f32>;       // [layers, experts]
-// [layers, experts] dropped and rerouted: bound as for moe_plan, never changed at one token (adds of 0)
+// bindings 10, 11: dropped and rerouted [layers, experts], in the layout as for moe_plan; unchanged at one token
 @group(0) @binding(12) var<storage, read_write> z_loss_sum: array<f32>;    // [layers]
 
 // Threads: a power of two in [TREE_G, 256] (each serves experts li, li + SEL_WG, …).

@@ -285,7 +285,9 @@ async function measure(browser: Browser, origin: string, config: string) {
   progress(result);
   result.wideModel = await page.evaluate(() => {
     const c = window.__moescope!.app.model!.config;
-    return { id: window.__moescope!.modelId(), layers: c.numLayers, experts: c.numExperts, running: window.__moescope!.hasSession() };
+    const session = window.__moescope!.app.model!.session as unknown as { loadPhases?: Record<string, number> } | null;
+    return { id: window.__moescope!.modelId(), layers: c.numLayers, experts: c.numExperts, running: window.__moescope!.hasSession(),
+      loadPhasesMs: session?.loadPhases ?? null };
   });
   if ((result.wideModel as { running: boolean }).running && !process.env.GPU_PAGE_SKIP_WIDE_STEPS) {
     await page.evaluate(() => window.__moescope!.step(4));

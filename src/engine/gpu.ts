@@ -1,5 +1,6 @@
 // The GPU context every kernel receives: one GPUDevice, the WGSL sources, a pipeline cache and typed errors.
 // Platform-neutral: src/engine/device.ts makes one in the browser, src/engine/node/device-node.ts in Node.
+import { inertDescriptor, inertDevice } from './inert-device';
 
 /** A WebGPU error turned into a typed exception. `kind` follows the GPUError subclasses. */
 export class GpuError extends Error {
@@ -50,11 +51,35 @@ export interface GpuAdapterSummary {
 /** Resolves a shader name (`matmul` for shaders/matmul.wgsl) to its WGSL source. */
 export type ShaderSource = (name: string) => string;
 
+/** What Gpu.pipeline() was asked for: enough to make the same pipeline again (Gpu.compilePipelines). */
+export interface PipelineRequest {
+  shaderName: string;
+  entryPoint: string;
+  constants: Record<string, number>;
+  layout: GPUPipelineLayout;
+  layoutKey: string;
+}
+
+/** A compute pipeline that failed to compile; `kernel` is `shader.entryPoint` (`gemv.main_norm`). */
+export class GpuPipelineError extends Error {
+  constructor(
+    readonly kernel: string,
+    message: string,
+  ) {
+    super(`compute pipeline ${kernel} (shaders/${kernel.split('.')[0]}.wgsl) failed: ${message}`);
+    this.name = 'GpuPipelineError';
+  }
+}
+
+const pipelineKey = (r: PipelineRequest) => `${r.shaderName}:${r.entryPoint}:${r.layoutKey}:${JSON.stringify(r.constants)}`;
+
 export class Gpu {
   readonly features: GpuFeatures;
   /** Rejected work after loss throws this; null while the device is alive. */
   lostError: GpuDeviceLostError | null = null;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** What each cached pipeline was made from, by cache key. */
+  private readonly requests = new Map<string, PipelineRequest>();
   private readonly modules = new Map<string, GPUShaderModule>();
   private readonly errorListeners = new Set<(e: GpuError) => void>();
   private readonly lostListeners = new Set<(e: GpuDeviceLostError) => void>();
@@ -167,6 +192,7 @@ export class Gpu {
   /**
    * A compute pipeline, created once per (shader, entry point, override constants, layout) and cached.
    * `constants` are the WGSL `override`s; the host uses the same object to size its dispatches.
+   * Compiles synchronously unless compilePipelines made it already.
    */
   pipeline(
     shaderName: string,
@@ -175,17 +201,72 @@ export class Gpu {
     layout: GPUPipelineLayout,
     layoutKey: string,
   ): GPUComputePipeline {
-    const key = `${shaderName}:${entryPoint}:${layoutKey}:${JSON.stringify(constants)}`;
+    const request = { shaderName, entryPoint, constants, layout, layoutKey };
+    const key = pipelineKey(request);
     let p = this.pipelines.get(key);
     if (!p) {
-      p = this.device.createComputePipeline({
-        label: `${shaderName}.${entryPoint}`,
-        layout,
-        compute: { module: this.module(shaderName), entryPoint, constants },
-      });
+      p = this.device.createComputePipeline(this.pipelineDescriptor(request));
       this.pipelines.set(key, p);
+      this.requests.set(key, request);
     }
     return p;
+  }
+
+  /** Every distinct pipeline pipeline() was asked for, in order (a planner's list: see planner()). */
+  get pipelineRequests(): PipelineRequest[] {
+    return [...this.requests.values()];
+  }
+
+  /**
+   * Compiles `requests` in parallel (createComputePipelineAsync) into the cache pipeline() reads, skipping those it
+   * holds. Requests a planner recorded carry inert layouts: they are made again on this device from their descriptors.
+   * Rejects, once all have settled, with a GpuPipelineError naming the first kernel that failed; the ones that
+   * compiled stay cached.
+   */
+  async compilePipelines(requests: readonly PipelineRequest[]): Promise<void> {
+    this.assertAlive();
+    const todo = new Map(requests.map((r) => [pipelineKey(r), r]));
+    for (const key of this.pipelines.keys()) todo.delete(key);
+    const layouts = new Map<string, GPUPipelineLayout>();
+    const layoutOf = (r: PipelineRequest): GPUPipelineLayout => {
+      const inert = inertDescriptor<GPUPipelineLayoutDescriptor>(r.layout);
+      if (!inert) return r.layout;
+      let layout = layouts.get(r.layoutKey);
+      if (!layout) {
+        const groups = [...inert.bindGroupLayouts].map((g) => this.device.createBindGroupLayout(inertDescriptor(g)!));
+        layouts.set(r.layoutKey, (layout = this.device.createPipelineLayout({ label: inert.label, bindGroupLayouts: groups })));
+      }
+      return layout;
+    };
+    const results = await Promise.allSettled(
+      [...todo].map(async ([key, r]) => {
+        const request = { ...r, layout: layoutOf(r) };
+        try {
+          this.pipelines.set(key, await this.device.createComputePipelineAsync(this.pipelineDescriptor(request)));
+          this.requests.set(key, request);
+        } catch (e) {
+          throw new GpuPipelineError(`${r.shaderName}.${r.entryPoint}`, (e as Error).message);
+        }
+      }),
+    );
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  /**
+   * A Gpu on an inert device (./inert-device.ts) with this one's adapter, limits, features and shaders: building the
+   * decoder on it allocates, uploads and compiles nothing, and its pipelineRequests list what the build asks for.
+   */
+  planner(): Gpu {
+    return new Gpu(inertDevice(this.device, this.limits), this.adapter, this.source);
+  }
+
+  private pipelineDescriptor(r: PipelineRequest): GPUComputePipelineDescriptor {
+    return {
+      label: `${r.shaderName}.${r.entryPoint}`,
+      layout: r.layout,
+      compute: { module: this.module(r.shaderName), entryPoint: r.entryPoint, constants: r.constants },
+    };
   }
 
   /**

@@ -603,10 +603,59 @@ async function* canonicalChunks(entry: PlanEntry, raw: AsyncIterable<Uint8Array>
   if (fill !== 0) throw new Error(`streamLoadPlan: ${entry.name}: parts end inside a matrix`);
 }
 
+/** Parts at most this large (bytes) are read through SmallReads. */
+const SMALL_PART_BYTES = 256 << 10;
+/** Blocks SmallReads keeps (each one chunk): a plan's order jumps within a region of the file, not across it. */
+const SMALL_READ_BLOCKS = 4;
+
+/**
+ * Small parts read through whole blocks of their file (aligned chunks, the last few kept): a checkpoint of many small
+ * tensors (a 64-layer × 256-expert model stores 49,280 tensors of 4 KB) costs a few dozen reads instead of one per
+ * tensor, and a read is a request (a URL), or a round trip to the browser's file reader (a picked file).
+ */
+class SmallReads {
+  private readonly blocks = new Map<string, Promise<Uint8Array>>(); // `${file}@${block}` → bytes, oldest first
+
+  constructor(private readonly blockBytes: number) {}
+
+  async read(file: string, source: ByteSource, offset: number, length: number): Promise<Uint8Array> {
+    if (offset + length > source.size) return source.read(offset, length); // its error names the file and range
+    const out = new Uint8Array(length);
+    for (let at = 0; at < length; ) {
+      const block = Math.floor((offset + at) / this.blockBytes);
+      const bytes = await this.block(file, source, block);
+      const from = offset + at - block * this.blockBytes;
+      const n = Math.min(length - at, bytes.byteLength - from);
+      out.set(bytes.subarray(from, from + n), at);
+      at += n;
+    }
+    return out;
+  }
+
+  private block(file: string, source: ByteSource, block: number): Promise<Uint8Array> {
+    const key = `${file}@${block}`;
+    let bytes = this.blocks.get(key);
+    if (bytes) {
+      this.blocks.delete(key); // most recently used last
+    } else {
+      const start = block * this.blockBytes;
+      bytes = source.read(start, Math.min(this.blockBytes, source.size - start));
+      if (this.blocks.size >= SMALL_READ_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
+    }
+    this.blocks.set(key, bytes);
+    return bytes;
+  }
+}
+
+/** `bytes` as views of at most `n` bytes. */
+function* pieces(bytes: Uint8Array, n: number): Iterable<Uint8Array> {
+  for (let at = 0; at < bytes.byteLength; at += n) yield bytes.subarray(at, at + n);
+}
+
 /**
  * Streams every entry of a plan, in order, to `sink` in bounded chunks: parts are read by byte range from their
  * files and concatenated, never holding more than one chunk per call (plus one matrix for entries with a
- * StoredLayout, rearranged before it is passed on).
+ * StoredLayout, rearranged before it is passed on, and the few blocks SmallReads keeps).
  */
 export async function streamLoadPlan(ckpt: Pick<Checkpoint, 'folder'>, plan: LoadPlan, sink: PlanSink, options: StreamPlanOptions = {}): Promise<void> {
   const chunkBytes = Math.max(4, Math.floor((options.chunkBytes ?? DEFAULT_CHUNK_BYTES) / 4) * 4);
@@ -619,6 +668,7 @@ export async function streamLoadPlan(ckpt: Pick<Checkpoint, 'folder'>, plan: Loa
     }
     return s;
   };
+  const small = new SmallReads(chunkBytes);
   let done = 0;
   try {
     for (const entry of plan.entries) {
@@ -638,7 +688,9 @@ export async function streamLoadPlan(ckpt: Pick<Checkpoint, 'folder'>, plan: Loa
       async function* raw(): AsyncIterable<Uint8Array> {
         for (const part of entry.parts) {
           const source = await open(part.file);
-          for await (const chunk of source.stream(part.byteStart, part.byteEnd - part.byteStart, chunkBytes)) {
+          const length = part.byteEnd - part.byteStart;
+          const chunks = length <= SMALL_PART_BYTES ? pieces(await small.read(part.file, source, part.byteStart, length), chunkBytes) : source.stream(part.byteStart, length, chunkBytes);
+          for await (const chunk of chunks) {
             options.signal?.throwIfAborted();
             yield chunk;
             done += chunk.byteLength;

@@ -9,7 +9,8 @@ import { findGguf, openGguf } from '../io/gguf-model';
 import { assertFitsInMemory, limitsOf, memoryBudget } from '../io/memory';
 import type { ModelFolder } from '../io/source';
 import { UnsupportedModelError } from '../io/errors';
-import { uploadWeights } from './upload-weights';
+import { emptyWeights, uploadWeights, type UploadOptions, type UploadedWeights } from './upload-weights';
+import type { LoadPlan, PlanEntry } from '../io/weights';
 import { summarizeFormats } from '../model/weight-formats';
 
 export interface LoadOptions {
@@ -38,6 +39,8 @@ export interface LoadOptions {
    */
   profile?: boolean | 'dispatch';
   onProgress?: (done: number, total: number) => void;
+  /** Called once the weights are uploaded, before waiting for the GPU kernels still compiling. */
+  onCompiling?: () => void;
   /** Name used in messages (default: the folder's location). */
   name?: string;
 }
@@ -48,6 +51,13 @@ export interface LoadOptions {
  */
 export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOptions = {}): Promise<Session> {
   const name = options.name ?? folderName(folder.location);
+  const phases: Record<string, number> = {};
+  let last = performance.now();
+  const phase = (what: string) => {
+    const now = performance.now();
+    phases[what] = Math.round(now - last);
+    last = now;
+  };
   const ggufFile = await findGguf(folder);
   const gguf = ggufFile ? await openGguf(folder, ggufFile) : null; // the header only: config, plan, tokenizer
   const config = gguf?.config ?? (await openConfigOnly(folder));
@@ -64,20 +74,49 @@ export async function loadModel(gpu: Gpu, folder: ModelFolder, options: LoadOpti
   const opened = gguf ?? (await openModel(folder));
   assertFitsInMemory(opened.config, limits, memory, name, opened.plan);
   gpu.assertAlive();
-  // All or nothing: a failure part-way (out of memory, a short read, a lost device) frees what was made so far, and
-  // whatever the caller had loaded before keeps working.
+  phase('read');
+  const upload = { keepF32: (entry: PlanEntry) => entry.role === 'finalNorm', maxBindingBytes: options.maxBindingBytes };
+  const build = (g: Gpu, weights: UploadedWeights): Session => {
+    const stats = new RoutingStats(g, opened.config, { ringCapacity: contextLength });
+    const decoder = new Decoder(g, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength, fuse: options.fuse, routingRecord: options.routingRecord });
+    return new Session(g, opened.config, opened.tokenizer, decoder, stats, weights, options.profile ?? false);
+  };
+  // The pipelines compile while the weights upload; the build below finds them cached.
+  const compiled = await compileAhead(gpu, opened.plan, upload, build, [1, Math.min(stepTokens, contextLength)]);
+  phase('plan');
+  // All or nothing: a failure part-way (out of memory, a short read, a lost device, a pipeline that failed to compile)
+  // frees what was made so far, and whatever the caller had loaded before keeps working.
   return gpu.allOrNothing(async () => {
     const weights = await uploadWeights(gpu, { folder }, opened.plan, {
+      ...upload,
       onProgress: options.onProgress,
-      keepF32: (entry) => entry.role === 'finalNorm',
-      maxBindingBytes: options.maxBindingBytes,
       windowBytes: options.uploadWindowBytes,
     });
-    const stats = new RoutingStats(gpu, opened.config, { ringCapacity: contextLength });
-    const decoder = new Decoder(gpu, opened.config, weights, stats, { maxTokensPerStep: stepTokens, maxSeq: contextLength, fuse: options.fuse, routingRecord: options.routingRecord });
-    const session = new Session(gpu, opened.config, opened.tokenizer, decoder, stats, weights, options.profile ?? false);
+    phase('upload');
+    options.onCompiling?.();
+    await compiled.done;
+    phase('pipelines');
+    const session = build(gpu, weights);
     session.weightFormats = summarizeFormats(opened.plan.entries);
+    phase('build');
+    session.loadPhases = phases;
     return session;
   });
 }
 
+/**
+ * Starts compiling, in parallel (Gpu.compilePipelines), every pipeline `build` and its steps will ask for: the build
+ * runs first on a planner (an inert device: nothing allocated, uploaded or compiled) and records a step of each of
+ * `steps` tokens there (MoE layers bind their experts at their first step). `done` settles when all have compiled, or
+ * rejects naming the kernel that failed.
+ */
+async function compileAhead(
+  gpu: Gpu, plan: LoadPlan, upload: UploadOptions, build: (g: Gpu, weights: UploadedWeights) => Session, steps: number[],
+): Promise<{ done: Promise<void> }> {
+  const planner = gpu.planner();
+  const planned = build(planner, await emptyWeights(planner, plan, upload));
+  for (const T of new Set(steps)) planned.decoder.encodeStep(planner.device.createCommandEncoder(), T, 0);
+  const done = gpu.compilePipelines(planner.pipelineRequests);
+  done.catch(() => undefined); // awaited by the caller after the upload, which may fail first
+  return { done };
+}

@@ -37,54 +37,17 @@ function isExpertBank(entry: PlanEntry): boolean {
   return entry.role === 'expertsGateUp' || entry.role === 'expertsDown';
 }
 
+/** Buffers made for a plan, before any byte is read; `cpuCopies` collect the entries also decoded to f32. */
+interface Allocated {
+  weights: UploadedWeights;
+  splitBanks: Map<string, SplitBank>;
+  cpuCopies: Map<string, Uint8Array>;
+}
+
 /** Uploads every entry of `plan`; all buffers carry COPY_DST | STORAGE and are labelled `Weights.<name>`. */
 export async function uploadWeights(gpu: Gpu, ckpt: Pick<Checkpoint, 'folder'>, plan: LoadPlan, options: UploadOptions = {}): Promise<UploadedWeights> {
-  const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize);
-  const buffers = new Map<string, GPUBuffer>();
-  const banks = new Map<string, ExpertBank>();
-  const splitBanks = new Map<string, SplitBank>();
-  const f32 = new Map<string, Float32Array>();
-  const formats = new Map(plan.entries.map((e) => [e.name, e.dtype]));
-  const cpuCopies = new Map<string, Uint8Array>();
-  let bytes = 0;
-  const make = (label: string, size: number) => {
-    bytes += size;
-    return gpu.createBuffer({
-      label,
-      size: Math.max(16, Math.ceil(size / 16) * 16),
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
-    });
-  };
-
-  await gpu.checked(() => {
-    for (const entry of plan.entries) {
-      const size = bufferSize(entry);
-      if (isExpertBank(entry) && size > maxBinding) {
-        // Consecutive experts per buffer, as the MoE kernels expect (src/engine/routing/expert-bank.ts).
-        const experts = entry.shape[0];
-        const bytesPerExpert = entry.byteLength / experts;
-        if (bytesPerExpert % 4 !== 0) throw new Error(`${entry.name}: an expert of ${bytesPerExpert} bytes cannot be split on 4-byte words`);
-        const elementsPerExpert = entry.shape.slice(1).reduce((a, b) => a * b, 1);
-        const perBuffer = expertsPerBinding(gpu, elementsPerExpert, entry.dtype, maxBinding);
-        const list: GPUBuffer[] = [];
-        for (let e = 0; e < experts; e += perBuffer) {
-          list.push(make(`Weights.${entry.name}[${e}]`, Math.min(perBuffer, experts - e) * bytesPerExpert));
-        }
-        const bank = { buffers: list, expertsPerBuffer: perBuffer, bytesPerBuffer: perBuffer * bytesPerExpert, format: entry.dtype };
-        splitBanks.set(entry.name, bank);
-        banks.set(entry.name, bank);
-        buffers.set(entry.name, list[0]);
-      } else if (size > maxBinding) {
-        throw new Error(`${entry.name} needs ${size} bytes, more than one storage binding allows (${maxBinding})`);
-      } else if (!F32_ROLES.has(entry.role)) {
-        const buffer = make(`Weights.${entry.name}`, size);
-        buffers.set(entry.name, buffer);
-        if (isExpertBank(entry)) banks.set(entry.name, { buffers: [buffer], expertsPerBuffer: entry.shape[0], format: entry.dtype });
-      }
-      if (F32_ROLES.has(entry.role) || options.keepF32?.(entry)) cpuCopies.set(entry.name, new Uint8Array(size));
-    }
-  });
-
+  const allocated = await allocate(gpu, plan, options);
+  const { weights: { buffers }, splitBanks, cpuCopies } = allocated;
   const windowBytes = options.windowBytes ?? UPLOAD_WINDOW_BYTES;
   let unflushed = 0;
   await streamLoadPlan(
@@ -119,16 +82,78 @@ export async function uploadWeights(gpu: Gpu, ckpt: Pick<Checkpoint, 'folder'>, 
     { onProgress: options.onProgress },
   );
 
+  return finish(gpu, plan, allocated);
+}
+
+/**
+ * The weights uploadWeights would make for `plan`, with nothing read (the f32 copies are zeros): what building the
+ * decoder needs to know of them (buffer sizes, formats, banks), for a planner Gpu (Gpu.planner()).
+ */
+export async function emptyWeights(gpu: Gpu, plan: LoadPlan, options: UploadOptions = {}): Promise<UploadedWeights> {
+  return finish(gpu, plan, await allocate(gpu, plan, options));
+}
+
+async function allocate(gpu: Gpu, plan: LoadPlan, options: UploadOptions): Promise<Allocated> {
+  const maxBinding = Math.min(options.maxBindingBytes ?? Infinity, gpu.limits.maxStorageBufferBindingSize);
+  const weights: UploadedWeights = { buffers: new Map(), banks: new Map(), formats: new Map(plan.entries.map((e) => [e.name, e.dtype])), f32: new Map(), bytes: 0 };
+  const { buffers, banks } = weights;
+  const splitBanks = new Map<string, SplitBank>();
+  const cpuCopies = new Map<string, Uint8Array>();
+  const make = (label: string, size: number) => weightBuffer(gpu, weights, label, size);
+
+  await gpu.checked(() => {
+    for (const entry of plan.entries) {
+      const size = bufferSize(entry);
+      if (isExpertBank(entry) && size > maxBinding) {
+        // Consecutive experts per buffer, as the MoE kernels expect (src/engine/routing/expert-bank.ts).
+        const experts = entry.shape[0];
+        const bytesPerExpert = entry.byteLength / experts;
+        if (bytesPerExpert % 4 !== 0) throw new Error(`${entry.name}: an expert of ${bytesPerExpert} bytes cannot be split on 4-byte words`);
+        const elementsPerExpert = entry.shape.slice(1).reduce((a, b) => a * b, 1);
+        const perBuffer = expertsPerBinding(gpu, elementsPerExpert, entry.dtype, maxBinding);
+        const list: GPUBuffer[] = [];
+        for (let e = 0; e < experts; e += perBuffer) {
+          list.push(make(`Weights.${entry.name}[${e}]`, Math.min(perBuffer, experts - e) * bytesPerExpert));
+        }
+        const bank = { buffers: list, expertsPerBuffer: perBuffer, bytesPerBuffer: perBuffer * bytesPerExpert, format: entry.dtype };
+        splitBanks.set(entry.name, bank);
+        banks.set(entry.name, bank);
+        buffers.set(entry.name, list[0]);
+      } else if (size > maxBinding) {
+        throw new Error(`${entry.name} needs ${size} bytes, more than one storage binding allows (${maxBinding})`);
+      } else if (!F32_ROLES.has(entry.role)) {
+        const buffer = make(`Weights.${entry.name}`, size);
+        buffers.set(entry.name, buffer);
+        if (isExpertBank(entry)) banks.set(entry.name, { buffers: [buffer], expertsPerBuffer: entry.shape[0], format: entry.dtype });
+      }
+      if (F32_ROLES.has(entry.role) || options.keepF32?.(entry)) cpuCopies.set(entry.name, new Uint8Array(size));
+    }
+  });
+
+  return { weights, splitBanks, cpuCopies };
+}
+
+function weightBuffer(gpu: Gpu, weights: UploadedWeights, label: string, size: number): GPUBuffer {
+  weights.bytes += size;
+  return gpu.createBuffer({
+    label,
+    size: Math.max(16, Math.ceil(size / 16) * 16),
+    usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+  });
+}
+
+/** Decodes the entries kept as f32; those the kernels read as f32 get their buffers here. */
+function finish(gpu: Gpu, plan: LoadPlan, { weights, cpuCopies }: Allocated): UploadedWeights {
   for (const entry of plan.entries) {
     const copy = cpuCopies.get(entry.name);
     if (!copy) continue;
     const values = decodeToF32(copy.subarray(0, entry.byteLength), entry.dtype);
-    f32.set(entry.name, values);
+    weights.f32.set(entry.name, values);
     if (F32_ROLES.has(entry.role)) {
-      const buffer = make(`Weights.${entry.name}`, values.byteLength);
+      const buffer = weightBuffer(gpu, weights, `Weights.${entry.name}`, values.byteLength);
       gpu.device.queue.writeBuffer(buffer, 0, values);
-      buffers.set(entry.name, buffer);
+      weights.buffers.set(entry.name, buffer);
     }
   }
-  return { buffers, banks, formats, f32, bytes };
+  return weights;
 }

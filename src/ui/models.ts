@@ -161,6 +161,7 @@ export async function loadFolder(
       raiseBudget: raiseInPage,
       profile: gpu.features.timestampQuery,
       onProgress: (done, total) => onProgress(total > 0 ? done / total : 0, `${name}: uploading weights ${formatMiB(done)} / ${formatMiB(total)}`),
+      onCompiling: () => onProgress(1, `${name}: compiling GPU kernels`),
     });
   } catch (e) {
     // A model too big for this GPU (or one the engine cannot run) is still drawn, with the reason.

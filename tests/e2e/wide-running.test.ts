@@ -3,9 +3,8 @@
 // opens on a text (a default prompt), a step moves it and its panels follow, and the routing record holds every one of
 // the 64 × 256 cells. The page's own share of a step (from the step's GPU work done to the panels drawn from its
 // snapshot, as tools/gpu-page.ts and latency.test.ts measure) stays within 100 ms (median), as for the demo model.
-// Open time here is the GPU process's: new Decoder() returns in ≈ 0.1 s in the page, while the GPU process compiles
-// its 35 compute pipelines one after another (≈ 55 s on SwiftShader, 1–10 s per gemv/matmul variant), and the 6 expert
-// pipelines made at the first step add ≈ 35 s to it.
+// Open time here is mostly SwiftShader compiling the decoder's compute pipelines (all in parallel while the weights
+// upload, before the first step: loadModel's compileAhead; tools/open-time.ts measures the phases).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

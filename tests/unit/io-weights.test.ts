@@ -140,6 +140,29 @@ describe('load plan: every family, both expert layouts, dtypes, shards', () => {
     expect(plan.unused).toEqual(['lm_head.weight', 'model.rotary_emb.inv_freq']);
   });
 
+  it('small tensors are read through whole blocks of their file: a few reads, not one per tensor', async () => {
+    const model = synthModel('qwen3_moe', { layout: 'per-expert', dtype: 'bf16', seed: 3, overrides: { num_experts: 64, decoder_sparse_step: 1 } });
+    const folder = memoryFolder(modelFiles(model, { shards: 2 }), 'models/tiny');
+    let reads = 0;
+    const counted = {
+      ...folder,
+      open: async (name: string) => {
+        const source = await folder.open(name);
+        return Object.assign(Object.create(source), {
+          read: (o: number, n: number) => (reads++, source.read(o, n)),
+          stream: (o: number, n: number, c?: number) => (reads++, source.stream(o, n, c)),
+        });
+      },
+    };
+    const ckpt = await openCheckpoint(counted);
+    const plan = buildLoadPlan(normalizeConfig(model.config, SRC), ckpt);
+    const parts = plan.entries.reduce((n, e) => n + e.parts.length, 0);
+    reads = 0;
+    expectCanonical(plan, await streamAll(ckpt, plan, 1 << 16), model);
+    expect(parts).toBeGreaterThan(500);
+    expect(reads).toBeLessThanOrEqual(2 * Math.ceil(model.tensors.reduce((n, t) => n + t.data.byteLength, 0) / (1 << 16)) + 4);
+  });
+
   it('streaming can be aborted', async () => {
     const { ckpt, plan } = await open(synthModel('mixtral'));
     const abort = new AbortController();

@@ -79,6 +79,12 @@ export class Session implements ModelSession {
 
   /** Format, parameters and bytes per tensor group of the loaded weights (set by the loader; empty if unknown). */
   weightFormats: readonly FormatGroupRow[] = [];
+  /**
+   * Milliseconds per phase of the load, in order, as src/loading measured them: read (config, headers), plan (the
+   * pipelines listed, their compiling started), upload (weights), pipelines (compiling still left after the upload),
+   * build (decoder and session).
+   */
+  loadPhases: Record<string, number> = {};
 
   constructor(
     readonly gpu: Gpu,

@@ -224,6 +224,30 @@ describe('non-finite logits', () => {
   for (const T of [4, WIDE_T]) {
     it(`flag the token and route nothing for it (T=${T})`, async () => checkNonFinite(await testGpu(), T));
   }
+  it('flag the token at T = 1 (the selection with the plan): nothing chosen, nothing added to the statistics', async () => {
+    const gpu = await testGpu();
+    const E = 13, k = 3;
+    const p = buildProblem(gpu, fam('mixtral', 24, E, k), { maxTokens: 4, ringCapacity: 8 });
+    expect(p.layer.dispatchCount(1), 'no plan dispatch').toBe(5);
+    poison(gpu, p);
+    const x = randomF32(24, 7, 1);
+    x[5] = NaN;
+    runStep(gpu, p, uploadBuffer(gpu, 'nan1.x', x), 1, 0);
+    const ring = await ringRouting(gpu, p, 1);
+    expect(ring.flags[0] & FLAG_LOGITS, 'flags').toBe(FLAG_LOGITS);
+    expectExact(ring.probs, new Array(E).fill(0), 'probs');
+    expect(ring.lse[0], 'lse').toBe(0);
+    const b = p.stats.buffers, L = p.config.numLayers, l = p.layer.layer, n = L * E;
+    const chosen = await readU32(gpu, b.ringChosen, L * K_MAX);
+    expectExact(chosen.subarray(l * K_MAX, l * K_MAX + k), [NONE, NONE, NONE], 'chosen');
+    const row = (a: Uint32Array | Float32Array) => a.subarray(l * E, (l + 1) * E);
+    const zeros = new Array(E).fill(0);
+    expectExact(row(await readU32(gpu, b.counts, n)), zeros, 'counts');
+    expectExact(row(await readF32(gpu, b.probMass, n)), zeros, 'probMass');
+    expectExact(row(await readF32(gpu, b.gateSum, n)), zeros, 'gateSum');
+    expect((await readF32(gpu, b.zLossSum, L))[l], 'zLossSum').toBe(0);
+    expect(gpu.recentErrors).toEqual([]);
+  });
 });
 
 describe('the router checks can fail', () => {
@@ -244,15 +268,33 @@ describe('the router checks can fail', () => {
   it('selection: tied groups ranked toward the higher index fail', () =>
     expectMutantFails(mutation('moe_router_select', '(u == v && h < g)', '(u == v && h > g)'), run(byName('exact ties between')), /chosen|choice/));
   it('selection with the plan: an expert chosen in slot 0 left out of the plan fails', () =>
-    expectMutantFails(mutation('moe_router_select', 'if (slot_expert[s] == li) { member = 1u; }', 'if (slot_expert[s] == li && s > 0u) { member = 1u; }'),
+    expectMutantFails(mutation('moe_router_select', 'let member = select(0u, 1u, ch.slot != NONE);', 'let member = select(0u, 1u, ch.slot != NONE && ch.slot > 0u);'),
       run({ ...byName('k 1'), T: 1 }), /assigned|output/));
+  it('selection with the plan: a count of the chosen experts that skips slot 0 fails', () =>
+    expectMutantFails(mutation('moe_router_select', 'for (var s = 0u; s < K_MAX; s++) {\n      let c = slot_expert[s];', 'for (var s = 1u; s < K_MAX; s++) {\n      let c = slot_expert[s];'),
+      run({ ...byName('E 13'), T: 1 }), /assigned|output/));
   it('selection with the plan: probability mass from the gate weights fails', async () =>
-    expectMutantFails(mutation('moe_router_select', 'prob_mass[P.layer * E + li] += st.x;', 'prob_mass[P.layer * E + li] += st.y;'), async (gpu) => {
+    expectMutantFails(mutation('moe_router_select', 'prob_mass[se] = old_mass + ch.prob;', 'prob_mass[se] = old_mass + gate;'), async (gpu) => {
       const p = buildProblem(gpu, fam('mixtral', 24, 13, 3), { maxTokens: 4, ringCapacity: 8 });
       await checkStepStats(gpu, p, await checkRouting(gpu, p, 1, policyWith(p.config, {}), 3));
     }, /probMass/));
   it('scatter: threads that map to half the workgroup\'s tokens fail', () =>
     expectMutantFails(mutation('moe_scatter', 'let t = t0 + li / K_MAX;', 'let t = t0 + li / (2u * K_MAX);'), run({ ...byName('E 13'), T: WIDE_T }), /chosen|assigned/));
+  it('selection: trees whose serial part skips every other element of a class fail', () =>
+    expectMutantFails(mutation('moe_router_select', 'for (var j = li; j < s; j += TREE_G)', 'for (var j = li; j < s; j += 2u * TREE_G)'),
+      run(byName('E 70')), /weights|probs|lse/));
+  it('selection: trees whose serial part stops a level early fail', () =>
+    expectMutantFails(mutation('moe_router_select', 'for (var s = span / 2u; s >= TREE_G; s >>= 1u)', 'for (var s = span / 2u; s > TREE_G; s >>= 1u)'),
+      run(byName('E 70')), /weights|probs|lse/));
+  it('selection: trees that load half of the register part fail', () =>
+    expectMutantFails(mutation('moe_router_select', 'for (var i = 0u; i < TREE_G; i++) { v[i] = red[base + i]; }', 'for (var i = 0u; i < TREE_G / 2u; i++) { v[i] = red[base + i]; }'),
+      run(byName('E 13')), /weights|probs|lse/));
+  it('selection: trees whose register part skips its last level fail', () =>
+    expectMutantFails(mutation('moe_router_select', 'for (var s = TREE_G / 2u; s > 0u; s >>= 1u)', 'for (var s = TREE_G / 2u; s > 1u; s >>= 1u)'),
+      run(byName('E 13')), /weights|probs|lse/));
+  it('selection: a normalising sum of the chosen weights that skips slot 0 fails', () =>
+    expectMutantFails(mutation('moe_router_select', 'for (var s = 0u; s < K_MAX; s++) {\n    let ce = slot_expert[s];', 'for (var s = 1u; s < K_MAX; s++) {\n    let ce = slot_expert[s];'),
+      run(byName('ablated experts')), /weights|output/));
   it('selection: a sum of exp that leaves out the experts past the first SEL_WG fails', () =>
     expectMutantFails(mutation('moe_router_select', 'if (out_of[e] == 0u) { s_part += exp(zs[e] - m); }', 'if (out_of[e] == 0u && e < SEL_WG) { s_part += exp(zs[e] - m); }'),
       run(byName('E 70')), /weights|probs|lse/));

@@ -95,7 +95,7 @@ export class ModelInfoPanel {
             ...formats.map((r) => [r.group, r.format.toUpperCase(), formatCount(r.params), formatBytes(r.bytes), `${bitsPerWeight(r.format)}`]),
             ['total', '', formatCount(formats.reduce((s, r) => s + r.params, 0)), formatBytes(total), ''],
           ],
-          ['weights', 'format', 'parameters', 'memory', 'bits / weight'],
+          ['weights', 'format', 'params', 'memory', 'bits / weight'],
         ),
       );
       return;
